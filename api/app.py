@@ -1,0 +1,409 @@
+"""HTTP API and question page.
+
+Run with ``uvicorn api.app:create_app --factory`` (models load once, at start-up, in the lifespan;
+importing this module loads nothing). The routes only validate, call the ``QAService`` off the
+event loop, and shape JSON: retrieval and reading live in ``qa.pipeline`` and ``index``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from datetime import date
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Callable, TypeVar
+
+from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
+from api.middleware import BodyGuardMiddleware, RequestMiddleware
+from api.schemas import (
+    MAX_PAGE,
+    MAX_QUESTION_CHARS,
+    MAX_TOP_K,
+    AddedDocument,
+    AnswerOut,
+    CitationOut,
+    AskRequest,
+    AskResponse,
+    DeleteResponse,
+    DocumentInfoOut,
+    DocumentOut,
+    DocumentPage,
+    DocumentsAdded,
+    DocumentsIn,
+    ErrorResponse,
+    ExtractedAnswerOut,
+    ExtractRequest,
+    ExtractResponse,
+    FiltersIn,
+    HealthResponse,
+    Mode,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    _clean_text,
+)
+from index.schema import Document, Filters
+from qa.settings import Settings
+
+if TYPE_CHECKING:  # imported lazily: qa.pipeline pulls in torch
+    from qa.pipeline import QAService
+
+log = logging.getLogger("api")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+VERSION = "0.1.0"
+T = TypeVar("T")
+
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+ERR = {
+    400: {"model": ErrorResponse, "description": "Body is not UTF-8 JSON"},
+    401: {"model": ErrorResponse, "description": "Missing API key (Authorization: Bearer <key>)"},
+    403: {"model": ErrorResponse, "description": "Wrong API key"},
+    404: {"model": ErrorResponse, "description": "Unknown document"},
+    413: {"model": ErrorResponse, "description": "Body over the configured size limit"},
+    500: {"model": ErrorResponse, "description": "Internal error (logged with the request id)"},
+    503: {"model": ErrorResponse, "description": "Service not loaded yet"},
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: ERR[c] for c in codes}
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def to_filters(f: FiltersIn | None) -> Filters | None:
+    if f is None:
+        return None
+    if not any((f.document_ids, f.source, f.published_after, f.published_before)):
+        return None
+    return Filters(document_ids=f.document_ids, source=f.source, published_after=f.published_after, published_before=f.published_before)
+
+
+def document_id_for(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _hit(r: Any) -> SearchHit:
+    return SearchHit(chunk_id=r.chunk_id, document_id=r.document_id, title=r.title, url=r.url, published=r.published, text=r.text, start=r.start, end=r.end, score=float(r.score))
+
+
+def _answer(a: Any) -> AnswerOut:
+    return AnswerOut(
+        text=a.text, score=float(a.score), document_id=a.document_id, title=a.title, url=a.url, published=a.published,
+        chunk_id=a.chunk_id, start=a.start, end=a.end, context=a.context,
+        citations=[
+            CitationOut(document_id=c.document_id, title=c.title, url=c.url, published=c.published, chunk_id=c.chunk_id, start=c.start, end=c.end)
+            for c in getattr(a, "citations", None) or []
+        ],
+    )
+
+
+class InFlight:
+    """Identical concurrent requests share one computation (keyed per event loop)."""
+
+    def __init__(self) -> None:
+        self._futures: dict[tuple, asyncio.Future] = {}
+
+    async def run(self, key: tuple, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        key = (id(loop), *key)
+        fut = self._futures.get(key)
+        if fut is None:
+            fut = asyncio.ensure_future(run_in_threadpool(fn))
+            self._futures[key] = fut
+
+            def _done(f: asyncio.Future, key: tuple = key) -> None:
+                if self._futures.get(key) is f:
+                    del self._futures[key]
+                if not f.cancelled():
+                    f.exception()  # mark as retrieved; waiters re-raise it
+
+            fut.add_done_callback(_done)
+        # shield: a client that goes away does not cancel the work others wait for
+        return await asyncio.shield(fut)
+
+    def clear(self) -> None:
+        self._futures.clear()
+
+
+class SearchQuery(BaseModel):
+    """Query parameters of ``GET /search``."""
+
+    q: str = Field(..., json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS}, description="Search text.")
+    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
+    mode: Mode | None = None
+    document_id: list[str] | None = Field(None, description="Only these documents (repeat the parameter).")
+    source: str | None = Field(None, description='URL domain, e.g. "numerama.com".')
+    published_after: date | None = Field(None, description="ISO date (YYYY-MM-DD), inclusive.")
+    published_before: date | None = Field(None, description="ISO date (YYYY-MM-DD), inclusive.")
+
+    @field_validator("q")
+    @classmethod
+    def _q(cls, v: str) -> str:
+        return _clean_text(v, "q", MAX_QUESTION_CHARS)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str | None) -> str | None:
+        return FiltersIn._source(v)
+
+    @model_validator(mode="after")
+    def _range(self) -> "SearchQuery":
+        if self.published_after and self.published_before and self.published_after > self.published_before:
+            raise ValueError("published_after must not be later than published_before")
+        return self
+
+    def filters(self) -> FiltersIn:
+        return FiltersIn(document_ids=self.document_id, source=self.source, published_after=self.published_after, published_before=self.published_before)
+
+
+# --- dependencies (module level: FastAPI resolves annotations from the module globals) --------
+
+bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>; needed only when QA_API_KEY (writes) or QA_READ_KEY (reads) is set")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _configured(key: str | None) -> str | None:
+    return (key or "").strip() or None
+
+
+def _check_key(credentials: HTTPAuthorizationCredentials | None, accepted: list[str]) -> None:
+    if credentials is None or not credentials.credentials:
+        raise HTTPException(401, "missing API key: send the header Authorization: Bearer <key>", headers={"WWW-Authenticate": "Bearer"})
+    given = credentials.credentials.encode("utf-8")
+    ok = False
+    for key in accepted:  # compare with every key, constant time each
+        ok |= hmac.compare_digest(given, key.encode("utf-8"))
+    if not ok:
+        raise HTTPException(403, "invalid API key")
+
+
+def require_write(request: Request, credentials: Credentials) -> None:
+    """Writes need ``api_key`` when it is set."""
+    api_key = _configured(request.app.state.settings.api_key)
+    if api_key is not None:
+        _check_key(credentials, [api_key])
+
+
+def require_read(request: Request, credentials: Credentials) -> None:
+    """Reads are open unless ``read_key`` is set; then ``read_key`` or ``api_key`` opens them."""
+    settings = request.app.state.settings
+    read_key = _configured(settings.read_key)
+    if read_key is not None:
+        api_key = _configured(settings.api_key)
+        _check_key(credentials, [read_key] + ([api_key] if api_key else []))
+
+
+def get_service(request: Request) -> Any:
+    svc = request.app.state.service
+    if svc is None:
+        raise HTTPException(503, "service not loaded yet")
+    return svc
+
+
+Service = Annotated[Any, Depends(get_service)]
+READ = [Depends(require_read)]
+WRITE = [Depends(require_write)]
+
+
+# --- the app ---------------------------------------------------------------------------------
+
+
+def create_app(settings: Settings | None = None, service: "QAService | None" = None) -> FastAPI:
+    """App factory. With ``service=None`` the models are loaded once, in the lifespan."""
+    settings = settings or Settings()
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log.setLevel(settings.log_level.upper())
+    metrics = ApiMetrics()
+    write_lock = threading.Lock()  # writes are serialised; reads run concurrently
+    inflight = InFlight()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        owned = False
+        if app.state.service is None:
+            from qa.pipeline import QAService
+
+            log.info("loading models and opening the index in %s", settings.data_dir)
+            t0 = time.perf_counter()
+            app.state.service = await run_in_threadpool(QAService.from_settings, settings)
+            owned = True
+            log.info("service ready in %.1f s", time.perf_counter() - t0)
+        await run_in_threadpool(_refresh_gauges, app.state.service)
+        try:
+            yield
+        finally:
+            svc = app.state.service
+            if owned and hasattr(svc, "close"):
+                await run_in_threadpool(svc.close)
+
+    app = FastAPI(
+        title="qa-search",
+        version=VERSION,
+        summary="Recherche sémantique et questions-réponses extractives sur des articles de presse en français.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = service
+    app.state.metrics = metrics
+
+    # middleware: the last added is the outermost
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(RequestMiddleware, metrics=metrics, routes=app.router.routes)
+
+    def _refresh_gauges(svc: Any) -> dict:
+        h = svc.health()
+        metrics.set_index_size(int(h.get("documents", 0)), int(h.get("chunks", 0)))
+        return h
+
+    def _locked(fn: Callable[..., T], *args: Any) -> T:
+        with write_lock:
+            return fn(*args)
+
+    # --- routes ------------------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/health", response_model=HealthResponse, tags=["service"], responses=_errors(503))
+    async def health(svc: Service) -> HealthResponse:
+        """Liveness: the models and the index are loaded; index size and model identities."""
+        h = await run_in_threadpool(_refresh_gauges, svc)
+        return HealthResponse(
+            status="ok", models_loaded=True, index_loaded=True, documents=int(h.get("documents", 0)), chunks=int(h.get("chunks", 0)),
+            embedder=str(h.get("embedder", "")), reader=str(h.get("reader", "")),
+        )
+
+    @app.get(
+        "/metrics", tags=["service"], dependencies=READ, response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}, **_errors(401, 403)},
+    )
+    async def prometheus_metrics(svc: Service) -> Response:
+        """Prometheus metrics: requests and latency per route template, index size."""
+        await run_in_threadpool(_refresh_gauges, svc)
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/ask", response_model=AskResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 413, 500))
+    async def ask(body: AskRequest, svc: Service) -> AskResponse:
+        """Retrieve passages and extract answers with their exact source offsets.
+
+        With no credible answer: ``answers`` is empty, ``no_answer`` is true, passages are still returned."""
+        top_k = body.top_k or settings.top_k
+        max_answers = body.max_answers or settings.max_answers
+        filters = to_filters(body.filters)
+        key = ("ask", " ".join(body.question.split()), top_k, max_answers, body.mode,
+               json.dumps(body.filters.model_dump(mode="json"), sort_keys=True) if body.filters else None)
+        result = await inflight.run(key, lambda: svc.ask(body.question, top_k=top_k, max_answers=max_answers, filters=filters, mode=body.mode))
+        (metrics.answered if result.answers else metrics.no_answer).inc()
+        answers = [_answer(a) for a in result.answers]
+        return AskResponse(question=body.question, answers=answers, no_answer=not answers, passages=[_hit(p) for p in result.passages], took_ms=float(result.took_ms))
+
+    async def _search(svc: Any, query: str, top_k: int, mode: str | None, filters: FiltersIn | None) -> SearchResponse:
+        t0 = time.perf_counter()
+        results = await run_in_threadpool(svc.search, query, top_k, mode, to_filters(filters))
+        return SearchResponse(query=query, results=[_hit(r) for r in results], took_ms=(time.perf_counter() - t0) * 1000)
+
+    @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(400, 401, 403, 413, 500))
+    async def search(body: SearchRequest, svc: Service) -> SearchResponse:
+        """Semantic (dense), lexical (BM25) or hybrid passage search."""
+        return await _search(svc, body.query, body.top_k, body.mode, body.filters)
+
+    @app.get("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(401, 403, 500))
+    async def search_get(params: Annotated[SearchQuery, Query()], svc: Service) -> SearchResponse:
+        """Same as ``POST /search``, for quick calls: ``/search?q=...&top_k=5``."""
+        filters = params.filters()
+        return await _search(svc, params.q, params.top_k, params.mode, filters)
+
+    @app.post("/extract", response_model=ExtractResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 413, 500))
+    async def extract(body: ExtractRequest, svc: Service) -> ExtractResponse:
+        """Reader only: answers in the given context, offsets into that context."""
+        t0 = time.perf_counter()
+        max_answers = body.max_answers or settings.max_answers
+        found = await run_in_threadpool(svc.extract, body.question, body.context, max_answers)
+        answers = [ExtractedAnswerOut(text=a.text, score=float(a.score), start=a.start, end=a.end, context=a.context) for a in found]
+        return ExtractResponse(question=body.question, answers=answers, no_answer=not answers, took_ms=(time.perf_counter() - t0) * 1000)
+
+    @app.post("/documents", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=_errors(400, 401, 403, 413, 500))
+    async def add_documents(body: DocumentsIn, svc: Service) -> DocumentsAdded:
+        """Add or update documents (same id: replaced; same text: unchanged). Ids default to sha1(text)[:16]."""
+        docs: list[Document] = []
+        seen: set[str] = set()
+        for i, d in enumerate(body.documents):
+            doc_id = d.id or document_id_for(d.text)
+            if doc_id in seen:
+                raise RequestValidationError([{
+                    "type": "value_error", "loc": ("body", "documents", i, "id"), "input": doc_id,
+                    "msg": f"Value error, documents: id {doc_id!r} appears more than once (the same text twice?)",
+                }])
+            seen.add(doc_id)
+            docs.append(Document(id=doc_id, text=d.text, title=d.title, url=d.url, published=d.published, metadata=d.metadata))
+        report = await run_in_threadpool(_locked, svc.add_documents, docs)
+        inflight.clear()
+        await run_in_threadpool(_refresh_gauges, svc)
+        counts = report.chunk_counts or {}
+        return DocumentsAdded(
+            documents=[AddedDocument(id=d.id, chunks=int(counts.get(d.id, 0))) for d in docs],
+            added=report.documents_added, updated=report.documents_updated, unchanged=report.documents_unchanged,
+            chunks_added=report.chunks_added, chunks_removed=report.chunks_removed,
+        )
+
+    @app.get("/documents", response_model=DocumentPage, tags=["documents"], dependencies=READ, responses=_errors(401, 403))
+    async def list_documents(
+        svc: Service,
+        offset: Annotated[int, Query(ge=0, description="Documents to skip.")] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 20,
+    ) -> DocumentPage:
+        """Documents in the index, paginated (without their text)."""
+        items, total = await run_in_threadpool(svc.list_documents, offset, limit)
+        return DocumentPage(items=[DocumentInfoOut(**asdict(i)) for i in items], total=total, offset=offset, limit=limit)
+
+    @app.get("/documents/{doc_id}", response_model=DocumentOut, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 404))
+    async def get_document(doc_id: Annotated[str, PathParam(max_length=256)], svc: Service) -> DocumentOut:
+        """One document with its full text (answer and passage offsets point into ``text``)."""
+        doc = await run_in_threadpool(svc.get_document, doc_id)
+        if doc is None:
+            raise HTTPException(404, f"document {doc_id!r} not found")
+        return DocumentOut(id=doc.id, title=doc.title, text=doc.text, url=doc.url, published=doc.published, metadata=doc.metadata or {})
+
+    @app.delete("/documents/{doc_id}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404))
+    async def delete_document(doc_id: Annotated[str, PathParam(max_length=256)], svc: Service) -> DeleteResponse:
+        """Remove a document and its passages from the index."""
+        deleted = await run_in_threadpool(_locked, svc.delete_document, doc_id)
+        if not deleted:
+            raise HTTPException(404, f"document {doc_id!r} not found")
+        inflight.clear()
+        await run_in_threadpool(_refresh_gauges, svc)
+        return DeleteResponse(id=doc_id, deleted=True)
+
+    return app

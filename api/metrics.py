@@ -1,0 +1,36 @@
+"""Prometheus metrics, one registry per app instance (tests build several apps in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the route)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class ApiMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "qa_http_requests_total", "HTTP requests by method, route template and status code.",
+            ["method", "route", "status"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "qa_http_request_duration_seconds", "HTTP request latency by method and route template.",
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.documents = Gauge("qa_index_documents", "Documents in the index.", registry=self.registry)
+        self.chunks = Gauge("qa_index_chunks", "Chunks (passages) in the index.", registry=self.registry)
+        self.no_answer = Counter("qa_ask_no_answer_total", "Questions answered with no credible answer.", registry=self.registry)
+        self.answered = Counter("qa_ask_answered_total", "Questions answered with at least one answer.", registry=self.registry)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method=method, route=route, status=str(status)).inc()
+        self.latency.labels(method=method, route=route).observe(seconds)
+
+    def set_index_size(self, documents: int, chunks: int) -> None:
+        self.documents.set(documents)
+        self.chunks.set(chunks)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

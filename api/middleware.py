@@ -1,0 +1,161 @@
+"""Pure ASGI middleware: request ids, metrics, internal-error answers, body size and encoding.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so that nothing is buffered twice and exceptions raised by
+the routes reach us unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.metrics import ApiMetrics
+
+log = logging.getLogger("api")
+
+REQUEST_ID_HEADER = "x-request-id"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+
+def _json_response(status: int, body: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] | None = None) -> tuple[Message, Message]:
+    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    headers += extra_headers or []
+    return (
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": payload},
+    )
+
+
+def route_template(scope: Scope, routes: list | None = None) -> str:
+    """The matched route's path template ("/documents/{doc_id}"), never the raw path (whose
+    values would make one time series per document). Requests answered before routing (413,
+    400) are matched here against ``routes``."""
+    route = scope.get("route")
+    if route is None and routes:
+        from starlette.routing import Match
+
+        for candidate in routes:
+            try:
+                match, _ = candidate.matches(scope)
+            except Exception:  # pragma: no cover - a route that cannot match this scope
+                continue
+            if match is not Match.NONE:
+                route = candidate
+                break
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "unmatched"
+
+
+class RequestMiddleware:
+    """Outermost layer: gives every request an id (echoed as X-Request-ID), records metrics, and
+    turns any unhandled exception into a logged 500 ``{"detail": "internal error", "request_id"}``."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, routes: list | None = None):
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(REQUEST_ID_HEADER)
+        request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        rid_header = (b"x-request-id", request_id.encode())
+        status = 500
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                message = {**message, "headers": headers + [rid_header]}
+            await send(message)
+
+        t0 = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("internal error request_id=%s %s %s", request_id, scope.get("method"), scope.get("path"))
+            if not started:
+                start, body = _json_response(500, {"detail": "internal error", "request_id": request_id}, [rid_header])
+                status = 500
+                await send(start)
+                await send(body)
+        finally:
+            elapsed = time.perf_counter() - t0
+            self.metrics.observe_request(scope.get("method", "GET"), route_template(scope, self.routes), status, elapsed)
+            log.debug("request_id=%s %s %s -> %s in %.1f ms", request_id, scope.get("method"), scope.get("path"), status, elapsed * 1000)
+
+
+class BodyGuardMiddleware:
+    """Refuses bodies over ``max_body_bytes`` (413) and JSON bodies that are not UTF-8 (400).
+
+    The body is read (at most ``max_body_bytes``) before the app sees it and then replayed, so the
+    size check also holds for chunked uploads without a Content-Length.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        too_large = {"detail": f"request body too large: at most {self.max_body_bytes} bytes"}
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            for m in _json_response(413, too_large):
+                await send(m)
+            return
+
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                for m in _json_response(413, too_large):
+                    await send(m)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if body and (content_type in ("", "application/json") or content_type.endswith("+json")):
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                detail = {"detail": f"request body must be UTF-8 encoded JSON (invalid byte at position {exc.start})"}
+                for m in _json_response(400, detail):
+                    await send(m)
+                return
+
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for the disconnect as usual
+
+        await self.app(scope, replay, send)

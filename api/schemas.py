@@ -1,0 +1,298 @@
+"""Request and response models of the HTTP API (the public contract, also the OpenAPI schema).
+
+Validation errors raised here become FastAPI's usual 422 answers, whose ``loc`` names the field
+(``["body", "question"]``); custom checks raise ``ValueError`` with a message that names it too.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_QUESTION_CHARS = 1_000
+MAX_CONTEXT_CHARS = 100_000
+MAX_TOP_K = 50
+MAX_ANSWERS = 20
+MAX_DOCUMENTS_PER_REQUEST = 1_000
+MAX_PAGE = 200
+
+Mode = Literal["hybrid", "dense", "bm25"]
+
+# document ids travel in URL paths: no slash, no whitespace, no control characters
+DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}$"
+# the limits are checked by the validators (after stripping, with messages naming the field)
+_TEXT_LIMITS = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS}
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def _clean_text(value: str, field: str, max_chars: int | None = None) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{field} must not be empty or only whitespace")
+    if max_chars is not None and len(value) > max_chars:
+        raise ValueError(f"{field} must be at most {max_chars} characters (got {len(value)})")
+    return value
+
+
+class _Strict(BaseModel):
+    # unknown fields are refused (a typo such as "topk" must not be silently ignored)
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+class FiltersIn(_Strict):
+    """Restricts retrieval; every given condition must hold."""
+
+    document_ids: list[str] | None = Field(None, min_length=1, max_length=1_000, description="Only these documents.")
+    source: str | None = Field(None, min_length=1, max_length=253, description='Domain of the source URL, e.g. "numerama.com" (subdomains match; a URL is reduced to its domain).')
+    published_after: date | None = Field(None, description="ISO date (YYYY-MM-DD), inclusive.")
+    published_before: date | None = Field(None, description="ISO date (YYYY-MM-DD), inclusive.")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.strip()
+        if not v or any(ch.isspace() for ch in v):
+            raise ValueError("source must be a domain name such as numerama.com (or a URL on it)")
+        return v
+
+    @model_validator(mode="after")
+    def _range(self) -> "FiltersIn":
+        if self.published_after and self.published_before and self.published_after > self.published_before:
+            raise ValueError("published_after must not be later than published_before")
+        return self
+
+
+class AskRequest(_Strict):
+    question: str = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"The question, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).", examples=["Combien Netflix investit-il dans les contenus en 2018 ?"])
+    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Passages to read (server default: 5).")
+    max_answers: int | None = Field(None, ge=1, le=MAX_ANSWERS, description="Answers to return at most (server default: 3).")
+    mode: Mode | None = Field(None, description="Retrieval mode (server default: hybrid).")
+    filters: FiltersIn | None = None
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, v: str) -> str:
+        return _clean_text(v, "question", MAX_QUESTION_CHARS)
+
+
+class SearchRequest(_Strict):
+    query: str = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"Search text, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).", examples=["investissements de Netflix en France"])
+    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
+    mode: Mode | None = Field(None, description="Retrieval mode (server default: hybrid).")
+    filters: FiltersIn | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, v: str) -> str:
+        return _clean_text(v, "query", MAX_QUESTION_CHARS)
+
+
+class ExtractRequest(_Strict):
+    question: str = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"The question, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).")
+    context: str = Field(..., max_length=MAX_CONTEXT_CHARS, description="The text to read; answer offsets point into it, unchanged.")
+    max_answers: int | None = Field(None, ge=1, le=MAX_ANSWERS, description="Answers to return at most (server default: 3).")
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, v: str) -> str:
+        return _clean_text(v, "question", MAX_QUESTION_CHARS)
+
+    @field_validator("context")
+    @classmethod
+    def _context(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("context must not be empty or only whitespace")
+        return v  # not stripped: offsets refer to the text as sent
+
+
+class DocumentIn(_Strict):
+    id: str | None = Field(None, pattern=DOCUMENT_ID_PATTERN, description="Stable id; when absent, the first 16 hex digits of the SHA-1 of the text.")
+    title: str = Field(..., max_length=1_000)
+    text: str = Field(..., min_length=1)
+    url: str | None = Field(None, max_length=2_000)
+    published: str | None = Field(None, description='ISO date, possibly partial: "2017", "2017-10" or "2017-10-27".', examples=["2017-10-27"])
+    metadata: dict = Field(default_factory=dict)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text must not be empty or only whitespace")
+        return v  # kept as sent: answer offsets refer to it
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("url must be an absolute http(s) URL")
+        return v
+
+    @field_validator("published")
+    @classmethod
+    def _published(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        m = _PARTIAL_DATE.match(v)
+        if not m:
+            raise ValueError("published must be an ISO date: YYYY, YYYY-MM or YYYY-MM-DD")
+        y, mo, d = int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1)
+        try:
+            date(y, mo, d)
+        except ValueError as exc:
+            raise ValueError(f"published is not a valid date ({exc})") from None
+        return v
+
+
+class DocumentsIn(_Strict):
+    documents: list[DocumentIn] = Field(..., min_length=1, max_length=MAX_DOCUMENTS_PER_REQUEST)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "DocumentsIn":
+        seen: set[str] = set()
+        for d in self.documents:
+            if d.id is not None:
+                if d.id in seen:
+                    raise ValueError(f"documents: id {d.id!r} appears more than once")
+                seen.add(d.id)
+        return self
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class SearchHit(BaseModel):
+    chunk_id: int
+    document_id: str
+    title: str | None
+    url: str | None
+    published: str | None
+    text: str = Field(..., description="The passage; equals the document text [start:end].")
+    start: int = Field(..., description="Character offset of the passage in the document text.")
+    end: int
+    score: float
+
+
+class CitationOut(BaseModel):
+    """One passage that gave the answer (answers found in several passages are merged)."""
+
+    document_id: str
+    title: str | None
+    url: str | None
+    published: str | None
+    chunk_id: int
+    start: int = Field(..., description="Character offset of the answer in that document's text.")
+    end: int
+
+
+class AnswerOut(BaseModel):
+    text: str = Field(..., description="The answer; equals the document text [start:end].")
+    score: float = Field(..., description="Confidence 0..1.")
+    document_id: str
+    title: str | None
+    url: str | None
+    published: str | None
+    chunk_id: int
+    start: int = Field(..., description="Character offset of the answer in the document text.")
+    end: int
+    context: str = Field(..., description="The sentence around the answer (a slice of the document text that contains it).")
+    citations: list[CitationOut] = Field(default_factory=list, description="Every passage that gave this answer, the main one first.")
+
+
+class AskResponse(BaseModel):
+    question: str
+    answers: list[AnswerOut] = Field(..., description="Best first; empty when no credible answer was found.")
+    no_answer: bool
+    passages: list[SearchHit] = Field(..., description="The passages that were read.")
+    took_ms: float
+
+
+class SearchResponse(BaseModel):
+    query: str
+    results: list[SearchHit]
+    took_ms: float
+
+
+class ExtractedAnswerOut(BaseModel):
+    text: str = Field(..., description="The answer; equals context[start:end].")
+    score: float
+    start: int = Field(..., description="Character offset of the answer in the given context.")
+    end: int
+    context: str = Field(..., description="The sentence around the answer.")
+
+
+class ExtractResponse(BaseModel):
+    question: str
+    answers: list[ExtractedAnswerOut]
+    no_answer: bool
+    took_ms: float
+
+
+class AddedDocument(BaseModel):
+    id: str
+    chunks: int = Field(..., description="Chunks the document has in the index now.")
+
+
+class DocumentsAdded(BaseModel):
+    documents: list[AddedDocument]
+    added: int
+    updated: int
+    unchanged: int
+    chunks_added: int
+    chunks_removed: int
+
+
+class DocumentInfoOut(BaseModel):
+    id: str
+    title: str | None
+    url: str | None
+    published: str | None
+    chunks: int
+    chars: int
+
+
+class DocumentPage(BaseModel):
+    items: list[DocumentInfoOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str | None
+    text: str
+    url: str | None
+    published: str | None
+    metadata: dict
+
+
+class DeleteResponse(BaseModel):
+    id: str
+    deleted: bool
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    models_loaded: bool
+    index_loaded: bool
+    documents: int
+    chunks: int
+    embedder: str
+    reader: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    request_id: str | None = None

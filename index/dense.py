@@ -1,0 +1,104 @@
+"""FAISS inner-product index with stable int64 ids: exact (IndexFlatIP) or HNSW, wrapped in IndexIDMap2."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 96
+KINDS = ("flat", "hnsw")
+
+
+def new_index(dim: int, kind: str = "flat") -> faiss.Index:
+    if kind == "flat":
+        base = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        base = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        base.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        base.hnsw.efSearch = HNSW_EF_SEARCH
+    else:
+        raise ValueError(f"unknown dense index {kind!r} (use one of {KINDS})")
+    return faiss.IndexIDMap2(base)
+
+
+def build(dim: int, kind: str, ids: np.ndarray, vectors: np.ndarray) -> faiss.Index:
+    index = new_index(dim, kind)
+    if len(ids):
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+    return index
+
+
+def index_ids(index: faiss.Index) -> np.ndarray:
+    return faiss.vector_to_array(index.id_map).astype(np.int64, copy=False)
+
+
+def supports_remove(kind: str) -> bool:
+    return kind == "flat"
+
+
+def updated(index: faiss.Index, kind: str, remove: np.ndarray, add_ids: np.ndarray, add_vecs: np.ndarray) -> faiss.Index | None:
+    """A new index with the change applied (the given one is left untouched for concurrent readers).
+    Returns None when the change needs a rebuild from stored vectors (removal from HNSW)."""
+    if len(remove) and not supports_remove(kind):
+        return None
+    new = faiss.clone_index(index)
+    if len(remove):
+        new.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(remove, dtype=np.int64)))
+    if len(add_ids):
+        new.add_with_ids(np.ascontiguousarray(add_vecs, dtype=np.float32), np.ascontiguousarray(add_ids, dtype=np.int64))
+    return new
+
+
+def search(index: faiss.Index, kind: str, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` (ids, scores) for one query vector, optionally restricted to the ``allowed`` ids."""
+    n = index.ntotal if allowed is None else min(index.ntotal, len(allowed))
+    k = min(k, n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+    ef = max(HNSW_EF_SEARCH, 2 * k)
+    if allowed is None:
+        params = faiss.SearchParametersHNSW(efSearch=ef) if kind == "hnsw" else None
+        scores, ids = index.search(q, k, params=params)
+    elif kind == "hnsw" and len(allowed) <= 50_000:
+        # filtered graph search can miss when few nodes qualify: score the allowed vectors exactly
+        vecs = index.reconstruct_batch(np.ascontiguousarray(allowed, dtype=np.int64))
+        sims = vecs @ q[0]
+        top = np.argsort(-sims, kind="stable")[:k]
+        return np.asarray(allowed, dtype=np.int64)[top], sims[top].astype(np.float32)
+    else:
+        sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef) if kind == "hnsw" else faiss.SearchParameters(sel=sel)
+        scores, ids = index.search(q, k, params=params)
+    keep = ids[0] >= 0
+    return ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+
+
+def save(index: faiss.Index, path: Path) -> None:
+    """Temp file, fsync, rename: the file is either the complete new index or absent."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    faiss.write_index(index, str(tmp))
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def load(path: Path) -> faiss.Index:
+    index = faiss.read_index(str(path))
+    if not isinstance(index, faiss.IndexIDMap2):
+        raise ValueError(f"{path} is not an IndexIDMap2")
+    return index

@@ -1,0 +1,306 @@
+"""Reading files and folders into Documents: .txt, .md, .html/.htm, .json, .jsonl.
+
+A file that cannot be read is reported (IngestError) and the others go on. Plain-text files keep
+their text verbatim (only a leading byte-order mark is dropped): chunk offsets and citations slice it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from index.schema import Document
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+JSON_SUFFIXES = {".json"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | JSONL_SUFFIXES
+MAX_TITLE_CHARS = 200
+_HEADER_LINES = 12  # metadata (URL, date, byline) is looked for in the first non-empty lines
+
+
+@dataclass
+class IngestError:
+    path: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{where}: {self.reason}"
+
+
+class _Skip(Exception):
+    def __init__(self, reason: str, line: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line
+
+
+# --------------------------------------------------------------------------------------------
+# dates
+# --------------------------------------------------------------------------------------------
+
+_MONTHS = {
+    "janvier": 1, "janv": 1, "fevrier": 2, "février": 2, "fevr": 2, "févr": 2, "mars": 3, "avril": 4, "avr": 4,
+    "mai": 5, "juin": 6, "juillet": 7, "juil": 7, "aout": 8, "août": 8, "septembre": 9, "sept": 9,
+    "octobre": 10, "oct": 10, "novembre": 11, "nov": 11, "decembre": 12, "décembre": 12, "dec": 12, "déc": 12,
+}
+_ISO_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?(?:[T ].*)?$")
+_DATE_TAG = re.compile(r"(?<![\w-])date\s*[:=]?\s*(\d{4}(?:-\d{1,2}(?:-\d{1,2})?)?)(?![\d-])", re.IGNORECASE)
+_FR_DATE = re.compile(r"(?<!\d)(\d{1,2})(?:er)?\s+(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?\s+(\d{4})(?!\d)", re.IGNORECASE)
+
+
+def normalize_date(value) -> str | None:
+    """ISO date, possibly partial ("2017", "2017-10", "2017-10-27"); datetimes keep their date part.
+    Raises ValueError for anything else."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, date):
+        return value.isoformat()[:10]
+    if not isinstance(value, str):
+        raise ValueError(f"published must be a string, not {type(value).__name__}")
+    m = _ISO_PARTIAL.match(value.strip())
+    if not m:
+        raise ValueError(f"invalid published date {value!r} (expected YYYY, YYYY-MM or YYYY-MM-DD)")
+    y, mo, d = m.group(1), m.group(2), m.group(3)
+    if mo is None:
+        return y
+    if not 1 <= int(mo) <= 12:
+        raise ValueError(f"invalid month in {value!r}")
+    if d is None:
+        return f"{y}-{int(mo):02d}"
+    date(int(y), int(mo), int(d))  # raises ValueError on 2017-02-30
+    return f"{y}-{int(mo):02d}-{int(d):02d}"
+
+
+def _french_date(line: str) -> str | None:
+    m = _FR_DATE.search(line)
+    if not m:
+        return None
+    try:
+        return date(int(m.group(3)), _MONTHS[m.group(2).lower()], int(m.group(1))).isoformat()
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# plain text
+# --------------------------------------------------------------------------------------------
+
+_URL_LINE = re.compile(r"^\s*(?:[-*•+]\s*)?(?:\[[^\]]*\]\()?<?(https?://[^\s<>()]+)>?\)?\s*$")
+_BARE_URL = re.compile(r"^\s*(?:[-*•+]\s*)?<?https?://\S+\s*$")
+_MD_TITLE = re.compile(r"^\s*#+\s*")
+
+
+def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
+    """(title, url, published) carried by a plain-text or markdown article."""
+    title = url = published = None
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    for idx, line in enumerate(lines):
+        if url is None:
+            m = _URL_LINE.match(line)
+            if m:
+                url = m.group(1).rstrip(".,;")
+                continue
+        if idx < _HEADER_LINES and published is None:
+            m = _DATE_TAG.search(line)
+            if m:
+                try:
+                    published = normalize_date(m.group(1))
+                except ValueError:
+                    pass
+            elif len(line) < 120:  # a byline: "• [Julien Cadot](#) - 08 décembre 2015"
+                published = _french_date(line)
+        if title is None and not _BARE_URL.match(line):
+            candidate = _DATE_TAG.sub("", line, count=1) if _DATE_TAG.match(line.strip()) else line
+            candidate = _MD_TITLE.sub("", candidate).strip()
+            if candidate:
+                if len(candidate) > MAX_TITLE_CHARS:
+                    cut = candidate.rfind(" ", 0, MAX_TITLE_CHARS)
+                    candidate = candidate[: cut if cut > 40 else MAX_TITLE_CHARS].rstrip(" ,;:") + "…"
+                title = candidate
+        if idx >= _HEADER_LINES and title is not None:
+            break
+    return title, url, published
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if not data.strip():
+        raise _Skip("empty file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise _Skip(f"not valid UTF-8 (byte {exc.start}: {exc.reason})", line) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\x00" in text:
+        raise _Skip("binary file (NUL bytes)")
+    if not text.strip():
+        raise _Skip("empty file")
+    return text
+
+
+def _load_text(path: Path) -> list[Document]:
+    text = _read_text(path)
+    title, url, published = text_metadata(text)
+    return [Document(id=path.stem, text=text, title=title, url=url, published=published, metadata={"source_file": path.name})]
+
+
+# --------------------------------------------------------------------------------------------
+# HTML
+# --------------------------------------------------------------------------------------------
+
+
+def _load_html(path: Path) -> list[Document]:
+    import trafilatura
+
+    html = _read_text(path)
+    doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, include_tables=True, favor_recall=True)
+    text = (getattr(doc, "text", None) or "") if doc is not None else ""
+    if not text.strip():
+        raise _Skip("no main text found in the HTML")
+    published = None
+    raw_date = getattr(doc, "date", None)
+    if raw_date:
+        try:
+            published = normalize_date(raw_date)
+        except ValueError:
+            published = None
+    meta = {"source_file": path.name}
+    for key in ("author", "sitename", "description"):
+        val = getattr(doc, key, None)
+        if val:
+            meta[key] = val
+    return [Document(id=path.stem, text=text, title=getattr(doc, "title", None) or None, url=getattr(doc, "url", None) or None, published=published, metadata=meta)]
+
+
+# --------------------------------------------------------------------------------------------
+# JSON records
+# --------------------------------------------------------------------------------------------
+
+
+def record_to_document(rec, default_id: str) -> Document:
+    if not isinstance(rec, dict):
+        raise ValueError(f"a record must be a JSON object, not {type(rec).__name__}")
+    text = rec.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("missing or empty 'text'")
+    doc_id = rec.get("id", default_id)
+    if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+        doc_id = str(doc_id)
+    if not isinstance(doc_id, str) or not doc_id.strip():
+        raise ValueError("'id' must be a non-empty string")
+    title, url = rec.get("title"), rec.get("url")
+    for name, val in (("title", title), ("url", url)):
+        if val is not None and not isinstance(val, str):
+            raise ValueError(f"'{name}' must be a string")
+    metadata = rec.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ValueError("'metadata' must be an object")
+    return Document(id=doc_id.strip(), text=text, title=title or None, url=url or None, published=normalize_date(rec.get("published")), metadata=metadata)
+
+
+def _load_json(path: Path) -> tuple[list[Document], list[IngestError]]:
+    raw = _read_text(path)
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _Skip(f"invalid JSON: {exc.msg}", exc.lineno) from None
+    records = data if isinstance(data, list) else [data]
+    if isinstance(data, dict) and isinstance(data.get("documents"), list):
+        records = data["documents"]
+    docs, errors = [], []
+    for n, rec in enumerate(records):
+        try:
+            docs.append(record_to_document(rec, f"{path.stem}-{n}" if len(records) > 1 else path.stem))
+        except ValueError as exc:
+            errors.append(IngestError(str(path), None, f"record {n}: {exc}"))
+    return docs, errors
+
+
+def _load_jsonl(path: Path) -> tuple[list[Document], list[IngestError]]:
+    data = path.read_bytes()
+    if not data.strip():
+        raise _Skip("empty file")
+    docs, errors = [], []
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append(IngestError(str(path), lineno, f"not valid UTF-8 ({exc.reason})"))
+            continue
+        try:
+            rec = json.loads(line.lstrip("\ufeff"))
+        except json.JSONDecodeError as exc:
+            errors.append(IngestError(str(path), lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+            continue
+        try:
+            docs.append(record_to_document(rec, f"{path.stem}-{lineno}"))
+        except ValueError as exc:
+            errors.append(IngestError(str(path), lineno, str(exc)))
+    return docs, errors
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------
+
+
+def _expand(paths: list[Path]) -> tuple[list[Path], list[IngestError]]:
+    files, errors = [], []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p)
+                if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES and not any(part.startswith(".") for part in rel.parts):
+                    files.append(f)
+        elif p.is_file():
+            if p.suffix.lower() in SUPPORTED_SUFFIXES:
+                files.append(p)
+            else:
+                errors.append(IngestError(str(p), None, f"unsupported file type {p.suffix or '(none)'!r} (use .txt, .md, .html, .json or .jsonl)"))
+        else:
+            errors.append(IngestError(str(p), None, "no such file or folder"))
+    return files, errors
+
+
+def load_documents(paths: list[Path]) -> tuple[list[Document], list[IngestError]]:
+    """Documents from files and folders (recursively), with one IngestError per unreadable file or record."""
+    files, errors = _expand(paths)
+    docs: list[Document] = []
+    seen: dict[str, str] = {}
+    for f in files:
+        suffix = f.suffix.lower()
+        try:
+            if suffix in TEXT_SUFFIXES:
+                got, errs = _load_text(f), []
+            elif suffix in HTML_SUFFIXES:
+                got, errs = _load_html(f), []
+            elif suffix in JSON_SUFFIXES:
+                got, errs = _load_json(f)
+            else:
+                got, errs = _load_jsonl(f)
+        except _Skip as exc:
+            errors.append(IngestError(str(f), exc.line, exc.reason))
+            continue
+        except OSError as exc:
+            errors.append(IngestError(str(f), None, f"cannot read: {exc.strerror or exc}"))
+            continue
+        errors.extend(errs)
+        for d in got:
+            if d.id in seen:
+                errors.append(IngestError(str(f), None, f"duplicate document id {d.id!r} (already read from {seen[d.id]}); skipped"))
+                continue
+            seen[d.id] = str(f)
+            docs.append(d)
+    return docs, errors

@@ -1,0 +1,121 @@
+"""Pieces of retrieval that need no index: filters over document metadata and reciprocal rank fusion."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from index.schema import Filters
+
+MODES = ("hybrid", "dense", "bm25")
+NO_DATE = -1
+
+
+def candidate_depth(top_k: int) -> int:
+    """How deep each ranked list goes before fusion."""
+    return max(50, 5 * top_k)
+
+
+def normalize_domain(value: str | None) -> str | None:
+    """"https://www.Numerama.com/x" / "www.numerama.com" / "numerama.com" -> "numerama.com"."""
+    if not value:
+        return None
+    value = value.strip().lower()
+    host = urlsplit(value).hostname if "://" in value else value.split("/")[0]
+    if not host:
+        return None
+    host = host.split(":")[0].rstrip(".")
+    if host.startswith("www."):
+        host = host[4:]
+    return host or None
+
+
+def date_bounds(published: str | None) -> tuple[int, int]:
+    """First and last day (proleptic ordinals) covered by a possibly partial ISO date; (-1, -1) when unknown."""
+    if not published:
+        return NO_DATE, NO_DATE
+    try:
+        parts = [int(p) for p in published[:10].split("-")]
+        if len(parts) == 1:
+            return date(parts[0], 1, 1).toordinal(), date(parts[0], 12, 31).toordinal()
+        if len(parts) == 2:
+            y, m = parts
+            return date(y, m, 1).toordinal(), date(y, m, calendar.monthrange(y, m)[1]).toordinal()
+        d = date(*parts[:3]).toordinal()
+        return d, d
+    except (ValueError, TypeError):
+        return NO_DATE, NO_DATE
+
+
+@dataclass
+class DocTable:
+    """Per-document metadata as arrays, for vectorised filtering."""
+
+    ids: list[str]
+    index: dict[str, int]
+    domain: np.ndarray  # int32 index into domains, -1 = no URL
+    domains: list[str]
+    lo: np.ndarray  # int32 ordinals, -1 = no date
+    hi: np.ndarray
+
+    @classmethod
+    def build(cls, rows: list[tuple[str, str | None, str | None]]) -> "DocTable":
+        ids, doms, lo, hi = [], [], [], []
+        dom_index: dict[str, int] = {}
+        for doc_id, url, published in rows:
+            ids.append(doc_id)
+            d = normalize_domain(url)
+            doms.append(dom_index.setdefault(d, len(dom_index)) if d else -1)
+            a, b = date_bounds(published)
+            lo.append(a)
+            hi.append(b)
+        return cls(ids, {d: i for i, d in enumerate(ids)}, np.asarray(doms, dtype=np.int32), list(dom_index), np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64))
+
+    def allowed(self, filters: Filters | None) -> np.ndarray | None:
+        """Boolean mask over documents, or None when nothing is filtered."""
+        if filters is None:
+            return None
+        mask = None
+
+        def both(m):
+            return m if mask is None else mask & m
+
+        if filters.document_ids is not None:
+            m = np.zeros(len(self.ids), dtype=bool)
+            idx = [self.index[d] for d in filters.document_ids if d in self.index]
+            m[idx] = True
+            mask = both(m)
+        if filters.source:
+            want = normalize_domain(filters.source)
+            ok = [i for i, d in enumerate(self.domains) if want and (d == want or d.endswith("." + want))]
+            mask = both(np.isin(self.domain, np.asarray(ok, dtype=np.int32)))
+        if filters.published_after is not None or filters.published_before is not None:
+            m = self.lo != NO_DATE
+            # a partial date is an interval: kept when it overlaps the requested range
+            if filters.published_after is not None:
+                m &= self.hi >= _ordinal(filters.published_after)
+            if filters.published_before is not None:
+                m &= self.lo <= _ordinal(filters.published_before)
+            mask = both(m)
+        return mask
+
+
+def _ordinal(d) -> int:
+    if isinstance(d, str):
+        d = date.fromisoformat(d[:10])
+    if hasattr(d, "date") and callable(d.date):  # datetime
+        d = d.date()
+    return d.toordinal()
+
+
+def rrf(ranked_lists: list[np.ndarray], k: int = 60) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: score(id) = sum over lists of 1 / (k + rank), rank from 1."""
+    scores: dict[int, float] = {}
+    for ids in ranked_lists:
+        for rank, cid in enumerate(ids.tolist(), start=1):
+            scores[cid] = scores.get(cid, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -1,0 +1,749 @@
+"""The index store: documents and chunks in SQLite (the source of truth), FAISS and BM25 indexes on disk.
+
+Crash safety. SQLite holds documents, chunks, their vectors (float32 blobs) and analysed terms, and
+a ``generation`` counter. Index files carry the generation in their names
+(``dense-flat-<gen>.faiss``, ``bm25-<gen>/``) and are written to a temporary name and renamed.
+A write embeds first (nothing stored yet), commits one SQLite transaction that bumps the generation,
+then writes the index files of the new generation. Opening a store whose files do not match the
+SQLite generation (a kill between the commit and the renames) rebuilds them from SQLite, without
+re-embedding. So a crash at any moment leaves the old consistent state or the new one.
+
+Concurrency. Writes are serialised by a lock (and a file lock across processes). Searches read an
+immutable snapshot (FAISS index, BM25 index, metadata arrays) that a write replaces in one
+assignment; SQLite reads use one connection per thread (WAL mode). The embedder's tokenizer is not
+safe to share between threads, so model calls take a short lock (per batch for long jobs).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from index import dense as dense_mod
+from index.chunking import chunk_document, content_hash, token_budget
+from index.keyword import KeywordIndex
+from index.retrieval import MODES, DocTable, candidate_depth, rrf
+from index.schema import Chunk, Document, Filters, SearchResult
+from index.text import ANALYZER_VERSION, analyze
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+DB_NAME = "index.sqlite3"
+TITLE_IN_PASSAGE = True  # the document title is prepended to each chunk for embedding and BM25
+TITLE_MAX_CHARS = 150
+EMBED_BATCH = 64  # texts per model call in long jobs (the model lock is released between calls)
+REFRESH_EVERY_S = 2.0
+_SQL_VARS = 900
+
+
+class ReindexNeeded(RuntimeError):
+    """The store was built with another embedding model."""
+
+
+@dataclass
+class AddReport:
+    documents_added: int = 0
+    documents_updated: int = 0
+    documents_unchanged: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    chunk_counts: dict[str, int] = field(default_factory=dict)
+    chunks_embedded: int = 0  # chunks whose vector was computed (others reused by content hash)
+
+
+@dataclass
+class DocumentInfo:
+    id: str
+    title: str | None
+    url: str | None
+    published: str | None
+    chunks: int
+    chars: int
+
+
+@dataclass
+class _Snapshot:
+    generation: int
+    dense: object  # faiss.IndexIDMap2
+    keyword: KeywordIndex
+    chunk_ids: np.ndarray  # sorted int64, aligned with keyword rows
+    chunk_doc: np.ndarray  # int32 document row of each chunk
+    docs: DocTable
+
+
+def _crash_point(name: str) -> None:
+    """Test hook: QA_INDEX_CRASH_AT=<name> kills the process there (crash-safety tests)."""
+    if os.environ.get("QA_INDEX_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _doc_hash(doc: Document) -> str:
+    payload = json.dumps([doc.text, doc.title, doc.url, doc.published, doc.metadata], ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def passage_text(title: str | None, text: str) -> str:
+    """What is embedded and keyword-indexed for a chunk: the title as a header line, then the chunk."""
+    if TITLE_IN_PASSAGE and title:
+        t = " ".join(title.split())[:TITLE_MAX_CHARS]
+        return f"{t}\n{text}"
+    return text
+
+
+def _batched(seq, n):
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+class IndexStore:
+    def __init__(self, data_dir: Path, embedder, *, chunk_tokens: int, overlap_tokens: int, dense_index: str, rrf_k: int):
+        if dense_index not in dense_mod.KINDS:
+            raise ValueError(f"dense_index must be one of {dense_mod.KINDS}, not {dense_index!r}")
+        self.data_dir = Path(data_dir)
+        self.embedder = embedder
+        self.dense_kind = dense_index
+        self.rrf_k = int(rrf_k)
+        self.chunk_size, self.overlap = token_budget(embedder, chunk_tokens, overlap_tokens)
+        self.db_path = self.data_dir / DB_NAME
+        self._write_lock = threading.RLock()
+        self._model_lock = threading.Lock()
+        self._snap_lock = threading.Lock()
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._snap: _Snapshot | None = None
+        self._last_refresh = 0.0
+        self._closed = False
+        self._wconn = self._connect()
+
+    # ------------------------------------------------------------------------------------- opening
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        embedder,
+        *,
+        chunk_tokens: int = 200,
+        overlap_tokens: int = 40,
+        dense_index: str = "flat",
+        rrf_k: int = 60,
+        rebuild: bool = False,
+    ) -> "IndexStore":
+        """Open (creating if needed) the store in ``data_dir``.
+
+        Raises ReindexNeeded when it was built with another embedder, unless ``rebuild`` is set: then
+        every stored document is re-chunked and re-embedded with this embedder (one atomic write)."""
+        data_dir = Path(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = cls(data_dir, embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, dense_index=dense_index, rrf_k=rrf_k)
+        try:
+            with store._write_lock, store._file_lock():
+                stale = store._init_schema(rebuild)
+                if stale:
+                    store._reindex_all(progress=True)
+                else:
+                    store._snap = store._load_snapshot(repair=True)
+                    store._cleanup(store._snap.generation)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _rconn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise RuntimeError("the index store is closed")
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._conns_lock:
+                self._read_conns.append(conn)
+        return conn
+
+    @contextmanager
+    def _file_lock(self):
+        """Serialises writers across processes (a killed holder releases it)."""
+        fd = os.open(self.data_dir / "write.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _meta(self, conn, key: str, default=None):
+        row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def _init_schema(self, rebuild: bool) -> bool:
+        """Create tables, check the embedder; True when the stored vectors must be recomputed."""
+        c = self._wconn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            c.execute(
+                """CREATE TABLE IF NOT EXISTS documents(
+                    id TEXT PRIMARY KEY, title TEXT, url TEXT, published TEXT, metadata TEXT NOT NULL,
+                    text TEXT NOT NULL, content_hash TEXT NOT NULL, chars INTEGER NOT NULL, n_chunks INTEGER NOT NULL)"""
+            )
+            c.execute(
+                """CREATE TABLE IF NOT EXISTS chunks(
+                    id INTEGER PRIMARY KEY, document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+                    start_char INTEGER NOT NULL, end_char INTEGER NOT NULL, text TEXT NOT NULL,
+                    content_hash TEXT NOT NULL, terms TEXT NOT NULL, vector BLOB NOT NULL)"""
+            )
+            c.execute("CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id, start_char)")
+            c.execute("CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(content_hash)")
+            version = self._meta(c, "schema_version")
+            if version is None:
+                c.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)",
+                    [("schema_version", SCHEMA_VERSION), ("generation", "0"), ("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION)],
+                )
+            elif version != SCHEMA_VERSION:
+                raise RuntimeError(f"index at {self.data_dir} has schema version {version}; this program reads version {SCHEMA_VERSION}: re-index into a new QA_DATA_DIR")
+            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('chunk_tokens', ?), ('overlap_tokens', ?)", (str(self.chunk_size), str(self.overlap)))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        built_with = self._meta(c, "embedder")
+        n_chunks = c.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        if built_with != self.embedder.identity or int(self._meta(c, "dim", "0")) != int(self.embedder.dim):
+            if n_chunks and not rebuild:
+                raise ReindexNeeded(
+                    f"index at {self.data_dir} was built with {built_with}; you configured {self.embedder.identity}: "
+                    "re-index with `qa index --rebuild ...` or point QA_DATA_DIR elsewhere"
+                )
+            return True
+        if self._meta(c, "analyzer") != ANALYZER_VERSION:
+            self._reanalyze()
+        return bool(rebuild)
+
+    def _reanalyze(self) -> None:
+        c = self._wconn
+        rows = c.execute("SELECT c.id, c.text, d.title FROM chunks c JOIN documents d ON d.id = c.document_id").fetchall()
+        c.execute("BEGIN IMMEDIATE")
+        c.executemany("UPDATE chunks SET terms=? WHERE id=?", [(" ".join(analyze(passage_text(title, text))), cid) for cid, text, title in rows])
+        c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('analyzer', ?)", (ANALYZER_VERSION,))
+        self._bump_generation(c)
+        c.execute("COMMIT")
+
+    # ------------------------------------------------------------------------------- index files
+
+    def _dense_path(self, gen: int) -> Path:
+        return self.data_dir / f"dense-{self.dense_kind}-{gen}.faiss"
+
+    def _keyword_path(self, gen: int) -> Path:
+        return self.data_dir / f"bm25-{gen}"
+
+    def _generation(self, conn) -> int:
+        return int(self._meta(conn, "generation", "0"))
+
+    def _bump_generation(self, conn) -> int:
+        gen = self._generation(conn) + 1
+        conn.execute("UPDATE meta SET value=? WHERE key='generation'", (str(gen),))
+        return gen
+
+    def _read_state(self, conn) -> tuple[int, np.ndarray, np.ndarray, DocTable]:
+        """Generation, sorted chunk ids, their document rows, the document table: one consistent read."""
+        conn.execute("BEGIN")
+        try:
+            gen = self._generation(conn)
+            docs = DocTable.build(conn.execute("SELECT id, url, published FROM documents ORDER BY id").fetchall())
+            rows = conn.execute("SELECT id, document_id FROM chunks ORDER BY id").fetchall()
+        finally:
+            conn.execute("COMMIT")
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        chunk_doc = np.fromiter((docs.index[r[1]] for r in rows), dtype=np.int32, count=len(rows))
+        return gen, ids, chunk_doc, docs
+
+    def _build_dense(self, conn) -> object:
+        ids, vecs = [], []
+        dim = int(self.embedder.dim)
+        for cid, blob in conn.execute("SELECT id, vector FROM chunks ORDER BY id"):
+            ids.append(cid)
+            vecs.append(blob)
+        matrix = np.frombuffer(b"".join(vecs), dtype=np.float32).reshape(len(ids), dim) if ids else np.zeros((0, dim), np.float32)
+        return dense_mod.build(dim, self.dense_kind, np.asarray(ids, dtype=np.int64), matrix)
+
+    def _build_keyword(self, conn) -> KeywordIndex:
+        ids, terms = [], []
+        for cid, t in conn.execute("SELECT id, terms FROM chunks ORDER BY id"):
+            ids.append(cid)
+            terms.append(t.split())
+        return KeywordIndex.build(np.asarray(ids, dtype=np.int64), terms)
+
+    def _load_snapshot(self, repair: bool) -> _Snapshot | None:
+        """Load the index files of SQLite's generation; with ``repair`` (write lock held) rebuild missing
+        or mismatching ones from SQLite, else return None when they are not there yet."""
+        conn = self._wconn if repair else self._rconn()
+        gen, ids, chunk_doc, docs = self._read_state(conn)
+        dense = keyword = None
+        dpath, kpath = self._dense_path(gen), self._keyword_path(gen)
+        if dpath.is_file():
+            try:
+                dense = dense_mod.load(dpath)
+                if dense.ntotal != len(ids) or dense.d != int(self.embedder.dim):
+                    log.warning("%s does not match the database (%d vectors, %d chunks): rebuilding", dpath, dense.ntotal, len(ids))
+                    dense = None
+            except Exception as exc:  # a damaged file is rebuilt, never trusted
+                log.warning("cannot read %s (%s): rebuilding", dpath, exc)
+                dense = None
+        if kpath.is_dir():
+            try:
+                keyword = KeywordIndex.load(kpath)
+                if len(keyword) != len(ids):
+                    keyword = None
+            except Exception as exc:
+                log.warning("cannot read %s (%s): rebuilding", kpath, exc)
+                keyword = None
+        if dense is None or keyword is None:
+            if not repair:
+                return None
+            if dense is None:
+                log.info("rebuilding the dense index of generation %d from stored vectors", gen)
+                dense = self._build_dense(conn)
+                dense_mod.save(dense, dpath)
+            if keyword is None:
+                log.info("rebuilding the BM25 index of generation %d from stored terms", gen)
+                keyword = self._build_keyword(conn)
+                keyword.save(kpath)
+        return _Snapshot(gen, dense, keyword, ids, chunk_doc, docs)
+
+    def _cleanup(self, gen: int) -> None:
+        """Remove index files of other generations and temporary leftovers."""
+        keep = {self._dense_path(gen).name, self._keyword_path(gen).name}
+        pattern = re.compile(r"^(dense-(flat|hnsw)-\d+\.faiss|bm25-\d+)(\.tmp-\d+)?$")
+        for p in self.data_dir.iterdir():
+            if p.name in keep or not pattern.match(p.name):
+                continue
+            try:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            except OSError as exc:
+                log.warning("cannot remove %s: %s", p, exc)
+
+    def refresh(self) -> bool:
+        """Pick up a write made by another process (no-op when current). True when the snapshot changed."""
+        snap = self._snap
+        gen = self._generation(self._rconn())
+        if snap is not None and gen == snap.generation:
+            return False
+        new = self._load_snapshot(repair=False)
+        if new is None:
+            return False
+        with self._snap_lock:
+            if self._snap is None or new.generation > self._snap.generation:
+                self._snap = new
+        return True
+
+    # ------------------------------------------------------------------------------------ embedding
+
+    def _encode_passages(self, texts: list[str], progress: bool) -> np.ndarray:
+        """Batches sorted by length (less padding); the model lock is taken per batch so searches go on."""
+        dim = int(self.embedder.dim)
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        if not texts:
+            return out
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        bar = None
+        if progress and len(texts) > EMBED_BATCH:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="embedding", unit="chunk")
+        try:
+            for idx in _batched(order, EMBED_BATCH):
+                with self._model_lock:
+                    vecs = self.embedder.encode_passages([texts[i] for i in idx], progress=False)
+                out[idx] = vecs
+                if bar is not None:
+                    bar.update(len(idx))
+        finally:
+            if bar is not None:
+                bar.close()
+        return out
+
+    def _chunk(self, doc: Document) -> list[Chunk]:
+        with self._model_lock:
+            return chunk_document(doc, self.embedder.tokenizer, self.chunk_size, self.overlap)
+
+    # -------------------------------------------------------------------------------------- writing
+
+    def add_documents(self, docs: list[Document], progress: bool = False) -> AddReport:
+        """Add new documents, replace changed ones (same id), skip unchanged ones. Only new or changed
+        chunks are embedded (vectors are reused by content hash)."""
+        report = AddReport()
+        batch: dict[str, Document] = {}
+        for d in docs:
+            if not d.id or not isinstance(d.text, str) or not d.text.strip():
+                raise ValueError(f"document {d.id!r} has no id or no text")
+            batch[d.id] = d  # the last one wins
+        if not batch:
+            return report
+        with self._write_lock, self._file_lock():
+            self._check_open()
+            self._sync_for_write()
+            c = self._wconn
+            existing: dict[str, str] = {}
+            for ids in _batched(list(batch), _SQL_VARS):
+                q = f"SELECT id, content_hash, n_chunks FROM documents WHERE id IN ({','.join('?' * len(ids))})"
+                for doc_id, h, n in c.execute(q, ids):
+                    existing[doc_id] = h
+                    report.chunk_counts[doc_id] = n
+            plans = []  # (doc, doc_hash, chunks, passage texts, hashes)
+            for doc in batch.values():
+                h = _doc_hash(doc)
+                if existing.get(doc.id) == h:
+                    report.documents_unchanged += 1
+                    continue
+                chunks = self._chunk(doc)
+                passages = [passage_text(doc.title, ch.text) for ch in chunks]
+                plans.append((doc, h, chunks, passages, [content_hash(p) for p in passages]))
+            if not plans:
+                return report
+            # chunks already stored for the documents being replaced: id -> content hash
+            old: dict[int, str] = {}
+            updated_ids = [p[0].id for p in plans if p[0].id in existing]
+            for ids in _batched(updated_ids, _SQL_VARS):
+                q = f"SELECT id, content_hash FROM chunks WHERE document_id IN ({','.join('?' * len(ids))})"
+                old.update(c.execute(q, ids).fetchall())
+            new_rows = []  # (chunk, doc_id, passage, hash)
+            keep: set[int] = set()
+            for doc, _, chunks, passages, hashes in plans:
+                for ch, p, h in zip(chunks, passages, hashes):
+                    if old.get(ch.id) == h:
+                        keep.add(ch.id)
+                    else:
+                        new_rows.append((ch, p, h))
+            removed = np.asarray(sorted(set(old) - keep), dtype=np.int64)
+            # vectors: reuse stored ones with the same content hash, embed the rest
+            vectors: dict[str, bytes] = {}
+            wanted = sorted({h for _, _, h in new_rows})
+            for hs in _batched(wanted, _SQL_VARS):
+                q = f"SELECT content_hash, vector FROM chunks WHERE content_hash IN ({','.join('?' * len(hs))})"
+                vectors.update(c.execute(q, hs).fetchall())
+            missing: dict[str, str] = {}
+            for _, p, h in new_rows:
+                if h not in vectors:
+                    missing.setdefault(h, p)
+            if missing:
+                embedded = self._encode_passages(list(missing.values()), progress)
+                for h, v in zip(missing, embedded):
+                    vectors[h] = np.ascontiguousarray(v, dtype=np.float32).tobytes()
+            report.chunks_embedded = len(missing)
+            _crash_point("embedded")
+            add_ids = np.asarray([ch.id for ch, _, _ in new_rows], dtype=np.int64)
+            add_vecs = (
+                np.frombuffer(b"".join(vectors[h] for _, _, h in new_rows), dtype=np.float32).reshape(len(new_rows), int(self.embedder.dim))
+                if new_rows
+                else np.zeros((0, int(self.embedder.dim)), np.float32)
+            )
+            # one transaction: the new state or the old one
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for doc, h, chunks, _, _ in plans:
+                    c.execute(
+                        """INSERT INTO documents(id, title, url, published, metadata, text, content_hash, chars, n_chunks)
+                           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                           ON CONFLICT(id) DO UPDATE SET title=excluded.title, url=excluded.url, published=excluded.published,
+                             metadata=excluded.metadata, text=excluded.text, content_hash=excluded.content_hash,
+                             chars=excluded.chars, n_chunks=excluded.n_chunks""",
+                        (doc.id, doc.title, doc.url, doc.published, json.dumps(doc.metadata or {}, ensure_ascii=False, default=str), doc.text, h, len(doc.text), len(chunks)),
+                    )
+                    report.chunk_counts[doc.id] = len(chunks)
+                    if doc.id in existing:
+                        report.documents_updated += 1
+                    else:
+                        report.documents_added += 1
+                for ids in _batched(removed.tolist(), _SQL_VARS):
+                    c.execute(f"DELETE FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
+                c.executemany(
+                    "INSERT INTO chunks(id, document_id, start_char, end_char, text, content_hash, terms, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    ((ch.id, ch.document_id, ch.start, ch.end, ch.text, h, " ".join(analyze(p)), vectors[h]) for ch, p, h in new_rows),
+                )
+                gen = self._bump_generation(c)
+                _crash_point("before_commit")
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            _crash_point("committed")
+            report.chunks_added, report.chunks_removed = len(new_rows), len(removed)
+            self._publish(gen, removed, add_ids, add_vecs)
+        return report
+
+    def delete_document(self, doc_id: str) -> bool:
+        """Remove a document, its chunks, vectors and keyword entries. False when it was not there."""
+        with self._write_lock, self._file_lock():
+            self._check_open()
+            self._sync_for_write()
+            c = self._wconn
+            if c.execute("SELECT 1 FROM documents WHERE id=?", (doc_id,)).fetchone() is None:
+                return False
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                removed = np.asarray([r[0] for r in c.execute("SELECT id FROM chunks WHERE document_id=?", (doc_id,))], dtype=np.int64)
+                c.execute("DELETE FROM chunks WHERE document_id=?", (doc_id,))
+                c.execute("DELETE FROM documents WHERE id=?", (doc_id,))
+                gen = self._bump_generation(c)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            self._publish(gen, removed, np.zeros(0, np.int64), np.zeros((0, int(self.embedder.dim)), np.float32))
+            return True
+
+    def _sync_for_write(self) -> None:
+        """Under the file lock: if another process wrote since our snapshot, start from its state."""
+        if self._snap is None or self._generation(self._wconn) != self._snap.generation:
+            self._snap = self._load_snapshot(repair=True)
+
+    def _publish(self, gen: int, removed: np.ndarray, add_ids: np.ndarray, add_vecs: np.ndarray) -> None:
+        """After the commit: new index files for generation ``gen``, then swap the snapshot."""
+        c = self._wconn
+        snap = self._snap
+        dense = dense_mod.updated(snap.dense, self.dense_kind, removed, add_ids, add_vecs)
+        if dense is None:  # HNSW cannot remove: rebuild from the stored vectors
+            dense = self._build_dense(c)
+        dense_mod.save(dense, self._dense_path(gen))
+        _crash_point("dense_written")
+        keyword = self._build_keyword(c)
+        keyword.save(self._keyword_path(gen))
+        _crash_point("keyword_written")
+        g, ids, chunk_doc, docs = self._read_state(c)
+        with self._snap_lock:
+            self._snap = _Snapshot(g, dense, keyword, ids, chunk_doc, docs)
+        self._cleanup(gen)
+
+    def _reindex_all(self, progress: bool = True) -> None:
+        """Re-chunk and re-embed every stored document with the configured embedder (one transaction)."""
+        c = self._wconn
+        docs = [
+            Document(id=r[0], text=r[1], title=r[2], url=r[3], published=r[4], metadata=json.loads(r[5]))
+            for r in c.execute("SELECT id, text, title, url, published, metadata FROM documents ORDER BY id")
+        ]
+        rows = []
+        for doc in docs:
+            for ch in self._chunk(doc):
+                p = passage_text(doc.title, ch.text)
+                rows.append((ch, p, content_hash(p)))
+        vecs = self._encode_passages([p for _, p, _ in rows], progress)
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.execute("DELETE FROM chunks")
+            counts: dict[str, int] = {}
+            for ch, _, _ in rows:
+                counts[ch.document_id] = counts.get(ch.document_id, 0) + 1
+            c.executemany("UPDATE documents SET n_chunks=? WHERE id=?", [(counts.get(d.id, 0), d.id) for d in docs])
+            c.executemany(
+                "INSERT INTO chunks(id, document_id, start_char, end_char, text, content_hash, terms, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ((ch.id, ch.document_id, ch.start, ch.end, ch.text, h, " ".join(analyze(p)), vecs[i].tobytes()) for i, (ch, p, h) in enumerate(rows)),
+            )
+            c.executemany(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                [("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION)],
+            )
+            gen = self._bump_generation(c)
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        dense = self._build_dense(c)
+        dense_mod.save(dense, self._dense_path(gen))
+        keyword = self._build_keyword(c)
+        keyword.save(self._keyword_path(gen))
+        g, ids, chunk_doc, docs_table = self._read_state(c)
+        self._snap = _Snapshot(g, dense, keyword, ids, chunk_doc, docs_table)
+        self._cleanup(gen)
+
+    # -------------------------------------------------------------------------------------- reading
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the index store is closed")
+
+    def get_document(self, doc_id: str) -> Document | None:
+        row = self._rconn().execute("SELECT id, text, title, url, published, metadata FROM documents WHERE id=?", (doc_id,)).fetchone()
+        if row is None:
+            return None
+        return Document(id=row[0], text=row[1], title=row[2], url=row[3], published=row[4], metadata=json.loads(row[5]))
+
+    def get_chunks(self, doc_id: str) -> list[Chunk]:
+        rows = self._rconn().execute("SELECT id, document_id, start_char, end_char, text FROM chunks WHERE document_id=? ORDER BY start_char, end_char", (doc_id,))
+        return [Chunk(id=r[0], document_id=r[1], start=r[2], end=r[3], text=r[4]) for r in rows]
+
+    def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:
+        conn = self._rconn()
+        total = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        rows = conn.execute(
+            "SELECT id, title, url, published, n_chunks, chars FROM documents ORDER BY id LIMIT ? OFFSET ?", (max(0, int(limit)), max(0, int(offset)))
+        ).fetchall()
+        return [DocumentInfo(*r) for r in rows], total
+
+    def counts(self) -> dict:
+        conn = self._rconn()
+        return {
+            "documents": conn.execute("SELECT count(*) FROM documents").fetchone()[0],
+            "chunks": conn.execute("SELECT count(*) FROM chunks").fetchone()[0],
+        }
+
+    @property
+    def generation(self) -> int:
+        return self._snap.generation if self._snap else 0
+
+    def check_consistency(self) -> None:
+        """Raise RuntimeError listing every disagreement between SQLite, the FAISS index and the BM25 index
+        (in memory and on disk)."""
+        problems = []
+        with self._write_lock:
+            snap = self._snap
+            conn = self._rconn()
+            conn.execute("BEGIN")
+            try:
+                gen = self._generation(conn)
+                sql_ids = np.asarray([r[0] for r in conn.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
+                bad_counts = conn.execute(
+                    "SELECT d.id, d.n_chunks, count(c.id) FROM documents d LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.id HAVING d.n_chunks != count(c.id)"
+                ).fetchall()
+                bad_offsets = conn.execute(
+                    "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE substr(d.text, c.start_char + 1, c.end_char - c.start_char) != c.text LIMIT 5"
+                ).fetchall()
+                bad_vectors = conn.execute("SELECT count(*) FROM chunks WHERE length(vector) != ?", (4 * int(self.embedder.dim),)).fetchone()[0]
+                orphans = conn.execute("SELECT count(*) FROM chunks c LEFT JOIN documents d ON d.id = c.document_id WHERE d.id IS NULL").fetchone()[0]
+            finally:
+                conn.execute("COMMIT")
+            if snap is None:
+                raise RuntimeError("no index loaded")
+            if snap.generation != gen:
+                problems.append(f"loaded generation {snap.generation} != database generation {gen}")
+            dense_ids = np.sort(dense_mod.index_ids(snap.dense))
+            if snap.dense.ntotal != len(dense_ids):
+                problems.append(f"FAISS ntotal {snap.dense.ntotal} != {len(dense_ids)} ids")
+            for name, ids in (("FAISS", dense_ids), ("BM25", np.asarray(snap.keyword.ids)), ("snapshot", snap.chunk_ids)):
+                if not np.array_equal(ids, sql_ids):
+                    only_sql = np.setdiff1d(sql_ids, ids)
+                    only_idx = np.setdiff1d(ids, sql_ids)
+                    problems.append(f"{name} ids differ from SQLite: {len(sql_ids)} in SQLite, {len(ids)} in {name}, {len(only_sql)} missing, {len(only_idx)} extra")
+            if not self._dense_path(gen).is_file():
+                problems.append(f"{self._dense_path(gen).name} missing on disk")
+            else:
+                on_disk = dense_mod.load(self._dense_path(gen))
+                if not np.array_equal(np.sort(dense_mod.index_ids(on_disk)), sql_ids):
+                    problems.append(f"{self._dense_path(gen).name} ids differ from SQLite")
+            if not self._keyword_path(gen).is_dir():
+                problems.append(f"{self._keyword_path(gen).name} missing on disk")
+            elif not np.array_equal(np.load(self._keyword_path(gen) / "ids.npy"), sql_ids):
+                problems.append(f"{self._keyword_path(gen).name} ids differ from SQLite")
+            if bad_counts:
+                problems.append(f"documents whose chunk count is wrong: {bad_counts[:5]}")
+            if bad_offsets:
+                problems.append(f"chunks whose text is not document.text[start:end]: {[r[0] for r in bad_offsets]}")
+            if bad_vectors:
+                problems.append(f"{bad_vectors} chunks with a vector of the wrong size")
+            if orphans:
+                problems.append(f"{orphans} chunks without a document")
+        if problems:
+            raise RuntimeError("index inconsistent: " + "; ".join(problems))
+
+    def search(self, query: str, top_k: int = 10, mode: str = "hybrid", filters: Filters | None = None) -> list[SearchResult]:
+        """Best chunks for ``query``: ``hybrid`` (RRF of dense and BM25), ``dense`` or ``bm25``; filters
+        are applied before the lists are cut, so ``top_k`` results come back whenever that many match."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self._check_open()
+        if time.monotonic() - self._last_refresh > REFRESH_EVERY_S:
+            self._last_refresh = time.monotonic()
+            try:
+                self.refresh()
+            except sqlite3.Error as exc:
+                log.warning("refresh failed: %s", exc)
+        snap = self._snap
+        if top_k <= 0 or not query or not query.strip() or snap is None or len(snap.chunk_ids) == 0:
+            return []
+        depth = candidate_depth(top_k)
+        doc_mask = snap.docs.allowed(filters)
+        row_mask = allowed = None
+        if doc_mask is not None:
+            row_mask = doc_mask[snap.chunk_doc] if len(snap.chunk_doc) else np.zeros(0, bool)
+            allowed = snap.chunk_ids[row_mask]
+            if len(allowed) == 0:
+                return []
+        lists: list[tuple[np.ndarray, np.ndarray]] = []
+        if mode in ("dense", "hybrid"):
+            with self._model_lock:
+                qv = self.embedder.encode_queries([query])[0]
+            lists.append(dense_mod.search(snap.dense, self.dense_kind, qv, depth, allowed))
+        if mode in ("bm25", "hybrid"):
+            lists.append(snap.keyword.search(analyze(query), depth, row_mask))
+        if mode == "hybrid":
+            ranked = rrf([ids for ids, _ in lists], self.rrf_k)[:top_k]
+        else:
+            ids, scores = lists[0]
+            ranked = list(zip(ids.tolist(), scores.tolist()))[:top_k]
+        return self._results(ranked)
+
+    def _results(self, ranked: list[tuple[int, float]]) -> list[SearchResult]:
+        if not ranked:
+            return []
+        ids = [cid for cid, _ in ranked]
+        q = (
+            "SELECT c.id, c.document_id, d.title, d.url, d.published, c.text, c.start_char, c.end_char "
+            f"FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({','.join('?' * len(ids))})"
+        )
+        rows = {r[0]: r for r in self._rconn().execute(q, ids)}
+        out = []
+        for cid, score in ranked:
+            r = rows.get(cid)
+            if r is None:  # deleted by a write that landed after our snapshot
+                continue
+            out.append(SearchResult(chunk_id=r[0], document_id=r[1], title=r[2], url=r[3], published=r[4], text=r[5], start=r[6], end=r[7], score=float(score)))
+        return out
+
+    # ------------------------------------------------------------------------------------- closing
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        with self._write_lock:
+            self._closed = True
+            with self._conns_lock:
+                for conn in self._read_conns:
+                    try:
+                        conn.close()
+                    except sqlite3.Error:
+                        pass
+                self._read_conns.clear()
+            try:
+                self._wconn.close()
+            except sqlite3.Error:
+                pass
+
+    def __enter__(self) -> "IndexStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,192 @@
+"""Pure French text functions: a sentence splitter that returns exact offsets, and the BM25 analyser.
+
+Nothing here touches models or files, so everything is cheap to test.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+# --------------------------------------------------------------------------------------------
+# sentence splitting
+# --------------------------------------------------------------------------------------------
+
+_TERMINALS = ".!?…"
+# closers that may follow the final punctuation: « ... l’est. » or (... .) or "... ."
+_CLOSERS = "»”\")]’'"
+_OPENERS_START = "«“\"([-—–•*'‘"
+# words after which a period does not end a sentence (compared case-sensitively: "M." yes, "m." no)
+_ABBREV_CASED = {
+    "M", "MM", "Mme", "Mmes", "Mlle", "Mlles", "Dr", "Drs", "Pr", "Pr", "Me", "Mgr", "St", "Ste", "Sts",
+    "Cie", "Sté", "Jr", "Sr", "Mr", "Mrs", "Ms", "Prof", "Gén", "Gal", "Col", "Cdt", "Lt", "Sgt",
+}
+_ABBREV_LOWER = {
+    "etc", "cf", "ex", "env", "chap", "fig", "tél", "tel", "réf", "coll", "éd", "trad", "janv", "févr",
+    "fév", "avr", "juil", "p", "pp", "av", "apr", "hab", "max", "min", "n°", "bd", "boul", "vs",
+    "resp", "approx", "dir", "éds", "ibid", "op", "cit", "suiv", "sq", "ss", "inc", "ltd",
+}
+_WORD_BEFORE = re.compile(r"(n°|[^\W\d_]+)$")
+_QUOTE_MAX_SPAN = 1500  # an unclosed « is forgotten after this many characters
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """True when the period at ``dot`` closes an abbreviation or an initial."""
+    m = _WORD_BEFORE.search(text, max(0, dot - 12), dot)
+    if not m:
+        return False
+    word = m.group(1)
+    # an initial: "J. R. R. Tolkien", "J.-C.", "U.S.A."
+    if len(word) == 1 and word.isupper():
+        return True
+    if word in _ABBREV_CASED:
+        return True
+    if word.lower() in _ABBREV_LOWER and (word.islower() or word.lower() == "etc"):
+        return True
+    return False
+
+
+def _starts_sentence(ch: str) -> bool:
+    return ch.isupper() or ch.isdigit() or ch in _OPENERS_START or unicodedata.category(ch) in ("So", "Sk")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Split French ``text`` into sentences; returns ``(start, end)`` offsets into ``text``.
+
+    Every span is stripped of surrounding whitespace (so it never starts or ends with a space) and
+    together the spans cover all non-whitespace characters of ``text``. Line breaks always end a
+    sentence (titles, list items, paragraphs). A period does not end a sentence after an
+    abbreviation (M., Mme, etc.), an initial (J. R. R. Tolkien), inside a number (2.905, 3,5) or
+    inside «guillemets»; a sentence ends only when the next non-space character can start one.
+    """
+    n = len(text)
+    cuts: list[int] = []  # exclusive ends of sentences
+    depth = 0
+    open_at = -1
+    i = 0
+    while i < n:
+        ch = text[i]
+        if ch == "\n" or ch == "\r" or ch == "\u2028" or ch == "\u2029":
+            cuts.append(i)
+            depth = 0
+            i += 1
+            continue
+        if ch in "«“":
+            if depth == 0:
+                open_at = i
+            depth += 1
+            i += 1
+            continue
+        if ch in "»”":
+            depth = max(0, depth - 1)
+            i += 1
+            continue
+        if depth and i - open_at > _QUOTE_MAX_SPAN:
+            depth = 0  # unbalanced quote: stop protecting
+        if ch not in _TERMINALS:
+            i += 1
+            continue
+        # a run of terminal punctuation: "?!", "...", "…"
+        j = i
+        while j < n and text[j] in _TERMINALS:
+            j += 1
+        if ch == "." and j == i + 1 and _is_abbreviation(text, i):
+            i = j
+            continue
+        # closers right after: «... fin. »  (...)  "...".
+        k = j
+        d = depth
+        while k < n:
+            if text[k] in _CLOSERS:
+                if text[k] in "»”":
+                    d = max(0, d - 1)
+                k += 1
+            elif text[k] in " \u00a0\u202f" and k + 1 < n and text[k + 1] in "»”":
+                k += 1
+            else:
+                break
+        if d > 0:  # still inside guillemets
+            depth = d
+            i = k
+            continue
+        # must be followed by whitespace, then something that can start a sentence
+        m = k
+        while m < n and text[m].isspace() and text[m] not in "\r\n":
+            m += 1
+        if m == k:  # "2.905", "conséquences.Mais", end of text
+            depth = d
+            i = k
+            continue
+        if m < n and text[m] not in "\r\n" and not _starts_sentence(text[m]):
+            depth = d
+            i = k
+            continue
+        cuts.append(k)
+        depth = 0
+        i = k
+    cuts.append(n)
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for cut in cuts:
+        s, e = start, cut
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            spans.append((s, e))
+        start = cut
+    return spans
+
+
+def split_sentences(text: str) -> list[str]:
+    return [text[s:e] for s, e in sentence_spans(text)]
+
+
+# --------------------------------------------------------------------------------------------
+# BM25 analysis
+# --------------------------------------------------------------------------------------------
+
+ANALYZER_VERSION = "fr-1"
+
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss", "’": "'", "‘": "'", "ʼ": "'", "`": "'"})
+_ELISION = re.compile(r"(?<![\w])(?:l|d|qu|j|n|s|c|m|t|jusqu|lorsqu|puisqu|quoiqu|presqu)'(?=\w)")
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
+
+# French stop words (accents folded), plus question words that carry no topic
+_STOP = """
+a ai aie aient aies ait as au aucun aucune aupres aura aurai auraient aurais aurait auras aurez auriez aurions
+aurons auront aussi autre autres aux avaient avais avait avant avec avez aviez avions avoir avons ayant ayez
+ayons c ca car ce ceci cela celle celles celui cependant ces cet cette ceux chaque chez ci combien comme comment
+d dans de des deja donc dont du elle elles en encore entre es est et etaient etais etait etant etc ete etee
+etees etes etiez etions etre eu eue eues eumes eurent eus eusse eussent eusses eussiez eussions eut eutes eux
+fait faut fumes furent fus fusse fussent fusses fussiez fussions fut futes ici il ils j je jusqu l la le les
+leur leurs lors lorsqu lui m ma mais me meme memes mes moi mon n ne ni nos notre nous on ont ou par parce pas
+peu peut plus pour pourquoi puis qu quand que quel quelle quelles quels qui quoi s sa sans se sera serai
+seraient serais serait seras serez seriez serions serons seront ses si sien soi soient sois soit sommes son
+sont sous soyez soyons suis sur t ta te tes toi ton tous tout toute toutes tres tu un une unes uns vers voici
+voila vos votre vous y
+"""
+STOP_WORDS = frozenset(_STOP.split())
+
+
+def fold(text: str) -> str:
+    """Lowercase and strip accents: "Événement Œuvre" -> "evenement oeuvre"."""
+    text = text.translate(_LIGATURES).lower()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("french")
+
+
+def analyze(text: str) -> list[str]:
+    """The BM25 analyser: fold case and accents, split elisions (l', qu', ...), drop stop words, stem (Snowball)."""
+    folded = _ELISION.sub(" ", fold(text))
+    words = [w for w in _TOKEN.findall(folded) if w not in STOP_WORDS]
+    return _stemmer().stemWords(words)

@@ -1,0 +1,309 @@
+"""The ``qa`` command: models, index, search, ask, extract, serve, eval, train-reader."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from qa.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="French semantic search and extractive question answering.")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _setup_logging(settings: Settings, verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # third-party chatter (weight-loading reports, HTTP) is noise on a terminal
+    for noisy in ("transformers", "sentence_transformers", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover
+        pass
+
+
+def _guard(fn, *args, **kwargs):
+    """Turn known user-facing errors into one clear line instead of a traceback."""
+    from index.e5_convert import ModelSourceError
+
+    errors: tuple[type[BaseException], ...] = (ModelSourceError,)
+    try:
+        from index.store import ReindexNeeded
+
+        errors += (ReindexNeeded,)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        return fn(*args, **kwargs)
+    except errors as exc:
+        _fail(str(exc))
+
+
+def _service(settings: Settings):
+    from qa.pipeline import QAService
+
+    return _guard(QAService.from_settings, settings)
+
+
+def _filters(document_ids: list[str] | None, source: str | None, after: str | None, before: str | None):
+    from datetime import date
+
+    from index.schema import Filters
+
+    def parse(name: str, value: str | None):
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            _fail(f"{name} must be a date like 2018-01-31, got {value!r}")
+
+    if not (document_ids or source or after or before):
+        return None
+    return Filters(document_ids=document_ids or None, source=source, published_after=parse("--after", after), published_before=parse("--before", before))
+
+
+@app.command()
+def models(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """Build (once) and check the default models; print their paths and dimension."""
+    settings = _settings()
+    _setup_logging(settings, verbose)
+    from index.embeddings import BUILTIN_EMBEDDER, ensure_builtin_embedder
+
+    if settings.embedder == BUILTIN_EMBEDDER:
+        t0 = time.time()
+        path, built = _guard(ensure_builtin_embedder, settings.models_dir, settings.e5_source)
+        typer.echo(f"embedder {settings.embedder}: {path} ({'built in %.0fs' % (time.time() - t0) if built else 'reused'})")
+    from index.embeddings import Embedder
+
+    emb = _guard(Embedder, settings.embedder, settings.models_dir, source=settings.e5_source)
+    typer.echo(f"embedder dimension: {emb.dim}, max tokens: {emb.max_tokens}")
+    from qa.reader import BUILTIN_READER, ensure_builtin_reader
+
+    if settings.reader == BUILTIN_READER:
+        t0 = time.time()
+        path, built = _guard(ensure_builtin_reader, settings.models_dir, Path(settings.reader_artifact), settings.e5_source)
+        typer.echo(f"reader {settings.reader}: {path} ({'built in %.0fs' % (time.time() - t0) if built else 'reused'})")
+    else:
+        typer.echo(f"reader {settings.reader}: loaded by transformers on first use")
+
+
+@app.command()
+def index(
+    paths: list[Path] = typer.Argument(..., help="Files or folders (.txt .md .html .json .jsonl)"),
+    rebuild: bool = typer.Option(False, help="Delete the existing index first (after a model change)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Index documents into QA_DATA_DIR (only new or changed chunks are embedded)."""
+    settings = _settings()
+    _setup_logging(settings, verbose)
+    from index.ingest import load_documents
+
+    t0 = time.time()
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        _fail(f"no such file or folder: {missing[0]}")
+    docs, errors = load_documents(paths)
+    for e in errors:
+        where = f"{e.path}:{e.line}" if e.line else e.path
+        typer.echo(f"skipped {where}: {e.reason}", err=True)
+    if rebuild:
+        import shutil
+
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+    from index.embeddings import Embedder
+    from index.store import IndexStore
+
+    emb = _guard(Embedder, settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, source=settings.e5_source)
+    store = _guard(IndexStore.open, settings.data_dir, emb, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens, dense_index=settings.dense_index, rrf_k=settings.rrf_k)
+    rep = store.add_documents(docs, progress=sys.stderr.isatty())
+    counts = store.counts()
+    store.close()
+    typer.echo(
+        f"documents: {len(docs)} read ({rep.documents_added} added, {rep.documents_updated} updated, {rep.documents_unchanged} unchanged), "
+        f"chunks: {rep.chunks_added} embedded, {rep.chunks_removed} removed, index now {counts['documents']} documents / {counts['chunks']} chunks, "
+        f"skipped: {len(errors)} files with errors, {time.time() - t0:.1f}s"
+    )
+    if errors and not docs:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: str,
+    top_k: int = typer.Option(5, "--top-k", min=1, max=50),
+    mode: str = typer.Option("hybrid", help="hybrid, dense or bm25"),
+    doc: Optional[list[str]] = typer.Option(None, "--doc", help="Only these document ids"),
+    source: Optional[str] = typer.Option(None, help="URL domain, e.g. numerama.com"),
+    after: Optional[str] = typer.Option(None, help="Published on or after (YYYY-MM-DD)"),
+    before: Optional[str] = typer.Option(None, help="Published on or before (YYYY-MM-DD)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Search passages."""
+    settings = _settings()
+    _setup_logging(settings)
+    if mode not in ("hybrid", "dense", "bm25"):
+        _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
+    if not query.strip():
+        _fail("the query is empty")
+    from index.embeddings import Embedder
+    from index.store import IndexStore
+
+    emb = _guard(Embedder, settings.embedder, settings.models_dir, source=settings.e5_source)
+    store = _guard(IndexStore.open, settings.data_dir, emb, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens, dense_index=settings.dense_index, rrf_k=settings.rrf_k)
+    t0 = time.perf_counter()
+    results = store.search(query, top_k=top_k, mode=mode, filters=_filters(doc, source, after, before))
+    took = (time.perf_counter() - t0) * 1000
+    if as_json:
+        typer.echo(json.dumps({"query": query, "results": [asdict(r) for r in results], "took_ms": round(took, 1)}, ensure_ascii=False, indent=1))
+        return
+    if not results:
+        typer.echo("Aucun passage trouvé.")
+    for i, r in enumerate(results, 1):
+        typer.echo(f"{i}. [{r.score:.4f}] {r.title or r.document_id} ({r.document_id}, {r.published or 's.d.'}) [{r.start}:{r.end}]")
+        typer.echo("   " + " ".join(r.text.split())[:300])
+
+
+@app.command()
+def ask(
+    question: str,
+    top_k: int = typer.Option(5, "--top-k", min=1, max=50),
+    max_answers: int = typer.Option(3, "--max-answers", min=1, max=20),
+    mode: str = typer.Option("hybrid", help="hybrid, dense or bm25"),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly the /ask response"),
+) -> None:
+    """Answer a question from the indexed documents, with sources."""
+    settings = _settings()
+    _setup_logging(settings)
+    if not question.strip():
+        _fail("the question is empty")
+    if mode not in ("hybrid", "dense", "bm25"):
+        _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
+    svc = _service(settings)
+    result = svc.ask(question, top_k=top_k, max_answers=max_answers, mode=mode)
+    if as_json:
+        from qa.serialize import ask_payload
+
+        typer.echo(json.dumps(ask_payload(result), ensure_ascii=False, indent=1))
+        return
+    from qa.render import render_ask
+
+    typer.echo(render_ask(result))
+
+
+@app.command()
+def extract(
+    question: str,
+    context_file: Path = typer.Argument(..., help="Text file holding the context ('-' for stdin)"),
+    max_answers: int = typer.Option(3, "--max-answers", min=1, max=20),
+) -> None:
+    """Run the reader alone on a given context."""
+    settings = _settings()
+    _setup_logging(settings)
+    text = sys.stdin.read() if str(context_file) == "-" else _read_text(context_file)
+    from qa.pipeline import configure_torch, load_reader, QAService
+
+    configure_torch(settings)
+    reader = _guard(load_reader, settings)
+    svc = QAService(settings, None, reader, None)
+    answers = svc.extract(question, text, max_answers=max_answers)
+    typer.echo(json.dumps({"question": question, "answers": [asdict(a) for a in answers], "no_answer": not answers}, ensure_ascii=False, indent=1))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        _fail(f"no such file: {path}")
+    except UnicodeDecodeError as exc:
+        _fail(f"{path}: not UTF-8 text (byte {exc.start})")
+    return ""
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="Default: QA_HOST (127.0.0.1)"),
+    port: Optional[int] = typer.Option(None, help="Default: QA_PORT (8000)"),
+    workers: int = typer.Option(1, help="Each worker loads its own models (~1 GB)"),
+) -> None:
+    """Serve the HTTP API and the question page with uvicorn."""
+    settings = _settings()
+    _setup_logging(settings)
+    import uvicorn
+
+    uvicorn.run("api.app:create_app", factory=True, host=host or settings.host, port=port or settings.port, workers=workers, log_level=settings.log_level.lower())
+
+
+@app.command("eval")
+def eval_cmd(
+    gold: Path = typer.Argument(..., help="Gold set: JSONL {id, question, answers, document_ids} or SQuAD JSON"),
+    top_k: int = typer.Option(5, "--top-k", min=1, max=50),
+    mode: str = typer.Option("hybrid"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON report here"),
+    errors: bool = typer.Option(False, "--errors", help="List the questions answered wrongly"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="SQuAD files: use this existing index instead of a temporary one"),
+    limit: int = typer.Option(0, help="Evaluate only the first N questions (0 = all)"),
+) -> None:
+    """Measure retrieval, reader and end-to-end answers against a gold set."""
+    settings = _settings()
+    _setup_logging(settings)
+    from qa.evaluation import GoldFormatError, run_eval
+
+    try:
+        report = _guard(run_eval, settings, gold, top_k=top_k, mode=mode, data_dir=data_dir, limit=limit)
+    except GoldFormatError as exc:
+        _fail(str(exc))
+    from qa.evaluation import render_report
+
+    typer.echo(render_report(report, errors=errors))
+    if out:
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1))
+        tmp.replace(out)
+        typer.echo(f"report written to {out}")
+
+
+@app.command("train-reader")
+def train_reader(
+    epochs: int = typer.Option(2),
+    lr: float = typer.Option(1e-4),
+    batch_size: int = typer.Option(16),
+    max_length: int = typer.Option(256),
+    run_dir: Path = typer.Option(Path("runs/reader"), help="Checkpoints and logs; a rerun resumes from here"),
+    out: Path = typer.Option(Path("data/reader/reader-e5s-piaf.zip"), help="Where the artifact goes"),
+    seed: int = typer.Option(13),
+    max_steps: int = typer.Option(0, help="Stop after N steps (smoke test)"),
+    dev_limit: int = typer.Option(0, help="Evaluate on the first N dev questions only"),
+) -> None:
+    """Fine-tune the reader on PIAF train; pick checkpoint and no-answer threshold on PIAF dev."""
+    settings = _settings()
+    _setup_logging(settings)
+    from qa.train_reader import TrainConfig, train, write_checksum
+
+    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, run_dir=run_dir, out_artifact=out, seed=seed, max_steps=max_steps, dev_limit=dev_limit, threads=settings.torch_threads)
+    _guard(train, cfg)
+    write_checksum(out)
+    typer.echo(f"reader artifact: {out}")
+
+
+if __name__ == "__main__":
+    app()

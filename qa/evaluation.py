@@ -1,0 +1,275 @@
+"""``qa eval``: retrieval, reader and end-to-end metrics against a gold set.
+
+Gold sets come as JSONL (``{"id", "question", "answers", "document_ids"}``, one per line; an
+empty ``answers`` list marks a question the documents cannot answer) or SQuAD JSON. SQuAD
+paragraphs are indexed as documents (id ``<article>-<paragraph>``, article title as title) in a
+temporary data directory unless ``--data-dir`` names an existing index.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.schema import Document
+from qa.metrics import best_over_references
+from qa.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RECALL_AT = (1, 3, 5, 10)
+
+
+class GoldFormatError(ValueError):
+    """The gold file is malformed; the message names the file and line."""
+
+
+@dataclass
+class GoldItem:
+    id: str
+    question: str
+    answers: list[str]
+    document_ids: list[str]
+    paragraph_id: str | None = None  # SQuAD: the gold paragraph's document id
+    context: str | None = None  # SQuAD: the gold paragraph's text
+    article: str | None = None  # SQuAD: the article title
+
+
+@dataclass
+class GoldSet:
+    items: list[GoldItem]
+    documents: list[Document] = field(default_factory=list)  # SQuAD only: what to index
+    kind: str = "jsonl"
+
+
+def load_gold(path: Path) -> GoldSet:
+    if not path.is_file():
+        raise GoldFormatError(f"{path}: no such file")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise GoldFormatError(f"{path}: not UTF-8 (byte {exc.start})") from exc
+    stripped = raw.lstrip()
+    if stripped.startswith("{") and '"data"' in stripped[:200]:
+        try:
+            return _load_squad(json.loads(raw), path)
+        except json.JSONDecodeError as exc:
+            raise GoldFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+    return _load_jsonl(raw, path)
+
+
+def _load_jsonl(raw: str, path: Path) -> GoldSet:
+    items = []
+    seen: set[str] = set()
+    for n, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise GoldFormatError(f"{path}:{n}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(rec, dict):
+            raise GoldFormatError(f"{path}:{n}: expected an object with id, question, answers, document_ids")
+        q = rec.get("question")
+        if not isinstance(q, str) or not q.strip():
+            raise GoldFormatError(f"{path}:{n}: field 'question' must be a non-empty string")
+        answers = rec.get("answers", [])
+        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+            raise GoldFormatError(f"{path}:{n}: field 'answers' must be a list of strings ([] = unanswerable)")
+        doc_ids = rec.get("document_ids", [])
+        if not isinstance(doc_ids, list) or not all(isinstance(d, str) for d in doc_ids):
+            raise GoldFormatError(f"{path}:{n}: field 'document_ids' must be a list of strings")
+        qid = str(rec.get("id", n))
+        if qid in seen:
+            raise GoldFormatError(f"{path}:{n}: duplicate id {qid!r}")
+        seen.add(qid)
+        items.append(GoldItem(qid, q, answers, doc_ids))
+    if not items:
+        raise GoldFormatError(f"{path}: no questions found")
+    return GoldSet(items, kind="jsonl")
+
+
+def _load_squad(data: dict, path: Path) -> GoldSet:
+    items, docs = [], []
+    try:
+        for a, art in enumerate(data["data"]):
+            title = art.get("title") or f"article {a}"
+            for p, para in enumerate(art["paragraphs"]):
+                pid = f"{a:04d}-{p:03d}"
+                docs.append(Document(pid, para["context"], title=title, metadata={"article": title}))
+                for qa in para["qas"]:
+                    answers = [x["text"].strip() for x in qa.get("answers", []) if x.get("text", "").strip()]
+                    items.append(GoldItem(str(qa["id"]), qa["question"], answers, [pid], pid, para["context"], title))
+    except (KeyError, TypeError) as exc:
+        raise GoldFormatError(f"{path}: not SQuAD format (missing {exc})") from exc
+    return GoldSet(items, docs, kind="squad")
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "hybrid", data_dir: Path | None = None, limit: int = 0) -> dict:
+    from qa.pipeline import QAService
+
+    gold = load_gold(gold_path)
+    items = gold.items[:limit] if limit else gold.items
+    tmp = None
+    if gold.kind == "squad" and data_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="qa-eval-")
+        data_dir = Path(tmp.name)
+    svc_settings = settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
+    svc = QAService.from_settings(svc_settings)
+    try:
+        if gold.kind == "squad":
+            t0 = time.time()
+            rep = svc.add_documents(gold.documents, progress=False)
+            log.info("indexed %d paragraphs (%d chunks) in %.0fs", len(gold.documents), rep.chunks_added, time.time() - t0)
+        if svc.store.counts()["documents"] == 0:
+            raise GoldFormatError(f"the index at {svc_settings.data_dir} is empty: run `qa index data/articles` (or set QA_DATA_DIR) first")
+        return _evaluate(svc, gold, items, top_k, mode, str(gold_path))
+    finally:
+        svc.close()
+        if tmp:
+            tmp.cleanup()
+
+
+def _evaluate(svc, gold: GoldSet, items: list[GoldItem], top_k: int, mode: str, name: str) -> dict:
+    depth = max(max(RECALL_AT), top_k)
+    per_q = []
+    search_ms, ask_ms = [], []
+    for it in items:
+        t0 = time.perf_counter()
+        results = svc.search(it.question, top_k=depth, mode=mode)
+        search_ms.append((time.perf_counter() - t0) * 1000)
+        doc_rank = next((i + 1 for i, r in enumerate(results) if r.document_id in it.document_ids), None)
+        if gold.kind == "squad":  # document level = the gold article, paragraph level = the gold paragraph
+            titles = [r.title for r in results]
+            doc_rank = next((i + 1 for i, t in enumerate(titles) if t == it.article), None)
+            para_rank = next((i + 1 for i, r in enumerate(results) if r.document_id == it.paragraph_id), None)
+        else:
+            para_rank = None
+        t0 = time.perf_counter()
+        res = svc.ask(it.question, top_k=top_k, mode=mode)
+        ask_ms.append((time.perf_counter() - t0) * 1000)
+        top = res.answers[0] if res.answers else None
+        pred = top.text if top else ""
+        em, f1 = best_over_references(pred, it.answers)
+        rec = {
+            "id": it.id,
+            "question": it.question,
+            "gold": it.answers,
+            "gold_documents": it.document_ids,
+            "prediction": pred,
+            "score": top.score if top else None,
+            "document_id": top.document_id if top else None,
+            "start": top.start if top else None,
+            "end": top.end if top else None,
+            "no_answer": res.no_answer,
+            "em": em,
+            "f1": f1,
+            "doc_rank": doc_rank,
+            "paragraph_rank": para_rank,
+        }
+        if it.context is not None and it.answers:
+            ext = svc.reader.read(it.question, [it.context], n_best=1)[0]
+            best = ext[0].text if ext else ""
+            rec["reader_prediction"] = best
+            rec["reader_em"], rec["reader_f1"] = best_over_references(best, it.answers)
+        per_q.append(rec)
+
+    answerable = [r for r in per_q if r["gold"]]
+    unanswerable = [r for r in per_q if not r["gold"]]
+
+    def recall(rows, key):
+        out = {f"recall@{k}": _mean([1.0 if r[key] and r[key] <= k else 0.0 for r in rows]) for k in RECALL_AT}
+        out["mrr"] = _mean([1.0 / r[key] if r[key] else 0.0 for r in rows])
+        return out
+
+    report: dict = {
+        "gold": name,
+        "kind": gold.kind,
+        "questions": len(per_q),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "settings": {"top_k": top_k, "mode": mode, "reader": svc.reader.name, "embedder": svc.embedder.identity, "no_answer_threshold": svc.reader.threshold},
+        "retrieval_document": recall(answerable, "doc_rank"),
+    }
+    if gold.kind == "squad":
+        report["retrieval_paragraph"] = recall(answerable, "paragraph_rank")
+        rows = [r for r in answerable if "reader_f1" in r]
+        report["reader_on_gold_context"] = {"em": 100 * _mean([r["reader_em"] for r in rows]), "f1": 100 * _mean([r["reader_f1"] for r in rows]), "questions": len(rows)}
+    predicted_none = [r for r in per_q if r["no_answer"]]
+    report["end_to_end"] = {
+        "em_answerable": 100 * _mean([r["em"] for r in answerable]),
+        "f1_answerable": 100 * _mean([r["f1"] for r in answerable]),
+        "em_all": 100 * _mean([r["em"] for r in per_q]),
+        "f1_all": 100 * _mean([r["f1"] for r in per_q]),
+        "answered_answerable": _mean([0.0 if r["no_answer"] else 1.0 for r in answerable]),
+        "no_answer_precision": _mean([0.0 if r["gold"] else 1.0 for r in predicted_none]) if predicted_none else None,
+        "no_answer_recall": _mean([1.0 if r["no_answer"] else 0.0 for r in unanswerable]) if unanswerable else None,
+        "unanswerable_correct": sum(1 for r in unanswerable if r["no_answer"]),
+    }
+    report["latency_ms"] = {
+        "search_p50": _pct(search_ms, 0.5),
+        "search_p95": _pct(search_ms, 0.95),
+        "ask_p50": _pct(ask_ms, 0.5),
+        "ask_p95": _pct(ask_ms, 0.95),
+    }
+    report["per_question"] = per_q
+    return report
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return float(statistics.fmean(values)) if values else 0.0
+
+
+def render_report(report: dict, errors: bool = False) -> str:
+    lines = [f"gold: {report['gold']} ({report['questions']} questions: {report['answerable']} answerable, {report['unanswerable']} unanswerable)"]
+    s = report["settings"]
+    lines.append(f"mode {s['mode']}, top-k {s['top_k']}, reader {s['reader']}, threshold {s['no_answer_threshold']:.3f}")
+    lines.append("")
+    lines.append(f"{'metric':<34}{'value':>10}")
+    lines.append("-" * 44)
+
+    def row(name, value, fmt="{:.3f}"):
+        lines.append(f"{name:<34}{('-' if value is None else fmt.format(value)):>10}")
+
+    for level in ("retrieval_document", "retrieval_paragraph"):
+        if level in report:
+            for k, v in report[level].items():
+                row(f"{level.split('_')[1]} {k}", v)
+    if "reader_on_gold_context" in report:
+        r = report["reader_on_gold_context"]
+        row("reader EM (gold context)", r["em"], "{:.1f}")
+        row("reader F1 (gold context)", r["f1"], "{:.1f}")
+    e = report["end_to_end"]
+    row("end-to-end EM (answerable)", e["em_answerable"], "{:.1f}")
+    row("end-to-end F1 (answerable)", e["f1_answerable"], "{:.1f}")
+    row("answered (answerable)", e["answered_answerable"])
+    row("no-answer precision", e["no_answer_precision"])
+    row("no-answer recall", e["no_answer_recall"])
+    if report["unanswerable"]:
+        lines.append(f"{'unanswerable said no-answer':<34}{e['unanswerable_correct']:>6} / {report['unanswerable']}")
+    lat = report["latency_ms"]
+    for k, v in lat.items():
+        row(f"latency {k} (ms)", v, "{:.0f}")
+    if errors:
+        lines.append("")
+        lines.append("errors:")
+        for r in report["per_question"]:
+            if r["f1"] >= 1.0:
+                continue
+            where = f"{r['document_id']}[{r['start']}:{r['end']}]" if r["document_id"] else "no answer"
+            lines.append(f"- {r['id']}: {r['question']}")
+            lines.append(f"    gold: {r['gold'] or 'no answer'} in {r['gold_documents']}; answered: {r['prediction'] or '(none)'} from {where} (F1 {r['f1']:.2f}, doc rank {r['doc_rank']})")
+    return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""The answering pipeline: retrieve passages, read them in one batch, merge and rank answers.
+
+Ranking (documented in the README): ``score = 0.85 * reader + 0.15 * retrieval`` where ``reader``
+is the reader's calibrated probability (0..1, comparable across passages) and ``retrieval`` is the
+passage's fused retrieval score divided by the best one among the passages read. Whether an answer
+is credible at all is decided by the reader probability alone against the no-answer threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.schema import Document, Filters, SearchResult
+from qa.metrics import normalize_answer
+from qa.reader import Reader, ReaderSpan
+from qa.settings import Settings
+
+log = logging.getLogger(__name__)
+
+READER_WEIGHT = 0.85
+CONTEXT_CHARS = 220  # at most this much text on either side of an answer in its "context"
+
+
+@dataclass
+class Citation:
+    document_id: str
+    title: str | None
+    url: str | None
+    published: str | None
+    chunk_id: int
+    start: int
+    end: int
+
+
+@dataclass
+class Answer:
+    text: str
+    score: float
+    document_id: str
+    title: str | None
+    url: str | None
+    published: str | None
+    chunk_id: int
+    start: int  # character offsets into the document's text
+    end: int
+    context: str
+    reader_score: float = 0.0
+    citations: list[Citation] = field(default_factory=list)  # every passage that gave this answer
+
+
+@dataclass
+class ExtractedAnswer:
+    text: str
+    score: float
+    start: int  # character offsets into the given context
+    end: int
+    context: str
+
+
+@dataclass
+class AskResult:
+    question: str
+    answers: list[Answer]
+    no_answer: bool
+    passages: list[SearchResult]
+    took_ms: float
+
+
+_SENTENCE_END = re.compile(r"[.!?…](?=[\s»”\"]|$)|\n")
+
+
+def context_window(text: str, start: int, end: int, max_chars: int = CONTEXT_CHARS) -> str:
+    """The sentence around ``text[start:end]``, cut to ``max_chars`` on each side."""
+    lo = max(0, start - max_chars)
+    left = text[lo:start]
+    ends = list(_SENTENCE_END.finditer(left))
+    s = lo + ends[-1].end() if ends else lo
+    m = _SENTENCE_END.search(text, end, min(len(text), end + max_chars))
+    e = m.end() if m else min(len(text), end + max_chars)
+    return text[s:e].strip()
+
+
+def _overlaps(a: Answer, document_id: str, start: int, end: int) -> bool:
+    return any(c.document_id == document_id and c.start < end and start < c.end for c in a.citations)
+
+
+def merge_answers(candidates: list[Answer]) -> list[Answer]:
+    """Merge answers with the same normalised text or overlapping offsets in one document.
+
+    The best-scored candidate of a group gives the text and main citation; every citation is kept.
+    """
+    merged: list[Answer] = []
+    for cand in sorted(candidates, key=lambda a: -a.score):
+        key = normalize_answer(cand.text)
+        for m in merged:
+            if normalize_answer(m.text) == key or _overlaps(m, cand.document_id, cand.start, cand.end):
+                if not any(c.document_id == cand.document_id and (c.start, c.end) == (cand.start, cand.end) for c in m.citations):
+                    m.citations.extend(cand.citations)
+                break
+        else:
+            merged.append(cand)
+    return merged
+
+
+class QAService:
+    """Loads the models once and answers; safe to call from several threads."""
+
+    def __init__(self, settings: Settings, store, reader: Reader, embedder):
+        self.settings = settings
+        self.store = store
+        self.reader = reader
+        self.embedder = embedder
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "QAService":
+        from index.embeddings import Embedder
+        from index.store import IndexStore
+
+        configure_torch(settings)
+        embedder = Embedder(settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, source=settings.e5_source)
+        reader = load_reader(settings)
+        store = IndexStore.open(
+            settings.data_dir,
+            embedder,
+            chunk_tokens=settings.chunk_tokens,
+            overlap_tokens=settings.chunk_overlap_tokens,
+            dense_index=settings.dense_index,
+            rrf_k=settings.rrf_k,
+        )
+        return cls(settings, store, reader, embedder)
+
+    # retrieval -----------------------------------------------------------------------------
+    def search(self, query: str, top_k: int = 10, mode: str | None = None, filters: Filters | None = None) -> list[SearchResult]:
+        return self.store.search(query, top_k=top_k, mode=mode or self.settings.retrieval_mode, filters=filters)
+
+    # answering -----------------------------------------------------------------------------
+    def ask(self, question: str, top_k: int = 5, max_answers: int = 3, filters: Filters | None = None, mode: str | None = None) -> AskResult:
+        t0 = time.perf_counter()
+        passages = self.search(question, top_k=top_k, mode=mode, filters=filters)
+        spans = self.reader.read(question, [p.text for p in passages])
+        best_retrieval = max((p.score for p in passages), default=0.0) or 1.0
+        docs: dict[str, str] = {}
+        candidates: list[Answer] = []
+        for p, p_spans in zip(passages, spans):
+            for s in p_spans:
+                if s.score < self.reader.threshold:
+                    continue
+                if p.document_id not in docs:
+                    doc = self.store.get_document(p.document_id)
+                    docs[p.document_id] = doc.text if doc else p.text
+                candidates.append(self._answer(p, s, docs[p.document_id], best_retrieval))
+        answers = merge_answers(candidates)[:max_answers]
+        return AskResult(question, answers, not answers, passages, (time.perf_counter() - t0) * 1000)
+
+    def _answer(self, p: SearchResult, s: ReaderSpan, doc_text: str, best_retrieval: float) -> Answer:
+        start, end = p.start + s.start, p.start + s.end
+        if doc_text[start:end] != s.text:  # the chunk must slice the document; never cite wrong offsets
+            raise RuntimeError(f"offset mismatch in chunk {p.chunk_id} of {p.document_id}")
+        score = READER_WEIGHT * s.score + (1 - READER_WEIGHT) * max(0.0, p.score / best_retrieval)
+        cite = Citation(p.document_id, p.title, p.url, p.published, p.chunk_id, start, end)
+        return Answer(s.text, round(score, 4), p.document_id, p.title, p.url, p.published, p.chunk_id, start, end, context_window(doc_text, start, end), round(s.score, 4), [cite])
+
+    def extract(self, question: str, context: str, max_answers: int = 3) -> list[ExtractedAnswer]:
+        (spans,) = self.reader.read(question, [context], n_best=max(3, max_answers))
+        out: list[ExtractedAnswer] = []
+        for s in spans:
+            if s.score < self.reader.threshold:
+                continue
+            if any(o.start < s.end and s.start < o.end for o in out):
+                continue
+            out.append(ExtractedAnswer(s.text, round(s.score, 4), s.start, s.end, context_window(context, s.start, s.end)))
+        return out[:max_answers]
+
+    # documents -----------------------------------------------------------------------------
+    def add_documents(self, docs: list[Document], progress: bool = False):
+        with self._write_lock:
+            return self.store.add_documents(docs, progress=progress)
+
+    def delete_document(self, doc_id: str) -> bool:
+        with self._write_lock:
+            return self.store.delete_document(doc_id)
+
+    def get_document(self, doc_id: str) -> Document | None:
+        return self.store.get_document(doc_id)
+
+    def list_documents(self, offset: int = 0, limit: int = 50):
+        return self.store.list_documents(offset=offset, limit=limit)
+
+    def health(self) -> dict:
+        return {**self.store.counts(), "embedder": self.embedder.identity, "reader": self.reader.name}
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def configure_torch(settings: Settings) -> None:
+    import torch
+
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+
+
+def load_reader(settings: Settings) -> Reader:
+    return Reader(
+        settings.reader,
+        settings.models_dir,
+        Path(settings.reader_artifact),
+        max_answer_tokens=settings.max_answer_tokens,
+        batch_size=settings.reader_batch_size,
+        threshold=settings.no_answer_threshold,
+        quantize=settings.reader_quantize,
+        source=settings.e5_source,
+    )

@@ -1,0 +1,181 @@
+"""Extractive reader: question + passages -> answer spans with exact character offsets.
+
+Written in the project because transformers 5.3+ has no question-answering pipeline. Works with
+the project's own reader (assembled from ``data/reader``) or any ``AutoModelForQuestionAnswering``
+checkpoint given by name or path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from index.e5_convert import ModelSourceError, sha256_file, source_path, check_source
+from qa.spans import best_spans, context_token_mask, trim_span
+
+log = logging.getLogger(__name__)
+
+BUILTIN_READER = "e5-small-piaf"
+
+
+@dataclass(frozen=True)
+class ReaderSpan:
+    passage: int  # index of the passage in the list handed to ``read``
+    start: int  # character offsets into that passage's text
+    end: int
+    text: str
+    margin: float  # span logit minus no-answer logit
+    score: float  # calibrated probability that the span is a correct answer, 0..1
+
+
+@dataclass
+class ReaderCalibration:
+    a: float = 1.0
+    b: float = 0.0
+    threshold: float = 0.5  # on the calibrated score
+
+    def score(self, margin: float) -> float:
+        z = self.a * margin + self.b
+        return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
+
+
+def artifact_checksum_file(artifact: Path) -> Path:
+    return artifact.with_name(artifact.name + ".sha256")
+
+
+def expected_artifact_sha256(artifact: Path) -> str | None:
+    f = artifact_checksum_file(artifact)
+    return f.read_text().split()[0] if f.is_file() else None
+
+
+def ensure_builtin_reader(models_dir: Path, artifact: Path, source: Path | None = None) -> tuple[Path, bool]:
+    """Assemble the shipped reader once into the model cache (checked by sha256, atomic)."""
+    from qa.reader_artifact import assemble_reader
+
+    if not artifact.is_file():
+        raise ModelSourceError(f"reader artifact {artifact} is missing: restore it with `git checkout -- {artifact}` or set QA_READER to a question-answering model")
+    expected = expected_artifact_sha256(artifact)
+    if expected is None:
+        raise ModelSourceError(f"checksum file {artifact_checksum_file(artifact)} is missing: restore it with `git checkout -- {artifact.parent}`")
+    target = Path(models_dir) / f"{BUILTIN_READER}-{expected[:12]}"
+    if (target / "qa_reader.json").is_file():
+        return target, False
+    src = Path(source) if source else source_path()
+    check_source(src)
+    log.info("assembling reader from %s into %s", artifact, target)
+    assemble_reader(src, artifact, expected, target)
+    return target, True
+
+
+def resolve_reader(name: str, models_dir: Path, artifact: Path, source: Path | None = None) -> str:
+    if name == BUILTIN_READER:
+        return str(ensure_builtin_reader(models_dir, artifact, source)[0])
+    return name
+
+
+class Reader:
+    """Reads passages in batches; returns candidate spans scored 0..1 and comparable across passages."""
+
+    def __init__(
+        self,
+        model_name: str,
+        models_dir: Path,
+        artifact: Path,
+        *,
+        max_answer_tokens: int = 30,
+        batch_size: int = 16,
+        threshold: float | None = None,
+        quantize: bool = False,
+        source: Path | None = None,
+    ):
+        import torch
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        self.name = model_name
+        path = resolve_reader(model_name, models_dir, artifact, source)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForQuestionAnswering.from_pretrained(path)
+        except OSError as exc:
+            raise ModelSourceError(f"cannot load reader {model_name!r} ({exc}); set QA_READER to a local folder or a model id you can download") from exc
+        self.model.eval()
+        if quantize:
+            self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+        meta_file = Path(path) / "qa_reader.json"
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        cal = meta.get("calibration", {})
+        self.calibration = ReaderCalibration(cal.get("a", 1.0), cal.get("b", 0.0), meta.get("score_threshold", 0.5))
+        if threshold is not None:
+            self.calibration.threshold = threshold
+        self.max_length = int(meta.get("max_length", min(384, getattr(self.tokenizer, "model_max_length", 384) or 384)))
+        self.stride = int(meta.get("stride", 128))
+        self.max_question_tokens = int(meta.get("max_question_tokens", 64))
+        self.max_answer_tokens = max_answer_tokens
+        self.batch_size = batch_size
+        self.meta = meta
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    def _question(self, question: str) -> str:
+        ids = self.tokenizer(question, add_special_tokens=False)["input_ids"]
+        if len(ids) <= self.max_question_tokens:
+            return question
+        return self.tokenizer.decode(ids[: self.max_question_tokens])
+
+    def read(self, question: str, passages: list[str], n_best: int = 3) -> list[list[ReaderSpan]]:
+        """Best spans of every passage (best first), whatever their score; callers apply the threshold."""
+        import torch
+
+        if not passages:
+            return []
+        q = self._question(question)
+        enc = self.tokenizer(
+            [q] * len(passages),
+            passages,
+            truncation="only_second",
+            max_length=self.max_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
+        n = len(enc["input_ids"])
+        order = sorted(range(n), key=lambda i: len(enc["input_ids"][i]))
+        found: list[dict[tuple[int, int], ReaderSpan]] = [dict() for _ in passages]
+        pad = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode():
+            for b in range(0, n, self.batch_size):
+                batch = order[b : b + self.batch_size]
+                L = max(len(enc["input_ids"][i]) for i in batch)
+                ids = torch.full((len(batch), L), pad, dtype=torch.long)
+                mask = torch.zeros((len(batch), L), dtype=torch.long)
+                for r, f in enumerate(batch):
+                    seq = enc["input_ids"][f]
+                    ids[r, : len(seq)] = torch.tensor(seq)
+                    mask[r, : len(seq)] = 1
+                out = self.model(input_ids=ids, attention_mask=mask)
+                sl = out.start_logits.float().numpy()
+                el = out.end_logits.float().numpy()
+                for r, f in enumerate(batch):
+                    p = enc["overflow_to_sample_mapping"][f]
+                    text = passages[p]
+                    seq_len = len(enc["input_ids"][f])
+                    offsets = enc["offset_mapping"][f]
+                    allowed = context_token_mask(enc.sequence_ids(f), offsets)
+                    for c in best_spans(sl[r, :seq_len], el[r, :seq_len], offsets, allowed, self.max_answer_tokens, n_best=n_best):
+                        s, e = trim_span(text, c.start_char, c.end_char)
+                        if e <= s:
+                            continue
+                        key = (s, e)
+                        span = ReaderSpan(p, s, e, text[s:e], c.margin, self.calibration.score(c.margin))
+                        # windows overlap: keep the best view of the same span
+                        if key not in found[p] or found[p][key].margin < span.margin:
+                            found[p][key] = span
+        return [sorted(d.values(), key=lambda s: -s.margin)[:n_best] for d in found]

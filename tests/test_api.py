@@ -1,0 +1,607 @@
+"""HTTP API contract: every endpoint, every error case, auth, metrics, citation invariant.
+
+One real QAService (real embedder and reader) on a temporary data dir with data/articles indexed
+is shared by the whole module; apps are cheap and built per need around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from tests.api_support import REPO, SHOWCASE_QUESTION, article_documents, build_indexed_service, gold_questions
+
+pytestmark = pytest.mark.slow
+
+ANSWER_KEYS = {"text", "score", "document_id", "title", "url", "published", "chunk_id", "start", "end", "context", "citations"}
+HIT_KEYS = {"chunk_id", "document_id", "title", "url", "published", "text", "start", "end", "score"}
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, base_settings):
+    settings, svc = build_indexed_service(tmp_path_factory.mktemp("api") / "data", base_settings)
+    settings = settings.model_copy(update={"api_key": None, "read_key": None, "cors_origins": []})
+    yield settings, svc
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def service(indexed):
+    return indexed[1]
+
+
+@pytest.fixture(scope="module")
+def api_settings(indexed):
+    return indexed[0]
+
+
+@pytest.fixture(scope="module")
+def client(api_settings, service):
+    with TestClient(create_app(api_settings, service), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def documents(client) -> dict[str, str]:
+    """id -> text of every indexed document, read through the API."""
+    page = client.get("/documents", params={"limit": 200}).json()
+    return {item["id"]: client.get(f"/documents/{item['id']}").json()["text"] for item in page["items"]}
+
+
+def make_client(settings, service, **update) -> TestClient:
+    return TestClient(create_app(settings.model_copy(update=update), service), raise_server_exceptions=False)
+
+
+def assert_names_field(resp: httpx.Response, field: str, status: int = 422) -> None:
+    """FastAPI's 422 format, with the field named in ``loc`` or in the message."""
+    assert resp.status_code == status, resp.text
+    detail = resp.json()["detail"]
+    assert isinstance(detail, list) and detail, detail
+    named = [d for d in detail if field in [str(x) for x in d["loc"]] or field in d["msg"]]
+    assert named, f"no error names {field!r}: {detail}"
+
+
+def assert_hit_slices_document(hit: dict, documents: dict[str, str]) -> None:
+    assert set(hit) == HIT_KEYS
+    assert documents[hit["document_id"]][hit["start"] : hit["end"]] == hit["text"]
+
+
+# --- service endpoints -----------------------------------------------------------------------
+
+
+def test_health_reports_models_and_index(client, documents):
+    r = client.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["models_loaded"] and body["index_loaded"]
+    assert body["documents"] == len(documents) == len(article_documents())
+    assert body["chunks"] >= body["documents"]
+    assert body["embedder"] and body["reader"]
+    assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
+
+
+def test_request_id_is_echoed_or_generated(client):
+    assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
+    # an unsafe id is replaced, never reflected
+    rid = client.get("/health", headers={"X-Request-ID": "bad id\x01"}).headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", rid)
+    assert client.get("/nope").headers["x-request-id"]
+    assert client.post("/ask", json={}).headers["x-request-id"]
+
+
+def test_openapi_schema_is_complete(client):
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    expected = {
+        "/ask": {"post"}, "/search": {"get", "post"}, "/extract": {"post"}, "/documents": {"get", "post"},
+        "/documents/{doc_id}": {"get", "delete"}, "/health": {"get"}, "/metrics": {"get"},
+    }
+    for path, methods in expected.items():
+        assert methods <= set(paths[path]), (path, paths.get(path))
+    schemas = spec["components"]["schemas"]
+    for name in ("AskRequest", "AskResponse", "AnswerOut", "SearchRequest", "SearchResponse", "SearchHit", "ExtractRequest",
+                 "ExtractResponse", "DocumentsIn", "DocumentsAdded", "DocumentPage", "DocumentOut", "DeleteResponse",
+                 "HealthResponse", "ErrorResponse", "FiltersIn"):
+        assert name in schemas, name
+
+    def response_ref(path, method, code="200"):
+        return paths[path][method]["responses"][code]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+
+    assert response_ref("/ask", "post") == "AskResponse"
+    assert response_ref("/search", "post") == response_ref("/search", "get") == "SearchResponse"
+    assert response_ref("/extract", "post") == "ExtractResponse"
+    assert response_ref("/documents", "post") == "DocumentsAdded"
+    assert response_ref("/documents", "get") == "DocumentPage"
+    assert response_ref("/documents/{doc_id}", "get") == "DocumentOut"
+    assert response_ref("/documents/{doc_id}", "get", "404") == "ErrorResponse"
+    assert response_ref("/health", "get") == "HealthResponse"
+    assert set(schemas["AnswerOut"]["properties"]) == ANSWER_KEYS
+    assert set(schemas["SearchHit"]["properties"]) == HIT_KEYS
+    ask = schemas["AskRequest"]["properties"]
+    assert ask["question"]["maxLength"] == 1000 and ask["top_k"]["anyOf"][0]["maximum"] == 50
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
+
+
+# --- /ask ------------------------------------------------------------------------------------
+
+
+def test_ask_shape_and_offsets(client, documents):
+    r = client.post("/ask", json={"question": f"  {SHOWCASE_QUESTION} ", "top_k": 4, "max_answers": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"question", "answers", "no_answer", "passages", "took_ms"}
+    assert body["question"] == SHOWCASE_QUESTION
+    assert body["took_ms"] >= 0
+    assert 0 < len(body["passages"]) <= 4
+    assert len(body["answers"]) <= 2
+    assert body["no_answer"] == (body["answers"] == [])
+    for hit in body["passages"]:
+        assert_hit_slices_document(hit, documents)
+    for a in body["answers"]:
+        assert set(a) == ANSWER_KEYS
+        assert documents[a["document_id"]][a["start"] : a["end"]] == a["text"]
+        assert a["text"] in a["context"]
+        assert 0 <= a["score"] <= 1
+        assert a["citations"] and a["citations"][0]["document_id"] == a["document_id"]
+    scores = [a["score"] for a in body["answers"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_ask_citation_invariant_on_gold_questions(client, documents):
+    """Whatever the answers, each one is exactly the cited document's text[start:end]."""
+    questions = gold_questions()
+    answered = 0
+    for q in questions:
+        r = client.post("/ask", json={"question": q, "top_k": 3})
+        assert r.status_code == 200, (q, r.text)
+        body = r.json()
+        assert body["no_answer"] == (body["answers"] == [])
+        for a in body["answers"]:
+            doc = client.get(f"/documents/{a['document_id']}")
+            assert doc.status_code == 200
+            assert doc.json()["text"][a["start"] : a["end"]] == a["text"], (q, a)
+            for c in a["citations"]:
+                assert documents[c["document_id"]][c["start"] : c["end"]].strip(), (q, c)
+            answered += 1
+    logging.getLogger(__name__).info("%d answers checked for %d questions", answered, len(questions))
+
+
+def test_ask_without_credible_answer_returns_passages(client, service, monkeypatch):
+    # a threshold no score reaches: the no-answer shape, whatever the reader's quality
+    monkeypatch.setattr(service.reader.calibration, "threshold", 1.01)
+    r = client.post("/ask", json={"question": "Quelle est la recette de la ratatouille ?"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["answers"] == [] and body["no_answer"] is True
+    assert body["passages"], "passages are returned even without an answer"
+
+
+def test_ask_filters(client, documents):
+    doc_id = sorted(documents)[1]
+    body = client.post("/ask", json={"question": SHOWCASE_QUESTION, "filters": {"document_ids": [doc_id]}}).json()
+    assert body["passages"] and {p["document_id"] for p in body["passages"]} == {doc_id}
+    assert all(a["document_id"] == doc_id for a in body["answers"])
+    # nothing published before 1900: nothing read, no answer
+    body = client.post("/ask", json={"question": SHOWCASE_QUESTION, "filters": {"published_before": "1900-01-01"}}).json()
+    assert body["passages"] == [] and body["answers"] == [] and body["no_answer"] is True
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"question": ""}, "question"),
+        ({"question": "   \n\t "}, "question"),
+        ({"question": "q" * 1001}, "question"),
+        ({"question": 42}, "question"),
+        ({}, "question"),
+        ({"question": "Qui ?", "top_k": 0}, "top_k"),
+        ({"question": "Qui ?", "top_k": 51}, "top_k"),
+        ({"question": "Qui ?", "top_k": "beaucoup"}, "top_k"),
+        ({"question": "Qui ?", "max_answers": 0}, "max_answers"),
+        ({"question": "Qui ?", "mode": "semantic"}, "mode"),
+        ({"question": "Qui ?", "filters": {"published_after": "2017-13-01"}}, "published_after"),
+        ({"question": "Qui ?", "filters": {"published_before": "hier"}}, "published_before"),
+        ({"question": "Qui ?", "filters": {"published_after": "2018-01-01", "published_before": "2017-01-01"}}, "published_after"),
+        ({"question": "Qui ?", "filters": {"document_ids": "abc"}}, "document_ids"),
+        ({"question": "Qui ?", "filters": {"source": "numerama com"}}, "source"),
+        ({"question": "Qui ?", "filters": {"source": " "}}, "source"),
+        ({"question": "Qui ?", "filters": {"sources": ["x"]}}, "sources"),
+        ({"question": "Qui ?", "topk": 3}, "topk"),
+    ],
+)
+def test_ask_bad_input_is_422_naming_the_field(client, payload, field):
+    assert_names_field(client.post("/ask", json=payload), field)
+
+
+def test_question_of_1000_characters_is_accepted(client):
+    q = ("Netflix investit-il en France ? " * 40)[:1000]
+    assert client.post("/ask", json={"question": q, "top_k": 1, "max_answers": 1}).status_code == 200
+
+
+def test_malformed_bodies(client, api_settings, service):
+    r = client.post("/ask", content=b'{"question": "caf\xe9 ?"}', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "UTF-8" in r.json()["detail"]
+    r = client.post("/ask", content=b'{"question": ', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+    r = client.post("/ask", content=b"question=Qui", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422
+    r = client.post("/ask", json=["Qui ?"])
+    assert r.status_code == 422
+
+
+def test_body_over_the_limit_is_413(api_settings, service):
+    with make_client(api_settings, service, max_body_bytes=1_000) as small:
+        big = {"question": "Qui ?", "filters": {"document_ids": ["x" * 50] * 40}}
+        r = small.post("/ask", json=big)
+        assert r.status_code == 413 and "1000 bytes" in r.json()["detail"]
+        assert r.headers["x-request-id"]
+
+        # chunked upload, no Content-Length: still refused
+        def gen():
+            for _ in range(20):
+                yield b" " * 100
+            yield b'{"question": "Qui ?"}'
+
+        r = small.post("/ask", content=gen(), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        # under the limit: fine
+        assert small.post("/search", json={"query": "Netflix", "top_k": 1}).status_code == 200
+        metrics = small.get("/metrics").text
+        assert 'route="/ask",status="413"' in metrics
+
+
+# --- /search ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25", None])
+def test_search_post(client, documents, mode):
+    payload = {"query": "investissements de Netflix", "top_k": 3} | ({"mode": mode} if mode else {})
+    r = client.post("/search", json=payload)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"query", "results", "took_ms"} and body["query"] == "investissements de Netflix"
+    assert 0 < len(body["results"]) <= 3
+    for hit in body["results"]:
+        assert_hit_slices_document(hit, documents)
+    scores = [h["score"] for h in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_get_matches_post(client):
+    got = client.get("/search", params={"q": "Amazon Prime Video", "top_k": 2, "mode": "bm25"})
+    posted = client.post("/search", json={"query": "Amazon Prime Video", "top_k": 2, "mode": "bm25"})
+    assert got.status_code == posted.status_code == 200
+    strip = lambda b: [(h["chunk_id"], h["document_id"]) for h in b["results"]]  # noqa: E731
+    assert strip(got.json()) == strip(posted.json())
+
+
+def test_search_filters(client, documents):
+    ids = sorted(documents)[:2]
+    r = client.get("/search", params={"q": "Netflix", "top_k": 10, "document_id": ids})
+    assert r.status_code == 200 and r.json()["results"]
+    assert {h["document_id"] for h in r.json()["results"]} <= set(ids)
+    r = client.post("/search", json={"query": "Netflix", "filters": {"published_before": "1900-01-01"}})
+    assert r.status_code == 200 and r.json()["results"] == []
+    r = client.post("/search", json={"query": "Netflix", "top_k": 10, "filters": {"source": "numerama.com"}})
+    assert r.status_code == 200 and r.json()["results"]
+    assert all("numerama.com" in (h["url"] or "") for h in r.json()["results"])
+    r = client.get("/search", params={"q": "Netflix", "published_after": "2017-01-01", "published_before": "2017-12-31"})
+    assert r.status_code == 200 and r.json()["results"]
+    assert all(h["published"] and h["published"].startswith("2017") for h in r.json()["results"])
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({}, "q"),
+        ({"q": "  "}, "q"),
+        ({"q": "x" * 1001}, "q"),
+        ({"q": "Netflix", "top_k": 0}, "top_k"),
+        ({"q": "Netflix", "top_k": 51}, "top_k"),
+        ({"q": "Netflix", "mode": "fuzzy"}, "mode"),
+        ({"q": "Netflix", "published_after": "2017-02-30"}, "published_after"),
+        ({"q": "Netflix", "published_before": "demain"}, "published_before"),
+    ],
+)
+def test_search_get_bad_input(client, params, field):
+    assert_names_field(client.get("/search", params=params), field)
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"query": ""}, "query"),
+        ({"query": "Netflix", "top_k": 100}, "top_k"),
+        ({"query": "Netflix", "mode": "HYBRID"}, "mode"),
+        ({"query": "Netflix", "filters": {"published_after": "27/10/2017"}}, "published_after"),
+        ({"q": "Netflix"}, "query"),
+    ],
+)
+def test_search_post_bad_input(client, payload, field):
+    assert_names_field(client.post("/search", json=payload), field)
+
+
+# --- /extract --------------------------------------------------------------------------------
+
+
+def test_extract_offsets_point_into_the_context(client):
+    context = (
+        "Dans un contexte de course aux contenus, Netflix devrait investir entre 7 et 8 milliards de dollars "
+        "et Amazon Prime 4,5 milliards au total cette année, selon les chiffres du cabinet IHS Markit."
+    )
+    r = client.post("/extract", json={"question": "Combien Amazon Prime investit-il ?", "context": context, "max_answers": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"question", "answers", "no_answer", "took_ms"}
+    assert body["no_answer"] == (body["answers"] == [])
+    assert len(body["answers"]) <= 2
+    for a in body["answers"]:
+        assert set(a) == {"text", "score", "start", "end", "context"}
+        assert context[a["start"] : a["end"]] == a["text"] and a["text"] in a["context"]
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"question": "Qui ?", "context": "  "}, "context"),
+        ({"question": "Qui ?"}, "context"),
+        ({"question": "", "context": "Un texte."}, "question"),
+        ({"question": "Qui ?", "context": "x" * 100_001}, "context"),
+        ({"question": "Qui ?", "context": "Un texte.", "max_answers": 21}, "max_answers"),
+    ],
+)
+def test_extract_bad_input(client, payload, field):
+    assert_names_field(client.post("/extract", json=payload), field)
+
+
+# --- /documents ------------------------------------------------------------------------------
+
+
+def test_list_documents_is_paginated(client, documents):
+    full = client.get("/documents", params={"limit": 200}).json()
+    assert full["total"] == len(documents) and full["offset"] == 0 and full["limit"] == 200
+    assert set(full["items"][0]) == {"id", "title", "url", "published", "chunks", "chars"}
+    page1 = client.get("/documents", params={"offset": 0, "limit": 2}).json()
+    page2 = client.get("/documents", params={"offset": 2, "limit": 2}).json()
+    assert len(page1["items"]) == 2 and page2["offset"] == 2
+    assert not {i["id"] for i in page1["items"]} & {i["id"] for i in page2["items"]}
+    assert client.get("/documents", params={"offset": 1000}).json()["items"] == []
+    for item in full["items"]:
+        assert item["chars"] == len(documents[item["id"]]) and item["chunks"] >= 1
+
+
+@pytest.mark.parametrize("params, field", [({"limit": 0}, "limit"), ({"limit": 201}, "limit"), ({"offset": -1}, "offset")])
+def test_list_documents_bad_paging(client, params, field):
+    assert_names_field(client.get("/documents", params=params), field)
+
+
+def test_unknown_document_is_404(client):
+    for r in (client.get("/documents/does-not-exist"), client.delete("/documents/does-not-exist")):
+        assert r.status_code == 404 and "does-not-exist" in r.json()["detail"]
+
+
+def test_document_lifecycle(client):
+    text = "La rédaction de Test Hebdo a été fondée à Quimper en 1987 par Yvonne Le Goff.\n\nElle compte douze journalistes."
+    doc = {"title": "Test Hebdo", "text": text, "url": "https://example.org/test-hebdo", "published": "2019-03"}
+    r = client.post("/documents", json={"documents": [doc]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    doc_id = hashlib.sha1(text.encode()).hexdigest()[:16]
+    assert body["documents"] == [{"id": doc_id, "chunks": body["documents"][0]["chunks"]}] and body["documents"][0]["chunks"] >= 1
+    assert (body["added"], body["updated"], body["unchanged"]) == (1, 0, 0) and body["chunks_added"] >= 1
+    try:
+        again = client.post("/documents", json={"documents": [doc]}).json()
+        assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 1)
+        got = client.get(f"/documents/{doc_id}").json()
+        assert got == {"id": doc_id, "title": "Test Hebdo", "text": text, "url": doc["url"], "published": "2019-03", "metadata": {}}
+        hits = client.post("/search", json={"query": "Test Hebdo Quimper", "filters": {"document_ids": [doc_id]}}).json()["results"]
+        assert hits and hits[0]["document_id"] == doc_id
+        # same id, new text: updated
+        upd = client.post("/documents", json={"documents": [{**doc, "id": doc_id, "text": text + " Elle paraît le jeudi."}]}).json()
+        assert (upd["added"], upd["updated"]) == (0, 1)
+        assert client.get("/health").json()["documents"] == client.get("/documents").json()["total"]
+    finally:
+        r = client.delete(f"/documents/{doc_id}")
+    assert r.status_code == 200 and r.json() == {"id": doc_id, "deleted": True}
+    assert client.get(f"/documents/{doc_id}").status_code == 404
+    assert client.delete(f"/documents/{doc_id}").status_code == 404
+    assert client.post("/search", json={"query": "Quimper", "filters": {"document_ids": [doc_id]}}).json()["results"] == []
+
+
+@pytest.mark.parametrize(
+    "documents_payload, field",
+    [
+        ([], "documents"),
+        ([{"title": "T"}], "text"),
+        ([{"title": "T", "text": "  "}], "text"),
+        ([{"text": "Un texte."}], "title"),
+        ([{"title": "T", "text": "Un texte.", "published": "2017-13"}], "published"),
+        ([{"title": "T", "text": "Un texte.", "published": "le 3 mars"}], "published"),
+        ([{"title": "T", "text": "Un texte.", "url": "javascript:alert(1)"}], "url"),
+        ([{"title": "T", "text": "Un texte.", "id": "a/b"}], "id"),
+        ([{"title": "T", "text": "Un.", "id": "x"}, {"title": "T", "text": "Deux.", "id": "x"}], "documents"),
+        ([{"title": "T", "text": "Même texte."}, {"title": "U", "text": "Même texte."}], "id"),
+        ([{"title": "T", "text": "Un texte.", "author": "moi"}], "author"),
+    ],
+)
+def test_add_documents_bad_input(client, documents_payload, field):
+    assert_names_field(client.post("/documents", json={"documents": documents_payload}), field)
+
+
+# --- auth ------------------------------------------------------------------------------------
+
+
+def test_writes_need_the_api_key(api_settings, service):
+    with make_client(api_settings, service, api_key="s3cret-key") as c:
+        doc = {"documents": [{"id": "auth-test-doc", "title": "Auth", "text": "Un document pour tester l'authentification."}]}
+        r = c.post("/documents", json=doc)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert c.post("/documents", json=doc, headers={"Authorization": "Basic czNjcmV0LWtleQ=="}).status_code == 401
+        assert c.post("/documents", json=doc, headers={"Authorization": "Bearer wrong"}).status_code == 403
+        assert c.delete("/documents/auth-test-doc").status_code == 401
+        assert c.delete("/documents/auth-test-doc", headers={"Authorization": "Bearer s3cret-ke"}).status_code == 403
+        ok = {"Authorization": "Bearer s3cret-key"}
+        assert c.post("/documents", json=doc, headers=ok).status_code == 200
+        assert c.delete("/documents/auth-test-doc", headers=ok).status_code == 200
+        # reads stay open without a read key
+        assert c.get("/documents").status_code == 200
+        assert c.post("/search", json={"query": "Netflix", "top_k": 1}).status_code == 200
+        assert c.get("/metrics").status_code == 200
+
+
+def test_reads_need_a_key_when_read_key_is_set(api_settings, service):
+    with make_client(api_settings, service, api_key="writer-key", read_key="reader-key") as c:
+        for call in (
+            lambda h: c.get("/documents", headers=h),
+            lambda h: c.get("/search", params={"q": "Netflix", "top_k": 1}, headers=h),
+            lambda h: c.post("/search", json={"query": "Netflix", "top_k": 1}, headers=h),
+            lambda h: c.get("/metrics", headers=h),
+        ):
+            assert call({}).status_code == 401
+            assert call({"Authorization": "Bearer nope"}).status_code == 403
+            assert call({"Authorization": "Bearer reader-key"}).status_code == 200
+            assert call({"Authorization": "Bearer writer-key"}).status_code == 200
+        assert c.post("/ask", json={"question": "Qui ?"}).status_code == 401
+        # the read key does not open writes
+        doc = {"documents": [{"title": "T", "text": "Un texte."}]}
+        assert c.post("/documents", json=doc, headers={"Authorization": "Bearer reader-key"}).status_code == 403
+        # health and the page stay open
+        assert c.get("/health").status_code == 200
+        assert c.get("/").status_code == 200
+
+
+# --- errors, metrics, CORS, page -------------------------------------------------------------
+
+
+def test_internal_error_is_500_with_request_id_and_no_trace(client, service, monkeypatch, caplog):
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(service, "search", boom)
+    with caplog.at_level(logging.ERROR, logger="api"):
+        r = client.post("/search", json={"query": "Netflix"}, headers={"X-Request-ID": "req-500-test"})
+    assert r.status_code == 500
+    assert r.json() == {"detail": "internal error", "request_id": "req-500-test"}
+    assert r.headers["x-request-id"] == "req-500-test"
+    assert "secret" not in r.text and "Traceback" not in r.text
+    assert any("req-500-test" in rec.getMessage() for rec in caplog.records)
+
+
+def test_metrics_use_route_templates_and_index_gauges(client, documents):
+    client.get("/documents/does-not-exist")
+    client.post("/ask", json={"question": "Qui ?", "top_k": 1})
+    text = client.get("/metrics").text
+    assert 'qa_http_requests_total{method="GET",route="/documents/{doc_id}",status="404"}' in text
+    assert "does-not-exist" not in text
+    assert re.search(r'^qa_http_request_duration_seconds_bucket\{[^}]*method="POST",route="/ask"[^}]*\} [1-9]', text, re.M)
+    assert re.search(r'^qa_http_request_duration_seconds_count\{method="POST",route="/ask"\} [1-9]', text, re.M)
+    m = re.search(r"^qa_index_documents (\S+)$", text, re.M)
+    assert m and float(m.group(1)) == len(documents)
+    assert re.search(r"^qa_index_chunks \d", text, re.M)
+
+
+def test_metrics_registry_is_per_app(api_settings, service):
+    with make_client(api_settings, service) as a, make_client(api_settings, service) as b:
+        a.get("/health")
+        assert 'route="/health"' in a.get("/metrics").text
+        assert 'route="/health"' not in b.get("/metrics").text
+
+
+def test_cors_is_off_by_default_and_configurable(client, api_settings, service):
+    pre = {"Origin": "https://news.example.org", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    r = client.get("/health", headers={"Origin": "https://news.example.org"})
+    assert "access-control-allow-origin" not in r.headers
+    with make_client(api_settings, service, cors_origins=["https://news.example.org"]) as c:
+        r = c.options("/ask", headers=pre)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://news.example.org"
+        r = c.get("/health", headers={"Origin": "https://news.example.org"})
+        assert r.headers["access-control-allow-origin"] == "https://news.example.org"
+        r = c.get("/health", headers={"Origin": "https://evil.example.com"})
+        assert "access-control-allow-origin" not in r.headers
+
+
+def test_page_is_served(client):
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert 'id="question"' in r.text and "Aucune réponse trouvée" in r.text and 'lang="fr"' in r.text
+    js = client.get("/static/app.js")
+    assert js.status_code == 200
+    assert not re.search(r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write", js.text), "text must not be parsed as HTML"
+    assert client.get("/static/style.css").status_code == 200
+
+
+# --- concurrency and start-up ---------------------------------------------------------------
+
+
+def test_identical_concurrent_questions_share_one_computation(api_settings, service, monkeypatch):
+    calls = []
+    real_ask = service.ask
+
+    def slow_ask(*args, **kwargs):
+        calls.append(threading.get_ident())
+        time.sleep(0.5)
+        return real_ask(*args, **kwargs)
+
+    monkeypatch.setattr(service, "ask", slow_ask)
+    app = create_app(api_settings, service)
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            same = [c.post("/ask", json={"question": q, "top_k": 2}) for q in (SHOWCASE_QUESTION, SHOWCASE_QUESTION + "  ", SHOWCASE_QUESTION)]
+            other = c.post("/ask", json={"question": "Où Netflix va-t-il ouvrir un bureau ?", "top_k": 2})
+            search = c.post("/search", json={"query": "Netflix", "top_k": 2})
+            return await asyncio.gather(*same, other, search)
+
+    *same, other, search = asyncio.run(scenario())
+    assert all(r.status_code == 200 for r in [*same, other, search])
+    assert len(calls) == 2, "the three identical questions ran once, the other one once"
+    assert same[0].json()["answers"] == same[1].json()["answers"] == same[2].json()["answers"]
+
+
+def test_concurrent_writes_and_reads(api_settings, service):
+    app = create_app(api_settings, service)
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            docs = [{"id": f"concurrent-{i}", "title": f"Doc {i}", "text": f"Le document numéro {i} parle de concurrence."} for i in range(3)]
+            writes = [c.post("/documents", json={"documents": [d]}) for d in docs]
+            reads = [c.post("/search", json={"query": "concurrence", "top_k": 3}) for _ in range(3)]
+            results = await asyncio.gather(*writes, *reads)
+            deletes = await asyncio.gather(*[c.delete(f"/documents/{d['id']}") for d in docs])
+            return results, deletes
+
+    results, deletes = asyncio.run(scenario())
+    assert all(r.status_code == 200 for r in results), [r.text for r in results]
+    assert all(r.status_code == 200 for r in deletes)
+
+
+def test_importing_the_app_loads_no_model():
+    code = "import sys, api.app; app = api.app.create_app(); print('torch' in sys.modules, app.state.service is None)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]
+
+
+def test_service_missing_answers_503_before_start_up(api_settings):
+    c = TestClient(create_app(api_settings))  # no lifespan run: nothing loaded
+    r = c.get("/health")
+    assert r.status_code == 503 and r.json()["detail"] == "service not loaded yet"
+    json.dumps(r.json())

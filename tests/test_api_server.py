@@ -1,0 +1,123 @@
+"""A real uvicorn server in a subprocess (``uvicorn api.app:create_app --factory``), called over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
+import httpx
+import pytest
+
+from tests.api_support import REPO, SHOWCASE_QUESTION, article_documents, free_port
+
+pytestmark = pytest.mark.slow
+
+KEY = "server-test-key"
+START_TIMEOUT_S = 300  # first start may build the models into the cache
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("server")
+    port = free_port()
+    env = {
+        **os.environ,
+        "QA_DATA_DIR": str(tmp / "data"),
+        "QA_API_KEY": KEY,
+        "QA_READ_KEY": "",
+        "QA_LOG_LEVEL": "INFO",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    }
+    log_path = tmp / "server.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready after {START_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.5)
+        yield {"base": base, "proc": proc, "log": log_path}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server["base"], timeout=120) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def indexed(http):
+    docs = [{k: v for k, v in asdict(d).items() if v not in (None, {})} for d in article_documents()]
+    r = http.post("/documents", json={"documents": docs})
+    assert r.status_code == 401  # the key from QA_API_KEY is enforced
+    r = http.post("/documents", json={"documents": docs}, headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 200, r.text
+    assert r.json()["added"] == len(docs)
+    return {d["id"]: d["text"] for d in docs}
+
+
+def test_health(http, indexed):
+    r = http.get("/health")
+    assert r.status_code == 200 and r.headers["x-request-id"]
+    body = r.json()
+    assert body["status"] == "ok" and body["documents"] == len(indexed) and body["chunks"] >= len(indexed)
+
+
+def test_ask(http, indexed):
+    r = http.post("/ask", json={"question": SHOWCASE_QUESTION})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["passages"] and body["no_answer"] == (body["answers"] == [])
+    for a in body["answers"]:
+        assert indexed[a["document_id"]][a["start"] : a["end"]] == a["text"]
+    for p in body["passages"]:
+        assert indexed[p["document_id"]][p["start"] : p["end"]] == p["text"]
+
+
+def test_search(http, indexed):
+    r = http.get("/search", params={"q": "Netflix bureau Paris", "top_k": 3})
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert 0 < len(results) <= 3
+    assert all(indexed[h["document_id"]][h["start"] : h["end"]] == h["text"] for h in results)
+    assert http.post("/search", json={"query": "   "}).status_code == 422
+
+
+def test_page_and_metrics(http, indexed):
+    assert http.get("/").status_code == 200
+    text = http.get("/metrics").text
+    assert 'route="/ask"' in text and "qa_index_documents" in text
+
+
+def test_clean_shutdown(server, http, indexed):
+    proc = server["proc"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    log = server["log"].read_text()
+    assert "Application shutdown complete" in log
+    assert "Traceback" not in log

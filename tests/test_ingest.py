@@ -1,0 +1,140 @@
+"""Reading files and folders: metadata of the seed articles, HTML, JSON/JSONL, bad files reported."""
+
+from __future__ import annotations
+
+import json
+
+from index.ingest import IngestError, load_documents, normalize_date, text_metadata
+
+from pathlib import Path
+
+ARTICLES = Path(__file__).resolve().parents[1] / "data" / "articles"
+
+HTML = """<!DOCTYPE html><html lang="fr"><head><title>Amazon contre Netflix | Le Journal</title>
+<link rel="canonical" href="https://www.lejournal.fr/medias/amazon-netflix.html">
+<meta property="article:published_time" content="2018-02-03T10:00:00+01:00">
+<script>var tracking = "ne pas indexer";</script></head>
+<body><nav><ul><li>Accueil</li><li>Politique</li><li>Sport</li></ul></nav>
+<article><h1>Amazon veut concurrencer Netflix</h1>
+<p>Amazon présentera la semaine prochaine sa première création originale française, une nouvelle étape dans le développement du service de vidéos par abonnement du groupe américain.</p>
+<p>Selon le Centre national du cinéma, le catalogue de Netflix est le plus étoffé en France avec 2.905 titres en septembre contre 558 pour Amazon Prime.</p>
+</article><footer>Mentions légales - Cookies - Abonnez-vous à la newsletter</footer></body></html>"""
+
+
+def test_seed_articles_metadata_and_verbatim_text():
+    docs, errors = load_documents([ARTICLES])
+    assert errors == []
+    by_id = {d.id: d for d in docs}
+    assert sorted(by_id) == sorted(p.stem for p in ARTICLES.glob("*.txt"))
+    for d in docs:
+        with open(ARTICLES / f"{d.id}.txt", encoding="utf-8", newline="") as f:
+            assert d.text == f.read(), "text is kept verbatim"
+        assert d.title and not d.title.startswith("#") and not d.title.startswith("http")
+    a = by_id["000_98d13288281ea780"]
+    assert a.title == "Netflix veut produire 31 séries originales en 2016"
+    assert a.url == "https://www.numerama.com/pop-culture/133992-netflix-va-produire-deux-fois-plus-de-series-originales-en-2016.html"
+    assert a.published == "2015-12-08"  # from the byline "• [Julien Cadot](#) - 08 décembre 2015"
+    assert by_id["001_005d409384642fd6"].title == "Une nouvelle preuve que Netflix mise vraiment sur la France"
+    assert by_id["002_affb09736d3cc83f"].title == "Amazon veut concurrencer Netflix sur les séries françaises"
+    b = by_id["004_c0583748e5709aa4"]
+    assert b.published == "2017-10"
+    assert b.title.startswith("Alors que la saison 2 de Stranger Things") and "date" not in b.title
+    for doc_id in ("001_005d409384642fd6", "002_affb09736d3cc83f", "003_07cab7c1bfb46b55"):
+        assert by_id[doc_id].url is None and by_id[doc_id].published is None
+
+
+def test_text_metadata_variants():
+    assert text_metadata("# Titre markdown\n\n<https://ex.com/a>\n\ndate: 2017-10-27\nCorps.") == ("Titre markdown", "https://ex.com/a", "2017-10-27")
+    assert text_metadata("https://ex.com/x\nLe titre\ncorps") == ("Le titre", "https://ex.com/x", None)
+    title, url, published = text_metadata("Un titre\nLe texte cite https://ex.com dans une phrase.")
+    assert (title, url, published) == ("Un titre", None, None)
+
+
+def test_crlf_bom_and_markdown(tmp_path):
+    (tmp_path / "a.md").write_bytes("\ufeff## Titre Windows\r\n\r\nPremière ligne.\r\n".encode("utf-8"))
+    docs, errors = load_documents([tmp_path / "a.md"])
+    assert errors == [] and docs[0].title == "Titre Windows"
+    assert docs[0].text == "## Titre Windows\r\n\r\nPremière ligne.\r\n"
+
+
+def test_html_main_text_via_trafilatura(tmp_path):
+    (tmp_path / "page.html").write_text(HTML, encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    assert errors == [] and len(docs) == 1
+    d = docs[0]
+    assert d.id == "page"
+    assert "2.905 titres" in d.text and "première création originale française" in d.text
+    assert "Mentions légales" not in d.text and "tracking" not in d.text and "Accueil" not in d.text
+    assert d.url == "https://www.lejournal.fr/medias/amazon-netflix.html"
+    assert d.published == "2018-02-03"
+    assert d.title and "Amazon" in d.title
+
+
+def test_json_and_jsonl_records(tmp_path):
+    recs = [
+        {"id": "r1", "title": "Un", "text": "Premier texte.", "url": "https://a.fr/1", "published": "2017-10", "metadata": {"lang": "fr"}},
+        {"id": "r2", "text": "Deuxième texte.", "published": "2018-01-02T08:00:00Z"},
+    ]
+    (tmp_path / "many.json").write_text(json.dumps(recs), encoding="utf-8")
+    (tmp_path / "one.json").write_text(json.dumps({"id": "solo", "text": "Seul."}), encoding="utf-8")
+    lines = [json.dumps({"id": "l1", "text": "Ligne un."}), "", json.dumps({"id": "l2", "text": "Ligne deux.", "title": "Deux"})]
+    (tmp_path / "recs.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    assert errors == []
+    by_id = {d.id: d for d in docs}
+    assert sorted(by_id) == ["l1", "l2", "r1", "r2", "solo"]
+    assert by_id["r1"].published == "2017-10" and by_id["r1"].metadata == {"lang": "fr"} and by_id["r1"].url == "https://a.fr/1"
+    assert by_id["r2"].published == "2018-01-02"
+    assert by_id["l2"].title == "Deux"
+
+
+def test_bad_files_are_reported_and_the_rest_is_read(tmp_path):
+    (tmp_path / "good.txt").write_text("Un titre\n\nUn texte correct.", encoding="utf-8")
+    (tmp_path / "latin1.txt").write_bytes("Titre\nUn texte accentué en latin-1 : été".encode("latin-1"))
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "blank.md").write_text("   \n\n  ", encoding="utf-8")
+    lines = [
+        json.dumps({"id": "ok1", "text": "Bon."}),
+        json.dumps({"id": "ok2", "text": "Bon aussi."}),
+        '{"id": "broken", "text": "virgule manquante" "x": 1}',
+        json.dumps({"id": "notext", "title": "sans texte"}),
+        json.dumps({"id": "baddate", "text": "x", "published": "hier"}),
+        json.dumps({"id": "ok3", "text": "Encore bon."}),
+    ]
+    (tmp_path / "recs.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    (tmp_path / "broken.json").write_text('{"id": "x", "text": ', encoding="utf-8")
+    (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4")  # unsupported types in a folder are ignored
+    docs, errors = load_documents([tmp_path, tmp_path / "notes.pdf", tmp_path / "missing.txt"])
+    assert sorted(d.id for d in docs) == ["good", "ok1", "ok2", "ok3"]
+    got = {(e.path.split("/")[-1], e.line): e.reason for e in errors}
+    assert all(isinstance(e, IngestError) for e in errors)
+    assert "UTF-8" in got[("latin1.txt", 2)]
+    assert got[("empty.txt", None)] == "empty file"
+    assert got[("blank.md", None)] == "empty file"
+    assert "invalid JSON" in got[("recs.jsonl", 3)]
+    assert "text" in got[("recs.jsonl", 4)]
+    assert "date" in got[("recs.jsonl", 5)]
+    assert "invalid JSON" in got[("broken.json", 1)]
+    assert "unsupported" in got[("notes.pdf", None)]
+    assert "no such file" in got[("missing.txt", None)]
+    assert len(errors) == 9
+
+
+def test_duplicate_ids_are_reported(tmp_path):
+    (tmp_path / "a.txt").write_text("Titre\ntexte", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text(json.dumps({"id": "a", "text": "autre"}) + "\n", encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    assert [d.id for d in docs] == ["a"] and "duplicate" in errors[0].reason
+
+
+def test_normalize_date():
+    assert normalize_date("2017") == "2017"
+    assert normalize_date("2017-1") == "2017-01"
+    assert normalize_date("2017-10-27T12:00:00") == "2017-10-27"
+    assert normalize_date(None) is None
+    for bad in ("2017-13", "2017-02-30", "octobre", "27/10/2017"):
+        try:
+            normalize_date(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)

