@@ -1,0 +1,44 @@
+"""The Dockerfile and .ci/run stay in step with the README."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> tuple[str, str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    run = re.search(r"<!-- run-command -->\s*```(?:bash|sh)?\n(.+?)\n```", text, re.S)
+    test = re.search(r"<!-- test-command -->\s*```(?:bash|sh)?\n(.+?)\n```", text, re.S)
+    assert run and test, "README must mark its run and test commands"
+    return run.group(1).strip(), test.group(1).strip()
+
+
+def test_ci_runs_the_readme_test_command():
+    _, test_cmd = _readme_commands()
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert test_cmd in ci
+
+
+def test_dockerfile_lints_clean():
+    exe = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    proc = subprocess.run([exe, str(REPO / "Dockerfile")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dockerfile_matches_readme():
+    run_cmd, _ = _readme_commands()
+    docker = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert docker.startswith("# ") and "FROM python:3.11-slim" in docker
+    for step in ("qa models", "qa index data/articles", "qa serve"):
+        assert step in run_cmd and step in docker, step
+    assert "HEALTHCHECK" in docker and "/health" in docker
+    assert re.search(r"^USER \d+", docker, re.M), "runs as a non-root user"
+    assert "0.0.0.0" in docker and "8000" in docker
