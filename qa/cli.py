@@ -297,12 +297,13 @@ def train_reader(
     """Fine-tune the reader on PIAF train; pick checkpoint and no-answer threshold on PIAF dev."""
     settings = _settings()
     _setup_logging(settings)
-    from qa.train_reader import TrainConfig, train, write_checksum
+    from qa.train_reader import TrainConfig, train, write_checksum, write_model_card
 
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, run_dir=run_dir, out_artifact=out, seed=seed, max_steps=max_steps, dev_limit=dev_limit, threads=settings.torch_threads)
     _guard(train, cfg)
     write_checksum(out)
-    typer.echo(f"reader artifact: {out}")
+    write_model_card(out)
+    typer.echo(f"reader artifact: {out} (model card: {out.parent / 'MODEL_CARD.md'})")
 
 
 if __name__ == "__main__":

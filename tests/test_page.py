@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from api.app import create_app
 from tests.api_support import CHROMIUM, CHROMIUM_ARGS, SHOWCASE_QUESTION, build_indexed_service, free_port
@@ -77,8 +78,9 @@ def ask(page, base_url: str, question: str) -> None:
     page.fill("#question", question)
     page.click("#ask-button")
     # done: answers shown, or the no-answer state
-    page.wait_for_selector("#results:not([hidden])", timeout=TIMEOUT_MS)
-    page.wait_for_function("!document.getElementById('ask-button').disabled", timeout=TIMEOUT_MS)
+    # (no string predicates: the page's CSP forbids eval, which wait_for_function would need)
+    expect(page.locator("#results")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator("#ask-button")).to_be_enabled(timeout=TIMEOUT_MS)
 
 
 def test_answer_is_highlighted_and_cited(page, base_url, service, monkeypatch):
@@ -177,5 +179,16 @@ def test_http_errors_are_shown_in_french(page, base_url):
     page.goto(base_url + "/")
     page.fill("#question", "Une question")
     page.click("#ask-button")
-    page.wait_for_function("document.getElementById('status').textContent.includes('abc123')", timeout=10_000)
+    expect(page.locator("#status")).to_contain_text("abc123", timeout=10_000)
     assert "Erreur interne" in page.locator("#status").inner_text()
+    assert page.locator("#results").is_hidden()
+
+
+def test_key_prompt_on_401(page, base_url):
+    page.route("**/ask", lambda route: route.fulfill(status=401, content_type="application/json", body=json.dumps({"detail": "missing API key"})))
+    page.goto(base_url + "/")
+    assert page.locator("#key-row").is_hidden()
+    page.fill("#question", "Une question")
+    page.click("#ask-button")
+    expect(page.locator("#key-row")).to_be_visible(timeout=10_000)
+    assert "clé" in page.locator("#status").inner_text()

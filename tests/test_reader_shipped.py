@@ -1,0 +1,52 @@
+"""The shipped reader, end to end on the seed articles: right answers, exact citations, honest no-answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from index.ingest import load_documents
+from qa.metrics import best_over_references
+from qa.pipeline import QAService
+from tests.conftest import ARTICLES
+
+CASES = [
+    ("combien Netflix investit-il en 2018 ?", ["7 milliards de dollars", "entre 7 et 8 milliards de dollars"], {"004_c0583748e5709aa4", "002_affb09736d3cc83f"}),
+    ("Dans quelle ville Netflix va-t-il ouvrir un bureau en France ?", ["Paris", "à Paris"], {"001_005d409384642fd6"}),
+    ("Combien de séries originales Netflix veut-il produire en 2016 ?", ["31", "31 séries", "31 séries originales", "jusqu'à 31 séries"], {"000_98d13288281ea780"}),
+    ("Qui est le directeur du contenu de Netflix ?", ["Ted Sarandos", "Sarandos"], {"003_07cab7c1bfb46b55", "000_98d13288281ea780"}),
+    ("Combien d'abonnés Netflix compte-t-il dans le monde ?", ["100 millions", "100 millions d'abonnés"], {"004_c0583748e5709aa4"}),
+    ("Entre quelles villes Netflix hésite-t-il pour son bureau au Canada ?", ["Toronto ou Vancouver", "Toronto", "Vancouver"], {"003_07cab7c1bfb46b55"}),
+]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, base_settings):
+    settings = base_settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("shipped")})
+    svc = QAService.from_settings(settings)
+    docs, errors = load_documents([ARTICLES])
+    assert not errors
+    svc.add_documents(docs)
+    yield svc
+    svc.close()
+
+
+def test_answers_seed_questions_with_exact_citations(service):
+    correct = 0
+    for question, golds, doc_ids in CASES:
+        res = service.ask(question, top_k=5, max_answers=3)
+        for a in res.answers:  # every citation slices the original document exactly
+            for c in a.citations:
+                assert service.get_document(c.document_id).text[c.start : c.end] == a.text
+        if res.answers:
+            top = res.answers[0]
+            em, f1 = best_over_references(top.text, golds)
+            if f1 >= 0.5 and top.document_id in doc_ids:
+                correct += 1
+    assert correct >= 5, f"only {correct}/{len(CASES)} correct"
+
+
+@pytest.mark.parametrize("question", ["Quelle est la recette de la quiche lorraine ?", "Qui a gagné la Coupe du monde de rugby 2015 ?"])
+def test_says_no_answer_to_unrelated_question(service, question):
+    res = service.ask(question, top_k=5)
+    assert res.no_answer and res.answers == []
+    assert res.passages, "passages are still returned"
