@@ -262,6 +262,7 @@ def eval_cmd(
     errors: bool = typer.Option(False, "--errors", help="List the questions answered wrongly"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="SQuAD files: use this existing index instead of a temporary one"),
     limit: int = typer.Option(0, help="Evaluate only the first N questions (0 = all)"),
+    corpus: Optional[list[Path]] = typer.Option(None, "--corpus", help="SQuAD files whose paragraphs are indexed too (distractors)"),
 ) -> None:
     """Measure retrieval, reader and end-to-end answers against a gold set."""
     settings = _settings()
@@ -269,7 +270,7 @@ def eval_cmd(
     from qa.evaluation import GoldFormatError, run_eval
 
     try:
-        report = _guard(run_eval, settings, gold, top_k=top_k, mode=mode, data_dir=data_dir, limit=limit)
+        report = _guard(run_eval, settings, gold, top_k=top_k, mode=mode, data_dir=data_dir, limit=limit, corpus=corpus)
     except GoldFormatError as exc:
         _fail(str(exc))
     from qa.evaluation import render_report

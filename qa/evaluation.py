@@ -8,6 +8,7 @@ temporary data directory unless ``--data-dir`` names an existing index.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import statistics
@@ -100,7 +101,8 @@ def _load_squad(data: dict, path: Path) -> GoldSet:
         for a, art in enumerate(data["data"]):
             title = art.get("title") or f"article {a}"
             for p, para in enumerate(art["paragraphs"]):
-                pid = f"{a:04d}-{p:03d}"
+                # content-derived id: the same paragraph gets the same id from any file (train, dev)
+                pid = "p-" + hashlib.sha1(f"{title}\n{para['context']}".encode("utf-8")).hexdigest()[:16]
                 docs.append(Document(pid, para["context"], title=title, metadata={"article": title}))
                 for qa in para["qas"]:
                     answers = [x["text"].strip() for x in qa.get("answers", []) if x.get("text", "").strip()]
@@ -117,10 +119,17 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "hybrid", data_dir: Path | None = None, limit: int = 0) -> dict:
+def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "hybrid", data_dir: Path | None = None, limit: int = 0, corpus: list[Path] | None = None) -> dict:
+    """Evaluate; ``corpus`` SQuAD files add their paragraphs to the index as distractors."""
     from qa.pipeline import QAService
 
     gold = load_gold(gold_path)
+    extra_docs: list[Document] = []
+    for c in corpus or []:
+        extra = load_gold(c)
+        if extra.kind != "squad":
+            raise GoldFormatError(f"{c}: --corpus takes SQuAD JSON files")
+        extra_docs += extra.documents
     items = gold.items[:limit] if limit else gold.items
     tmp = None
     if gold.kind == "squad" and data_dir is None:
@@ -129,10 +138,11 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
     svc_settings = settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
     svc = QAService.from_settings(svc_settings)
     try:
-        if gold.kind == "squad":
+        to_index = (gold.documents if gold.kind == "squad" else []) + extra_docs
+        if to_index:
             t0 = time.time()
-            rep = svc.add_documents(gold.documents, progress=False)
-            log.info("indexed %d paragraphs (%d chunks) in %.0fs", len(gold.documents), rep.chunks_added, time.time() - t0)
+            rep = svc.add_documents(to_index, progress=False)
+            log.info("indexed %d paragraphs (%d chunks embedded) in %.0fs", len(to_index), rep.chunks_added, time.time() - t0)
         if svc.store.counts()["documents"] == 0:
             raise GoldFormatError(f"the index at {svc_settings.data_dir} is empty: run `qa index data/articles` (or set QA_DATA_DIR) first")
         return _evaluate(svc, gold, items, top_k, mode, str(gold_path))

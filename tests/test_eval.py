@@ -1,0 +1,66 @@
+"""`qa eval`: both gold formats, the report, and clear errors for malformed gold files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from qa.evaluation import GoldFormatError, load_gold
+
+
+def test_jsonl_errors_name_file_and_line(tmp_path):
+    f = tmp_path / "gold.jsonl"
+    f.write_text('{"id": "a", "question": "Qui ?", "answers": ["x"], "document_ids": ["d"]}\n{"id": "b", "question": ""}\n', encoding="utf-8")
+    with pytest.raises(GoldFormatError, match=r"gold.jsonl:2: field 'question'"):
+        load_gold(f)
+    f.write_text('{"id": "a", "question": "Qui ?"}\n{not json\n', encoding="utf-8")
+    with pytest.raises(GoldFormatError, match=r"gold.jsonl:2: invalid JSON"):
+        load_gold(f)
+    f.write_text('{"id": "a", "question": "Qui ?", "answers": "x"}\n', encoding="utf-8")
+    with pytest.raises(GoldFormatError, match=r"gold.jsonl:1: field 'answers'"):
+        load_gold(f)
+
+
+def test_squad_ids_are_stable_across_files(tmp_path):
+    para = {"context": "Netflix va ouvrir un bureau à Paris.", "qas": [{"id": "q1", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 29}]}]}
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text(json.dumps({"data": [{"title": "Netflix", "paragraphs": [para]}]}), encoding="utf-8")
+    a, b = load_gold(tmp_path / "a.json"), load_gold(tmp_path / "b.json")
+    assert a.kind == "squad" and a.documents[0].id == b.documents[0].id
+    assert a.items[0].paragraph_id == a.documents[0].id and a.items[0].answers == ["Paris"]
+
+
+def test_qa_eval_on_a_squad_file_end_to_end(tmp_path):
+    data = {"data": [
+        {"title": "Netflix", "paragraphs": [{"context": "Netflix va ouvrir un bureau à Paris en 2020. Le bureau emploiera 40 personnes.", "qas": [
+            {"id": "q1", "question": "Dans quelle ville Netflix ouvre-t-il un bureau ?", "answers": [{"text": "Paris", "answer_start": 29}]},
+            {"id": "q2", "question": "Combien de personnes le bureau emploiera-t-il ?", "answers": [{"text": "40 personnes", "answer_start": 66}]}]}]},
+        {"title": "Cuisine", "paragraphs": [{"context": "La quiche lorraine se prépare avec des lardons, des œufs et de la crème.", "qas": [
+            {"id": "q3", "question": "Avec quoi prépare-t-on la quiche lorraine ?", "answers": [{"text": "des lardons, des œufs et de la crème", "answer_start": 35}]}]}]},
+    ]}
+    gold = tmp_path / "mini.json"
+    gold.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "report.json"
+    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "unused")}
+    proc = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(gold), "--out", str(out), "--errors", "--top-k", "3"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "recall@1" in proc.stdout and "reader F1 (gold context)" in proc.stdout
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["questions"] == 3 and report["kind"] == "squad"
+    assert report["retrieval_paragraph"]["recall@3"] == 1.0  # three paragraphs, top-3: always found
+    for key in ("retrieval_document", "reader_on_gold_context", "end_to_end", "latency_ms", "per_question"):
+        assert key in report
+    assert not (tmp_path / "unused").exists(), "SQuAD files go to a temporary index"
+
+
+def test_qa_eval_bad_gold_is_one_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1, "question": "ok ?"}\n[1, 2]\n', encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(bad)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"error: {bad}:2: expected an object with id, question, answers, document_ids"
