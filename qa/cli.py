@@ -292,7 +292,7 @@ def train_reader(
     run_dir: Path = typer.Option(Path("runs/reader"), help="Checkpoints and logs; a rerun resumes from here"),
     out: Path = typer.Option(Path("data/reader/reader-e5s-piaf.zip"), help="Where the artifact goes"),
     seed: int = typer.Option(13),
-    max_steps: int = typer.Option(0, help="Stop after N steps (smoke test)"),
+    max_steps: int = typer.Option(800, help="Stop after N steps (the linear schedule ends there; 0 = all epochs)"),
     dev_limit: int = typer.Option(0, help="Evaluate on the first N dev questions only"),
 ) -> None:
     """Fine-tune the reader on PIAF train; pick checkpoint and no-answer threshold on PIAF dev."""

@@ -101,5 +101,6 @@ def render_ask(result: Any, color: bool | None = None, width: int = 100) -> str:
         if lines[-1] == "":
             lines.pop()
     lines.append("")
-    lines.append(f"{dim}{len(passages)} passages lus en {result.took_ms:.0f} ms{off}")
+    n = len(passages)
+    lines.append(f"{dim}{n} passage{'s' if n > 1 else ''} lu{'s' if n > 1 else ''} en {result.took_ms:.0f} ms{off}")
     return "\n".join(lines)

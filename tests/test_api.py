@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import re
 import subprocess
@@ -604,4 +603,3 @@ def test_service_missing_answers_503_before_start_up(api_settings):
     c = TestClient(create_app(api_settings))  # no lifespan run: nothing loaded
     r = c.get("/health")
     assert r.status_code == 503 and r.json()["detail"] == "service not loaded yet"
-    json.dumps(r.json())

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
+import shutil
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -216,99 +215,47 @@ def test_concurrent_searches_during_writes(tmp_path, embedder):
 
 # ------------------------------------------------------------------------------------ crash safety
 
-WRITER = textwrap.dedent(
-    """
-    import os, sys
-    from pathlib import Path
-    from index.embeddings import Embedder
-    from index.schema import Document
-    from index.store import IndexStore
-    from qa.settings import Settings
-    from tests.test_store import synth_docs
-
-    data, crash_at = Path(sys.argv[1]), sys.argv[2]
-    s = Settings()
-    store = IndexStore.open(data, Embedder(s.embedder, s.models_dir))
-    if crash_at == "timed":
-        print("started", flush=True)
-        i = 0
-        while True:  # writes until killed: adds, updates, deletes
-            store.add_documents(synth_docs(3, prefix=f"t{i}"))
-            if i % 2:
-                old = synth_docs(3, prefix=f"t{i - 1}")[0]
-                store.add_documents([Document(id=old.id, title=old.title, text=old.text + f" Mise à jour {i}.")])
-            if i % 3 == 2:
-                store.delete_document(f"t{i - 2}-002")
-            print("write", i, flush=True)
-            i += 1
-    os.environ["QA_INDEX_CRASH_AT"] = crash_at
-    print("started", flush=True)
-    store.add_documents(synth_docs(4, prefix="second"))
-    print("survived", flush=True)
-    """
-)
-
-POINTS = {  # crash point -> is the second write visible afterwards?
+POINTS = {  # crash point inside a write -> is that write visible afterwards?
     "embedded": False,
     "before_commit": False,
     "committed": True,
     "dense_written": True,
     "keyword_written": True,
 }
-
-
-def _spawn(data: Path, crash_at: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    env.pop("QA_INDEX_CRASH_AT", None)
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(data), crash_at], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_started(proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.strip() == "started":
-            return
-        if not line and proc.poll() is not None:
-            raise AssertionError(f"writer exited early: {proc.stderr.read()[-3000:]}")
-    raise AssertionError("writer did not start")
+DELAYS = (0.5, 1.5, 3.0)  # timed kills, seconds after the looping writer started
 
 
 def test_sigkill_at_any_moment_leaves_a_consistent_store(tmp_path, embedder):
-    base_docs = synth_docs(5, prefix="base")
-    runs = {}
-    for name in list(POINTS) + ["timed-1", "timed-2"]:
-        data = tmp_path / name
-        store = IndexStore.open(data, embedder)
-        store.add_documents(base_docs)
-        store.close()
-        runs[name] = (data, _spawn(data, "timed" if name.startswith("timed") else name))
-    try:
-        for name, (data, proc) in runs.items():
-            _wait_started(proc)
-            if name.startswith("timed"):
-                # let it write for a while, then kill it wherever it is
-                time.sleep(2.0 if name == "timed-1" else 4.5)
-                proc.send_signal(signal.SIGKILL)
-            rc = proc.wait(120)
-            assert rc == -signal.SIGKILL, (name, rc, proc.stderr.read()[-3000:])
-    finally:
-        for _, proc in runs.values():
-            if proc.poll() is None:
-                proc.kill()
-            proc.stdout.close()
-            proc.stderr.close()
-    for name, (data, _) in runs.items():
+    """Real processes killed with SIGKILL: at each crash point of a write, and at arbitrary moments
+    of a loop of adds/updates/deletes. Every store then opens, is consistent and searchable."""
+    scenarios = {f"hook:{p}": tmp_path / f"hook-{p}" for p in POINTS} | {f"timed:{d}": tmp_path / f"timed-{d}" for d in DELAYS}
+    base = tmp_path / "base"
+    store = IndexStore.open(base, embedder)
+    store.add_documents(synth_docs(5, prefix="base"))
+    store.close()
+    for data in scenarios.values():
+        shutil.copytree(base, data)
+    env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false")
+    env.pop("QA_INDEX_CRASH_AT", None)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "crash_writer.py"), *(f"{k}={v}" for k, v in scenarios.items())],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outcome = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if line.split()[0] in scenarios}
+    assert sorted(outcome) == sorted(scenarios), proc.stdout
+    for name, data in scenarios.items():
+        status, writes = outcome[name]
+        assert status == "SIGKILL", (name, status, proc.stderr[-3000:])
         store = IndexStore.open(data, embedder)
         store.check_consistency()
         counts = store.counts()
-        if name in POINTS:
-            expect = 9 if POINTS[name] else 5
+        if name.startswith("hook:"):
+            expect = 9 if POINTS[name[5:]] else 5
             assert counts == {"documents": expect, "chunks": expect}, name
         else:
-            assert counts["documents"] >= 5 and counts["documents"] == counts["chunks"]
+            assert counts["documents"] >= 5 + 3 * int(writes) - int(writes) // 3 - 1 and counts["documents"] == counts["chunks"], (name, counts, writes)
         assert store.search("vendanges en Bourgogne", top_k=1)[0].document_id.endswith("002")
-        # and it takes writes again
-        store.add_documents(synth_docs(1, prefix="after"))
+        store.add_documents(synth_docs(1, prefix="after"))  # and it takes writes again
         store.check_consistency()
         store.close()

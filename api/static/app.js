@@ -176,7 +176,7 @@
       const head = el("div", "passage-head");
       head.appendChild(source(p, false));
       li.appendChild(head);
-      li.appendChild(el("p", "passage-text", p.text));
+      li.appendChild(el("p", "passage-text", String(p.text || "").replace(/\n\s*\n+/g, "\n").trim()));
       passagesEl.appendChild(li);
     });
 

@@ -1,0 +1,45 @@
+"""Terminal rendering of ``qa ask`` results (pure: no model)."""
+
+from __future__ import annotations
+
+from index.schema import SearchResult
+from qa.pipeline import Answer, AskResult
+from qa.render import locate_in_context, render_ask
+
+DOC = "Netflix a sorti 16 séries. Il en veut 31 en 2016, contre 16 en 2015.\nFin."
+
+
+def _result(answers, passages=None):
+    passages = passages if passages is not None else [SearchResult(7, "doc-1", "Netflix et les séries", "https://www.numerama.com/a", "2015-12-08", DOC, 0, len(DOC), 0.9)]
+    return AskResult("Combien de séries en 2015 ?", answers, not answers, passages, 12.3)
+
+
+def _answer(start, end, context):
+    return Answer(DOC[start:end], 0.87, "doc-1", "Netflix et les séries", "https://www.numerama.com/a", "2015-12-08", 7, start, end, context)
+
+
+def test_answer_is_highlighted_in_its_sentence_with_its_source():
+    start = DOC.index("16 en 2015")
+    a = _answer(start, start + 2, "Il en veut 31 en 2016, contre 16 en 2015.")
+    out = render_ask(_result([a]), color=False)
+    # the second "16" of the context is the answer (the passage decides which occurrence)
+    assert "« Il en veut 31 en 2016, contre [16] en 2015. »" in out
+    assert "Netflix et les séries" in out and "document doc-1" in out and "2015-12-08" in out and "https://www.numerama.com/a" in out
+    assert "\033[" not in out
+    colored = render_ask(_result([a]), color=True)
+    assert "\033[1;33m16\033[0m en 2015" in colored
+
+
+def test_first_occurrence_is_used_without_the_passage():
+    a = _answer(0, 7, "Netflix a sorti 16 séries.")
+    assert locate_in_context(a, []) == (0, 7)
+    start = DOC.index("16 en 2015")
+    b = _answer(start, start + 2, "Il en veut 31 en 2016, contre 16 en 2015.")
+    assert locate_in_context(b, []) == (b.context.index("16"), b.context.index("16") + 2)
+    assert locate_in_context(b, _result([]).passages) == (b.context.rindex("16"), b.context.rindex("16") + 2)
+
+
+def test_no_answer_in_french():
+    out = render_ask(_result([]), color=False)
+    assert "Aucune réponse trouvée" in out and "Netflix et les séries" in out
+    assert "Aucune réponse trouvée" in render_ask(_result([], passages=[]), color=False)
