@@ -153,13 +153,18 @@ class IndexStore:
         data_dir.mkdir(parents=True, exist_ok=True)
         store = cls(data_dir, embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, dense_index=dense_index, rrf_k=rrf_k)
         try:
-            with store._write_lock, store._file_lock():
+            with store._write_lock:
                 stale = store._init_schema(rebuild)
                 if stale:
-                    store._reindex_all(progress=True)
+                    with store._file_lock():
+                        store._reindex_all(progress=True)
                 else:
-                    store._snap = store._load_snapshot(repair=True)
-                    store._cleanup(store._snap.generation)
+                    # the usual case takes no file lock, so opening is not blocked by a long write elsewhere
+                    store._snap = store._load_snapshot(repair=False)
+                    if store._snap is None:  # files missing or damaged (e.g. a crash after a commit): rebuild them
+                        with store._file_lock():
+                            store._snap = store._load_snapshot(repair=True)
+                            store._cleanup(store._snap.generation)
         except BaseException:
             store.close()
             raise
@@ -226,7 +231,7 @@ class IndexStore:
                 )
             elif version != SCHEMA_VERSION:
                 raise RuntimeError(f"index at {self.data_dir} has schema version {version}; this program reads version {SCHEMA_VERSION}: re-index into a new QA_DATA_DIR")
-            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('chunk_tokens', ?), ('overlap_tokens', ?)", (str(self.chunk_size), str(self.overlap)))
+            c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('chunk_tokens', ?), ('overlap_tokens', ?)", (str(self.chunk_size), str(self.overlap)))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
@@ -241,7 +246,8 @@ class IndexStore:
                 )
             return True
         if self._meta(c, "analyzer") != ANALYZER_VERSION:
-            self._reanalyze()
+            with self._file_lock():
+                self._reanalyze()
         return bool(rebuild)
 
     def _reanalyze(self) -> None:
@@ -353,13 +359,18 @@ class IndexStore:
         gen = self._generation(self._rconn())
         if snap is not None and gen == snap.generation:
             return False
-        new = self._load_snapshot(repair=False)
-        if new is None:
-            return False
-        with self._snap_lock:
-            if self._snap is None or new.generation > self._snap.generation:
-                self._snap = new
-        return True
+        if not self._write_lock.acquire(blocking=False):
+            return False  # a write of this process is publishing: it swaps the snapshot itself
+        try:
+            new = self._load_snapshot(repair=False)
+            if new is None:  # the other process has not written the files yet
+                return False
+            with self._snap_lock:
+                if self._snap is None or new.generation > self._snap.generation:
+                    self._snap = new
+            return True
+        finally:
+            self._write_lock.release()
 
     # ------------------------------------------------------------------------------------ embedding
 
@@ -565,7 +576,7 @@ class IndexStore:
             )
             c.executemany(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                [("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION)],
+                [("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION), ("chunk_tokens", str(self.chunk_size)), ("overlap_tokens", str(self.overlap))],
             )
             gen = self._bump_generation(c)
             c.execute("COMMIT")

@@ -1,20 +1,14 @@
-"""JSON shapes shared by the HTTP API and the CLI's ``--json`` (one source for the contract)."""
+"""The CLI's ``--json`` prints exactly what the HTTP API answers: one model, api/schemas.py."""
 
 from __future__ import annotations
-
-from dataclasses import asdict
 
 from qa.pipeline import AskResult
 
 
 def ask_payload(result: AskResult) -> dict:
-    return {
-        "question": result.question,
-        "answers": [
-            {k: v for k, v in asdict(a).items() if k != "reader_score"}
-            for a in result.answers
-        ],
-        "no_answer": result.no_answer,
-        "passages": [asdict(p) for p in result.passages],
-        "took_ms": round(result.took_ms, 1),
-    }
+    from api.app import _answer, _hit
+    from api.schemas import AskResponse
+
+    answers = [_answer(a) for a in result.answers]
+    resp = AskResponse(question=result.question, answers=answers, no_answer=not answers, passages=[_hit(p) for p in result.passages], took_ms=float(result.took_ms))
+    return resp.model_dump(mode="json")

@@ -232,7 +232,8 @@ def choose_threshold(pos_margins, pos_f1, neg_margins, target_rejection: float =
     pos = np.asarray(pos_margins)
     f1 = np.asarray(pos_f1)
     kept_f1 = 100 * float(np.mean(np.where(pos >= thr, f1, 0.0)))
-    x = np.concatenate([pos, neg])
+    # "no span at all" is recorded as -1e9: clip so the fit stays finite
+    x = np.clip(np.concatenate([pos, neg]), -30.0, 30.0)
     y = np.concatenate([(f1 >= 0.5).astype(float), np.zeros(len(neg))])
     a, b = _fit_logistic(x, y)
     return {
@@ -241,7 +242,7 @@ def choose_threshold(pos_margins, pos_f1, neg_margins, target_rejection: float =
         "answerable_f1_after_threshold": kept_f1,
         "answerable_answered": float(np.mean(pos >= thr)),
         "calibration": {"a": a, "b": b},
-        "score_threshold": float(1 / (1 + math.exp(-(a * thr + b)))),
+        "score_threshold": float(1 / (1 + math.exp(-float(np.clip(a * thr + b, -60, 60))))),
     }
 
 
@@ -249,7 +250,7 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, iters: int = 500) -> tuple[float
     """Platt scaling by Newton's method (two parameters; no extra dependency)."""
     a, b = 0.5, 0.0
     for _ in range(iters):
-        p = 1 / (1 + np.exp(-(a * x + b)))
+        p = 1 / (1 + np.exp(-np.clip(a * x + b, -60, 60)))
         g = np.array([np.sum((p - y) * x), np.sum(p - y)])
         w = p * (1 - p) + 1e-9
         H = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)

@@ -213,6 +213,23 @@ def test_concurrent_searches_during_writes(tmp_path, embedder):
     store.close()
 
 
+def test_second_handle_sees_writes(tmp_path, embedder):
+    """Two handles on one folder (as the API server and `qa index` in two processes): writes are
+    serialised by the file lock and a reader picks up the other's writes."""
+    a = IndexStore.open(tmp_path / "s", embedder)
+    b = IndexStore.open(tmp_path / "s", embedder)
+    a.add_documents(synth_docs(2))
+    assert b.refresh() is True and b.counts()["documents"] == 2
+    assert b.search("Tour de France cycliste", top_k=1, mode="bm25")[0].document_id == "doc-000"
+    b.add_documents(synth_docs(3, prefix="b"))  # b starts from a's state, not its own stale one
+    a.refresh()
+    a.check_consistency()
+    b.check_consistency()
+    assert a.counts() == b.counts() == {"documents": 5, "chunks": 5}
+    a.close()
+    b.close()
+
+
 # ------------------------------------------------------------------------------------ crash safety
 
 POINTS = {  # crash point inside a write -> is that write visible afterwards?
