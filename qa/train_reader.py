@@ -246,19 +246,14 @@ def choose_threshold(pos_margins, pos_f1, neg_margins, target_rejection: float =
     }
 
 
-def _fit_logistic(x: np.ndarray, y: np.ndarray, iters: int = 500) -> tuple[float, float]:
-    """Platt scaling by Newton's method (two parameters; no extra dependency)."""
-    a, b = 0.5, 0.0
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(a * x + b, -60, 60)))
-        g = np.array([np.sum((p - y) * x), np.sum(p - y)])
-        w = p * (1 - p) + 1e-9
-        H = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)
-        step = np.linalg.solve(H, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-8:
-            break
-    return float(a), float(b)
+def _fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling: p(correct | margin) = sigmoid(a * margin + b), regularised so it stays finite."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(set(y.tolist())) < 2:
+        return 1.0, 0.0
+    lr = LogisticRegression(C=1.0).fit(x.reshape(-1, 1), y)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -381,18 +376,6 @@ def train(cfg: TrainConfig) -> dict:
     return {"history": history}
 
 
-if __name__ == "__main__":  # python -m qa.train_reader (the CLI wraps the same function)
-    import sys
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = TrainConfig()
-    for arg in sys.argv[1:]:
-        k, v = arg.split("=", 1)
-        typ = type(getattr(cfg, k))
-        setattr(cfg, k, typ(v))
-    train(cfg)
-
-
 def write_checksum(artifact: Path) -> Path:
     """The sha256 beside the artifact is what assembly checks the artifact against."""
     from index.e5_convert import sha256_file
@@ -439,3 +422,46 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
     out = artifact.parent / "MODEL_CARD.md"
     out.write_text(card, encoding="utf-8")
     return out
+
+
+def calibrate_artifact(artifact: Path, cfg: TrainConfig | None = None) -> dict:
+    """Re-run the dev evaluation of an artifact and store threshold + calibration in its metadata."""
+    import io
+    import zipfile
+
+    import torch
+
+    from index.e5_convert import build_tokenizer, read_e5, source_path
+    from qa.reader_artifact import apply_artifact, base_reader_model
+
+    cfg = cfg or TrainConfig()
+    w = read_e5(source_path())
+    model = base_reader_model(w)
+    base = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    sd, meta = apply_artifact(base, artifact)
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()})
+    ev = evaluate_dev(model, build_tokenizer(w), load_squad(cfg.dev_file), cfg)
+    thr = choose_threshold(ev["pos_margins"], ev["pos_f1"], ev["neg_margins"])
+    meta.update({"dev_em": ev["em"], "dev_f1": ev["f1"], **thr})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(artifact) as src, zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = json.dumps(meta, indent=1, ensure_ascii=False).encode() if item.filename == "meta.json" else src.read(item.filename)
+            dst.writestr(item.filename, data)
+    tmp = artifact.with_suffix(artifact.suffix + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, artifact)
+    write_checksum(artifact)
+    return meta
+
+
+if __name__ == "__main__":  # python -m qa.train_reader (the CLI wraps the same function)
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = TrainConfig()
+    for arg in sys.argv[1:]:
+        k, v = arg.split("=", 1)
+        typ = type(getattr(cfg, k))
+        setattr(cfg, k, typ(v))
+    train(cfg)
