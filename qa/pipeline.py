@@ -92,14 +92,18 @@ def _overlaps(a: Answer, document_id: str, start: int, end: int) -> bool:
 def merge_answers(candidates: list[Answer]) -> list[Answer]:
     """Merge answers with the same normalised text or overlapping offsets in one document.
 
-    The best-scored candidate of a group gives the text and main citation; every citation is kept.
+    The best-scored candidate of a group gives the text and main citation; the other places where
+    the same text was found are kept as further citations.
     """
     merged: list[Answer] = []
     for cand in sorted(candidates, key=lambda a: -a.score):
         key = normalize_answer(cand.text)
         for m in merged:
             if normalize_answer(m.text) == key or _overlaps(m, cand.document_id, cand.start, cand.end):
-                if not any(c.document_id == cand.document_id and (c.start, c.end) == (cand.start, cand.end) for c in m.citations):
+                # another place with exactly this text is another citation; a variant of the same
+                # place (overlapping, different words) is just a weaker reading and is dropped, so
+                # every citation slices its document to the answer text
+                if cand.text == m.text and not any(c.document_id == cand.document_id and (c.start, c.end) == (cand.start, cand.end) for c in m.citations):
                     m.citations.extend(cand.citations)
                 break
         else:
