@@ -16,8 +16,8 @@ What is measured how (printed with the results too):
   the model's own throughput is measured separately ("embedding speed", real model, small scale).
 * Queries: 200 PIAF dev questions; their vectors are computed once with the real model, so search
   latency excludes query encoding (measured separately: "query encoding ms").
-* Each (size, index kind) runs in its own process: peak RSS (getrusage ru_maxrss) is that process's
-  peak. HNSW stores are made by reopening the flat store's folder with dense_index="hnsw", which
+* Each (size, index kind) runs in its own process: peak RSS (/proc VmHWM; getrusage's ru_maxrss would
+  include the parent's peak) is that process's peak. HNSW stores are made by reopening the flat store's folder with dense_index="hnsw", which
   rebuilds the HNSW graph from the stored vectors ("hnsw build s"). HNSW recall@10 compares dense
   top-10 ids with the exact (flat) top-10 for the same queries.
 """
@@ -48,6 +48,14 @@ N_QUERIES = 200
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process image. VmHWM, not getrusage's ru_maxrss: after fork+exec
+    Linux carries the parent's (model-holding) peak into ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -179,6 +187,7 @@ def child(args) -> None:
     sizes.update({p.name: sum(f.stat().st_size for f in p.iterdir()) for p in data.iterdir() if p.is_dir()})
     res["disk_mb"] = {k: round(v / 1e6, 1) for k, v in sorted(sizes.items())}
     res["peak_rss_mb"] = peak_rss_mb()
+    res["ru_maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     Path(args.result).write_text(json.dumps(res))
 
 

@@ -64,7 +64,8 @@ class Embedder:
         except OSError as exc:
             raise ModelSourceError(f"cannot load embedder {model_name!r} ({exc}); set QA_EMBEDDER to a local folder or a model id you can download") from exc
         self.batch_size = batch_size
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        dim_fn = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dim_fn())
         self.max_tokens = int(self.model.max_seq_length)
         self.tokenizer = self.model.tokenizer
         prompts = getattr(self.model, "prompts", {}) or {}

@@ -27,11 +27,11 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _setup_logging(settings: Settings, verbose: bool = False) -> None:
+    """Our own loggers at QA_LOG_LEVEL; third-party ones only say warnings (stderr stays readable)."""
     level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper(), logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # third-party chatter (weight-loading reports, HTTP) is noise on a terminal
-    for noisy in ("transformers", "sentence_transformers", "httpx", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for ours in ("qa", "index", "api"):
+        logging.getLogger(ours).setLevel(level)
     try:
         from transformers.utils import logging as hf_logging
 

@@ -62,6 +62,11 @@ def ensure_builtin_reader(models_dir: Path, artifact: Path, source: Path | None 
     expected = expected_artifact_sha256(artifact)
     if expected is None:
         raise ModelSourceError(f"checksum file {artifact_checksum_file(artifact)} is missing: restore it with `git checkout -- {artifact.parent}`")
+    # checked on every start (20 MB, a few ms), not only when assembling: a damaged checkout
+    # must not be hidden by an older assembled copy in the cache
+    digest = sha256_file(artifact)
+    if digest != expected:
+        raise ModelSourceError(f"reader artifact {artifact} is corrupted (sha256 {digest[:12]}..., expected {expected[:12]}...): restore it with `git checkout -- {artifact}`")
     target = Path(models_dir) / f"{BUILTIN_READER}-{expected[:12]}"
     if (target / "qa_reader.json").is_file():
         return target, False
