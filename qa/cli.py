@@ -110,7 +110,7 @@ def models(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
 @app.command()
 def index(
     paths: list[Path] = typer.Argument(..., help="Files or folders (.txt .md .html .json .jsonl)"),
-    rebuild: bool = typer.Option(False, help="Delete the existing index first (after a model change)"),
+    rebuild: bool = typer.Option(False, help="Re-chunk and re-embed every stored document with the configured model (after a model change); nothing is lost"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Index documents into QA_DATA_DIR (only new or changed chunks are embedded)."""
@@ -126,15 +126,11 @@ def index(
     for e in errors:
         where = f"{e.path}:{e.line}" if e.line else e.path
         typer.echo(f"skipped {where}: {e.reason}", err=True)
-    if rebuild:
-        import shutil
-
-        shutil.rmtree(settings.data_dir, ignore_errors=True)
     from index.embeddings import Embedder
     from index.store import IndexStore
 
     emb = _guard(Embedder, settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, source=settings.e5_source)
-    store = _guard(IndexStore.open, settings.data_dir, emb, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens, dense_index=settings.dense_index, rrf_k=settings.rrf_k)
+    store = _guard(IndexStore.open, settings.data_dir, emb, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens, dense_index=settings.dense_index, rrf_k=settings.rrf_k, rebuild=rebuild)
     rep = store.add_documents(docs, progress=sys.stderr.isatty())
     counts = store.counts()
     store.close()
