@@ -58,6 +58,15 @@ def _guard(fn, *args, **kwargs):
         _fail(str(exc))
 
 
+def _open_store(settings: Settings, rebuild: bool = False):
+    """The embedder and the index, as configured (what `index` and `search` need, no reader)."""
+    from index.embeddings import Embedder
+    from index.store import IndexStore
+
+    emb = _guard(Embedder, settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, source=settings.e5_source)
+    return _guard(IndexStore.open, settings.data_dir, emb, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens, dense_index=settings.dense_index, rrf_k=settings.rrf_k, rebuild=rebuild)
+
+
 def _service(settings: Settings):
     from qa.pipeline import QAService
 
@@ -126,11 +135,8 @@ def index(
     for e in errors:
         where = f"{e.path}:{e.line}" if e.line else e.path
         typer.echo(f"skipped {where}: {e.reason}", err=True)
-    from index.embeddings import Embedder
-    from index.store import IndexStore
 
-    emb = _guard(Embedder, settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, source=settings.e5_source)
-    store = _guard(IndexStore.open, settings.data_dir, emb, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens, dense_index=settings.dense_index, rrf_k=settings.rrf_k, rebuild=rebuild)
+    store = _open_store(settings, rebuild=rebuild)
     rep = store.add_documents(docs, progress=sys.stderr.isatty())
     counts = store.counts()
     store.close()
@@ -161,11 +167,8 @@ def search(
         _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
     if not query.strip():
         _fail("the query is empty")
-    from index.embeddings import Embedder
-    from index.store import IndexStore
 
-    emb = _guard(Embedder, settings.embedder, settings.models_dir, source=settings.e5_source)
-    store = _guard(IndexStore.open, settings.data_dir, emb, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens, dense_index=settings.dense_index, rrf_k=settings.rrf_k)
+    store = _open_store(settings)
     t0 = time.perf_counter()
     results = store.search(query, top_k=top_k, mode=mode, filters=_filters(doc, source, after, before))
     took = (time.perf_counter() - t0) * 1000
