@@ -284,22 +284,28 @@ def eval_cmd(
 
 @app.command("train-reader")
 def train_reader(
-    epochs: int = typer.Option(2),
-    lr: float = typer.Option(1e-4),
-    batch_size: int = typer.Option(16),
-    max_length: int = typer.Option(256),
+    epochs: int = typer.Option(8),
+    lr: float = typer.Option(2e-4),
+    batch_size: int = typer.Option(64),
+    max_length: int = typer.Option(384, help="Tokens per window (question + passage)"),
+    stride: int = typer.Option(128, help="Tokens shared by consecutive windows of a long passage"),
+    negative_ratio: float = typer.Option(0.2, help="Extra (question, unrelated paragraph) pairs per question, labelled no answer"),
     run_dir: Path = typer.Option(Path("runs/reader"), help="Checkpoints and logs; a rerun resumes from here"),
     out: Path = typer.Option(Path("data/reader/reader-e5s-piaf.zip"), help="Where the artifact goes"),
     seed: int = typer.Option(13),
-    max_steps: int = typer.Option(800, help="Stop after N steps (the linear schedule ends there; 0 = all epochs)"),
+    max_steps: int = typer.Option(0, help="Stop after N steps (the linear schedule ends there; 0 = all epochs)"),
     dev_limit: int = typer.Option(0, help="Evaluate on the first N dev questions only"),
+    device: str = typer.Option("auto", help="auto (cuda when available), cpu or cuda"),
 ) -> None:
     """Fine-tune the reader on PIAF train; pick checkpoint and no-answer threshold on PIAF dev."""
     settings = _settings()
     _setup_logging(settings)
     from qa.train_reader import TrainConfig, train, write_checksum, write_model_card
 
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, run_dir=run_dir, out_artifact=out, seed=seed, max_steps=max_steps, dev_limit=dev_limit, threads=settings.torch_threads)
+    cfg = TrainConfig(
+        epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, stride=stride, negative_ratio=negative_ratio,
+        run_dir=run_dir, out_artifact=out, seed=seed, max_steps=max_steps, dev_limit=dev_limit, threads=settings.torch_threads, device=device,
+    )
     _guard(train, cfg)
     write_checksum(out)
     write_model_card(out)

@@ -31,6 +31,7 @@ class ReaderSpan:
     text: str
     margin: float  # span logit minus no-answer logit
     score: float  # calibrated probability that the span is a correct answer, 0..1
+    logit: float = 0.0  # start + end logit of the span (window-independent of the no-answer logit)
 
 
 @dataclass
@@ -190,7 +191,7 @@ class Reader:
                         if e <= s:
                             continue
                         key = (s, e)
-                        span = ReaderSpan(p, s, e, text[s:e], c.margin, self.calibration.score(c.margin))
+                        span = ReaderSpan(p, s, e, text[s:e], c.margin, self.calibration.score(c.margin), c.logit)
                         # windows overlap: keep the best view of the same span
                         if key not in found[p] or found[p][key].margin < span.margin:
                             found[p][key] = span

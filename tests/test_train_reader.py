@@ -1,0 +1,125 @@
+"""Reader training: the artifact round trip, optimiser groups, the trimmed source, a resumable run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from index.e5_convert import read_e5, source_path
+from qa.reader_artifact import FROZEN, apply_artifact, pack_artifact, read_artifact_meta
+from qa.train_reader import TrainConfig, param_groups, train, trim_source
+
+
+def tiny_qa():
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    return BertForQuestionAnswering(cfg)
+
+
+def test_artifact_round_trip_with_trained_embedding_rows(tmp_path):
+    model = tiny_qa()
+    base = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    trained = {k: torch.from_numpy(v.copy()) for k, v in base.items()}
+    emb = FROZEN[0]
+    trained[emb][[3, 17]] += 0.05 * torch.randn(2, 32)  # two rows "seen in training"
+    trained["bert.encoder.layer.1.output.dense.weight"] += 0.01 * torch.randn(32, 64)
+    base_no_head = {k: v for k, v in base.items() if not k.startswith("qa_outputs")}
+    pack_artifact(trained, base_no_head, {"dev_f1": 1.0}, tmp_path / "a.zip")
+
+    kinds = {t["name"]: t["kind"] for t in read_artifact_meta(tmp_path / "a.zip")["tensors"]}
+    assert kinds[emb] == "rows_delta_int8" and kinds["qa_outputs.weight"] == "full"
+    out, _ = apply_artifact(base_no_head, tmp_path / "a.zip")
+    untouched = [i for i in range(60) if i not in (3, 17)]
+    assert np.array_equal(out[emb][untouched], base[emb][untouched])  # unchanged rows are exact
+    for name in (emb, "bert.encoder.layer.1.output.dense.weight"):
+        err = np.abs(out[name] - trained[name].numpy()).max()
+        step = np.abs(trained[name].numpy() - base[name]).max() / 127
+        assert err <= step * 0.51 + 1e-7  # int8 rounding: at most half a step per row
+    assert np.array_equal(out["qa_outputs.weight"], trained["qa_outputs.weight"].numpy())
+
+
+def test_frozen_embeddings_are_not_shipped(tmp_path):
+    model = tiny_qa()
+    base = {k: v.detach().numpy().copy() for k, v in model.state_dict().items() if not k.startswith("qa_outputs")}
+    pack_artifact(model.state_dict(), base, {}, tmp_path / "a.zip")
+    assert FROZEN[0] not in {t["name"] for t in read_artifact_meta(tmp_path / "a.zip")["tensors"]}
+
+
+def test_param_groups_decay_and_layer_lr():
+    model = tiny_qa()
+    for p in model.parameters():
+        p.requires_grad = True
+    cfg = TrainConfig(lr=1e-3, weight_decay=0.01, layer_lr_decay=0.5)
+    groups = param_groups(model, cfg, n_layers=2)
+    by_param = {id(p): g for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert by_param[id(named[FROZEN[0]])]["weight_decay"] == 0.0  # AdamW must not shrink unseen rows
+    assert by_param[id(named["bert.encoder.layer.0.attention.self.query.bias"])]["weight_decay"] == 0.0
+    assert by_param[id(named["qa_outputs.weight"])]["lr"] == pytest.approx(1e-3)
+    assert by_param[id(named["bert.encoder.layer.1.output.dense.weight"])]["lr"] == pytest.approx(5e-4)
+    assert by_param[id(named["bert.encoder.layer.0.output.dense.weight"])]["lr"] == pytest.approx(2.5e-4)
+    assert by_param[id(named[FROZEN[0]])]["lr"] == pytest.approx(1.25e-4)
+    assert sum(len(g["params"]) for g in groups) == len(named)
+
+
+@pytest.fixture(scope="module")
+def trimmed(tmp_path_factory, embedder):
+    out = tmp_path_factory.mktemp("trim") / "e5.bin"
+    texts = ["Netflix investit 7 milliards de dollars.", "Qui dirige le contenu ?"]
+    info = trim_source(texts, out)
+    return out, texts, info
+
+
+def test_trimmed_source_keeps_what_the_texts_use(trimmed, embedder):
+    out, texts, info = trimmed
+    full, small = read_e5(source_path()), read_e5(out)
+    h = full.config["hidden_size"]
+    used = set(full.special.values())
+    for t in texts:
+        used.update(embedder.tokenizer(t, add_special_tokens=False)["input_ids"])
+    assert info["used_tokens"] == len(used)
+    fw, sw = full.tensors["emb.word"].reshape(-1, h), small.tensors["emb.word"].reshape(-1, h)
+    rows = sorted(used)
+    assert np.array_equal(fw[rows], sw[rows])
+    assert not sw[[i for i in range(1000) if i not in used]].any()  # others zeroed
+    for name, arr in full.tensors.items():
+        if name != "emb.word":
+            assert np.array_equal(arr, small.tensors[name]), name
+    assert small.pieces == full.pieces
+
+
+def _tiny_squad(path: Path) -> Path:
+    data = {"data": [
+        {"title": "Netflix", "paragraphs": [{"context": "Netflix a investi 7 milliards de dollars en 2018 dans ses contenus originaux.", "qas": [
+            {"id": "n1", "question": "Combien Netflix a-t-il investi en 2018 ?", "answers": [{"text": "7 milliards de dollars", "answer_start": 18}]},
+            {"id": "n2", "question": "En quelle année Netflix a-t-il investi 7 milliards ?", "answers": [{"text": "2018", "answer_start": 44}]}]}]},
+        {"title": "Paris", "paragraphs": [{"context": "Paris est la capitale de la France depuis le Moyen Âge.", "qas": [
+            {"id": "p1", "question": "Quelle est la capitale de la France ?", "answers": [{"text": "Paris", "answer_start": 0}]}]}]},
+    ]}
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_training_run_writes_artifact_and_resumes(tmp_path, trimmed, caplog, embedder):
+    squad = _tiny_squad(tmp_path / "tiny.json")
+    src = tmp_path / "src.bin"
+    items = json.loads(squad.read_text())["data"]
+    texts = [p["context"] for a in items for p in a["paragraphs"]] + [q["question"] for a in items for p in a["paragraphs"] for q in p["qas"]]
+    trim_source(texts, src)
+    cfg = TrainConfig(train_file=squad, dev_file=squad, run_dir=tmp_path / "run", out_artifact=tmp_path / "r.zip", epochs=1, batch_size=2,
+                      negative_ratio=0.5, device="cpu", source=str(src), checkpoint_every=1)
+    train(cfg)
+    meta = read_artifact_meta(cfg.out_artifact)
+    assert meta["step"] == 2 and 0.0 <= meta["dev_f1"] <= 100.0
+    assert (cfg.out_artifact.parent / "r.zip.sha256").read_text().split()[0]
+    assert (cfg.run_dir / "last.pt").is_file()
+    # a rerun finds the finished checkpoint and does not train again
+    caplog.set_level("INFO", logger="qa.train_reader")
+    train(cfg)
+    assert any("resumed from" in r.getMessage() and "step 2/2" in r.getMessage() for r in caplog.records)
