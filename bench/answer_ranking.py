@@ -37,9 +37,12 @@ RULES = {
     "span logit": lambda c, w: c["logit"],
     "margin + w*retrieval": lambda c, w: c["margin"] + w * c["ret"],
     "logit + w*retrieval": lambda c, w: c["logit"] + w * c["ret"],
+    "margin - w*rank": lambda c, w: c["margin"] - w * c["rank"],
+    "prob - w*rank": lambda c, w: c["prob"] - w * c["rank"],
     "0.85*prob + 0.15*retrieval (before)": lambda c, w: 0.85 * c["prob"] + 0.15 * c["ret"],
+    "first passage only": lambda c, w: c["margin"] - 1e6 * c["rank"],
 }
-WEIGHTS = [0.0, 1.0, 2.0, 4.0, 8.0]
+WEIGHTS = {"w*retrieval": [0.0, 4.0, 8.0, 16.0, 32.0, 64.0], "w*rank": [0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]}
 
 
 def collect(svc: QAService, items, top_k: int) -> list[dict]:
@@ -79,23 +82,32 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--out", type=Path, default=Path("bench/results/answer_ranking.json"))
+    ap.add_argument("--write-artifact", action="store_true", help="store the end-to-end threshold in the reader artifact's metadata")
+    ap.add_argument("--candidates", type=Path, default=Path("/tmp/answer_ranking_candidates.json"), help="cache of the candidates read (reused when present)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     items = load_gold(args.dev).items[: args.limit]
-    t0 = time.time()
-    svc = QAService.from_settings(Settings(data_dir=args.piaf_index))
-    pos = collect(svc, items, args.top_k)
-    svc.close()
-    svc = QAService.from_settings(Settings(data_dir=args.seed_index))
-    neg = collect(svc, [type(it)(it.id, it.question, [], []) for it in items], args.top_k)
-    svc.close()
-    print(f"read {len(items)} questions twice in {time.time() - t0:.0f}s")
+    settings = Settings(data_dir=args.seed_index)
+    if args.candidates.is_file():
+        cached = json.loads(args.candidates.read_text())
+        pos, neg, reader_cal = cached["pos"], cached["neg"], cached["calibration"]
+    else:
+        t0 = time.time()
+        svc = QAService.from_settings(Settings(data_dir=args.piaf_index))
+        pos = collect(svc, items, args.top_k)
+        svc.close()
+        svc = QAService.from_settings(settings)
+        neg = collect(svc, [type(it)(it.id, it.question, [], []) for it in items], args.top_k)
+        reader_cal = {"a": svc.reader.calibration.a, "b": svc.reader.calibration.b, "reader_dev_f1": svc.reader.meta.get("dev_f1")}
+        svc.close()
+        print(f"read {len(items)} questions twice in {time.time() - t0:.0f}s")
+        args.candidates.write_text(json.dumps({"pos": pos, "neg": neg, "calibration": reader_cal}))
 
     half = len(pos) // 2
     results = []
     for name, rule in RULES.items():
-        for w in WEIGHTS if "w*" in name else [0.0]:
+        for w in next((ws for k, ws in WEIGHTS.items() if k in name), [0.0]):
             a = top_f1(pos[:half], rule, w)
             b = top_f1(pos[half:], rule, w)
             results.append({"rule": name, "w": w, "choose_em": a[0], "choose_f1": a[1], "check_em": b[0], "check_f1": b[1]})
@@ -103,18 +115,36 @@ def main() -> None:
     oracle = 100 * float(np.mean([max((c["f1"] for c in r["cands"]), default=0.0) for r in pos]))
     print(f"oracle (best candidate among those read): F1 {oracle:.1f}")
 
-    # end-to-end no-answer: the top candidate's calibrated score, by the reader's own ranking
-    def top_prob(r):
-        return max((c["prob"] for c in r["cands"]), default=0.0)
+    # end-to-end no-answer, for the rule the pipeline uses: the top answer's score is
+    # calibration(margin - rank_penalty * rank); its threshold rejects `target` of the unanswerable
+    penalty = settings.rank_penalty
+    cal = reader_cal
 
-    neg_top = np.sort([top_prob(r) for r in neg])
+    def top_score(r):
+        if not r["cands"]:
+            return 0.0, 0.0
+        t = max(r["cands"], key=lambda c: c["margin"] - penalty * c["rank"])
+        z = cal["a"] * (t["margin"] - penalty * t["rank"]) + cal["b"]
+        return 1 / (1 + math.exp(-max(-60.0, min(60.0, z)))), t["f1"]
+
+    neg_top = np.sort([top_score(r)[0] for r in neg])
     thr = float(neg_top[min(len(neg_top) - 1, int(math.ceil(args.target * len(neg_top))) - 1)]) + 1e-6
-    answered = float(np.mean([top_prob(r) >= thr for r in pos]))
-    print(f"end-to-end no-answer: score threshold {thr:.4f} rejects {100 * float(np.mean(neg_top < thr)):.1f}% of unanswerable, answers {100 * answered:.1f}% of answerable")
-    per_pair = svc.reader.threshold
-    print(f"the reader's own threshold {per_pair:.4f} rejects {100 * float(np.mean(neg_top < per_pair)):.1f}% of unanswerable end to end")
+    pos_top = [top_score(r) for r in pos]
+    answered = float(np.mean([s >= thr for s, _ in pos_top]))
+    f1_kept = 100 * float(np.mean([f if s >= thr else 0.0 for s, f in pos_top]))
+    f1_all = 100 * float(np.mean([f for _, f in pos_top]))
+    print(f"rank penalty {penalty}: end-to-end F1 {f1_all:.1f}; score threshold {thr:.4f} rejects {100 * float(np.mean(neg_top < thr)):.1f}% of unanswerable, "
+          f"answers {100 * answered:.1f}% of answerable (F1 {f1_kept:.1f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"questions": len(items), "top_k": args.top_k, "rules": results, "oracle_f1": oracle, "e2e_threshold": thr, "e2e_threshold_answered": answered, "reader_threshold": per_pair, "reader_threshold_rejects": float(np.mean(neg_top < per_pair))}, indent=1))
+    args.out.write_text(json.dumps({"questions": len(items), "top_k": args.top_k, "rules": results, "oracle_f1": oracle, "rank_penalty": penalty,
+                                    "ask_score_threshold": thr, "answered": answered, "f1_all": f1_all, "f1_after_threshold": f1_kept,
+                                    "target_rejection": args.target}, indent=1))
+    if args.write_artifact:
+        from qa.train_reader import update_artifact_meta
+
+        update_artifact_meta(Path(settings.reader_artifact), {"ask_score_threshold": thr, "ask_rank_penalty": penalty,
+                                                              "ask_threshold_measured": f"bench/answer_ranking.py, first {len(items)} PIAF dev questions, top {args.top_k}"})
+        print(f"stored in {settings.reader_artifact} (run `qa models` to rebuild the cached reader)")
 
 
 if __name__ == "__main__":

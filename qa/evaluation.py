@@ -210,7 +210,7 @@ def _evaluate(svc, gold: GoldSet, items: list[GoldItem], top_k: int, mode: str, 
         "questions": len(per_q),
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
-        "settings": {"top_k": top_k, "mode": mode, "reader": svc.reader.name, "embedder": svc.embedder.identity, "no_answer_threshold": svc.reader.threshold},
+        "settings": {"top_k": top_k, "mode": mode, "reader": svc.reader.name, "embedder": svc.embedder.identity, "no_answer_threshold": svc.reader.threshold, "ask_no_answer_threshold": svc.ask_threshold, "rank_penalty": svc.settings.rank_penalty},
         "retrieval_document": recall(answerable, "doc_rank"),
     }
     if gold.kind == "squad":
@@ -246,7 +246,7 @@ def _mean(values) -> float:
 def render_report(report: dict, errors: bool = False) -> str:
     lines = [f"gold: {report['gold']} ({report['questions']} questions: {report['answerable']} answerable, {report['unanswerable']} unanswerable)"]
     s = report["settings"]
-    lines.append(f"mode {s['mode']}, top-k {s['top_k']}, reader {s['reader']}, threshold {s['no_answer_threshold']:.3f}")
+    lines.append(f"mode {s['mode']}, top-k {s['top_k']}, reader {s['reader']}, thresholds: passage {s['no_answer_threshold']:.3f}, answer {s.get('ask_no_answer_threshold', s['no_answer_threshold']):.3f}, rank penalty {s.get('rank_penalty', 0)}")
     lines.append("")
     lines.append(f"{'metric':<34}{'value':>10}")
     lines.append("-" * 44)

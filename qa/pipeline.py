@@ -1,9 +1,13 @@
 """The answering pipeline: retrieve passages, read them in one batch, merge and rank answers.
 
-Ranking (documented in the README): ``score = 0.85 * reader + 0.15 * retrieval`` where ``reader``
-is the reader's calibrated probability (0..1, comparable across passages) and ``retrieval`` is the
-passage's fused retrieval score divided by the best one among the passages read. Whether an answer
-is credible at all is decided by the reader probability alone against the no-answer threshold.
+Ranking (documented in the README, measured by ``bench/answer_ranking.py`` on PIAF dev): an answer
+from the passage at retrieval rank ``r`` (0 = best) is ranked by ``margin - rank_penalty * r``, where
+``margin`` is the reader's span logit over its no-answer logit; its ``score`` is that quantity through
+the reader's dev calibration, so 0..1. The reader alone tells poorly which of several passages holds
+the answer, the retriever's order much better, hence the penalty. A span is a candidate when its own
+calibrated probability (``reader_score``) passes the reader's per-passage no-answer threshold; an
+answer is returned only when its ``score`` passes the end-to-end threshold, chosen so that 90% of
+questions the corpus cannot answer get "no answer".
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from qa.settings import Settings
 
 log = logging.getLogger(__name__)
 
-READER_WEIGHT = 0.85
 CONTEXT_CHARS = 220  # at most this much text on either side of an answer in its "context"
 
 
@@ -148,25 +151,33 @@ class QAService:
         t0 = time.perf_counter()
         passages = self.search(question, top_k=top_k, mode=mode, filters=filters)
         spans = self.reader.read(question, [p.text for p in passages])
-        best_retrieval = max((p.score for p in passages), default=0.0) or 1.0
         docs: dict[str, str] = {}
         candidates: list[Answer] = []
-        for p, p_spans in zip(passages, spans):
+        for rank, (p, p_spans) in enumerate(zip(passages, spans)):
             for s in p_spans:
                 if s.score < self.reader.threshold:
+                    continue
+                score = self.reader.calibration.score(s.margin - self.settings.rank_penalty * rank)
+                if score < self.ask_threshold:
                     continue
                 if p.document_id not in docs:
                     doc = self.store.get_document(p.document_id)
                     docs[p.document_id] = doc.text if doc else p.text
-                candidates.append(self._answer(p, s, docs[p.document_id], best_retrieval))
+                candidates.append(self._answer(p, s, docs[p.document_id], score))
         answers = merge_answers(candidates)[:max_answers]
         return AskResult(question, answers, not answers, passages, (time.perf_counter() - t0) * 1000)
 
-    def _answer(self, p: SearchResult, s: ReaderSpan, doc_text: str, best_retrieval: float) -> Answer:
+    @property
+    def ask_threshold(self) -> float:
+        """End-to-end no-answer threshold: the setting, else the one measured for this reader."""
+        if self.settings.ask_no_answer_threshold is not None:
+            return self.settings.ask_no_answer_threshold
+        return float(self.reader.meta.get("ask_score_threshold", self.reader.threshold))
+
+    def _answer(self, p: SearchResult, s: ReaderSpan, doc_text: str, score: float) -> Answer:
         start, end = p.start + s.start, p.start + s.end
         if doc_text[start:end] != s.text:  # the chunk must slice the document; never cite wrong offsets
             raise RuntimeError(f"offset mismatch in chunk {p.chunk_id} of {p.document_id}")
-        score = READER_WEIGHT * s.score + (1 - READER_WEIGHT) * max(0.0, p.score / best_retrieval)
         cite = Citation(p.document_id, p.title, p.url, p.published, p.chunk_id, start, end)
         return Answer(s.text, round(score, 4), p.document_id, p.title, p.url, p.published, p.chunk_id, start, end, context_window(doc_text, start, end), round(s.score, 4), [cite])
 

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     max_answer_tokens: int = 30
     reader_batch_size: int = 16
     no_answer_threshold: float | None = None  # None = the threshold chosen on dev, stored with the reader
+    ask_no_answer_threshold: float | None = None  # on an /ask answer's score; None = the one stored with the reader
+    rank_penalty: float = 2.0  # reader margin lost per retrieval rank when ranking answers (bench/answer_ranking.py)
     reader_quantize: bool = False  # int8 dynamic quantisation of the reader's linear layers
 
     # API

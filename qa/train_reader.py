@@ -457,9 +457,6 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
 
 def calibrate_artifact(artifact: Path, cfg: TrainConfig | None = None) -> dict:
     """Re-run the dev evaluation of an artifact and store threshold + calibration in its metadata."""
-    import io
-    import zipfile
-
     import torch
 
     from index.e5_convert import build_tokenizer, read_e5, source_path
@@ -477,7 +474,17 @@ def calibrate_artifact(artifact: Path, cfg: TrainConfig | None = None) -> dict:
     model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()})
     ev = evaluate_dev(model, build_tokenizer(w), load_squad(cfg.dev_file), cfg)
     thr = choose_threshold(ev["pos_margins"], ev["pos_f1"], ev["neg_margins"])
-    meta.update({"dev_em": ev["em"], "dev_f1": ev["f1"], **thr})
+    return update_artifact_meta(artifact, {"dev_em": ev["em"], "dev_f1": ev["f1"], **thr})
+
+
+def update_artifact_meta(artifact: Path, updates: dict) -> dict:
+    """Rewrite the artifact's meta.json with ``updates`` (atomically) and its checksum."""
+    import io
+    import zipfile
+
+    from qa.reader_artifact import read_artifact_meta
+
+    meta = {**read_artifact_meta(artifact), **updates}
     buf = io.BytesIO()
     with zipfile.ZipFile(artifact) as src, zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as dst:
         for item in src.infolist():
