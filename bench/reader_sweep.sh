@@ -40,6 +40,10 @@ for r in rows:
 if rows:
     shutil.copy(runs / rows[0]["run"] / "reader.zip", out / "best.zip")
 PY
+if [ "${SOUP:-0}" = 1 ]; then
+  PYTHONPATH=. "$PY" bench/reader_soup.py --source "$E5_SOURCE" --out "$OUT/soup.zip" "$RUNS"/*/reader.zip 2>&1 | grep -v INFO
+  (cd "$OUT" && split -b 15M -d soup.zip soup.zip.part && rm soup.zip soup.zip.sha256)
+fi
 for f in "$RUNS"/*.log; do echo "== $f"; grep -E "dev after|features|training on|Error|error" "$f"; done
 tar czf "$OUT/logs.tgz" -C "$RUNS" $(cd "$RUNS" && ls *.log)
 if [ -f "$OUT/best.zip" ]; then (cd "$OUT" && split -b 15M -d best.zip best.zip.part && rm best.zip); fi

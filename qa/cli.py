@@ -293,6 +293,7 @@ def train_reader(
     run_dir: Path = typer.Option(Path("runs/reader"), help="Checkpoints and logs; a rerun resumes from here"),
     out: Path = typer.Option(Path("data/reader/reader-e5s-piaf.zip"), help="Where the artifact goes"),
     seed: int = typer.Option(13),
+    data_seed: int = typer.Option(-1, help="Order of the training batches (-1 = --seed); runs that differ only here can be averaged by bench/reader_soup.py"),
     max_steps: int = typer.Option(0, help="Stop after N steps (the linear schedule ends there; 0 = all epochs)"),
     dev_limit: int = typer.Option(0, help="Evaluate on the first N dev questions only"),
     device: str = typer.Option("auto", help="auto (cuda when available), cpu or cuda"),
@@ -304,7 +305,7 @@ def train_reader(
 
     cfg = TrainConfig(
         epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, stride=stride, negative_ratio=negative_ratio,
-        run_dir=run_dir, out_artifact=out, seed=seed, max_steps=max_steps, dev_limit=dev_limit, threads=settings.torch_threads, device=device,
+        run_dir=run_dir, out_artifact=out, seed=seed, data_seed=data_seed, max_steps=max_steps, dev_limit=dev_limit, threads=settings.torch_threads, device=device,
     )
     _guard(train, cfg)
     write_checksum(out)

