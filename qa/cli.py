@@ -290,6 +290,7 @@ def train_reader(
     max_length: int = typer.Option(384, help="Tokens per window (question + passage)"),
     stride: int = typer.Option(128, help="Tokens shared by consecutive windows of a long passage"),
     negative_ratio: float = typer.Option(0.2, help="Extra (question, unrelated paragraph) pairs per question, labelled no answer"),
+    hard_negative_ratio: float = typer.Option(0.5, help="Extra (question, other paragraph of the same article) pairs per question, labelled no answer"),
     run_dir: Path = typer.Option(Path("runs/reader"), help="Checkpoints and logs; a rerun resumes from here"),
     out: Path = typer.Option(Path("data/reader/reader-e5s-piaf.zip"), help="Where the artifact goes"),
     seed: int = typer.Option(13),
@@ -304,7 +305,7 @@ def train_reader(
     from qa.train_reader import TrainConfig, train, write_checksum, write_model_card
 
     cfg = TrainConfig(
-        epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, stride=stride, negative_ratio=negative_ratio,
+        epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, stride=stride, negative_ratio=negative_ratio, hard_negative_ratio=hard_negative_ratio,
         run_dir=run_dir, out_artifact=out, seed=seed, data_seed=data_seed, max_steps=max_steps, dev_limit=dev_limit, threads=settings.torch_threads, device=device,
     )
     _guard(train, cfg)

@@ -38,6 +38,7 @@ class TrainConfig:
     stride: int = 96
     max_question_tokens: int = 64
     negative_ratio: float = 0.2  # share of extra (question, unrelated paragraph) pairs, label = no answer
+    hard_negative_ratio: float = 0.0  # share of extra (question, another paragraph of the same article) pairs
     seed: int = 13
     data_seed: int = -1  # order of the training batches; -1 = seed (another value keeps the same head init)
     threads: int = 0  # 0 = torch default
@@ -137,6 +138,23 @@ def make_negatives(items: list[SquadItem], ratio: float, rng: random.Random) -> 
             if title != item.title:
                 break
         out.append(SquadItem(item.qid + "-neg", item.question, ctx, title, []))
+    return out
+
+
+def make_hard_negatives(items: list[SquadItem], ratio: float, rng: random.Random) -> list[SquadItem]:
+    """Pair questions with another paragraph of their own article that does not contain the answer:
+    on-topic passages, like the ones retrieval brings, where the answer is not."""
+    by_title: dict[str, list[str]] = {}
+    for i in items:
+        ctxs = by_title.setdefault(i.title, [])
+        if i.context not in ctxs:
+            ctxs.append(i.context)
+    out = []
+    for item in rng.sample(items, int(len(items) * ratio)):
+        answers = [a["text"].strip() for a in item.answers if a["text"].strip()]
+        others = [c for c in by_title[item.title] if c != item.context and not any(a in c for a in answers)]
+        if others:
+            out.append(SquadItem(item.qid + "-hard", item.question, rng.choice(others), item.title, []))
     return out
 
 
@@ -314,6 +332,8 @@ def train(cfg: TrainConfig) -> dict:
         dev_items = dev_items[: cfg.dev_limit]
     rng = random.Random(cfg.seed)
     negatives = make_negatives(train_items, cfg.negative_ratio, rng)
+    if cfg.hard_negative_ratio:
+        negatives += make_hard_negatives(train_items, cfg.hard_negative_ratio, rng)
     t0 = time.time()
     feats = training_features(tokenizer, train_items, negatives, cfg)
     log.info("features: %d (from %d questions + %d negatives) in %.0fs", len(feats), len(train_items), len(negatives), time.time() - t0)
@@ -439,7 +459,8 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
   ({cfg.get('train_file')}) for training, dev split ({cfg.get('dev_file')}) for choosing the checkpoint
   and the no-answer threshold. The held-out test split was never seen.
 - **No-answer training**: {cfg.get('negative_ratio')} extra pairs per question pairing it with a paragraph
-  of another article, labelled "no answer" (the first token), plus window overlap negatives.
+  of another article and {cfg.get('hard_negative_ratio', '0.0')} pairing it with another paragraph of its own article
+  that does not contain the answer, labelled "no answer" (the first token), plus window overlap negatives.
 - **Hyper-parameters**: {cfg.get('epochs')} epochs planned{(', stopped at step ' + str(cfg.get('max_steps'))) if str(cfg.get('max_steps')) not in ('0', 'None') else ''}, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}
   (linear warm-up {cfg.get('warmup')}, linear decay), weight decay {cfg.get('weight_decay')}, max length
   {cfg.get('max_length')} tokens, stride {cfg.get('stride')}, question at most {cfg.get('max_question_tokens')}
