@@ -147,9 +147,11 @@ class QAService:
         return self.store.search(query, top_k=top_k, mode=mode or self.settings.retrieval_mode, filters=filters)
 
     # answering -----------------------------------------------------------------------------
-    def ask(self, question: str, top_k: int = 5, max_answers: int = 3, filters: Filters | None = None, mode: str | None = None) -> AskResult:
+    def ask(self, question: str, top_k: int = 5, max_answers: int = 3, filters: Filters | None = None, mode: str | None = None, passages: list[SearchResult] | None = None) -> AskResult:
+        """Answer from the top-k passages of a search (or from ``passages`` when the caller already has them)."""
         t0 = time.perf_counter()
-        passages = self.search(question, top_k=top_k, mode=mode, filters=filters)
+        if passages is None:
+            passages = self.search(question, top_k=top_k, mode=mode, filters=filters)
         spans = self.reader.read(question, [p.text for p in passages])
         docs: dict[str, str] = {}
         candidates: list[Answer] = []

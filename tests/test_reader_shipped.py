@@ -77,3 +77,12 @@ def test_says_no_answer_to_unrelated_question(service):
     res = service.ask("Quelle est la recette de la quiche lorraine ?", top_k=5)
     assert res.no_answer and res.answers == []
     assert res.passages, "passages are still returned"
+
+
+def test_ask_on_passages_of_a_deeper_search_is_the_same(service):
+    """`qa eval` reads the top 5 of its depth-10 retrieval search instead of searching again."""
+    for question, _, _ in CASES[:3]:
+        direct = service.ask(question, top_k=5)
+        reused = service.ask(question, top_k=5, passages=service.search(question, top_k=10)[:5])
+        assert [p.chunk_id for p in reused.passages] == [p.chunk_id for p in direct.passages]
+        assert [(a.text, a.document_id, a.start, a.score) for a in reused.answers] == [(a.text, a.document_id, a.start, a.score) for a in direct.answers]
