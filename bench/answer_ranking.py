@@ -28,7 +28,8 @@ import numpy as np
 
 from qa.evaluation import load_gold
 from qa.metrics import best_over_references
-from qa.pipeline import QAService
+from qa.pipeline import QAService, answer_score
+from qa.reader import ReaderCalibration
 from qa.settings import Settings
 
 RULES = {
@@ -120,12 +121,13 @@ def main() -> None:
     penalty = settings.rank_penalty
     cal = reader_cal
 
-    def top_score(r):
+    calibration = ReaderCalibration(cal["a"], cal["b"])
+
+    def top_score(r):  # the top answer as QAService.ask ranks and scores it
         if not r["cands"]:
             return 0.0, 0.0
-        t = max(r["cands"], key=lambda c: c["margin"] - penalty * c["rank"])
-        z = cal["a"] * (t["margin"] - penalty * t["rank"]) + cal["b"]
-        return 1 / (1 + math.exp(-max(-60.0, min(60.0, z)))), t["f1"]
+        scored = [(answer_score(calibration, c["margin"], c["rank"], penalty), c["f1"]) for c in r["cands"]]
+        return max(scored, key=lambda x: x[0])
 
     neg_top = np.sort([top_score(r)[0] for r in neg])
     thr = float(neg_top[min(len(neg_top) - 1, int(math.ceil(args.target * len(neg_top))) - 1)]) + 1e-6

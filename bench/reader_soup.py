@@ -22,7 +22,7 @@ def main() -> None:
 
     from index.e5_convert import bert_state_dict, build_tokenizer, read_e5
     from qa.reader_artifact import apply_artifact, base_reader_model, pack_artifact, read_artifact_meta
-    from qa.train_reader import TrainConfig, choose_threshold, evaluate_dev, load_squad, write_checksum
+    from qa.train_reader import TrainConfig, dev_metrics, load_squad, write_checksum
 
     ap = argparse.ArgumentParser()
     ap.add_argument("artifacts", nargs="+", type=Path)
@@ -42,13 +42,12 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     cfg = TrainConfig(max_length=int(metas[0]["max_length"]), stride=int(metas[0]["stride"]))
-    ev = evaluate_dev(model, build_tokenizer(w), load_squad(cfg.dev_file)[: args.dev_limit or None], cfg)
-    thr = choose_threshold(ev["pos_margins"], ev["pos_f1"], ev["neg_margins"])
+    dm = dev_metrics(model, build_tokenizer(w), load_squad(cfg.dev_file)[: args.dev_limit or None], cfg)
     meta = {k: v for k, v in metas[0].items() if k != "tensors"}
-    meta.update({"dev_em": ev["em"], "dev_f1": ev["f1"], **thr, "soup_of": [{"artifact": str(a), "dev_f1": m["dev_f1"], "step": m["step"], "train_config": m["train_config"]} for a, m in zip(args.artifacts, metas)]})
+    meta.update({**dm, "soup_of": [{"artifact": str(a), "dev_f1": m["dev_f1"], "step": m["step"], "train_config": m["train_config"]} for a, m in zip(args.artifacts, metas)]})
     pack_artifact(model.state_dict(), bert_state_dict(w, prefix="bert."), meta, args.out)
     write_checksum(args.out)
-    print(json.dumps({"soup_dev_em": ev["em"], "soup_dev_f1": ev["f1"], "members": [m["dev_f1"] for m in metas]}))
+    print(json.dumps({"soup_dev_em": dm["dev_em"], "soup_dev_f1": dm["dev_f1"], "members": [m["dev_f1"] for m in metas]}))
 
 
 if __name__ == "__main__":

