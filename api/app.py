@@ -36,8 +36,6 @@ from api.schemas import (
     MAX_QUESTION_CHARS,
     MAX_TOP_K,
     AddedDocument,
-    AnswerOut,
-    CitationOut,
     AskRequest,
     AskResponse,
     DeleteResponse,
@@ -103,21 +101,6 @@ def to_filters(f: FiltersIn | None) -> Filters | None:
 
 def document_id_for(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _hit(r: Any) -> SearchHit:
-    return SearchHit(chunk_id=r.chunk_id, document_id=r.document_id, title=r.title, url=r.url, published=r.published, text=r.text, start=r.start, end=r.end, score=float(r.score))
-
-
-def _answer(a: Any) -> AnswerOut:
-    return AnswerOut(
-        text=a.text, score=float(a.score), document_id=a.document_id, title=a.title, url=a.url, published=a.published,
-        chunk_id=a.chunk_id, start=a.start, end=a.end, context=a.context,
-        citations=[
-            CitationOut(document_id=c.document_id, title=c.title, url=c.url, published=c.published, chunk_id=c.chunk_id, start=c.start, end=c.end)
-            for c in getattr(a, "citations", None) or []
-        ],
-    )
 
 
 class InFlight:
@@ -326,13 +309,12 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
                json.dumps(body.filters.model_dump(mode="json"), sort_keys=True) if body.filters else None)
         result = await inflight.run(key, lambda: svc.ask(body.question, top_k=top_k, max_answers=max_answers, filters=filters, mode=body.mode))
         (metrics.answered if result.answers else metrics.no_answer).inc()
-        answers = [_answer(a) for a in result.answers]
-        return AskResponse(question=body.question, answers=answers, no_answer=not answers, passages=[_hit(p) for p in result.passages], took_ms=float(result.took_ms))
+        return AskResponse.from_result(result).model_copy(update={"question": body.question})
 
     async def _search(svc: Any, query: str, top_k: int, mode: str | None, filters: FiltersIn | None) -> SearchResponse:
         t0 = time.perf_counter()
         results = await run_in_threadpool(svc.search, query, top_k, mode, to_filters(filters))
-        return SearchResponse(query=query, results=[_hit(r) for r in results], took_ms=(time.perf_counter() - t0) * 1000)
+        return SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=(time.perf_counter() - t0) * 1000)
 
     @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(400, 401, 403, 413, 500))
     async def search(body: SearchRequest, svc: Service) -> SearchResponse:
@@ -351,7 +333,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         t0 = time.perf_counter()
         max_answers = body.max_answers or settings.max_answers
         found = await run_in_threadpool(svc.extract, body.question, body.context, max_answers)
-        answers = [ExtractedAnswerOut(text=a.text, score=float(a.score), start=a.start, end=a.end, context=a.context) for a in found]
+        answers = [ExtractedAnswerOut.from_answer(a) for a in found]
         return ExtractResponse(question=body.question, answers=answers, no_answer=not answers, took_ms=(time.perf_counter() - t0) * 1000)
 
     @app.post("/documents", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=_errors(400, 401, 403, 413, 500))

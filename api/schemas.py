@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -183,6 +183,11 @@ class SearchHit(BaseModel):
     end: int
     score: float
 
+    @classmethod
+    def from_result(cls, r: Any) -> "SearchHit":
+        """From an ``index.schema.SearchResult``."""
+        return cls(chunk_id=r.chunk_id, document_id=r.document_id, title=r.title, url=r.url, published=r.published, text=r.text, start=r.start, end=r.end, score=float(r.score))
+
 
 class CitationOut(BaseModel):
     """One passage that gave the answer (answers found in several passages are merged)."""
@@ -206,8 +211,21 @@ class AnswerOut(BaseModel):
     chunk_id: int
     start: int = Field(..., description="Character offset of the answer in the document text.")
     end: int
-    context: str = Field(..., description="The sentence around the answer (a slice of the document text that contains it).")
+    context: str = Field(..., description="The sentence around the answer: the document text [context_start : context_start + len(context)].")
+    context_start: int = Field(..., description="Character offset of the context in the document text; the answer is context[start - context_start : end - context_start].")
     citations: list[CitationOut] = Field(default_factory=list, description="Every passage that gave this answer, the main one first.")
+
+    @classmethod
+    def from_answer(cls, a: Any) -> "AnswerOut":
+        """From a ``qa.pipeline.Answer``."""
+        return cls(
+            text=a.text, score=float(a.score), document_id=a.document_id, title=a.title, url=a.url, published=a.published,
+            chunk_id=a.chunk_id, start=a.start, end=a.end, context=a.context, context_start=a.context_start,
+            citations=[
+                CitationOut(document_id=c.document_id, title=c.title, url=c.url, published=c.published, chunk_id=c.chunk_id, start=c.start, end=c.end)
+                for c in a.citations
+            ],
+        )
 
 
 class AskResponse(BaseModel):
@@ -216,6 +234,12 @@ class AskResponse(BaseModel):
     no_answer: bool
     passages: list[SearchHit] = Field(..., description="The passages that were read.")
     took_ms: float
+
+    @classmethod
+    def from_result(cls, result: Any) -> "AskResponse":
+        """From a ``qa.pipeline.AskResult``: what both ``POST /ask`` and ``qa ask --json`` print."""
+        answers = [AnswerOut.from_answer(a) for a in result.answers]
+        return cls(question=result.question, answers=answers, no_answer=not answers, passages=[SearchHit.from_result(p) for p in result.passages], took_ms=float(result.took_ms))
 
 
 class SearchResponse(BaseModel):
@@ -229,7 +253,13 @@ class ExtractedAnswerOut(BaseModel):
     score: float
     start: int = Field(..., description="Character offset of the answer in the given context.")
     end: int
-    context: str = Field(..., description="The sentence around the answer.")
+    context: str = Field(..., description="The sentence around the answer: the given context [context_start : context_start + len(context)].")
+    context_start: int = Field(..., description="Character offset of that sentence in the given context.")
+
+    @classmethod
+    def from_answer(cls, a: Any) -> "ExtractedAnswerOut":
+        """From a ``qa.pipeline.ExtractedAnswer``."""
+        return cls(text=a.text, score=float(a.score), start=a.start, end=a.end, context=a.context, context_start=a.context_start)
 
 
 class ExtractResponse(BaseModel):

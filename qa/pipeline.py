@@ -51,7 +51,8 @@ class Answer:
     chunk_id: int
     start: int  # character offsets into the document's text
     end: int
-    context: str
+    context: str  # the sentence around the answer: document text[context_start : context_start + len(context)]
+    context_start: int
     reader_score: float = 0.0
     citations: list[Citation] = field(default_factory=list)  # every passage that gave this answer
 
@@ -62,7 +63,8 @@ class ExtractedAnswer:
     score: float
     start: int  # character offsets into the given context
     end: int
-    context: str
+    context: str  # the sentence around the answer: given context[context_start : context_start + len(context)]
+    context_start: int
 
 
 @dataclass
@@ -77,15 +79,20 @@ class AskResult:
 _SENTENCE_END = re.compile(r"[.!?…](?=[\s»”\"]|$)|\n")
 
 
-def context_window(text: str, start: int, end: int, max_chars: int = CONTEXT_CHARS) -> str:
-    """The sentence around ``text[start:end]``, cut to ``max_chars`` on each side."""
+def context_window(text: str, start: int, end: int, max_chars: int = CONTEXT_CHARS) -> tuple[int, int]:
+    """Offsets of the sentence around ``text[start:end]``, cut to ``max_chars`` on each side and
+    without surrounding whitespace; it always contains the span."""
     lo = max(0, start - max_chars)
     left = text[lo:start]
     ends = list(_SENTENCE_END.finditer(left))
     s = lo + ends[-1].end() if ends else lo
     m = _SENTENCE_END.search(text, end, min(len(text), end + max_chars))
     e = m.end() if m else min(len(text), end + max_chars)
-    return text[s:e].strip()
+    while s < start and text[s].isspace():
+        s += 1
+    while e > end and text[e - 1].isspace():
+        e -= 1
+    return s, e
 
 
 def _overlaps(a: Answer, document_id: str, start: int, end: int) -> bool:
@@ -187,7 +194,8 @@ class QAService:
         if doc_text[start:end] != s.text:  # the chunk must slice the document; never cite wrong offsets
             raise RuntimeError(f"offset mismatch in chunk {p.chunk_id} of {p.document_id}")
         cite = Citation(p.document_id, p.title, p.url, p.published, p.chunk_id, start, end)
-        return Answer(s.text, round(score, 4), p.document_id, p.title, p.url, p.published, p.chunk_id, start, end, context_window(doc_text, start, end), round(s.score, 4), [cite])
+        cs, ce = context_window(doc_text, start, end)
+        return Answer(s.text, round(score, 4), p.document_id, p.title, p.url, p.published, p.chunk_id, start, end, doc_text[cs:ce], cs, round(s.score, 4), [cite])
 
     def extract(self, question: str, context: str, max_answers: int = 3) -> list[ExtractedAnswer]:
         (spans,) = self.reader.read(question, [context], n_best=max(3, max_answers))
@@ -197,7 +205,8 @@ class QAService:
                 continue
             if any(o.start < s.end and s.start < o.end for o in out):
                 continue
-            out.append(ExtractedAnswer(s.text, round(s.score, 4), s.start, s.end, context_window(context, s.start, s.end)))
+            cs, ce = context_window(context, s.start, s.end)
+            out.append(ExtractedAnswer(s.text, round(s.score, 4), s.start, s.end, context[cs:ce], cs))
         return out[:max_answers]
 
     # documents -----------------------------------------------------------------------------

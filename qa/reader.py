@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from index.e5_convert import ModelSourceError, sha256_file, source_path, check_source
 from qa.spans import best_spans, context_token_mask, trim_span

@@ -18,34 +18,12 @@ RESET = "\033[0m"
 _WS = re.compile(r"\s+")
 
 
-def locate_in_context(answer: Any, passages: list[Any]) -> tuple[int, int] | None:
-    """Offsets of the answer inside ``answer.context``.
-
-    The context is a slice of the document around ``start:end`` but its own offset is not kept,
-    so among the occurrences of the answer text in the context, prefer the one whose surroundings
-    agree with the passage the answer came from; else the first occurrence.
-    """
-    ctx, text = answer.context or "", answer.text
-    if not text:
-        return None
-    occurrences = []
-    i = ctx.find(text)
-    while i >= 0:
-        occurrences.append(i)
-        i = ctx.find(text, i + 1)
-    if not occurrences:
-        return None
-    passage = next((p for p in passages if p.chunk_id == answer.chunk_id and p.document_id == answer.document_id), None)
-    if passage is not None and passage.start <= answer.start and answer.end <= passage.end:
-        s = answer.start - passage.start
-        e = s + len(text)
-        ptext = passage.text
-        for i in occurrences:
-            k = min(i, s)
-            r = min(len(ctx) - i - len(text), len(ptext) - e)
-            if ctx[i - k : i] == ptext[s - k : s] and ctx[i + len(text) : i + len(text) + r] == ptext[e : e + r]:
-                return i, i + len(text)
-    return occurrences[0], occurrences[0] + len(text)
+def locate_in_context(answer: Any) -> tuple[int, int] | None:
+    """Offsets of the answer inside ``answer.context`` (which starts at ``answer.context_start``)."""
+    s, e = answer.start - answer.context_start, answer.end - answer.context_start
+    if 0 <= s <= e <= len(answer.context or "") and answer.context[s:e] == answer.text:
+        return s, e
+    return None
 
 
 def _squash(text: str) -> str:
@@ -88,7 +66,7 @@ def render_ask(result: Any, color: bool | None = None, width: int = 100) -> str:
         for i, a in enumerate(result.answers, 1):
             lines.append(f"{bold}{i}. {_one_line(a.text)}{off}  {dim}(score {a.score:.2f}){off}")
             context = a.context or ""
-            span = locate_in_context(a, passages) if context else None
+            span = locate_in_context(a) if context else None
             lines.append("   « " + _highlight(context, span, a.text, color) + " »")
             source = a.title or a.document_id
             details = [f"document {a.document_id}", f"caractères {a.start}–{a.end}"]

@@ -6,9 +6,6 @@ from qa.pipeline import AskResult
 
 
 def ask_payload(result: AskResult) -> dict:
-    from api.app import _answer, _hit
     from api.schemas import AskResponse
 
-    answers = [_answer(a) for a in result.answers]
-    resp = AskResponse(question=result.question, answers=answers, no_answer=not answers, passages=[_hit(p) for p in result.passages], took_ms=float(result.took_ms))
-    return resp.model_dump(mode="json")
+    return AskResponse.from_result(result).model_dump(mode="json")

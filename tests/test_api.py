@@ -24,7 +24,7 @@ from tests.api_support import REPO, SHOWCASE_QUESTION, article_documents, build_
 
 pytestmark = pytest.mark.slow
 
-ANSWER_KEYS = {"text", "score", "document_id", "title", "url", "published", "chunk_id", "start", "end", "context", "citations"}
+ANSWER_KEYS = {"text", "score", "document_id", "title", "url", "published", "chunk_id", "start", "end", "context", "context_start", "citations"}
 HIT_KEYS = {"chunk_id", "document_id", "title", "url", "published", "text", "start", "end", "score"}
 
 
@@ -155,7 +155,9 @@ def test_ask_shape_and_offsets(client, documents):
     for a in body["answers"]:
         assert set(a) == ANSWER_KEYS
         assert documents[a["document_id"]][a["start"] : a["end"]] == a["text"]
-        assert a["text"] in a["context"]
+        cs = a["context_start"]
+        assert documents[a["document_id"]][cs : cs + len(a["context"])] == a["context"]
+        assert a["context"][a["start"] - cs : a["end"] - cs] == a["text"]
         assert 0 <= a["score"] <= 1
         assert a["citations"] and a["citations"][0]["document_id"] == a["document_id"]
     scores = [a["score"] for a in body["answers"]]
@@ -351,8 +353,10 @@ def test_extract_offsets_point_into_the_context(client):
     assert body["no_answer"] == (body["answers"] == [])
     assert len(body["answers"]) <= 2
     for a in body["answers"]:
-        assert set(a) == {"text", "score", "start", "end", "context"}
-        assert context[a["start"] : a["end"]] == a["text"] and a["text"] in a["context"]
+        assert set(a) == {"text", "score", "start", "end", "context", "context_start"}
+        assert context[a["start"] : a["end"]] == a["text"]
+        cs = a["context_start"]
+        assert context[cs : cs + len(a["context"])] == a["context"] and a["context"][a["start"] - cs : a["end"] - cs] == a["text"]
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from index.e5_convert import source_path
 from qa.settings import Settings

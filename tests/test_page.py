@@ -155,11 +155,13 @@ def test_forced_no_answer_state(page, base_url, service, monkeypatch):
 def test_untrusted_text_is_escaped(page, base_url):
     """Titles, contexts and URLs from the index are shown as text, never as HTML."""
     evil = "<img src=x onerror=\"window.__pwned=1\"><b>gras</b>"
+    context = "Avant " + evil + " après."
     fake = {
         "question": "q", "no_answer": False, "took_ms": 1.0,
         "answers": [{
             "text": "<b>gras</b>", "score": 0.9, "document_id": "doc<script>", "title": evil, "url": "javascript:window.__pwned=2",
-            "published": "2017-10-27", "chunk_id": 1, "start": 10, "end": 21, "context": "Avant " + evil + " après.", "citations": [],
+            "published": "2017-10-27", "chunk_id": 1, "start": 110, "end": 121, "context": context,
+            "context_start": 110 - context.index("<b>gras</b>"), "citations": [],
         }],
         "passages": [{"chunk_id": 1, "document_id": "doc<script>", "title": evil, "url": None, "published": None,
                       "text": "xxxxxxxxxx<b>gras</b> " + evil, "start": 0, "end": 60, "score": 1.0}],

@@ -15,7 +15,8 @@ def _result(answers, passages=None):
 
 
 def _answer(start, end, context):
-    return Answer(DOC[start:end], 0.87, "doc-1", "Netflix et les séries", "https://www.numerama.com/a", "2015-12-08", 7, start, end, context)
+    context_start = DOC.index(context)
+    return Answer(DOC[start:end], 0.87, "doc-1", "Netflix et les séries", "https://www.numerama.com/a", "2015-12-08", 7, start, end, context, context_start)
 
 
 def test_answer_is_highlighted_in_its_sentence_with_its_source():
@@ -30,13 +31,16 @@ def test_answer_is_highlighted_in_its_sentence_with_its_source():
     assert "\033[1;33m16\033[0m en 2015" in colored
 
 
-def test_first_occurrence_is_used_without_the_passage():
-    a = _answer(0, 7, "Netflix a sorti 16 séries.")
-    assert locate_in_context(a, []) == (0, 7)
+def test_answer_is_located_by_the_context_offset_not_by_searching():
     start = DOC.index("16 en 2015")
     b = _answer(start, start + 2, "Il en veut 31 en 2016, contre 16 en 2015.")
-    assert locate_in_context(b, []) == (b.context.index("16"), b.context.index("16") + 2)
-    assert locate_in_context(b, _result([]).passages) == (b.context.rindex("16"), b.context.rindex("16") + 2)
+    # "16" occurs twice in the context: the offsets pick the second one
+    assert locate_in_context(b) == (b.context.rindex("16"), b.context.rindex("16") + 2)
+    first = _answer(0, 7, "Netflix a sorti 16 séries.")
+    assert locate_in_context(first) == (0, 7)
+    broken = Answer("16", 0.5, "doc-1", None, None, None, 7, 0, 2, "Netflix", 0)  # offsets that do not fit
+    assert locate_in_context(broken) is None
+    assert "[16] — Netflix" in render_ask(_result([broken]), color=False)
 
 
 def test_no_answer_in_french():

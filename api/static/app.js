@@ -61,36 +61,14 @@
     statusEl.classList.toggle("error", Boolean(isError));
   }
 
-  // Where is the answer inside its context? The context is a slice of the document around the
-  // answer; among the occurrences of the answer text in it, take the one whose surroundings agree
-  // with the passage the answer came from (document offsets), else the first one.
-  function locate(answer, passages) {
+  // Where is the answer inside its context? The API gives the context's own offset in the
+  // document, so the answer is context[start - context_start, end - context_start).
+  function locate(answer) {
     const ctx = answer.context || "";
-    const text = answer.text || "";
-    if (!text) return null;
-    const found = [];
-    for (let i = ctx.indexOf(text); i >= 0; i = ctx.indexOf(text, i + 1)) found.push(i);
-    const p = passages.find((x) => x.chunk_id === answer.chunk_id && x.document_id === answer.document_id);
-    if (!found.length) {
-      if (p && answer.start >= p.start && answer.end <= p.end) {
-        const s = answer.start - p.start;
-        return { text: p.text, start: s, end: s + text.length };
-      }
-      return null;
-    }
-    if (p && answer.start >= p.start && answer.end <= p.end) {
-      const s = answer.start - p.start;
-      const e = s + text.length;
-      for (const i of found) {
-        const k = Math.min(i, s);
-        const r = Math.min(ctx.length - i - text.length, p.text.length - e);
-        if (ctx.slice(i - k, i) === p.text.slice(s - k, s) &&
-            ctx.slice(i + text.length, i + text.length + r) === p.text.slice(e, e + r)) {
-          return { text: ctx, start: i, end: i + text.length };
-        }
-      }
-    }
-    return { text: ctx, start: found[0], end: found[0] + text.length };
+    const s = answer.start - answer.context_start;
+    const e = answer.end - answer.context_start;
+    if (!Number.isInteger(s) || s < 0 || e > ctx.length || ctx.slice(s, e) !== answer.text) return null;
+    return { text: ctx, start: s, end: e };
   }
 
   // Trim a long context to the sentence(s) around [start, end).
@@ -117,7 +95,7 @@
 
   function highlighted(answer, passages) {
     const p = el("p", "answer-context");
-    let loc = locate(answer, passages);
+    let loc = locate(answer);
     if (loc) loc = sentenceAround(loc.text, loc.start, loc.end);
     if (!loc) {
       p.appendChild(el("mark", null, answer.text));

@@ -1,0 +1,68 @@
+"""Pure parts of the answering pipeline: the context sentence and the merging of answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.pipeline import Answer, Citation, context_window, merge_answers
+
+TEXT = (
+    "Netflix a sorti 16 séries en 2015.  Il en veut 31 en 2016, contre 16 en 2015 !\n"
+    "Le budget atteint 7 milliards de dollars. Fin"
+)
+
+
+@pytest.mark.parametrize("needle", ["16 séries", "31", "16 en 2015", "7 milliards", "Fin", "Netflix"])
+def test_context_is_the_sentence_around_the_answer_and_slices_the_text(needle):
+    start = TEXT.index(needle)
+    end = start + len(needle)
+    s, e = context_window(TEXT, start, end)
+    assert s <= start and end <= e
+    context = TEXT[s:e]
+    assert context == context.strip() and context
+    assert context[start - s : end - s] == needle
+    # one sentence: no sentence end inside the context before the answer
+    assert not any(ch in context[: start - s] for ch in ".!?\n")
+
+
+def test_context_is_cut_in_long_sentences():
+    text = "mot " * 200 + "réponse" + " mot" * 200
+    start = text.index("réponse")
+    s, e = context_window(text, start, start + 7, max_chars=50)
+    assert start - s <= 50 and e - (start + 7) <= 50
+    assert text[s:e][start - s : start - s + 7] == "réponse"
+
+
+def _answer(text: str, doc: str, start: int, score: float) -> Answer:
+    end = start + len(text)
+    cite = Citation(doc, None, None, None, 1, start, end)
+    return Answer(text, score, doc, None, None, None, 1, start, end, text, start, score, [cite])
+
+
+def test_same_text_in_two_documents_is_one_answer_with_both_citations():
+    a = _answer("7 milliards de dollars", "doc-a", 10, 0.9)
+    b = _answer("7 milliards de dollars", "doc-b", 40, 0.6)
+    other = _answer("31", "doc-a", 100, 0.7)
+    merged = merge_answers([b, other, a])
+    assert [m.text for m in merged] == ["7 milliards de dollars", "31"]
+    assert [(c.document_id, c.start) for c in merged[0].citations] == [("doc-a", 10), ("doc-b", 40)]
+
+
+def test_overlapping_variant_of_one_place_is_dropped_not_cited():
+    best = _answer("7 milliards de dollars", "doc-a", 10, 0.9)
+    variant = _answer("milliards de dollars", "doc-a", 12, 0.5)  # inside the same place, other words
+    elsewhere = _answer("milliards de dollars", "doc-b", 12, 0.4)  # same words as the variant, other place
+    merged = merge_answers([variant, best, elsewhere])
+    assert [m.text for m in merged] == ["7 milliards de dollars", "milliards de dollars"]
+    assert [(c.document_id, c.start) for c in merged[0].citations] == [("doc-a", 10)]
+    # every citation slices its document to the answer text: the variant's place is not cited
+    assert [(c.document_id, c.start) for c in merged[1].citations] == [("doc-b", 12)]
+
+
+def test_normalised_duplicates_keep_the_best_text():
+    a = _answer("l'Hexagone", "doc-a", 5, 0.8)
+    b = _answer("Hexagone", "doc-b", 7, 0.9)
+    merged = merge_answers([a, b])
+    assert len(merged) == 1 and merged[0].text == "Hexagone"
+    # a different text is not another citation of this one (the citation must slice to the answer)
+    assert [c.document_id for c in merged[0].citations] == ["doc-b"]
