@@ -115,7 +115,7 @@ def main() -> None:
     print(f"{len(docs)} paragraphs, {len(questions)} dev questions", flush=True)
 
     t0 = time.perf_counter()
-    store = IndexStore.open(args.data_dir, embedder, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens, dense_index=settings.dense_index, rrf_k=settings.rrf_k)
+    store = IndexStore.open(args.data_dir, embedder, **settings.store_options())
     open_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     report = store.add_documents(docs, progress=True)
@@ -125,7 +125,7 @@ def main() -> None:
     store.close()
 
     cached = CachedQueries(embedder, [q for q, _ in questions])
-    store = IndexStore.open(args.data_dir, cached, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens, dense_index=settings.dense_index, rrf_k=settings.rrf_k)
+    store = IndexStore.open(args.data_dir, cached, **settings.store_options())
     results = {}
     for mode in args.modes.split(","):
         results[mode] = evaluate(store, questions, mode)

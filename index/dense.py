@@ -71,14 +71,16 @@ def updated(index: faiss.Index, kind: str, remove: np.ndarray, add_ids: np.ndarr
     return new
 
 
-def search(index: faiss.Index, kind: str, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``k`` (ids, scores) for one query vector, optionally restricted to the ``allowed`` ids."""
+def search(index: faiss.Index, kind: str, query: np.ndarray, k: int, allowed: np.ndarray | None = None, ef_search: int = HNSW_EF_SEARCH) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` (ids, scores) for one query vector, optionally restricted to the ``allowed`` ids.
+
+    ``ef_search`` is HNSW's search depth (recall against speed); the flat index ignores it."""
     n = index.ntotal if allowed is None else min(index.ntotal, len(allowed))
     k = min(k, n)
     if k <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-    ef = max(HNSW_EF_SEARCH, 2 * k)
+    ef = max(int(ef_search), 2 * k)
     if allowed is None:
         params = faiss.SearchParametersHNSW(efSearch=ef) if kind == "hnsw" else None
         scores, ids = index.search(q, k, params=params)

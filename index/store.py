@@ -111,9 +111,12 @@ def _batched(seq, n):
 
 
 class IndexStore:
-    def __init__(self, data_dir: Path, embedder, *, chunk_tokens: int, overlap_tokens: int, dense_index: str, rrf_k: int):
+    def __init__(self, data_dir: Path, embedder, *, chunk_tokens: int, overlap_tokens: int, dense_index: str, rrf_k: int, ef_search: int = dense_mod.HNSW_EF_SEARCH):
         if dense_index not in dense_mod.KINDS:
             raise ValueError(f"dense_index must be one of {dense_mod.KINDS}, not {dense_index!r}")
+        if ef_search < 1:
+            raise ValueError(f"ef_search must be at least 1, not {ef_search}")
+        self.ef_search = int(ef_search)
         self.data_dir = Path(data_dir)
         self.embedder = embedder
         self.dense_kind = dense_index
@@ -143,6 +146,7 @@ class IndexStore:
         overlap_tokens: int = 40,
         dense_index: str = "flat",
         rrf_k: int = 60,
+        ef_search: int = dense_mod.HNSW_EF_SEARCH,
         rebuild: bool = False,
     ) -> "IndexStore":
         """Open (creating if needed) the store in ``data_dir``.
@@ -151,7 +155,7 @@ class IndexStore:
         every stored document is re-chunked and re-embedded with this embedder (one atomic write)."""
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        store = cls(data_dir, embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, dense_index=dense_index, rrf_k=rrf_k)
+        store = cls(data_dir, embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, dense_index=dense_index, rrf_k=rrf_k, ef_search=ef_search)
         try:
             with store._write_lock:
                 stale = store._init_schema(rebuild)
@@ -707,7 +711,7 @@ class IndexStore:
         if mode in ("dense", "hybrid"):
             with self._model_lock:
                 qv = self.embedder.encode_queries([query])[0]
-            lists.append(dense_mod.search(snap.dense, self.dense_kind, qv, depth, allowed))
+            lists.append(dense_mod.search(snap.dense, self.dense_kind, qv, depth, allowed, ef_search=self.ef_search))
         if mode in ("bm25", "hybrid"):
             lists.append(snap.keyword.search(analyze(query), depth, row_mask))
         if mode == "hybrid":

@@ -64,7 +64,7 @@ def _open_store(settings: Settings, rebuild: bool = False):
     from index.store import IndexStore
 
     emb = _guard(Embedder, settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, source=settings.e5_source)
-    return _guard(IndexStore.open, settings.data_dir, emb, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens, dense_index=settings.dense_index, rrf_k=settings.rrf_k, rebuild=rebuild)
+    return _guard(IndexStore.open, settings.data_dir, emb, rebuild=rebuild, **settings.store_options())
 
 
 def _service(settings: Settings):

@@ -144,14 +144,7 @@ class QAService:
         configure_torch(settings)
         embedder = Embedder(settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, source=settings.e5_source)
         reader = load_reader(settings)
-        store = IndexStore.open(
-            settings.data_dir,
-            embedder,
-            chunk_tokens=settings.chunk_tokens,
-            overlap_tokens=settings.chunk_overlap_tokens,
-            dense_index=settings.dense_index,
-            rrf_k=settings.rrf_k,
-        )
+        store = IndexStore.open(settings.data_dir, embedder, **settings.store_options())
         return cls(settings, store, reader, embedder)
 
     # retrieval -----------------------------------------------------------------------------

@@ -155,6 +155,24 @@ def test_hnsw_store_and_filters(tmp_path, embedder):
     store.close()
 
 
+def test_hnsw_search_depth_comes_from_the_settings(tmp_path, embedder):
+    from pydantic import ValidationError
+
+    from qa.settings import Settings
+
+    opts = Settings(hnsw_ef_search=64, dense_index="hnsw").store_options()
+    assert opts["ef_search"] == 64 and opts["dense_index"] == "hnsw"
+    with pytest.raises(ValidationError, match="hnsw_ef_search"):
+        Settings(hnsw_ef_search=0)
+    with pytest.raises(ValueError, match="ef_search"):
+        IndexStore.open(tmp_path / "bad", embedder, dense_index="hnsw", ef_search=0)
+    store = IndexStore.open(tmp_path / "h", embedder, **opts)
+    assert store.ef_search == 64
+    store.add_documents(synth_docs(12))
+    assert store.search("grève contre la réforme des retraites", top_k=3, mode="dense")[0].document_id == "doc-010"
+    store.close()
+
+
 def test_model_change_refused_then_rebuilt(tmp_path, embedder):
     data = tmp_path / "m"
     store = IndexStore.open(data, embedder)
