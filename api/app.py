@@ -14,7 +14,6 @@ import json
 import logging
 import threading
 import time
-from datetime import date
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -26,15 +25,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
 from api.middleware import BodyGuardMiddleware, RequestMiddleware
 from api.schemas import (
     MAX_PAGE,
-    MAX_QUESTION_CHARS,
-    MAX_TOP_K,
     AddedDocument,
     AskRequest,
     AskResponse,
@@ -50,11 +46,10 @@ from api.schemas import (
     ExtractResponse,
     FiltersIn,
     HealthResponse,
-    Mode,
     SearchHit,
+    SearchQuery,
     SearchRequest,
     SearchResponse,
-    _clean_text,
 )
 from index.schema import Document, Filters
 from qa.settings import Settings
@@ -129,37 +124,6 @@ class InFlight:
 
     def clear(self) -> None:
         self._futures.clear()
-
-
-class SearchQuery(BaseModel):
-    """Query parameters of ``GET /search``."""
-
-    q: str = Field(..., json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS}, description="Search text.")
-    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
-    mode: Mode | None = None
-    document_id: list[str] | None = Field(None, description="Only these documents (repeat the parameter).")
-    source: str | None = Field(None, description='URL domain, e.g. "numerama.com".')
-    published_after: date | None = Field(None, description="ISO date (YYYY-MM-DD), inclusive.")
-    published_before: date | None = Field(None, description="ISO date (YYYY-MM-DD), inclusive.")
-
-    @field_validator("q")
-    @classmethod
-    def _q(cls, v: str) -> str:
-        return _clean_text(v, "q", MAX_QUESTION_CHARS)
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, v: str | None) -> str | None:
-        return FiltersIn._source(v)
-
-    @model_validator(mode="after")
-    def _range(self) -> "SearchQuery":
-        if self.published_after and self.published_before and self.published_after > self.published_before:
-            raise ValueError("published_after must not be later than published_before")
-        return self
-
-    def filters(self) -> FiltersIn:
-        return FiltersIn(document_ids=self.document_id, source=self.source, published_after=self.published_after, published_before=self.published_before)
 
 
 # --- dependencies (module level: FastAPI resolves annotations from the module globals) --------

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 MAX_QUESTION_CHARS = 1_000
 MAX_CONTEXT_CHARS = 100_000
@@ -37,6 +37,35 @@ def _clean_text(value: str, field: str, max_chars: int | None = None) -> str:
     return value
 
 
+def _short_text(value: str, info: ValidationInfo) -> str:
+    return _clean_text(value, info.field_name, MAX_QUESTION_CHARS)
+
+
+def _domain(value: str | None) -> str | None:
+    if value is None:
+        return value
+    value = value.strip()
+    if not value or any(ch.isspace() for ch in value):
+        raise ValueError("source must be a domain name such as numerama.com (or a URL on it)")
+    return value
+
+
+# a question or a query: stripped, 1 to MAX_QUESTION_CHARS characters, the message names the field
+ShortText = Annotated[str, AfterValidator(_short_text)]
+Domain = Annotated[str | None, AfterValidator(_domain)]
+
+
+class _DateRange(BaseModel):
+    published_after: date | None = Field(None, description="ISO date (YYYY-MM-DD), inclusive.")
+    published_before: date | None = Field(None, description="ISO date (YYYY-MM-DD), inclusive.")
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.published_after and self.published_before and self.published_after > self.published_before:
+            raise ValueError("published_after must not be later than published_before")
+        return self
+
+
 class _Strict(BaseModel):
     # unknown fields are refused (a typo such as "topk" must not be silently ignored)
     model_config = ConfigDict(extra="forbid")
@@ -45,65 +74,32 @@ class _Strict(BaseModel):
 # --- requests -------------------------------------------------------------------------------
 
 
-class FiltersIn(_Strict):
+class FiltersIn(_DateRange, _Strict):
     """Restricts retrieval; every given condition must hold."""
 
     document_ids: list[str] | None = Field(None, min_length=1, max_length=1_000, description="Only these documents.")
-    source: str | None = Field(None, min_length=1, max_length=253, description='Domain of the source URL, e.g. "numerama.com" (subdomains match; a URL is reduced to its domain).')
-    published_after: date | None = Field(None, description="ISO date (YYYY-MM-DD), inclusive.")
-    published_before: date | None = Field(None, description="ISO date (YYYY-MM-DD), inclusive.")
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        v = v.strip()
-        if not v or any(ch.isspace() for ch in v):
-            raise ValueError("source must be a domain name such as numerama.com (or a URL on it)")
-        return v
-
-    @model_validator(mode="after")
-    def _range(self) -> "FiltersIn":
-        if self.published_after and self.published_before and self.published_after > self.published_before:
-            raise ValueError("published_after must not be later than published_before")
-        return self
+    source: Domain = Field(None, min_length=1, max_length=253, description='Domain of the source URL, e.g. "numerama.com" (subdomains match; a URL is reduced to its domain).')
 
 
 class AskRequest(_Strict):
-    question: str = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"The question, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).", examples=["Combien Netflix investit-il dans les contenus en 2018 ?"])
+    question: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"The question, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).", examples=["Combien Netflix investit-il dans les contenus en 2018 ?"])
     top_k: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Passages to read (server default: 5).")
     max_answers: int | None = Field(None, ge=1, le=MAX_ANSWERS, description="Answers to return at most (server default: 3).")
     mode: Mode | None = Field(None, description="Retrieval mode (server default: hybrid).")
     filters: FiltersIn | None = None
 
-    @field_validator("question")
-    @classmethod
-    def _question(cls, v: str) -> str:
-        return _clean_text(v, "question", MAX_QUESTION_CHARS)
-
 
 class SearchRequest(_Strict):
-    query: str = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"Search text, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).", examples=["investissements de Netflix en France"])
+    query: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"Search text, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).", examples=["investissements de Netflix en France"])
     top_k: int = Field(10, ge=1, le=MAX_TOP_K)
     mode: Mode | None = Field(None, description="Retrieval mode (server default: hybrid).")
     filters: FiltersIn | None = None
 
-    @field_validator("query")
-    @classmethod
-    def _query(cls, v: str) -> str:
-        return _clean_text(v, "query", MAX_QUESTION_CHARS)
-
 
 class ExtractRequest(_Strict):
-    question: str = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"The question, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).")
+    question: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"The question, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).")
     context: str = Field(..., max_length=MAX_CONTEXT_CHARS, description="The text to read; answer offsets point into it, unchanged.")
     max_answers: int | None = Field(None, ge=1, le=MAX_ANSWERS, description="Answers to return at most (server default: 3).")
-
-    @field_validator("question")
-    @classmethod
-    def _question(cls, v: str) -> str:
-        return _clean_text(v, "question", MAX_QUESTION_CHARS)
 
     @field_validator("context")
     @classmethod
@@ -111,6 +107,19 @@ class ExtractRequest(_Strict):
         if not v.strip():
             raise ValueError("context must not be empty or only whitespace")
         return v  # not stripped: offsets refer to the text as sent
+
+
+class SearchQuery(_DateRange):
+    """Query parameters of ``GET /search`` (the flat form of a ``SearchRequest``)."""
+
+    q: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description="Search text.")
+    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
+    mode: Mode | None = None
+    document_id: list[str] | None = Field(None, description="Only these documents (repeat the parameter).")
+    source: Domain = Field(None, description='URL domain, e.g. "numerama.com".')
+
+    def filters(self) -> FiltersIn:
+        return FiltersIn(document_ids=self.document_id, source=self.source, published_after=self.published_after, published_before=self.published_before)
 
 
 class DocumentIn(_Strict):
