@@ -27,6 +27,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,16 @@ class AddReport:
     chunks_removed: int = 0
     chunk_counts: dict[str, int] = field(default_factory=dict)
     chunks_embedded: int = 0  # chunks whose vector was computed (others reused by content hash)
+
+    def merge(self, other: "AddReport") -> None:
+        """Add the counts of a later write (``add_in_batches``)."""
+        self.documents_added += other.documents_added
+        self.documents_updated += other.documents_updated
+        self.documents_unchanged += other.documents_unchanged
+        self.chunks_added += other.chunks_added
+        self.chunks_removed += other.chunks_removed
+        self.chunks_embedded += other.chunks_embedded
+        self.chunk_counts.update(other.chunk_counts)
 
 
 @dataclass
@@ -762,3 +773,15 @@ class IndexStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def add_in_batches(store: IndexStore, docs: list[Document], batch_docs: int, progress: bool = False) -> Iterator[tuple[int, AddReport]]:
+    """``store.add_documents`` on ``batch_docs`` documents at a time, yielding (documents done, report).
+
+    Each batch is its own atomic write, so a long ingest that is interrupted keeps the batches
+    already written; running it again skips them (unchanged documents are not re-embedded)."""
+    if batch_docs < 1:
+        raise ValueError(f"batch_docs must be at least 1, not {batch_docs}")
+    for i in range(0, len(docs), batch_docs):
+        batch = docs[i : i + batch_docs]
+        yield i + len(batch), store.add_documents(batch, progress=progress)

@@ -14,6 +14,7 @@ import typer
 
 from qa.settings import Settings
 
+log = logging.getLogger("qa.cli")
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="French semantic search and extractive question answering.")
 
 
@@ -120,6 +121,7 @@ def models(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
 def index(
     paths: list[Path] = typer.Argument(..., help="Files or folders (.txt .md .html .json .jsonl)"),
     rebuild: bool = typer.Option(False, help="Re-chunk and re-embed every stored document with the configured model (after a model change); nothing is lost"),
+    batch_docs: int = typer.Option(500, "--batch-docs", min=1, help="Documents written per atomic step: an interrupted run keeps the steps done, and running it again resumes"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Index documents into QA_DATA_DIR (only new or changed chunks are embedded)."""
@@ -136,8 +138,19 @@ def index(
         where = f"{e.path}:{e.line}" if e.line else e.path
         typer.echo(f"skipped {where}: {e.reason}", err=True)
 
+    from index.store import AddReport, add_in_batches
+
     store = _open_store(settings, rebuild=rebuild)
-    rep = store.add_documents(docs, progress=sys.stderr.isatty())
+    rep, done = AddReport(), 0
+    try:
+        for done, batch_rep in add_in_batches(store, docs, batch_docs, progress=sys.stderr.isatty()):
+            rep.merge(batch_rep)
+            if done < len(docs):
+                log.info("indexed %d of %d documents", done, len(docs))
+    except KeyboardInterrupt:
+        store.close()
+        typer.echo(f"interrupted: the first {done} of {len(docs)} documents are indexed and kept; run the same command again to index the rest (indexed ones are skipped)", err=True)
+        raise typer.Exit(130)
     counts = store.counts()
     store.close()
     typer.echo(

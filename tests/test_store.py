@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from index.schema import Document, Filters
-from index.store import AddReport, IndexStore, ReindexNeeded
+from index.store import AddReport, IndexStore, ReindexNeeded, add_in_batches
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,6 +49,20 @@ class CountingEmbedder:
     def encode_passages(self, texts, progress=False):
         self.passages += len(texts)
         return self._inner.encode_passages(texts, progress)
+
+
+class InterruptedEmbedder(CountingEmbedder):
+    """The real embedder, interrupted (as by Ctrl-C) on its ``stop_at``-th call."""
+
+    def __init__(self, inner, stop_at: int):
+        super().__init__(inner)
+        self.calls, self.stop_at = 0, stop_at
+
+    def encode_passages(self, texts, progress=False):
+        self.calls += 1
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        return super().encode_passages(texts, progress)
 
 
 class OtherEmbedder:
@@ -170,6 +184,32 @@ def test_hnsw_search_depth_comes_from_the_settings(tmp_path, embedder):
     assert store.ef_search == 64
     store.add_documents(synth_docs(12))
     assert store.search("grève contre la réforme des retraites", top_k=3, mode="dense")[0].document_id == "doc-010"
+    store.close()
+
+
+def test_interrupted_batched_ingest_keeps_the_batches_written_and_resumes(tmp_path, embedder):
+    docs = synth_docs(7)
+    data = tmp_path / "b"
+    interrupted = InterruptedEmbedder(embedder, stop_at=3)  # the third batch of three is cut short
+    store = IndexStore.open(data, interrupted)
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        for n, rep in add_in_batches(store, docs, 3):
+            done.append((n, rep.documents_added))
+    assert done == [(3, 3), (6, 3)]
+    store.close()
+    # what was written survives, consistent; the interrupted batch left nothing behind
+    store = IndexStore.open(data, CountingEmbedder(embedder))
+    store.check_consistency()
+    assert store.counts()["documents"] == 6
+    total = AddReport()
+    for _, rep in add_in_batches(store, docs, 3):
+        total.merge(rep)
+    assert (total.documents_unchanged, total.documents_added) == (6, 1)
+    assert store.embedder.passages == 1  # only the missing document was embedded
+    assert store.counts()["documents"] == 7
+    with pytest.raises(ValueError, match="batch_docs"):
+        list(add_in_batches(store, docs, 0))
     store.close()
 
 
