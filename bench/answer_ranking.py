@@ -10,6 +10,11 @@ Unanswerable end-to-end questions: the PIAF dev questions asked against an index
 articles (Netflix news), which cannot answer them. The threshold on the top answer's reader
 score that turns ``target`` of them into "no answer" is reported with its cost on answerable ones.
 
+On-topic unanswerable questions (the hard kind: "En quelle année Netflix a-t-il été fondé ?" over
+Netflix news): the same PIAF dev questions asked against the PIAF index with their gold paragraph,
+and every paragraph containing one of their answers, filtered out. For a range of thresholds the
+share of them that get "no answer" is reported against the cost on answerable questions.
+
     QA_DATA_DIR=/tmp/piafidx qa eval data/piaf/piaf-v1.1-dev.json --corpus data/piaf/piaf-v1.1-train.json --limit 1
     QA_DATA_DIR=/tmp/seedidx qa index data/articles
     python bench/answer_ranking.py --piaf-index /tmp/piafidx --seed-index /tmp/seedidx
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.schema import Filters
 from qa.evaluation import load_gold
 from qa.metrics import best_over_references
 from qa.pipeline import QAService, answer_score
@@ -46,16 +52,25 @@ RULES = {
 WEIGHTS = {"w*retrieval": [0.0, 4.0, 8.0, 16.0, 32.0, 64.0], "w*rank": [0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]}
 
 
-def collect(svc: QAService, items, top_k: int) -> list[dict]:
+def collect(svc: QAService, items, top_k: int, on_topic: bool = False) -> list[dict]:
+    """Every candidate span of the top-k passages. ``on_topic``: search without the paragraphs that
+    answer the question (its gold paragraph and any paragraph containing one of its answers)."""
+    texts = {}
+    if on_topic:
+        infos, _ = svc.store.list_documents(0, 10**9)
+        texts = {d.id: svc.store.get_document(d.id).text for d in infos}
     rows = []
     for it in items:
-        passages = svc.search(it.question, top_k=top_k)
+        filters = None
+        if on_topic:
+            filters = Filters(document_ids=[d for d, t in texts.items() if d not in it.document_ids and not any(a in t for a in it.answers)])
+        passages = svc.search(it.question, top_k=top_k, filters=filters)
         spans = svc.reader.read(it.question, [p.text for p in passages])
         best = max((p.score for p in passages), default=0.0) or 1.0
         cands = []
         for rank, (p, ps) in enumerate(zip(passages, spans)):
             for s in ps:
-                em, f1 = best_over_references(s.text, it.answers) if it.answers else (0.0, 0.0)
+                em, f1 = best_over_references(s.text, it.answers) if (it.answers and not on_topic) else (0.0, 0.0)
                 cands.append({"margin": s.margin, "logit": s.logit, "prob": s.score, "ret": p.score / best, "rank": rank, "f1": f1, "em": em})
         rows.append({"id": it.id, "cands": cands})
     return rows
@@ -92,18 +107,19 @@ def main() -> None:
     settings = Settings(data_dir=args.seed_index)
     if args.candidates.is_file():
         cached = json.loads(args.candidates.read_text())
-        pos, neg, reader_cal = cached["pos"], cached["neg"], cached["calibration"]
+        pos, neg, on_topic, reader_cal = cached["pos"], cached["neg"], cached["on_topic"], cached["calibration"]
     else:
         t0 = time.time()
         svc = QAService.from_settings(Settings(data_dir=args.piaf_index))
         pos = collect(svc, items, args.top_k)
+        on_topic = collect(svc, items, args.top_k, on_topic=True)
         svc.close()
         svc = QAService.from_settings(settings)
         neg = collect(svc, [type(it)(it.id, it.question, [], []) for it in items], args.top_k)
         reader_cal = {"a": svc.reader.calibration.a, "b": svc.reader.calibration.b, "reader_dev_f1": svc.reader.meta.get("dev_f1")}
         svc.close()
         print(f"read {len(items)} questions twice in {time.time() - t0:.0f}s")
-        args.candidates.write_text(json.dumps({"pos": pos, "neg": neg, "calibration": reader_cal}))
+        args.candidates.write_text(json.dumps({"pos": pos, "neg": neg, "on_topic": on_topic, "calibration": reader_cal}))
 
     half = len(pos) // 2
     results = []
@@ -137,10 +153,18 @@ def main() -> None:
     f1_all = 100 * float(np.mean([f for _, f in pos_top]))
     print(f"rank penalty {penalty}: end-to-end F1 {f1_all:.1f}; score threshold {thr:.4f} rejects {100 * float(np.mean(neg_top < thr)):.1f}% of unanswerable, "
           f"answers {100 * answered:.1f}% of answerable (F1 {f1_kept:.1f})")
+    # on-topic unanswerable questions: what each threshold rejects, and what it costs
+    on_top = np.array([top_score(r)[0] for r in on_topic])
+    trade_off = []
+    for t in [thr, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]:
+        row = {"threshold": t, "on_topic_rejected": float(np.mean(on_top < t)), "answered": float(np.mean([s >= t for s, _ in pos_top])),
+               "f1": 100 * float(np.mean([f if s >= t else 0.0 for s, f in pos_top]))}
+        trade_off.append(row)
+        print(f"threshold {t:.3f}: on-topic unanswerable rejected {100 * row['on_topic_rejected']:5.1f}%, answerable answered {100 * row['answered']:5.1f}% (F1 {row['f1']:.1f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"questions": len(items), "top_k": args.top_k, "rules": results, "oracle_f1": oracle, "rank_penalty": penalty,
                                     "ask_score_threshold": thr, "answered": answered, "f1_all": f1_all, "f1_after_threshold": f1_kept,
-                                    "target_rejection": args.target}, indent=1))
+                                    "target_rejection": args.target, "on_topic_trade_off": trade_off}, indent=1))
     if args.write_artifact:
         from qa.train_reader import update_artifact_meta
 
