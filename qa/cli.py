@@ -1,4 +1,4 @@
-"""The ``qa`` command: models, index, search, ask, extract, serve, eval, train-reader."""
+"""The ``qa`` command: models, index, docs (list, show, delete), search, ask, extract, serve, eval, train-reader."""
 
 from __future__ import annotations
 
@@ -185,14 +185,85 @@ def search(
     t0 = time.perf_counter()
     results = store.search(query, top_k=top_k, mode=mode, filters=_filters(doc, source, after, before))
     took = (time.perf_counter() - t0) * 1000
-    if as_json:
-        typer.echo(json.dumps({"query": query, "results": [asdict(r) for r in results], "took_ms": round(took, 1)}, ensure_ascii=False, indent=1))
+    if as_json:  # exactly what GET /search answers
+        from api.schemas import SearchHit, SearchResponse
+
+        resp = SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=round(took, 1))
+        typer.echo(json.dumps(resp.model_dump(mode="json"), ensure_ascii=False, indent=1))
         return
     if not results:
         typer.echo("Aucun passage trouvé.")
     for i, r in enumerate(results, 1):
         typer.echo(f"{i}. [{r.score:.4f}] {r.title or r.document_id} ({r.document_id}, {r.published or 's.d.'}) [{r.start}:{r.end}]")
         typer.echo("   " + " ".join(r.text.split())[:300])
+
+
+docs_app = typer.Typer(no_args_is_help=True, help="The documents in the index: list, show, delete (add them with `qa index`).")
+app.add_typer(docs_app, name="docs")
+
+
+@docs_app.command("list")
+def docs_list(
+    offset: int = typer.Option(0, min=0, help="Documents to skip"),
+    limit: int = typer.Option(50, min=1, max=10_000, help="Documents to list"),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly the GET /documents response"),
+) -> None:
+    """List the indexed documents (id, chunks, characters, date, title)."""
+    settings = _settings()
+    _setup_logging(settings)
+    store = _open_store(settings)
+    items, total = store.list_documents(offset, limit)
+    store.close()
+    if as_json:
+        from api.schemas import DocumentInfoOut, DocumentPage
+
+        page = DocumentPage(items=[DocumentInfoOut(**asdict(i)) for i in items], total=total, offset=offset, limit=limit)
+        typer.echo(json.dumps(page.model_dump(mode="json"), ensure_ascii=False, indent=1))
+        return
+    for i in items:
+        typer.echo(f"{i.id}\t{i.chunks} chunks\t{i.chars} chars\t{i.published or 's.d.'}\t{i.title or ''}")
+    shown = f"{offset + 1}-{offset + len(items)}" if items else "none"
+    typer.echo(f"{total} documents ({shown} shown)", err=True)
+
+
+@docs_app.command("show")
+def docs_show(
+    doc_id: str = typer.Argument(..., help="Document id (see `qa docs list`)"),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly the GET /documents/{id} response"),
+) -> None:
+    """Print one document: its metadata, then its full text (answer offsets point into it)."""
+    settings = _settings()
+    _setup_logging(settings)
+    store = _open_store(settings)
+    doc = store.get_document(doc_id)
+    store.close()
+    if doc is None:
+        _fail(f"no document {doc_id!r} in {settings.data_dir} (see `qa docs list`)")
+    if as_json:
+        from api.schemas import DocumentOut
+
+        out = DocumentOut(id=doc.id, title=doc.title, text=doc.text, url=doc.url, published=doc.published, metadata=doc.metadata or {})
+        typer.echo(json.dumps(out.model_dump(mode="json"), ensure_ascii=False, indent=1))
+        return
+    for label, value in (("id", doc.id), ("title", doc.title), ("url", doc.url), ("published", doc.published)):
+        if value:
+            typer.echo(f"{label}: {value}")
+    typer.echo("")
+    typer.echo(doc.text)
+
+
+@docs_app.command("delete")
+def docs_delete(doc_id: str = typer.Argument(..., help="Document id (see `qa docs list`)")) -> None:
+    """Remove a document and its passages from the index."""
+    settings = _settings()
+    _setup_logging(settings)
+    store = _open_store(settings)
+    deleted = store.delete_document(doc_id)
+    counts = store.counts()
+    store.close()
+    if not deleted:
+        _fail(f"no document {doc_id!r} in {settings.data_dir} (see `qa docs list`)")
+    typer.echo(f"deleted {doc_id}; index now {counts['documents']} documents / {counts['chunks']} chunks")
 
 
 @app.command()

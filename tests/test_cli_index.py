@@ -1,7 +1,9 @@
-"""`qa index` from a terminal: batched atomic writes, re-runs that skip what is indexed, clear errors."""
+"""`qa index` and `qa docs` from a terminal: batched atomic writes, re-runs that skip what is indexed,
+listing, showing and deleting documents, clear errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,8 +13,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _qa(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
+    """The real command, in its own process."""
     env = {**os.environ, "QA_DATA_DIR": str(data_dir)}
     return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+
+
+def _qa_here(*args: str, data_dir: Path):
+    """The same command in this process (no torch import per call): stdout, stderr, exit code."""
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    res = CliRunner().invoke(app, list(args), env={"QA_DATA_DIR": str(data_dir)})
+    return subprocess.CompletedProcess(args, res.exit_code, res.stdout, res.stderr)
 
 
 def test_index_in_batches_then_again_skips_everything(tmp_path):
@@ -22,9 +35,27 @@ def test_index_in_batches_then_again_skips_everything(tmp_path):
     assert "5 read (5 added, 0 updated, 0 unchanged)" in first.stdout
     assert "index now 5 documents" in first.stdout
     assert "indexed 2 of 5 documents" in first.stderr and "indexed 4 of 5 documents" in first.stderr
-    again = _qa("index", "data/articles", data_dir=data)
+    again = _qa_here("index", "data/articles", data_dir=data)
     assert again.returncode == 0, again.stderr
     assert "5 read (0 added, 0 updated, 5 unchanged), chunks: 0 embedded" in again.stdout
+
+    listed = _qa_here("docs", "list", "--json", data_dir=data)
+    assert listed.returncode == 0, listed.stderr
+    page = json.loads(listed.stdout)
+    assert page["total"] == 5 and len(page["items"]) == 5 and set(page["items"][0]) == {"id", "title", "url", "published", "chunks", "chars"}
+    doc_id = "002_affb09736d3cc83f"
+    shown = json.loads(_qa_here("docs", "show", doc_id, "--json", data_dir=data).stdout)
+    assert shown["id"] == doc_id and shown["title"] and "Amazon" in shown["text"]
+    plain = _qa_here("docs", "list", data_dir=data)
+    assert plain.stdout.count("\n") == 5 and doc_id in plain.stdout and "5 documents" in plain.stderr
+
+    deleted = _qa_here("docs", "delete", doc_id, data_dir=data)
+    assert deleted.returncode == 0 and "index now 4 documents" in deleted.stdout
+    assert doc_id not in _qa_here("docs", "list", data_dir=data).stdout
+    again = _qa_here("docs", "delete", doc_id, data_dir=data)
+    assert again.returncode == 1 and again.stderr.strip().startswith(f"error: no document '{doc_id}'") and "Traceback" not in again.stderr
+    missing = _qa_here("docs", "show", "nope", data_dir=data)
+    assert missing.returncode == 1 and "no document 'nope'" in missing.stderr
 
 
 def test_index_errors_are_one_clear_line(tmp_path):
