@@ -15,6 +15,10 @@ Netflix news): the same PIAF dev questions asked against the PIAF index with the
 and every paragraph containing one of their answers, filtered out. For a range of thresholds the
 share of them that get "no answer" is reported against the cost on answerable questions.
 
+The threshold stored with the reader is the highest one (0.01 steps) that costs at most
+``--max-f1-cost`` points of end-to-end F1 on the answerable questions, and never below the one that
+rejects ``target`` of the off-topic questions: as many on-topic "no answer" as that budget buys.
+
     QA_DATA_DIR=/tmp/piafidx qa eval data/piaf/piaf-v1.1-dev.json --corpus data/piaf/piaf-v1.1-train.json --limit 1
     QA_DATA_DIR=/tmp/seedidx qa index data/articles
     python bench/answer_ranking.py --piaf-index /tmp/piafidx --seed-index /tmp/seedidx
@@ -96,7 +100,8 @@ def main() -> None:
     ap.add_argument("--dev", type=Path, default=Path("data/piaf/piaf-v1.1-dev.json"))
     ap.add_argument("--limit", type=int, default=400)
     ap.add_argument("--top-k", type=int, default=5)
-    ap.add_argument("--target", type=float, default=0.9)
+    ap.add_argument("--target", type=float, default=0.9, help="share of off-topic questions the threshold must reject at least")
+    ap.add_argument("--max-f1-cost", type=float, default=0.5, help="end-to-end F1 points the threshold may cost on answerable questions")
     ap.add_argument("--out", type=Path, default=Path("bench/results/answer_ranking.json"))
     ap.add_argument("--write-artifact", action="store_true", help="store the end-to-end threshold in the reader artifact's metadata")
     ap.add_argument("--candidates", type=Path, default=Path("/tmp/answer_ranking_candidates.json"), help="cache of the candidates read (reused when present)")
@@ -146,30 +151,43 @@ def main() -> None:
         return max(scored, key=lambda x: x[0])
 
     neg_top = np.sort([top_score(r)[0] for r in neg])
-    thr = float(neg_top[min(len(neg_top) - 1, int(math.ceil(args.target * len(neg_top))) - 1)]) + 1e-6
+    off_thr = float(neg_top[min(len(neg_top) - 1, int(math.ceil(args.target * len(neg_top))) - 1)]) + 1e-6
     pos_top = [top_score(r) for r in pos]
-    answered = float(np.mean([s >= thr for s, _ in pos_top]))
-    f1_kept = 100 * float(np.mean([f if s >= thr else 0.0 for s, f in pos_top]))
-    f1_all = 100 * float(np.mean([f for _, f in pos_top]))
-    print(f"rank penalty {penalty}: end-to-end F1 {f1_all:.1f}; score threshold {thr:.4f} rejects {100 * float(np.mean(neg_top < thr)):.1f}% of unanswerable, "
-          f"answers {100 * answered:.1f}% of answerable (F1 {f1_kept:.1f})")
-    # on-topic unanswerable questions: what each threshold rejects, and what it costs
     on_top = np.array([top_score(r)[0] for r in on_topic])
+
+    def kept_f1(t: float) -> float:
+        return 100 * float(np.mean([f if s >= t else 0.0 for s, f in pos_top]))
+
+    f1_all = 100 * float(np.mean([f for _, f in pos_top]))
+    thr = off_thr
+    for t in np.arange(math.ceil(off_thr * 100) / 100, 1.0, 0.01):
+        if kept_f1(float(t)) < f1_all - args.max_f1_cost:
+            break
+        thr = round(float(t), 4)
+    answered = float(np.mean([s >= thr for s, _ in pos_top]))
+    f1_kept = kept_f1(thr)
+    print(f"rank penalty {penalty}: end-to-end F1 {f1_all:.1f}; the threshold rejecting {100 * args.target:.0f}% of off-topic questions is {off_thr:.4f}")
+    print(f"threshold {thr:.4f} (at most {args.max_f1_cost} F1 points): rejects {100 * float(np.mean(neg_top < thr)):.1f}% of off-topic and "
+          f"{100 * float(np.mean(on_top < thr)):.1f}% of on-topic unanswerable, answers {100 * answered:.1f}% of answerable (F1 {f1_kept:.1f})")
+    # on-topic unanswerable questions: what each threshold rejects, and what it costs
     trade_off = []
-    for t in [thr, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]:
-        row = {"threshold": t, "on_topic_rejected": float(np.mean(on_top < t)), "answered": float(np.mean([s >= t for s, _ in pos_top])),
-               "f1": 100 * float(np.mean([f if s >= t else 0.0 for s, f in pos_top]))}
+    for t in [off_thr, thr, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]:
+        row = {"threshold": t, "on_topic_rejected": float(np.mean(on_top < t)), "off_topic_rejected": float(np.mean(neg_top < t)),
+               "answered": float(np.mean([s >= t for s, _ in pos_top])), "f1": kept_f1(t)}
         trade_off.append(row)
         print(f"threshold {t:.3f}: on-topic unanswerable rejected {100 * row['on_topic_rejected']:5.1f}%, answerable answered {100 * row['answered']:5.1f}% (F1 {row['f1']:.1f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"questions": len(items), "top_k": args.top_k, "rules": results, "oracle_f1": oracle, "rank_penalty": penalty,
                                     "ask_score_threshold": thr, "answered": answered, "f1_all": f1_all, "f1_after_threshold": f1_kept,
-                                    "target_rejection": args.target, "on_topic_trade_off": trade_off}, indent=1))
+                                    "target_rejection": args.target, "off_topic_threshold": off_thr, "max_f1_cost": args.max_f1_cost,
+                                    "off_topic_rejected": float(np.mean(neg_top < thr)), "on_topic_rejected": float(np.mean(on_top < thr)),
+                                    "on_topic_trade_off": trade_off}, indent=1))
     if args.write_artifact:
         from qa.train_reader import update_artifact_meta
 
         update_artifact_meta(Path(settings.reader_artifact), {"ask_score_threshold": thr, "ask_rank_penalty": penalty,
-                                                              "ask_threshold_measured": f"bench/answer_ranking.py, first {len(items)} PIAF dev questions, top {args.top_k}"})
+                                                              "ask_threshold_measured": f"bench/answer_ranking.py, first {len(items)} PIAF dev questions, top {args.top_k}, "
+                                                                                       f"at most {args.max_f1_cost} F1 points, at least {args.target:.0%} of off-topic rejected"})
         print(f"stored in {settings.reader_artifact} (run `qa models` to rebuild the cached reader)")
 
 
