@@ -340,7 +340,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         doc = await run_in_threadpool(svc.get_document, doc_id)
         if doc is None:
             raise HTTPException(404, f"document {doc_id!r} not found")
-        return DocumentOut(id=doc.id, title=doc.title, text=doc.text, url=doc.url, published=doc.published, metadata=doc.metadata or {})
+        return DocumentOut.from_document(doc)
 
     @app.delete("/documents/{doc_id}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404))
     async def delete_document(doc_id: Annotated[str, PathParam(max_length=256)], svc: Service) -> DeleteResponse:

@@ -316,6 +316,11 @@ class DocumentOut(BaseModel):
     published: str | None
     metadata: dict
 
+    @classmethod
+    def from_document(cls, doc: Any) -> "DocumentOut":
+        """From an ``index.schema.Document``."""
+        return cls(id=doc.id, title=doc.title, text=doc.text, url=doc.url, published=doc.published, metadata=doc.metadata or {})
+
 
 class DeleteResponse(BaseModel):
     id: str

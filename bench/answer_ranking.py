@@ -56,19 +56,21 @@ RULES = {
 WEIGHTS = {"w*retrieval": [0.0, 4.0, 8.0, 16.0, 32.0, 64.0], "w*rank": [0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]}
 
 
+def on_topic_filters(svc: QAService, items) -> list[Filters]:
+    """Per question, every indexed document but those that answer it (its gold paragraph and any
+    paragraph containing one of its answers): the question becomes on-topic and unanswerable."""
+    infos, _ = svc.store.list_documents(0, 10**9)
+    texts = {d.id: svc.store.get_document(d.id).text for d in infos}
+    return [Filters(document_ids=[d for d, t in texts.items() if d not in it.document_ids and not any(a in t for a in it.answers)]) for it in items]
+
+
 def collect(svc: QAService, items, top_k: int, on_topic: bool = False) -> list[dict]:
     """Every candidate span of the top-k passages. ``on_topic``: search without the paragraphs that
-    answer the question (its gold paragraph and any paragraph containing one of its answers)."""
-    texts = {}
-    if on_topic:
-        infos, _ = svc.store.list_documents(0, 10**9)
-        texts = {d.id: svc.store.get_document(d.id).text for d in infos}
+    answer the question (``on_topic_filters``)."""
+    filters = on_topic_filters(svc, items) if on_topic else [None] * len(items)
     rows = []
-    for it in items:
-        filters = None
-        if on_topic:
-            filters = Filters(document_ids=[d for d, t in texts.items() if d not in it.document_ids and not any(a in t for a in it.answers)])
-        passages = svc.search(it.question, top_k=top_k, filters=filters)
+    for it, f in zip(items, filters):
+        passages = svc.search(it.question, top_k=top_k, filters=f)
         spans = svc.reader.read(it.question, [p.text for p in passages])
         best = max((p.score for p in passages), default=0.0) or 1.0
         cands = []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.schema import Filters
+from answer_ranking import on_topic_filters  # bench/ is on sys.path when run as a script
 from qa.evaluation import load_gold
 from qa.metrics import best_over_references
 from qa.pipeline import QAService, context_window
@@ -29,14 +29,10 @@ WEIGHTS = [0, 10, 20, 50, 100]
 
 
 def collect(svc: QAService, items, on_topic: bool) -> list[list[dict]]:
-    texts = {}
-    if on_topic:
-        infos, _ = svc.store.list_documents(0, 10**9)
-        texts = {d.id: svc.store.get_document(d.id).text for d in infos}
+    filters = on_topic_filters(svc, items) if on_topic else [None] * len(items)
     rows = []
-    for it in items:
-        filters = Filters(document_ids=[d for d, t in texts.items() if d not in it.document_ids and not any(a in t for a in it.answers)]) if on_topic else None
-        passages = svc.search(it.question, top_k=5, filters=filters)
+    for it, f in zip(items, filters):
+        passages = svc.search(it.question, top_k=5, filters=f)
         spans = svc.reader.read(it.question, [p.text for p in passages])
         sentences, cands = [], []
         for rank, (p, ps) in enumerate(zip(passages, spans)):

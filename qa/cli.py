@@ -242,7 +242,7 @@ def docs_show(
     if as_json:
         from api.schemas import DocumentOut
 
-        out = DocumentOut(id=doc.id, title=doc.title, text=doc.text, url=doc.url, published=doc.published, metadata=doc.metadata or {})
+        out = DocumentOut.from_document(doc)
         typer.echo(json.dumps(out.model_dump(mode="json"), ensure_ascii=False, indent=1))
         return
     for label, value in (("id", doc.id), ("title", doc.title), ("url", doc.url), ("published", doc.published)):

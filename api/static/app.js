@@ -93,7 +93,7 @@
     };
   }
 
-  function highlighted(answer, passages) {
+  function highlighted(answer) {
     const p = el("p", "answer-context");
     let loc = locate(answer);
     if (loc) loc = sentenceAround(loc.text, loc.start, loc.end);
@@ -141,7 +141,7 @@
     answers.forEach((a) => {
       const li = el("li", "answer");
       li.appendChild(el("p", "answer-text", a.text));
-      li.appendChild(highlighted(a, passages));
+      li.appendChild(highlighted(a));
       li.appendChild(source(a, true));
       answersEl.appendChild(li);
     });
