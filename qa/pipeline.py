@@ -241,4 +241,5 @@ def load_reader(settings: Settings) -> Reader:
         threshold=settings.no_answer_threshold,
         quantize=settings.reader_quantize,
         source=settings.e5_source,
+        length_penalty=settings.reader_length_penalty,
     )

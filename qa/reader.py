@@ -30,7 +30,8 @@ class ReaderSpan:
     text: str
     margin: float  # span logit minus no-answer logit
     score: float  # calibrated probability that the span is a correct answer, 0..1
-    logit: float = 0.0  # start + end logit of the span (window-independent of the no-answer logit)
+    logit: float = 0.0  # start + end logit of the span less the length penalty (window-independent of the no-answer logit)
+    tokens: int = 0  # length of the span in tokens
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Reader:
         threshold: float | None = None,
         quantize: bool = False,
         source: Path | None = None,
+        length_penalty: float | None = None,
     ):
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -121,11 +123,13 @@ class Reader:
         self.stride = int(meta.get("stride", 128))
         self.max_question_tokens = int(meta.get("max_question_tokens", 64))
         self.max_answer_tokens = max_answer_tokens
+        # logit points per answer token, chosen on dev with the reader (0 for other models)
+        self.length_penalty = float(meta.get("length_penalty", 0.0)) if length_penalty is None else length_penalty
         self.batch_size = batch_size
         self.meta = meta
 
     @classmethod
-    def from_model(cls, model, tokenizer, *, name: str = "in-memory", max_length: int = 256, stride: int = 96, max_question_tokens: int = 64, max_answer_tokens: int = 30, batch_size: int = 16, calibration: ReaderCalibration | None = None) -> "Reader":
+    def from_model(cls, model, tokenizer, *, name: str = "in-memory", max_length: int = 256, stride: int = 96, max_question_tokens: int = 64, max_answer_tokens: int = 30, batch_size: int = 16, calibration: ReaderCalibration | None = None, length_penalty: float = 0.0) -> "Reader":
         """A reader around an already loaded model (tests, notebooks)."""
         self = cls.__new__(cls)
         self.name, self.model, self.tokenizer = name, model, tokenizer
@@ -133,6 +137,7 @@ class Reader:
         self.calibration = calibration or ReaderCalibration()
         self.max_length, self.stride, self.max_question_tokens = max_length, stride, max_question_tokens
         self.max_answer_tokens, self.batch_size, self.meta = max_answer_tokens, batch_size, {}
+        self.length_penalty = length_penalty
         return self
 
     @property
@@ -185,12 +190,12 @@ class Reader:
                     seq_len = len(enc["input_ids"][f])
                     offsets = enc["offset_mapping"][f]
                     allowed = context_token_mask(enc.sequence_ids(f), offsets)
-                    for c in best_spans(sl[r, :seq_len], el[r, :seq_len], offsets, allowed, self.max_answer_tokens, n_best=n_best):
+                    for c in best_spans(sl[r, :seq_len], el[r, :seq_len], offsets, allowed, self.max_answer_tokens, n_best=n_best, length_penalty=self.length_penalty):
                         s, e = trim_span(text, c.start_char, c.end_char)
                         if e <= s:
                             continue
                         key = (s, e)
-                        span = ReaderSpan(p, s, e, text[s:e], c.margin, self.calibration.score(c.margin), c.logit)
+                        span = ReaderSpan(p, s, e, text[s:e], c.margin, self.calibration.score(c.margin), c.logit, c.end_token - c.start_token + 1)
                         # windows overlap: keep the best view of the same span
                         if key not in found[p] or found[p][key].margin < span.margin:
                             found[p][key] = span

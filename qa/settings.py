@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     top_k: int = 5
     max_answers: int = 3
     max_answer_tokens: int = 30
+    reader_length_penalty: float | None = None  # logit points per answer token; None = the one chosen on dev, stored with the reader
     reader_batch_size: int = 16
     no_answer_threshold: float | None = None  # None = the threshold chosen on dev, stored with the reader
     ask_no_answer_threshold: float | None = None  # on an /ask answer's score; None = the one stored with the reader

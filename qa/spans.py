@@ -16,7 +16,7 @@ class SpanCandidate:
     end_token: int
     start_char: int  # offsets into the context text handed to the reader
     end_char: int
-    logit: float  # start_logit + end_logit
+    logit: float  # start_logit + end_logit, less the length penalty
     null_logit: float  # start_logit[cls] + end_logit[cls] of the same window
 
     @property
@@ -42,12 +42,15 @@ def best_spans(
     n_best: int = 5,
     top_k_candidates: int = 20,
     cls_index: int = 0,
+    length_penalty: float = 0.0,
 ) -> list[SpanCandidate]:
     """Best spans of one window, highest ``start+end`` logit first.
 
     A span must start and end on allowed (context) tokens, end at or after its start, and be
     at most ``max_answer_tokens`` long; anything crossing the question or special tokens is
-    therefore impossible because those tokens are never allowed.
+    therefore impossible because those tokens are never allowed. ``length_penalty`` logit points
+    are taken off per token of the span: the reader otherwise runs on across list items
+    ("2.905 titres en septembre contre 558"); its value is chosen on dev (``bench/span_length.py``).
     """
     start_logits = np.asarray(start_logits, dtype=np.float64)
     end_logits = np.asarray(end_logits, dtype=np.float64)
@@ -69,7 +72,7 @@ def best_spans(
                     int(e),
                     int(offsets[s][0]),
                     int(offsets[e][1]),
-                    float(start_logits[s] + end_logits[e]),
+                    float(start_logits[s] + end_logits[e]) - length_penalty * float(e - s + 1),
                     null,
                 )
             )

