@@ -36,8 +36,7 @@ MAX_TOKENS = [12, 20, 30]
 
 
 def read_dev(settings: Settings, dev: Path) -> list[dict]:
-    reader = load_reader(settings)
-    reader.length_penalty = 0.0  # the raw logits; every penalty is applied afterwards
+    reader = load_reader(settings.model_copy(update={"reader_length_penalty": 0.0}))  # raw logits; each penalty is applied afterwards
     rows = []
     for it in load_gold(dev).items:
         if not it.answers:
