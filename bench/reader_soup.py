@@ -5,6 +5,8 @@ only by ``data_seed``). Weights are averaged tensor by tensor from their artifac
 own no-answer threshold and calibration on dev and is written as an artifact like any other.
 
     python bench/reader_soup.py --source E5S1_FILE --out soup.zip run1/reader.zip run2/reader.zip ...
+
+With a single artifact it re-measures that reader on dev (EM/F1, no-answer rejection) without touching it.
 """
 
 from __future__ import annotations
@@ -41,13 +43,15 @@ def main() -> None:
     model.load_state_dict({k: torch.from_numpy(v) for k, v in soup.items()})
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
-    cfg = TrainConfig(max_length=int(metas[0]["max_length"]), stride=int(metas[0]["stride"]))
+    cfg = TrainConfig(max_length=int(metas[0]["max_length"]), stride=int(metas[0]["stride"]),
+                      length_penalty=float(metas[0].get("length_penalty", 0.0)))  # the first member's decoding
     dm = dev_metrics(model, build_tokenizer(w), load_squad(cfg.dev_file)[: args.dev_limit or None], cfg)
     meta = {k: v for k, v in metas[0].items() if k != "tensors"}
     meta.update({**dm, "soup_of": [{"artifact": str(a), "dev_f1": m["dev_f1"], "step": m["step"], "train_config": m["train_config"]} for a, m in zip(args.artifacts, metas)]})
     pack_artifact(model.state_dict(), bert_state_dict(w, prefix="bert."), meta, args.out)
     write_checksum(args.out)
-    print(json.dumps({"soup_dev_em": dm["dev_em"], "soup_dev_f1": dm["dev_f1"], "members": [m["dev_f1"] for m in metas]}))
+    print(json.dumps({"soup_dev_em": dm["dev_em"], "soup_dev_f1": dm["dev_f1"], "neg_rejected": dm["neg_rejected"],
+                      "removed_rejected": dm["removed_rejected"], "members": [m["dev_f1"] for m in metas]}))
 
 
 if __name__ == "__main__":

@@ -375,6 +375,8 @@ def train_reader(
     stride: int = typer.Option(128, help="Tokens shared by consecutive windows of a long passage"),
     negative_ratio: float = typer.Option(0.2, help="Extra (question, unrelated paragraph) pairs per question, labelled no answer"),
     hard_negative_ratio: float = typer.Option(0.5, help="Extra (question, other paragraph of the same article) pairs per question, labelled no answer"),
+    removed_negative_ratio: float = typer.Option(0.0, help="Extra (question, its own paragraph without the answer's sentence) pairs per question, labelled no answer"),
+    init_artifact: Optional[Path] = typer.Option(None, help="Continue from this reader artifact (e.g. the shipped one) instead of the bare encoder"),
     run_dir: Path = typer.Option(Path("runs/reader"), help="Checkpoints and logs; a rerun resumes from here"),
     out: Path = typer.Option(Path("data/reader/reader-e5s-piaf.zip"), help="Where the artifact goes"),
     seed: int = typer.Option(13),
@@ -390,6 +392,7 @@ def train_reader(
 
     cfg = TrainConfig(
         epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, stride=stride, negative_ratio=negative_ratio, hard_negative_ratio=hard_negative_ratio,
+        removed_negative_ratio=removed_negative_ratio, init_artifact=str(init_artifact or ""),
         run_dir=run_dir, out_artifact=out, seed=seed, data_seed=data_seed, max_steps=max_steps, dev_limit=dev_limit, threads=settings.torch_threads, device=device,
     )
     _guard(train, cfg)

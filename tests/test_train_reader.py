@@ -11,7 +11,7 @@ import torch
 
 from index.e5_convert import read_e5, source_path
 from qa.reader_artifact import FROZEN, apply_artifact, pack_artifact, read_artifact_meta
-from qa.train_reader import TrainConfig, param_groups, train, trim_source
+from qa.train_reader import SquadItem, TrainConfig, make_removed_negatives, param_groups, train, trim_source
 
 
 def tiny_qa():
@@ -94,6 +94,23 @@ def test_trimmed_source_keeps_what_the_texts_use(trimmed, embedder):
     assert small.pieces == full.pieces
 
 
+def test_removed_negatives_take_out_the_answer_sentence():
+    import random
+
+    ctx = "Netflix est né en Californie. Il a investi 7 milliards de dollars en 2018. Le service compte 130 millions d'abonnés."
+    items = [
+        SquadItem("a", "Combien Netflix a-t-il investi en 2018 ?", ctx, "Netflix", [{"text": "7 milliards de dollars", "answer_start": ctx.index("7 milliards")}]),
+        # the answer is also in another sentence: no clean negative can be made
+        SquadItem("b", "Où est né Netflix ?", "Netflix est né en Californie. La Californie est un État.", "Netflix", [{"text": "Californie", "answer_start": 18}]),
+        # a single sentence would leave nothing on topic
+        SquadItem("c", "Quand ?", "Il a investi en 2018.", "Netflix", [{"text": "2018", "answer_start": 16}]),
+    ]
+    out = make_removed_negatives(items, 1.0, random.Random(0))
+    assert [o.qid for o in out] == ["a-removed"]
+    assert out[0].context == "Netflix est né en Californie. Le service compte 130 millions d'abonnés."
+    assert out[0].answers == [] and out[0].question == items[0].question
+
+
 def _tiny_squad(path: Path) -> Path:
     data = {"data": [
         {"title": "Netflix", "paragraphs": [{"context": "Netflix a investi 7 milliards de dollars en 2018 dans ses contenus originaux.", "qas": [
@@ -123,3 +140,30 @@ def test_training_run_writes_artifact_and_resumes(tmp_path, trimmed, caplog, emb
     caplog.set_level("INFO", logger="qa.train_reader")
     train(cfg)
     assert any("resumed from" in r.getMessage() and "step 2/2" in r.getMessage() for r in caplog.records)
+
+
+def test_training_continues_from_an_artifact(tmp_path, trimmed, embedder):
+    squad = _tiny_squad(tmp_path / "tiny.json")
+    src = tmp_path / "src.bin"
+    items = json.loads(squad.read_text())["data"]
+    trim_source([p["context"] for a in items for p in a["paragraphs"]] + [q["question"] for a in items for p in a["paragraphs"] for q in p["qas"]], src)
+    common = dict(train_file=squad, dev_file=squad, epochs=1, batch_size=2, device="cpu", source=str(src), checkpoint_every=100)
+    first = TrainConfig(run_dir=tmp_path / "run1", out_artifact=tmp_path / "r1.zip", seed=1, **common)
+    train(first)
+    # lr 0 and another seed: the weights can only come from the artifact, not from a fresh head
+    second = TrainConfig(run_dir=tmp_path / "run2", out_artifact=tmp_path / "r2.zip", seed=2, lr=0.0, init_artifact=str(first.out_artifact), **common)
+    train(second)
+    from qa.reader_artifact import base_reader_model
+
+    base = {k: v.detach().numpy() for k, v in base_reader_model(read_e5(src)).state_dict().items()}
+    a1, _ = apply_artifact(base, first.out_artifact)
+    a2, meta = apply_artifact(base, second.out_artifact)
+    assert np.array_equal(a1["qa_outputs.weight"], a2["qa_outputs.weight"])
+    assert np.allclose(a1["bert.encoder.layer.11.output.dense.weight"], a2["bert.encoder.layer.11.output.dense.weight"], atol=1e-3)
+    assert meta["train_config"]["init_artifact"] == str(first.out_artifact)
+    assert meta["continued_from"]["dev_f1"] == read_artifact_meta(first.out_artifact)["dev_f1"]
+    from qa.train_reader import write_model_card
+
+    card = write_model_card(second.out_artifact).read_text()
+    assert f"continued from `{first.out_artifact}`" in card and "without the answer's sentence" in card
+
