@@ -377,6 +377,7 @@ def train_reader(
     hard_negative_ratio: float = typer.Option(0.5, help="Extra (question, other paragraph of the same article) pairs per question, labelled no answer"),
     removed_negative_ratio: float = typer.Option(0.0, help="Extra (question, its own paragraph without the answer's sentence) pairs per question, labelled no answer"),
     init_artifact: Optional[Path] = typer.Option(None, help="Continue from this reader artifact (e.g. the shipped one) instead of the bare encoder"),
+    length_penalty: float = typer.Option(0.0, help="Logit points taken off a span per token when decoding for the dev evaluation (stored with the reader; bench/span_length.py chooses it for the shipped one)"),
     run_dir: Path = typer.Option(Path("runs/reader"), help="Checkpoints and logs; a rerun resumes from here"),
     out: Path = typer.Option(Path("data/reader/reader-e5s-piaf.zip"), help="Where the artifact goes"),
     seed: int = typer.Option(13),
@@ -392,7 +393,7 @@ def train_reader(
 
     cfg = TrainConfig(
         epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, stride=stride, negative_ratio=negative_ratio, hard_negative_ratio=hard_negative_ratio,
-        removed_negative_ratio=removed_negative_ratio, init_artifact=str(init_artifact or ""),
+        removed_negative_ratio=removed_negative_ratio, init_artifact=str(init_artifact or ""), length_penalty=length_penalty,
         run_dir=run_dir, out_artifact=out, seed=seed, data_seed=data_seed, max_steps=max_steps, dev_limit=dev_limit, threads=settings.torch_threads, device=device,
     )
     _guard(train, cfg)

