@@ -1,4 +1,4 @@
-"""Two inference-only ways to get more out of the shipped reader, measured on PIAF dev.
+"""Inference-only ways to get more out of the shipped reader, measured on PIAF dev.
 
 1. Expected-F1 ("minimum Bayes risk") decoding: instead of the span with the best logit, take, among
    a passage's N best spans, the one with the highest expected F1 against the others, weighted by
@@ -11,6 +11,10 @@
    the best span's sentence: the embedder's query/passage cosine to the question, and the share of the
    question's stemmed terms (the BM25 analyser) found in it. Logistic regressions, 2-fold
    cross-validated on dev, compared by ROC AUC (answerable = 1).
+3. A verifier on the reader's own hidden states: the same split and regressions on the last layer's
+   vectors at the [CLS] token, at the best span's first and last tokens and averaged over the
+   passage, with the margin (1,537 features, L2-regularised). The reader was not trained on such
+   pairs; a linear probe says whether its representations separate them better than its null score.
 
 Nothing here changes the service; the numbers go to ``bench/results/reader_decoding.json``.
 
@@ -86,6 +90,45 @@ def cv_auc(x: np.ndarray, y: np.ndarray, seed: int = 0) -> list[float]:
     return out
 
 
+def hidden_features(reader, question: str, context: str) -> np.ndarray | None:
+    """Last-layer vectors at [CLS], the best span's first and last tokens and the passage mean, then the margin (first window only)."""
+    import torch
+
+    from qa.spans import best_spans, context_token_mask
+
+    enc = reader.tokenizer(reader._question(question), context, truncation="only_second", max_length=reader.max_length, return_offsets_mapping=True, return_tensors="pt")
+    offsets = [tuple(o) for o in enc.pop("offset_mapping")[0].tolist()]
+    with torch.inference_mode():
+        out = reader.model(**enc, output_hidden_states=True)
+    allowed = context_token_mask(enc.sequence_ids(0), offsets)
+    best = best_spans(out.start_logits[0].float().numpy(), out.end_logits[0].float().numpy(), offsets, allowed, reader.max_answer_tokens, n_best=1, length_penalty=reader.length_penalty)
+    if not best:
+        return None
+    h = out.hidden_states[-1][0].float().numpy()
+    b = best[0]
+    return np.concatenate([h[0], h[b.start_token], h[b.end_token], h[allowed].mean(0), [b.margin]])
+
+
+def cv_auc_grouped(x: np.ndarray, y: np.ndarray, groups: list[str], c: float, seed: int = 0) -> list[dict]:
+    """Like ``cv_auc``, but a question's two pairs always fall in the same half; also the share of
+    on-topic pairs rejected on the held half when 97%, 95% or 90% of its answerable ones are kept."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    names = np.array(sorted(set(groups)))
+    first = set(np.random.default_rng(seed).permutation(names)[: len(names) // 2])
+    in_first = np.array([g in first for g in groups])
+    out = []
+    for fit, test in ((in_first, ~in_first), (~in_first, in_first)):
+        sc = StandardScaler().fit(x[fit])
+        m = LogisticRegression(C=c, max_iter=3000).fit(sc.transform(x[fit]), y[fit])
+        p = m.predict_proba(sc.transform(x[test]))[:, 1]
+        yt = y[test]
+        kept = {f"rejected_at_{int(100 * t)}pct_answered": float(np.mean(p[yt == 0] < np.quantile(p[yt == 1], 1 - t))) for t in (0.97, 0.95, 0.90)}
+        out.append({"auc": auc(yt, p), **kept})
+    return out
+
+
 def main() -> None:
     from index.embeddings import Embedder
     from qa.train_reader import load_squad, make_removed_negatives
@@ -146,11 +189,31 @@ def main() -> None:
     for k, v in combos.items():
         print(f"2-fold ROC AUC of {k}: {v[0]:.3f} / {v[1]:.3f}")
 
+    # 3. a linear probe on the reader's hidden states
+    t0 = time.time()
+    hx, hy, hq = [], [], []
+    for label, items in ((1, dev), (0, removed)):
+        for it in items:
+            f = hidden_features(reader, it.question, it.context)
+            if f is not None:
+                hx.append(f)
+                hy.append(label)
+                hq.append(it.qid.removesuffix("-removed"))
+    hx, hy = np.array(hx), np.array(hy)
+    probe = {"margin": cv_auc_grouped(hx[:, -1:], hy, hq, 1.0)}
+    for c in (0.01, 0.1, 1.0):
+        probe[f"hidden_states_C{c}"] = cv_auc_grouped(hx, hy, hq, c)
+    print(f"hidden states read in {time.time() - t0:.0f}s")
+    for k, v in probe.items():
+        print(f"2-fold, {k}: " + " | ".join(f"AUC {h['auc']:.3f}, on-topic rejected at 97/95/90% answered "
+                                            f"{100 * h['rejected_at_97pct_answered']:.1f} / {100 * h['rejected_at_95pct_answered']:.1f} / {100 * h['rejected_at_90pct_answered']:.1f}%" for h in v))
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "reader": reader.name, "answerable_pairs": len(pos), "removed_pairs": len(rows) - len(pos),
         "expected_f1_decoding": {"results": decoding, "chosen": chosen, "top1": top1},
         "no_answer_features": {"auc_alone": single, "auc_2fold": combos},
+        "hidden_state_probe": probe,
     }, indent=1))
 
 
