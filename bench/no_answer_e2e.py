@@ -18,7 +18,6 @@ Needs the PIAF train+dev index (README "Evaluation"); numbers go to ``bench/resu
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import random
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.evaluation import paragraph_id
 from qa.metrics import normalize_answer
 from qa.pipeline import QAService, answer_score
 from qa.settings import Settings
@@ -78,7 +78,7 @@ def main() -> None:
     for it in dev:
         if it.qid not in removed:
             continue
-        gold = "p-" + hashlib.sha1(f"{it.title}\n{it.context}".encode("utf-8")).hexdigest()[:16]  # as qa eval names paragraphs
+        gold = paragraph_id(it.title, it.context)
         passages = svc.search(it.question, top_k=args.top_k)
         if gold not in [p.document_id for p in passages]:
             continue

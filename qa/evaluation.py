@@ -96,14 +96,18 @@ def _load_jsonl(raw: str, path: Path) -> GoldSet:
     return GoldSet(items, kind="jsonl")
 
 
+def paragraph_id(title: str, context: str) -> str:
+    """A SQuAD paragraph's document id: content-derived, so the same paragraph gets the same id from any file (train, dev)."""
+    return "p-" + hashlib.sha1(f"{title}\n{context}".encode("utf-8")).hexdigest()[:16]
+
+
 def _load_squad(data: dict, path: Path) -> GoldSet:
     items, docs = [], []
     try:
         for a, art in enumerate(data["data"]):
             title = art.get("title") or f"article {a}"
             for p, para in enumerate(art["paragraphs"]):
-                # content-derived id: the same paragraph gets the same id from any file (train, dev)
-                pid = "p-" + hashlib.sha1(f"{title}\n{para['context']}".encode("utf-8")).hexdigest()[:16]
+                pid = paragraph_id(title, para["context"])
                 docs.append(Document(pid, para["context"], title=title, metadata={"article": title}))
                 for qa in para["qas"]:
                     answers = [x["text"].strip() for x in qa.get("answers", []) if x.get("text", "").strip()]
