@@ -76,23 +76,33 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
     return float(roc_auc_score(y, s))
 
 
-def hidden_features(reader, question: str, context: str) -> np.ndarray | None:
-    """Last-layer vectors at [CLS], the best span's first and last tokens and the passage mean, then the margin (first window only)."""
+def span_hidden_features(reader, question: str, context: str, n_best: int = 1) -> list[tuple[int, int, np.ndarray]]:
+    """For the ``n_best`` spans of the first window: (start char, end char, features), where the features
+    are the last layer's vectors at [CLS], at the span's first and last tokens and averaged over the
+    passage, then the span's margin (4 x 384 + 1)."""
     import torch
 
-    from qa.spans import best_spans, context_token_mask
+    from qa.spans import best_spans, context_token_mask, trim_span
 
     enc = reader.tokenizer(reader._question(question), context, truncation="only_second", max_length=reader.max_length, return_offsets_mapping=True, return_tensors="pt")
     offsets = [tuple(o) for o in enc.pop("offset_mapping")[0].tolist()]
     with torch.inference_mode():
         out = reader.model(**enc, output_hidden_states=True)
     allowed = context_token_mask(enc.sequence_ids(0), offsets)
-    best = best_spans(out.start_logits[0].float().numpy(), out.end_logits[0].float().numpy(), offsets, allowed, reader.max_answer_tokens, n_best=1, length_penalty=reader.length_penalty)
-    if not best:
-        return None
     h = out.hidden_states[-1][0].float().numpy()
-    b = best[0]
-    return np.concatenate([h[0], h[b.start_token], h[b.end_token], h[allowed].mean(0), [b.margin]])
+    mean = h[allowed].mean(0)
+    spans = []
+    for b in best_spans(out.start_logits[0].float().numpy(), out.end_logits[0].float().numpy(), offsets, allowed, reader.max_answer_tokens, n_best=n_best, length_penalty=reader.length_penalty):
+        s, e = trim_span(context, b.start_char, b.end_char)
+        if e > s:
+            spans.append((s, e, np.concatenate([h[0], h[b.start_token], h[b.end_token], mean, [b.margin]])))
+    return spans
+
+
+def hidden_features(reader, question: str, context: str) -> np.ndarray | None:
+    """The best span's features (``span_hidden_features``), or None when the window has no span."""
+    spans = span_hidden_features(reader, question, context)
+    return spans[0][2] if spans else None
 
 
 def cv_auc(x: np.ndarray, y: np.ndarray, groups: list[str], c: float = 1.0, seed: int = 0) -> list[dict]:
