@@ -97,6 +97,50 @@ class _Snapshot:
     docs: DocTable
 
 
+def _get_document(conn: sqlite3.Connection, doc_id: str) -> Document | None:
+    row = conn.execute("SELECT id, text, title, url, published, metadata FROM documents WHERE id=?", (doc_id,)).fetchone()
+    if row is None:
+        return None
+    return Document(id=row[0], text=row[1], title=row[2], url=row[3], published=row[4], metadata=json.loads(row[5]))
+
+
+def _list_documents(conn: sqlite3.Connection, offset: int, limit: int) -> tuple[list[DocumentInfo], int]:
+    total = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+    rows = conn.execute(
+        "SELECT id, title, url, published, n_chunks, chars FROM documents ORDER BY id LIMIT ? OFFSET ?", (max(0, int(limit)), max(0, int(offset)))
+    ).fetchall()
+    return [DocumentInfo(*r) for r in rows], total
+
+
+class DocumentCatalog:
+    """The documents of an index, read only and without the models (what `qa docs list` and `qa docs show`
+    need: opening an IndexStore loads the embedder, seconds of torch start-up, to check the index's vectors).
+
+    A missing index reads as empty and is not created."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        db = self.data_dir / DB_NAME
+        self._conn: sqlite3.Connection | None = None
+        if db.is_file():
+            self._conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+            row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row and row[0] != SCHEMA_VERSION:
+                self.close()
+                raise RuntimeError(f"index at {self.data_dir} has schema version {row[0]}; this program reads version {SCHEMA_VERSION}: re-index into a new QA_DATA_DIR")
+
+    def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:
+        return _list_documents(self._conn, offset, limit) if self._conn else ([], 0)
+
+    def get_document(self, doc_id: str) -> Document | None:
+        return _get_document(self._conn, doc_id) if self._conn else None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 def _crash_point(name: str) -> None:
     """Test hook: QA_INDEX_CRASH_AT=<name> kills the process there (crash-safety tests)."""
     if os.environ.get("QA_INDEX_CRASH_AT") == name:
@@ -613,22 +657,14 @@ class IndexStore:
             raise RuntimeError("the index store is closed")
 
     def get_document(self, doc_id: str) -> Document | None:
-        row = self._rconn().execute("SELECT id, text, title, url, published, metadata FROM documents WHERE id=?", (doc_id,)).fetchone()
-        if row is None:
-            return None
-        return Document(id=row[0], text=row[1], title=row[2], url=row[3], published=row[4], metadata=json.loads(row[5]))
+        return _get_document(self._rconn(), doc_id)
 
     def get_chunks(self, doc_id: str) -> list[Chunk]:
         rows = self._rconn().execute("SELECT id, document_id, start_char, end_char, text FROM chunks WHERE document_id=? ORDER BY start_char, end_char", (doc_id,))
         return [Chunk(id=r[0], document_id=r[1], start=r[2], end=r[3], text=r[4]) for r in rows]
 
     def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:
-        conn = self._rconn()
-        total = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
-        rows = conn.execute(
-            "SELECT id, title, url, published, n_chunks, chars FROM documents ORDER BY id LIMIT ? OFFSET ?", (max(0, int(limit)), max(0, int(offset)))
-        ).fetchall()
-        return [DocumentInfo(*r) for r in rows], total
+        return _list_documents(self._rconn(), offset, limit)
 
     def counts(self) -> dict:
         conn = self._rconn()

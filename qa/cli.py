@@ -68,6 +68,18 @@ def _open_store(settings: Settings, rebuild: bool = False):
     return _guard(IndexStore.open, settings.data_dir, emb, rebuild=rebuild, **settings.store_options())
 
 
+def _catalog(settings: Settings):
+    """The index's documents, read only and without loading any model (`qa docs list` / `show`)."""
+    import sqlite3
+
+    from index.store import DocumentCatalog
+
+    try:
+        return DocumentCatalog(settings.data_dir)
+    except (RuntimeError, sqlite3.DatabaseError) as exc:
+        _fail(f"cannot read the index at {settings.data_dir}: {exc}")
+
+
 def _service(settings: Settings):
     from qa.pipeline import QAService
 
@@ -211,9 +223,9 @@ def docs_list(
     """List the indexed documents (id, chunks, characters, date, title)."""
     settings = _settings()
     _setup_logging(settings)
-    store = _open_store(settings)
-    items, total = store.list_documents(offset, limit)
-    store.close()
+    catalog = _catalog(settings)
+    items, total = catalog.list_documents(offset, limit)
+    catalog.close()
     if as_json:
         from api.schemas import DocumentInfoOut, DocumentPage
 
@@ -234,9 +246,9 @@ def docs_show(
     """Print one document: its metadata, then its full text (answer offsets point into it)."""
     settings = _settings()
     _setup_logging(settings)
-    store = _open_store(settings)
-    doc = store.get_document(doc_id)
-    store.close()
+    catalog = _catalog(settings)
+    doc = catalog.get_document(doc_id)
+    catalog.close()
     if doc is None:
         _fail(f"no document {doc_id!r} in {settings.data_dir} (see `qa docs list`)")
     if as_json:

@@ -18,13 +18,13 @@ def _qa(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
 
 
-def _qa_here(*args: str, data_dir: Path):
+def _qa_here(*args: str, data_dir: Path, env: dict | None = None):
     """The same command in this process (no torch import per call): stdout, stderr, exit code."""
     from typer.testing import CliRunner
 
     from qa.cli import app
 
-    res = CliRunner().invoke(app, list(args), env={"QA_DATA_DIR": str(data_dir)})
+    res = CliRunner().invoke(app, list(args), env={"QA_DATA_DIR": str(data_dir), **(env or {})})
     return subprocess.CompletedProcess(args, res.exit_code, res.stdout, res.stderr)
 
 
@@ -48,6 +48,11 @@ def test_index_in_batches_then_again_skips_everything(tmp_path):
     assert shown["id"] == doc_id and shown["title"] and "Amazon" in shown["text"]
     plain = _qa_here("docs", "list", data_dir=data)
     assert plain.stdout.count("\n") == 5 and doc_id in plain.stdout and "5 documents" in plain.stderr
+    # listing and showing read the catalog only: no model is loaded, so an unusable embedder setting does not matter
+    no_models = {"QA_EMBEDDER": "no-such-embedder", "QA_MODELS_DIR": str(tmp_path / "no-models")}
+    assert _qa_here("docs", "list", "--json", data_dir=data, env=no_models).stdout == listed.stdout
+    assert json.loads(_qa_here("docs", "show", doc_id, "--json", data_dir=data, env=no_models).stdout) == shown
+    assert not (tmp_path / "no-models").exists()
 
     deleted = _qa_here("docs", "delete", doc_id, data_dir=data)
     assert deleted.returncode == 0 and "index now 4 documents" in deleted.stdout
@@ -56,6 +61,19 @@ def test_index_in_batches_then_again_skips_everything(tmp_path):
     assert again.returncode == 1 and again.stderr.strip().startswith(f"error: no document '{doc_id}'") and "Traceback" not in again.stderr
     missing = _qa_here("docs", "show", "nope", data_dir=data)
     assert missing.returncode == 1 and "no document 'nope'" in missing.stderr
+
+
+def test_docs_on_a_missing_or_damaged_index(tmp_path):
+    missing = tmp_path / "never-indexed"
+    empty = _qa_here("docs", "list", data_dir=missing)
+    assert empty.returncode == 0 and empty.stdout == "" and "0 documents" in empty.stderr
+    assert not missing.exists()  # reading does not create an index
+    assert _qa_here("docs", "show", "x", data_dir=missing).returncode == 1
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "index.sqlite3").write_text("not a database")
+    bad = _qa_here("docs", "list", data_dir=damaged)
+    assert bad.returncode == 1 and bad.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
 
 
 def test_index_errors_are_one_clear_line(tmp_path):
