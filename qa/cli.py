@@ -278,31 +278,45 @@ def docs_delete(doc_id: str = typer.Argument(..., help="Document id (see `qa doc
     typer.echo(f"deleted {doc_id}; index now {counts['documents']} documents / {counts['chunks']} chunks")
 
 
+def _stdin_questions():
+    """Questions from stdin, one a line (blank lines skipped); a prompt when a person is typing them."""
+    prompt = sys.stdin.isatty()
+    while True:
+        if prompt:
+            typer.echo("question> ", err=True, nl=False)
+        line = sys.stdin.readline()
+        if not line:
+            return
+        if line.strip():
+            yield line.strip()
+
+
 @app.command()
 def ask(
-    question: str,
+    question: str = typer.Argument(..., help="The question, or '-' to read one question a line from stdin (models loaded once)"),
     top_k: int = typer.Option(5, "--top-k", min=1, max=50),
     max_answers: int = typer.Option(3, "--max-answers", min=1, max=20),
     mode: str = typer.Option("hybrid", help="hybrid, dense or bm25"),
-    as_json: bool = typer.Option(False, "--json", help="Print exactly the /ask response"),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly the /ask response (with '-': one response a line)"),
 ) -> None:
     """Answer a question from the indexed documents, with sources."""
     settings = _settings()
     _setup_logging(settings)
-    if not question.strip():
+    many = question == "-"
+    if not many and not question.strip():
         _fail("the question is empty")
     if mode not in ("hybrid", "dense", "bm25"):
         _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
-    svc = _service(settings)
-    result = svc.ask(question, top_k=top_k, max_answers=max_answers, mode=mode)
-    if as_json:
-        from qa.serialize import ask_payload
-
-        typer.echo(json.dumps(ask_payload(result), ensure_ascii=False, indent=1))
-        return
     from qa.render import render_ask
+    from qa.serialize import ask_payload
 
-    typer.echo(render_ask(result))
+    svc = _service(settings)
+    for q in _stdin_questions() if many else [question]:
+        result = svc.ask(q, top_k=top_k, max_answers=max_answers, mode=mode)
+        if as_json:  # JSON Lines when reading many questions, so that each response is one line
+            typer.echo(json.dumps(ask_payload(result), ensure_ascii=False, indent=None if many else 1))
+        else:
+            typer.echo(render_ask(result) + ("\n" if many else ""))
 
 
 @app.command()
