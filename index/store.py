@@ -97,6 +97,11 @@ class _Snapshot:
     docs: DocTable
 
 
+def _check_schema_version(data_dir: Path, version: str) -> None:
+    if version != SCHEMA_VERSION:
+        raise RuntimeError(f"index at {data_dir} has schema version {version}; this program reads version {SCHEMA_VERSION}: re-index into a new QA_DATA_DIR")
+
+
 def _get_document(conn: sqlite3.Connection, doc_id: str) -> Document | None:
     row = conn.execute("SELECT id, text, title, url, published, metadata FROM documents WHERE id=?", (doc_id,)).fetchone()
     if row is None:
@@ -124,10 +129,13 @@ class DocumentCatalog:
         self._conn: sqlite3.Connection | None = None
         if db.is_file():
             self._conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
-            row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row and row[0] != SCHEMA_VERSION:
+            try:
+                row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                if row:
+                    _check_schema_version(self.data_dir, row[0])
+            except BaseException:  # a damaged or newer index: do not leave the connection open
                 self.close()
-                raise RuntimeError(f"index at {self.data_dir} has schema version {row[0]}; this program reads version {SCHEMA_VERSION}: re-index into a new QA_DATA_DIR")
+                raise
 
     def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:
         return _list_documents(self._conn, offset, limit) if self._conn else ([], 0)
@@ -288,8 +296,8 @@ class IndexStore:
                     "INSERT INTO meta(key, value) VALUES (?, ?)",
                     [("schema_version", SCHEMA_VERSION), ("generation", "0"), ("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION)],
                 )
-            elif version != SCHEMA_VERSION:
-                raise RuntimeError(f"index at {self.data_dir} has schema version {version}; this program reads version {SCHEMA_VERSION}: re-index into a new QA_DATA_DIR")
+            else:
+                _check_schema_version(self.data_dir, version)
             c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('chunk_tokens', ?), ('overlap_tokens', ?)", (str(self.chunk_size), str(self.overlap)))
             c.execute("COMMIT")
         except BaseException:
