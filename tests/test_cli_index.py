@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,14 @@ def test_docs_on_a_missing_or_damaged_index(tmp_path):
     (damaged / "index.sqlite3").write_text("not a database")
     bad = _qa_here("docs", "list", data_dir=damaged)
     assert bad.returncode == 1 and bad.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    with sqlite3.connect(newer / "index.sqlite3") as conn:
+        conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    conn.close()
+    later = _qa_here("docs", "list", data_dir=newer)
+    assert later.returncode == 1 and "has schema version 99; this program reads version 1" in later.stderr and "Traceback" not in later.stderr
 
 
 def test_index_errors_are_one_clear_line(tmp_path):
