@@ -28,7 +28,7 @@ import numpy as np
 
 from qa.evaluation import paragraph_id
 from qa.metrics import normalize_answer
-from qa.pipeline import QAService, answer_score
+from qa.pipeline import QAService
 from qa.settings import Settings
 
 FEATURES = ["score", "second_score", "gap", "agreement", "passages", "rank", "margin"]
@@ -36,12 +36,7 @@ FEATURES = ["score", "second_score", "gap", "agreement", "passages", "rank", "ma
 
 def candidates(svc: QAService, question: str, texts: list[str]) -> list[tuple[float, str, int, float]]:
     """(score, text, passage rank, margin) of every span /ask would consider, best first (before its threshold)."""
-    out = []
-    for rank, spans in enumerate(svc.reader.read(question, texts)):
-        for s in spans:
-            if s.score >= svc.reader.threshold:
-                out.append((answer_score(svc.reader.calibration, s.margin, rank, svc.settings.rank_penalty), s.text, rank, s.margin))
-    return sorted(out, key=lambda c: -c[0])
+    return [(c.score, c.span.text, c.rank, c.span.margin) for c in svc.candidate_spans(question, texts)]
 
 
 def features(cands: list[tuple[float, str, int, float]], top_k: int) -> list[float]:

@@ -57,6 +57,13 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)  # every passage that gave this answer
 
 
+@dataclass(frozen=True)
+class CandidateSpan:
+    rank: int  # retrieval rank of the passage it comes from (0 = best)
+    span: ReaderSpan
+    score: float  # answer_score: the reader's margin less the rank penalty, calibrated
+
+
 @dataclass
 class ExtractedAnswer:
     text: str
@@ -157,23 +164,29 @@ class QAService:
         t0 = time.perf_counter()
         if passages is None:
             passages = self.search(question, top_k=top_k, mode=mode, filters=filters)
-        spans = self.reader.read(question, [p.text for p in passages])
         docs: dict[str, str] = {}
         candidates: list[Answer] = []
         ask_threshold = self.ask_threshold
-        for rank, (p, p_spans) in enumerate(zip(passages, spans)):
-            for s in p_spans:
-                if s.score < self.reader.threshold:
-                    continue
-                score = answer_score(self.reader.calibration, s.margin, rank, self.settings.rank_penalty)
-                if score < ask_threshold:
-                    continue
-                if p.document_id not in docs:
-                    doc = self.store.get_document(p.document_id)
-                    docs[p.document_id] = doc.text if doc else p.text
-                candidates.append(self._answer(p, s, docs[p.document_id], score))
+        for c in self.candidate_spans(question, [p.text for p in passages]):
+            if c.score < ask_threshold:
+                break  # best first
+            p = passages[c.rank]
+            if p.document_id not in docs:
+                doc = self.store.get_document(p.document_id)
+                docs[p.document_id] = doc.text if doc else p.text
+            candidates.append(self._answer(p, c.span, docs[p.document_id], c.score))
         answers = merge_answers(candidates)[:max_answers]
         return AskResult(question, answers, not answers, passages, (time.perf_counter() - t0) * 1000)
+
+    def candidate_spans(self, question: str, texts: list[str]) -> list[CandidateSpan]:
+        """Every span /ask weighs for these passages (in retrieval order), best ``score`` first: those
+        passing the reader's per-passage threshold, before the end-to-end one."""
+        out = []
+        for rank, spans in enumerate(self.reader.read(question, texts)):
+            for s in spans:
+                if s.score >= self.reader.threshold:
+                    out.append(CandidateSpan(rank, s, answer_score(self.reader.calibration, s.margin, rank, self.settings.rank_penalty)))
+        return sorted(out, key=lambda c: -c.score)
 
     @property
     def ask_threshold(self) -> float:

@@ -22,6 +22,7 @@ from qa.metrics import best_over_references
 from qa.spans import best_spans, context_token_mask
 
 log = logging.getLogger(__name__)
+DEV_MAX_ANSWER_TOKENS = 30  # span length limit of the dev evaluation (the default of QA_MAX_ANSWER_TOKENS)
 
 
 @dataclass
@@ -213,7 +214,7 @@ def _collate(feats, batch, pad_id):
     return ids, mask, starts, ends
 
 
-def predict_margins(model, tokenizer, questions, contexts, max_length=256, stride=96, max_question_tokens=64, batch_size=16, max_answer_tokens=30, length_penalty=0.0):
+def predict_margins(model, tokenizer, questions, contexts, max_length=256, stride=96, max_question_tokens=64, batch_size=16, max_answer_tokens=DEV_MAX_ANSWER_TOKENS, length_penalty=0.0):
     """For each (question, context): (best span text, its char span, margin over no-answer)."""
     import torch
 
@@ -507,7 +508,8 @@ def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
                         if "removed_rejected" in m else "")
     penalty = float(m.get("length_penalty") or 0)
     decoding_line = (f"- **Span decoding**: the best span by start+end logit less {penalty} per token (`length_penalty` in the\n"
-                     f"  metadata), at most 30 tokens; the dev numbers below are measured that way.\n" if penalty else "")
+                     f"  metadata), at most {DEV_MAX_ANSWER_TOKENS} tokens; the dev numbers below are measured that way (at inference the\n"
+                     f"  limit is the `QA_MAX_ANSWER_TOKENS` setting, default 30).\n" if penalty else "")
     card = f"""# Reader model card: `{artifact.name}`
 
 - **Base model**: {m.get('base')}; BERT, 12 layers, hidden 384, 12 heads, XLM-R sentencepiece vocabulary.
