@@ -16,6 +16,16 @@ K1 = 1.2
 B = 0.75
 
 
+def _bm25s():
+    import bm25s
+
+    # bm25s sets its own logger to DEBUG at import, which would print "Building index from tokens" on
+    # every write whatever level the application chose; let the application's configuration decide
+    if logging.getLogger("bm25s").level == logging.DEBUG:
+        logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
 class KeywordIndex:
     """Immutable once built: a write builds a new one (bm25s has no incremental update)."""
 
@@ -32,8 +42,7 @@ class KeywordIndex:
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) == 0:
             return cls(None, ids)
-        import bm25s
-
+        bm25s = _bm25s()
         bm25 = bm25s.BM25(k1=K1, b=B, method="lucene")
         # bm25s wants at least one token per document: an empty chunk gets the empty token (scores nothing)
         corpus = [terms if terms else [""] for terms in term_lists]
@@ -82,7 +91,7 @@ class KeywordIndex:
 
     @classmethod
     def load(cls, path: Path) -> "KeywordIndex":
-        import bm25s
+        bm25s = _bm25s()
 
         path = Path(path)
         ids = np.load(path / "ids.npy")

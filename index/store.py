@@ -117,6 +117,45 @@ def _list_documents(conn: sqlite3.Connection, offset: int, limit: int) -> tuple[
     return [DocumentInfo(*r) for r in rows], total
 
 
+@dataclass(frozen=True)
+class RecordedEmbedder:
+    """The embedder as an index records it (``name:dim``): all a delete needs, so that `qa docs delete`
+    loads no model. Anything that needs the model itself (adding, searching) fails with a clear error."""
+
+    identity: str
+    dim: int
+    max_tokens: int = 1 << 20  # chunk sizes of an existing index come from its meta, not from here
+    passage_prompt_tokens: int = 0
+
+    def _no_model(self, *_args, **_kwargs):
+        raise RuntimeError(f"the index was opened without its embedding model ({self.identity}): adding or searching needs it")
+
+    encode_passages = encode_queries = count_tokens = _no_model
+
+    @property
+    def tokenizer(self):
+        self._no_model()
+
+
+def recorded_embedder(data_dir: Path) -> RecordedEmbedder | None:
+    """What the index at ``data_dir`` records of its embedder; None when there is no index there."""
+    db = Path(data_dir) / DB_NAME
+    if not db.is_file():
+        return None
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('schema_version', 'embedder', 'dim')").fetchall())
+    except sqlite3.OperationalError:  # a database without our tables: nothing was ever indexed there
+        return None
+    finally:
+        conn.close()
+    if "schema_version" in meta:
+        _check_schema_version(Path(data_dir), meta["schema_version"])
+    if "embedder" not in meta:
+        return None
+    return RecordedEmbedder(meta["embedder"], int(meta["dim"]))
+
+
 class DocumentCatalog:
     """The documents of an index, read only and without the models (what `qa docs list` and `qa docs show`
     need: opening an IndexStore loads the embedder, seconds of torch start-up, to check the index's vectors).

@@ -267,9 +267,21 @@ def docs_show(
 @docs_app.command("delete")
 def docs_delete(doc_id: str = typer.Argument(..., help="Document id (see `qa docs list`)")) -> None:
     """Remove a document and its passages from the index."""
+    import sqlite3
+
+    from index.store import IndexStore, recorded_embedder
+
     settings = _settings()
     _setup_logging(settings)
-    store = _open_store(settings)
+    # a delete touches no vectors but the ones it removes: open the index with what it records of its
+    # embedder instead of loading the model (seconds of torch start-up)
+    try:
+        recorded = recorded_embedder(settings.data_dir)
+    except (RuntimeError, sqlite3.DatabaseError) as exc:
+        _fail(f"cannot read the index at {settings.data_dir}: {exc}")
+    if recorded is None:
+        _fail(f"no document {doc_id!r} in {settings.data_dir}: there is no index there (see `qa docs list`)")
+    store = IndexStore.open(settings.data_dir, recorded, **settings.store_options())
     deleted = store.delete_document(doc_id)
     counts = store.counts()
     store.close()

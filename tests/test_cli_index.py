@@ -55,9 +55,21 @@ def test_index_in_batches_then_again_skips_everything(tmp_path):
     assert json.loads(_qa_here("docs", "show", doc_id, "--json", data_dir=data, env=no_models).stdout) == shown
     assert not (tmp_path / "no-models").exists()
 
-    deleted = _qa_here("docs", "delete", doc_id, data_dir=data)
-    assert deleted.returncode == 0 and "index now 4 documents" in deleted.stdout
+    # deleting needs no model either: the index records its embedder's name and dimension
+    deleted = _qa_here("docs", "delete", doc_id, data_dir=data, env=no_models)
+    assert deleted.returncode == 0 and "index now 4 documents" in deleted.stdout, deleted.stderr
+    assert not (tmp_path / "no-models").exists()
     assert doc_id not in _qa_here("docs", "list", data_dir=data).stdout
+    # and leaves dense and keyword indexes that the real model searches consistently
+    found = _qa_here("search", "Amazon Prime Video", "--json", "--top-k", "10", data_dir=data)
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)
+    hits = hits["results"] if isinstance(hits, dict) else hits
+    assert hits and all(h["document_id"] != doc_id for h in hits)
+    for mode in ("bm25", "dense"):
+        other = json.loads(_qa_here("search", "Amazon Prime Video", "--json", "--mode", mode, "--top-k", "50", data_dir=data).stdout)
+        other = other["results"] if isinstance(other, dict) else other
+        assert other and all(h["document_id"] != doc_id for h in other)
     again = _qa_here("docs", "delete", doc_id, data_dir=data)
     assert again.returncode == 1 and again.stderr.strip().startswith(f"error: no document '{doc_id}'") and "Traceback" not in again.stderr
     missing = _qa_here("docs", "show", "nope", data_dir=data)
@@ -70,11 +82,16 @@ def test_docs_on_a_missing_or_damaged_index(tmp_path):
     assert empty.returncode == 0 and empty.stdout == "" and "0 documents" in empty.stderr
     assert not missing.exists()  # reading does not create an index
     assert _qa_here("docs", "show", "x", data_dir=missing).returncode == 1
+    gone = _qa_here("docs", "delete", "x", data_dir=missing)
+    assert gone.returncode == 1 and gone.stderr.strip() == f"error: no document 'x' in {missing}: there is no index there (see `qa docs list`)"
+    assert not missing.exists()  # nor does a delete
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "index.sqlite3").write_text("not a database")
     bad = _qa_here("docs", "list", data_dir=damaged)
     assert bad.returncode == 1 and bad.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
+    bad_delete = _qa_here("docs", "delete", "x", data_dir=damaged)
+    assert bad_delete.returncode == 1 and bad_delete.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
     newer = tmp_path / "newer"
     newer.mkdir()
     with sqlite3.connect(newer / "index.sqlite3") as conn:
@@ -83,6 +100,8 @@ def test_docs_on_a_missing_or_damaged_index(tmp_path):
     conn.close()
     later = _qa_here("docs", "list", data_dir=newer)
     assert later.returncode == 1 and "has schema version 99; this program reads version 1" in later.stderr and "Traceback" not in later.stderr
+    later_delete = _qa_here("docs", "delete", "x", data_dir=newer)
+    assert later_delete.returncode == 1 and "has schema version 99; this program reads version 1" in later_delete.stderr
 
 
 def test_index_errors_are_one_clear_line(tmp_path):

@@ -169,6 +169,30 @@ def test_hnsw_store_and_filters(tmp_path, embedder):
     store.close()
 
 
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_delete_without_the_model(tmp_path, embedder, kind):
+    """What `qa docs delete` does: open the index with only what it records of its embedder."""
+    from index.store import recorded_embedder
+
+    assert recorded_embedder(tmp_path / "none") is None
+    with IndexStore.open(tmp_path / "d", embedder, dense_index=kind) as store:
+        store.add_documents(synth_docs(8))
+    recorded = recorded_embedder(tmp_path / "d")
+    assert recorded is not None and (recorded.identity, recorded.dim) == (embedder.identity, embedder.dim)
+    with IndexStore.open(tmp_path / "d", recorded, dense_index=kind) as light:
+        assert light.delete_document("doc-004") and not light.delete_document("doc-004")
+        light.check_consistency()
+        with pytest.raises(RuntimeError, match="without its embedding model"):
+            light.search("retraites", mode="dense")
+        with pytest.raises(RuntimeError, match="without its embedding model"):
+            light.add_documents(synth_docs(1, prefix="new"))
+        assert light.counts()["documents"] == 7
+    with IndexStore.open(tmp_path / "d", embedder, dense_index=kind) as store:  # the real model reads what it left
+        store.check_consistency()
+        hits = store.search("grève contre la réforme des retraites", top_k=8, mode="dense")
+        assert all(h.document_id != "doc-004" for h in hits) and {h.document_id for h in hits} <= {f"doc-{i:03d}" for i in range(8)}
+
+
 def test_hnsw_search_depth_comes_from_the_settings(tmp_path, embedder):
     from pydantic import ValidationError
 
