@@ -53,15 +53,23 @@ def load_gold(path: Path) -> GoldSet:
     if not path.is_file():
         raise GoldFormatError(f"{path}: no such file")
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = path.read_text(encoding="utf-8-sig")  # a byte-order mark (some Windows editors) is not data
     except UnicodeDecodeError as exc:
         raise GoldFormatError(f"{path}: not UTF-8 (byte {exc.start})") from exc
-    stripped = raw.lstrip()
-    if stripped.startswith("{") and '"data"' in stripped[:200]:
+    stripped = raw.strip()
+    if stripped.startswith(("{", "[")):
         try:
-            return _load_squad(json.loads(raw), path)
+            whole = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise GoldFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+            if stripped.startswith("{") and '"data"' in stripped[:200]:  # a SQuAD file with a syntax error
+                raise GoldFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+            whole = None  # JSONL: read line by line below, which names the bad line
+        if isinstance(whole, dict) and "data" in whole:
+            return _load_squad(whole, path)
+        if isinstance(whole, list):
+            raise GoldFormatError(f"{path}: a JSON array; write one question object per line (JSONL) or a SQuAD file ({{\"data\": [...]}})")
+        if isinstance(whole, dict) and "question" not in whole:
+            raise GoldFormatError(f"{path}: neither a SQuAD file (no \"data\" list) nor JSONL questions (no \"question\" field)")
     return _load_jsonl(raw, path)
 
 

@@ -25,6 +25,27 @@ def test_jsonl_errors_name_file_and_line(tmp_path):
         load_gold(f)
 
 
+def test_gold_files_as_editors_write_them(tmp_path):
+    f = tmp_path / "gold.jsonl"
+    # a byte-order mark and Windows line endings, as some editors save files
+    f.write_bytes('\ufeff{"id": "a", "question": "Qui ?", "answers": ["x"], "document_ids": ["d"]}\r\n\r\n{"id": "b", "question": "Où ?", "answers": []}\r\n'.encode("utf-8"))
+    gold = load_gold(f)
+    assert [(i.id, i.question, i.answers) for i in gold.items] == [("a", "Qui ?", ["x"]), ("b", "Où ?", [])]
+    squad = tmp_path / "squad.json"
+    # pretty-printed, with "data" far from the start
+    squad.write_bytes(("\ufeff" + json.dumps({"version": "v1.1", "notes": "n" * 300, "data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "q", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 0}]}]}]}]}, indent=2)).encode("utf-8"))
+    assert load_gold(squad).kind == "squad"
+    f.write_text('[{"id": "a", "question": "Qui ?", "answers": []}]', encoding="utf-8")
+    with pytest.raises(GoldFormatError, match=r"gold.jsonl: a JSON array; write one question object per line"):
+        load_gold(f)
+    f.write_text('{"version": "v1.1"}', encoding="utf-8")
+    with pytest.raises(GoldFormatError, match=r"neither a SQuAD file"):
+        load_gold(f)
+    f.write_text('{"version": "v1.1", "data": [\n{"title": "T",, }]}', encoding="utf-8")
+    with pytest.raises(GoldFormatError, match=r"gold.jsonl:2: invalid JSON"):
+        load_gold(f)
+
+
 def test_squad_ids_are_stable_across_files(tmp_path):
     para = {"context": "Netflix va ouvrir un bureau à Paris.", "qas": [{"id": "q1", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 29}]}]}
     for name in ("a.json", "b.json"):
