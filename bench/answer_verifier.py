@@ -38,7 +38,7 @@ from qa.evaluation import load_gold
 from qa.metrics import best_over_references
 from qa.pipeline import QAService
 from qa.settings import Settings
-from qa.train_reader import load_squad, make_removed_negatives
+from qa.squad import load_squad, make_removed_negatives
 
 RANK_WEIGHTS = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0]
 KEEP = (0.97, 0.95, 0.90)

@@ -54,7 +54,7 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import StandardScaler
 
-    from qa.train_reader import load_squad, make_removed_negatives
+    from qa.squad import load_squad, make_removed_negatives
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--piaf-index", type=Path, required=True)

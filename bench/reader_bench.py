@@ -17,7 +17,7 @@ import torch
 from qa.metrics import best_over_references
 from qa.pipeline import load_reader
 from qa.settings import Settings
-from qa.train_reader import load_squad
+from qa.squad import load_squad
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -128,7 +128,7 @@ def cv_auc(x: np.ndarray, y: np.ndarray, groups: list[str], c: float = 1.0, seed
 
 def main() -> None:
     from index.embeddings import Embedder
-    from qa.train_reader import load_squad, make_removed_negatives
+    from qa.squad import load_squad, make_removed_negatives
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--dev", type=Path, default=Path("data/piaf/piaf-v1.1-dev.json"))

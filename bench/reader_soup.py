@@ -24,7 +24,9 @@ def main() -> None:
 
     from index.e5_convert import bert_state_dict, build_tokenizer, read_e5
     from qa.reader_artifact import apply_artifact, base_reader_model, pack_artifact, read_artifact_meta
-    from qa.train_reader import TrainConfig, dev_metrics, load_squad, write_checksum
+    from qa.reader_artifact import write_checksum
+    from qa.squad import load_squad
+    from qa.train_reader import TrainConfig, dev_metrics
 
     ap = argparse.ArgumentParser()
     ap.add_argument("artifacts", nargs="+", type=Path)

@@ -427,7 +427,9 @@ def train_reader(
     """Fine-tune the reader on PIAF train; pick checkpoint and no-answer threshold on PIAF dev."""
     settings = _settings()
     _setup_logging(settings)
-    from qa.train_reader import TrainConfig, train, write_checksum, write_model_card
+    from qa.model_card import write_model_card
+    from qa.reader_artifact import write_checksum
+    from qa.train_reader import TrainConfig, train
 
     cfg = TrainConfig(
         epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, stride=stride, negative_ratio=negative_ratio, hard_negative_ratio=hard_negative_ratio,

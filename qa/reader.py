@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 from index.e5_convert import ModelSourceError, sha256_file, source_path, check_source
-from qa.spans import best_spans, context_token_mask, trim_span
+from qa.spans import MAX_ANSWER_TOKENS, best_spans, context_token_mask, trim_span
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Reader:
         models_dir: Path,
         artifact: Path,
         *,
-        max_answer_tokens: int = 30,
+        max_answer_tokens: int = MAX_ANSWER_TOKENS,
         batch_size: int = 16,
         threshold: float | None = None,
         quantize: bool = False,
@@ -129,7 +129,7 @@ class Reader:
         self.meta = meta
 
     @classmethod
-    def from_model(cls, model, tokenizer, *, name: str = "in-memory", max_length: int = 256, stride: int = 96, max_question_tokens: int = 64, max_answer_tokens: int = 30, batch_size: int = 16, calibration: ReaderCalibration | None = None, length_penalty: float = 0.0) -> "Reader":
+    def from_model(cls, model, tokenizer, *, name: str = "in-memory", max_length: int = 256, stride: int = 96, max_question_tokens: int = 64, max_answer_tokens: int = MAX_ANSWER_TOKENS, batch_size: int = 16, calibration: ReaderCalibration | None = None, length_penalty: float = 0.0) -> "Reader":
         """A reader around an already loaded model (tests, notebooks)."""
         self = cls.__new__(cls)
         self.name, self.model, self.tokenizer = name, model, tokenizer

@@ -162,3 +162,12 @@ def assemble_reader(source: Path, artifact: Path, artifact_sha256: str | None, o
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def write_checksum(artifact: Path) -> Path:
+    """The sha256 beside the artifact is what assembly checks the artifact against."""
+    from index.e5_convert import sha256_file
+
+    out = artifact.with_name(artifact.name + ".sha256")
+    out.write_text(f"{sha256_file(artifact)}  {artifact.name}\n")
+    return out

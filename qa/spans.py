@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MAX_ANSWER_TOKENS = 30  # default longest answer, in tokens (QA_MAX_ANSWER_TOKENS; the dev evaluation uses it)
+
 
 @dataclass(frozen=True)
 class SpanCandidate:
@@ -38,7 +40,7 @@ def best_spans(
     end_logits: np.ndarray,
     offsets: list[tuple[int, int]],
     allowed: np.ndarray,
-    max_answer_tokens: int = 30,
+    max_answer_tokens: int = MAX_ANSWER_TOKENS,
     n_best: int = 5,
     top_k_candidates: int = 20,
     cls_index: int = 0,

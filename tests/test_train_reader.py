@@ -11,7 +11,8 @@ import torch
 
 from index.e5_convert import read_e5, source_path
 from qa.reader_artifact import FROZEN, apply_artifact, pack_artifact, read_artifact_meta
-from qa.train_reader import SquadItem, TrainConfig, make_removed_negatives, param_groups, train, trim_source
+from qa.squad import SquadItem, make_removed_negatives
+from qa.train_reader import TrainConfig, param_groups, train, trim_source
 
 
 def tiny_qa():
@@ -136,7 +137,7 @@ def test_training_run_writes_artifact_and_resumes(tmp_path, trimmed, caplog, emb
     assert meta["step"] == 2 and 0.0 <= meta["dev_f1"] <= 100.0
     # the reader decodes as its dev numbers were measured (Reader takes length_penalty from the metadata)
     assert meta["length_penalty"] == 0.05
-    from qa.train_reader import write_model_card
+    from qa.model_card import write_model_card
 
     assert "less 0.05 per token" in write_model_card(cfg.out_artifact).read_text()
     assert (cfg.out_artifact.parent / "r.zip.sha256").read_text().split()[0]
@@ -167,7 +168,7 @@ def test_training_continues_from_an_artifact(tmp_path, trimmed, embedder):
     assert np.allclose(a1["bert.encoder.layer.11.output.dense.weight"], a2["bert.encoder.layer.11.output.dense.weight"], atol=1e-3)
     assert meta["train_config"]["init_artifact"] == str(first.out_artifact)
     assert meta["continued_from"]["dev_f1"] == read_artifact_meta(first.out_artifact)["dev_f1"]
-    from qa.train_reader import write_model_card
+    from qa.model_card import write_model_card
 
     card = write_model_card(second.out_artifact).read_text()
     assert f"continued from `{first.out_artifact}`" in card and "without the answer's sentence" in card
