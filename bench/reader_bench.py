@@ -1,4 +1,5 @@
-"""Reader CPU latency (1, 5, 10 passages of ~200 tokens) and dev F1, float32 vs int8 dynamic quantisation.
+"""Reader CPU latency (1, 5, 10 passages of ~200 tokens) and dev F1, float32 vs int8 dynamic quantisation
+(of every linear layer, or of some of them).
 
     .venv/bin/python bench/reader_bench.py [--repeats 5] [--dev-limit 0] [--threads 0]
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
 import time
 from pathlib import Path
@@ -16,10 +18,19 @@ import torch
 
 from qa.metrics import best_over_references
 from qa.pipeline import load_reader
+from qa.reader import QUANTIZE_LAYERS
 from qa.settings import Settings
 from qa.squad import load_squad
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# a QA_READER_QUANTIZE value, or a pattern of linear layer names to quantise (to see which layers cost accuracy)
+VARIANTS = {
+    "float32 (QA_READER_QUANTIZE=off, the default)": "off",
+    "int8 attention projections (QA_READER_QUANTIZE=attention)": "attention",
+    "int8 all but the FFN output layers": r"attention\.|intermediate\.dense",
+    "int8 every linear layer (QA_READER_QUANTIZE=all)": "all",
+}
 
 
 def passages_of_tokens(reader, n: int, tokens: int = 200) -> list[str]:
@@ -70,8 +81,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     base = Settings()
     results = {"cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(), "variants": {}}
-    for name, quant in (("float32", False), ("int8-dynamic", True)):
-        reader = load_reader(base.model_copy(update={"reader_quantize": quant}))
+    for name, quant in VARIANTS.items():
+        setting = quant if quant in QUANTIZE_LAYERS else "off"
+        reader = load_reader(base.model_copy(update={"reader_quantize": setting}))
+        if setting != quant:
+            layers = {n for n, m in reader.model.named_modules() if isinstance(m, torch.nn.Linear) and re.search(quant, n)}
+            reader.model = torch.ao.quantization.quantize_dynamic(reader.model, layers, dtype=torch.qint8)
         res = {"latency": [latency(reader, n, args.repeats) for n in (1, 5, 10)], "dev": dev_f1(reader, args.dev_limit)}
         results["variants"][name] = res
         print(name, json.dumps(res))

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qa.spans import MAX_ANSWER_TOKENS
@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     no_answer_threshold: float | None = None  # None = the threshold chosen on dev, stored with the reader
     ask_no_answer_threshold: float | None = None  # on an /ask answer's score; None = the one stored with the reader
     rank_penalty: float = 2.0  # reader margin lost per retrieval rank when ranking answers (bench/answer_ranking.py)
-    reader_quantize: bool = False  # int8 dynamic quantisation of the reader's linear layers
+    # int8 dynamic quantisation of the reader's linear layers: "attention" (its projections only) or "all";
+    # true / false read as "all" / "off" (README "CPU speed": what each costs in dev F1 and saves in time)
+    reader_quantize: Literal["off", "attention", "all"] = "off"
 
     # API
     host: str = "127.0.0.1"
@@ -64,6 +66,15 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     max_body_bytes: int = 2_000_000
     log_level: str = "INFO"
+
+    @field_validator("reader_quantize", mode="before")
+    @classmethod
+    def _quantize_from_bool(cls, value):
+        if isinstance(value, bool):
+            return "all" if value else "off"
+        if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no"):
+            return "all" if value.strip().lower() in ("true", "1", "yes", "on") else "off"
+        return value
 
     def store_options(self) -> dict:
         """Keyword arguments of ``IndexStore.open`` that come from the settings."""

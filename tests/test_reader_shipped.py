@@ -86,3 +86,33 @@ def test_ask_on_passages_of_a_deeper_search_is_the_same(service):
         reused = service.ask(question, top_k=5, passages=service.search(question, top_k=10)[:5])
         assert [p.chunk_id for p in reused.passages] == [p.chunk_id for p in direct.passages]
         assert [(a.text, a.document_id, a.start, a.score) for a in reused.answers] == [(a.text, a.document_id, a.start, a.score) for a in direct.answers]
+
+
+def test_quantisation_setting(service, base_settings, monkeypatch):
+    """QA_READER_QUANTIZE: off (default), attention (int8 attention projections), all; true/false still
+    read as all/off; anything else is refused naming the setting."""
+    from pydantic import ValidationError
+
+    from qa.pipeline import load_reader
+    from qa.settings import Settings
+
+    assert Settings().reader_quantize == "off"
+    for raw, parsed in (("true", "all"), ("false", "off"), ("attention", "attention"), ("all", "all")):
+        monkeypatch.setenv("QA_READER_QUANTIZE", raw)
+        assert Settings().reader_quantize == parsed
+    monkeypatch.setenv("QA_READER_QUANTIZE", "half")
+    with pytest.raises(ValidationError, match="reader_quantize"):
+        Settings()
+    monkeypatch.delenv("QA_READER_QUANTIZE")
+
+    reader = load_reader(base_settings.model_copy(update={"reader_quantize": "attention"}))
+    kinds = {name: type(m).__module__ for name, m in reader.model.named_modules() if "Linear" in type(m).__name__}
+    quantised = {n for n, k in kinds.items() if "quantized" in k}
+    assert quantised and all("attention." in n for n in quantised)
+    assert all(n in quantised for n in kinds if "attention." in n)  # every attention projection, nothing else
+    # it reads the seed passages as the float32 reader does on the first question
+    question = CASES[0][0]
+    passages = [p.text for p in service.search(question, top_k=5)]
+    ours = [s[0].text if s else None for s in reader.read(question, passages)]
+    shipped = [s[0].text if s else None for s in service.reader.read(question, passages)]
+    assert ours[0] == shipped[0] and ours[0] in CASES[0][1]
