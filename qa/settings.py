@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     ask_no_answer_threshold: float | None = None  # on an /ask answer's score; None = the one stored with the reader
     rank_penalty: float = 2.0  # reader margin lost per retrieval rank when ranking answers (bench/answer_ranking.py)
     # int8 dynamic quantisation of the reader's linear layers: "attention" (its projections only) or "all";
-    # true / false read as "all" / "off" (README "CPU speed": what each costs in dev F1 and saves in time)
+    # true / false read as "all" / "off" (README "Benchmarks": what each costs in dev F1 and saves in time)
     reader_quantize: Literal["off", "attention", "all"] = "off"
 
     # API
