@@ -137,20 +137,35 @@ class RecordedEmbedder:
         self._no_model()
 
 
-def recorded_embedder(data_dir: Path) -> RecordedEmbedder | None:
-    """What the index at ``data_dir`` records of its embedder; None when there is no index there."""
+def _open_read_only(data_dir: Path) -> sqlite3.Connection | None:
+    """A read-only connection to the index at ``data_dir``, its schema version checked; None when there
+    is no index there (nothing is created)."""
     db = Path(data_dir) / DB_NAME
     if not db.is_file():
         return None
     conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
     try:
-        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('schema_version', 'embedder', 'dim')").fetchall())
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row:
+            _check_schema_version(Path(data_dir), row[0])
+    except BaseException:  # a damaged or newer index: do not leave the connection open
+        conn.close()
+        raise
+    return conn
+
+
+def recorded_embedder(data_dir: Path) -> RecordedEmbedder | None:
+    """What the index at ``data_dir`` records of its embedder; None when there is no index there."""
+    try:
+        conn = _open_read_only(data_dir)
     except sqlite3.OperationalError:  # a database without our tables: nothing was ever indexed there
         return None
+    if conn is None:
+        return None
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('embedder', 'dim')").fetchall())
     finally:
         conn.close()
-    if "schema_version" in meta:
-        _check_schema_version(Path(data_dir), meta["schema_version"])
     if "embedder" not in meta:
         return None
     return RecordedEmbedder(meta["embedder"], int(meta["dim"]))
@@ -164,17 +179,7 @@ class DocumentCatalog:
 
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
-        db = self.data_dir / DB_NAME
-        self._conn: sqlite3.Connection | None = None
-        if db.is_file():
-            self._conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
-            try:
-                row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                if row:
-                    _check_schema_version(self.data_dir, row[0])
-            except BaseException:  # a damaged or newer index: do not leave the connection open
-                self.close()
-                raise
+        self._conn = _open_read_only(self.data_dir)
 
     def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:
         return _list_documents(self._conn, offset, limit) if self._conn else ([], 0)

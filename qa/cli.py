@@ -68,16 +68,21 @@ def _open_store(settings: Settings, rebuild: bool = False):
     return _guard(IndexStore.open, settings.data_dir, emb, rebuild=rebuild, **settings.store_options())
 
 
-def _catalog(settings: Settings):
-    """The index's documents, read only and without loading any model (`qa docs list` / `show`)."""
+def _read_index(settings: Settings, fn):
+    """``fn(data_dir)`` on the configured index without any model, a damaged or newer index as one line."""
     import sqlite3
 
-    from index.store import DocumentCatalog
-
     try:
-        return DocumentCatalog(settings.data_dir)
+        return fn(settings.data_dir)
     except (RuntimeError, sqlite3.DatabaseError) as exc:
         _fail(f"cannot read the index at {settings.data_dir}: {exc}")
+
+
+def _catalog(settings: Settings):
+    """The index's documents, read only and without loading any model (`qa docs list` / `show`)."""
+    from index.store import DocumentCatalog
+
+    return _read_index(settings, DocumentCatalog)
 
 
 def _service(settings: Settings):
@@ -267,18 +272,13 @@ def docs_show(
 @docs_app.command("delete")
 def docs_delete(doc_id: str = typer.Argument(..., help="Document id (see `qa docs list`)")) -> None:
     """Remove a document and its passages from the index."""
-    import sqlite3
-
     from index.store import IndexStore, recorded_embedder
 
     settings = _settings()
     _setup_logging(settings)
     # a delete touches no vectors but the ones it removes: open the index with what it records of its
     # embedder instead of loading the model (seconds of torch start-up)
-    try:
-        recorded = recorded_embedder(settings.data_dir)
-    except (RuntimeError, sqlite3.DatabaseError) as exc:
-        _fail(f"cannot read the index at {settings.data_dir}: {exc}")
+    recorded = _read_index(settings, recorded_embedder)
     if recorded is None:
         _fail(f"no document {doc_id!r} in {settings.data_dir}: there is no index there (see `qa docs list`)")
     store = IndexStore.open(settings.data_dir, recorded, **settings.store_options())

@@ -24,6 +24,9 @@ def _data_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
 
 
+_QUANTIZE_WORDS = {**dict.fromkeys(("true", "1", "yes", "on"), "all"), **dict.fromkeys(("false", "0", "no"), "off")}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore")
 
@@ -72,8 +75,8 @@ class Settings(BaseSettings):
     def _quantize_from_bool(cls, value):
         if isinstance(value, bool):
             return "all" if value else "off"
-        if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no"):
-            return "all" if value.strip().lower() in ("true", "1", "yes", "on") else "off"
+        if isinstance(value, str):
+            return _QUANTIZE_WORDS.get(value.strip().lower(), value)
         return value
 
     def store_options(self) -> dict:

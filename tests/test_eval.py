@@ -12,16 +12,21 @@ import pytest
 from qa.evaluation import GoldFormatError, load_gold
 
 
-def test_jsonl_errors_name_file_and_line(tmp_path):
+BAD_GOLD = [
+    ('{"id": "a", "question": "Qui ?", "answers": ["x"], "document_ids": ["d"]}\n{"id": "b", "question": ""}\n', r"gold.jsonl:2: field 'question'"),
+    ('{"id": "a", "question": "Qui ?"}\n{not json\n', r"gold.jsonl:2: invalid JSON"),
+    ('{"id": "a", "question": "Qui ?", "answers": "x"}\n', r"gold.jsonl:1: field 'answers'"),
+    ('[{"id": "a", "question": "Qui ?", "answers": []}]', r"gold.jsonl: a JSON array; write one question object per line"),
+    ('{"version": "v1.1"}', r"neither a SQuAD file"),
+    ('{"version": "v1.1", "data": [\n{"title": "T",, }]}', r"gold.jsonl:2: invalid JSON"),  # a SQuAD file with a syntax error
+]
+
+
+@pytest.mark.parametrize("content,message", BAD_GOLD)
+def test_gold_errors_name_file_and_line(tmp_path, content, message):
     f = tmp_path / "gold.jsonl"
-    f.write_text('{"id": "a", "question": "Qui ?", "answers": ["x"], "document_ids": ["d"]}\n{"id": "b", "question": ""}\n', encoding="utf-8")
-    with pytest.raises(GoldFormatError, match=r"gold.jsonl:2: field 'question'"):
-        load_gold(f)
-    f.write_text('{"id": "a", "question": "Qui ?"}\n{not json\n', encoding="utf-8")
-    with pytest.raises(GoldFormatError, match=r"gold.jsonl:2: invalid JSON"):
-        load_gold(f)
-    f.write_text('{"id": "a", "question": "Qui ?", "answers": "x"}\n', encoding="utf-8")
-    with pytest.raises(GoldFormatError, match=r"gold.jsonl:1: field 'answers'"):
+    f.write_text(content, encoding="utf-8")
+    with pytest.raises(GoldFormatError, match=message):
         load_gold(f)
 
 
@@ -35,15 +40,6 @@ def test_gold_files_as_editors_write_them(tmp_path):
     # pretty-printed, with "data" far from the start
     squad.write_bytes(("\ufeff" + json.dumps({"version": "v1.1", "notes": "n" * 300, "data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "q", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 0}]}]}]}]}, indent=2)).encode("utf-8"))
     assert load_gold(squad).kind == "squad"
-    f.write_text('[{"id": "a", "question": "Qui ?", "answers": []}]', encoding="utf-8")
-    with pytest.raises(GoldFormatError, match=r"gold.jsonl: a JSON array; write one question object per line"):
-        load_gold(f)
-    f.write_text('{"version": "v1.1"}', encoding="utf-8")
-    with pytest.raises(GoldFormatError, match=r"neither a SQuAD file"):
-        load_gold(f)
-    f.write_text('{"version": "v1.1", "data": [\n{"title": "T",, }]}', encoding="utf-8")
-    with pytest.raises(GoldFormatError, match=r"gold.jsonl:2: invalid JSON"):
-        load_gold(f)
 
 
 def test_squad_ids_are_stable_across_files(tmp_path):
