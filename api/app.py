@@ -30,6 +30,8 @@ from starlette.concurrency import run_in_threadpool
 from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
 from api.middleware import BodyGuardMiddleware, RequestMiddleware
 from api.schemas import (
+    DEFAULT_SEARCH_TOP_K,
+    MAX_OFFSET,
     MAX_PAGE,
     AddedDocument,
     AskRequest,
@@ -74,6 +76,7 @@ ERR = {
     403: {"model": ErrorResponse, "description": "Wrong API key"},
     404: {"model": ErrorResponse, "description": "Unknown document"},
     413: {"model": ErrorResponse, "description": "Body over the configured size limit"},
+    415: {"model": ErrorResponse, "description": "Body is not JSON (send Content-Type: application/json)"},
     500: {"model": ErrorResponse, "description": "Internal error (logged with the request id)"},
     503: {"model": ErrorResponse, "description": "Service not loaded yet"},
 }
@@ -261,7 +264,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         await run_in_threadpool(_refresh_gauges, svc)
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/ask", response_model=AskResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 413, 500))
+    @app.post("/ask", response_model=AskResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 413, 415, 500))
     async def ask(body: AskRequest, svc: Service) -> AskResponse:
         """Retrieve passages and extract answers with their exact source offsets.
 
@@ -280,10 +283,10 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         results = await run_in_threadpool(svc.search, query, top_k, mode, to_filters(filters))
         return SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=(time.perf_counter() - t0) * 1000)
 
-    @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(400, 401, 403, 413, 500))
+    @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(400, 401, 403, 413, 415, 500))
     async def search(body: SearchRequest, svc: Service) -> SearchResponse:
         """Semantic (dense), lexical (BM25) or hybrid passage search."""
-        return await _search(svc, body.query, body.top_k, body.mode, body.filters)
+        return await _search(svc, body.query, body.top_k or DEFAULT_SEARCH_TOP_K, body.mode, body.filters)
 
     @app.get("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(401, 403, 500))
     async def search_get(params: Annotated[SearchQuery, Query()], svc: Service) -> SearchResponse:
@@ -291,7 +294,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         filters = params.filters()
         return await _search(svc, params.q, params.top_k, params.mode, filters)
 
-    @app.post("/extract", response_model=ExtractResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 413, 500))
+    @app.post("/extract", response_model=ExtractResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 413, 415, 500))
     async def extract(body: ExtractRequest, svc: Service) -> ExtractResponse:
         """Reader only: answers in the given context, offsets into that context."""
         t0 = time.perf_counter()
@@ -300,7 +303,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         answers = [ExtractedAnswerOut.from_answer(a) for a in found]
         return ExtractResponse(question=body.question, answers=answers, no_answer=not answers, took_ms=(time.perf_counter() - t0) * 1000)
 
-    @app.post("/documents", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=_errors(400, 401, 403, 413, 500))
+    @app.post("/documents", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=_errors(400, 401, 403, 413, 415, 500))
     async def add_documents(body: DocumentsIn, svc: Service) -> DocumentsAdded:
         """Add or update documents (same id: replaced; same text: unchanged). Ids default to sha1(text)[:16]."""
         docs: list[Document] = []
@@ -327,14 +330,14 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     @app.get("/documents", response_model=DocumentPage, tags=["documents"], dependencies=READ, responses=_errors(401, 403))
     async def list_documents(
         svc: Service,
-        offset: Annotated[int, Query(ge=0, description="Documents to skip.")] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Documents to skip.")] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 20,
     ) -> DocumentPage:
         """Documents in the index, paginated (without their text)."""
         items, total = await run_in_threadpool(svc.list_documents, offset, limit)
         return DocumentPage(items=[DocumentInfoOut(**asdict(i)) for i in items], total=total, offset=offset, limit=limit)
 
-    @app.get("/documents/{doc_id}", response_model=DocumentOut, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 404))
+    @app.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 404))
     async def get_document(doc_id: Annotated[str, PathParam(max_length=256)], svc: Service) -> DocumentOut:
         """One document with its full text (answer and passage offsets point into ``text``)."""
         doc = await run_in_threadpool(svc.get_document, doc_id)
@@ -342,7 +345,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
             raise HTTPException(404, f"document {doc_id!r} not found")
         return DocumentOut.from_document(doc)
 
-    @app.delete("/documents/{doc_id}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404))
+    @app.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404))
     async def delete_document(doc_id: Annotated[str, PathParam(max_length=256)], svc: Service) -> DeleteResponse:
         """Remove a document and its passages from the index."""
         deleted = await run_in_threadpool(_locked, svc.delete_document, doc_id)

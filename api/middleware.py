@@ -50,7 +50,8 @@ def route_template(scope: Scope, routes: list | None = None) -> str:
             if match is not Match.NONE:
                 route = candidate
                 break
-    path = getattr(route, "path", None)
+    # path_format drops converters: "/documents/{doc_id}", not "/documents/{doc_id:path}"
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return path if isinstance(path, str) and path else "unmatched"
 
 
@@ -99,8 +100,58 @@ class RequestMiddleware:
             log.debug("request_id=%s %s %s -> %s in %.1f ms", request_id, scope.get("method"), scope.get("path"), status, elapsed * 1000)
 
 
+class _Constant:
+    """``NaN`` / ``Infinity`` as written in a body (Python's json accepts them; JSON does not)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def json_body_problem(body: bytes) -> dict[str, Any] | None:
+    """What makes a well-formed JSON body unusable, as one FastAPI-style 422 error naming where it is:
+    ``NaN`` / ``Infinity`` (not JSON numbers) or a string with an unpaired UTF-16 surrogate escape
+    (``"\\ud800"``: no such character exists, nothing downstream can encode it). None when the body
+    is fine or not JSON at all (FastAPI answers syntax errors itself)."""
+    try:
+        value = json.loads(body, parse_constant=_Constant)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep: FastAPI's own answer
+        return None
+    stack: list[tuple[tuple, Any]] = [(("body",), value)]
+    while stack:
+        loc, v = stack.pop()
+        if isinstance(v, _Constant):
+            return {"type": "finite_number", "loc": list(loc), "msg": f"{v.text} is not a JSON number: send a finite number", "input": None}
+        if isinstance(v, str):
+            if _unpaired_surrogate(v):
+                return {"type": "string_unicode", "loc": list(loc), "msg": "the string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): send valid Unicode text", "input": None}
+        elif isinstance(v, dict):
+            for key, item in v.items():
+                if _unpaired_surrogate(key):
+                    return {"type": "string_unicode", "loc": list(loc), "msg": "a key holds an unpaired UTF-16 surrogate escape: send valid Unicode text", "input": None}
+                stack.append(((*loc, key), item))
+        elif isinstance(v, list):
+            stack.extend(((*loc, i), item) for i, item in enumerate(v))
+    return None
+
+
+def _unpaired_surrogate(text: str) -> bool:
+    # json.loads joins valid surrogate pairs into one character, so any surrogate left is unpaired
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _is_json(content_type: str) -> bool:
+    # FastAPI (strict_content_type) reads a body as JSON only when it is labelled so
+    return content_type == "application/json" or (content_type.startswith("application/") and content_type.endswith("+json"))
+
+
 class BodyGuardMiddleware:
-    """Refuses bodies over ``max_body_bytes`` (413) and JSON bodies that are not UTF-8 (400).
+    """Guards request bodies before the app parses them: over ``max_body_bytes`` (413); not JSON
+    (415: every body this API takes is JSON); not UTF-8 (400); ``NaN`` or unpaired surrogates
+    (422 naming the field, see ``json_body_problem``).
 
     The body is read (at most ``max_body_bytes``) before the app sees it and then replayed, so the
     size check also holds for chunked uploads without a Content-Length.
@@ -140,12 +191,10 @@ class BodyGuardMiddleware:
         body = b"".join(chunks)
 
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if body and (content_type in ("", "application/json") or content_type.endswith("+json")):
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                detail = {"detail": f"request body must be UTF-8 encoded JSON (invalid byte at position {exc.start})"}
-                for m in _json_response(400, detail):
+        if body:
+            refusal = self._refusal(body, content_type)
+            if refusal is not None:
+                for m in _json_response(*refusal):
                     await send(m)
                 return
 
@@ -159,3 +208,17 @@ class BodyGuardMiddleware:
             return await receive()  # after the body: wait for the disconnect as usual
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    def _refusal(body: bytes, content_type: str) -> tuple[int, dict[str, Any]] | None:
+        if not _is_json(content_type):
+            got = f"got {content_type!r}" if content_type else "none was sent"
+            return 415, {"detail": f"request body must be JSON: send the header Content-Type: application/json ({got})"}
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return 400, {"detail": f"request body must be UTF-8 encoded JSON (invalid byte at position {exc.start})"}
+        problem = json_body_problem(body)
+        if problem is not None:
+            return 422, {"detail": [problem]}
+        return None

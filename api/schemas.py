@@ -10,7 +10,9 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
+
+from index.retrieval import period_bounds
 
 MAX_QUESTION_CHARS = 1_000
 MAX_CONTEXT_CHARS = 100_000
@@ -18,6 +20,10 @@ MAX_TOP_K = 50
 MAX_ANSWERS = 20
 MAX_DOCUMENTS_PER_REQUEST = 1_000
 MAX_PAGE = 200
+MAX_OFFSET = 2**63 - 1  # SQLite's largest integer
+DEFAULT_SEARCH_TOP_K = 10
+# JSON bodies take numbers as numbers: true, "3" or 3.0 for a count is a client bug, not a 3
+Count = Annotated[int, Strict()]
 
 Mode = Literal["hybrid", "dense", "bm25"]
 
@@ -28,10 +34,16 @@ _TEXT_LIMITS = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS}
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
+def _has_words(value: str) -> bool:
+    return any(ch.isalnum() for ch in value)
+
+
 def _clean_text(value: str, field: str, max_chars: int | None = None) -> str:
     value = value.strip()
     if not value:
         raise ValueError(f"{field} must not be empty or only whitespace")
+    if not _has_words(value):
+        raise ValueError(f"{field} must contain at least one letter or digit")
     if max_chars is not None and len(value) > max_chars:
         raise ValueError(f"{field} must be at most {max_chars} characters (got {len(value)})")
     return value
@@ -55,9 +67,28 @@ ShortText = Annotated[str, AfterValidator(_short_text)]
 Domain = Annotated[str | None, AfterValidator(_domain)]
 
 
+def _filter_date(value: Any, info: ValidationInfo) -> Any:
+    """A partial ISO date stands for its whole period, as documents' dates do: after "2017" is from
+    2017-01-01, before "2017-10" is up to 2017-10-31. Numbers are refused (pydantic would read them
+    as Unix timestamps)."""
+    if value is None or isinstance(value, date):
+        return value
+    field = info.field_name
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be an ISO date string: YYYY, YYYY-MM or YYYY-MM-DD")
+    try:
+        first, last = period_bounds(value)
+    except ValueError:
+        raise ValueError(f"{field} must be a valid ISO date: YYYY, YYYY-MM or YYYY-MM-DD (got {value!r})") from None
+    return first if field == "published_after" else last
+
+
+FilterDate = Annotated[date | None, BeforeValidator(_filter_date)]
+
+
 class _DateRange(BaseModel):
-    published_after: date | None = Field(None, description="ISO date (YYYY-MM-DD), inclusive.")
-    published_before: date | None = Field(None, description="ISO date (YYYY-MM-DD), inclusive.")
+    published_after: FilterDate = Field(None, description='ISO date, inclusive; a partial one ("2017", "2017-10") means from the start of that period.')
+    published_before: FilterDate = Field(None, description='ISO date, inclusive; a partial one ("2017", "2017-10") means up to the end of that period.')
 
     @model_validator(mode="after")
     def _range(self):
@@ -83,15 +114,15 @@ class FiltersIn(_DateRange, _Strict):
 
 class AskRequest(_Strict):
     question: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"The question, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).", examples=["Combien Netflix investit-il dans les contenus en 2018 ?"])
-    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Passages to read (server default: 5).")
-    max_answers: int | None = Field(None, ge=1, le=MAX_ANSWERS, description="Answers to return at most (server default: 3).")
+    top_k: Count | None = Field(None, ge=1, le=MAX_TOP_K, description="Passages to read (server default: 5).")
+    max_answers: Count | None = Field(None, ge=1, le=MAX_ANSWERS, description="Answers to return at most (server default: 3).")
     mode: Mode | None = Field(None, description="Retrieval mode (server default: hybrid).")
     filters: FiltersIn | None = None
 
 
 class SearchRequest(_Strict):
     query: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"Search text, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).", examples=["investissements de Netflix en France"])
-    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
+    top_k: Count | None = Field(None, ge=1, le=MAX_TOP_K, description=f"Passages to return (default: {DEFAULT_SEARCH_TOP_K}).")
     mode: Mode | None = Field(None, description="Retrieval mode (server default: hybrid).")
     filters: FiltersIn | None = None
 
@@ -99,24 +130,28 @@ class SearchRequest(_Strict):
 class ExtractRequest(_Strict):
     question: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"The question, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).")
     context: str = Field(..., max_length=MAX_CONTEXT_CHARS, description="The text to read; answer offsets point into it, unchanged.")
-    max_answers: int | None = Field(None, ge=1, le=MAX_ANSWERS, description="Answers to return at most (server default: 3).")
+    max_answers: Count | None = Field(None, ge=1, le=MAX_ANSWERS, description="Answers to return at most (server default: 3).")
 
     @field_validator("context")
     @classmethod
     def _context(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("context must not be empty or only whitespace")
+        if not _has_words(v):
+            raise ValueError("context must contain at least one letter or digit")
         return v  # not stripped: offsets refer to the text as sent
 
 
-class SearchQuery(_DateRange):
-    """Query parameters of ``GET /search`` (the flat form of a ``SearchRequest``)."""
+class SearchQuery(_DateRange, _Strict):
+    """Query parameters of ``GET /search`` (the flat form of a ``SearchRequest``); unknown ones are
+    refused, like unknown fields of a body (a misspelt filter must not silently widen the search)."""
 
     q: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description="Search text.")
-    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
+    top_k: int = Field(DEFAULT_SEARCH_TOP_K, ge=1, le=MAX_TOP_K)
     mode: Mode | None = None
-    document_id: list[str] | None = Field(None, description="Only these documents (repeat the parameter).")
-    source: Domain = Field(None, description='URL domain, e.g. "numerama.com".')
+    # the same limits as FiltersIn, so that filters() never fails after validation
+    document_id: list[str] | None = Field(None, max_length=1_000, description="Only these documents (repeat the parameter).")
+    source: Domain = Field(None, min_length=1, max_length=253, description='URL domain, e.g. "numerama.com".')
 
     def filters(self) -> FiltersIn:
         return FiltersIn(document_ids=self.document_id, source=self.source, published_after=self.published_after, published_before=self.published_before)
@@ -135,6 +170,8 @@ class DocumentIn(_Strict):
     def _text(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("text must not be empty or only whitespace")
+        if not _has_words(v):
+            raise ValueError("text must contain at least one letter or digit")
         return v  # kept as sent: answer offsets refer to it
 
     @field_validator("url")

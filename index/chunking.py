@@ -30,9 +30,10 @@ def chunk_id(document_id: str, start: int, end: int, text: str) -> int:
     return int.from_bytes(h.digest(), "big") & _ID_MASK or 1
 
 
-def token_budget(embedder, chunk_tokens: int, overlap_tokens: int) -> tuple[int, int]:
-    """Chunk size and overlap actually used: never above the model maximum minus prompt and specials."""
-    hard = int(embedder.max_tokens) - int(getattr(embedder, "passage_prompt_tokens", 0)) - SPECIAL_TOKENS
+def token_budget(embedder, chunk_tokens: int, overlap_tokens: int, reserved: int = 0) -> tuple[int, int]:
+    """Chunk size and overlap actually used: never above the model maximum minus prompt, specials and
+    ``reserved`` tokens (what is embedded with every chunk besides its text: the title line)."""
+    hard = int(embedder.max_tokens) - int(getattr(embedder, "passage_prompt_tokens", 0)) - SPECIAL_TOKENS - reserved
     size = max(8, min(int(chunk_tokens), hard))
     overlap = max(0, min(int(overlap_tokens), size // 2))
     return size, overlap
@@ -121,7 +122,9 @@ def chunk_spans(text: str, tokenizer, size: int = 200, overlap: int = 40) -> lis
         j = i + 1
         while j < len(units) and toks.count(units[i].start, units[j].end) <= size:
             j += 1
-        spans.append((units[i].start, units[j - 1].end))
+        span = (units[i].start, units[j - 1].end)
+        if not spans or span != spans[-1]:  # tiny sizes can cut two windows alike; one chunk per span
+            spans.append(span)
         if j >= len(units):
             break
         k = j

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from index.ingest import normalize_date
 from index.schema import Filters
 
 MODES = ("hybrid", "dense", "bm25")
@@ -34,21 +35,31 @@ def normalize_domain(value: str | None) -> str | None:
     return host or None
 
 
+def period_bounds(value: str) -> tuple[date, date]:
+    """First and last day of the period a possibly partial ISO date names ("2017", "2017-10",
+    "2017-10-27"; a time part is ignored). Raises ValueError for anything else."""
+    iso = normalize_date(value)
+    if iso is None:
+        raise ValueError("empty date")
+    parts = [int(p) for p in iso.split("-")]
+    if len(parts) == 1:
+        return date(parts[0], 1, 1), date(parts[0], 12, 31)
+    if len(parts) == 2:
+        y, m = parts
+        return date(y, m, 1), date(y, m, calendar.monthrange(y, m)[1])
+    d = date(*parts)
+    return d, d
+
+
 def date_bounds(published: str | None) -> tuple[int, int]:
     """First and last day (proleptic ordinals) covered by a possibly partial ISO date; (-1, -1) when unknown."""
     if not published:
         return NO_DATE, NO_DATE
     try:
-        parts = [int(p) for p in published[:10].split("-")]
-        if len(parts) == 1:
-            return date(parts[0], 1, 1).toordinal(), date(parts[0], 12, 31).toordinal()
-        if len(parts) == 2:
-            y, m = parts
-            return date(y, m, 1).toordinal(), date(y, m, calendar.monthrange(y, m)[1]).toordinal()
-        d = date(*parts[:3]).toordinal()
-        return d, d
+        first, last = period_bounds(published)
     except (ValueError, TypeError):
         return NO_DATE, NO_DATE
+    return first.toordinal(), last.toordinal()
 
 
 @dataclass

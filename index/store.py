@@ -47,6 +47,9 @@ SCHEMA_VERSION = "1"
 DB_NAME = "index.sqlite3"
 TITLE_IN_PASSAGE = True  # the document title is prepended to each chunk for embedding and BM25
 TITLE_MAX_CHARS = 150
+# tokens kept free in every chunk for its title line, so that the model never cuts a chunk's end off
+# (150 characters of French are 30-50 tokens)
+TITLE_RESERVED_TOKENS = 64 if TITLE_IN_PASSAGE else 0
 EMBED_BATCH = 64  # texts per model call in long jobs (the model lock is released between calls)
 REFRESH_EVERY_S = 2.0
 _SQL_VARS = 900
@@ -228,7 +231,7 @@ class IndexStore:
         self.embedder = embedder
         self.dense_kind = dense_index
         self.rrf_k = int(rrf_k)
-        self.chunk_size, self.overlap = token_budget(embedder, chunk_tokens, overlap_tokens)
+        self.chunk_size, self.overlap = token_budget(embedder, chunk_tokens, overlap_tokens, TITLE_RESERVED_TOKENS)
         self.db_path = self.data_dir / DB_NAME
         self._write_lock = threading.RLock()
         self._model_lock = threading.Lock()
@@ -301,14 +304,21 @@ class IndexStore:
         return conn
 
     @contextmanager
-    def _file_lock(self):
-        """Serialises writers across processes (a killed holder releases it)."""
+    def _file_lock(self, blocking: bool = True) -> Iterator[bool]:
+        """Serialises writers across processes (a killed holder releases it). Yields whether it is
+        held: always with ``blocking``, else only when no other process holds it."""
         fd = os.open(self.data_dir / "write.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        locked = False
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                pass
+            yield locked
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
     def _meta(self, conn, key: str, default=None):
@@ -387,14 +397,18 @@ class IndexStore:
         return gen
 
     def _read_state(self, conn) -> tuple[int, np.ndarray, np.ndarray, DocTable]:
-        """Generation, sorted chunk ids, their document rows, the document table: one consistent read."""
-        conn.execute("BEGIN")
+        """Generation, sorted chunk ids, their document rows, the document table: one consistent read
+        (inside the caller's transaction when one is open)."""
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")
         try:
             gen = self._generation(conn)
             docs = DocTable.build(conn.execute("SELECT id, url, published FROM documents ORDER BY id").fetchall())
             rows = conn.execute("SELECT id, document_id FROM chunks ORDER BY id").fetchall()
         finally:
-            conn.execute("COMMIT")
+            if own:
+                conn.execute("COMMIT")
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         chunk_doc = np.fromiter((docs.index[r[1]] for r in rows), dtype=np.int32, count=len(rows))
         return gen, ids, chunk_doc, docs
@@ -474,8 +488,14 @@ class IndexStore:
             return False  # a write of this process is publishing: it swaps the snapshot itself
         try:
             new = self._load_snapshot(repair=False)
-            if new is None:  # the other process has not written the files yet
-                return False
+            if new is None:
+                # the files of that generation are not there: their writer is still writing them (it
+                # holds the file lock), or it died or failed after its commit; then rebuild them
+                with self._file_lock(blocking=False) as locked:
+                    if not locked:
+                        return False
+                    new = self._load_snapshot(repair=True)
+                    self._cleanup(new.generation)
             with self._snap_lock:
                 if self._snap is None or new.generation > self._snap.generation:
                     self._snap = new
@@ -607,7 +627,8 @@ class IndexStore:
                     "INSERT INTO chunks(id, document_id, start_char, end_char, text, content_hash, terms, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     ((ch.id, ch.document_id, ch.start, ch.end, ch.text, h, " ".join(analyze(p)), vectors[h]) for ch, p, h in new_rows),
                 )
-                gen = self._bump_generation(c)
+                self._bump_generation(c)
+                snap = self._next_snapshot(removed, add_ids, add_vecs)
                 _crash_point("before_commit")
                 c.execute("COMMIT")
             except BaseException:
@@ -615,7 +636,7 @@ class IndexStore:
                 raise
             _crash_point("committed")
             report.chunks_added, report.chunks_removed = len(new_rows), len(removed)
-            self._publish(gen, removed, add_ids, add_vecs)
+            self._publish(snap)
         return report
 
     def delete_document(self, doc_id: str) -> bool:
@@ -631,12 +652,13 @@ class IndexStore:
                 removed = np.asarray([r[0] for r in c.execute("SELECT id FROM chunks WHERE document_id=?", (doc_id,))], dtype=np.int64)
                 c.execute("DELETE FROM chunks WHERE document_id=?", (doc_id,))
                 c.execute("DELETE FROM documents WHERE id=?", (doc_id,))
-                gen = self._bump_generation(c)
+                self._bump_generation(c)
+                snap = self._next_snapshot(removed, np.zeros(0, np.int64), np.zeros((0, int(self.embedder.dim)), np.float32))
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
-            self._publish(gen, removed, np.zeros(0, np.int64), np.zeros((0, int(self.embedder.dim)), np.float32))
+            self._publish(snap)
             return True
 
     def _sync_for_write(self) -> None:
@@ -644,22 +666,28 @@ class IndexStore:
         if self._snap is None or self._generation(self._wconn) != self._snap.generation:
             self._snap = self._load_snapshot(repair=True)
 
-    def _publish(self, gen: int, removed: np.ndarray, add_ids: np.ndarray, add_vecs: np.ndarray) -> None:
-        """After the commit: new index files for generation ``gen``, then swap the snapshot."""
+    def _next_snapshot(self, removed: np.ndarray, add_ids: np.ndarray, add_vecs: np.ndarray) -> _Snapshot:
+        """Inside the write transaction, before its commit (the connection sees its own rows): the
+        in-memory indexes of the new state, so that they can be swapped in as soon as it commits."""
         c = self._wconn
-        snap = self._snap
-        dense = dense_mod.updated(snap.dense, self.dense_kind, removed, add_ids, add_vecs)
+        dense = dense_mod.updated(self._snap.dense, self.dense_kind, removed, add_ids, add_vecs)
         if dense is None:  # HNSW cannot remove: rebuild from the stored vectors
             dense = self._build_dense(c)
-        dense_mod.save(dense, self._dense_path(gen))
-        _crash_point("dense_written")
         keyword = self._build_keyword(c)
-        keyword.save(self._keyword_path(gen))
-        _crash_point("keyword_written")
-        g, ids, chunk_doc, docs = self._read_state(c)
+        gen, ids, chunk_doc, docs = self._read_state(c)
+        return _Snapshot(gen, dense, keyword, ids, chunk_doc, docs)
+
+    def _publish(self, snap: _Snapshot) -> None:
+        """After the commit: swap the snapshot at once (searches never see SQLite's new rows with the
+        old indexes), then write the index files of its generation. A failure there leaves this
+        process serving the new state; the next open, or a reader's refresh, rebuilds the files."""
         with self._snap_lock:
-            self._snap = _Snapshot(g, dense, keyword, ids, chunk_doc, docs)
-        self._cleanup(gen)
+            self._snap = snap
+        dense_mod.save(snap.dense, self._dense_path(snap.generation))
+        _crash_point("dense_written")
+        snap.keyword.save(self._keyword_path(snap.generation))
+        _crash_point("keyword_written")
+        self._cleanup(snap.generation)
 
     def _reindex_all(self, progress: bool = True) -> None:
         """Re-chunk and re-embed every stored document with the configured embedder (one transaction)."""
@@ -689,18 +717,13 @@ class IndexStore:
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                 [("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION), ("chunk_tokens", str(self.chunk_size)), ("overlap_tokens", str(self.overlap))],
             )
-            gen = self._bump_generation(c)
+            self._bump_generation(c)
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
-        dense = self._build_dense(c)
-        dense_mod.save(dense, self._dense_path(gen))
-        keyword = self._build_keyword(c)
-        keyword.save(self._keyword_path(gen))
         g, ids, chunk_doc, docs_table = self._read_state(c)
-        self._snap = _Snapshot(g, dense, keyword, ids, chunk_doc, docs_table)
-        self._cleanup(gen)
+        self._publish(_Snapshot(g, self._build_dense(c), self._build_keyword(c), ids, chunk_doc, docs_table))
 
     # -------------------------------------------------------------------------------------- reading
 

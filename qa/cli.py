@@ -92,21 +92,20 @@ def _service(settings: Settings):
 
 
 def _filters(document_ids: list[str] | None, source: str | None, after: str | None, before: str | None):
-    from datetime import date
-
+    from index.retrieval import period_bounds
     from index.schema import Filters
 
-    def parse(name: str, value: str | None):
+    def parse(name: str, value: str | None, end: int):
         if value is None:
             return None
         try:
-            return date.fromisoformat(value)
+            return period_bounds(value)[end]  # "2017": from its first day / up to its last
         except ValueError:
-            _fail(f"{name} must be a date like 2018-01-31, got {value!r}")
+            _fail(f"{name} must be a date like 2018-01-31, 2018-01 or 2018, got {value!r}")
 
     if not (document_ids or source or after or before):
         return None
-    return Filters(document_ids=document_ids or None, source=source, published_after=parse("--after", after), published_before=parse("--before", before))
+    return Filters(document_ids=document_ids or None, source=source, published_after=parse("--after", after, 0), published_before=parse("--before", before, 1))
 
 
 @app.command()
@@ -186,8 +185,8 @@ def search(
     mode: str = typer.Option("hybrid", help="hybrid, dense or bm25"),
     doc: Optional[list[str]] = typer.Option(None, "--doc", help="Only these document ids"),
     source: Optional[str] = typer.Option(None, help="URL domain, e.g. numerama.com"),
-    after: Optional[str] = typer.Option(None, help="Published on or after (YYYY-MM-DD)"),
-    before: Optional[str] = typer.Option(None, help="Published on or before (YYYY-MM-DD)"),
+    after: Optional[str] = typer.Option(None, help="Published on or after (YYYY-MM-DD; YYYY-MM or YYYY: from the start of that period)"),
+    before: Optional[str] = typer.Option(None, help="Published on or before (YYYY-MM-DD; YYYY-MM or YYYY: up to the end of that period)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Search passages."""

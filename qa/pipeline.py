@@ -164,7 +164,7 @@ class QAService:
         t0 = time.perf_counter()
         if passages is None:
             passages = self.search(question, top_k=top_k, mode=mode, filters=filters)
-        docs: dict[str, str] = {}
+        docs: dict[str, str | None] = {}
         candidates: list[Answer] = []
         ask_threshold = self.ask_threshold
         for c in self.candidate_spans(question, [p.text for p in passages]):
@@ -173,8 +173,13 @@ class QAService:
             p = passages[c.rank]
             if p.document_id not in docs:
                 doc = self.store.get_document(p.document_id)
-                docs[p.document_id] = doc.text if doc else p.text
-            candidates.append(self._answer(p, c.span, docs[p.document_id], c.score))
+                docs[p.document_id] = doc.text if doc else None
+            doc_text = docs[p.document_id]
+            if doc_text is None or doc_text[p.start : p.end] != p.text:
+                # replaced or deleted by a write since the search: its offsets would cite text that is gone
+                log.info("skipping a passage of %s: the document changed while it was read", p.document_id)
+                continue
+            candidates.append(self._answer(p, c.span, doc_text, c.score))
         answers = merge_answers(candidates)[:max_answers]
         return AskResult(question, answers, not answers, passages, (time.perf_counter() - t0) * 1000)
 
@@ -204,7 +209,8 @@ class QAService:
         return Answer(s.text, round(score, 4), p.document_id, p.title, p.url, p.published, p.chunk_id, start, end, doc_text[cs:ce], cs, round(s.score, 4), [cite])
 
     def extract(self, question: str, context: str, max_answers: int = 3) -> list[ExtractedAnswer]:
-        (spans,) = self.reader.read(question, [context], n_best=max(3, max_answers))
+        # twice as many spans as asked: overlapping ones are dropped below
+        (spans,) = self.reader.read(question, [context], n_best=2 * max(3, max_answers))
         out: list[ExtractedAnswer] = []
         for s in spans:
             if s.score < self.reader.threshold:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-
+from typing import Any
 
 from index.e5_convert import ModelSourceError, sha256_file, source_path, check_source
-from qa.spans import MAX_ANSWER_TOKENS, best_spans, context_token_mask, trim_span
+from qa.spans import MAX_ANSWER_TOKENS, best_spans, context_token_mask, only_function_words, trim_span
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class Reader:
         self.length_penalty = float(meta.get("length_penalty", 0.0)) if length_penalty is None else length_penalty
         self.batch_size = batch_size
         self.meta = meta
+        self._tokenizer_lock = threading.Lock()
 
     @classmethod
     def from_model(cls, model, tokenizer, *, name: str = "in-memory", max_length: int = 256, stride: int = 96, max_question_tokens: int = 64, max_answer_tokens: int = MAX_ANSWER_TOKENS, batch_size: int = 16, calibration: ReaderCalibration | None = None, length_penalty: float = 0.0) -> "Reader":
@@ -160,14 +162,21 @@ class Reader:
         self.max_length, self.stride, self.max_question_tokens = max_length, stride, max_question_tokens
         self.max_answer_tokens, self.batch_size, self.meta = max_answer_tokens, batch_size, {}
         self.length_penalty = length_penalty
+        self._tokenizer_lock = threading.Lock()
         return self
 
     @property
     def threshold(self) -> float:
         return self.calibration.threshold
 
+    def _tokenize(self, *args: Any, **kwargs: Any):
+        # a fast tokenizer keeps its truncation/padding setting on the shared backend and resets it on
+        # every call: two threads interleaving would encode a long passage untruncated (> 512 tokens)
+        with self._tokenizer_lock:
+            return self.tokenizer(*args, **kwargs)
+
     def _question(self, question: str) -> str:
-        ids = self.tokenizer(question, add_special_tokens=False)["input_ids"]
+        ids = self._tokenize(question, add_special_tokens=False)["input_ids"]
         if len(ids) <= self.max_question_tokens:
             return question
         return self.tokenizer.decode(ids[: self.max_question_tokens])
@@ -179,7 +188,7 @@ class Reader:
         if not passages:
             return []
         q = self._question(question)
-        enc = self.tokenizer(
+        enc = self._tokenize(
             [q] * len(passages),
             passages,
             truncation="only_second",
@@ -193,17 +202,21 @@ class Reader:
         order = sorted(range(n), key=lambda i: len(enc["input_ids"][i]))
         found: list[dict[tuple[int, int], ReaderSpan]] = [dict() for _ in passages]
         pad = self.tokenizer.pad_token_id or 0
+        segments = "token_type_ids" in enc  # BERT-style readers mark the passage as segment 1
         with torch.inference_mode():
             for b in range(0, n, self.batch_size):
                 batch = order[b : b + self.batch_size]
                 L = max(len(enc["input_ids"][i]) for i in batch)
                 ids = torch.full((len(batch), L), pad, dtype=torch.long)
                 mask = torch.zeros((len(batch), L), dtype=torch.long)
+                types = torch.zeros((len(batch), L), dtype=torch.long)
                 for r, f in enumerate(batch):
                     seq = enc["input_ids"][f]
                     ids[r, : len(seq)] = torch.tensor(seq)
                     mask[r, : len(seq)] = 1
-                out = self.model(input_ids=ids, attention_mask=mask)
+                    if segments:
+                        types[r, : len(seq)] = torch.tensor(enc["token_type_ids"][f])
+                out = self.model(input_ids=ids, attention_mask=mask, **({"token_type_ids": types} if segments else {}))
                 sl = out.start_logits.float().numpy()
                 el = out.end_logits.float().numpy()
                 for r, f in enumerate(batch):
@@ -214,7 +227,7 @@ class Reader:
                     allowed = context_token_mask(enc.sequence_ids(f), offsets)
                     for c in best_spans(sl[r, :seq_len], el[r, :seq_len], offsets, allowed, self.max_answer_tokens, n_best=n_best, length_penalty=self.length_penalty):
                         s, e = trim_span(text, c.start_char, c.end_char)
-                        if e <= s:
+                        if e <= s or only_function_words(text[s:e]):
                             continue
                         key = (s, e)
                         span = ReaderSpan(p, s, e, text[s:e], c.margin, self.calibration.score(c.margin), c.logit, c.end_token - c.start_token + 1)

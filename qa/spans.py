@@ -5,6 +5,7 @@ Kept free of torch and of any model so that it is easy to test on its own.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,22 @@ def best_spans(
             )
     cands.sort(key=lambda c: -c.logit)
     return cands[:n_best]
+
+
+# words that never answer a question on their own (prepositions, articles, conjunctions, pronouns);
+# "un", "une", "aucun", "peu" do answer "combien" questions and are not here. On PIAF dev no best
+# span is made only of these; lower-ranked ones such as "à" (before "Paris") are.
+_FUNCTION_WORDS = frozenset(
+    "à au aux de des du d l la le les en dans par pour sur sous avec sans chez vers et ou mais donc car ni "
+    "que qu qui dont ce c se s sa son ses leur leurs il elle ils elles y".split()
+)
+_WORD = re.compile(r"[^\W_]+")
+
+
+def only_function_words(text: str) -> bool:
+    """True for a span such as "à", "de la" or "l'": nothing in it can answer a question."""
+    words = _WORD.findall(text.lower())
+    return bool(words) and all(w in _FUNCTION_WORDS for w in words)
 
 
 def trim_span(text: str, start: int, end: int) -> tuple[int, int]:

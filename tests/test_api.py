@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from index.schema import Document, Filters
 from tests.api_support import REPO, SHOWCASE_QUESTION, article_documents, build_indexed_service, gold_questions
 
 pytestmark = pytest.mark.slow
@@ -224,6 +225,12 @@ def test_ask_filters(client, documents):
         ({"question": "Qui ?", "filters": {"source": " "}}, "source"),
         ({"question": "Qui ?", "filters": {"sources": ["x"]}}, "sources"),
         ({"question": "Qui ?", "topk": 3}, "topk"),
+        ({"question": "???"}, "question"),
+        ({"question": "Qui ?", "top_k": True}, "top_k"),
+        ({"question": "Qui ?", "top_k": "3"}, "top_k"),
+        ({"question": "Qui ?", "max_answers": 2.0}, "max_answers"),
+        ({"question": "Qui ?", "filters": {"published_after": 20170101}}, "published_after"),
+        ({"question": "Qui ?", "filters": {"published_before": "2017-00"}}, "published_before"),
     ],
 )
 def test_ask_bad_input_is_422_naming_the_field(client, payload, field):
@@ -240,10 +247,34 @@ def test_malformed_bodies(client, api_settings, service):
     assert r.status_code == 400 and "UTF-8" in r.json()["detail"]
     r = client.post("/ask", content=b'{"question": ', headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+    # curl -d without -H sends a form; a body without a Content-Type is not read as JSON either
     r = client.post("/ask", content=b"question=Qui", headers={"content-type": "application/x-www-form-urlencoded"})
-    assert r.status_code == 422
+    assert r.status_code == 415 and "Content-Type: application/json" in r.json()["detail"]
+    r = client.post("/ask", content=b'{"question": "Qui ?"}')
+    assert r.status_code == 415 and "none was sent" in r.json()["detail"]
     r = client.post("/ask", json=["Qui ?"])
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/ask", b'{"question": "\\ud800 Netflix ?"}', "question"),
+        ("/search", b'{"query": "Paris \\udc00", "mode": "bm25"}', "query"),
+        ("/extract", b'{"question": "O\\ud800 ?", "context": "Paris."}', "question"),
+        ("/extract", b'{"question": "Qui ?", "context": "\\udfff Paris."}', "context"),
+        ("/documents", b'{"documents": [{"id": "s1", "title": "T", "text": "Paris \\udc00 est une ville."}]}', "text"),
+        ("/ask", b'{"question": "Netflix ?", "top_k": NaN}', "top_k"),
+        ("/search", b'{"query": "Netflix", "top_k": Infinity}', "top_k"),
+        ("/documents", b'{"documents": [{"id": "n1", "title": "t", "text": "x", "metadata": {"v": -Infinity}}]}', "v"),
+    ],
+)
+def test_json_that_cannot_be_text_or_numbers_is_422_naming_the_field(client, path, body, field):
+    """Python's json reads NaN / Infinity and lone UTF-16 surrogate escapes; neither can be used
+    (nor even echoed back in an error), so they are refused first, naming where they are."""
+    r = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert_names_field(r, field)
+    assert client.get("/documents/s1").status_code == client.get("/documents/n1").status_code == 404
 
 
 def test_body_over_the_limit_is_413(api_settings, service):
@@ -307,6 +338,27 @@ def test_search_filters(client, documents):
     assert all(h["published"] and h["published"].startswith("2017") for h in r.json()["results"])
 
 
+def test_partial_dates_in_filters_stand_for_their_period(client):
+    """Documents may carry "2017" or "2017-10"; filters take the same forms: after "2017" is from
+    2017-01-01, before "2017" is up to 2017-12-31 (not a Unix timestamp, as pydantic would read it)."""
+    def published(**filters):
+        r = client.post("/search", json={"query": "Netflix", "top_k": 50, "filters": filters})
+        assert r.status_code == 200, r.text
+        return sorted({(h["published"] or "undated")[:4] for h in r.json()["results"]})
+
+    assert published(published_after="2017", published_before="2017") == ["2017"]
+    assert published(published_after="2017-01-01", published_before="2017-12-31") == ["2017"]
+    every = published()
+    assert published(published_before="2016") == [y for y in every if y <= "2016"]  # undated ones never match a date filter
+    r = client.get("/search", params={"q": "Netflix", "top_k": 50, "published_after": "2017-10", "published_before": "2017-10"})
+    assert r.status_code == 200 and all(h["published"].startswith("2017-10") for h in r.json()["results"])
+
+
+def test_search_top_k_null_means_the_default(client):
+    r = client.post("/search", json={"query": "Netflix", "top_k": None})
+    assert r.status_code == 200 and len(r.json()["results"]) == 10
+
+
 @pytest.mark.parametrize(
     "params, field",
     [
@@ -318,6 +370,10 @@ def test_search_filters(client, documents):
         ({"q": "Netflix", "mode": "fuzzy"}, "mode"),
         ({"q": "Netflix", "published_after": "2017-02-30"}, "published_after"),
         ({"q": "Netflix", "published_before": "demain"}, "published_before"),
+        ({"q": "Netflix", "document_ids": "x"}, "document_ids"),  # POST's spelling: refused, not ignored
+        ({"q": "Netflix", "after": "2017-01-01"}, "after"),
+        ({"q": "Netflix", "source": "a" * 300}, "source"),
+        ({"q": "Netflix", "document_id": [f"d{i}" for i in range(1001)]}, "document_id"),
     ],
 )
 def test_search_get_bad_input(client, params, field):
@@ -332,6 +388,8 @@ def test_search_get_bad_input(client, params, field):
         ({"query": "Netflix", "mode": "HYBRID"}, "mode"),
         ({"query": "Netflix", "filters": {"published_after": "27/10/2017"}}, "published_after"),
         ({"q": "Netflix"}, "query"),
+        ({"query": "Netflix", "top_k": True}, "top_k"),
+        ({"query": "Netflix", "filters": {"published_after": 0}}, "published_after"),
     ],
 )
 def test_search_post_bad_input(client, payload, field):
@@ -367,6 +425,7 @@ def test_extract_offsets_point_into_the_context(client):
         ({"question": "", "context": "Un texte."}, "question"),
         ({"question": "Qui ?", "context": "x" * 100_001}, "context"),
         ({"question": "Qui ?", "context": "Un texte.", "max_answers": 21}, "max_answers"),
+        ({"question": "Qui ?", "context": "... !"}, "context"),
     ],
 )
 def test_extract_bad_input(client, payload, field):
@@ -389,9 +448,39 @@ def test_list_documents_is_paginated(client, documents):
         assert item["chars"] == len(documents[item["id"]]) and item["chunks"] >= 1
 
 
-@pytest.mark.parametrize("params, field", [({"limit": 0}, "limit"), ({"limit": 201}, "limit"), ({"offset": -1}, "offset")])
+@pytest.mark.parametrize("params, field", [({"limit": 0}, "limit"), ({"limit": 201}, "limit"), ({"offset": -1}, "offset"), ({"offset": 2**63}, "offset")])
 def test_list_documents_bad_paging(client, params, field):
     assert_names_field(client.get("/documents", params=params), field)
+
+
+def test_documents_with_a_slash_in_their_id_can_be_read_and_deleted(client, service):
+    """`qa index` takes JSON ids as given ("rubrique/123"): the API reaches them (URL-encoded)."""
+    service.add_documents([Document(id="rubrique/123", title="Note", text="Le siège de la rédaction est à Lyon.")])
+    try:
+        r = client.get("/documents/rubrique%2F123")
+        assert r.status_code == 200 and r.json()["id"] == "rubrique/123"
+    finally:
+        r = client.delete("/documents/rubrique%2F123")
+    assert r.status_code == 200 and r.json()["id"] == "rubrique/123"
+    assert client.get("/documents/rubrique%2F123").status_code == 404
+
+
+def test_an_answer_never_cites_a_document_changed_while_it_was_read(service):
+    """/ask reads passages found by a search; a write may replace or delete their document before
+    the answers are cited: those passages are dropped (their offsets would cite text that is gone)."""
+    question = "Où est le siège de la rédaction ?"
+    text = "Le siège de la rédaction est à Lyon depuis 1987."
+    service.add_documents([Document(id="changing", title="Note", text=text)])
+    try:
+        passages = service.search(question, top_k=3, filters=Filters(document_ids=["changing"]))
+        before = service.ask(question, passages=passages)
+        assert [a.text for a in before.answers][:1] == ["Lyon"]
+        service.add_documents([Document(id="changing", title="Note", text="Mise à jour. " + text)])
+        assert service.ask(question, passages=passages).answers == []
+        service.delete_document("changing")
+        assert service.ask(question, passages=passages).answers == []
+    finally:
+        service.delete_document("changing")
 
 
 def test_unknown_document_is_404(client):

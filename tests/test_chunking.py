@@ -152,3 +152,28 @@ def test_chunk_ids_are_stable(embedder):
     b = [c.id for c in chunk_document(Document(id="d", text=ADVERSARIAL[0]), embedder.tokenizer, 200, 40)]
     other = [c.id for c in chunk_document(Document(id="e", text=ADVERSARIAL[0]), embedder.tokenizer, 200, 40)]
     assert a == b and not set(a) & set(other)
+
+
+def test_tiny_windows_never_repeat_a_span(embedder):
+    # a lone "▁" token cut at 8/4 tokens used to give two identical windows (one chunk id twice)
+    doc = Document(id="x", text=". tttt/ » ttttttb")
+    for size, overlap in ((8, 4), (16, 8)):
+        chunks = chunk_document(doc, embedder.tokenizer, size, overlap)
+        assert len({(c.start, c.end) for c in chunks}) == len(chunks)
+        assert len({c.id for c in chunks}) == len(chunks)
+
+
+def test_largest_chunks_leave_room_for_the_title(tmp_path, embedder):
+    """With QA_CHUNK_TOKENS far above the model's limit, a chunk plus its title line (what is
+    embedded) still fits, so the model never cuts the chunk's end off."""
+    from index.store import TITLE_MAX_CHARS, IndexStore, passage_text
+
+    store = IndexStore.open(tmp_path / "big", embedder, chunk_tokens=10_000, overlap_tokens=0)
+    title = ("Les investissements de Netflix dans la production audiovisuelle française " * 3)[:TITLE_MAX_CHARS]
+    text = " ".join(f"Phrase numéro {i} sur la stratégie de la plateforme en Europe." for i in range(400))
+    doc = Document(id="long", title=title, text=text)
+    chunks = chunk_document(doc, embedder.tokenizer, store.chunk_size, store.overlap)
+    assert len(chunks) > 1
+    limit = embedder.max_tokens - embedder.passage_prompt_tokens - 2
+    assert max(embedder.count_tokens(passage_text(title, c.text)) for c in chunks) <= limit
+    store.close()

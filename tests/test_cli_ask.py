@@ -51,3 +51,15 @@ def test_one_question_and_errors(seed_index):
     assert empty.exit_code == 1 and empty.stderr.strip() == "error: the question is empty"
     mode = _run(["ask", "-", "--mode", "fuzzy"], seed_index, stdin="x\n")
     assert mode.exit_code == 1 and "--mode must be hybrid, dense or bm25" in mode.stderr
+
+
+def test_search_date_filters_take_partial_dates(seed_index):
+    def years(*opts: str) -> set[str]:
+        res = _run(["search", "Netflix", "--json", "--top-k", "50", *opts], seed_index)
+        assert res.exit_code == 0, res.stderr
+        return {(h["published"] or "")[:4] for h in json.loads(res.stdout)["results"]}
+
+    assert years("--after", "2017", "--before", "2017") == {"2017"}
+    assert years("--after", "2017-01-01", "--before", "2017-12-31") == {"2017"}
+    bad = _run(["search", "Netflix", "--after", "hier"], seed_index)
+    assert bad.exit_code == 1 and "--after must be a date like 2018-01-31, 2018-01 or 2018" in bad.stderr

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qa.reader import Reader
-from qa.spans import best_spans, context_token_mask, trim_span
+from qa.spans import best_spans, context_token_mask, only_function_words, trim_span
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +114,87 @@ def test_trim_span_cleans_edges():
     for raw, want in [("1624.", "1624"), ("(30 000 hommes", "30 000 hommes"), (" 2006, ", "2006"), ("etc.", "etc."), ("(a)", "(a)")]:
         s, e = trim_span(raw, 0, len(raw))
         assert raw[s:e] == want
+
+
+def test_spans_of_function_words_alone_are_never_answers(tokenizer):
+    for text in ("à", "de la", "l'", "d’", "Le", "à la"):
+        assert only_function_words(text), text
+    for text in ("Paris", "à Paris", "un", "aucune", "peu", "été", "2018", "", "..."):
+        assert not only_function_words(text), text
+    # the model's favourite span is "à": it is skipped, "Paris" comes first
+    a_id = tokenizer("à", add_special_tokens=False)["input_ids"][-1]
+    reader = Reader.from_model(MarkerQA(a_id), tokenizer, max_length=64, stride=16)
+    text = "Netflix va ouvrir un bureau à Paris."
+    (spans,) = reader.read("Où Netflix ouvre-t-il un bureau ?", [text], n_best=5)
+    assert spans and all(not only_function_words(s.text) for s in spans)
+    assert spans[0].text == "à Paris"
+
+
+class LengthCheckingQA(MarkerQA):
+    """Fails like BERT does on a window longer than the reader's max_length."""
+
+    def __init__(self, marker_id: int, max_length: int):
+        super().__init__(marker_id)
+        self.max_length = max_length
+
+    def forward(self, input_ids, attention_mask=None):
+        if input_ids.shape[1] > self.max_length:
+            raise RuntimeError(f"window of {input_ids.shape[1]} tokens")
+        return super().forward(input_ids, attention_mask)
+
+
+def test_concurrent_reads_keep_their_windows(tokenizer):
+    """The API reads from several threads with one tokenizer, whose truncation setting lives on the
+    shared backend: a question encoded (untruncated) in one thread must not leave another thread's
+    passage unsplit."""
+    import threading
+
+    reader = Reader.from_model(LengthCheckingQA(-1, 64), tokenizer, max_length=64, stride=16)
+    errors: list[BaseException] = []
+
+    def work(fn):
+        try:
+            for _ in range(60):
+                fn()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=work, args=(lambda: reader.read("Où est la réponse ?", [long_passage()]),)),
+        threading.Thread(target=work, args=(lambda: [reader._question("Une question " * 20) for _ in range(20)],)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+class SegmentRecordingQA(MarkerQA):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        self.token_type_ids = token_type_ids
+        return super().forward(input_ids, attention_mask)
+
+
+class SegmentTokenizer:
+    """A BERT-style tokenizer (segment ids: 0 for the question, 1 for the passage) around the real one."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def __call__(self, *args, **kwargs):
+        enc = self._inner(*args, **kwargs)
+        if len(args) == 2:
+            enc["token_type_ids"] = [[1 if s == 1 else 0 for s in enc.sequence_ids(i)] for i in range(len(enc["input_ids"]))]
+        return enc
+
+
+def test_segment_ids_reach_models_that_use_them(tokenizer):
+    model = SegmentRecordingQA(-1)
+    reader = Reader.from_model(model, SegmentTokenizer(tokenizer), max_length=64, stride=16)
+    reader.read("Qui dirige Netflix ?", ["Ted Sarandos dirige le contenu."])
+    types = model.token_type_ids
+    assert types is not None and types[0, 0] == 0 and types[0].max() == 1

@@ -312,6 +312,58 @@ def test_second_handle_sees_writes(tmp_path, embedder):
     b.close()
 
 
+def test_an_update_is_searchable_as_soon_as_it_commits(tmp_path, embedder, monkeypatch):
+    """The new indexes are built before the commit and swapped in with it: while the index files
+    are being written, a search already finds the updated text (never the old chunk ids, whose rows
+    are gone from SQLite)."""
+    import index.store as store_mod
+
+    store = IndexStore.open(tmp_path / "u", embedder)
+    store.add_documents(synth_docs(3))
+    seen: list[list[str]] = []
+    real_save = store_mod.dense_mod.save
+
+    def save_and_search(index, path):  # runs after the commit, before the files exist
+        seen.append([[h.document_id for h in store.search("Autorité des marchés financiers séance", top_k=1, mode=mode)] for mode in ("bm25", "dense")])
+        return real_save(index, path)
+
+    monkeypatch.setattr(store_mod.dense_mod, "save", save_and_search)
+    d = synth_docs(3)[1]
+    store.add_documents([Document(id=d.id, title=d.title, text=d.text + " Le président de l'Autorité des marchés financiers commente la séance.", url=d.url, published=d.published)])
+    assert seen == [[["doc-001"], ["doc-001"]]]
+    store.close()
+
+
+def test_index_files_that_fail_to_be_written_are_rebuilt(tmp_path, embedder, monkeypatch):
+    """A write whose index files cannot be written (disk full) has committed: this process serves
+    it, another handle rebuilds the files on refresh (nobody holds the write lock), and so does a
+    fresh open."""
+    import index.store as store_mod
+
+    a = IndexStore.open(tmp_path / "f", embedder)
+    b = IndexStore.open(tmp_path / "f", embedder)
+    a.add_documents(synth_docs(2))
+    assert b.refresh() is True
+
+    def disk_full(index, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_mod.dense_mod, "save", disk_full)
+    with pytest.raises(OSError):
+        a.add_documents(synth_docs(3, prefix="new"))
+    monkeypatch.undo()
+    assert a.counts()["documents"] == 5
+    assert a.search("vendanges en Bourgogne", top_k=1, mode="bm25")[0].document_id == "new-002"
+    assert b.refresh() is True and b.search("vendanges en Bourgogne", top_k=1, mode="dense")[0].document_id == "new-002"
+    b.check_consistency()
+    a.close()
+    b.close()
+    c = IndexStore.open(tmp_path / "f", embedder)
+    c.check_consistency()
+    assert c.counts() == {"documents": 5, "chunks": 5}
+    c.close()
+
+
 # ------------------------------------------------------------------------------------ crash safety
 
 POINTS = {  # crash point inside a write -> is that write visible afterwards?
