@@ -25,6 +25,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
@@ -210,7 +211,9 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
             if owned and hasattr(svc, "close"):
                 await run_in_threadpool(svc.close)
 
-    app = FastAPI(
+    # the interactive docs (/docs, /redoc) from files shipped in a package: FastAPI's default pages
+    # load Swagger UI from a CDN, blank on machines without internet access
+    app = FastAPIOffline(
         title="qa-search",
         version=VERSION,
         summary="Recherche sémantique et questions-réponses extractives sur des articles de presse en français.",

@@ -194,3 +194,18 @@ def test_key_prompt_on_401(page, base_url):
     page.click("#ask-button")
     expect(page.locator("#key-row")).to_be_visible(timeout=10_000)
     assert "clé" in page.locator("#status").inner_text()
+
+
+def test_interactive_docs_work_without_internet(page, base_url):
+    """/docs and /redoc load their scripts from this server (FastAPI's defaults use a CDN that an
+    offline machine cannot reach), and the operations render. (ReDoc's "powered by" logo still
+    points to its site: an image, nothing breaks without it.)"""
+    outside: list[str] = []
+    needed = {"document", "script", "stylesheet", "fetch", "xhr"}
+    page.on("request", lambda req: outside.append(req.url) if req.resource_type in needed and not req.url.startswith((base_url, "blob:")) else None)
+    page.goto(base_url + "/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/ask").first).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator(".opblock-summary-path", has_text="/documents/{doc_id}").first).to_be_visible()
+    page.goto(base_url + "/redoc")
+    expect(page.get_by_text("/documents/{doc_id}").first).to_be_attached(timeout=TIMEOUT_MS)
+    assert outside == [], outside
