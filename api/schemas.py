@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
 
 from index.retrieval import period_bounds
+from index.text import has_words
 
 MAX_QUESTION_CHARS = 1_000
 MAX_CONTEXT_CHARS = 100_000
@@ -34,15 +35,11 @@ _TEXT_LIMITS = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS}
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
-def _has_words(value: str) -> bool:
-    return any(ch.isalnum() for ch in value)
-
-
 def _clean_text(value: str, field: str, max_chars: int | None = None) -> str:
     value = value.strip()
     if not value:
         raise ValueError(f"{field} must not be empty or only whitespace")
-    if not _has_words(value):
+    if not has_words(value):
         raise ValueError(f"{field} must contain at least one letter or digit")
     if max_chars is not None and len(value) > max_chars:
         raise ValueError(f"{field} must be at most {max_chars} characters (got {len(value)})")
@@ -137,7 +134,7 @@ class ExtractRequest(_Strict):
     def _context(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("context must not be empty or only whitespace")
-        if not _has_words(v):
+        if not has_words(v):
             raise ValueError("context must contain at least one letter or digit")
         return v  # not stripped: offsets refer to the text as sent
 
@@ -170,7 +167,7 @@ class DocumentIn(_Strict):
     def _text(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("text must not be empty or only whitespace")
-        if not _has_words(v):
+        if not has_words(v):
             raise ValueError("text must contain at least one letter or digit")
         return v  # kept as sent: answer offsets refer to it
 

@@ -150,7 +150,7 @@ def _read_text(path: Path) -> str:
 def _load_text(path: Path) -> list[Document]:
     text = _read_text(path)
     title, url, published = text_metadata(text)
-    return [Document(id=path.stem, text=text, title=title, url=url, published=published, metadata={"source_file": path.name})]
+    return [Document(id=path.stem, text=text, title=title, url=url, published=published, metadata={"source_file": str(path)})]
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,7 +162,12 @@ def _load_html(path: Path) -> list[Document]:
     import trafilatura
 
     html = _read_text(path)
-    doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, include_tables=True, favor_recall=True)
+    # the date only from the page's markup (meta tags, <time>, URL): the extensive search guesses one
+    # from any year in the text ("en 2015" -> 2015-01-01), which date filters would then trust
+    doc = trafilatura.bare_extraction(
+        html, with_metadata=True, include_comments=False, include_tables=True, favor_recall=True,
+        date_extraction_params={"extensive_search": False, "original_date": True},
+    )
     text = (getattr(doc, "text", None) or "") if doc is not None else ""
     if not text.strip():
         raise _Skip("no main text found in the HTML")
@@ -173,7 +178,7 @@ def _load_html(path: Path) -> list[Document]:
             published = normalize_date(raw_date)
         except ValueError:
             published = None
-    meta = {"source_file": path.name}
+    meta = {"source_file": str(path)}
     for key in ("author", "sitename", "description"):
         val = getattr(doc, key, None)
         if val:
@@ -204,7 +209,11 @@ def record_to_document(rec, default_id: str) -> Document:
     metadata = rec.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ValueError("'metadata' must be an object")
-    return Document(id=doc_id.strip(), text=text, title=title or None, url=url or None, published=normalize_date(rec.get("published")), metadata=metadata)
+    try:
+        published = normalize_date(rec.get("published"))
+    except ValueError as exc:
+        raise ValueError(f"'published': {exc}") from None
+    return Document(id=doc_id.strip(), text=text, title=title or None, url=url or None, published=published, metadata=metadata)
 
 
 def _load_json(path: Path) -> tuple[list[Document], list[IngestError]]:
@@ -217,11 +226,18 @@ def _load_json(path: Path) -> tuple[list[Document], list[IngestError]]:
     if isinstance(data, dict) and isinstance(data.get("documents"), list):
         records = data["documents"]
     docs, errors = [], []
-    for n, rec in enumerate(records):
+    first: dict[str, int] = {}
+    for n, rec in enumerate(records, start=1):  # counted from 1, as JSONL lines are
         try:
-            docs.append(record_to_document(rec, f"{path.stem}-{n}" if len(records) > 1 else path.stem))
+            doc = record_to_document(rec, f"{path.stem}-{n - 1}" if len(records) > 1 else path.stem)
         except ValueError as exc:
             errors.append(IngestError(str(path), None, f"record {n}: {exc}"))
+            continue
+        if doc.id in first:
+            errors.append(IngestError(str(path), None, f"record {n}: duplicate document id {doc.id!r} (already record {first[doc.id]}); skipped"))
+            continue
+        first[doc.id] = n
+        docs.append(doc)
     return docs, errors
 
 
@@ -230,6 +246,7 @@ def _load_jsonl(path: Path) -> tuple[list[Document], list[IngestError]]:
     if not data.strip():
         raise _Skip("empty file")
     docs, errors = [], []
+    first_line: dict[str, int] = {}
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
@@ -244,9 +261,15 @@ def _load_jsonl(path: Path) -> tuple[list[Document], list[IngestError]]:
             errors.append(IngestError(str(path), lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"))
             continue
         try:
-            docs.append(record_to_document(rec, f"{path.stem}-{lineno}"))
+            doc = record_to_document(rec, f"{path.stem}-{lineno}")
         except ValueError as exc:
             errors.append(IngestError(str(path), lineno, str(exc)))
+            continue
+        if doc.id in first_line:
+            errors.append(IngestError(str(path), lineno, f"duplicate document id {doc.id!r} (already on line {first_line[doc.id]}); skipped"))
+            continue
+        first_line[doc.id] = lineno
+        docs.append(doc)
     return docs, errors
 
 
@@ -262,7 +285,12 @@ def _expand(paths: list[Path]) -> tuple[list[Path], list[IngestError]]:
         if p.is_dir():
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p)
-                if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES and not any(part.startswith(".") for part in rel.parts):
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                if f.is_symlink() and (f.is_dir() or not f.exists()):  # rglob does not enter linked folders
+                    reason = "a link to a folder: not followed (index its target)" if f.exists() else "a broken link"
+                    errors.append(IngestError(str(f), None, reason))
+                elif f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES:
                     files.append(f)
         elif p.is_file():
             if p.suffix.lower() in SUPPORTED_SUFFIXES:

@@ -140,12 +140,17 @@ class RecordedEmbedder:
         self._no_model()
 
 
+def index_exists(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds an index (commands that only read must not create one)."""
+    return (Path(data_dir) / DB_NAME).is_file()
+
+
 def _open_read_only(data_dir: Path) -> sqlite3.Connection | None:
     """A read-only connection to the index at ``data_dir``, its schema version checked; None when there
     is no index there (nothing is created)."""
-    db = Path(data_dir) / DB_NAME
-    if not db.is_file():
+    if not index_exists(data_dir):
         return None
+    db = Path(data_dir) / DB_NAME
     conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
     try:
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -456,12 +461,13 @@ class IndexStore:
         if dense is None or keyword is None:
             if not repair:
                 return None
+            say = log.info if gen else log.debug  # generation 0: a new, empty index, nothing to report
             if dense is None:
-                log.info("rebuilding the dense index of generation %d from stored vectors", gen)
+                say("rebuilding the dense index of generation %d from stored vectors", gen)
                 dense = self._build_dense(conn)
                 dense_mod.save(dense, dpath)
             if keyword is None:
-                log.info("rebuilding the BM25 index of generation %d from stored terms", gen)
+                say("rebuilding the BM25 index of generation %d from stored terms", gen)
                 keyword = self._build_keyword(conn)
                 keyword.save(kpath)
         return _Snapshot(gen, dense, keyword, ids, chunk_doc, docs)

@@ -171,6 +171,11 @@ voila vos votre vous y
 STOP_WORDS = frozenset(_STOP.split())
 
 
+def has_words(text: str) -> bool:
+    """At least one letter or digit: "???" or a zero-width space is no question and no document."""
+    return any(ch.isalnum() for ch in text)
+
+
 def fold(text: str) -> str:
     """Lowercase and strip accents: "Événement Œuvre" -> "evenement oeuvre"."""
     text = text.translate(_LIGATURES).lower()

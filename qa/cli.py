@@ -59,13 +59,35 @@ def _guard(fn, *args, **kwargs):
         _fail(str(exc))
 
 
-def _open_store(settings: Settings, rebuild: bool = False):
-    """The embedder and the index, as configured (what `index` and `search` need, no reader)."""
+def _need_index(data_dir: Path) -> None:
+    """Commands that read the index fail on a missing one (a mistyped QA_DATA_DIR) instead of
+    creating an empty index and finding nothing."""
+    from index.store import index_exists
+
+    if not index_exists(data_dir):
+        _fail(f"no index at {data_dir}: run `qa index data/articles` first (or set QA_DATA_DIR to your index)")
+
+
+def _opening(settings: Settings, fn, *args, **kwargs):
+    """``fn`` opening the index, a damaged one as one line."""
+    import sqlite3
+
+    try:
+        return _guard(fn, *args, **kwargs)
+    except sqlite3.DatabaseError as exc:
+        _fail(f"cannot read the index at {settings.data_dir}: {exc}")
+
+
+def _open_store(settings: Settings, rebuild: bool = False, create: bool = False):
+    """The embedder and the index, as configured (what `index` and `search` need, no reader);
+    ``create``: a missing index is created (only `qa index` writes one)."""
     from index.embeddings import Embedder
     from index.store import IndexStore
 
+    if not create:
+        _need_index(settings.data_dir)
     emb = _guard(Embedder, settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, source=settings.e5_source)
-    return _guard(IndexStore.open, settings.data_dir, emb, rebuild=rebuild, **settings.store_options())
+    return _opening(settings, IndexStore.open, settings.data_dir, emb, rebuild=rebuild, **settings.store_options())
 
 
 def _read_index(settings: Settings, fn):
@@ -88,7 +110,22 @@ def _catalog(settings: Settings):
 def _service(settings: Settings):
     from qa.pipeline import QAService
 
-    return _guard(QAService.from_settings, settings)
+    _need_index(settings.data_dir)
+    return _opening(settings, QAService.from_settings, settings)
+
+
+def _check_text(value: str, what: str) -> str:
+    """A question or query as given on the command line: stripped, UTF-8, with a word in it."""
+    from index.text import has_words
+
+    if any("\ud800" <= ch <= "\udfff" for ch in value):  # undecodable bytes, kept as surrogates by Python
+        _fail(f"the {what} is not valid UTF-8 text")
+    value = value.strip()
+    if not value:
+        _fail(f"the {what} is empty")
+    if not has_words(value):
+        _fail(f"the {what} has no letter or digit")
+    return value
 
 
 def _filters(document_ids: list[str] | None, source: str | None, after: str | None, before: str | None):
@@ -135,7 +172,7 @@ def models(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
 
 @app.command()
 def index(
-    paths: list[Path] = typer.Argument(..., help="Files or folders (.txt .md .html .json .jsonl)"),
+    paths: list[str] = typer.Argument(..., help="Files or folders (.txt .md .html .json .jsonl)"),
     rebuild: bool = typer.Option(False, help="Re-chunk and re-embed every stored document with the configured model (after a model change); nothing is lost"),
     batch_docs: int = typer.Option(500, "--batch-docs", min=1, help="Documents written per atomic step: an interrupted run keeps the steps done, and running it again resumes"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -146,17 +183,24 @@ def index(
     from index.ingest import load_documents
 
     t0 = time.time()
-    missing = [p for p in paths if not p.exists()]
+    if any(not p.strip() for p in paths):  # qa index "$UNSET": not the current folder
+        _fail("an empty path was given")
+    missing = [p for p in paths if not Path(p).exists()]
     if missing:
         _fail(f"no such file or folder: {missing[0]}")
-    docs, errors = load_documents(paths)
+    docs, errors = load_documents([Path(p) for p in paths])
     for e in errors:
         where = f"{e.path}:{e.line}" if e.line else e.path
         typer.echo(f"skipped {where}: {e.reason}", err=True)
 
     from index.store import AddReport, add_in_batches
 
-    store = _open_store(settings, rebuild=rebuild)
+    store = _open_store(settings, rebuild=rebuild, create=True)
+    for d, old_source in _replaced_from_other_files(store, docs):
+        typer.echo(
+            f"warning: document {d.id!r} was indexed from {old_source}; {d.metadata['source_file']} has the same "
+            "name (the id) and another text, and replaces it: rename one of the files to keep both", err=True,
+        )
     rep, done = AddReport(), 0
     try:
         for done, batch_rep in add_in_batches(store, docs, batch_docs, progress=sys.stderr.isatty()):
@@ -172,10 +216,23 @@ def index(
     typer.echo(
         f"documents: {len(docs)} read ({rep.documents_added} added, {rep.documents_updated} updated, {rep.documents_unchanged} unchanged), "
         f"chunks: {rep.chunks_added} embedded, {rep.chunks_removed} removed, index now {counts['documents']} documents / {counts['chunks']} chunks, "
-        f"skipped: {len(errors)} files with errors, {time.time() - t0:.1f}s"
+        f"skipped: {len(errors)} (files or records, listed above), {time.time() - t0:.1f}s"
     )
-    if errors and not docs:
+    if errors:  # what could be read is indexed; the status tells scripts that something was not
         raise typer.Exit(1)
+
+
+def _replaced_from_other_files(store, docs):
+    """Documents read from a file whose name (the id) an indexed document from another file already
+    has, with another text: indexing them replaces that document, which must not happen silently."""
+    for d in docs:
+        source = d.metadata.get("source_file")
+        if source is None:
+            continue
+        old = store.get_document(d.id)
+        old_source = (old.metadata or {}).get("source_file") if old is not None else None
+        if old_source and old_source != source and old.text != d.text:
+            yield d, old_source
 
 
 @app.command()
@@ -194,8 +251,7 @@ def search(
     _setup_logging(settings)
     if mode not in ("hybrid", "dense", "bm25"):
         _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
-    if not query.strip():
-        _fail("the query is empty")
+    query = _check_text(query, "query")
 
     store = _open_store(settings)
     t0 = time.perf_counter()
@@ -269,7 +325,10 @@ def docs_show(
 
 
 @docs_app.command("delete")
-def docs_delete(doc_id: str = typer.Argument(..., help="Document id (see `qa docs list`)")) -> None:
+def docs_delete(
+    doc_id: str = typer.Argument(..., help="Document id (see `qa docs list`)"),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly the DELETE /documents/{id} response"),
+) -> None:
     """Remove a document and its passages from the index."""
     from index.store import IndexStore, recorded_embedder
 
@@ -286,20 +345,42 @@ def docs_delete(doc_id: str = typer.Argument(..., help="Document id (see `qa doc
     store.close()
     if not deleted:
         _fail(f"no document {doc_id!r} in {settings.data_dir} (see `qa docs list`)")
+    if as_json:
+        from api.schemas import DeleteResponse
+
+        typer.echo(json.dumps(DeleteResponse(id=doc_id, deleted=True).model_dump(mode="json"), ensure_ascii=False, indent=1))
+        return
     typer.echo(f"deleted {doc_id}; index now {counts['documents']} documents / {counts['chunks']} chunks")
 
 
-def _stdin_questions():
-    """Questions from stdin, one a line (blank lines skipped); a prompt when a person is typing them."""
+def _stdin_questions(skipped: list[int]):
+    """Questions from stdin, one a line (blank lines skipped); a prompt when a person is typing them.
+    A line that is not UTF-8 or has no word is reported, its number added to ``skipped``, and the
+    rest are still answered."""
+    from index.text import has_words
+
     prompt = sys.stdin.isatty()
+    n = 0
     while True:
         if prompt:
             typer.echo("question> ", err=True, nl=False)
-        line = sys.stdin.readline()
-        if not line:
+        raw = sys.stdin.buffer.readline()
+        if not raw:
             return
-        if line.strip():
-            yield line.strip()
+        n += 1
+        try:
+            line = raw.decode("utf-8-sig" if n == 1 else "utf-8").strip()
+        except UnicodeDecodeError as exc:
+            typer.echo(f"error: stdin line {n}: not UTF-8 text (byte {exc.start}), skipped", err=True)
+            skipped.append(n)
+            continue
+        if not line:
+            continue
+        if not has_words(line):
+            typer.echo(f"error: stdin line {n}: no letter or digit, skipped", err=True)
+            skipped.append(n)
+            continue
+        yield line
 
 
 @app.command()
@@ -314,20 +395,23 @@ def ask(
     settings = _settings()
     _setup_logging(settings)
     many = question == "-"
-    if not many and not question.strip():
-        _fail("the question is empty")
+    if not many:
+        question = _check_text(question, "question")
     if mode not in ("hybrid", "dense", "bm25"):
         _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
     from qa.render import render_ask
     from qa.serialize import ask_payload
 
     svc = _service(settings)
-    for q in _stdin_questions() if many else [question]:
+    skipped: list[int] = []
+    for q in _stdin_questions(skipped) if many else [question]:
         result = svc.ask(q, top_k=top_k, max_answers=max_answers, mode=mode)
         if as_json:  # JSON Lines when reading many questions, so that each response is one line
             typer.echo(json.dumps(ask_payload(result), ensure_ascii=False, indent=None if many else 1))
         else:
             typer.echo(render_ask(result) + ("\n" if many else ""))
+    if skipped:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -339,7 +423,15 @@ def extract(
     """Run the reader alone on a given context."""
     settings = _settings()
     _setup_logging(settings)
-    text = sys.stdin.read() if str(context_file) == "-" else _read_text(context_file)
+    question = _check_text(question, "question")
+    raw = sys.stdin.buffer.read() if str(context_file) == "-" else _read_bytes(context_file)
+    where = "stdin" if str(context_file) == "-" else str(context_file)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        _fail(f"{where}: not UTF-8 text (byte {exc.start})")
+    if not text.strip():
+        _fail(f"{where}: the context is empty")
     from qa.pipeline import configure_torch, load_reader, QAService
 
     configure_torch(settings)
@@ -349,14 +441,16 @@ def extract(
     typer.echo(json.dumps({"question": question, "answers": [asdict(a) for a in answers], "no_answer": not answers}, ensure_ascii=False, indent=1))
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except FileNotFoundError:
         _fail(f"no such file: {path}")
-    except UnicodeDecodeError as exc:
-        _fail(f"{path}: not UTF-8 text (byte {exc.start})")
-    return ""
+    except IsADirectoryError:
+        _fail(f"{path} is a folder: give a text file")
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+    return b""
 
 
 @app.command()
@@ -381,17 +475,22 @@ def eval_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON report here"),
     errors: bool = typer.Option(False, "--errors", help="List the questions answered wrongly"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="SQuAD files: use this existing index instead of a temporary one"),
-    limit: int = typer.Option(0, help="Evaluate only the first N questions (0 = all)"),
+    limit: int = typer.Option(0, min=0, help="Evaluate only the first N questions (0 = all)"),
     corpus: Optional[list[Path]] = typer.Option(None, "--corpus", help="SQuAD files whose paragraphs are indexed too (distractors)"),
 ) -> None:
     """Measure retrieval, reader and end-to-end answers against a gold set."""
     settings = _settings()
     _setup_logging(settings)
-    from qa.evaluation import GoldFormatError, run_eval
+    from qa.evaluation import EvalSetupError, run_eval
 
+    # checked before the models load and the questions run, not after
+    if mode not in ("hybrid", "dense", "bm25"):
+        _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
+    if out is not None and not out.parent.is_dir():
+        _fail(f"--out {out}: no such folder {out.parent}")
     try:
-        report = _guard(run_eval, settings, gold, top_k=top_k, mode=mode, data_dir=data_dir, limit=limit, corpus=corpus)
-    except GoldFormatError as exc:
+        report = _opening(settings, run_eval, settings, gold, top_k=top_k, mode=mode, data_dir=data_dir, limit=limit, corpus=corpus)
+    except EvalSetupError as exc:
         _fail(str(exc))
     from qa.evaluation import render_report
 

@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 RECALL_AT = (1, 3, 5, 10)
 
 
-class GoldFormatError(ValueError):
-    """The gold file is malformed; the message names the file and line."""
+class EvalSetupError(ValueError):
+    """An evaluation that cannot start (gold file, index); the message says what to fix."""
+
+
+class GoldFormatError(EvalSetupError):
+    """The gold file is malformed; the message names the file and the line or field."""
 
 
 @dataclass
@@ -61,7 +65,8 @@ def load_gold(path: Path) -> GoldSet:
         try:
             whole = json.loads(raw)
         except json.JSONDecodeError as exc:
-            if stripped.startswith("{") and '"data"' in stripped[:200]:  # a SQuAD file with a syntax error
+            # a SQuAD file with a syntax error, unless its first line is a whole object (JSONL)
+            if stripped.startswith("{") and '"data"' in stripped[:200] and not _is_object(stripped.splitlines()[0]):
                 raise GoldFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
             whole = None  # JSONL: read line by line below, which names the bad line
         if isinstance(whole, dict) and "data" in whole:
@@ -71,6 +76,13 @@ def load_gold(path: Path) -> GoldSet:
         if isinstance(whole, dict) and "question" not in whole:
             raise GoldFormatError(f"{path}: neither a SQuAD file (no \"data\" list) nor JSONL questions (no \"question\" field)")
     return _load_jsonl(raw, path)
+
+
+def _is_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 def _load_jsonl(raw: str, path: Path) -> GoldSet:
@@ -110,18 +122,52 @@ def paragraph_id(title: str, context: str) -> str:
 
 
 def _load_squad(data: dict, path: Path) -> GoldSet:
+    """SQuAD JSON, every field checked: an error names its place (``data[0].paragraphs[2].qas[1].question``)."""
+
+    def bad(where: str, what: str) -> GoldFormatError:
+        return GoldFormatError(f"{path}: {where} {what}")
+
     items, docs = [], []
-    try:
-        for a, art in enumerate(data["data"]):
-            title = art.get("title") or f"article {a}"
-            for p, para in enumerate(art["paragraphs"]):
-                pid = paragraph_id(title, para["context"])
-                docs.append(Document(pid, para["context"], title=title, metadata={"article": title}))
-                for qa in para["qas"]:
-                    answers = [x["text"].strip() for x in qa.get("answers", []) if x.get("text", "").strip()]
-                    items.append(GoldItem(str(qa["id"]), qa["question"], answers, [pid], pid, para["context"], title))
-    except (KeyError, TypeError) as exc:
-        raise GoldFormatError(f"{path}: not SQuAD format (missing {exc})") from exc
+    if not isinstance(data["data"], list):
+        raise bad("data", "must be a list of articles")
+    for a, art in enumerate(data["data"]):
+        aw = f"data[{a}]"
+        if not isinstance(art, dict):
+            raise bad(aw, 'must be an object {"title", "paragraphs"}')
+        title = art.get("title")
+        if title is not None and not isinstance(title, str):
+            raise bad(f"{aw}.title", "must be a string")
+        title = title or f"article {a}"
+        if not isinstance(art.get("paragraphs"), list):
+            raise bad(f"{aw}.paragraphs", "must be a list")
+        for p, para in enumerate(art["paragraphs"]):
+            pw = f"{aw}.paragraphs[{p}]"
+            if not isinstance(para, dict):
+                raise bad(pw, 'must be an object {"context", "qas"}')
+            context = para.get("context")
+            if not isinstance(context, str) or not context.strip():
+                raise bad(f"{pw}.context", "must be a non-empty string")
+            if not isinstance(para.get("qas", []), list):
+                raise bad(f"{pw}.qas", "must be a list")
+            pid = paragraph_id(title, context)
+            docs.append(Document(pid, context, title=title, metadata={"article": title}))
+            for q, qa in enumerate(para.get("qas", [])):
+                qw = f"{pw}.qas[{q}]"
+                if not isinstance(qa, dict):
+                    raise bad(qw, 'must be an object {"id", "question", "answers"}')
+                question = qa.get("question")
+                if not isinstance(question, str) or not question.strip():
+                    raise bad(f"{qw}.question", "must be a non-empty string")
+                answers = qa.get("answers", [])
+                if not isinstance(answers, list) or not all(isinstance(x, dict) and isinstance(x.get("text"), str) for x in answers):
+                    raise bad(f"{qw}.answers", 'must be a list of {"text", "answer_start"} objects ([] = unanswerable)')
+                qid = qa.get("id", f"{a}.{p}.{q}")
+                if not isinstance(qid, (str, int)) or isinstance(qid, bool):
+                    raise bad(f"{qw}.id", "must be a string")
+                texts = [x["text"].strip() for x in answers if x["text"].strip()]
+                items.append(GoldItem(str(qid), question, texts, [pid], pid, context, title))
+    if not items:
+        raise GoldFormatError(f"{path}: no questions found (every paragraph's \"qas\" is empty)")
     return GoldSet(items, docs, kind="squad")
 
 
@@ -134,6 +180,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "hybrid", data_dir: Path | None = None, limit: int = 0, corpus: list[Path] | None = None) -> dict:
     """Evaluate; ``corpus`` SQuAD files add their paragraphs to the index as distractors."""
+    from index.store import index_exists
     from qa.pipeline import QAService
 
     gold = load_gold(gold_path)
@@ -149,6 +196,8 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
         tmp = tempfile.TemporaryDirectory(prefix="qa-eval-")
         data_dir = Path(tmp.name)
     svc_settings = settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
+    if gold.kind == "jsonl" and not index_exists(svc_settings.data_dir):  # reading must not create one
+        raise EvalSetupError(f"no index at {svc_settings.data_dir}: run `qa index data/articles` first (or set QA_DATA_DIR to your index)")
     svc = QAService.from_settings(svc_settings)
     try:
         to_index = (gold.documents if gold.kind == "squad" else []) + extra_docs

@@ -63,3 +63,44 @@ def test_search_date_filters_take_partial_dates(seed_index):
     assert years("--after", "2017-01-01", "--before", "2017-12-31") == {"2017"}
     bad = _run(["search", "Netflix", "--after", "hier"], seed_index)
     assert bad.exit_code == 1 and "--after must be a date like 2018-01-31, 2018-01 or 2018" in bad.stderr
+
+
+def _run_bytes(args: list[str], data_dir: Path, stdin: bytes):
+    return CliRunner().invoke(app, args, input=stdin, env={"QA_DATA_DIR": str(data_dir)})
+
+
+def test_bad_lines_on_stdin_are_reported_and_the_rest_answered(seed_index):
+    res = _run_bytes(["ask", "-", "--json"], seed_index, "Qui dirige le contenu de Netflix ?\n".encode() + b"O\xf9 est le si\xe8ge ?\n???\n" + "Où Netflix ouvre-t-il un bureau ?\n".encode())
+    assert res.exit_code == 1  # something was skipped
+    assert [json.loads(line)["question"] for line in res.stdout.splitlines()] == ["Qui dirige le contenu de Netflix ?", "Où Netflix ouvre-t-il un bureau ?"]
+    assert "error: stdin line 2: not UTF-8 text (byte 1), skipped" in res.stderr
+    assert "error: stdin line 3: no letter or digit, skipped" in res.stderr
+
+
+def test_extract_checks_its_input(seed_index, tmp_path):
+    ctx = tmp_path / "ctx.txt"
+    ctx.write_text("Netflix va ouvrir un bureau à Paris.", encoding="utf-8")
+    ok = _run(["extract", "Où Netflix ouvre-t-il un bureau ?", str(ctx)], seed_index)
+    assert ok.exit_code == 0, ok.stderr
+    answers = json.loads(ok.stdout)["answers"]
+    assert answers[0]["text"] == "Paris" and all(a["text"] != "à" for a in answers)
+    cases = [
+        (["extract", "???", str(ctx)], "error: the question has no letter or digit"),
+        (["extract", "  ", str(ctx)], "error: the question is empty"),
+        (["extract", "Où ?", str(tmp_path)], f"error: {tmp_path} is a folder: give a text file"),
+        (["extract", "Où ?", str(tmp_path / "none.txt")], f"error: no such file: {tmp_path / 'none.txt'}"),
+    ]
+    for args, message in cases:
+        res = _run(args, seed_index)
+        assert res.exit_code == 1 and res.stderr.strip() == message, res.stderr
+    latin = _run_bytes(["extract", "Où ?", "-"], seed_index, b"Caf\xe9 \xe0 Paris")
+    assert latin.exit_code == 1 and latin.stderr.strip() == "error: stdin: not UTF-8 text (byte 3)"
+    blank = _run_bytes(["extract", "Où ?", "-"], seed_index, b"  \n")
+    assert blank.exit_code == 1 and blank.stderr.strip() == "error: stdin: the context is empty"
+
+
+def test_arguments_that_are_not_utf8_are_one_line(seed_index):
+    # a Latin-1 terminal: Python keeps the undecodable byte as a lone surrogate ("caf\udce9")
+    for args, message in ((["search", "caf\udce9 Netflix"], "error: the query is not valid UTF-8 text"), (["ask", "caf\udce9 ?"], "error: the question is not valid UTF-8 text")):
+        res = _run(args, seed_index)
+        assert res.exit_code == 1 and res.stderr.strip() == message, res.stderr

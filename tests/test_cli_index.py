@@ -109,3 +109,45 @@ def test_index_errors_are_one_clear_line(tmp_path):
     assert missing.returncode == 1 and missing.stderr.strip() == f"error: no such file or folder: {tmp_path / 'nope'}"
     bad = _qa("index", "data/articles", "--batch-docs", "0", data_dir=tmp_path / "idx")
     assert bad.returncode == 2 and "--batch-docs" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_reading_commands_never_create_an_index(tmp_path):
+    """A mistyped QA_DATA_DIR: search and ask say there is no index (instead of creating an empty
+    one and finding nothing); a damaged one is one line too."""
+    typo = tmp_path / "typo"
+    for args in (["search", "Netflix"], ["ask", "Qui dirige Netflix ?"]):
+        res = _qa_here(*args, data_dir=typo)
+        assert res.returncode == 1 and res.stderr.strip() == f"error: no index at {typo}: run `qa index data/articles` first (or set QA_DATA_DIR to your index)"
+    assert not typo.exists()
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "index.sqlite3").write_text("not a database")
+    res = _qa_here("search", "Netflix", data_dir=damaged)
+    assert res.returncode == 1 and res.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
+
+
+def test_index_reports_what_it_skips_and_replaces(tmp_path):
+    data = tmp_path / "idx"
+    empty = _qa_here("index", "", data_dir=data)  # qa index "$UNSET": not the current folder
+    assert empty.returncode == 1 and empty.stderr.strip() == "error: an empty path was given"
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "note.txt").write_text("Note\n\nLe siège est à Lyon.", encoding="utf-8")
+    (first / "recs.jsonl").write_text('{"id": "r1", "text": "Bon."}\n{"id": "r2"}\n', encoding="utf-8")
+    res = _qa_here("index", str(first), data_dir=data)
+    # what could be read is indexed; the exit status says that something could not
+    assert res.returncode == 1 and f"skipped {first / 'recs.jsonl'}:2: missing or empty 'text'" in res.stderr
+    assert "2 read (2 added" in res.stdout and "skipped: 1 (files or records, listed above)" in res.stdout
+    # another file with the same name (the id) and another text replaces the document: said, not silent
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "note.txt").write_text("Autre note\n\nLe siège est à Nantes.", encoding="utf-8")
+    res = _qa_here("index", str(other), data_dir=data)
+    assert res.returncode == 0, res.stderr
+    assert f"warning: document 'note' was indexed from {first / 'note.txt'}; {other / 'note.txt'} has the same name" in res.stderr
+    assert "1 updated" in res.stdout
+    # re-indexing the same file: nothing to say
+    again = _qa_here("index", str(other), data_dir=data)
+    assert again.returncode == 0 and "warning" not in again.stderr and "1 unchanged" in again.stdout
+    deleted = _qa_here("docs", "delete", "note", "--json", data_dir=data)
+    assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"id": "note", "deleted": True}

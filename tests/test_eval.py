@@ -19,6 +19,16 @@ BAD_GOLD = [
     ('[{"id": "a", "question": "Qui ?", "answers": []}]', r"gold.jsonl: a JSON array; write one question object per line"),
     ('{"version": "v1.1"}', r"neither a SQuAD file"),
     ('{"version": "v1.1", "data": [\n{"title": "T",, }]}', r"gold.jsonl:2: invalid JSON"),  # a SQuAD file with a syntax error
+    # SQuAD files: the field at fault, by its place in the file
+    ('{"data": 5}', r"gold.jsonl: data must be a list of articles"),
+    ('{"data": ["x"]}', r"gold.jsonl: data\[0\] must be an object"),
+    ('{"data": []}', r"gold.jsonl: no questions found"),
+    ('{"data": [{"title": "T", "paragraphs": {"a": 1}}]}', r"data\[0\]\.paragraphs must be a list"),
+    ('{"data": [{"title": "T", "paragraphs": [{"context": 5, "qas": []}]}]}', r"data\[0\]\.paragraphs\[0\]\.context must be a non-empty string"),
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": []}]}]}', r"no questions found"),
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": null}]}]}]}', r"qas\[0\]\.question must be a non-empty string"),
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "Où ?", "answers": ["Paris"]}]}]}]}', r"qas\[0\]\.answers must be a list of"),
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "Où ?", "answers": [{"text": 5}]}]}]}]}', r"qas\[0\]\.answers must be a list of"),
 ]
 
 
@@ -40,6 +50,13 @@ def test_gold_files_as_editors_write_them(tmp_path):
     # pretty-printed, with "data" far from the start
     squad.write_bytes(("\ufeff" + json.dumps({"version": "v1.1", "notes": "n" * 300, "data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "q", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 0}]}]}]}]}, indent=2)).encode("utf-8"))
     assert load_gold(squad).kind == "squad"
+
+
+def test_jsonl_whose_first_line_mentions_data_is_jsonl(tmp_path):
+    f = tmp_path / "gold.jsonl"
+    f.write_text('{"id": "data", "question": "Où est le bureau ?", "answers": ["Paris"], "document_ids": []}\n{"id": "b", "question": "Qui ?", "answers": []}\n', encoding="utf-8")
+    gold = load_gold(f)
+    assert gold.kind == "jsonl" and [i.id for i in gold.items] == ["data", "b"]
 
 
 def test_squad_ids_are_stable_across_files(tmp_path):
@@ -81,3 +98,20 @@ def test_qa_eval_bad_gold_is_one_line(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"error: {bad}:2: expected an object with id, question, answers, document_ids"
+
+
+def test_qa_eval_checks_what_it_can_before_loading_models(tmp_path):
+    """A missing index, a bad mode or an --out folder that does not exist: one line, at once (not
+    after the models loaded and every question ran), and no index is created."""
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"id": "a", "question": "Qui ?", "answers": []}\n', encoding="utf-8")
+    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "typo")}
+    cases = [
+        (["--mode", "foo"], "error: --mode must be hybrid, dense or bm25, got 'foo'"),
+        (["--out", str(tmp_path / "nowhere" / "r.json")], f"error: --out {tmp_path / 'nowhere' / 'r.json'}: no such folder {tmp_path / 'nowhere'}"),
+        ([], f"error: no index at {tmp_path / 'typo'}: run `qa index data/articles` first (or set QA_DATA_DIR to your index)"),
+    ]
+    for extra, message in cases:
+        proc = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(gold), *extra], capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 1 and proc.stderr.strip() == message, proc.stderr
+    assert not (tmp_path / "typo").exists()

@@ -113,7 +113,7 @@ def test_bad_files_are_reported_and_the_rest_is_read(tmp_path):
     assert got[("blank.md", None)] == "empty file"
     assert "invalid JSON" in got[("recs.jsonl", 3)]
     assert "text" in got[("recs.jsonl", 4)]
-    assert "date" in got[("recs.jsonl", 5)]
+    assert got[("recs.jsonl", 5)].startswith("'published': ")  # the field is named
     assert "invalid JSON" in got[("broken.json", 1)]
     assert "unsupported" in got[("notes.pdf", None)]
     assert "no such file" in got[("missing.txt", None)]
@@ -125,6 +125,40 @@ def test_duplicate_ids_are_reported(tmp_path):
     (tmp_path / "b.jsonl").write_text(json.dumps({"id": "a", "text": "autre"}) + "\n", encoding="utf-8")
     docs, errors = load_documents([tmp_path])
     assert [d.id for d in docs] == ["a"] and "duplicate" in errors[0].reason
+
+
+def test_duplicates_and_json_records_are_located(tmp_path):
+    lines = [json.dumps({"id": "j1", "text": "Un."}), json.dumps({"id": "j2", "text": "Deux."}), json.dumps({"id": "j1", "text": "Encore."})]
+    (tmp_path / "recs.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    (tmp_path / "arr.json").write_text(json.dumps([{"id": "a1", "text": "Un."}, {"id": "a2"}, {"id": "a1", "text": "Trois."}]), encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    assert sorted(d.id for d in docs) == ["a1", "j1", "j2"]
+    got = sorted(str(e).split("/")[-1] for e in errors)
+    assert got == [
+        "arr.json: record 2: missing or empty 'text'",  # records are counted from 1, like lines
+        "arr.json: record 3: duplicate document id 'a1' (already record 1); skipped",
+        "recs.jsonl:3: duplicate document id 'j1' (already on line 1); skipped",
+    ]
+
+
+def test_html_without_a_dated_markup_has_no_date(tmp_path):
+    # a year in the text is no publication date (trafilatura's extensive search would say 2015-01-01)
+    page = HTML.split("<head>")[0] + "<head><title>Sans date</title></head><body><article><h1>Sans date</h1><p>" + "Netflix a lancé 16 séries en 2015 et en prévoit davantage. " * 5 + "</p></article></body></html>"
+    (tmp_path / "nodate.html").write_text(page, encoding="utf-8")
+    docs, errors = load_documents([tmp_path / "nodate.html"])
+    assert errors == [] and docs[0].published is None
+
+
+def test_links_to_folders_are_reported_not_silently_skipped(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.txt").write_text("Titre\ntexte", encoding="utf-8")
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "b.txt").write_text("Titre\nautre texte", encoding="utf-8")
+    (tmp_path / "top" / "linked").symlink_to(tmp_path / "real", target_is_directory=True)
+    (tmp_path / "top" / "broken.txt").symlink_to(tmp_path / "nowhere.txt")
+    docs, errors = load_documents([tmp_path / "top"])
+    assert [d.id for d in docs] == ["b"]
+    assert sorted((e.path.split("/")[-1], e.reason) for e in errors) == [("broken.txt", "a broken link"), ("linked", "a link to a folder: not followed (index its target)")]
 
 
 def test_normalize_date():
