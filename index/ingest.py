@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from index.schema import Document
+from index.text import has_words
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -144,6 +145,8 @@ def _read_text(path: Path) -> str:
         raise _Skip("binary file (NUL bytes)")
     if not text.strip():
         raise _Skip("empty file")
+    if not has_words(text):
+        raise _Skip("no letter or digit in the file")
     return text
 
 
@@ -197,6 +200,8 @@ def record_to_document(rec, default_id: str) -> Document:
     text = rec.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ValueError("missing or empty 'text'")
+    if not has_words(text):
+        raise ValueError("'text' has no letter or digit")
     doc_id = rec.get("id", default_id)
     if isinstance(doc_id, int) and not isinstance(doc_id, bool):
         doc_id = str(doc_id)
@@ -228,17 +233,25 @@ def _load_json(path: Path) -> tuple[list[Document], list[IngestError]]:
     docs, errors = [], []
     first: dict[str, int] = {}
     for n, rec in enumerate(records, start=1):  # counted from 1, as JSONL lines are
-        try:
-            doc = record_to_document(rec, f"{path.stem}-{n - 1}" if len(records) > 1 else path.stem)
-        except ValueError as exc:
-            errors.append(IngestError(str(path), None, f"record {n}: {exc}"))
-            continue
-        if doc.id in first:
-            errors.append(IngestError(str(path), None, f"record {n}: duplicate document id {doc.id!r} (already record {first[doc.id]}); skipped"))
-            continue
-        first[doc.id] = n
-        docs.append(doc)
+        _take_record(rec, f"{path.stem}-{n - 1}" if len(records) > 1 else path.stem, path, n, False, first, docs, errors)
     return docs, errors
+
+
+def _take_record(rec, default_id: str, path: Path, n: int, is_line: bool, first: dict[str, int], docs: list[Document], errors: list[IngestError]) -> None:
+    """Record ``n`` of a file (a JSONL line when ``is_line``, else an item of a JSON array) into
+    ``docs``, or what is wrong with it into ``errors``; ``first`` maps ids to where they were read."""
+    line, prefix = (n, "") if is_line else (None, f"record {n}: ")
+    try:
+        doc = record_to_document(rec, default_id)
+    except ValueError as exc:
+        errors.append(IngestError(str(path), line, f"{prefix}{exc}"))
+        return
+    if doc.id in first:
+        where = f"on line {first[doc.id]}" if is_line else f"record {first[doc.id]}"
+        errors.append(IngestError(str(path), line, f"{prefix}duplicate document id {doc.id!r} (already {where}); skipped"))
+        return
+    first[doc.id] = n
+    docs.append(doc)
 
 
 def _load_jsonl(path: Path) -> tuple[list[Document], list[IngestError]]:
@@ -260,16 +273,7 @@ def _load_jsonl(path: Path) -> tuple[list[Document], list[IngestError]]:
         except json.JSONDecodeError as exc:
             errors.append(IngestError(str(path), lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"))
             continue
-        try:
-            doc = record_to_document(rec, f"{path.stem}-{lineno}")
-        except ValueError as exc:
-            errors.append(IngestError(str(path), lineno, str(exc)))
-            continue
-        if doc.id in first_line:
-            errors.append(IngestError(str(path), lineno, f"duplicate document id {doc.id!r} (already on line {first_line[doc.id]}); skipped"))
-            continue
-        first_line[doc.id] = lineno
-        docs.append(doc)
+        _take_record(rec, f"{path.stem}-{lineno}", path, lineno, True, first_line, docs, errors)
     return docs, errors
 
 

@@ -33,6 +33,9 @@ def _setup_logging(settings: Settings, verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for ours in ("qa", "index", "api"):
         logging.getLogger(ours).setLevel(level)
+    # trafilatura warns "discarding data: None" for every page element it drops; our own message
+    # says when a page has no main text
+    logging.getLogger("trafilatura").setLevel(logging.ERROR)
     try:
         from transformers.utils import logging as hf_logging
 

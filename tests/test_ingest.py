@@ -103,6 +103,7 @@ def test_bad_files_are_reported_and_the_rest_is_read(tmp_path):
     ]
     (tmp_path / "recs.jsonl").write_text("\n".join(lines), encoding="utf-8")
     (tmp_path / "broken.json").write_text('{"id": "x", "text": ', encoding="utf-8")
+    (tmp_path / "dots.txt").write_text("...\n\u200b", encoding="utf-8")  # nothing a search could find
     (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4")  # unsupported types in a folder are ignored
     docs, errors = load_documents([tmp_path, tmp_path / "notes.pdf", tmp_path / "missing.txt"])
     assert sorted(d.id for d in docs) == ["good", "ok1", "ok2", "ok3"]
@@ -117,7 +118,8 @@ def test_bad_files_are_reported_and_the_rest_is_read(tmp_path):
     assert "invalid JSON" in got[("broken.json", 1)]
     assert "unsupported" in got[("notes.pdf", None)]
     assert "no such file" in got[("missing.txt", None)]
-    assert len(errors) == 9
+    assert got[("dots.txt", None)] == "no letter or digit in the file"
+    assert len(errors) == 10
 
 
 def test_duplicate_ids_are_reported(tmp_path):
