@@ -730,6 +730,7 @@ class IndexStore:
             raise
         g, ids, chunk_doc, docs_table = self._read_state(c)
         self._publish(_Snapshot(g, self._build_dense(c), self._build_keyword(c), ids, chunk_doc, docs_table))
+        log.info("re-chunked and re-embedded %d documents (%d chunks) with %s", len(docs), len(rows), self.embedder.identity)
 
     # -------------------------------------------------------------------------------------- reading
 
