@@ -55,7 +55,7 @@ from api.schemas import (
     SearchResponse,
 )
 from index.schema import Document, Filters
-from qa.settings import Settings
+from qa.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # imported lazily: qa.pipeline pulls in torch
     from qa.pipeline import QAService
@@ -184,7 +184,7 @@ WRITE = [Depends(require_write)]
 
 def create_app(settings: Settings | None = None, service: "QAService | None" = None) -> FastAPI:
     """App factory. With ``service=None`` the models are loaded once, in the lifespan."""
-    settings = settings or Settings()
+    settings = settings or load_settings()  # a bad QA_* variable: a SettingsError naming it
     if not logging.getLogger().handlers:
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log.setLevel(settings.log_level.upper())

@@ -19,7 +19,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="French seman
 
 
 def _settings() -> Settings:
-    return Settings()
+    from qa.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        _fail(str(exc))
 
 
 def _fail(message: str, code: int = 1) -> None:

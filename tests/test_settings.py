@@ -1,0 +1,39 @@
+"""The settings object: QA_* variables that cannot be used are named, with what they must be."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from qa.cli import app
+from qa.settings import SettingsError, load_settings
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"QA_TOP_K": "abc"}, "QA_TOP_K='abc': Input should be a valid integer"),
+        ({"QA_TOP_K": "0"}, "QA_TOP_K='0': Input should be greater than or equal to 1"),
+        ({"QA_RETRIEVAL_MODE": "fuzzy"}, "QA_RETRIEVAL_MODE='fuzzy': Input should be 'hybrid', 'dense' or 'bm25'"),
+        ({"QA_PORT": "70000"}, "QA_PORT='70000': Input should be less than or equal to 65535"),
+        ({"QA_LOG_LEVEL": "loud"}, "QA_LOG_LEVEL='LOUD': Input should be 'CRITICAL'"),
+        ({"QA_CORS_ORIGINS": "http://a.example"}, 'lists are written in JSON: ["https://a.example"]'),
+    ],
+)
+def test_bad_variables_are_named(monkeypatch, env, message):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError, match="bad setting: ") as info:
+        load_settings()
+    assert message in str(info.value)
+    # the CLI says it in one line, before doing anything
+    res = CliRunner().invoke(app, ["docs", "list"], env=env)
+    assert res.exit_code == 1 and res.stderr.strip() == f"error: {info.value}" and "Traceback" not in res.stderr
+
+
+def test_good_variables_are_read(monkeypatch):
+    monkeypatch.setenv("QA_LOG_LEVEL", "debug")
+    monkeypatch.setenv("QA_TOP_K", "7")
+    monkeypatch.setenv("QA_READER_QUANTIZE", "yes")
+    s = load_settings()
+    assert (s.log_level, s.top_k, s.reader_quantize) == ("DEBUG", 7, "all")
