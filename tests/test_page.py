@@ -80,7 +80,7 @@ def ask(page, base_url: str, question: str) -> None:
     # done: answers shown, or the no-answer state
     # (no string predicates: the page's CSP forbids eval, which wait_for_function would need)
     expect(page.locator("#results")).to_be_visible(timeout=TIMEOUT_MS)
-    expect(page.locator("#ask-button")).to_be_enabled(timeout=TIMEOUT_MS)
+    expect(page.locator("#results")).not_to_have_attribute("aria-busy", "true", timeout=TIMEOUT_MS)
 
 
 def test_answer_is_highlighted_and_cited(page, base_url, service, monkeypatch):
@@ -194,6 +194,77 @@ def test_key_prompt_on_401(page, base_url):
     page.click("#ask-button")
     expect(page.locator("#key-row")).to_be_visible(timeout=10_000)
     assert "clé" in page.locator("#status").inner_text()
+
+
+def test_a_newer_question_replaces_the_one_being_answered(page, base_url):
+    """Asking again while an answer is on its way asks the new question; the older answer never
+    shows under it."""
+    first, second = SHOWCASE_QUESTION, "Où Netflix va-t-il ouvrir un bureau ?"
+    page.goto(base_url + "/")
+    page.fill("#question", first)
+    page.press("#question", "Enter")
+    page.fill("#question", second)
+    page.press("#question", "Enter")
+    expect(page.locator("#results")).to_have_attribute("data-question", second, timeout=TIMEOUT_MS)
+    expect(page.locator("#results")).not_to_have_attribute("aria-busy", "true", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(3000)  # the first request, aborted, must not land later
+    assert page.locator("#results").get_attribute("data-question") == second
+    assert page.input_value("#question") == second and "Paris" in page.locator("#answers").inner_text()
+    assert not page.js_errors, page.js_errors
+
+
+def test_an_error_clears_the_previous_answers(page, base_url):
+    ask(page, base_url, SHOWCASE_QUESTION)
+    page.route("**/ask", lambda route: route.fulfill(status=500, content_type="application/json", body=json.dumps({"detail": "internal error", "request_id": "r1"})))
+    page.fill("#question", "Une autre question")
+    page.press("#question", "Enter")
+    expect(page.locator("#status")).to_contain_text("Erreur interne", timeout=10_000)
+    assert page.locator("#results").is_hidden()
+
+
+def test_too_long_or_word_less_questions_are_explained(page, base_url):
+    page.goto(base_url + "/")
+    asked: list[str] = []
+    page.on("request", lambda req: asked.append(req.url) if req.url.endswith("/ask") else None)
+    page.fill("#question", "Netflix " * 150)  # 1,199 characters: refused, not cut to 1,000 and sent
+    page.press("#question", "Enter")
+    expect(page.locator("#status")).to_contain_text("trop longue : 1", timeout=10_000)
+    assert asked == [] and "1 000 caractères au plus" in page.locator("#question-hint").inner_text()
+    page.fill("#question", "???")
+    page.press("#question", "Enter")
+    expect(page.locator("#status")).to_contain_text("au moins une lettre ou un chiffre", timeout=TIMEOUT_MS)
+
+
+def test_back_returns_to_the_previous_question(page, base_url):
+    first, second = SHOWCASE_QUESTION, "Où Netflix va-t-il ouvrir un bureau ?"
+    ask(page, base_url, first)
+    page.fill("#question", second)
+    page.press("#question", "Enter")
+    expect(page.locator("#results")).to_have_attribute("data-question", second, timeout=TIMEOUT_MS)
+    page.go_back()
+    expect(page.locator("#results")).to_have_attribute("data-question", first, timeout=TIMEOUT_MS)
+    assert page.input_value("#question") == first
+
+
+def test_long_words_wrap_on_a_phone(browser, base_url):
+    """A long id, title or URL wraps: the page never scrolls sideways on a 375-pixel screen."""
+    long_id = "x" * 120
+    fake = {
+        "question": "q", "no_answer": False, "took_ms": 1.0,
+        "answers": [{"text": "Zorglub" * 20, "score": 0.9, "document_id": long_id, "title": "T" * 150, "url": "https://example.org/" + "a" * 200,
+                     "published": None, "chunk_id": 1, "start": 0, "end": 140, "context": "Zorglub" * 20, "context_start": 0, "citations": []}],
+        "passages": [{"chunk_id": 1, "document_id": long_id, "title": "T" * 150, "url": None, "published": None, "text": "Zorglub" * 40, "start": 0, "end": 280, "score": 1.0}],
+    }
+    ctx = browser.new_context(viewport={"width": 375, "height": 800}, locale="fr-FR")
+    page = ctx.new_page()
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(fake)))
+    page.goto(base_url + "/")
+    page.fill("#question", "Une question")
+    page.press("#question", "Enter")
+    expect(page.locator("#answers > li")).to_have_count(1, timeout=10_000)
+    page.click("#passages-summary")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    ctx.close()
 
 
 def test_interactive_docs_work_without_internet(page, base_url):

@@ -21,6 +21,9 @@
   const MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
     "septembre", "octobre", "novembre", "décembre"];
   const KEY_STORAGE = "qa-search-key";
+  const MAX_CHARS = 1000; // the API's limit on a question
+  const TIMEOUT_MS = 90000; // a server that does not answer: say so, let the user retry
+  let inFlight = null; // the AbortController of the question being answered
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -131,7 +134,14 @@
     return div;
   }
 
-  function render(data) {
+  function clearResults() {
+    results.hidden = true;
+    answersEl.replaceChildren();
+    passagesEl.replaceChildren();
+  }
+
+  function render(data, question) {
+    results.dataset.question = question;
     answersEl.replaceChildren();
     passagesEl.replaceChildren();
     const passages = Array.isArray(data.passages) ? data.passages : [];
@@ -169,7 +179,11 @@
     if (status === 422 && body && Array.isArray(body.detail) && body.detail.length) {
       const d = body.detail[0];
       const field = Array.isArray(d.loc) ? d.loc[d.loc.length - 1] : "";
-      if (field === "question") return "Question invalide : elle doit contenir entre 1 et 1 000 caractères.";
+      if (field === "question") {
+        return /letter or digit/.test(String(d.msg))
+          ? "Question invalide : elle doit contenir au moins une lettre ou un chiffre."
+          : "Question invalide : elle doit contenir entre 1 et 1 000 caractères.";
+      }
       return "Requête invalide (" + field + ") : " + d.msg;
     }
     if (status >= 500) {
@@ -179,55 +193,102 @@
     return "Erreur " + status + (body && typeof body.detail === "string" ? " : " + body.detail : "");
   }
 
+  // A newer question replaces the one being answered (its answer would no longer match the box);
+  // errors and time-outs clear the previous answers so that they are never shown under another question.
+  function cancel() {
+    if (!inFlight) return;
+    const c = inFlight;
+    inFlight = null; // first: the aborted request sees it is no longer the current one
+    c.abort();
+    results.removeAttribute("aria-busy");
+  }
+
   async function ask(question) {
-    button.disabled = true;
+    cancel();
+    const controller = new AbortController();
+    inFlight = controller;
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; controller.abort(); }, TIMEOUT_MS);
     setStatus("Recherche en cours…");
     results.setAttribute("aria-busy", "true");
     const headers = { "Content-Type": "application/json" };
     const key = keyInput.value.trim() || sessionStorage.getItem(KEY_STORAGE) || "";
     if (key) headers.Authorization = "Bearer " + key;
     try {
-      const resp = await fetch("/ask", { method: "POST", headers: headers, body: JSON.stringify({ question: question }) });
+      const resp = await fetch("/ask", { method: "POST", headers: headers, body: JSON.stringify({ question: question }), signal: controller.signal });
       let body = null;
       try { body = await resp.json(); } catch (e) { body = null; }
+      if (controller !== inFlight) return; // a newer question was asked meanwhile
       if (!resp.ok) {
         if (resp.status === 401 || resp.status === 403) {
           keyRow.hidden = false;
           sessionStorage.removeItem(KEY_STORAGE);
         }
+        clearResults();
         setStatus(errorMessage(resp.status, body), true);
         return;
       }
       if (key) sessionStorage.setItem(KEY_STORAGE, key);
-      render(body);
+      render(body, question);
       const n = body.answers.length;
       setStatus(n ? (n === 1 ? "1 réponse" : n + " réponses") : "Aucune réponse trouvée");
     } catch (e) {
-      setStatus("Le service est injoignable. Vérifiez votre connexion et réessayez.", true);
+      if (controller !== inFlight) return;
+      clearResults();
+      setStatus(timedOut
+        ? "Le service ne répond pas (plus de " + TIMEOUT_MS / 1000 + " s). Réessayez plus tard."
+        : "Le service est injoignable. Vérifiez votre connexion et réessayez.", true);
     } finally {
-      button.disabled = false;
-      results.removeAttribute("aria-busy");
+      clearTimeout(timer);
+      if (controller === inFlight) {
+        inFlight = null;
+        results.removeAttribute("aria-busy");
+      }
     }
+  }
+
+  // the question as it will be asked, or an error message (checked here so that nothing is cut silently)
+  function check(q) {
+    if (!q) return "Saisissez une question.";
+    if (q.length > MAX_CHARS) return "La question est trop longue : " + MAX_CHARS.toLocaleString("fr-FR") + " caractères au plus (" + q.length.toLocaleString("fr-FR") + " saisis).";
+    return null;
+  }
+
+  function askFromUrl() {
+    const q = (new URLSearchParams(window.location.search).get("q") || "").trim();
+    input.value = q;
+    if (!q) return;
+    const problem = check(q);
+    if (problem) {
+      clearResults();
+      setStatus(problem, true);
+      return;
+    }
+    ask(q);
   }
 
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const q = input.value.trim();
-    if (!q) {
-      setStatus("Saisissez une question.", true);
+    const problem = check(q);
+    if (problem) {
+      cancel();
+      clearResults();
+      setStatus(problem, true);
       input.focus();
       return;
     }
+    // each question is a history entry: Back returns to the previous one
     const url = new URL(window.location.href);
-    url.searchParams.set("q", q);
-    window.history.replaceState(null, "", url);
+    if (url.searchParams.get("q") !== q) {
+      url.searchParams.set("q", q);
+      window.history.pushState(null, "", url);
+    }
     ask(q);
   });
 
+  window.addEventListener("popstate", askFromUrl);
+
   // /?q=... asks directly (shareable links)
-  const initial = new URLSearchParams(window.location.search).get("q");
-  if (initial && initial.trim()) {
-    input.value = initial;
-    ask(initial.trim());
-  }
+  askFromUrl();
 })();
