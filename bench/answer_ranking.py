@@ -19,7 +19,7 @@ The threshold stored with the reader is the highest one (0.01 steps) that costs 
 ``--max-f1-cost`` points of end-to-end F1 on the answerable questions, and never below the one that
 rejects ``target`` of the off-topic questions: as many on-topic "no answer" as that budget buys.
 
-    QA_DATA_DIR=/tmp/piafidx qa eval data/piaf/piaf-v1.1-dev.json --corpus data/piaf/piaf-v1.1-train.json --limit 1
+    qa eval data/piaf/piaf-v1.1-dev.json --corpus data/piaf/piaf-v1.1-train.json --data-dir /tmp/piafidx --limit 1
     QA_DATA_DIR=/tmp/seedidx qa index data/articles
     python bench/answer_ranking.py --piaf-index /tmp/piafidx --seed-index /tmp/seedidx
 """
@@ -39,7 +39,7 @@ from index.schema import Filters
 from qa.evaluation import load_gold
 from qa.metrics import best_over_references
 from qa.pipeline import QAService, answer_score
-from qa.reader import ReaderCalibration
+from qa.reader import ReaderCalibration, expected_artifact_sha256
 from qa.settings import Settings
 
 RULES = {
@@ -106,27 +106,33 @@ def main() -> None:
     ap.add_argument("--max-f1-cost", type=float, default=0.5, help="end-to-end F1 points the threshold may cost on answerable questions")
     ap.add_argument("--out", type=Path, default=Path("bench/results/answer_ranking.json"))
     ap.add_argument("--write-artifact", action="store_true", help="store the end-to-end threshold in the reader artifact's metadata")
-    ap.add_argument("--candidates", type=Path, default=Path("/tmp/answer_ranking_candidates.json"), help="cache of the candidates read (reused when present)")
+    ap.add_argument("--candidates", type=Path, default=Path("/tmp/answer_ranking_candidates.json"), help="cache of the candidates read (reused when made with the same inputs)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     items = load_gold(args.dev).items[: args.limit]
     settings = Settings(data_dir=args.seed_index)
-    if args.candidates.is_file():
-        cached = json.loads(args.candidates.read_text())
+    # the cache holds what was read with these exact inputs; anything else is recomputed
+    params = {"dev": str(args.dev), "limit": args.limit, "top_k": args.top_k, "piaf_index": str(args.piaf_index.resolve()),
+              "seed_index": str(args.seed_index.resolve()), "reader": settings.reader, "artifact": expected_artifact_sha256(settings.reader_artifact)}
+    cached = json.loads(args.candidates.read_text()) if args.candidates.is_file() else None
+    if cached is not None and cached.get("params") != params:
+        print(f"{args.candidates} was made with other inputs: reading the questions again")
+        cached = None
+    if cached is not None:
         pos, neg, on_topic, reader_cal = cached["pos"], cached["neg"], cached["on_topic"], cached["calibration"]
     else:
         t0 = time.time()
-        svc = QAService.from_settings(Settings(data_dir=args.piaf_index))
+        svc = QAService.from_settings(Settings(data_dir=args.piaf_index), create=False)
         pos = collect(svc, items, args.top_k)
         on_topic = collect(svc, items, args.top_k, on_topic=True)
         svc.close()
-        svc = QAService.from_settings(settings)
+        svc = QAService.from_settings(settings, create=False)
         neg = collect(svc, [type(it)(it.id, it.question, [], []) for it in items], args.top_k)
         reader_cal = {"a": svc.reader.calibration.a, "b": svc.reader.calibration.b, "reader_dev_f1": svc.reader.meta.get("dev_f1")}
         svc.close()
         print(f"read {len(items)} questions twice in {time.time() - t0:.0f}s")
-        args.candidates.write_text(json.dumps({"pos": pos, "neg": neg, "on_topic": on_topic, "calibration": reader_cal}))
+        args.candidates.write_text(json.dumps({"params": params, "pos": pos, "neg": neg, "on_topic": on_topic, "calibration": reader_cal}))
 
     half = len(pos) // 2
     results = []

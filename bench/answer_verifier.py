@@ -37,6 +37,7 @@ from reader_decoding import hidden_features, span_hidden_features
 from qa.evaluation import load_gold
 from qa.metrics import best_over_references
 from qa.pipeline import QAService
+from qa.reader import expected_artifact_sha256
 from qa.settings import Settings
 from qa.squad import load_squad, make_removed_negatives
 
@@ -75,23 +76,30 @@ def main() -> None:
     ap.add_argument("--train-limit", type=int, default=0, help="a random sample of N train questions (0 = all)")
     ap.add_argument("--limit", type=int, default=300, help="dev questions for the ranking part")
     ap.add_argument("--c", type=float, default=0.01)
-    ap.add_argument("--features", type=Path, default=Path("/tmp/answer_verifier_features.pkl"), help="cache of the train/dev pair features (reused when present)")
+    ap.add_argument("--features", type=Path, default=Path("/tmp/answer_verifier_features.pkl"), help="cache of the train/dev pair features (reused when made with the same inputs)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/answer_verifier.json"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     t0 = time.time()
-    svc = QAService.from_settings(Settings(data_dir=args.piaf_index))
+    svc = QAService.from_settings(Settings(data_dir=args.piaf_index), create=False)
     reader = svc.reader
-    if args.features.is_file():
-        xt, yt, xd, yd = pickle.loads(args.features.read_bytes())
+    # the cache holds the features of these exact inputs; anything else is recomputed
+    params = {"train": str(args.train), "dev": str(args.dev), "train_limit": args.train_limit, "reader": svc.settings.reader,
+              "artifact": expected_artifact_sha256(svc.settings.reader_artifact)}
+    cached = pickle.loads(args.features.read_bytes()) if args.features.is_file() else None
+    if cached is not None and (not isinstance(cached, dict) or cached.get("params") != params):
+        print(f"{args.features} was made with other inputs: computing the features again")
+        cached = None
+    if cached is not None:
+        xt, yt, xd, yd = cached["features"]
     else:
         train = load_squad(args.train)
         if args.train_limit:
             train = random.Random(0).sample(train, args.train_limit)
         xt, yt = pair_features(reader, train)
         xd, yd = pair_features(reader, load_squad(args.dev))
-        args.features.write_bytes(pickle.dumps((xt, yt, xd, yd)))
+        args.features.write_bytes(pickle.dumps({"params": params, "features": (xt, yt, xd, yd)}))
     print(f"features of {len(yt)} train and {len(yd)} dev pairs ({time.time() - t0:.0f}s)")
 
     # 1. the verifier, fitted on train, scored on dev
@@ -129,7 +137,7 @@ def main() -> None:
         print(f"ranking, {name}: w {best['w']} chosen on the first half (F1 {best['choose_f1']:.1f}), second half F1 {best['check_f1']:.1f}")
 
     # 3. "no answer" on the seed gold set, cuts from dev
-    svc = QAService.from_settings(Settings(data_dir=args.seed_index))
+    svc = QAService.from_settings(Settings(data_dir=args.seed_index), create=False)
     seed = []
     for it in load_gold(args.seed_gold).items:
         res = svc.ask(it.question)

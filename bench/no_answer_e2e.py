@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/results/no_answer_e2e.json"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    svc = QAService.from_settings(Settings(data_dir=args.piaf_index))
+    svc = QAService.from_settings(Settings(data_dir=args.piaf_index), create=False)
     dev = load_squad(args.dev)[: args.limit or None]
     removed = {r.qid.removesuffix("-removed"): r for r in make_removed_negatives(dev, 1.0, random.Random(7))}
 

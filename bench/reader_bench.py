@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--dev-limit", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/reader.json", help="where the JSON results go (a smoke run: somewhere else)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,8 +91,7 @@ def main() -> None:
         res = {"latency": [latency(reader, n, args.repeats) for n in (1, 5, 10)], "dev": dev_f1(reader, args.dev_limit)}
         results["variants"][name] = res
         print(name, json.dumps(res))
-    out = ROOT / "bench/results/reader.json"
-    out.write_text(json.dumps(results, indent=1))
+    args.out.write_text(json.dumps(results, indent=1))
     print("| variant | 1 passage | 5 passages | 10 passages | dev EM | dev F1 |")
     print("|---|---|---|---|---|---|")
     for name, r in results["variants"].items():

@@ -3,10 +3,11 @@
 # Every run picks its best epoch on PIAF dev; the sweep keeps the run with the best dev F1.
 # Configurations: one run per line of $CONFIGS (name, then key=value for qa.train_reader).
 # Usage: E5_SOURCE=/path/to/e5-small-q4.bin OUT=/some/dir bash bench/reader_sweep.sh
+#   E5_SOURCE="$(.venv/bin/python -c 'from index.e5_convert import source_path; print(source_path())')" gives the wheel's file.
 #   E5_SOURCE may be the wheel's file or a trimmed copy from qa.train_reader.trim_source.
 set -u
 : "${E5_SOURCE:?set E5_SOURCE}" "${OUT:?set OUT}"
-PY=${PY:-python3}
+PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 LIMIT=${LIMIT:-480}   # seconds per run; a run stopped early keeps its best epoch so far
 RUNS=${RUNS:-/tmp/reader-sweep}
 mkdir -p "$RUNS" "$OUT"

@@ -67,7 +67,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     items = load_gold(args.dev).items
-    svc = QAService.from_settings(Settings(data_dir=args.piaf_index))
+    svc = QAService.from_settings(Settings(data_dir=args.piaf_index), create=False)
     pos, on = collect(svc, items, False), collect(svc, items, True)
     svc.close()
     half = len(pos) // 2

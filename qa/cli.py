@@ -523,7 +523,7 @@ def train_reader(
     init_artifact: Optional[Path] = typer.Option(None, help="Continue from this reader artifact (e.g. the shipped one) instead of the bare encoder"),
     length_penalty: float = typer.Option(0.0, help="Logit points taken off a span per token when decoding for the dev evaluation (stored with the reader; bench/span_length.py chooses it for the shipped one)"),
     run_dir: Path = typer.Option(Path("runs/reader"), help="Checkpoints and logs; a rerun resumes from here"),
-    out: Path = typer.Option(Path("data/reader/reader-e5s-piaf.zip"), help="Where the artifact goes"),
+    out: Path = typer.Option(Path("runs/reader/reader-e5s-piaf.zip"), help="Where the artifact goes (the shipped one is replaced only when this is data/reader/reader-e5s-piaf.zip)"),
     seed: int = typer.Option(13),
     data_seed: int = typer.Option(-1, help="Order of the training batches (-1 = --seed); runs that differ only here can be averaged by bench/reader_soup.py"),
     max_steps: int = typer.Option(0, help="Stop after N steps (the linear schedule ends there; 0 = all epochs)"),

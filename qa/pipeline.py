@@ -144,10 +144,14 @@ class QAService:
         self._write_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "QAService":
+    def from_settings(cls, settings: Settings, create: bool = True) -> "QAService":
+        """Models loaded once and the index opened; ``create=False``: a missing index is an error
+        (FileNotFoundError) instead of a new, empty one (a mistyped path reads nothing)."""
         from index.embeddings import Embedder
-        from index.store import IndexStore
+        from index.store import IndexStore, index_exists
 
+        if not create and not index_exists(settings.data_dir):
+            raise FileNotFoundError(f"no index at {settings.data_dir}: build it first (see README \"Evaluation\")")
         configure_torch(settings)
         embedder = Embedder(settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, source=settings.e5_source)
         reader = load_reader(settings)
