@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+import os
+import shutil
 import struct
 import unicodedata
 from dataclasses import dataclass, field
@@ -56,6 +58,47 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+CACHE_MANIFEST = "qa_manifest.json"  # size and sha256 of every file of a model folder this project built
+
+
+def write_manifest(folder: Path) -> None:
+    """Written last into a model folder being built (before its atomic rename): what it must hold."""
+    files = {str(p.relative_to(folder)): [p.stat().st_size, sha256_file(p)] for p in sorted(folder.rglob("*")) if p.is_file() and p.name != CACHE_MANIFEST}
+    (folder / CACHE_MANIFEST).write_text(json.dumps(files, indent=1))
+
+
+def cache_problem(folder: Path, deep: bool = False) -> str | None:
+    """What is wrong with a model folder built here, or None: a missing manifest or file, a size that
+    changed, and with ``deep`` (``qa models``) a file whose content changed. A model loaded from a
+    damaged cache would load and answer wrongly, or fail with a long traceback."""
+    manifest = folder / CACHE_MANIFEST
+    if not manifest.is_file():
+        return f"no {CACHE_MANIFEST}: built by an older version"
+    try:
+        files = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return f"unreadable {CACHE_MANIFEST}"
+    for name, (size, digest) in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has changed size"
+        if deep and sha256_file(path) != digest:
+            return f"{name} has changed"
+    return None
+
+
+def replace_folder(tmp: Path, target: Path) -> None:
+    """``tmp`` becomes ``target``; a damaged ``target`` is moved aside first (a rename cannot
+    replace a folder that is not empty) and removed."""
+    if target.exists():
+        aside = target.with_name(f"{target.name}.damaged-{os.getpid()}")
+        os.replace(target, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    os.replace(tmp, target)
 
 
 def check_source(path: Path, expected: str = E5_SOURCE_SHA256) -> None:

