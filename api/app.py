@@ -188,6 +188,11 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     if not logging.getLogger().handlers:
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log.setLevel(settings.log_level.upper())
+    for name, key, what in (("QA_API_KEY", settings.api_key, "writes"), ("QA_READ_KEY", settings.read_key, "reads")):
+        if key is not None and _configured(key) is None:  # set, but to spaces: almost surely a mistake
+            log.warning("%s is set but blank: %s need no key", name, what)
+    log.info("writes %s; reads %s", "need QA_API_KEY" if _configured(settings.api_key) else "are open (QA_API_KEY is not set)",
+             "need QA_READ_KEY or QA_API_KEY" if _configured(settings.read_key) else "are open")
     metrics = ApiMetrics()
     write_lock = threading.Lock()  # writes are serialised; reads run concurrently
     inflight = InFlight()

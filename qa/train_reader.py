@@ -77,6 +77,10 @@ def encode_pairs(tokenizer, questions: list[str], contexts: list[str], max_lengt
 
 def training_features(tokenizer, items: list[SquadItem], negatives: list[SquadItem], cfg: TrainConfig) -> list[tuple[list[int], int, int]]:
     feats: list[tuple[list[int], int, int]] = []
+    # an answer that is not in its paragraph would be learnt as "no answer": counted and said
+    unmatched = [i.qid for i in items if i.answers and fix_answer(i.context, i.answers[0]) is None]
+    if unmatched:
+        log.warning("%d of %d training questions have an answer that is not in their paragraph (e.g. %s): they are learnt as unanswerable", len(unmatched), len(items), ", ".join(unmatched[:3]))
     all_items = items + negatives
     enc = encode_pairs(tokenizer, [i.question for i in all_items], [i.context for i in all_items], cfg.max_length, cfg.stride_train or cfg.stride, cfg.max_question_tokens)
     for f, sample in enumerate(enc["overflow_to_sample_mapping"]):

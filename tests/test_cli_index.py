@@ -151,3 +151,24 @@ def test_index_reports_what_it_skips_and_replaces(tmp_path):
     assert again.returncode == 0 and "warning" not in again.stderr and "1 unchanged" in again.stdout
     deleted = _qa_here("docs", "delete", "note", "--json", data_dir=data)
     assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"id": "note", "deleted": True}
+
+
+def test_serve_checks_before_loading_models(tmp_path):
+    """What uvicorn would report as a traceback after the models loaded: one line, at once."""
+    import socket
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    res = _qa_here("serve", data_dir=a_file)
+    assert res.returncode == 1 and res.stderr.strip() == f"error: QA_DATA_DIR {a_file} is a file: it must be a folder (the index is several files)"
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "index.sqlite3").write_text("not a database")
+    res = _qa_here("serve", data_dir=damaged)
+    assert res.returncode == 1 and res.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        res = _qa_here("serve", "--port", str(port), data_dir=tmp_path / "new")
+    assert res.returncode == 1 and f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in res.stderr
+    assert "the service starts empty" in res.stderr  # a new index is fine for a server (documents come by POST)
+    assert _qa_here("serve", "--port", "0", data_dir=tmp_path / "new").returncode == 2

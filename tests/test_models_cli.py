@@ -68,7 +68,16 @@ def test_corrupted_reader_artifact_is_one_clear_line(tmp_path):
         fh.write(b"\xff" * 32)
     # the default models dir: the embedder is reused, the reader check must fail before assembling
     proc = run_qa("models", env={"QA_READER_ARTIFACT": str(bad)})
-    assert_one_clear_line(proc, "corrupted", "git checkout")
+    # a copy outside the repository: git cannot restore it
+    assert_one_clear_line(proc, "corrupted", "with a good copy")
+
+
+def test_restore_hints_name_git_only_for_the_shipped_files(tmp_path):
+    from qa.reader_artifact import restore_hint
+
+    shipped = Settings().reader_artifact
+    assert restore_hint(shipped) == f"restore it with `git checkout -- {shipped}`"
+    assert "git checkout" not in restore_hint(tmp_path / "reader.zip")
 
 
 def test_missing_reader_artifact_is_one_clear_line(tmp_path):

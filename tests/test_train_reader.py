@@ -173,3 +173,26 @@ def test_training_continues_from_an_artifact(tmp_path, trimmed, embedder):
     card = write_model_card(second.out_artifact).read_text()
     assert f"continued from `{first.out_artifact}`" in card and "without the answer's sentence" in card
 
+
+
+def test_train_reader_checks_its_options_first(tmp_path):
+    """Mistakes that used to surface as tracebacks minutes into a run: one line, at once."""
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"data": []}', encoding="utf-8")
+    missing = tmp_path / "none.json"
+    cases = [
+        (["--device", "gpu"], "error: --device must be auto, cpu or cuda, got 'gpu'"),
+        (["--stride", "200", "--max-length", "128"], "error: --stride (200) must be less than half of --max-length (128)"),
+        (["--train-file", str(missing)], f"error: --train-file {missing}: no such file (run from the repository root, or give the file)"),
+        (["--train-file", str(empty)], f"error: --train-file: {empty}: no questions found"),
+    ]
+    for args, message in cases:
+        res = CliRunner().invoke(app, ["train-reader", "--run-dir", str(tmp_path / "run"), *args])
+        assert res.exit_code == 1 and res.stderr.strip().startswith(message), res.stderr
+    for args in (["--epochs", "0"], ["--batch-size", "0"], ["--max-steps", "-5"], ["--negative-ratio", "-1"]):
+        assert CliRunner().invoke(app, ["train-reader", *args]).exit_code == 2, args
+    assert not (tmp_path / "run").exists()
