@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -108,4 +109,6 @@ def load_settings(**overrides) -> Settings:
         problems = [f"QA_{str(e['loc'][0]).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()]
         raise SettingsError("bad setting: " + "; ".join(problems)) from None
     except _SourceError as exc:  # a list or an object that is not JSON, e.g. QA_CORS_ORIGINS
-        raise SettingsError(f"bad setting: {exc} (lists are written in JSON: [\"https://a.example\"])") from None
+        m = re.search(r'field "(\w+)"', str(exc))
+        name = f"QA_{m.group(1).upper()}" if m else "a QA_* variable"
+        raise SettingsError(f"bad setting: {name} is not valid JSON (lists are written in JSON: [\"https://a.example\"])") from None

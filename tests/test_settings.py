@@ -17,7 +17,7 @@ from qa.settings import SettingsError, load_settings
         ({"QA_RETRIEVAL_MODE": "fuzzy"}, "QA_RETRIEVAL_MODE='fuzzy': Input should be 'hybrid', 'dense' or 'bm25'"),
         ({"QA_PORT": "70000"}, "QA_PORT='70000': Input should be less than or equal to 65535"),
         ({"QA_LOG_LEVEL": "loud"}, "QA_LOG_LEVEL='LOUD': Input should be 'CRITICAL'"),
-        ({"QA_CORS_ORIGINS": "http://a.example"}, 'lists are written in JSON: ["https://a.example"]'),
+        ({"QA_CORS_ORIGINS": "http://a.example"}, 'QA_CORS_ORIGINS is not valid JSON (lists are written in JSON: ["https://a.example"])'),
     ],
 )
 def test_bad_variables_are_named(monkeypatch, env, message):
