@@ -17,6 +17,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import ApiMetrics
+from index.text import has_lone_surrogate
 
 log = logging.getLogger("api")
 
@@ -122,25 +123,16 @@ def json_body_problem(body: bytes) -> dict[str, Any] | None:
         if isinstance(v, _Constant):
             return {"type": "finite_number", "loc": list(loc), "msg": f"{v.text} is not a JSON number: send a finite number", "input": None}
         if isinstance(v, str):
-            if _unpaired_surrogate(v):
+            if has_lone_surrogate(v):  # json.loads joins valid pairs: any surrogate left is unpaired
                 return {"type": "string_unicode", "loc": list(loc), "msg": "the string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): send valid Unicode text", "input": None}
         elif isinstance(v, dict):
             for key, item in v.items():
-                if _unpaired_surrogate(key):
+                if has_lone_surrogate(key):
                     return {"type": "string_unicode", "loc": list(loc), "msg": "a key holds an unpaired UTF-16 surrogate escape: send valid Unicode text", "input": None}
                 stack.append(((*loc, key), item))
         elif isinstance(v, list):
             stack.extend(((*loc, i), item) for i, item in enumerate(v))
     return None
-
-
-def _unpaired_surrogate(text: str) -> bool:
-    # json.loads joins valid surrogate pairs into one character, so any surrogate left is unpaired
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _is_json(content_type: str) -> bool:

@@ -171,6 +171,16 @@ voila vos votre vous y
 STOP_WORDS = frozenset(_STOP.split())
 
 
+def has_lone_surrogate(text: str) -> bool:
+    """A UTF-16 surrogate on its own: bytes Python could not decode (kept as surrogates) or a JSON
+    "\\ud800" escape. No encoder accepts it, so no model or store can take such text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def has_words(text: str) -> bool:
     """At least one letter or digit: "???" or a zero-width space is no question and no document."""
     return any(ch.isalnum() for ch in text)

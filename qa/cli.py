@@ -131,9 +131,9 @@ def _service(settings: Settings):
 
 def _check_text(value: str, what: str) -> str:
     """A question or query as given on the command line: stripped, UTF-8, with a word in it."""
-    from index.text import has_words
+    from index.text import has_lone_surrogate, has_words
 
-    if any("\ud800" <= ch <= "\udfff" for ch in value):  # undecodable bytes, kept as surrogates by Python
+    if has_lone_surrogate(value):  # undecodable bytes, kept as surrogates by Python
         _fail(f"the {what} is not valid UTF-8 text")
     value = value.strip()
     if not value:
