@@ -29,7 +29,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
-from api.middleware import BodyGuardMiddleware, RequestMiddleware
+from api.middleware import AuthGateMiddleware, BodyGuardMiddleware, RequestMiddleware
 from api.schemas import (
     DEFAULT_SEARCH_TOP_K,
     MAX_OFFSET,
@@ -140,31 +140,52 @@ def _configured(key: str | None) -> str | None:
     return (key or "").strip() or None
 
 
-def _check_key(credentials: HTTPAuthorizationCredentials | None, accepted: list[str]) -> None:
-    if credentials is None or not credentials.credentials:
-        raise HTTPException(401, "missing API key: send the header Authorization: Bearer <key>", headers={"WWW-Authenticate": "Bearer"})
-    given = credentials.credentials.encode("utf-8")
+def key_problem(authorization: str | None, accepted: list[str]) -> tuple[int, str] | None:
+    """Why an ``Authorization`` header does not open a route that takes one of ``accepted``
+    keys: (401, ...) when no bearer key is sent, (403, ...) when it is not one of them; None when
+    it opens it. Used by the route dependencies and, before any body is read, by ``AuthGate``."""
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    given = given.strip()
+    if scheme.lower() != "bearer" or not given:
+        return 401, "missing API key: send the header Authorization: Bearer <key>"
     ok = False
     for key in accepted:  # compare with every key, constant time each
-        ok |= hmac.compare_digest(given, key.encode("utf-8"))
-    if not ok:
-        raise HTTPException(403, "invalid API key")
+        ok |= hmac.compare_digest(given.encode("utf-8"), key.encode("utf-8"))
+    return None if ok else (403, "invalid API key")
+
+
+def write_keys(settings: Settings) -> list[str] | None:
+    """Keys that open writes; None when writes are open."""
+    api_key = _configured(settings.api_key)
+    return [api_key] if api_key is not None else None
+
+
+def read_keys(settings: Settings) -> list[str] | None:
+    """Reads are open unless ``read_key`` is set; then ``read_key`` or ``api_key`` opens them."""
+    read_key = _configured(settings.read_key)
+    if read_key is None:
+        return None
+    api_key = _configured(settings.api_key)
+    return [read_key] + ([api_key] if api_key else [])
+
+
+def _check_key(request: Request, accepted: list[str] | None) -> None:
+    if accepted is None:
+        return
+    problem = key_problem(request.headers.get("authorization"), accepted)
+    if problem is not None:
+        status, detail = problem
+        raise HTTPException(status, detail, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
 
 
 def require_write(request: Request, credentials: Credentials) -> None:
     """Writes need ``api_key`` when it is set."""
-    api_key = _configured(request.app.state.settings.api_key)
-    if api_key is not None:
-        _check_key(credentials, [api_key])
+    _check_key(request, write_keys(request.app.state.settings))
 
 
 def require_read(request: Request, credentials: Credentials) -> None:
     """Reads are open unless ``read_key`` is set; then ``read_key`` or ``api_key`` opens them."""
-    settings = request.app.state.settings
-    read_key = _configured(settings.read_key)
-    if read_key is not None:
-        api_key = _configured(settings.api_key)
-        _check_key(credentials, [read_key] + ([api_key] if api_key else []))
+    _check_key(request, read_keys(request.app.state.settings))
 
 
 def get_service(request: Request) -> Any:
@@ -228,8 +249,14 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     app.state.service = service
     app.state.metrics = metrics
 
+    def auth_problem(route: Any, authorization: str | None) -> tuple[int, str] | None:
+        needs = {d.dependency for d in getattr(route, "dependencies", [])}
+        keys = write_keys(settings) if require_write in needs else read_keys(settings) if require_read in needs else None
+        return None if keys is None else key_problem(authorization, keys)
+
     # middleware: the last added is the outermost
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(AuthGateMiddleware, routes=app.router.routes, problem=auth_problem)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],

@@ -11,7 +11,7 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,25 +35,62 @@ def _json_response(status: int, body: dict[str, Any], extra_headers: list[tuple[
     )
 
 
-def route_template(scope: Scope, routes: list | None = None) -> str:
-    """The matched route's path template ("/documents/{doc_id}"), never the raw path (whose
-    values would make one time series per document). Requests answered before routing (413,
-    400) are matched here against ``routes``."""
+def match_route(scope: Scope, routes: list | None) -> Any:
+    """The route that will answer ``scope`` (``scope["route"]`` once routed; before routing, the
+    first of ``routes`` that matches it fully, else the first that matches its path with another
+    method), or None."""
     route = scope.get("route")
     if route is None and routes:
         from starlette.routing import Match
 
-        for candidate in routes:
+        partial = None
+        for candidate in routes:  # as Starlette's router: the first full match, else the first partial one
             try:
                 match, _ = candidate.matches(scope)
             except Exception:  # pragma: no cover - a route that cannot match this scope
                 continue
-            if match is not Match.NONE:
-                route = candidate
-                break
+            if match is Match.FULL:
+                return candidate
+            if match is Match.PARTIAL and partial is None:
+                partial = candidate
+        return partial
+    return route
+
+
+def route_template(scope: Scope, routes: list | None = None) -> str:
+    """The matched route's path template ("/documents/{doc_id}"), never the raw path (whose
+    values would make one time series per document). Requests answered before routing (413,
+    400) are matched here against ``routes``."""
+    route = match_route(scope, routes)
     # path_format drops converters: "/documents/{doc_id}", not "/documents/{doc_id:path}"
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return path if isinstance(path, str) and path else "unmatched"
+
+
+class AuthGateMiddleware:
+    """Checks the API key of routes that need one before their body is read, so that a client
+    without the key learns only that (401/403), not how its body would have been judged (413,
+    415, 422). ``problem(route, authorization)`` gives (status, detail) or None; the routes'
+    own dependencies check the same thing again (and describe it in the OpenAPI schema)."""
+
+    def __init__(self, app: ASGIApp, routes: list, problem: Callable[[Any, str | None], tuple[int, str] | None]):
+        self.app = app
+        self.routes = routes
+        self.problem = problem
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") != "OPTIONS":
+            route = match_route(scope, self.routes)
+            if route is not None and scope.get("method") not in (getattr(route, "methods", None) or ()):
+                route = None  # another method on that path: Starlette's 405, no key needed to learn it
+            refusal = self.problem(route, Headers(scope=scope).get("authorization")) if route is not None else None
+            if refusal is not None:
+                status, detail = refusal
+                extra = [(b"www-authenticate", b"Bearer")] if status == 401 else None
+                for m in _json_response(status, {"detail": detail}, extra):
+                    await send(m)
+                return
+        await self.app(scope, receive, send)
 
 
 class RequestMiddleware:

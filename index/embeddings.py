@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from index.e5_convert import E5_SOURCE_SHA256, ModelSourceError, cache_problem, check_source, read_e5, replace_folder, source_path, write_manifest, write_sentence_transformer
+from index.hub import model_source_problem
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ class Embedder:
 
         self.name = model_name
         path = resolve_embedder(model_name, models_dir, source)
+        problem = model_source_problem(path)
+        if problem is not None:
+            raise ModelSourceError(f"cannot load embedder {model_name!r}: {problem}; set QA_EMBEDDER to a local folder or a model id you can download")
         try:
             self.model = SentenceTransformer(path, device=device)
         except OSError as exc:

@@ -182,7 +182,10 @@ def models(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
         path, built = _guard(ensure_builtin_reader, settings.models_dir, Path(settings.reader_artifact), settings.e5_source, verify=True)
         typer.echo(f"reader {settings.reader}: {path} ({'built in %.0fs' % (time.time() - t0) if built else 'reused'})")
     else:
-        typer.echo(f"reader {settings.reader}: loaded by transformers on first use")
+        from qa.pipeline import load_reader
+
+        reader = _guard(load_reader, settings)  # fetched into the Hugging Face cache now, not at the first question
+        typer.echo(f"reader {settings.reader}: loaded ({reader.max_length} tokens a window)")
 
 
 @app.command()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from index.e5_convert import ModelSourceError, cache_problem, check_source, sha256_file, source_path
+from index.hub import model_source_problem
 from qa.spans import MAX_ANSWER_TOKENS, best_spans, context_token_mask, only_function_words, trim_span
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,9 @@ class Reader:
 
         self.name = model_name
         path = resolve_reader(model_name, models_dir, artifact, source)
+        problem = model_source_problem(path)
+        if problem is not None:
+            raise ModelSourceError(f"cannot load reader {model_name!r}: {problem}; set QA_READER to a local folder or a model id you can download")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForQuestionAnswering.from_pretrained(path)

@@ -578,6 +578,34 @@ def test_reads_need_a_key_when_read_key_is_set(api_settings, service):
         assert c.get("/").status_code == 200
 
 
+def test_a_missing_key_is_told_before_anything_about_the_body(api_settings, service):
+    """A client without the key learns that it needs one, not how its body would have been judged."""
+    with make_client(api_settings, service, api_key="writer-key", read_key="reader-key") as c:
+        bad_bodies = [
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},  # 422 with the key
+            {"content": b'{"documents": NaN}', "headers": {"content-type": "application/json"}},  # 422
+            {"content": b"title=x", "headers": {"content-type": "application/x-www-form-urlencoded"}},  # 415
+            {"content": b'{"documents": "' + b"x" * (api_settings.max_body_bytes + 10) + b'"}',
+             "headers": {"content-type": "application/json"}},  # 413
+        ]
+        for kw in bad_bodies:
+            r = c.post("/documents", **kw)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", r.text
+            assert "Authorization: Bearer" in r.json()["detail"]
+            assert c.post("/documents", **{**kw, "headers": {**kw["headers"], "Authorization": "Bearer nope"}}).status_code == 403
+            assert c.post("/documents", **{**kw, "headers": {**kw["headers"], "Authorization": "Bearer reader-key"}}).status_code == 403
+            assert c.post("/ask", **kw).status_code == 401
+        assert c.get("/search", params={"q": "Netflix", "top_k": "beaucoup"}).status_code == 401
+        # with the key, the body is judged as before
+        ok = {"Authorization": "Bearer writer-key", "content-type": "application/json"}
+        assert c.post("/documents", content=b"{not json", headers=ok).status_code == 422
+        assert c.post("/ask", content=b"{not json", headers={**ok, "Authorization": "Bearer reader-key"}).status_code == 422
+        assert c.get("/search", params={"q": "Netflix", "top_k": "beaucoup"}, headers={"Authorization": "Bearer reader-key"}).status_code == 422
+        # unknown paths and open routes are not gated
+        assert c.get("/nowhere").status_code == 404
+        assert c.get("/health").status_code == 200
+
+
 # --- errors, metrics, CORS, page -------------------------------------------------------------
 
 

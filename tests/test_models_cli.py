@@ -106,3 +106,38 @@ def test_a_damaged_model_cache_is_rebuilt(tmp_path):
     assert again.stdout.count("built in") == 2
     assert weights.read_bytes() == before and (embedder_dir / "config.json").is_file()
     assert sorted(p.name for p in models.iterdir()) == sorted([reader_dir.name, embedder_dir.name])  # nothing left aside
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # bound then closed: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_model_names_that_cannot_be_loaded_here_fail_at_once(tmp_path, monkeypatch):
+    """Not a folder, not cached, hub unreachable: one line naming the setting (the model libraries
+    themselves retry for a minute and a half first)."""
+    from index.hub import model_source_problem
+
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    assert model_source_problem(str(tmp_path)) is None  # a folder: the library reads it
+    assert model_source_problem(str(tmp_path / "missing")) == f"there is no folder {tmp_path / 'missing'}"
+    assert "./nope" in model_source_problem("./nope")
+    unreachable = model_source_problem("some-org/no-such-model")
+    assert "not a folder here nor in the Hugging Face cache" in unreachable and "cannot be reached" in unreachable
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert model_source_problem("some-org/no-such-model") is None  # through a proxy: the library decides
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "HF_HUB_OFFLINE" in model_source_problem("some-org/no-such-model")
+
+    env = {"HF_ENDPOINT": os.environ["HF_ENDPOINT"], "HF_HUB_OFFLINE": "0"}
+    proc = run_qa("models", env={**env, "QA_EMBEDDER": "some-org/no-such-model"})
+    assert_one_clear_line(proc, "cannot load embedder 'some-org/no-such-model'", "cannot be reached", "QA_EMBEDDER")
+    # `qa models` loads a configured reader too, instead of leaving it to the first question
+    proc = run_qa("models", env={**env, "QA_READER": str(tmp_path / "no-reader")})
+    assert_one_clear_line(proc, "cannot load reader", "there is no folder", "QA_READER")

@@ -176,6 +176,40 @@ def test_untrusted_text_is_escaped(page, base_url):
     assert "27 octobre 2017" in page.locator("#answers time").inner_text()
 
 
+def test_answers_found_in_several_documents_show_every_source(page, base_url):
+    """A merged answer lists the other documents it was found in, each with its title, link and date."""
+    cite = lambda doc, title, url, published, start: {  # noqa: E731
+        "document_id": doc, "title": title, "url": url, "published": published, "chunk_id": 1, "start": start, "end": start + 22}
+    fake = {
+        "question": "q", "no_answer": False, "took_ms": 1.0,
+        "answers": [{
+            "text": "7 milliards de dollars", "score": 0.9, "document_id": "a", "title": "Article A", "url": "https://example.org/a",
+            "published": "2018-01-02", "chunk_id": 1, "start": 5, "end": 27, "context": "Près 7 milliards de dollars.", "context_start": 0,
+            "citations": [cite("a", "Article A", "https://example.org/a", "2018-01-02", 5),
+                          cite("a", "Article A", "https://example.org/a", "2018-01-02", 300),  # same document again: once
+                          cite("b", "Article B", "https://example.org/b", "2017-10-27", 40),
+                          cite("c", None, None, None, 7)],
+        }, {
+            "text": "Paris", "score": 0.5, "document_id": "a", "title": "Article A", "url": None, "published": None,
+            "chunk_id": 1, "start": 0, "end": 5, "context": "Paris", "context_start": 0,
+            "citations": [cite("a", "Article A", None, None, 0)],
+        }],
+        "passages": [],
+    }
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(fake)))
+    ask(page, base_url, "Une question")
+    first, second = page.locator("#answers > li.answer").all()
+    also = first.locator(".also-cited")
+    assert "Également dans (2)" in also.inner_text()
+    assert also.locator(".source").count() == 2
+    b = also.locator(".source").nth(0)
+    assert b.locator("a.title").get_attribute("href") == "https://example.org/b" and "Article B" in b.inner_text()
+    assert b.locator("time").get_attribute("datetime") == "2017-10-27"
+    assert "document c" in also.locator(".source").nth(1).inner_text()  # no title: its id
+    assert second.locator(".also-cited").count() == 0  # found in one document only
+    assert not page.js_errors, page.js_errors
+
+
 def test_http_errors_are_shown_in_french(page, base_url):
     page.route("**/ask", lambda route: route.fulfill(status=500, content_type="application/json", body=json.dumps({"detail": "internal error", "request_id": "abc123"})))
     page.goto(base_url + "/")

@@ -134,6 +134,19 @@
     return div;
   }
 
+  // The same answer found in other passages (merged by the service): one line per other document,
+  // the answer's own citation and repeats within one document left out.
+  function otherCitations(answer) {
+    const seen = new Set([String(answer.document_id)]);
+    const out = [];
+    (Array.isArray(answer.citations) ? answer.citations : []).forEach((c) => {
+      if (!c || seen.has(String(c.document_id))) return;
+      seen.add(String(c.document_id));
+      out.push(c);
+    });
+    return out;
+  }
+
   function clearResults() {
     results.hidden = true;
     answersEl.replaceChildren();
@@ -153,6 +166,13 @@
       li.appendChild(el("p", "answer-text", a.text));
       li.appendChild(highlighted(a));
       li.appendChild(source(a, true));
+      const others = otherCitations(a);
+      if (others.length) {
+        const also = el("div", "also-cited");
+        also.appendChild(el("span", "also-label", others.length === 1 ? "Également dans :" : "Également dans (" + others.length + ") :"));
+        others.forEach((c) => also.appendChild(source(c, false)));
+        li.appendChild(also);
+      }
       answersEl.appendChild(li);
     });
 
