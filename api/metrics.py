@@ -1,6 +1,14 @@
-"""Prometheus metrics, one registry per app instance (tests build several apps in one process)."""
+"""Prometheus metrics, one registry per app instance (tests build several apps in one process).
+
+With several uvicorn workers (``qa serve --workers N``) each worker is its own process: ``qa serve``
+then sets ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode), every worker writes
+its values there, and ``/metrics`` from any worker adds them up, instead of showing whichever
+worker the scrape happened to reach.
+"""
 
 from __future__ import annotations
+
+import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the route)
@@ -19,8 +27,9 @@ class ApiMetrics:
             "qa_http_request_duration_seconds", "HTTP request latency by method and route template.",
             ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )
-        self.documents = Gauge("qa_index_documents", "Documents in the index.", registry=self.registry)
-        self.chunks = Gauge("qa_index_chunks", "Chunks (passages) in the index.", registry=self.registry)
+        # every worker reads the same index: the value last set by any of them
+        self.documents = Gauge("qa_index_documents", "Documents in the index.", registry=self.registry, multiprocess_mode="mostrecent")
+        self.chunks = Gauge("qa_index_chunks", "Chunks (passages) in the index.", registry=self.registry, multiprocess_mode="mostrecent")
         self.no_answer = Counter("qa_ask_no_answer_total", "Questions answered with no credible answer.", registry=self.registry)
         self.answered = Counter("qa_ask_answered_total", "Questions answered with at least one answer.", registry=self.registry)
 
@@ -33,4 +42,15 @@ class ApiMetrics:
         self.chunks.set(chunks)
 
     def render(self) -> bytes:
+        if multiprocess_dir():
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def multiprocess_dir() -> str | None:
+    """prometheus_client's multiprocess folder, when set (it reads the variable at import)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or None

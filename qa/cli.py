@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -485,7 +486,18 @@ def serve(
     _serve_preflight(settings, host, port)
     import uvicorn
 
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=settings.log_level.lower())
+    run = lambda: uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=settings.log_level.lower())  # noqa: E731
+    if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        run()
+        return
+    # several worker processes: metrics go through a shared folder so /metrics counts all of them
+    # (api.metrics); a fresh one each time, since values left by an earlier server would add up
+    with tempfile.TemporaryDirectory(prefix="qa-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        try:
+            run()
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 def _serve_preflight(settings: Settings, host: str, port: int) -> None:

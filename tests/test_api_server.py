@@ -122,3 +122,40 @@ def test_clean_shutdown(server, http, indexed):
     log = server["log"].read_text()
     assert "Application shutdown complete" in log
     assert "Traceback" not in log
+
+
+def test_metrics_count_every_worker(tmp_path):
+    """`qa serve --workers 2`: each scrape of /metrics, whichever worker answers it, counts the
+    requests that both workers served (prometheus_client's multiprocess mode)."""
+    port = free_port()
+    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "QA_API_KEY": "", "QA_READ_KEY": "", "TMPDIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--workers", "2"],
+                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:  # both workers up: each logs its start-up
+                assert proc.poll() is None, log_path.read_text()[-4000:]
+                if log_path.read_text().count("Application startup complete") >= 2:
+                    break
+                assert time.monotonic() < deadline, log_path.read_text()[-4000:]
+                time.sleep(0.5)
+            assert len(list(tmp_path.glob("qa-metrics-*"))) == 1
+            for _ in range(20):  # a new connection each time, so that both workers take some
+                assert httpx.get(f"{base}/documents", timeout=60).status_code == 200
+            line = 'qa_http_requests_total{method="GET",route="/documents",status="200"} 20.0'
+            for _ in range(6):
+                assert line in httpx.get(f"{base}/metrics", timeout=60).text
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert "Traceback" not in log_path.read_text()
+    assert list(tmp_path.glob("qa-metrics-*")) == []  # the metrics folder goes with the server
