@@ -52,6 +52,7 @@ TITLE_MAX_CHARS = 150
 TITLE_RESERVED_TOKENS = 64 if TITLE_IN_PASSAGE else 0
 # texts per model call in long jobs: the model lock is released between calls, so a search waits at
 # most one call (16 passages ~1.3 s on 2 cores, 64 took ~5.5 s; same throughput)
+PROGRESS_LOG_S = 30.0  # seconds between progress lines when there is no progress bar
 EMBED_BATCH = 16
 REFRESH_EVERY_S = 2.0
 _SQL_VARS = 900
@@ -525,13 +526,19 @@ class IndexStore:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), desc="embedding", unit="chunk")
+        done, last_log = 0, time.monotonic()
         try:
             for idx in _batched(order, EMBED_BATCH):
                 with self._model_lock:
                     vecs = self.embedder.encode_passages([texts[i] for i in idx], progress=False)
                 out[idx] = vecs
+                done += len(idx)
                 if bar is not None:
                     bar.update(len(idx))
+                elif time.monotonic() - last_log >= PROGRESS_LOG_S and done < len(texts):
+                    # no bar (a log file, a service): a line now and then says a long write is moving
+                    log.info("embedding: %d / %d chunks", done, len(texts))
+                    last_log = time.monotonic()
         finally:
             if bar is not None:
                 bar.close()

@@ -410,3 +410,19 @@ def test_sigkill_at_any_moment_leaves_a_consistent_store(tmp_path, embedder):
         store.add_documents(synth_docs(1, prefix="after"))  # and it takes writes again
         store.check_consistency()
         store.close()
+
+
+def test_long_writes_log_their_progress_without_a_bar(tmp_path, embedder, monkeypatch, caplog):
+    """Without a terminal (a log file, CI) a long embedding says now and then how far it is."""
+    import logging
+
+    import index.store as store_module
+
+    monkeypatch.setattr(store_module, "PROGRESS_LOG_S", 0.0)
+    docs = synth_docs(40)
+    with IndexStore.open(tmp_path / "p", embedder, chunk_tokens=16, overlap_tokens=0) as store, caplog.at_level(logging.INFO, logger="index.store"):
+        n = store.add_documents(docs, progress=False).chunks_embedded
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("embedding: ")]
+    assert n > 2 * store_module.EMBED_BATCH and lines
+    assert lines[0] == f"embedding: {store_module.EMBED_BATCH} / {n} chunks"
+    assert all(not line.startswith(f"embedding: {n} /") for line in lines)  # the end is reported by the caller
