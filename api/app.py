@@ -249,6 +249,14 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     app.state.service = service
     app.state.metrics = metrics
 
+    from index.store import ReindexNeeded
+
+    @app.exception_handler(ReindexNeeded)
+    async def reindex_needed(request: Request, exc: ReindexNeeded) -> Response:
+        # another process re-embedded the index with another model: this server cannot use it
+        log.error("%s", exc)
+        return Response(json.dumps({"detail": f"{exc}; then restart the server"}, ensure_ascii=False), status_code=503, media_type="application/json")
+
     def auth_problem(route: Any, authorization: str | None) -> tuple[int, str] | None:
         needs = {d.dependency for d in getattr(route, "dependencies", [])}
         keys = write_keys(settings) if require_write in needs else read_keys(settings) if require_read in needs else None

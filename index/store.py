@@ -62,6 +62,10 @@ class ReindexNeeded(RuntimeError):
     """The store was built with another embedding model."""
 
 
+def _describe_layout(layout: dict[str, str]) -> str:
+    return f"chunks of {layout['chunk_tokens']} tokens, overlap {layout['overlap_tokens']}, {layout['dense_index']} dense index"
+
+
 @dataclass
 class AddReport:
     documents_added: int = 0
@@ -360,24 +364,54 @@ class IndexStore:
                 )
             else:
                 _check_schema_version(self.data_dir, version)
-            c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('chunk_tokens', ?), ('overlap_tokens', ?)", (str(self.chunk_size), str(self.overlap)))
+            configured = self._layout()
+            n_chunks = c.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            if not n_chunks:  # nothing is laid out yet: the configured layout is the index's from now on
+                c.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(configured.items()))
+            else:
+                c.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", list(configured.items()))
+            recorded = {key: self._meta(c, key) for key in configured}
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
-        built_with = self._meta(c, "embedder")
-        n_chunks = c.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        if built_with != self.embedder.identity or int(self._meta(c, "dim", "0")) != int(self.embedder.dim):
+        problem = self._built_with_problem(c)
+        if problem is not None:
             if n_chunks and not rebuild:
-                raise ReindexNeeded(
-                    f"index at {self.data_dir} was built with {built_with}; you configured {self.embedder.identity}: "
-                    "re-index with `qa index --rebuild ...` or point QA_DATA_DIR elsewhere"
-                )
+                raise ReindexNeeded(problem)
             return True
+        if recorded != configured and not rebuild:
+            # chunks of one size and one dense index type for the whole index: the index keeps its own
+            self._apply_layout(recorded)
+            log.warning(
+                "index at %s keeps its own layout (%s) rather than the configured one (%s); "
+                "`qa index --rebuild` re-chunks it with the configured one",
+                self.data_dir, _describe_layout(recorded), _describe_layout(configured),
+            )
         if self._meta(c, "analyzer") != ANALYZER_VERSION:
             with self._file_lock():
                 self._reanalyze()
         return bool(rebuild)
+
+    def _layout(self) -> dict[str, str]:
+        """How documents are laid out in this index (meta keys and values): fixed when it is created."""
+        return {"chunk_tokens": str(self.chunk_size), "overlap_tokens": str(self.overlap), "dense_index": self.dense_kind}
+
+    def _apply_layout(self, recorded: dict[str, str]) -> None:
+        self.chunk_size = int(recorded["chunk_tokens"])
+        self.overlap = int(recorded["overlap_tokens"])
+        if recorded["dense_index"] in dense_mod.KINDS:
+            self.dense_kind = recorded["dense_index"]
+
+    def _built_with_problem(self, conn) -> str | None:
+        """Why this store's embedder cannot read or write the index (another model), or None."""
+        built_with = self._meta(conn, "embedder")
+        if built_with == self.embedder.identity and int(self._meta(conn, "dim", "0")) == int(self.embedder.dim):
+            return None
+        return (
+            f"index at {self.data_dir} was built with {built_with}; you configured {self.embedder.identity}: "
+            "re-index with `qa index --rebuild ...` or point QA_DATA_DIR elsewhere"
+        )
 
     def _reanalyze(self) -> None:
         c = self._wconn
@@ -496,6 +530,9 @@ class IndexStore:
         if not self._write_lock.acquire(blocking=False):
             return False  # a write of this process is publishing: it swaps the snapshot itself
         try:
+            # another process may have re-embedded the index with another model: its vectors cannot
+            # be searched with this one's queries
+            self._check_built_with(self._rconn())
             new = self._load_snapshot(repair=False)
             if new is None:
                 # the files of that generation are not there: their writer is still writing them (it
@@ -546,7 +583,11 @@ class IndexStore:
 
     def _chunk(self, doc: Document) -> list[Chunk]:
         with self._model_lock:
-            return chunk_document(doc, self.embedder.tokenizer, self.chunk_size, self.overlap)
+            size, overlap = self.chunk_size, self.overlap
+            title_line = passage_text(doc.title, "")
+            if title_line:  # a title longer than the tokens kept for it takes them from the chunk
+                size, overlap = token_budget(self.embedder, size, overlap, self.embedder.count_tokens(title_line) + 1)
+            return chunk_document(doc, self.embedder.tokenizer, size, overlap)
 
     # -------------------------------------------------------------------------------------- writing
 
@@ -677,9 +718,21 @@ class IndexStore:
             return True
 
     def _sync_for_write(self) -> None:
-        """Under the file lock: if another process wrote since our snapshot, start from its state."""
+        """Under the file lock: if another process wrote since our snapshot, start from its state
+        (unless it re-embedded the index with another model: then nothing more is written here)."""
         if self._snap is None or self._generation(self._wconn) != self._snap.generation:
+            self._check_built_with(self._wconn)
             self._snap = self._load_snapshot(repair=True)
+
+    def _check_built_with(self, conn) -> None:
+        """After another process wrote: stop if it re-embedded the index with another model, and
+        follow the layout it recorded (it may have created the index, or rebuilt it)."""
+        problem = self._built_with_problem(conn)
+        if problem is not None:
+            raise ReindexNeeded(problem)
+        recorded = {key: self._meta(conn, key) for key in self._layout()}
+        if None not in recorded.values():
+            self._apply_layout(recorded)
 
     def _next_snapshot(self, removed: np.ndarray, add_ids: np.ndarray, add_vecs: np.ndarray) -> _Snapshot:
         """Inside the write transaction, before its commit (the connection sees its own rows): the
@@ -730,7 +783,7 @@ class IndexStore:
             )
             c.executemany(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                [("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION), ("chunk_tokens", str(self.chunk_size)), ("overlap_tokens", str(self.overlap))],
+                [("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION), *self._layout().items()],
             )
             self._bump_generation(c)
             c.execute("COMMIT")

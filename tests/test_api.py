@@ -609,6 +609,20 @@ def test_a_missing_key_is_told_before_anything_about_the_body(api_settings, serv
 # --- errors, metrics, CORS, page -------------------------------------------------------------
 
 
+def test_an_index_re_embedded_elsewhere_is_a_503_saying_what_to_do(client, service, monkeypatch):
+    """Another process rebuilt the index with another model (the store raises ReindexNeeded, see
+    tests/test_store.py): the server says so instead of a bare 500."""
+    from index.store import ReindexNeeded
+
+    def rebuilt(*args, **kwargs):
+        raise ReindexNeeded("index at /data was built with other-model:8; you configured e5:384: re-index with `qa index --rebuild ...` or point QA_DATA_DIR elsewhere")
+
+    monkeypatch.setattr(service, "search", rebuilt)
+    r = client.post("/search", json={"query": "Netflix"})
+    assert r.status_code == 503
+    assert "built with other-model:8" in r.json()["detail"] and "restart the server" in r.json()["detail"]
+
+
 def test_internal_error_is_500_with_request_id_and_no_trace(client, service, monkeypatch, caplog):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internal detail")

@@ -426,3 +426,61 @@ def test_long_writes_log_their_progress_without_a_bar(tmp_path, embedder, monkey
     assert n > 2 * store_module.EMBED_BATCH and lines
     assert lines[0] == f"embedding: {store_module.EMBED_BATCH} / {n} chunks"
     assert all(not line.startswith(f"embedding: {n} /") for line in lines)  # the end is reported by the caller
+
+
+def test_a_model_change_by_another_process_stops_this_one(tmp_path, embedder):
+    """Another handle re-embeds the index with another model: this one neither writes its own
+    vectors into it nor searches the new ones with its queries."""
+    data = tmp_path / "swap"
+    with IndexStore.open(data, embedder) as mine:
+        mine.add_documents(synth_docs(3))
+        with IndexStore.open(data, OtherEmbedder(embedder), rebuild=True):
+            pass
+        with pytest.raises(ReindexNeeded, match="was built with other-model:8"):
+            mine.add_documents(synth_docs(4, prefix="late"))
+        with pytest.raises(ReindexNeeded):
+            mine.delete_document("doc-000")
+        with pytest.raises(ReindexNeeded):
+            mine.refresh()
+    with IndexStore.open(data, OtherEmbedder(embedder)) as other:  # nothing was written by the old model
+        assert other.counts() == {"documents": 3, "chunks": 3}
+        other.check_consistency()
+
+
+def test_the_index_keeps_its_chunk_size_and_dense_type_until_rebuilt(tmp_path, embedder, caplog):
+    import logging
+
+    data = tmp_path / "layout"
+    long_text = "Le conseil municipal a voté le budget. " * 60
+    doc = lambda i: Document(id=f"long-{i}", title="Budget", text=long_text)  # noqa: E731
+    with IndexStore.open(data, embedder, chunk_tokens=200, overlap_tokens=40) as store:
+        store.add_documents([doc(0)])
+        first = [c.end - c.start for c in store.get_chunks("long-0")]
+    with caplog.at_level(logging.WARNING, logger="index.store"):
+        store = IndexStore.open(data, embedder, chunk_tokens=40, overlap_tokens=10, dense_index="hnsw")
+    with store:
+        assert "keeps its own layout (chunks of 200 tokens, overlap 40, flat dense index)" in caplog.text
+        assert "qa index --rebuild" in caplog.text
+        store.add_documents([doc(1)])  # chunked as the rest of the index
+        assert [c.end - c.start for c in store.get_chunks("long-1")] == first
+        assert sorted(p.name for p in data.glob("dense-*")) == [f"dense-flat-{store._snap.generation}.faiss"]
+        store.check_consistency()
+    with IndexStore.open(data, embedder, chunk_tokens=40, overlap_tokens=10, dense_index="hnsw", rebuild=True) as rebuilt:
+        assert len(rebuilt.get_chunks("long-0")) > len(first)  # re-chunked with the configured size
+        assert [p.name for p in data.glob("dense-*")] == [f"dense-hnsw-{rebuilt._snap.generation}.faiss"]
+        rebuilt.check_consistency()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="index.store"), IndexStore.open(data, embedder, chunk_tokens=40, overlap_tokens=10, dense_index="hnsw"):
+        assert "layout" not in caplog.text  # that is now the index's own
+
+
+def test_a_long_title_never_pushes_a_chunk_past_the_model_limit(tmp_path, embedder):
+    title = "2017-10-27 · 3,5 M€ · n° 4521/XJ-88 · Ω≈∑ " * 4  # many tokens per character
+    text = "Le conseil municipal a voté le budget annuel de la ville après un long débat. " * 80
+    with IndexStore.open(tmp_path / "t", embedder, chunk_tokens=1_000) as store:
+        store.add_documents([Document(id="t", title=title, text=text)])
+        limit = embedder.max_tokens - embedder.passage_prompt_tokens - 2
+        from index.store import passage_text
+
+        sizes = [embedder.count_tokens(passage_text(title, c.text)) for c in store.get_chunks("t")]
+        assert max(sizes) <= limit, (max(sizes), limit)
