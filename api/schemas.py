@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
 
-from index.retrieval import period_bounds
-from index.text import has_words
+from index.retrieval import normalize_domain, period_bounds
+from index.text import has_words, url_problem
 
 MAX_QUESTION_CHARS = 1_000
 MAX_CONTEXT_CHARS = 100_000
@@ -54,7 +54,7 @@ def _domain(value: str | None) -> str | None:
     if value is None:
         return value
     value = value.strip()
-    if not value or any(ch.isspace() for ch in value):
+    if not value or any(ch.isspace() for ch in value) or normalize_domain(value) is None:
         raise ValueError("source must be a domain name such as numerama.com (or a URL on it)")
     return value
 
@@ -177,8 +177,9 @@ class DocumentIn(_Strict):
         if v is None or not v.strip():
             return None
         v = v.strip()
-        if not re.match(r"^https?://[^\s/]+", v):
-            raise ValueError("url must be an absolute http(s) URL")
+        problem = url_problem(v)
+        if problem is not None:
+            raise ValueError(f"url {problem}")
         return v
 
     @field_validator("published")

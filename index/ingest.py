@@ -7,20 +7,24 @@ their text verbatim (only a leading byte-order mark is dropped): chunk offsets a
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from index.schema import Document
-from index.text import has_words
+from index.text import has_lone_surrogate, has_words, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 JSON_SUFFIXES = {".json"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | JSONL_SUFFIXES
+log = logging.getLogger(__name__)
+
 MAX_TITLE_CHARS = 200
+MAX_ID_CHARS = 256  # the longest id the API can read or delete (/documents/{doc_id})
 _HEADER_LINES = 12  # metadata (URL, date, byline) is looked for in the first non-empty lines
 
 
@@ -194,6 +198,26 @@ def _load_html(path: Path) -> list[Document]:
 # --------------------------------------------------------------------------------------------
 
 
+def _lone_surrogate_in(value, path: str = "") -> str | None:
+    """Where (a dotted path) a JSON value holds a string with an unpaired surrogate, or None."""
+    if isinstance(value, str):
+        return path if has_lone_surrogate(value) else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            here = f"{path}.{k}" if path else str(k)
+            if has_lone_surrogate(str(k)):
+                return here
+            found = _lone_surrogate_in(v, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _lone_surrogate_in(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def record_to_document(rec, default_id: str) -> Document:
     if not isinstance(rec, dict):
         raise ValueError(f"a record must be a JSON object, not {type(rec).__name__}")
@@ -207,13 +231,23 @@ def record_to_document(rec, default_id: str) -> Document:
         doc_id = str(doc_id)
     if not isinstance(doc_id, str) or not doc_id.strip():
         raise ValueError("'id' must be a non-empty string")
+    if len(doc_id.strip()) > MAX_ID_CHARS:
+        raise ValueError(f"'id' must be at most {MAX_ID_CHARS} characters (got {len(doc_id.strip())})")
     title, url = rec.get("title"), rec.get("url")
     for name, val in (("title", title), ("url", url)):
         if val is not None and not isinstance(val, str):
             raise ValueError(f"'{name}' must be a string")
+    if url and url.strip():
+        url = url.strip()
+        problem = url_problem(url)
+        if problem is not None:
+            raise ValueError(f"'url' {problem}")
     metadata = rec.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ValueError("'metadata' must be an object")
+    where = _lone_surrogate_in({"id": doc_id, "title": title, "url": url, "text": text, "metadata": metadata})
+    if where is not None:  # "\ud800" in JSON: no such character, it cannot be stored
+        raise ValueError(f"'{where}' holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): write valid Unicode text")
     try:
         published = normalize_date(rec.get("published"))
     except ValueError as exc:
@@ -234,7 +268,21 @@ def _load_json(path: Path) -> tuple[list[Document], list[IngestError]]:
     first: dict[str, int] = {}
     for n, rec in enumerate(records, start=1):  # counted from 1, as JSONL lines are
         _take_record(rec, f"{path.stem}-{n - 1}" if len(records) > 1 else path.stem, path, n, False, first, docs, errors)
+    _warn_positional_ids(path, records, "record")
     return docs, errors
+
+
+def _warn_positional_ids(path: Path, records: list, where: str) -> None:
+    """Records without an ``id`` are named after their place in the file: say so, since inserting
+    a record (or a line) renames the ones after it, and indexing the file again then keeps the
+    old copies of those under their old names."""
+    anonymous = sum(1 for rec in records if isinstance(rec, dict) and rec.get("id") in (None, ""))
+    if anonymous:
+        log.warning(
+            "%s: %d of %d records have no 'id'; they are named after their %s (%s-N), so adding or removing "
+            "records before them renames them: give every record its own 'id' to update documents in place",
+            path, anonymous, len(records), "line number" if where == "line" else "position", path.stem,
+        )
 
 
 def _take_record(rec, default_id: str, path: Path, n: int, is_line: bool, first: dict[str, int], docs: list[Document], errors: list[IngestError]) -> None:
@@ -258,7 +306,7 @@ def _load_jsonl(path: Path) -> tuple[list[Document], list[IngestError]]:
     data = path.read_bytes()
     if not data.strip():
         raise _Skip("empty file")
-    docs, errors = [], []
+    docs, errors, records = [], [], []
     first_line: dict[str, int] = {}
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
@@ -274,6 +322,8 @@ def _load_jsonl(path: Path) -> tuple[list[Document], list[IngestError]]:
             errors.append(IngestError(str(path), lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"))
             continue
         _take_record(rec, f"{path.stem}-{lineno}", path, lineno, True, first_line, docs, errors)
+        records.append(rec)
+    _warn_positional_ids(path, records, "line")
     return docs, errors
 
 

@@ -26,7 +26,10 @@ def normalize_domain(value: str | None) -> str | None:
     if not value:
         return None
     value = value.strip().lower()
-    host = urlsplit(value).hostname if "://" in value else value.split("/")[0]
+    try:
+        host = urlsplit(value).hostname if "://" in value else value.split("/")[0]
+    except ValueError:  # "http://[lien" and the like: no domain to filter on
+        return None
     if not host:
         return None
     host = host.split(":")[0].rstrip(".")

@@ -835,9 +835,12 @@ class IndexStore:
                 bad_counts = conn.execute(
                     "SELECT d.id, d.n_chunks, count(c.id) FROM documents d LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.id HAVING d.n_chunks != count(c.id)"
                 ).fetchall()
-                bad_offsets = conn.execute(
-                    "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE substr(d.text, c.start_char + 1, c.end_char - c.start_char) != c.text LIMIT 5"
-                ).fetchall()
+                # in Python: SQLite's substr stops at a NUL character, which a text may hold
+                texts = dict(conn.execute("SELECT id, text FROM documents"))
+                bad_offsets = [
+                    (cid,) for cid, doc_id, start, end, text in conn.execute("SELECT id, document_id, start_char, end_char, text FROM chunks")
+                    if texts.get(doc_id, "")[start:end] != text
+                ][:5]
                 bad_vectors = conn.execute("SELECT count(*) FROM chunks WHERE length(vector) != ?", (4 * int(self.embedder.dim),)).fetchone()[0]
                 orphans = conn.execute("SELECT count(*) FROM chunks c LEFT JOIN documents d ON d.id = c.document_id WHERE d.id IS NULL").fetchone()[0]
             finally:

@@ -205,3 +205,17 @@ def analyze(text: str) -> list[str]:
     folded = _ELISION.sub(" ", fold(text))
     words = [w for w in _TOKEN.findall(folded) if w not in STOP_WORDS]
     return _stemmer().stemWords(words)
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a document's URL (it must be an absolute http(s) URL that Python can
+    parse: filters read its domain), or None."""
+    from urllib.parse import urlsplit
+
+    if not re.match(r"^https?://[^\s/]+", url) or any(ch.isspace() for ch in url):
+        return "must be an absolute http(s) URL"
+    try:
+        host = urlsplit(url).hostname
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    return None if host else "has no host name"

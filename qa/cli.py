@@ -145,7 +145,7 @@ def _check_text(value: str, what: str) -> str:
 
 
 def _filters(document_ids: list[str] | None, source: str | None, after: str | None, before: str | None):
-    from index.retrieval import period_bounds
+    from index.retrieval import normalize_domain, period_bounds
     from index.schema import Filters
 
     def parse(name: str, value: str | None, end: int):
@@ -158,6 +158,8 @@ def _filters(document_ids: list[str] | None, source: str | None, after: str | No
 
     if not (document_ids or source or after or before):
         return None
+    if source is not None and normalize_domain(source) is None:
+        _fail(f"--source must be a domain name such as numerama.com (or a URL on it), got {source!r}")
     return Filters(document_ids=document_ids or None, source=source, published_after=parse("--after", after, 0), published_before=parse("--before", before, 1))
 
 

@@ -223,6 +223,8 @@ def test_ask_filters(client, documents):
         ({"question": "Qui ?", "filters": {"document_ids": "abc"}}, "document_ids"),
         ({"question": "Qui ?", "filters": {"source": "numerama com"}}, "source"),
         ({"question": "Qui ?", "filters": {"source": " "}}, "source"),
+        ({"question": "Qui ?", "filters": {"source": "https://"}}, "source"),  # no domain in it: it would match nothing
+        ({"question": "Qui ?", "filters": {"source": "/numerama.com"}}, "source"),
         ({"question": "Qui ?", "filters": {"sources": ["x"]}}, "sources"),
         ({"question": "Qui ?", "topk": 3}, "topk"),
         ({"question": "???"}, "question"),
@@ -530,6 +532,8 @@ def test_document_lifecycle(client):
         ([{"title": "T", "text": "Un.", "id": "x"}, {"title": "T", "text": "Deux.", "id": "x"}], "documents"),
         ([{"title": "T", "text": "Même texte."}, {"title": "U", "text": "Même texte."}], "id"),
         ([{"title": "T", "text": "Un texte.", "author": "moi"}], "author"),
+        ([{"title": "T", "text": "Un texte.", "url": "http://[lien-casse"}], "url"),  # Python cannot parse it: was a 500
+        ([{"title": "T", "text": "Un texte.", "url": "https://[lien]/article"}], "url"),
     ],
 )
 def test_add_documents_bad_input(client, documents_payload, field):

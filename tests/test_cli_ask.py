@@ -63,6 +63,8 @@ def test_search_date_filters_take_partial_dates(seed_index):
     assert years("--after", "2017-01-01", "--before", "2017-12-31") == {"2017"}
     bad = _run(["search", "Netflix", "--after", "hier"], seed_index)
     assert bad.exit_code == 1 and "--after must be a date like 2018-01-31, 2018-01 or 2018" in bad.stderr
+    nowhere = _run(["search", "Netflix", "--source", "https://"], seed_index)  # no domain: it would match nothing
+    assert nowhere.exit_code == 1 and "--source must be a domain name such as numerama.com" in nowhere.stderr
 
 
 def _run_bytes(args: list[str], data_dir: Path, stdin: bytes):

@@ -484,3 +484,11 @@ def test_a_long_title_never_pushes_a_chunk_past_the_model_limit(tmp_path, embedd
 
         sizes = [embedder.count_tokens(passage_text(title, c.text)) for c in store.get_chunks("t")]
         assert max(sizes) <= limit, (max(sizes), limit)
+
+
+def test_consistency_check_reads_texts_with_nul_characters(tmp_path, embedder):
+    text = "Avant\x00après : le conseil municipal a voté le budget de la ville."
+    with IndexStore.open(tmp_path / "nul", embedder) as store:
+        store.add_documents([Document(id="nul", title="NUL", text=text)])
+        assert store.get_document("nul").text == text
+        store.check_consistency()  # SQLite's substr stops at the NUL: was reported as an offset error
