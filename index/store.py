@@ -602,98 +602,127 @@ class IndexStore:
             batch[d.id] = d  # the last one wins
         if not batch:
             return report
-        with self._write_lock, self._file_lock():
+        with self._write_lock:
             self._check_open()
-            self._sync_for_write()
-            c = self._wconn
-            existing: dict[str, str] = {}
-            for ids in _batched(list(batch), _SQL_VARS):
-                q = f"SELECT id, content_hash, n_chunks FROM documents WHERE id IN ({','.join('?' * len(ids))})"
-                for doc_id, h, n in c.execute(q, ids):
-                    existing[doc_id] = h
-                    report.chunk_counts[doc_id] = n
-            plans = []  # (doc, doc_hash, chunks, passage texts, hashes)
-            for doc in batch.values():
-                h = _doc_hash(doc)
-                if existing.get(doc.id) == h:
-                    report.documents_unchanged += 1
-                    continue
-                chunks = self._chunk(doc)
-                passages = [passage_text(doc.title, ch.text) for ch in chunks]
-                plans.append((doc, h, chunks, passages, [content_hash(p) for p in passages]))
-            if not plans:
-                return report
-            # chunks already stored for the documents being replaced: id -> content hash
-            old: dict[int, str] = {}
-            updated_ids = [p[0].id for p in plans if p[0].id in existing]
-            for ids in _batched(updated_ids, _SQL_VARS):
-                q = f"SELECT id, content_hash FROM chunks WHERE document_id IN ({','.join('?' * len(ids))})"
-                old.update(c.execute(q, ids).fetchall())
-            new_rows = []  # (chunk, doc_id, passage, hash)
-            keep: set[int] = set()
-            for doc, _, chunks, passages, hashes in plans:
-                for ch, p, h in zip(chunks, passages, hashes):
-                    if old.get(ch.id) == h:
-                        keep.add(ch.id)
-                    else:
-                        new_rows.append((ch, p, h))
-            removed = np.asarray(sorted(set(old) - keep), dtype=np.int64)
-            # vectors: reuse stored ones with the same content hash, embed the rest
-            vectors: dict[str, bytes] = {}
-            wanted = sorted({h for _, _, h in new_rows})
-            for hs in _batched(wanted, _SQL_VARS):
-                q = f"SELECT content_hash, vector FROM chunks WHERE content_hash IN ({','.join('?' * len(hs))})"
-                vectors.update(c.execute(q, hs).fetchall())
-            missing: dict[str, str] = {}
-            for _, p, h in new_rows:
+            # first, without the file lock: chunk and embed what the batch needs (the long part), so
+            # that other processes' writes (a server's DELETE during `qa index`) are not held up by it
+            chunked: dict[tuple[str, str], list[Chunk]] = {}
+            _, plans, _ = self._plan(self._rconn(), batch, chunked)
+            computed, report.chunks_embedded = self._vectors_for(self._rconn(), plans, {}, progress)
+            with self._file_lock():
+                # then, locked: plan again against what other processes may have written meanwhile
+                self._sync_for_write()
+                c = self._wconn
+                existing, plans, old = self._plan(c, batch, chunked)
+                report.documents_unchanged = len(batch) - len(plans)
+                report.chunk_counts.update({doc_id: n for doc_id, (_, n) in existing.items()})
+                if not plans:
+                    return report
+                # vectors computed above; only documents another process changed meanwhile need more
+                vectors, late = self._vectors_for(c, plans, computed, progress)
+                report.chunks_embedded += late
+                _crash_point("embedded")
+                self._write_plans(c, plans, existing, old, vectors, report)
+        return report
+
+    def _plan(self, conn, batch: dict[str, Document], chunked: dict[tuple[str, str], list[Chunk]]):
+        """What writing ``batch`` changes, as ``conn`` sees the index: the stored documents of the batch
+        (id -> (content hash, chunk count)), the plans of the new or changed ones (doc, hash, chunks,
+        passages, passage hashes) and the stored chunks of those being replaced (chunk id -> hash).
+        ``chunked`` keeps each document's chunks by content hash so that a second plan does not
+        chunk it again."""
+        existing: dict[str, tuple[str, int]] = {}
+        for ids in _batched(list(batch), _SQL_VARS):
+            q = f"SELECT id, content_hash, n_chunks FROM documents WHERE id IN ({','.join('?' * len(ids))})"
+            for doc_id, h, n in conn.execute(q, ids):
+                existing[doc_id] = (h, n)
+        plans = []
+        for doc in batch.values():
+            h = _doc_hash(doc)
+            if doc.id in existing and existing[doc.id][0] == h:
+                continue
+            chunks = chunked.get((doc.id, h))
+            if chunks is None:
+                chunks = chunked[(doc.id, h)] = self._chunk(doc)
+            passages = [passage_text(doc.title, ch.text) for ch in chunks]
+            plans.append((doc, h, chunks, passages, [content_hash(p) for p in passages]))
+        old: dict[int, str] = {}
+        updated_ids = [p[0].id for p in plans if p[0].id in existing]
+        for ids in _batched(updated_ids, _SQL_VARS):
+            q = f"SELECT id, content_hash FROM chunks WHERE document_id IN ({','.join('?' * len(ids))})"
+            old.update(conn.execute(q, ids).fetchall())
+        return existing, plans, old
+
+    def _vectors_for(self, conn, plans, known: dict[str, bytes], progress: bool) -> tuple[dict[str, bytes], int]:
+        """Vectors of the plans' passages by content hash: from ``known``, from the index (a passage
+        stored before), the rest embedded now; and how many were embedded."""
+        hashes = {h for plan in plans for h in plan[4]}
+        vectors = {h: v for h, v in known.items() if h in hashes}
+        wanted = sorted(hashes - set(vectors))
+        for hs in _batched(wanted, _SQL_VARS):
+            q = f"SELECT content_hash, vector FROM chunks WHERE content_hash IN ({','.join('?' * len(hs))})"
+            vectors.update(conn.execute(q, hs).fetchall())
+        missing: dict[str, str] = {}
+        for _, _, _, passages, hs in plans:
+            for p, h in zip(passages, hs):
                 if h not in vectors:
                     missing.setdefault(h, p)
-            if missing:
-                embedded = self._encode_passages(list(missing.values()), progress)
-                for h, v in zip(missing, embedded):
-                    vectors[h] = np.ascontiguousarray(v, dtype=np.float32).tobytes()
-            report.chunks_embedded = len(missing)
-            _crash_point("embedded")
-            add_ids = np.asarray([ch.id for ch, _, _ in new_rows], dtype=np.int64)
-            add_vecs = (
-                np.frombuffer(b"".join(vectors[h] for _, _, h in new_rows), dtype=np.float32).reshape(len(new_rows), int(self.embedder.dim))
-                if new_rows
-                else np.zeros((0, int(self.embedder.dim)), np.float32)
-            )
-            # one transaction: the new state or the old one
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                for doc, h, chunks, _, _ in plans:
-                    c.execute(
-                        """INSERT INTO documents(id, title, url, published, metadata, text, content_hash, chars, n_chunks)
-                           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                           ON CONFLICT(id) DO UPDATE SET title=excluded.title, url=excluded.url, published=excluded.published,
-                             metadata=excluded.metadata, text=excluded.text, content_hash=excluded.content_hash,
-                             chars=excluded.chars, n_chunks=excluded.n_chunks""",
-                        (doc.id, doc.title, doc.url, doc.published, json.dumps(doc.metadata or {}, ensure_ascii=False, default=str), doc.text, h, len(doc.text), len(chunks)),
-                    )
-                    report.chunk_counts[doc.id] = len(chunks)
-                    if doc.id in existing:
-                        report.documents_updated += 1
-                    else:
-                        report.documents_added += 1
-                for ids in _batched(removed.tolist(), _SQL_VARS):
-                    c.execute(f"DELETE FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
-                c.executemany(
-                    "INSERT INTO chunks(id, document_id, start_char, end_char, text, content_hash, terms, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    ((ch.id, ch.document_id, ch.start, ch.end, ch.text, h, " ".join(analyze(p)), vectors[h]) for ch, p, h in new_rows),
+        if missing:
+            embedded = self._encode_passages(list(missing.values()), progress)
+            for h, v in zip(missing, embedded):
+                vectors[h] = np.ascontiguousarray(v, dtype=np.float32).tobytes()
+        return vectors, len(missing)
+
+    def _write_plans(self, c, plans, existing, old: dict[int, str], vectors: dict[str, bytes], report: AddReport) -> None:
+        """Under both locks: one transaction that writes the plans; then the new snapshot is published."""
+        new_rows = []  # (chunk, passage, hash)
+        keep: set[int] = set()
+        for doc, _, chunks, passages, hashes in plans:
+            for ch, p, h in zip(chunks, passages, hashes):
+                if old.get(ch.id) == h:
+                    keep.add(ch.id)
+                else:
+                    new_rows.append((ch, p, h))
+        removed = np.asarray(sorted(set(old) - keep), dtype=np.int64)
+        add_ids = np.asarray([ch.id for ch, _, _ in new_rows], dtype=np.int64)
+        add_vecs = (
+            np.frombuffer(b"".join(vectors[h] for _, _, h in new_rows), dtype=np.float32).reshape(len(new_rows), int(self.embedder.dim))
+            if new_rows
+            else np.zeros((0, int(self.embedder.dim)), np.float32)
+        )
+        # one transaction: the new state or the old one
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for doc, h, chunks, _, _ in plans:
+                c.execute(
+                    """INSERT INTO documents(id, title, url, published, metadata, text, content_hash, chars, n_chunks)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(id) DO UPDATE SET title=excluded.title, url=excluded.url, published=excluded.published,
+                         metadata=excluded.metadata, text=excluded.text, content_hash=excluded.content_hash,
+                         chars=excluded.chars, n_chunks=excluded.n_chunks""",
+                    (doc.id, doc.title, doc.url, doc.published, json.dumps(doc.metadata or {}, ensure_ascii=False, default=str), doc.text, h, len(doc.text), len(chunks)),
                 )
-                self._bump_generation(c)
-                snap = self._next_snapshot(removed, add_ids, add_vecs)
-                _crash_point("before_commit")
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-            _crash_point("committed")
-            report.chunks_added, report.chunks_removed = len(new_rows), len(removed)
-            self._publish(snap)
-        return report
+                report.chunk_counts[doc.id] = len(chunks)
+                if doc.id in existing:
+                    report.documents_updated += 1
+                else:
+                    report.documents_added += 1
+            for ids in _batched(removed.tolist(), _SQL_VARS):
+                c.execute(f"DELETE FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
+            c.executemany(
+                "INSERT INTO chunks(id, document_id, start_char, end_char, text, content_hash, terms, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ((ch.id, ch.document_id, ch.start, ch.end, ch.text, h, " ".join(analyze(p)), vectors[h]) for ch, p, h in new_rows),
+            )
+            self._bump_generation(c)
+            snap = self._next_snapshot(removed, add_ids, add_vecs)
+            _crash_point("before_commit")
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        _crash_point("committed")
+        report.chunks_added, report.chunks_removed = len(new_rows), len(removed)
+        self._publish(snap)
 
     def delete_document(self, doc_id: str) -> bool:
         """Remove a document, its chunks, vectors and keyword entries. False when it was not there."""

@@ -492,3 +492,49 @@ def test_consistency_check_reads_texts_with_nul_characters(tmp_path, embedder):
         store.add_documents([Document(id="nul", title="NUL", text=text)])
         assert store.get_document("nul").text == text
         store.check_consistency()  # SQLite's substr stops at the NUL: was reported as an offset error
+
+
+class BlockingEmbedder(CountingEmbedder):
+    """The real embedder, holding its first passage batch until ``release`` is set."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.embedding, self.release = threading.Event(), threading.Event()
+
+    def encode_passages(self, texts, progress=False):
+        self.embedding.set()
+        assert self.release.wait(120)
+        return super().encode_passages(texts, progress)
+
+
+def test_a_long_embedding_does_not_hold_up_other_writers(tmp_path, embedder):
+    """`qa index` embedding a batch must not block the server's DELETE or POST (another handle,
+    as another process would be: the file lock is per handle) until it is done."""
+    data = tmp_path / "locks"
+    with IndexStore.open(data, embedder) as server:
+        server.add_documents(synth_docs(3))
+        slow = BlockingEmbedder(embedder)
+        with IndexStore.open(data, slow) as indexer:
+            writer = threading.Thread(target=indexer.add_documents, args=(synth_docs(6, prefix="new"),))
+            writer.start()
+            assert slow.embedding.wait(60)
+            done = threading.Event()
+
+            def other_writes():
+                server.delete_document("doc-001")
+                server.add_documents([Document(id="late", title="Tard", text="Un document écrit pendant l'indexation.")])
+                done.set()
+
+            threading.Thread(target=other_writes, daemon=True).start()
+            finished = done.wait(60)
+            slow.release.set()  # in any case, so the test ends
+            writer.join(120)
+            assert finished, "the other handle's writes waited for the embedding"
+            # new-000..002 repeat doc-000..002 (vectors reused, even doc-001's, deleted meanwhile): the
+            # other three are embedded once, before the lock, and not again after it
+            assert slow.passages == 3
+            indexer.check_consistency()
+        server.refresh()
+        ids = {d.id for d in server.list_documents(limit=100)[0]}
+        assert ids == {"doc-000", "doc-002", "late"} | {f"new-{i:03d}" for i in range(6)}
+        server.check_consistency()
