@@ -548,8 +548,17 @@ def eval_cmd(
     # checked before the models load and the questions run, not after
     if mode not in ("hybrid", "dense", "bm25"):
         _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
-    if out is not None and not out.parent.is_dir():
-        _fail(f"--out {out}: no such folder {out.parent}")
+    if out is not None:
+        if out.is_dir():
+            _fail(f"--out {out}: is a folder; give a file name, such as {out / 'report.json'}")
+        if not out.parent.is_dir():
+            _fail(f"--out {out}: no such folder {out.parent}")
+        probe = out.with_suffix(out.suffix + ".tmp")
+        try:  # can the report be written there? (found out now, not after the whole evaluation)
+            probe.open("w").close()
+            probe.unlink()
+        except OSError as exc:
+            _fail(f"--out {out}: cannot write there ({exc.strerror or exc})")
     try:
         report = _opening(settings, run_eval, settings, gold, top_k=top_k, mode=mode, data_dir=data_dir, limit=limit, corpus=corpus)
     except EvalSetupError as exc:
@@ -559,8 +568,12 @@ def eval_cmd(
     typer.echo(render_report(report, errors=errors))
     if out:
         tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1))
-        tmp.replace(out)
+        try:
+            tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1))
+            tmp.replace(out)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            _fail(f"--out {out}: cannot write the report ({exc.strerror or exc}); the table above has the numbers")
         typer.echo(f"report written to {out}")
 
 

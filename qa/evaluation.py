@@ -8,6 +8,7 @@ temporary data directory unless ``--data-dir`` names an existing index.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from index.retrieval import candidate_depth
 from index.schema import Document
-from qa.metrics import best_over_references
+from qa.metrics import best_over_references, normalize_answer
 from qa.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class GoldItem:
     paragraph_id: str | None = None  # SQuAD: the gold paragraph's document id
     context: str | None = None  # SQuAD: the gold paragraph's text
     article: str | None = None  # SQuAD: the article title
+    where: str = ""  # where it is in its file ("gold.jsonl:3", "data[0].paragraphs[1].qas[2]")
 
 
 @dataclass
@@ -53,7 +55,12 @@ class GoldSet:
     kind: str = "jsonl"
 
 
+JSONL_FIELDS = ("id", "question", "answers", "document_ids")
+
+
 def load_gold(path: Path) -> GoldSet:
+    if path.is_dir():
+        raise GoldFormatError(f"{path}: is a folder; give a gold file (JSONL or SQuAD JSON)")
     if not path.is_file():
         raise GoldFormatError(f"{path}: no such file")
     try:
@@ -87,7 +94,7 @@ def _is_object(line: str) -> bool:
 
 def _load_jsonl(raw: str, path: Path) -> GoldSet:
     items = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for n, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
@@ -97,20 +104,33 @@ def _load_jsonl(raw: str, path: Path) -> GoldSet:
             raise GoldFormatError(f"{path}:{n}: invalid JSON ({exc.msg})") from exc
         if not isinstance(rec, dict):
             raise GoldFormatError(f"{path}:{n}: expected an object with id, question, answers, document_ids")
+        for key in rec:  # a misspelt field would silently change what is measured
+            near = difflib.get_close_matches(key, JSONL_FIELDS, n=1, cutoff=0.75) if key not in JSONL_FIELDS else []
+            if near:
+                raise GoldFormatError(f"{path}:{n}: unknown field {key!r}: did you mean {near[0]!r}?")
         q = rec.get("question")
         if not isinstance(q, str) or not q.strip():
             raise GoldFormatError(f"{path}:{n}: field 'question' must be a non-empty string")
-        answers = rec.get("answers", [])
+        if "answers" not in rec:
+            raise GoldFormatError(f"{path}:{n}: field 'answers' is missing: list every acceptable answer, or [] for a question the documents cannot answer")
+        answers = rec["answers"]
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
             raise GoldFormatError(f"{path}:{n}: field 'answers' must be a list of strings ([] = unanswerable)")
+        for i, a in enumerate(answers):
+            if not normalize_answer(a):  # "" or "le": it would match the empty "no answer" prediction
+                raise GoldFormatError(f"{path}:{n}: field 'answers' item {i} ({a!r}) is empty once normalised (punctuation and articles removed): give the answer's words")
         doc_ids = rec.get("document_ids", [])
         if not isinstance(doc_ids, list) or not all(isinstance(d, str) for d in doc_ids):
             raise GoldFormatError(f"{path}:{n}: field 'document_ids' must be a list of strings")
-        qid = str(rec.get("id", n))
+        qid = rec.get("id", f"line-{n}")
+        if isinstance(qid, int) and not isinstance(qid, bool):
+            qid = str(qid)
+        if not isinstance(qid, str) or not qid.strip():
+            raise GoldFormatError(f"{path}:{n}: field 'id' must be a non-empty string (or left out: the question is then named line-{n})")
         if qid in seen:
-            raise GoldFormatError(f"{path}:{n}: duplicate id {qid!r}")
-        seen.add(qid)
-        items.append(GoldItem(qid, q, answers, doc_ids))
+            raise GoldFormatError(f"{path}:{n}: duplicate id {qid!r} (already on line {seen[qid]})")
+        seen[qid] = n
+        items.append(GoldItem(qid, q, answers, doc_ids, where=f"{path.name}:{n}"))
     if not items:
         raise GoldFormatError(f"{path}: no questions found")
     return GoldSet(items, kind="jsonl")
@@ -128,6 +148,9 @@ def _load_squad(data: dict, path: Path) -> GoldSet:
         return GoldFormatError(f"{path}: {where} {what}")
 
     items, docs = [], []
+    seen: dict[str, str] = {}
+    not_verbatim: list[str] = []
+    unusable: list[str] = []
     if not isinstance(data["data"], list):
         raise bad("data", "must be a list of articles")
     for a, art in enumerate(data["data"]):
@@ -162,10 +185,29 @@ def _load_squad(data: dict, path: Path) -> GoldSet:
                 if not isinstance(answers, list) or not all(isinstance(x, dict) and isinstance(x.get("text"), str) for x in answers):
                     raise bad(f"{qw}.answers", 'must be a list of {"text", "answer_start"} objects ([] = unanswerable)')
                 qid = qa.get("id", f"{a}.{p}.{q}")
-                if not isinstance(qid, (str, int)) or isinstance(qid, bool):
-                    raise bad(f"{qw}.id", "must be a string")
+                if not isinstance(qid, (str, int)) or isinstance(qid, bool) or not str(qid).strip():
+                    raise bad(f"{qw}.id", "must be a non-empty string")
+                qid = str(qid)
+                if qid in seen:
+                    raise bad(f"{qw}.id", f"duplicate id {qid!r} (already at {seen[qid]})")
+                seen[qid] = qw
+                if qa.get("is_impossible") is True and answers:
+                    raise bad(qw, 'has "is_impossible": true and answers: one or the other (SQuAD 2.0 puts those of an impossible question in "plausible_answers")')
                 texts = [x["text"].strip() for x in answers if x["text"].strip()]
-                items.append(GoldItem(str(qid), question, texts, [pid], pid, context, title))
+                for x in answers:
+                    t, start = x["text"], x.get("answer_start")
+                    if t.strip() and (t not in context or (isinstance(start, int) and context[start : start + len(t)] != t)):
+                        not_verbatim.append(qw)
+                        break
+                if answers and not any(normalize_answer(t) for t in texts):  # "" or "le": nothing to match
+                    unusable.append(qw)
+                    continue
+                texts = [t for t in texts if normalize_answer(t)]
+                items.append(GoldItem(qid, question, texts, [pid], pid, context, title, where=qw))
+    if not_verbatim:
+        log.warning("%s: %d questions have an answer that is not in their context at its answer_start (first: %s)", path, len(not_verbatim), ", ".join(not_verbatim[:3]))
+    if unusable:
+        log.warning("%s: %d questions left out: their answers are empty once normalised (first: %s)", path, len(unusable), ", ".join(unusable[:3]))
     if not items:
         raise GoldFormatError(f"{path}: no questions found (every paragraph's \"qas\" is empty)")
     return GoldSet(items, docs, kind="squad")
@@ -207,7 +249,13 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
             log.info("indexed %d paragraphs (%d chunks embedded) in %.0fs", len(to_index), rep.chunks_added, time.time() - t0)
         if svc.store.counts()["documents"] == 0:
             raise GoldFormatError(f"the index at {svc_settings.data_dir} is empty: run `qa index data/articles` (or set QA_DATA_DIR) first")
-        return _evaluate(svc, gold, items, top_k, mode, str(gold_path))
+        unknown = sorted({d for it in items for d in it.document_ids if svc.store.get_document(d) is None})
+        if unknown:  # a wrong gold id reads as a retrieval miss: say which ones
+            log.warning("%d gold document ids are not in the index at %s: %s (their questions count as retrieval misses)",
+                        len(unknown), svc_settings.data_dir, ", ".join(repr(d) for d in unknown[:5]) + (", ..." if len(unknown) > 5 else ""))
+        report = _evaluate(svc, gold, items, top_k, mode, str(gold_path))
+        report["unknown_gold_documents"] = unknown
+        return report
     finally:
         svc.close()
         if tmp:
@@ -242,6 +290,7 @@ def _evaluate(svc, gold: GoldSet, items: list[GoldItem], top_k: int, mode: str, 
         em, f1 = best_over_references(pred, it.answers)
         rec = {
             "id": it.id,
+            "where": it.where,
             "question": it.question,
             "gold": it.answers,
             "gold_documents": it.document_ids,
@@ -255,6 +304,8 @@ def _evaluate(svc, gold: GoldSet, items: list[GoldItem], top_k: int, mode: str, 
             "f1": f1,
             "doc_rank": doc_rank,
             "paragraph_rank": para_rank,
+            "search_ms": search_ms[-1],
+            "ask_ms": ask_ms[-1],
         }
         if it.context is not None and it.answers:
             ext = svc.reader.read(it.question, [it.context], n_best=1)[0]
@@ -266,9 +317,13 @@ def _evaluate(svc, gold: GoldSet, items: list[GoldItem], top_k: int, mode: str, 
     answerable = [r for r in per_q if r["gold"]]
     unanswerable = [r for r in per_q if not r["gold"]]
 
+    # retrieval is measured on the answerable questions that name their gold documents
+    with_docs = [r for r in answerable if r["gold_documents"]]
+
     def recall(rows, key):
-        out = {f"recall@{k}": _mean([1.0 if r[key] and r[key] <= k else 0.0 for r in rows]) for k in RECALL_AT}
-        out["mrr"] = _mean([1.0 / r[key] if r[key] else 0.0 for r in rows])
+        out: dict = {f"recall@{k}": _mean_or_none([1.0 if r[key] and r[key] <= k else 0.0 for r in rows]) for k in RECALL_AT}
+        out["mrr"] = _mean_or_none([1.0 / r[key] if r[key] else 0.0 for r in rows])
+        out["questions"] = len(rows)
         return out
 
     report: dict = {
@@ -278,19 +333,19 @@ def _evaluate(svc, gold: GoldSet, items: list[GoldItem], top_k: int, mode: str, 
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
         "settings": {"top_k": top_k, "mode": mode, "reader": svc.reader.name, "embedder": svc.embedder.identity, "no_answer_threshold": svc.reader.threshold, "ask_no_answer_threshold": svc.ask_threshold, "rank_penalty": svc.settings.rank_penalty},
-        "retrieval_document": recall(answerable, "doc_rank"),
+        "retrieval_document": recall(with_docs, "doc_rank"),
     }
     if gold.kind == "squad":
-        report["retrieval_paragraph"] = recall(answerable, "paragraph_rank")
+        report["retrieval_paragraph"] = recall(with_docs, "paragraph_rank")
         rows = [r for r in answerable if "reader_f1" in r]
-        report["reader_on_gold_context"] = {"em": 100 * _mean([r["reader_em"] for r in rows]), "f1": 100 * _mean([r["reader_f1"] for r in rows]), "questions": len(rows)}
+        report["reader_on_gold_context"] = {"em": _pct_or_none([r["reader_em"] for r in rows]), "f1": _pct_or_none([r["reader_f1"] for r in rows]), "questions": len(rows)}
     predicted_none = [r for r in per_q if r["no_answer"]]
     report["end_to_end"] = {
-        "em_answerable": 100 * _mean([r["em"] for r in answerable]),
-        "f1_answerable": 100 * _mean([r["f1"] for r in answerable]),
+        "em_answerable": _pct_or_none([r["em"] for r in answerable]),
+        "f1_answerable": _pct_or_none([r["f1"] for r in answerable]),
         "em_all": 100 * _mean([r["em"] for r in per_q]),
         "f1_all": 100 * _mean([r["f1"] for r in per_q]),
-        "answered_answerable": _mean([0.0 if r["no_answer"] else 1.0 for r in answerable]),
+        "answered_answerable": _mean_or_none([0.0 if r["no_answer"] else 1.0 for r in answerable]),
         "no_answer_precision": _mean([0.0 if r["gold"] else 1.0 for r in predicted_none]) if predicted_none else None,
         "no_answer_recall": _mean([1.0 if r["no_answer"] else 0.0 for r in unanswerable]) if unanswerable else None,
         "unanswerable_correct": sum(1 for r in unanswerable if r["no_answer"]),
@@ -310,10 +365,29 @@ def _mean(values) -> float:
     return float(statistics.fmean(values)) if values else 0.0
 
 
+def _mean_or_none(values) -> float | None:
+    """None when there is nothing to average (no answerable question, say): not a score of 0."""
+    values = list(values)
+    return float(statistics.fmean(values)) if values else None
+
+
+def _pct_or_none(values) -> float | None:
+    m = _mean_or_none(values)
+    return None if m is None else 100 * m
+
+
 def render_report(report: dict, errors: bool = False) -> str:
+    squad = report.get("kind") == "squad"
     lines = [f"gold: {report['gold']} ({report['questions']} questions: {report['answerable']} answerable, {report['unanswerable']} unanswerable)"]
     s = report["settings"]
     lines.append(f"mode {s['mode']}, top-k {s['top_k']}, reader {s['reader']}, thresholds: passage {s['no_answer_threshold']:.3f}, answer {s.get('ask_no_answer_threshold', s['no_answer_threshold']):.3f}, rank penalty {s.get('rank_penalty', 0)}")
+    retrieval = report["retrieval_document"]
+    left_out = report["answerable"] - retrieval.get("questions", report["answerable"])
+    if left_out:
+        lines.append(f"retrieval: {left_out} answerable questions without document_ids are left out of it")
+    if report.get("unknown_gold_documents"):
+        unknown = report["unknown_gold_documents"]
+        lines.append(f"warning: {len(unknown)} gold document ids are not in the index: {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}")
     lines.append("")
     lines.append(f"{'metric':<34}{'value':>10}")
     lines.append("-" * 44)
@@ -321,10 +395,12 @@ def render_report(report: dict, errors: bool = False) -> str:
     def row(name, value, fmt="{:.3f}"):
         lines.append(f"{name:<34}{('-' if value is None else fmt.format(value)):>10}")
 
-    for level in ("retrieval_document", "retrieval_paragraph"):
+    levels = {"retrieval_document": "article" if squad else "document", "retrieval_paragraph": "paragraph"}
+    for level, label in levels.items():
         if level in report:
             for k, v in report[level].items():
-                row(f"{level.split('_')[1]} {k}", v)
+                if k != "questions":
+                    row(f"{label} {k}", v)
     if "reader_on_gold_context" in report:
         r = report["reader_on_gold_context"]
         row("reader EM (gold context)", r["em"], "{:.1f}")
@@ -332,21 +408,31 @@ def render_report(report: dict, errors: bool = False) -> str:
     e = report["end_to_end"]
     row("end-to-end EM (answerable)", e["em_answerable"], "{:.1f}")
     row("end-to-end F1 (answerable)", e["f1_answerable"], "{:.1f}")
-    row("answered (answerable)", e["answered_answerable"])
+    row("answered (answerable)", e["answered_answerable"], "{:.1%}")
     row("no-answer precision", e["no_answer_precision"])
     row("no-answer recall", e["no_answer_recall"])
     if report["unanswerable"]:
         lines.append(f"{'unanswerable said no-answer':<34}{e['unanswerable_correct']:>6} / {report['unanswerable']}")
     lat = report["latency_ms"]
     for k, v in lat.items():
-        row(f"latency {k} (ms)", v, "{:.0f}")
+        row(f"latency {k} (ms)", v, "{:.1f}" if v < 10 else "{:.0f}")
     if errors:
+        wrong = [r for r in report["per_question"] if r["f1"] < 1.0]
         lines.append("")
-        lines.append("errors:")
-        for r in report["per_question"]:
-            if r["f1"] >= 1.0:
-                continue
-            where = f"{r['document_id']}[{r['start']}:{r['end']}]" if r["document_id"] else "no answer"
-            lines.append(f"- {r['id']}: {r['question']}")
-            lines.append(f"    gold: {r['gold'] or 'no answer'} in {r['gold_documents']}; answered: {r['prediction'] or '(none)'} from {where} (F1 {r['f1']:.2f}, doc rank {r['doc_rank']})")
+        lines.append(f"errors ({len(wrong)}):" if wrong else "errors: none")
+        for r in wrong:
+            answered = f"{r['prediction']} from {r['document_id']}[{r['start']}:{r['end']}]" if r["document_id"] else "no answer"
+            gold = r["gold"] or "no answer"
+            in_docs = f" in {r['gold_documents']}" if r["gold_documents"] and r["gold"] else ""
+            if squad:
+                ranks = f"paragraph rank {_rank(r['paragraph_rank'])}, article rank {_rank(r['doc_rank'])}"
+            else:
+                ranks = f"document rank {_rank(r['doc_rank'])}" if r["gold_documents"] else ""
+            where = f" ({r['where']})" if r.get("where") else ""
+            lines.append(f"- {r['id']}{where}: {r['question']}")
+            lines.append(f"    gold: {gold}{in_docs}; answered: {answered} (F1 {r['f1']:.2f}{', ' + ranks if ranks and r['gold'] else ''})")
     return "\n".join(lines)
+
+
+def _rank(rank: int | None) -> str:
+    return "not found" if rank is None else f"{rank}"

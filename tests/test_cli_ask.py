@@ -106,3 +106,40 @@ def test_arguments_that_are_not_utf8_are_one_line(seed_index):
     for args, message in ((["search", "caf\udce9 Netflix"], "error: the query is not valid UTF-8 text"), (["ask", "caf\udce9 ?"], "error: the question is not valid UTF-8 text")):
         res = _run(args, seed_index)
         assert res.exit_code == 1 and res.stderr.strip() == message, res.stderr
+
+
+def test_eval_measures_retrieval_only_where_gold_documents_are_named(seed_index, tmp_path):
+    """A team's own gold set: questions without document_ids are left out of retrieval (not counted
+    as misses), unknown gold ids are named, a set with nothing answerable has no answerable scores
+    (not zeros), and every question says where it is in the file."""
+    rows = [
+        {"id": "a", "question": "combien Netflix investit-il en 2018 ?", "answers": ["7 milliards de dollars", "entre 7 et 8 milliards de dollars"],
+         "document_ids": ["004_c0583748e5709aa4", "002_affb09736d3cc83f"]},
+        {"id": "b", "question": "combien Netflix investit-il en 2018 ?", "answers": ["7 milliards de dollars"]},  # no document_ids
+        {"id": "c", "question": "combien Netflix investit-il en 2018 ?", "answers": ["7 milliards de dollars"], "document_ids": ["nope_doc"]},
+        {"id": "d", "question": "Quelle est la recette de la quiche lorraine ?", "answers": []},
+    ]
+    gold = tmp_path / "team.jsonl"
+    gold.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    res = _run(["eval", str(gold), "--out", str(tmp_path / "r.json"), "--errors"], seed_index)
+    assert res.exit_code == 0, res.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    retrieval = report["retrieval_document"]
+    assert retrieval["questions"] == 2  # a and c; b names no document
+    ranks = {r["id"]: r["doc_rank"] for r in report["per_question"]}
+    assert ranks["c"] is None and ranks["a"] is not None
+    assert retrieval["recall@10"] == 0.5 and retrieval["mrr"] == 0.5 / ranks["a"]
+    assert report["unknown_gold_documents"] == ["nope_doc"]
+    assert "retrieval: 1 answerable questions without document_ids are left out of it" in res.stdout
+    assert "warning: 1 gold document ids are not in the index: nope_doc" in res.stdout
+    assert [r["where"] for r in report["per_question"]] == [f"team.jsonl:{n}" for n in (1, 2, 3, 4)]
+    assert all(r["search_ms"] > 0 and r["ask_ms"] >= r["search_ms"] for r in report["per_question"])
+
+    only_unanswerable = tmp_path / "none.jsonl"
+    only_unanswerable.write_text(json.dumps(rows[3], ensure_ascii=False), encoding="utf-8")
+    res = _run(["eval", str(only_unanswerable), "--out", str(tmp_path / "n.json")], seed_index)
+    assert res.exit_code == 0, res.stderr
+    e2e = json.loads((tmp_path / "n.json").read_text())["end_to_end"]
+    assert e2e["em_answerable"] is None and e2e["f1_answerable"] is None and e2e["answered_answerable"] is None
+    table = {line[:34].strip(): line[34:].strip() for line in res.stdout.splitlines() if len(line) > 34}
+    assert table["end-to-end F1 (answerable)"] == "-" and table["document recall@1"] == "-"

@@ -14,7 +14,19 @@ from qa.evaluation import GoldFormatError, load_gold
 
 BAD_GOLD = [
     ('{"id": "a", "question": "Qui ?", "answers": ["x"], "document_ids": ["d"]}\n{"id": "b", "question": ""}\n', r"gold.jsonl:2: field 'question'"),
-    ('{"id": "a", "question": "Qui ?"}\n{not json\n', r"gold.jsonl:2: invalid JSON"),
+    ('{"id": "a", "question": "Qui ?", "answers": []}\n{not json\n', r"gold.jsonl:2: invalid JSON"),
+    # what used to change the numbers silently
+    ('{"id": "a", "question": "Qui ?", "document_ids": ["d"]}\n', r"gold.jsonl:1: field 'answers' is missing: list every acceptable answer, or \[\] for"),
+    ('{"id": "a", "question": "Qui ?", "answer": ["x"]}\n', r"gold.jsonl:1: unknown field 'answer': did you mean 'answers'\?"),
+    ('{"id": "a", "question": "Qui ?", "answers": ["x"], "document_id": ["d"]}\n', r"unknown field 'document_id': did you mean 'document_ids'\?"),
+    ('{"id": "a", "question": "Qui ?", "answers": ["x"]}\n{"id": "b", "question": "Où ?", "answers": [""]}\n', r"gold.jsonl:2: field 'answers' item 0 \(''\) is empty once normalised"),
+    ('{"id": "a", "question": "Qui ?", "answers": ["Paris", "le"]}\n', r"gold.jsonl:1: field 'answers' item 1 \('le'\) is empty once normalised"),
+    ('{"id": "", "question": "Qui ?", "answers": []}\n', r"gold.jsonl:1: field 'id' must be a non-empty string"),
+    ('{"question": "Qui ?", "answers": []}\n{"id": "line-1", "question": "Où ?", "answers": []}\n', r"gold.jsonl:2: duplicate id 'line-1' \(already on line 1\)"),
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "Où ?", "answers": []}, {"id": "1", "question": "Qui ?", "answers": []}]}]}]}',
+     r"data\[0\]\.paragraphs\[0\]\.qas\[1\]\.id duplicate id '1' \(already at data\[0\]\.paragraphs\[0\]\.qas\[0\]\)"),
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "Où ?", "is_impossible": true, "answers": [{"text": "Paris", "answer_start": 0}]}]}]}]}',
+     r"qas\[0\] has \"is_impossible\": true and answers"),
     ('{"id": "a", "question": "Qui ?", "answers": "x"}\n', r"gold.jsonl:1: field 'answers'"),
     ('[{"id": "a", "question": "Qui ?", "answers": []}]', r"gold.jsonl: a JSON array; write one question object per line"),
     ('{"version": "v1.1"}', r"neither a SQuAD file"),
@@ -38,6 +50,27 @@ def test_gold_errors_name_file_and_line(tmp_path, content, message):
     f.write_text(content, encoding="utf-8")
     with pytest.raises(GoldFormatError, match=message):
         load_gold(f)
+
+
+def test_a_folder_is_not_a_gold_file(tmp_path):
+    (tmp_path / "gold.jsonl").mkdir()
+    with pytest.raises(GoldFormatError, match="gold.jsonl: is a folder; give a gold file"):
+        load_gold(tmp_path / "gold.jsonl")
+
+
+def test_squad_answers_that_cannot_be_scored_are_reported(tmp_path, caplog):
+    import logging
+
+    qas = [{"id": "ok", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 0}]},
+           {"id": "moved", "question": "Quoi ?", "answers": [{"text": "Paris", "answer_start": 3}]},  # not there
+           {"id": "empty", "question": "Qui ?", "answers": [{"text": "le", "answer_start": 7}]}]  # nothing to match once normalised
+    f = tmp_path / "squad.json"
+    f.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Paris, le 3 mai.", "qas": qas}]}]}), encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="qa.evaluation"):
+        gold = load_gold(f)
+    assert [i.id for i in gold.items] == ["ok", "moved"] and gold.items[1].where == "data[0].paragraphs[0].qas[1]"
+    assert "1 questions have an answer that is not in their context at its answer_start (first: data[0].paragraphs[0].qas[1])" in caplog.text
+    assert "1 questions left out: their answers are empty once normalised (first: data[0].paragraphs[0].qas[2])" in caplog.text
 
 
 def test_gold_files_as_editors_write_them(tmp_path):
@@ -93,7 +126,7 @@ def test_qa_eval_on_a_squad_file_end_to_end(tmp_path):
 
 def test_qa_eval_bad_gold_is_one_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": 1, "question": "ok ?"}\n[1, 2]\n', encoding="utf-8")
+    bad.write_text('{"id": 1, "question": "ok ?", "answers": []}\n[1, 2]\n', encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(bad)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
@@ -109,6 +142,8 @@ def test_qa_eval_checks_what_it_can_before_loading_models(tmp_path):
     cases = [
         (["--mode", "foo"], "error: --mode must be hybrid, dense or bm25, got 'foo'"),
         (["--out", str(tmp_path / "nowhere" / "r.json")], f"error: --out {tmp_path / 'nowhere' / 'r.json'}: no such folder {tmp_path / 'nowhere'}"),
+        (["--out", str(tmp_path)], f"error: --out {tmp_path}: is a folder; give a file name, such as {tmp_path / 'report.json'}"),
+        (["--out", "/proc/r.json"], "error: --out /proc/r.json: cannot write there (No such file or directory)"),
         ([], f"error: no index at {tmp_path / 'typo'}: run `qa index data/articles` first (or set QA_DATA_DIR to your index)"),
     ]
     for extra, message in cases:
