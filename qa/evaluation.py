@@ -253,13 +253,34 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
         if unknown:  # a wrong gold id reads as a retrieval miss: say which ones
             log.warning("%d gold document ids are not in the index at %s: %s (their questions count as retrieval misses)",
                         len(unknown), svc_settings.data_dir, ", ".join(repr(d) for d in unknown[:5]) + (", ..." if len(unknown) > 5 else ""))
+        not_verbatim = _answers_not_in_documents(svc.store, [it for it in items if gold.kind == "jsonl"], set(unknown))
+        if not_verbatim:  # such a question can never be answered exactly: probably a typo or a paraphrase
+            log.warning("%d questions have no answer written as in their gold documents (first: %s)", len(not_verbatim), ", ".join(not_verbatim[:3]))
         report = _evaluate(svc, gold, items, top_k, mode, str(gold_path))
         report["unknown_gold_documents"] = unknown
+        report["answers_not_in_documents"] = not_verbatim
         return report
     finally:
         svc.close()
         if tmp:
             tmp.cleanup()
+
+
+def _answers_not_in_documents(store, items: list[GoldItem], unknown: set[str]) -> list[str]:
+    """Where the answerable questions are none of whose answers appears verbatim in any of their
+    (indexed) gold documents."""
+    texts: dict[str, str] = {}
+    out = []
+    for it in items:
+        docs = [d for d in it.document_ids if d not in unknown]
+        if not it.answers or not docs:
+            continue
+        for d in docs:
+            if d not in texts:
+                texts[d] = store.get_document(d).text
+        if not any(a in texts[d] for a in it.answers for d in docs):
+            out.append(it.where or it.id)
+    return out
 
 
 def _evaluate(svc, gold: GoldSet, items: list[GoldItem], top_k: int, mode: str, name: str) -> dict:
@@ -385,6 +406,9 @@ def render_report(report: dict, errors: bool = False) -> str:
     left_out = report["answerable"] - retrieval.get("questions", report["answerable"])
     if left_out:
         lines.append(f"retrieval: {left_out} answerable questions without document_ids are left out of it")
+    if report.get("answers_not_in_documents"):
+        where = report["answers_not_in_documents"]
+        lines.append(f"warning: {len(where)} questions have no answer written as in their gold documents: {', '.join(where[:5])}{', ...' if len(where) > 5 else ''}")
     if report.get("unknown_gold_documents"):
         unknown = report["unknown_gold_documents"]
         lines.append(f"warning: {len(unknown)} gold document ids are not in the index: {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}")

@@ -118,6 +118,7 @@ def test_eval_measures_retrieval_only_where_gold_documents_are_named(seed_index,
         {"id": "b", "question": "combien Netflix investit-il en 2018 ?", "answers": ["7 milliards de dollars"]},  # no document_ids
         {"id": "c", "question": "combien Netflix investit-il en 2018 ?", "answers": ["7 milliards de dollars"], "document_ids": ["nope_doc"]},
         {"id": "d", "question": "Quelle est la recette de la quiche lorraine ?", "answers": []},
+        {"id": "e", "question": "combien Netflix investit-il en 2018 ?", "answers": ["sept milliards"], "document_ids": ["004_c0583748e5709aa4"]},
     ]
     gold = tmp_path / "team.jsonl"
     gold.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
@@ -125,14 +126,16 @@ def test_eval_measures_retrieval_only_where_gold_documents_are_named(seed_index,
     assert res.exit_code == 0, res.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     retrieval = report["retrieval_document"]
-    assert retrieval["questions"] == 2  # a and c; b names no document
+    assert retrieval["questions"] == 3  # a, c and e; b names no document
     ranks = {r["id"]: r["doc_rank"] for r in report["per_question"]}
     assert ranks["c"] is None and ranks["a"] is not None
-    assert retrieval["recall@10"] == 0.5 and retrieval["mrr"] == 0.5 / ranks["a"]
+    assert retrieval["recall@10"] == 2 / 3 and retrieval["mrr"] == (1 / ranks["a"] + 1 / ranks["e"]) / 3
     assert report["unknown_gold_documents"] == ["nope_doc"]
     assert "retrieval: 1 answerable questions without document_ids are left out of it" in res.stdout
     assert "warning: 1 gold document ids are not in the index: nope_doc" in res.stdout
-    assert [r["where"] for r in report["per_question"]] == [f"team.jsonl:{n}" for n in (1, 2, 3, 4)]
+    assert [r["where"] for r in report["per_question"]] == [f"team.jsonl:{n}" for n in (1, 2, 3, 4, 5)]
+    assert report["answers_not_in_documents"] == ["team.jsonl:5"]  # "sept milliards" is written "7 milliards"
+    assert "warning: 1 questions have no answer written as in their gold documents: team.jsonl:5" in res.stdout
     assert all(r["search_ms"] > 0 and r["ask_ms"] >= r["search_ms"] for r in report["per_question"])
 
     only_unanswerable = tmp_path / "none.jsonl"
