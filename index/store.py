@@ -244,6 +244,7 @@ class IndexStore:
         self.dense_kind = dense_index
         self.rrf_k = int(rrf_k)
         self.chunk_size, self.overlap = token_budget(embedder, chunk_tokens, overlap_tokens, TITLE_RESERVED_TOKENS)
+        self._configured = self._layout()  # what the settings ask for; an index with documents keeps its own
         self.db_path = self.data_dir / DB_NAME
         self._write_lock = threading.RLock()
         self._model_lock = threading.Lock()
@@ -364,13 +365,10 @@ class IndexStore:
                 )
             else:
                 _check_schema_version(self.data_dir, version)
-            configured = self._layout()
             n_chunks = c.execute("SELECT count(*) FROM chunks").fetchone()[0]
-            if not n_chunks:  # nothing is laid out yet: the configured layout is the index's from now on
-                c.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(configured.items()))
-            else:
-                c.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", list(configured.items()))
-            recorded = {key: self._meta(c, key) for key in configured}
+            layout = self._index_layout(c)
+            if layout is not None:  # an index from before the layout was recorded: record what it is
+                c.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", list(layout.items()))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
@@ -380,13 +378,13 @@ class IndexStore:
             if n_chunks and not rebuild:
                 raise ReindexNeeded(problem)
             return True
-        if recorded != configured and not rebuild:
-            # chunks of one size and one dense index type for the whole index: the index keeps its own
-            self._apply_layout(recorded)
+        if layout is not None and layout != self._configured and not rebuild:
+            # one chunk size and one dense index type for the whole index: it keeps its own
+            self._apply_layout(layout)
             log.warning(
                 "index at %s keeps its own layout (%s) rather than the configured one (%s); "
                 "`qa index --rebuild` re-chunks it with the configured one",
-                self.data_dir, _describe_layout(recorded), _describe_layout(configured),
+                self.data_dir, _describe_layout(layout), _describe_layout(self._configured),
             )
         if self._meta(c, "analyzer") != ANALYZER_VERSION:
             with self._file_lock():
@@ -397,11 +395,34 @@ class IndexStore:
         """How documents are laid out in this index (meta keys and values): fixed when it is created."""
         return {"chunk_tokens": str(self.chunk_size), "overlap_tokens": str(self.overlap), "dense_index": self.dense_kind}
 
-    def _apply_layout(self, recorded: dict[str, str]) -> None:
-        self.chunk_size = int(recorded["chunk_tokens"])
-        self.overlap = int(recorded["overlap_tokens"])
-        if recorded["dense_index"] in dense_mod.KINDS:
-            self.dense_kind = recorded["dense_index"]
+    def _index_layout(self, conn) -> dict[str, str] | None:
+        """The layout of the documents already in the index (None when it has none: the configured
+        layout applies, and the first write records it). Indexes written before the dense index
+        type was recorded have it inferred from their files."""
+        if conn.execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is None:
+            return None
+        layout = {key: self._meta(conn, key) for key in self._configured}
+        if layout["dense_index"] not in dense_mod.KINDS:
+            on_disk = [kind for kind in dense_mod.KINDS if any(self.data_dir.glob(f"dense-{kind}-*.faiss"))]
+            layout["dense_index"] = on_disk[0] if len(on_disk) == 1 else self._configured["dense_index"]
+        for key in ("chunk_tokens", "overlap_tokens"):
+            if layout[key] is None or not layout[key].isdigit():
+                layout[key] = self._configured[key]
+        return layout
+
+    def _apply_layout(self, layout: dict[str, str]) -> bool:
+        """Use ``layout``; True when the chunking changed."""
+        before = (self.chunk_size, self.overlap)
+        self.chunk_size = int(layout["chunk_tokens"])
+        self.overlap = int(layout["overlap_tokens"])
+        if layout["dense_index"] in dense_mod.KINDS:
+            self.dense_kind = layout["dense_index"]
+        return (self.chunk_size, self.overlap) != before
+
+    def _follow_layout(self, conn) -> bool:
+        """Before a write or after another process's: the index's layout, or the configured one when
+        it has no documents (yet, or any more). True when the chunking changed."""
+        return self._apply_layout(self._index_layout(conn) or self._configured)
 
     def _built_with_problem(self, conn) -> str | None:
         """Why this store's embedder cannot read or write the index (another model), or None."""
@@ -533,6 +554,7 @@ class IndexStore:
             # another process may have re-embedded the index with another model: its vectors cannot
             # be searched with this one's queries
             self._check_built_with(self._rconn())
+            self._follow_layout(self._rconn())
             new = self._load_snapshot(repair=False)
             if new is None:
                 # the files of that generation are not there: their writer is still writing them (it
@@ -611,7 +633,8 @@ class IndexStore:
             computed, report.chunks_embedded = self._vectors_for(self._rconn(), plans, {}, progress)
             with self._file_lock():
                 # then, locked: plan again against what other processes may have written meanwhile
-                self._sync_for_write()
+                if self._sync_for_write():
+                    chunked.clear()  # another process re-chunked the index: chunk as it does now
                 c = self._wconn
                 existing, plans, old = self._plan(c, batch, chunked)
                 report.documents_unchanged = len(batch) - len(plans)
@@ -713,6 +736,9 @@ class IndexStore:
                 "INSERT INTO chunks(id, document_id, start_char, end_char, text, content_hash, terms, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 ((ch.id, ch.document_id, ch.start, ch.end, ch.text, h, " ".join(analyze(p)), vectors[h]) for ch, p, h in new_rows),
             )
+            # the layout these chunks were cut with (the index's own, or the configured one when the
+            # index was empty): recorded, so that later writes from other settings follow it
+            c.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(self._layout().items()))
             self._bump_generation(c)
             snap = self._next_snapshot(removed, add_ids, add_vecs)
             _crash_point("before_commit")
@@ -746,22 +772,20 @@ class IndexStore:
             self._publish(snap)
             return True
 
-    def _sync_for_write(self) -> None:
+    def _sync_for_write(self) -> bool:
         """Under the file lock: if another process wrote since our snapshot, start from its state
-        (unless it re-embedded the index with another model: then nothing more is written here)."""
+        (unless it re-embedded the index with another model: then nothing more is written here),
+        and take the index's layout as it is now. True when the chunking changed."""
         if self._snap is None or self._generation(self._wconn) != self._snap.generation:
             self._check_built_with(self._wconn)
             self._snap = self._load_snapshot(repair=True)
+        return self._follow_layout(self._wconn)
 
     def _check_built_with(self, conn) -> None:
-        """After another process wrote: stop if it re-embedded the index with another model, and
-        follow the layout it recorded (it may have created the index, or rebuilt it)."""
+        """After another process wrote: stop if it re-embedded the index with another model."""
         problem = self._built_with_problem(conn)
         if problem is not None:
             raise ReindexNeeded(problem)
-        recorded = {key: self._meta(conn, key) for key in self._layout()}
-        if None not in recorded.values():
-            self._apply_layout(recorded)
 
     def _next_snapshot(self, removed: np.ndarray, add_ids: np.ndarray, add_vecs: np.ndarray) -> _Snapshot:
         """Inside the write transaction, before its commit (the connection sees its own rows): the
@@ -787,18 +811,29 @@ class IndexStore:
         self._cleanup(snap.generation)
 
     def _reindex_all(self, progress: bool = True) -> None:
-        """Re-chunk and re-embed every stored document with the configured embedder (one transaction)."""
+        """Re-chunk every stored document with the configured layout and embedder (one transaction);
+        with the same embedder, passages whose text did not change keep their vectors."""
         c = self._wconn
         docs = [
             Document(id=r[0], text=r[1], title=r[2], url=r[3], published=r[4], metadata=json.loads(r[5]))
             for r in c.execute("SELECT id, text, title, url, published, metadata FROM documents ORDER BY id")
         ]
+        self._apply_layout(self._configured)
         rows = []
         for doc in docs:
             for ch in self._chunk(doc):
                 p = passage_text(doc.title, ch.text)
                 rows.append((ch, p, content_hash(p)))
-        vecs = self._encode_passages([p for _, p, _ in rows], progress)
+        # the same model (a new chunk size or dense index type): passages already embedded keep their vectors
+        stored: dict[str, bytes] = {}
+        if self._built_with_problem(c) is None:
+            for hs in _batched(sorted({h for _, _, h in rows}), _SQL_VARS):
+                q = f"SELECT content_hash, vector FROM chunks WHERE content_hash IN ({','.join('?' * len(hs))})"
+                stored.update(c.execute(q, hs).fetchall())
+        todo = {h: p for _, p, h in rows if h not in stored}
+        fresh = self._encode_passages(list(todo.values()), progress)
+        for h, v in zip(todo, fresh):
+            stored[h] = np.ascontiguousarray(v, dtype=np.float32).tobytes()
         c.execute("BEGIN IMMEDIATE")
         try:
             c.execute("DELETE FROM chunks")
@@ -808,7 +843,7 @@ class IndexStore:
             c.executemany("UPDATE documents SET n_chunks=? WHERE id=?", [(counts.get(d.id, 0), d.id) for d in docs])
             c.executemany(
                 "INSERT INTO chunks(id, document_id, start_char, end_char, text, content_hash, terms, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ((ch.id, ch.document_id, ch.start, ch.end, ch.text, h, " ".join(analyze(p)), vecs[i].tobytes()) for i, (ch, p, h) in enumerate(rows)),
+                ((ch.id, ch.document_id, ch.start, ch.end, ch.text, h, " ".join(analyze(p)), stored[h]) for ch, p, h in rows),
             )
             c.executemany(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
@@ -821,7 +856,7 @@ class IndexStore:
             raise
         g, ids, chunk_doc, docs_table = self._read_state(c)
         self._publish(_Snapshot(g, self._build_dense(c), self._build_keyword(c), ids, chunk_doc, docs_table))
-        log.info("re-chunked and re-embedded %d documents (%d chunks) with %s", len(docs), len(rows), self.embedder.identity)
+        log.info("re-chunked %d documents (%d chunks, %d embedded with %s)", len(docs), len(rows), len(todo), self.embedder.identity)
 
     # -------------------------------------------------------------------------------------- reading
 

@@ -194,7 +194,7 @@ def models(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
 @app.command()
 def index(
     paths: list[str] = typer.Argument(..., help="Files or folders (.txt .md .html .json .jsonl)"),
-    rebuild: bool = typer.Option(False, help="Re-chunk and re-embed every stored document with the configured model (after a model change); nothing is lost"),
+    rebuild: bool = typer.Option(False, help="Re-chunk every stored document with the configured model, chunk size and dense index type (after changing one of them; passages already embedded by the same model keep their vectors); nothing is lost"),
     batch_docs: int = typer.Option(500, "--batch-docs", min=1, help="Documents written per atomic step: an interrupted run keeps the steps done, and running it again resumes"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:

@@ -538,3 +538,66 @@ def test_a_long_embedding_does_not_hold_up_other_writers(tmp_path, embedder):
         ids = {d.id for d in server.list_documents(limit=100)[0]}
         assert ids == {"doc-000", "doc-002", "late"} | {f"new-{i:03d}" for i in range(6)}
         server.check_consistency()
+
+
+def _token_sizes(store, embedder, doc_id):
+    return [embedder.count_tokens(c.text) for c in store.get_chunks(doc_id)]
+
+
+LONG_TEXT = "Le conseil municipal a voté le budget annuel de la ville après un long débat. " * 40
+
+
+def test_handles_opened_on_an_empty_index_follow_the_first_write(tmp_path, embedder):
+    data = tmp_path / "empty"
+    first = IndexStore.open(data, embedder, chunk_tokens=200, overlap_tokens=40)
+    second = IndexStore.open(data, embedder, chunk_tokens=40, overlap_tokens=10)
+    try:
+        first.add_documents([Document(id="a", title="A", text=LONG_TEXT)])
+        second.add_documents([Document(id="b", title="A", text=LONG_TEXT)])  # written as the index is laid out
+        assert _token_sizes(second, embedder, "b") == _token_sizes(first, embedder, "a")
+        assert max(_token_sizes(second, embedder, "b")) > 100
+    finally:
+        first.close()
+        second.close()
+
+
+def test_chunks_cut_before_the_lock_follow_a_rebuild_made_meanwhile(tmp_path, embedder):
+    data = tmp_path / "race"
+    with IndexStore.open(data, embedder, chunk_tokens=200, overlap_tokens=40) as store:
+        store.add_documents(synth_docs(2))
+    slow = BlockingEmbedder(embedder)
+    with IndexStore.open(data, slow, chunk_tokens=200, overlap_tokens=40) as writer:
+        t = threading.Thread(target=writer.add_documents, args=([Document(id="long", title="Budget", text=LONG_TEXT)],))
+        t.start()
+        assert slow.embedding.wait(60)
+        with IndexStore.open(data, embedder, chunk_tokens=40, overlap_tokens=10, rebuild=True):
+            pass  # another process re-chunks the index with 40 tokens while the writer embeds
+        slow.release.set()
+        t.join(120)
+        assert max(_token_sizes(writer, embedder, "long")) <= 40
+        writer.check_consistency()
+
+
+def test_an_index_from_before_the_dense_type_was_recorded_keeps_its_type(tmp_path, embedder, caplog):
+    import logging
+    import sqlite3
+
+    data = tmp_path / "old"
+    with IndexStore.open(data, embedder, dense_index="hnsw") as store:
+        store.add_documents(synth_docs(3))
+    with sqlite3.connect(data / "index.sqlite3") as conn:
+        conn.execute("DELETE FROM meta WHERE key='dense_index'")  # as written before it was recorded
+    with caplog.at_level(logging.WARNING, logger="index.store"), IndexStore.open(data, embedder, dense_index="flat") as store:
+        assert store.dense_kind == "hnsw" and "hnsw dense index" in caplog.text
+        assert [p.name.split("-")[1] for p in data.glob("dense-*")] == ["hnsw"]
+
+
+def test_a_rebuild_with_the_same_model_keeps_the_vectors_it_can(tmp_path, embedder):
+    data = tmp_path / "rebuild"
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents(synth_docs(4))
+    counting = CountingEmbedder(embedder)
+    with IndexStore.open(data, counting, dense_index="hnsw", rebuild=True) as store:
+        assert counting.passages == 0  # only the dense index type changed: nothing to embed
+        assert store.dense_kind == "hnsw" and len(store.search("vendanges", top_k=2)) == 2
+        store.check_consistency()
