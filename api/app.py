@@ -263,7 +263,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         return None if keys is None else key_problem(authorization, keys)
 
     # middleware: the last added is the outermost
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)
     app.add_middleware(AuthGateMiddleware, routes=app.router.routes, problem=auth_problem)
     if settings.cors_origins:
         app.add_middleware(

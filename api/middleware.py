@@ -57,6 +57,15 @@ def match_route(scope: Scope, routes: list | None) -> Any:
     return route
 
 
+def endpoint_route(scope: Scope, routes: list | None) -> Any:
+    """The route whose endpoint will answer ``scope`` (its path and its method), or None when the
+    router will answer itself (404, 405, a redirect to the path with or without its slash)."""
+    route = match_route(scope, routes)
+    if route is None or scope.get("method") not in (getattr(route, "methods", None) or ()):
+        return None
+    return route
+
+
 def route_template(scope: Scope, routes: list | None = None) -> str:
     """The matched route's path template ("/documents/{doc_id}"), never the raw path (whose
     values would make one time series per document). Requests answered before routing (413,
@@ -80,9 +89,7 @@ class AuthGateMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("method") != "OPTIONS":
-            route = match_route(scope, self.routes)
-            if route is not None and scope.get("method") not in (getattr(route, "methods", None) or ()):
-                route = None  # another method on that path: Starlette's 405, no key needed to learn it
+            route = endpoint_route(scope, self.routes)  # None: the router's 404 / 405 / redirect, no key needed to learn it
             refusal = self.problem(route, Headers(scope=scope).get("authorization")) if route is not None else None
             if refusal is not None:
                 status, detail = refusal
@@ -186,12 +193,18 @@ class BodyGuardMiddleware:
     size check also holds for chunked uploads without a Content-Length.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int):
+    def __init__(self, app: ASGIApp, max_body_bytes: int, routes: list | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        if self.routes is not None and endpoint_route(scope, self.routes) is None:
+            # no endpoint takes this body (404, 405, "/ask/" redirected to "/ask"): the router answers
+            # without reading it, and judging it first would tell a client without a key about it
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

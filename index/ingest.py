@@ -239,7 +239,7 @@ def record_to_document(rec, default_id: str) -> Document:
             raise ValueError(f"'{name}' must be a string")
     if url and url.strip():
         url = url.strip()
-        problem = url_problem(url)
+        problem = url_problem(url, strict=False)  # files keep the URLs they were given, if Python can read them
         if problem is not None:
             raise ValueError(f"'url' {problem}")
     metadata = rec.get("metadata") or {}
@@ -276,8 +276,9 @@ def _warn_positional_ids(path: Path, records: list, where: str) -> None:
     """Records without an ``id`` are named after their place in the file: say so, since inserting
     a record (or a line) renames the ones after it, and indexing the file again then keeps the
     old copies of those under their old names."""
-    anonymous = sum(1 for rec in records if isinstance(rec, dict) and rec.get("id") in (None, ""))
-    if anonymous:
+    # a lone record is named after its file: stable; "id": null or "" is an error, not a name
+    anonymous = sum(1 for rec in records if isinstance(rec, dict) and "id" not in rec)
+    if anonymous and (len(records) > 1 or where == "line"):
         log.warning(
             "%s: %d of %d records have no 'id'; they are named after their %s (%s-N), so adding or removing "
             "records before them renames them: give every record its own 'id' to update documents in place",

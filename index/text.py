@@ -207,15 +207,17 @@ def analyze(text: str) -> list[str]:
     return _stemmer().stemWords(words)
 
 
-def url_problem(url: str) -> str | None:
-    """What is wrong with a document's URL (it must be an absolute http(s) URL that Python can
-    parse: filters read its domain), or None."""
+def url_problem(url: str, strict: bool = True) -> str | None:
+    """What is wrong with a document's URL, or None. Always: Python cannot parse it (filters read
+    its domain). ``strict`` (what the API takes): also anything but an absolute http(s) URL."""
     from urllib.parse import urlsplit
 
-    if not re.match(r"^https?://[^\s/]+", url) or any(ch.isspace() for ch in url):
-        return "must be an absolute http(s) URL"
     try:
         host = urlsplit(url).hostname
     except ValueError as exc:
         return f"is not a valid URL ({exc})"
+    if not strict:
+        return None
+    if not re.match(r"^https?://[^\s/]+", url, re.IGNORECASE) or any(ch.isspace() for ch in url):
+        return "must be an absolute http(s) URL"
     return None if host else "has no host name"

@@ -105,7 +105,8 @@ def _load_jsonl(raw: str, path: Path) -> GoldSet:
         if not isinstance(rec, dict):
             raise GoldFormatError(f"{path}:{n}: expected an object with id, question, answers, document_ids")
         for key in rec:  # a misspelt field would silently change what is measured
-            near = difflib.get_close_matches(key, JSONL_FIELDS, n=1, cutoff=0.75) if key not in JSONL_FIELDS else []
+            absent = [f for f in JSONL_FIELDS if f not in rec]  # "question_id" beside "question" is an extra field
+            near = difflib.get_close_matches(key, absent, n=1, cutoff=0.75) if key not in JSONL_FIELDS else []
             if near:
                 raise GoldFormatError(f"{path}:{n}: unknown field {key!r}: did you mean {near[0]!r}?")
         q = rec.get("question")

@@ -605,6 +605,10 @@ def test_a_missing_key_is_told_before_anything_about_the_body(api_settings, serv
         assert c.post("/documents", content=b"{not json", headers=ok).status_code == 422
         assert c.post("/ask", content=b"{not json", headers={**ok, "Authorization": "Bearer reader-key"}).status_code == 422
         assert c.get("/search", params={"q": "Netflix", "top_k": "beaucoup"}, headers={"Authorization": "Bearer reader-key"}).status_code == 422
+        # paths no endpoint takes: the router's answer, with or without a key, and the body unread
+        for path in ("/ask/", "/search/", "/documents/", "/nowhere"):
+            for kw in bad_bodies:
+                assert c.post(path, follow_redirects=False, **kw).status_code in (307, 404, 405), path
         # unknown paths and open routes are not gated
         assert c.get("/nowhere").status_code == 404
         assert c.get("/health").status_code == 200

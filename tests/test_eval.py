@@ -52,6 +52,12 @@ def test_gold_errors_name_file_and_line(tmp_path, content, message):
         load_gold(f)
 
 
+def test_extra_fields_beside_the_real_ones_are_ignored(tmp_path):
+    f = tmp_path / "gold.jsonl"
+    f.write_text('{"id": "a", "question_id": 7, "question": "Qui ?", "answers": ["x"], "answers_en": ["y"], "document_ids": [], "ids": 1}\n', encoding="utf-8")
+    assert [(i.id, i.answers) for i in load_gold(f).items] == [("a", ["x"])]
+
+
 def test_a_folder_is_not_a_gold_file(tmp_path):
     (tmp_path / "gold.jsonl").mkdir()
     with pytest.raises(GoldFormatError, match="gold.jsonl: is a folder; give a gold file"):

@@ -151,19 +151,18 @@ def test_records_the_index_could_not_store_or_serve_are_refused_where_they_are(t
         json.dumps({"id": "ok", "text": "Un bon article.", "url": "https://www.numerama.com/a"}),
         json.dumps({"id": "v6", "text": "Deux.", "url": "https://[lien]/article"}),
         json.dumps({"id": "open", "text": "Trois.", "url": "http://[lien-casse"}),
-        json.dumps({"id": "ftp", "text": "Quatre.", "url": "ftp://example.org/x"}),
+        json.dumps({"id": "ftp", "text": "Quatre.", "url": "ftp://example.org/x"}),  # kept: files keep their URLs
         '{"id": "sur", "text": "Cinq.", "metadata": {"tags": ["ok", "\\ud800"]}}',
         json.dumps({"id": "x" * 257, "text": "Six."}),
     ]
     (tmp_path / "recs.jsonl").write_text("\n".join(lines), encoding="utf-8")
     docs, errors = load_documents([tmp_path])
-    assert [d.id for d in docs] == ["ok"]
+    assert [d.id for d in docs] == ["ok", "ftp"]
     got = [str(e).split("/")[-1] for e in errors]
     assert got[0].startswith("recs.jsonl:2: 'url' is not a valid URL")
     assert got[1].startswith("recs.jsonl:3: 'url' is not a valid URL")
-    assert got[2] == "recs.jsonl:4: 'url' must be an absolute http(s) URL"
-    assert got[3].startswith("recs.jsonl:5: 'metadata.tags[1]' holds an unpaired UTF-16 surrogate escape")
-    assert got[4] == "recs.jsonl:6: 'id' must be at most 256 characters (got 257)"
+    assert got[2].startswith("recs.jsonl:5: 'metadata.tags[1]' holds an unpaired UTF-16 surrogate escape")
+    assert got[3] == "recs.jsonl:6: 'id' must be at most 256 characters (got 257)"
     assert normalize_domain("https://[lien]/article") is None and normalize_domain("http://[lien") is None
 
 
@@ -172,9 +171,11 @@ def test_records_without_ids_are_named_by_position_with_a_warning(tmp_path, capl
 
     (tmp_path / "recs.jsonl").write_text("\n".join(json.dumps(r) for r in [{"text": "Un."}, {"id": "b", "text": "Deux."}, {"text": "Trois."}]), encoding="utf-8")
     (tmp_path / "named.jsonl").write_text(json.dumps({"id": "n", "text": "Nommé."}), encoding="utf-8")
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"id": None, "text": "Refusé."}), encoding="utf-8")  # an error, not a name
+    (tmp_path / "single.json").write_text(json.dumps({"text": "Un seul article."}), encoding="utf-8")  # named after its file
     with caplog.at_level(logging.WARNING, logger="index.ingest"):
         docs, _ = load_documents([tmp_path])
-    assert sorted(d.id for d in docs) == ["b", "n", "recs-1", "recs-3"]
+    assert sorted(d.id for d in docs) == ["b", "n", "recs-1", "recs-3", "single"]
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1 and "recs.jsonl: 2 of 3 records have no 'id'" in warned[0] and "give every record its own 'id'" in warned[0]
 
