@@ -140,7 +140,7 @@ def _configured(key: str | None) -> str | None:
     return (key or "").strip() or None
 
 
-def key_problem(authorization: str | None, accepted: list[str]) -> tuple[int, str] | None:
+def key_problem(authorization: str | None, accepted: list[str], read_only: list[str] | None = None) -> tuple[int, str] | None:
     """Why an ``Authorization`` header does not open a route that takes one of ``accepted``
     keys: (401, ...) when no bearer key is sent, (403, ...) when it is not one of them; None when
     it opens it. Used by the route dependencies and, before any body is read, by ``AuthGate``."""
@@ -148,10 +148,14 @@ def key_problem(authorization: str | None, accepted: list[str]) -> tuple[int, st
     given = given.strip()
     if scheme.lower() != "bearer" or not given:
         return 401, "missing API key: send the header Authorization: Bearer <key>"
-    ok = False
+    ok = reads_only = False
     for key in accepted:  # compare with every key, constant time each
         ok |= hmac.compare_digest(given.encode("utf-8"), key.encode("utf-8"))
-    return None if ok else (403, "invalid API key")
+    for key in read_only or []:
+        reads_only |= hmac.compare_digest(given.encode("utf-8"), key.encode("utf-8"))
+    if ok:
+        return None
+    return (403, "this key (QA_READ_KEY) opens reads only: writes need QA_API_KEY") if reads_only else (403, "invalid API key")
 
 
 def write_keys(settings: Settings) -> list[str] | None:
@@ -169,10 +173,10 @@ def read_keys(settings: Settings) -> list[str] | None:
     return [read_key] + ([api_key] if api_key else [])
 
 
-def _check_key(request: Request, accepted: list[str] | None) -> None:
+def _check_key(request: Request, accepted: list[str] | None, read_only: list[str] | None = None) -> None:
     if accepted is None:
         return
-    problem = key_problem(request.headers.get("authorization"), accepted)
+    problem = key_problem(request.headers.get("authorization"), accepted, read_only)
     if problem is not None:
         status, detail = problem
         raise HTTPException(status, detail, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
@@ -180,7 +184,8 @@ def _check_key(request: Request, accepted: list[str] | None) -> None:
 
 def require_write(request: Request, credentials: Credentials) -> None:
     """Writes need ``api_key`` when it is set."""
-    _check_key(request, write_keys(request.app.state.settings))
+    settings = request.app.state.settings
+    _check_key(request, write_keys(settings), read_keys(settings))
 
 
 def require_read(request: Request, credentials: Credentials) -> None:
@@ -259,8 +264,11 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
 
     def auth_problem(route: Any, authorization: str | None) -> tuple[int, str] | None:
         needs = {d.dependency for d in getattr(route, "dependencies", [])}
-        keys = write_keys(settings) if require_write in needs else read_keys(settings) if require_read in needs else None
-        return None if keys is None else key_problem(authorization, keys)
+        if require_write in needs:
+            keys, read_only = write_keys(settings), read_keys(settings)
+        else:
+            keys, read_only = (read_keys(settings) if require_read in needs else None), None
+        return None if keys is None else key_problem(authorization, keys, read_only)
 
     # middleware: the last added is the outermost
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)
@@ -283,12 +291,14 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
 
     # --- routes ------------------------------------------------------------------------------
 
-    @app.get("/", include_in_schema=False)
+    # HEAD too: uptime probes use it
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    @app.head("/health", include_in_schema=False)  # uptime probes
     @app.get("/health", response_model=HealthResponse, tags=["service"], responses=_errors(503))
     async def health(svc: Service) -> HealthResponse:
         """Liveness: the models and the index are loaded; index size and model identities."""

@@ -244,6 +244,12 @@ class IndexStore:
         self.dense_kind = dense_index
         self.rrf_k = int(rrf_k)
         self.chunk_size, self.overlap = token_budget(embedder, chunk_tokens, overlap_tokens, TITLE_RESERVED_TOKENS)
+        if (self.chunk_size, self.overlap) != (int(chunk_tokens), int(overlap_tokens)):
+            log.warning(
+                "chunks of %d tokens with an overlap of %d asked; %d and %d used (a chunk fits the model with its "
+                "title line; the overlap is at most half a chunk): QA_CHUNK_TOKENS / QA_CHUNK_OVERLAP_TOKENS",
+                chunk_tokens, overlap_tokens, self.chunk_size, self.overlap,
+            )
         self._configured = self._layout()  # what the settings ask for; an index with documents keeps its own
         self.db_path = self.data_dir / DB_NAME
         self._write_lock = threading.RLock()

@@ -120,6 +120,7 @@ def _catalog(settings: Settings):
     """The index's documents, read only and without loading any model (`qa docs list` / `show`)."""
     from index.store import DocumentCatalog
 
+    _need_index(settings.data_dir)  # a mistyped QA_DATA_DIR is not an empty index
     return _read_index(settings, DocumentCatalog)
 
 
@@ -193,7 +194,7 @@ def models(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
 
 @app.command()
 def index(
-    paths: list[str] = typer.Argument(..., help="Files or folders (.txt .md .html .json .jsonl)"),
+    paths: Optional[list[str]] = typer.Argument(None, help="Files or folders (.txt .md .html .json .jsonl); none with --rebuild alone"),
     rebuild: bool = typer.Option(False, help="Re-chunk every stored document with the configured model, chunk size and dense index type (after changing one of them; passages already embedded by the same model keep their vectors); nothing is lost"),
     batch_docs: int = typer.Option(500, "--batch-docs", min=1, help="Documents written per atomic step: an interrupted run keeps the steps done, and running it again resumes"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -204,6 +205,11 @@ def index(
     from index.ingest import load_documents
 
     t0 = time.time()
+    paths = paths or []
+    if not paths and not rebuild:
+        _fail("give the files or folders to index (or --rebuild alone to re-chunk what the index holds)")
+    if not paths:
+        _need_index(settings.data_dir)  # a rebuild of nothing: a mistyped QA_DATA_DIR
     if any(not p.strip() for p in paths):  # qa index "$UNSET": not the current folder
         _fail("an empty path was given")
     missing = [p for p in paths if not Path(p).exists()]
@@ -527,6 +533,14 @@ def _serve_preflight(settings: Settings, host: str, port: int) -> None:
         _guard(ensure_builtin_embedder, settings.models_dir, settings.e5_source)
     if settings.reader == BUILTIN_READER:
         _guard(ensure_builtin_reader, settings.models_dir, Path(settings.reader_artifact), settings.e5_source)
+    # other model names: one that cannot be loaded here (not a folder, not cached, hub unreachable)
+    from index.hub import model_source_problem
+
+    for variable, kind, name in (("QA_EMBEDDER", "embedder", settings.embedder), ("QA_READER", "reader", settings.reader)):
+        if name not in (BUILTIN_EMBEDDER, BUILTIN_READER):
+            problem = model_source_problem(name)
+            if problem is not None:
+                _fail(f"cannot load {kind} {name!r}: {problem}; set {variable} to a local folder or a model id you can download")
 
 
 @app.command("eval")

@@ -576,9 +576,12 @@ def test_reads_need_a_key_when_read_key_is_set(api_settings, service):
         assert c.post("/ask", json={"question": "Qui ?"}).status_code == 401
         # the read key does not open writes
         doc = {"documents": [{"title": "T", "text": "Un texte."}]}
-        assert c.post("/documents", json=doc, headers={"Authorization": "Bearer reader-key"}).status_code == 403
-        # health and the page stay open
+        r = c.post("/documents", json=doc, headers={"Authorization": "Bearer reader-key"})
+        assert r.status_code == 403 and r.json()["detail"] == "this key (QA_READ_KEY) opens reads only: writes need QA_API_KEY"
+        assert c.post("/documents", json=doc, headers={"Authorization": "Bearer nope"}).json()["detail"] == "invalid API key"
+        # health and the page stay open, for HEAD too (uptime probes)
         assert c.get("/health").status_code == 200
+        assert c.head("/health").status_code == 200 and c.head("/").status_code == 200
         assert c.get("/").status_code == 200
 
 

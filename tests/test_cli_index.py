@@ -78,10 +78,11 @@ def test_index_in_batches_then_again_skips_everything(tmp_path):
 
 def test_docs_on_a_missing_or_damaged_index(tmp_path):
     missing = tmp_path / "never-indexed"
-    empty = _qa_here("docs", "list", data_dir=missing)
-    assert empty.returncode == 0 and empty.stdout == "" and "0 documents" in empty.stderr
+    no_index = f"error: no index at {missing}: run `qa index data/articles` first (or set QA_DATA_DIR to your index)"
+    for args in (("docs", "list"), ("docs", "show", "x")):  # a mistyped QA_DATA_DIR is not an empty index
+        res = _qa_here(*args, data_dir=missing)
+        assert res.returncode == 1 and res.stdout == "" and res.stderr.strip() == no_index
     assert not missing.exists()  # reading does not create an index
-    assert _qa_here("docs", "show", "x", data_dir=missing).returncode == 1
     gone = _qa_here("docs", "delete", "x", data_dir=missing)
     assert gone.returncode == 1 and gone.stderr.strip() == f"error: no document 'x' in {missing}: there is no index there (see `qa docs list`)"
     assert not missing.exists()  # nor does a delete
@@ -172,3 +173,21 @@ def test_serve_checks_before_loading_models(tmp_path):
     assert res.returncode == 1 and f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in res.stderr
     assert "the service starts empty" in res.stderr  # a new index is fine for a server (documents come by POST)
     assert _qa_here("serve", "--port", "0", data_dir=tmp_path / "new").returncode == 2
+    # a model name that cannot be loaded here: one line before uvicorn (with --workers, uvicorn itself exits 0)
+    res = _qa_here("serve", "--workers", "2", data_dir=tmp_path / "new", env={"QA_EMBEDDER": "./no-such-model"})
+    assert res.returncode == 1 and res.stderr.strip().endswith("error: cannot load embedder './no-such-model': there is no folder ./no-such-model; set QA_EMBEDDER to a local folder or a model id you can download")
+
+
+def test_rebuild_alone_re_chunks_what_the_index_holds(tmp_path):
+    data = tmp_path / "idx"
+    assert _qa_here("index", "data/articles", data_dir=data).returncode == 0
+    res = _qa_here("index", "--rebuild", data_dir=data, env={"QA_CHUNK_TOKENS": "120", "QA_CHUNK_OVERLAP_TOKENS": "20"})
+    assert res.returncode == 0, res.stderr
+    assert "documents: 0 read" in res.stdout and "index now 5 documents" in res.stdout
+    with sqlite3.connect(data / "index.sqlite3") as conn:
+        assert dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('chunk_tokens', 'overlap_tokens')")) == {"chunk_tokens": "120", "overlap_tokens": "20"}
+    conn.close()
+    nothing = _qa_here("index", data_dir=data)
+    assert nothing.returncode == 1 and nothing.stderr.strip() == "error: give the files or folders to index (or --rebuild alone to re-chunk what the index holds)"
+    typo = _qa_here("index", "--rebuild", data_dir=tmp_path / "typo")
+    assert typo.returncode == 1 and "error: no index at" in typo.stderr and not (tmp_path / "typo").exists()

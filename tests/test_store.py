@@ -601,3 +601,14 @@ def test_a_rebuild_with_the_same_model_keeps_the_vectors_it_can(tmp_path, embedd
         assert counting.passages == 0  # only the dense index type changed: nothing to embed
         assert store.dense_kind == "hnsw" and len(store.search("vendanges", top_k=2)) == 2
         store.check_consistency()
+
+
+def test_chunk_settings_that_cannot_be_used_as_given_are_reported(tmp_path, embedder, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="index.store"), IndexStore.open(tmp_path / "o", embedder, chunk_tokens=100, overlap_tokens=100) as store:
+        assert (store.chunk_size, store.overlap) == (100, 50)
+    assert "chunks of 100 tokens with an overlap of 100 asked; 100 and 50 used" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="index.store"), IndexStore.open(tmp_path / "d", embedder):
+        assert "asked" not in caplog.text  # the defaults fit
