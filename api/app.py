@@ -54,7 +54,7 @@ from api.schemas import (
     SearchRequest,
     SearchResponse,
 )
-from index.schema import Document, Filters
+from index.schema import MAX_ID_CHARS, Document, Filters
 from qa.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # imported lazily: qa.pipeline pulls in torch
@@ -391,7 +391,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         return DocumentPage(items=[DocumentInfoOut(**asdict(i)) for i in items], total=total, offset=offset, limit=limit)
 
     @app.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 404))
-    async def get_document(doc_id: Annotated[str, PathParam(max_length=256)], svc: Service) -> DocumentOut:
+    async def get_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service) -> DocumentOut:
         """One document with its full text (answer and passage offsets point into ``text``)."""
         doc = await run_in_threadpool(svc.get_document, doc_id)
         if doc is None:
@@ -399,7 +399,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         return DocumentOut.from_document(doc)
 
     @app.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404))
-    async def delete_document(doc_id: Annotated[str, PathParam(max_length=256)], svc: Service) -> DeleteResponse:
+    async def delete_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service) -> DeleteResponse:
         """Remove a document and its passages from the index."""
         deleted = await run_in_threadpool(_locked, svc.delete_document, doc_id)
         if not deleted:

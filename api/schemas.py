@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
 
 from index.retrieval import normalize_domain, period_bounds
+from index.schema import id_problem
 from index.text import has_words, url_problem
 
 MAX_QUESTION_CHARS = 1_000
@@ -29,7 +30,6 @@ Count = Annotated[int, Strict()]
 Mode = Literal["hybrid", "dense", "bm25"]
 
 # document ids travel in URL paths: no slash, no whitespace, no control characters
-DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}$"
 # the limits are checked by the validators (after stripping, with messages naming the field)
 _TEXT_LIMITS = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS}
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
@@ -155,12 +155,23 @@ class SearchQuery(_DateRange, _Strict):
 
 
 class DocumentIn(_Strict):
-    id: str | None = Field(None, pattern=DOCUMENT_ID_PATTERN, description="Stable id; when absent, the first 16 hex digits of the SHA-1 of the text.")
+    id: str | None = Field(None, description="Stable id (at most 256 characters, no control characters; the same rule as `qa index`); when absent, the first 16 hex digits of the SHA-1 of the text.")
     title: str = Field(..., max_length=1_000)
     text: str = Field(..., min_length=1)
     url: str | None = Field(None, max_length=2_000)
     published: str | None = Field(None, description='ISO date, possibly partial: "2017", "2017-10" or "2017-10-27".', examples=["2017-10-27"])
     metadata: dict = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip()
+        problem = id_problem(v)
+        if problem is not None:
+            raise ValueError(f"id {problem}")
+        return v
 
     @field_validator("text")
     @classmethod

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from index.schema import Document
+from index.schema import Document, id_problem
 from index.text import has_lone_surrogate, has_words, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
@@ -24,7 +24,6 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | JSONL_SUFFI
 log = logging.getLogger(__name__)
 
 MAX_TITLE_CHARS = 200
-MAX_ID_CHARS = 256  # the longest id the API can read or delete (/documents/{doc_id})
 _HEADER_LINES = 12  # metadata (URL, date, byline) is looked for in the first non-empty lines
 
 
@@ -231,8 +230,9 @@ def record_to_document(rec, default_id: str) -> Document:
         doc_id = str(doc_id)
     if not isinstance(doc_id, str) or not doc_id.strip():
         raise ValueError("'id' must be a non-empty string")
-    if len(doc_id.strip()) > MAX_ID_CHARS:
-        raise ValueError(f"'id' must be at most {MAX_ID_CHARS} characters (got {len(doc_id.strip())})")
+    problem = id_problem(doc_id.strip())
+    if problem is not None:
+        raise ValueError(f"'id' {problem}")
     title, url = rec.get("title"), rec.get("url")
     for name, val in (("title", title), ("url", url)):
         if val is not None and not isinstance(val, str):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -44,3 +46,18 @@ class SearchResult:
     start: int
     end: int
     score: float
+
+
+MAX_ID_CHARS = 256  # the longest id GET / DELETE /documents/{doc_id} take
+
+
+def id_problem(doc_id: str) -> str | None:
+    """What keeps ``doc_id`` (already stripped) from being a document id, or None: the same rule for
+    the API and for files indexed with `qa index`, so every document can be read and deleted over HTTP."""
+    if not doc_id:
+        return "must not be empty"
+    if len(doc_id) > MAX_ID_CHARS:
+        return f"must be at most {MAX_ID_CHARS} characters (got {len(doc_id)})"
+    if any(unicodedata.category(ch) == "Cc" for ch in doc_id):
+        return "must not contain control characters (tabs, line breaks)"
+    return None

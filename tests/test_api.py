@@ -465,6 +465,11 @@ def test_documents_with_a_slash_in_their_id_can_be_read_and_deleted(client, serv
         r = client.delete("/documents/rubrique%2F123")
     assert r.status_code == 200 and r.json()["id"] == "rubrique/123"
     assert client.get("/documents/rubrique%2F123").status_code == 404
+    # and POST takes the ids `qa index` takes
+    r = client.post("/documents", json={"documents": [{"id": " rubrique/124 bis ", "title": "Note", "text": "Le siège est à Brest."}]})
+    assert r.status_code == 200 and r.json()["documents"][0]["id"] == "rubrique/124 bis", r.text
+    assert client.get("/documents/rubrique%2F124%20bis").json()["text"] == "Le siège est à Brest."
+    assert client.delete("/documents/rubrique%2F124%20bis").status_code == 200
 
 
 def test_an_answer_never_cites_a_document_changed_while_it_was_read(service):
@@ -528,7 +533,9 @@ def test_document_lifecycle(client):
         ([{"title": "T", "text": "Un texte.", "published": "2017-13"}], "published"),
         ([{"title": "T", "text": "Un texte.", "published": "le 3 mars"}], "published"),
         ([{"title": "T", "text": "Un texte.", "url": "javascript:alert(1)"}], "url"),
-        ([{"title": "T", "text": "Un texte.", "id": "a/b"}], "id"),
+        ([{"title": "T", "text": "Un texte.", "id": "a\tb"}], "id"),  # the rule of `qa index` (index.schema.id_problem)
+        ([{"title": "T", "text": "Un texte.", "id": "x" * 257}], "id"),
+        ([{"title": "T", "text": "Un texte.", "id": "  "}], "id"),
         ([{"title": "T", "text": "Un.", "id": "x"}, {"title": "T", "text": "Deux.", "id": "x"}], "documents"),
         ([{"title": "T", "text": "Même texte."}, {"title": "U", "text": "Même texte."}], "id"),
         ([{"title": "T", "text": "Un texte.", "author": "moi"}], "author"),
