@@ -305,7 +305,7 @@ app.add_typer(docs_app, name="docs")
 def docs_list(
     offset: int = typer.Option(0, min=0, help="Documents to skip"),
     limit: int = typer.Option(50, min=1, max=10_000, help="Documents to list"),
-    as_json: bool = typer.Option(False, "--json", help="Print exactly the GET /documents response"),
+    as_json: bool = typer.Option(False, "--json", help="Print the page as GET /documents does (which takes at most 200 a page)"),
 ) -> None:
     """List the indexed documents (id, chunks, characters, date, title)."""
     settings = _settings()
