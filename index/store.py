@@ -807,13 +807,23 @@ class IndexStore:
     def _publish(self, snap: _Snapshot) -> None:
         """After the commit: swap the snapshot at once (searches never see SQLite's new rows with the
         old indexes), then write the index files of its generation. A failure there leaves this
-        process serving the new state; the next open, or a reader's refresh, rebuilds the files."""
+        process serving the new state; the next open, or a reader's refresh, rebuilds the files. The
+        write itself has committed, so such a failure is logged, not raised: a caller told that its
+        write failed would send it again."""
         with self._snap_lock:
             self._snap = snap
-        dense_mod.save(snap.dense, self._dense_path(snap.generation))
-        _crash_point("dense_written")
-        snap.keyword.save(self._keyword_path(snap.generation))
-        _crash_point("keyword_written")
+        try:
+            dense_mod.save(snap.dense, self._dense_path(snap.generation))
+            _crash_point("dense_written")
+            snap.keyword.save(self._keyword_path(snap.generation))
+            _crash_point("keyword_written")
+        except OSError as exc:
+            log.error(
+                "the write is saved in %s, but its index files could not be written (%s): this process "
+                "serves it; the files are rebuilt by the next open or another process's refresh once there is room",
+                self.db_path, exc,
+            )
+            return
         self._cleanup(snap.generation)
 
     def _reindex_all(self, progress: bool = True) -> None:
