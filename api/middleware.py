@@ -17,7 +17,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import ApiMetrics
-from index.text import has_lone_surrogate
+from index.text import has_lone_surrogate, json_nodes
 
 log = logging.getLogger("api")
 
@@ -161,21 +161,13 @@ def json_body_problem(body: bytes) -> dict[str, Any] | None:
         value = json.loads(body, parse_constant=_Constant)
     except (ValueError, RecursionError):  # not JSON, or nested too deep: FastAPI's own answer
         return None
-    stack: list[tuple[tuple, Any]] = [(("body",), value)]
-    while stack:
-        loc, v = stack.pop()
+    for loc, v, is_key in json_nodes(value, ("body",)):
         if isinstance(v, _Constant):
             return {"type": "finite_number", "loc": list(loc), "msg": f"{v.text} is not a JSON number: send a finite number", "input": None}
-        if isinstance(v, str):
-            if has_lone_surrogate(v):  # json.loads joins valid pairs: any surrogate left is unpaired
-                return {"type": "string_unicode", "loc": list(loc), "msg": "the string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): send valid Unicode text", "input": None}
-        elif isinstance(v, dict):
-            for key, item in v.items():
-                if has_lone_surrogate(key):
-                    return {"type": "string_unicode", "loc": list(loc), "msg": "a key holds an unpaired UTF-16 surrogate escape: send valid Unicode text", "input": None}
-                stack.append(((*loc, key), item))
-        elif isinstance(v, list):
-            stack.extend(((*loc, i), item) for i, item in enumerate(v))
+        if isinstance(v, str) and has_lone_surrogate(v):  # json.loads joins valid pairs: any surrogate left is unpaired
+            msg = ("a key holds an unpaired UTF-16 surrogate escape: send valid Unicode text" if is_key else
+                   "the string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): send valid Unicode text")
+            return {"type": "string_unicode", "loc": list(loc), "msg": msg, "input": None}
     return None
 
 

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from index.schema import Document, id_problem
-from index.text import has_lone_surrogate, has_words, url_problem
+from index.text import has_words, lone_surrogate_at, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -197,24 +197,12 @@ def _load_html(path: Path) -> list[Document]:
 # --------------------------------------------------------------------------------------------
 
 
-def _lone_surrogate_in(value, path: str = "") -> str | None:
-    """Where (a dotted path) a JSON value holds a string with an unpaired surrogate, or None."""
-    if isinstance(value, str):
-        return path if has_lone_surrogate(value) else None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            here = f"{path}.{k}" if path else str(k)
-            if has_lone_surrogate(str(k)):
-                return here
-            found = _lone_surrogate_in(v, here)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            found = _lone_surrogate_in(v, f"{path}[{i}]")
-            if found is not None:
-                return found
-    return None
+def _dotted(loc: tuple) -> str:
+    """("metadata", "tags", 1) -> "metadata.tags[1]"."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 def record_to_document(rec, default_id: str) -> Document:
@@ -245,9 +233,11 @@ def record_to_document(rec, default_id: str) -> Document:
     metadata = rec.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ValueError("'metadata' must be an object")
-    where = _lone_surrogate_in({"id": doc_id, "title": title, "url": url, "text": text, "metadata": metadata})
-    if where is not None:  # "\ud800" in JSON: no such character, it cannot be stored
-        raise ValueError(f"'{where}' holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): write valid Unicode text")
+    found = lone_surrogate_at({"id": doc_id, "title": title, "url": url, "text": text, "metadata": metadata})
+    if found is not None:  # "\ud800" in JSON: no such character, it cannot be stored
+        loc, is_key = found
+        what = "has a key that holds" if is_key else "holds"
+        raise ValueError(f"'{_dotted(loc)}' {what} an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): write valid Unicode text")
     try:
         published = normalize_date(rec.get("published"))
     except ValueError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from typing import Any, Iterator
 
 # --------------------------------------------------------------------------------------------
 # sentence splitting
@@ -169,6 +170,32 @@ sont sous soyez soyons suis sur t ta te tes toi ton tous tout toute toutes tres 
 voila vos votre vous y
 """
 STOP_WORDS = frozenset(_STOP.split())
+
+
+def json_nodes(value: Any, loc: tuple = ()) -> Iterator[tuple[tuple, Any, bool]]:
+    """Every node of a parsed JSON value, depth first, as (location, node, is_key): an object's keys
+    come as nodes too, located at their object. Locations are tuples of keys and list indices."""
+    stack = [(loc, value)]
+    while stack:
+        here, v = stack.pop()
+        yield here, v, False
+        if isinstance(v, dict):
+            for key, item in reversed(list(v.items())):
+                stack.append(((*here, key), item))
+            for key in v:
+                yield here, key, True
+        elif isinstance(v, list):
+            stack.extend(((*here, i), item) for i, item in reversed(list(enumerate(v))))
+
+
+def lone_surrogate_at(value: Any, loc: tuple = ()) -> tuple[tuple, bool] | None:
+    """Where a parsed JSON value first holds a string with an unpaired surrogate, as (location,
+    is_key): for a key, the location of its object (the key itself cannot be printed). None when
+    it holds none."""
+    for here, v, is_key in json_nodes(value, loc):
+        if isinstance(v, str) and has_lone_surrogate(v):
+            return here, is_key
+    return None
 
 
 def has_lone_surrogate(text: str) -> bool:
