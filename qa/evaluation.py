@@ -250,11 +250,16 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
             log.info("indexed %d paragraphs (%d chunks embedded) in %.0fs", len(to_index), rep.chunks_added, time.time() - t0)
         if svc.store.counts()["documents"] == 0:
             raise GoldFormatError(f"the index at {svc_settings.data_dir} is empty: run `qa index data/articles` (or set QA_DATA_DIR) first")
-        unknown = sorted({d for it in items for d in it.document_ids if svc.store.get_document(d) is None})
+        gold_texts = {}  # each gold document read once: whether it exists, and its text
+        for d in {d for it in items for d in it.document_ids}:
+            doc = svc.store.get_document(d)
+            if doc is not None:
+                gold_texts[d] = doc.text
+        unknown = sorted({d for it in items for d in it.document_ids} - set(gold_texts))
         if unknown:  # a wrong gold id reads as a retrieval miss: say which ones
             log.warning("%d gold document ids are not in the index at %s: %s (their questions count as retrieval misses)",
                         len(unknown), svc_settings.data_dir, ", ".join(repr(d) for d in unknown[:5]) + (", ..." if len(unknown) > 5 else ""))
-        not_verbatim = _answers_not_in_documents(svc.store, [it for it in items if gold.kind == "jsonl"], set(unknown))
+        not_verbatim = _answers_not_in_documents([it for it in items if gold.kind == "jsonl"], gold_texts)
         if not_verbatim:  # such a question can never be answered exactly: probably a typo or a paraphrase
             log.warning("%d questions have no answer written as in their gold documents (first: %s)", len(not_verbatim), ", ".join(not_verbatim[:3]))
         report = _evaluate(svc, gold, items, top_k, mode, str(gold_path))
@@ -267,19 +272,13 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
             tmp.cleanup()
 
 
-def _answers_not_in_documents(store, items: list[GoldItem], unknown: set[str]) -> list[str]:
+def _answers_not_in_documents(items: list[GoldItem], texts: dict[str, str]) -> list[str]:
     """Where the answerable questions are none of whose answers appears verbatim in any of their
-    (indexed) gold documents."""
-    texts: dict[str, str] = {}
+    indexed gold documents (``texts``: id -> text)."""
     out = []
     for it in items:
-        docs = [d for d in it.document_ids if d not in unknown]
-        if not it.answers or not docs:
-            continue
-        for d in docs:
-            if d not in texts:
-                texts[d] = store.get_document(d).text
-        if not any(a in texts[d] for a in it.answers for d in docs):
+        docs = [texts[d] for d in it.document_ids if d in texts]
+        if it.answers and docs and not any(a in t for a in it.answers for t in docs):
             out.append(it.where or it.id)
     return out
 
