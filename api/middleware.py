@@ -57,12 +57,19 @@ def match_route(scope: Scope, routes: list | None) -> Any:
     return route
 
 
+_ENDPOINT = "qa.endpoint_route"
+
+
 def endpoint_route(scope: Scope, routes: list | None) -> Any:
     """The route whose endpoint will answer ``scope`` (its path and its method), or None when the
-    router will answer itself (404, 405, a redirect to the path with or without its slash)."""
+    router will answer itself (404, 405, a redirect to the path with or without its slash).
+    Found once per request: the key gate and the body guard both ask."""
+    if _ENDPOINT in scope:
+        return scope[_ENDPOINT]
     route = match_route(scope, routes)
     if route is None or scope.get("method") not in (getattr(route, "methods", None) or ()):
-        return None
+        route = None
+    scope[_ENDPOINT] = route
     return route
 
 
