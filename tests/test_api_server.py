@@ -20,6 +20,17 @@ KEY = "server-test-key"
 START_TIMEOUT_S = 300  # first start may build the models into the cache
 
 
+def stop(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM (uvicorn's graceful shutdown), then SIGKILL if it does not end in ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
@@ -54,13 +65,7 @@ def server(tmp_path_factory):
             time.sleep(0.5)
         yield {"base": base, "proc": proc, "log": log_path}
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, timeout=30)
         log.close()
 
 
@@ -151,11 +156,6 @@ def test_metrics_count_every_worker(tmp_path):
             for _ in range(6):
                 assert line in httpx.get(f"{base}/metrics", timeout=60).text
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, timeout=60)
     assert "Traceback" not in log_path.read_text()
     assert list(tmp_path.glob("qa-metrics-*")) == []  # the metrics folder goes with the server
