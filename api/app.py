@@ -29,7 +29,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
-from api.middleware import AuthGateMiddleware, BodyGuardMiddleware, RequestMiddleware
+from api.middleware import AuthGateMiddleware, BodyGuardMiddleware, PathMiddleware, RequestMiddleware
 from api.schemas import (
     DEFAULT_SEARCH_TOP_K,
     MAX_OFFSET,
@@ -270,9 +270,30 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
             keys, read_only = (read_keys(settings) if require_read in needs else None), None
         return None if keys is None else key_problem(authorization, keys, read_only)
 
+    # The schema says which operations need the key with this configuration: a route whose key is
+    # not set takes requests with or without it (an empty requirement makes it optional).
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = default_openapi()
+        for route in app.routes:
+            needs = {d.dependency for d in getattr(route, "dependencies", [])}
+            keys = write_keys(settings) if require_write in needs else read_keys(settings) if require_read in needs else ()
+            if keys is None:
+                for method in getattr(route, "methods", ()):
+                    op = schema["paths"].get(route.path_format, {}).get(method.lower())
+                    if op is not None:
+                        op["security"] = [{}, {"HTTPBearer": []}]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     # middleware: the last added is the outermost
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)
     app.add_middleware(AuthGateMiddleware, routes=app.router.routes, problem=auth_problem)
+    app.add_middleware(PathMiddleware, routes=app.router.routes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],

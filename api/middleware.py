@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import time
+import unicodedata
 import uuid
 from typing import Any, Callable
 
@@ -81,6 +82,59 @@ def route_template(scope: Scope, routes: list | None = None) -> str:
     # path_format drops converters: "/documents/{doc_id}", not "/documents/{doc_id:path}"
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return path if isinstance(path, str) and path else "unmatched"
+
+
+def path_problem(path: str) -> str | None:
+    """Why no resource can live at ``path`` (percent-decoded), or None. A control character is
+    never part of a route or a document id, and Starlette's patterns end in ``$``, which also
+    matches before a final line break: ``/documents/a%0A`` would otherwise reach document ``a``."""
+    for i, ch in enumerate(path):
+        if unicodedata.category(ch) == "Cc":
+            return f"no resource has a control character in its path (U+{ord(ch):04X} at position {i}): document ids never contain one"
+    return None
+
+
+class PathMiddleware:
+    """Answers 404 for paths no resource can have (``path_problem``), and makes a 405's ``Allow``
+    list every method the path takes (Starlette lists those of the first route whose path matches:
+    ``GET /search`` and ``POST /search`` are two routes)."""
+
+    def __init__(self, app: ASGIApp, routes: list):
+        self.app = app
+        self.routes = routes
+
+    def _allowed(self, scope: Scope) -> list[str]:
+        from starlette.routing import Match
+
+        methods: set[str] = set()
+        for route in self.routes:
+            try:
+                match, _ = route.matches(scope)
+            except Exception:  # pragma: no cover - a route that cannot match this scope
+                continue
+            if match is not Match.NONE:
+                methods |= set(getattr(route, "methods", None) or ())
+        return sorted(methods)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = path_problem(scope.get("path", ""))
+        if problem is not None:
+            for m in _json_response(404, {"detail": problem}):
+                await send(m)
+            return
+
+        async def send_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                allowed = self._allowed(scope)
+                if allowed:
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                    message = {**message, "headers": headers + [(b"allow", ", ".join(allowed).encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_allow)
 
 
 class AuthGateMiddleware:

@@ -24,7 +24,16 @@ MAX_DOCUMENTS_PER_REQUEST = 1_000
 MAX_PAGE = 200
 MAX_OFFSET = 2**63 - 1  # SQLite's largest integer
 DEFAULT_SEARCH_TOP_K = 10
-# JSON bodies take numbers as numbers: true, "3" or 3.0 for a count is a client bug, not a 3
+
+
+def _integral(value: Any) -> Any:
+    # JSON has one number type and JSON Schema's "integer" includes 3.0 (what some serialisers
+    # write for a whole float); 3.5, true and "3" stay errors
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# JSON bodies take numbers as numbers: true or "3" for a count is a client bug, not a 3 (whole
+# floats such as 3.0 are taken by _Strict's validator)
 Count = Annotated[int, Strict()]
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -97,6 +106,11 @@ class _DateRange(BaseModel):
 class _Strict(BaseModel):
     # unknown fields are refused (a typo such as "topk" must not be silently ignored)
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("top_k", "max_answers", mode="before", check_fields=False)
+    @classmethod
+    def _whole_float(cls, value: Any) -> Any:
+        return _integral(value)
 
 
 # --- requests -------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ def _french_date(line: str) -> str | None:
 _URL_LINE = re.compile(r"^\s*(?:[-*•+]\s*)?(?:\[[^\]]*\]\()?<?(https?://[^\s<>()]+)>?\)?\s*$")
 _BARE_URL = re.compile(r"^\s*(?:[-*•+]\s*)?<?https?://\S+\s*$")
 _MD_TITLE = re.compile(r"^\s*#+\s*")
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\u00ad"  # a second BOM or a zero-width space is not part of a title
 
 
 def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
@@ -122,7 +123,7 @@ def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
                 published = _french_date(line)
         if title is None and not _BARE_URL.match(line):
             candidate = _DATE_TAG.sub("", line, count=1) if _DATE_TAG.match(line.strip()) else line
-            candidate = _MD_TITLE.sub("", candidate).strip()
+            candidate = _MD_TITLE.sub("", candidate.strip().strip(_INVISIBLE)).strip().strip(_INVISIBLE).strip()
             if candidate:
                 if len(candidate) > MAX_TITLE_CHARS:
                     cut = candidate.rfind(" ", 0, MAX_TITLE_CHARS)

@@ -13,13 +13,13 @@ questions the corpus cannot answer get "no answer".
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.schema import Document, Filters, SearchResult
+from index.text import sentence_spans
 from qa.metrics import normalize_answer
 from qa.reader import Reader, ReaderCalibration, ReaderSpan
 from qa.settings import Settings
@@ -83,22 +83,15 @@ class AskResult:
     took_ms: float
 
 
-_SENTENCE_END = re.compile(r"[.!?…](?=[\s»”\"]|$)|\n")
-
-
 def context_window(text: str, start: int, end: int, max_chars: int = CONTEXT_CHARS) -> tuple[int, int]:
-    """Offsets of the sentence around ``text[start:end]``, cut to ``max_chars`` on each side and
-    without surrounding whitespace; it always contains the span."""
-    lo = max(0, start - max_chars)
-    left = text[lo:start]
-    ends = list(_SENTENCE_END.finditer(left))
-    s = lo + ends[-1].end() if ends else lo
-    m = _SENTENCE_END.search(text, end, min(len(text), end + max_chars))
-    e = m.end() if m else min(len(text), end + max_chars)
-    while s < start and text[s].isspace():
-        s += 1
-    while e > end and text[e - 1].isspace():
-        e -= 1
+    """Offsets of the sentence(s) around ``text[start:end]``, cut to ``max_chars`` on each side and
+    without surrounding whitespace; it always contains the span. Sentences are those of the
+    indexer's splitter (``index.text.sentence_spans``: line breaks of any kind, closing guillemets
+    after "?", abbreviations and numbers handled the same way everywhere)."""
+    lo, hi = max(0, start - max_chars), min(len(text), end + max_chars)
+    around = [(lo + s, lo + e) for s, e in sentence_spans(text[lo:hi]) if lo + s < end and start < lo + e]
+    s = min([start] + [a for a, _ in around])
+    e = max([end] + [b for _, b in around])
     return s, e
 
 

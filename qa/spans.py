@@ -6,6 +6,7 @@ Kept free of torch and of any model so that it is easy to test on its own.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,22 +96,37 @@ _WORD = re.compile(r"[^\W_]+")
 
 def only_function_words(text: str) -> bool:
     """True for a span such as "à", "de la" or "l'": nothing in it can answer a question."""
-    words = _WORD.findall(text.lower())
+    words = _WORD.findall(unicodedata.normalize("NFC", text).lower())  # "a" + U+0300 is "à"
     return bool(words) and all(w in _FUNCTION_WORDS for w in words)
+
+
+def _blank(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf")
+
+
+def _mark(ch: str) -> bool:
+    return unicodedata.category(ch)[0] == "M"
 
 
 def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
     """Drop surrounding spaces, edge punctuation and unbalanced brackets so the span reads cleanly.
 
     Tokens often glue punctuation to a word ("1624." or "(30 000"), so a decoded span can
-    carry it; a final "." stays when it ends an abbreviation ("etc.", "J.").
+    carry it; a final "." stays when it ends an abbreviation ("etc.", "J."). The tokenizer reads
+    invisible characters (zero-width space, BOM, controls) as spaces, so they are dropped from the
+    edges too; and it gives a decomposed "é" ("e" + U+0301) the offsets of its "e" alone, so the
+    span takes the combining marks that follow its last letter ("René", not "Rene").
     """
     while True:
         before = (start, end)
-        while start < end and (text[start].isspace() or text[start] in ",;:.!?»”"):
+        while start < end and (_blank(text[start]) or text[start] in ",;:.!?»”"):
             start += 1
-        while end > start and (text[end - 1].isspace() or text[end - 1] in ",;:!?«“"):
+        while end > start and (_blank(text[end - 1]) or text[end - 1] in ",;:!?«“"):
             end -= 1
+        while 0 < start < end and _mark(text[start]) and unicodedata.category(text[start - 1])[0] in "LNM":
+            start -= 1  # never start on an accent: take its letter
+        while start < end < len(text) and _mark(text[end]):
+            end += 1
         span = text[start:end]
         if span.endswith(".") and not (span.endswith("etc.") or (len(span) >= 2 and span[-2].isupper() and (len(span) == 2 or not span[-3].isalpha()))):
             end -= 1

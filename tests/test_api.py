@@ -138,6 +138,19 @@ def test_openapi_schema_is_complete(client):
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
 
 
+def test_openapi_security_follows_the_configured_keys(api_settings, service):
+    """Operations whose key is not set take requests without one: their security is optional."""
+    optional, required = [{}, {"HTTPBearer": []}], [{"HTTPBearer": []}]
+    for update, reads, writes in (({}, optional, optional), ({"api_key": "w"}, optional, required),
+                                  ({"api_key": "w", "read_key": "r"}, required, required)):
+        with make_client(api_settings, service, **update) as c:
+            paths = c.get("/openapi.json", headers={"Authorization": "Bearer r"} if "read_key" in update else {}).json()["paths"]
+        assert paths["/ask"]["post"]["security"] == paths["/search"]["get"]["security"] == reads, update
+        assert paths["/documents/{doc_id}"]["get"]["security"] == reads, update
+        assert paths["/documents"]["post"]["security"] == paths["/documents/{doc_id}"]["delete"]["security"] == writes, update
+        assert "security" not in paths["/health"]["get"]
+
+
 # --- /ask ------------------------------------------------------------------------------------
 
 
@@ -230,7 +243,8 @@ def test_ask_filters(client, documents):
         ({"question": "???"}, "question"),
         ({"question": "Qui ?", "top_k": True}, "top_k"),
         ({"question": "Qui ?", "top_k": "3"}, "top_k"),
-        ({"question": "Qui ?", "max_answers": 2.0}, "max_answers"),
+        ({"question": "Qui ?", "max_answers": 2.5}, "max_answers"),
+        ({"question": "Qui ?", "max_answers": 1e300}, "max_answers"),
         ({"question": "Qui ?", "filters": {"published_after": 20170101}}, "published_after"),
         ({"question": "Qui ?", "filters": {"published_before": "2017-00"}}, "published_before"),
     ],
@@ -398,6 +412,14 @@ def test_search_post_bad_input(client, payload, field):
     assert_names_field(client.post("/search", json=payload), field)
 
 
+def test_whole_numbers_written_as_floats_are_counts(client):
+    """JSON Schema's "integer" includes 3.0 (some serialisers write whole floats so), as GET's top_k=3.0 does."""
+    r = client.post("/search", json={"query": "Netflix", "top_k": 3.0})
+    assert r.status_code == 200 and len(r.json()["results"]) == 3, r.text
+    assert client.get("/search", params={"q": "Netflix", "top_k": "3.0"}).status_code == 200
+    assert client.post("/extract", json={"question": "Où ?", "context": "Netflix va ouvrir un bureau à Paris.", "max_answers": 1.0}).status_code == 200
+
+
 # --- /extract --------------------------------------------------------------------------------
 
 
@@ -493,6 +515,26 @@ def test_an_answer_never_cites_a_document_changed_while_it_was_read(service):
 def test_unknown_document_is_404(client):
     for r in (client.get("/documents/does-not-exist"), client.delete("/documents/does-not-exist")):
         assert r.status_code == 404 and "does-not-exist" in r.json()["detail"]
+
+
+def test_a_path_with_a_control_character_reaches_nothing(client, service):
+    """Starlette's route patterns end in `$`, which matches before a final line break: DELETE
+    /documents/a%0A deleted document "a". No id holds a control character, so no such path exists."""
+    service.add_documents([Document(id="alias-1", title="Note", text="Le siège est à Lyon.")])
+    try:
+        for r in (client.get("/documents/alias-1%0A"), client.delete("/documents/alias-1%0A"), client.get("/health%0A"),
+                  client.delete("/documents/alias-1%0D%0A"), client.post("/ask%0A", json={"question": "Où est le siège ?"})):
+            assert r.status_code == 404, (r.request.url, r.text)
+            assert "U+000" in r.json()["detail"]
+        assert client.get("/documents/alias-1").status_code == 200
+    finally:
+        service.delete_document("alias-1")
+
+
+def test_405_lists_every_method_the_path_takes(client):
+    for path, allowed in (("/search", "GET, POST"), ("/documents", "GET, POST"), ("/documents/x", "DELETE, GET"), ("/ask", "POST")):
+        r = client.request("PUT", path)
+        assert r.status_code == 405 and r.headers["allow"] == allowed, (path, r.headers.get("allow"))
 
 
 def test_document_lifecycle(client):

@@ -56,6 +56,11 @@ def test_crlf_bom_and_markdown(tmp_path):
     docs, errors = load_documents([tmp_path / "a.md"])
     assert errors == [] and docs[0].title == "Titre Windows"
     assert docs[0].text == "## Titre Windows\r\n\r\nPremière ligne.\r\n"
+    # only the leading BOM is dropped from the text; a second one (files joined by a tool) stays in
+    # the text, but not in the title
+    (tmp_path / "b.md").write_bytes("\ufeff\ufeff# Titre\u200b\n\nLigne.\n".encode("utf-8"))
+    docs, errors = load_documents([tmp_path / "b.md"])
+    assert errors == [] and docs[0].title == "Titre" and docs[0].text == "\ufeff# Titre\u200b\n\nLigne.\n"
 
 
 def test_html_main_text_via_trafilatura(tmp_path):

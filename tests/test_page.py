@@ -210,6 +210,25 @@ def test_answers_found_in_several_documents_show_every_source(page, base_url):
     assert not page.js_errors, page.js_errors
 
 
+def test_answers_after_emoji_are_highlighted(page, base_url):
+    """The API's offsets count code points (Python), the page's strings UTF-16 units."""
+    context = "🎬🍿 Netflix investit 😀 2 milliards 💶 d'euros en 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 🎞️."
+    answer = "2 milliards 💶 d'euros"
+    start = 1000 + context.index(answer)  # Python indices: code points
+    fake = {
+        "question": "q", "no_answer": False, "took_ms": 1.0,
+        "answers": [{"text": answer, "score": 0.9, "document_id": "a", "title": "A", "url": None, "published": None, "chunk_id": 1,
+                     "start": start, "end": start + len(answer), "context": context, "context_start": 1000,
+                     "citations": [{"document_id": "a", "title": "A", "url": None, "published": None, "chunk_id": 1, "start": start, "end": start + len(answer)}]}],
+        "passages": [],
+    }
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(fake)))
+    ask(page, base_url, "Une question")
+    assert page.locator("#answers mark").inner_text() == answer
+    assert page.locator("#answers .answer-context").inner_text() == context
+    assert not page.js_errors, page.js_errors
+
+
 def test_http_errors_are_shown_in_french(page, base_url):
     page.route("**/ask", lambda route: route.fulfill(status=500, content_type="application/json", body=json.dumps({"detail": "internal error", "request_id": "abc123"})))
     page.goto(base_url + "/")

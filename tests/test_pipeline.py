@@ -25,6 +25,19 @@ def test_context_is_the_sentence_around_the_answer_and_slices_the_text(needle):
     assert not any(ch in context[: start - s] for ch in ".!?\n")
 
 
+@pytest.mark.parametrize("text, needle, want", [
+    ("Titre\r\rNetflix va ouvrir un bureau à Marseille.\rFin.", "Marseille", "Netflix va ouvrir un bureau à Marseille."),
+    ("Il a demandé « Pourquoi ?\u202f» puis il est parti à Lyon.", "Lyon", "Il a demandé « Pourquoi ?\u202f» puis il est parti à Lyon."),
+    ("« Pourquoi ? » Puis il est parti à Lyon. Fin.", "Lyon", "Puis il est parti à Lyon."),
+    ("M. Dupont vit à Lyon depuis 3,5 ans. Fin.", "Lyon", "M. Dupont vit à Lyon depuis 3,5 ans."),
+])
+def test_context_sentences_are_the_indexers_sentences(text, needle, want):
+    """Lone carriage returns end a sentence; a closing guillemet after "?" stays with its sentence."""
+    start = text.index(needle)
+    s, e = context_window(text, start, start + len(needle))
+    assert text[s:e] == want
+
+
 def test_context_is_cut_in_long_sentences():
     text = "mot " * 200 + "réponse" + " mot" * 200
     start = text.index("réponse")

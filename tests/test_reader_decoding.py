@@ -116,6 +116,28 @@ def test_trim_span_cleans_edges():
         assert raw[s:e] == want
 
 
+def test_trim_span_drops_invisible_edges_and_keeps_accents():
+    for raw, want in [("\u200bAmsterdam", "Amsterdam"), ("\ufeffNantes ", "Nantes"), ("\x01Lille\u00ad", "Lille"), ("\u202f3,5 %\u2060", "3,5 %")]:
+        s, e = trim_span(raw, 0, len(raw))
+        assert raw[s:e] == want, (raw, raw[s:e])
+    text = "fondée par Rene\u0301, qui"
+    s, e = trim_span(text, text.index("Rene"), text.index("Rene") + 4)  # the tokenizer's offsets of "René"
+    assert text[s:e] == "Rene\u0301"
+    s, e = trim_span(text, text.index("\u0301"), len(text))  # a span starting on the accent takes its letter
+    assert text[s:e] == "e\u0301, qui"
+    assert trim_span(" \u0301x", 0, 3) == (1, 3)  # a lone accent after a space: left as it is, no endless loop
+
+
+def test_decomposed_accents_stay_in_the_answer(tokenizer):
+    """A decomposed "é" ("e" + U+0301) is one token whose offsets cover the "e" only."""
+    marker = tokenizer("Xavier", add_special_tokens=False)["input_ids"][-1]
+    reader = Reader.from_model(MarkerQA(marker), tokenizer, max_length=64, stride=16)
+    text = "Le studio appartient à Xavier Andre\u0301 depuis 1990."
+    (spans,) = reader.read("À qui appartient le studio ?", [text], n_best=1)
+    assert spans[0].text == "Xavier Andre\u0301" == text[spans[0].start : spans[0].end]
+    assert only_function_words("a\u0300")  # a decomposed "à" is still a function word
+
+
 def test_spans_of_function_words_alone_are_never_answers(tokenizer):
     for text in ("à", "de la", "l'", "d’", "Le", "à la"):
         assert only_function_words(text), text

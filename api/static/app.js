@@ -66,12 +66,23 @@
 
   // Where is the answer inside its context? The API gives the context's own offset in the
   // document, so the answer is context[start - context_start, end - context_start).
+  // API offsets count Unicode code points (Python's); JavaScript strings count UTF-16 units, two
+  // for an emoji, so the offsets are converted before slicing.
   function locate(answer) {
     const ctx = answer.context || "";
+    const points = Array.from(ctx);
     const s = answer.start - answer.context_start;
     const e = answer.end - answer.context_start;
-    if (!Number.isInteger(s) || s < 0 || e > ctx.length || ctx.slice(s, e) !== answer.text) return null;
-    return { text: ctx, start: s, end: e };
+    if (!Number.isInteger(s) || !Number.isInteger(e) || s < 0 || e < s || e > points.length) return null;
+    const u = points.slice(0, s).join("").length;
+    const v = u + points.slice(s, e).join("").length;
+    if (ctx.slice(u, v) !== answer.text) return null;
+    return { text: ctx, start: u, end: v };
+  }
+
+  function isLowSurrogate(text, i) {
+    const c = text.charCodeAt(i);
+    return c >= 0xdc00 && c <= 0xdfff;
   }
 
   // Trim a long context to the sentence(s) around [start, end).
@@ -85,6 +96,8 @@
     if (b < text.length) b++;
     if (start - a > MAX / 2) a = start - MAX / 2;
     if (b - end > MAX / 2) b = end + MAX / 2;
+    if (a > 0 && isLowSurrogate(text, a)) a--; // never cut an emoji in two
+    if (b < text.length && isLowSurrogate(text, b)) b++;
     const prefix = a > 0 ? "… " : "";
     const suffix = b < text.length ? " …" : "";
     const piece = text.slice(a, b);
