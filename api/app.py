@@ -211,8 +211,12 @@ WRITE = [Depends(require_write)]
 def create_app(settings: Settings | None = None, service: "QAService | None" = None) -> FastAPI:
     """App factory. With ``service=None`` the models are loaded once, in the lifespan."""
     settings = settings or load_settings()  # a bad QA_* variable: a SettingsError naming it
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not logging.getLogger().handlers:  # a worker process of `qa serve --workers N`, or another ASGI server
+        # as `qa` does: our loggers at QA_LOG_LEVEL, third-party ones only say warnings (faiss's
+        # loader otherwise reports each CPU-feature library it tries)
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        for ours in ("qa", "index"):
+            logging.getLogger(ours).setLevel(settings.log_level.upper())
     log.setLevel(settings.log_level.upper())
     for name, key, what in (("QA_API_KEY", settings.api_key, "writes"), ("QA_READ_KEY", settings.read_key, "reads")):
         if key is not None and _configured(key) is None:  # set, but to spaces: almost surely a mistake

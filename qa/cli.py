@@ -29,6 +29,11 @@ def _settings() -> Settings:
         _fail(str(exc))
 
 
+def _n(count: int, word: str) -> str:
+    """ "1 chunk", "2 chunks" """
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -131,6 +136,18 @@ def _service(settings: Settings):
     return _opening(settings, QAService.from_settings, settings)
 
 
+def _mode(mode: str | None, settings: Settings) -> str:
+    """--mode, else QA_RETRIEVAL_MODE (as the API does)."""
+    if mode is None:
+        return settings.retrieval_mode
+    if mode not in ("hybrid", "dense", "bm25"):
+        _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
+    return mode
+
+
+_MODE_HELP = "hybrid, dense or bm25 (default: QA_RETRIEVAL_MODE, hybrid)"
+
+
 def _check_text(value: str, what: str) -> str:
     """A question or query as given on the command line: stripped, UTF-8, with a word in it."""
     from index.text import has_lone_surrogate, has_words
@@ -223,6 +240,10 @@ def index(
     from index.store import AddReport, add_in_batches
 
     store = _open_store(settings, rebuild=rebuild, create=True)
+    if store.rebuilt is not None:
+        r = store.rebuilt
+        typer.echo(f"rebuilt: {_n(r.documents, 'document')} re-chunked, {_n(r.chunks_before, 'chunk')} replaced by {r.chunks} "
+                   f"({r.embedded} embedded, the others kept their vectors)")
     for d, old_source in _replaced_from_other_files(store, docs):
         typer.echo(
             f"warning: document {d.id!r} was indexed from {old_source}; {d.metadata['source_file']} has the same "
@@ -240,9 +261,13 @@ def index(
         raise typer.Exit(130)
     counts = store.counts()
     store.close()
+    now = f"index now {_n(counts['documents'], 'document')} / {_n(counts['chunks'], 'chunk')}"
+    if not paths:  # --rebuild alone: nothing was read
+        typer.echo(f"{now}, {time.time() - t0:.1f}s")
+        return
     typer.echo(
         f"documents: {len(docs)} read ({rep.documents_added} added, {rep.documents_updated} updated, {rep.documents_unchanged} unchanged), "
-        f"chunks: {rep.chunks_added} embedded, {rep.chunks_removed} removed, index now {counts['documents']} documents / {counts['chunks']} chunks, "
+        f"chunks: {rep.chunks_added} embedded, {rep.chunks_removed} removed, {now}, "
         f"skipped: {len(errors)} (files or records, listed above), {time.time() - t0:.1f}s"
     )
     if errors:  # what could be read is indexed; the status tells scripts that something was not
@@ -265,8 +290,8 @@ def _replaced_from_other_files(store, docs):
 @app.command()
 def search(
     query: str,
-    top_k: int = typer.Option(5, "--top-k", min=1, max=50),
-    mode: str = typer.Option("hybrid", help="hybrid, dense or bm25"),
+    top_k: int = typer.Option(10, "--top-k", min=1, max=50, help="Passages to show (10, as GET /search)"),
+    mode: Optional[str] = typer.Option(None, help=_MODE_HELP),
     doc: Optional[list[str]] = typer.Option(None, "--doc", help="Only these document ids"),
     source: Optional[str] = typer.Option(None, help="URL domain, e.g. numerama.com"),
     after: Optional[str] = typer.Option(None, help="Published on or after (YYYY-MM-DD; YYYY-MM or YYYY: from the start of that period)"),
@@ -276,8 +301,7 @@ def search(
     """Search passages."""
     settings = _settings()
     _setup_logging(settings)
-    if mode not in ("hybrid", "dense", "bm25"):
-        _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
+    mode = _mode(mode, settings)
     query = _check_text(query, "query")
 
     store = _open_store(settings)
@@ -320,9 +344,16 @@ def docs_list(
         typer.echo(json.dumps(page.model_dump(mode="json"), ensure_ascii=False, indent=1))
         return
     for i in items:
-        typer.echo(f"{i.id}\t{i.chunks} chunks\t{i.chars} chars\t{i.published or 's.d.'}\t{i.title or ''}")
+        typer.echo(f"{i.id}\t{_n(i.chunks, 'chunk')}\t{i.chars} chars\t{i.published or 's.d.'}\t{i.title or ''}")
     shown = f"{offset + 1}-{offset + len(items)}" if items else "none"
-    typer.echo(f"{total} documents ({shown} shown)", err=True)
+    typer.echo(f"{_n(total, 'document')} ({shown} shown)", err=True)
+
+
+def _missing_document(doc_id: str, settings: Settings, as_json: bool, why: str | None = None) -> None:
+    """Exit 1 for an unknown id; with --json, the API's 404 body on stdout too (scripts read it)."""
+    if as_json:
+        typer.echo(json.dumps({"detail": f"document {doc_id!r} not found"}, ensure_ascii=False))
+    _fail(f"no document {doc_id!r} in {settings.data_dir}" + (f": {why}" if why else "") + " (see `qa docs list`)")
 
 
 @docs_app.command("show")
@@ -337,7 +368,7 @@ def docs_show(
     doc = catalog.get_document(doc_id)
     catalog.close()
     if doc is None:
-        _fail(f"no document {doc_id!r} in {settings.data_dir} (see `qa docs list`)")
+        _missing_document(doc_id, settings, as_json)
     if as_json:
         from api.schemas import DocumentOut
 
@@ -365,19 +396,19 @@ def docs_delete(
     # embedder instead of loading the model (seconds of torch start-up)
     recorded = _read_index(settings, recorded_embedder)
     if recorded is None:
-        _fail(f"no document {doc_id!r} in {settings.data_dir}: there is no index there (see `qa docs list`)")
+        _missing_document(doc_id, settings, as_json, "there is no index there")
     store = IndexStore.open(settings.data_dir, recorded, **settings.store_options())
     deleted = store.delete_document(doc_id)
     counts = store.counts()
     store.close()
     if not deleted:
-        _fail(f"no document {doc_id!r} in {settings.data_dir} (see `qa docs list`)")
+        _missing_document(doc_id, settings, as_json)
     if as_json:
         from api.schemas import DeleteResponse
 
         typer.echo(json.dumps(DeleteResponse(id=doc_id, deleted=True).model_dump(mode="json"), ensure_ascii=False, indent=1))
         return
-    typer.echo(f"deleted {doc_id}; index now {counts['documents']} documents / {counts['chunks']} chunks")
+    typer.echo(f"deleted {doc_id}; index now {_n(counts['documents'], 'document')} / {_n(counts['chunks'], 'chunk')}")
 
 
 def _stdin_questions(skipped: list[int]):
@@ -413,9 +444,9 @@ def _stdin_questions(skipped: list[int]):
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The question, or '-' to read one question a line from stdin (models loaded once)"),
-    top_k: int = typer.Option(5, "--top-k", min=1, max=50),
-    max_answers: int = typer.Option(3, "--max-answers", min=1, max=20),
-    mode: str = typer.Option("hybrid", help="hybrid, dense or bm25"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50, help="Passages to read (default: QA_TOP_K, 5)"),
+    max_answers: Optional[int] = typer.Option(None, "--max-answers", min=1, max=20, help="Answers to show at most (default: QA_MAX_ANSWERS, 3)"),
+    mode: Optional[str] = typer.Option(None, help=_MODE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print exactly the /ask response (with '-': one response a line)"),
 ) -> None:
     """Answer a question from the indexed documents, with sources."""
@@ -424,8 +455,9 @@ def ask(
     many = question == "-"
     if not many:
         question = _check_text(question, "question")
-    if mode not in ("hybrid", "dense", "bm25"):
-        _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
+    mode = _mode(mode, settings)
+    top_k = top_k or settings.top_k
+    max_answers = max_answers or settings.max_answers
     from qa.render import render_ask
     from qa.serialize import ask_payload
 
@@ -445,7 +477,8 @@ def ask(
 def extract(
     question: str,
     context_file: Path = typer.Argument(..., help="Text file holding the context ('-' for stdin)"),
-    max_answers: int = typer.Option(3, "--max-answers", min=1, max=20),
+    max_answers: Optional[int] = typer.Option(None, "--max-answers", min=1, max=20, help="Answers to show at most (default: QA_MAX_ANSWERS, 3)"),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly the /extract response (offsets into the file's text)"),
 ) -> None:
     """Run the reader alone on a given context."""
     settings = _settings()
@@ -464,8 +497,18 @@ def extract(
     configure_torch(settings)
     reader = _guard(load_reader, settings)
     svc = QAService(settings, None, reader, None)
-    answers = svc.extract(question, text, max_answers=max_answers)
-    typer.echo(json.dumps({"question": question, "answers": [asdict(a) for a in answers], "no_answer": not answers}, ensure_ascii=False, indent=1))
+    t0 = time.perf_counter()
+    answers = svc.extract(question, text, max_answers=max_answers or settings.max_answers)
+    took = (time.perf_counter() - t0) * 1000
+    if as_json:
+        from api.schemas import ExtractedAnswerOut, ExtractResponse
+
+        resp = ExtractResponse(question=question, answers=[ExtractedAnswerOut.from_answer(a) for a in answers], no_answer=not answers, took_ms=round(took, 1))
+        typer.echo(json.dumps(resp.model_dump(mode="json"), ensure_ascii=False, indent=1))
+        return
+    from qa.render import render_extract
+
+    typer.echo(render_extract(question, answers, took))
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -546,8 +589,8 @@ def _serve_preflight(settings: Settings, host: str, port: int) -> None:
 @app.command("eval")
 def eval_cmd(
     gold: Path = typer.Argument(..., help="Gold set: JSONL {id, question, answers, document_ids} or SQuAD JSON"),
-    top_k: int = typer.Option(5, "--top-k", min=1, max=50),
-    mode: str = typer.Option("hybrid"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50, help="Passages read per question (default: QA_TOP_K, 5)"),
+    mode: Optional[str] = typer.Option(None, help=_MODE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON report here"),
     errors: bool = typer.Option(False, "--errors", help="List the questions answered wrongly"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="SQuAD files: use this existing index instead of a temporary one"),
@@ -560,8 +603,8 @@ def eval_cmd(
     from qa.evaluation import EvalSetupError, run_eval
 
     # checked before the models load and the questions run, not after
-    if mode not in ("hybrid", "dense", "bm25"):
-        _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
+    mode = _mode(mode, settings)
+    top_k = top_k or settings.top_k
     if out is not None:
         if out.is_dir():
             _fail(f"--out {out}: is a folder; give a file name, such as {out / 'report.json'}")

@@ -140,7 +140,7 @@ def restore_hint(path: Path) -> str:
     try:
         Path(path).resolve().relative_to(REPO_ROOT)
     except ValueError:
-        return f"replace {path} with a good copy (the shipped reader is data/reader/ in the repository)"
+        return f"replace {path} with a good copy, or point QA_READER_ARTIFACT at one (the shipped reader is data/reader/ in the repository)"
     return f"restore it with `git checkout -- {path}`"
 
 

@@ -1,4 +1,4 @@
-"""Terminal rendering of answers for ``qa ask``: answer, highlighted context sentence, source.
+"""Terminal rendering of answers for ``qa ask`` and ``qa extract``: answer, highlighted context sentence, source.
 
 ANSI bold (yellow) highlights the answer when writing to a terminal; otherwise the answer is put
 in [brackets] so that piped output stays plain text.
@@ -81,4 +81,20 @@ def render_ask(result: Any, color: bool | None = None, width: int = 100) -> str:
     lines.append("")
     n = len(passages)
     lines.append(f"{dim}{n} passage{'s' if n > 1 else ''} lu{'s' if n > 1 else ''} en {result.took_ms:.0f} ms{off}")
+    return "\n".join(lines)
+
+
+def render_extract(question: str, answers: list[Any], took_ms: float, color: bool | None = None) -> str:
+    """Human-readable text for ``qa extract``: each answer in its sentence, with its offsets in the text read."""
+    if color is None:
+        color = sys.stdout.isatty()
+    bold, dim, off = (BOLD, DIM, RESET) if color else ("", "", "")
+    lines = [f"{bold}Question :{off} {_one_line(question)}", ""]
+    if not answers:
+        lines.append(f"{bold}Aucune réponse trouvée dans ce texte.{off}")
+    for i, a in enumerate(answers, 1):
+        lines.append(f"{bold}{i}. {_one_line(a.text)}{off}  {dim}(score {a.score:.2f}, caractères {a.start}–{a.end}){off}")
+        context = a.context or ""
+        lines.append("   « " + _highlight(context, locate_in_context(a) if context else None, a.text, color) + " »")
+    lines += ["", f"{dim}lu en {took_ms:.0f} ms{off}"]
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -792,6 +793,18 @@ def test_importing_the_app_loads_no_model():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_an_app_in_a_fresh_process_logs_like_qa(tmp_path):
+    """A worker of `qa serve --workers N` builds its app in a fresh process: our loggers at
+    QA_LOG_LEVEL, third-party ones (faiss's loader: "Could not load library with AVX2 support")
+    only warnings."""
+    code = ("import logging, api.app; api.app.create_app(); logging.getLogger('faiss.loader').info('third-party noise'); "
+            "logging.getLogger('index.store').info('our message')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QA_LOG_LEVEL": "INFO", "QA_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert "our message" in out.stderr and "third-party noise" not in out.stderr
 
 
 def test_service_missing_answers_503_before_start_up(api_settings):

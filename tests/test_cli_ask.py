@@ -82,10 +82,17 @@ def test_bad_lines_on_stdin_are_reported_and_the_rest_answered(seed_index):
 def test_extract_checks_its_input(seed_index, tmp_path):
     ctx = tmp_path / "ctx.txt"
     ctx.write_text("Netflix va ouvrir un bureau à Paris.", encoding="utf-8")
-    ok = _run(["extract", "Où Netflix ouvre-t-il un bureau ?", str(ctx)], seed_index)
+    ok = _run(["extract", "Où Netflix ouvre-t-il un bureau ?", str(ctx), "--json"], seed_index)
     assert ok.exit_code == 0, ok.stderr
-    answers = json.loads(ok.stdout)["answers"]
+    out = json.loads(ok.stdout)  # exactly the /extract response
+    assert set(out) == {"question", "answers", "no_answer", "took_ms"} and not out["no_answer"]
+    answers = out["answers"]
     assert answers[0]["text"] == "Paris" and all(a["text"] != "à" for a in answers)
+    assert set(answers[0]) == {"text", "score", "start", "end", "context", "context_start"}
+    plain = _run(["extract", "Où Netflix ouvre-t-il un bureau ?", str(ctx), "--max-answers", "1"], seed_index)
+    assert plain.exit_code == 0, plain.stderr
+    assert plain.stdout.startswith("Question : Où Netflix ouvre-t-il un bureau ?")
+    assert "1. Paris" in plain.stdout and "caractères 30–35" in plain.stdout and "[Paris]" in plain.stdout and "2." not in plain.stdout
     cases = [
         (["extract", "???", str(ctx)], "error: the question has no letter or digit"),
         (["extract", "  ", str(ctx)], "error: the question is empty"),
@@ -99,6 +106,27 @@ def test_extract_checks_its_input(seed_index, tmp_path):
     assert latin.exit_code == 1 and latin.stderr.strip() == "error: stdin: not UTF-8 text (byte 3)"
     blank = _run_bytes(["extract", "Où ?", "-"], seed_index, b"  \n")
     assert blank.exit_code == 1 and blank.stderr.strip() == "error: stdin: the context is empty"
+
+
+def test_defaults_come_from_the_settings_as_in_the_api(seed_index):
+    """QA_TOP_K, QA_MAX_ANSWERS and QA_RETRIEVAL_MODE are the defaults of `qa ask`, `qa search` and `qa eval` too."""
+    env = {"QA_DATA_DIR": str(seed_index), "QA_TOP_K": "2", "QA_MAX_ANSWERS": "1", "QA_RETRIEVAL_MODE": "bm25"}
+    asked = CliRunner().invoke(app, ["ask", "combien Netflix investit-il en 2018 ?", "--json"], env=env)
+    assert asked.exit_code == 0, asked.stderr
+    out = json.loads(asked.stdout)
+    assert len(out["answers"]) == 1 and len(out["passages"]) == 2
+    bm25 = json.loads(CliRunner().invoke(app, ["search", "Netflix bureau Paris", "--json", "--mode", "bm25"], env={"QA_DATA_DIR": str(seed_index)}).stdout)
+    found = json.loads(CliRunner().invoke(app, ["search", "Netflix bureau Paris", "--json"], env=env).stdout)
+    assert found["results"] == bm25["results"]
+    assert len(found["results"]) == 10  # like GET /search; QA_TOP_K is /ask's
+    hybrid = json.loads(CliRunner().invoke(app, ["search", "Netflix bureau Paris", "--json", "--mode", "hybrid"], env=env).stdout)
+    assert [h["score"] for h in hybrid["results"]] != [h["score"] for h in bm25["results"]]
+    gold = seed_index.parent / "one.jsonl"
+    gold.write_text(json.dumps({"id": "a", "question": "combien Netflix investit-il en 2018 ?", "answers": ["7 milliards de dollars"]}), encoding="utf-8")
+    evaluated = CliRunner().invoke(app, ["eval", str(gold), "--out", str(seed_index.parent / "one.json")], env=env)
+    assert evaluated.exit_code == 0, evaluated.stderr
+    settings = json.loads((seed_index.parent / "one.json").read_text())["settings"]
+    assert (settings["top_k"], settings["mode"]) == (2, "bm25")
 
 
 def test_arguments_that_are_not_utf8_are_one_line(seed_index):

@@ -74,6 +74,10 @@ def test_index_in_batches_then_again_skips_everything(tmp_path):
     assert again.returncode == 1 and again.stderr.strip().startswith(f"error: no document '{doc_id}'") and "Traceback" not in again.stderr
     missing = _qa_here("docs", "show", "nope", data_dir=data)
     assert missing.returncode == 1 and "no document 'nope'" in missing.stderr
+    # --json: the API's 404 body on stdout, for scripts
+    for args in (("docs", "show", "nope", "--json"), ("docs", "delete", "nope", "--json")):
+        res = _qa_here(*args, data_dir=data)
+        assert res.returncode == 1 and json.loads(res.stdout) == {"detail": "document 'nope' not found"}, res.stdout
 
 
 def test_docs_on_a_missing_or_damaged_index(tmp_path):
@@ -183,7 +187,9 @@ def test_rebuild_alone_re_chunks_what_the_index_holds(tmp_path):
     assert _qa_here("index", "data/articles", data_dir=data).returncode == 0
     res = _qa_here("index", "--rebuild", data_dir=data, env={"QA_CHUNK_TOKENS": "120", "QA_CHUNK_OVERLAP_TOKENS": "20"})
     assert res.returncode == 0, res.stderr
-    assert "documents: 0 read" in res.stdout and "index now 5 documents" in res.stdout
+    # what the rebuild did, not "0 read, 0 embedded"
+    assert "rebuilt: 5 documents re-chunked, 18 chunks replaced by" in res.stdout, res.stdout
+    assert "documents: 0 read" not in res.stdout and "index now 5 documents" in res.stdout
     with sqlite3.connect(data / "index.sqlite3") as conn:
         assert dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('chunk_tokens', 'overlap_tokens')")) == {"chunk_tokens": "120", "overlap_tokens": "20"}
     conn.close()

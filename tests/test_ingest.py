@@ -183,6 +183,12 @@ def test_records_without_ids_are_named_by_position_with_a_warning(tmp_path, capl
     assert sorted(d.id for d in docs) == ["b", "n", "recs-1", "recs-3", "single"]
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1 and "recs.jsonl: 2 of 3 records have no 'id'" in warned[0] and "give every record its own 'id'" in warned[0]
+    # a record refused for another reason (no text) is named nothing: not counted
+    (tmp_path / "skipped.jsonl").write_text("\n".join(json.dumps(r) for r in [{"id": "x", "text": "Un."}, {"title": "Sans texte"}]), encoding="utf-8")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="index.ingest"):
+        docs, errors = load_documents([tmp_path / "skipped.jsonl"])
+    assert [d.id for d in docs] == ["x"] and len(errors) == 1 and caplog.records == []
 
 
 def test_html_without_a_dated_markup_has_no_date(tmp_path):

