@@ -53,8 +53,10 @@ from api.schemas import (
     SearchQuery,
     SearchRequest,
     SearchResponse,
+    document_not_found,
 )
 from index.schema import MAX_ID_CHARS, Document, Filters
+from qa.logs import setup_logging
 from qa.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # imported lazily: qa.pipeline pulls in torch
@@ -212,11 +214,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     """App factory. With ``service=None`` the models are loaded once, in the lifespan."""
     settings = settings or load_settings()  # a bad QA_* variable: a SettingsError naming it
     if not logging.getLogger().handlers:  # a worker process of `qa serve --workers N`, or another ASGI server
-        # as `qa` does: our loggers at QA_LOG_LEVEL, third-party ones only say warnings (faiss's
-        # loader otherwise reports each CPU-feature library it tries)
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        for ours in ("qa", "index"):
-            logging.getLogger(ours).setLevel(settings.log_level.upper())
+        setup_logging(settings.log_level)  # as `qa` does (faiss's loader would report each library it tries)
     log.setLevel(settings.log_level.upper())
     for name, key, what in (("QA_API_KEY", settings.api_key, "writes"), ("QA_READ_KEY", settings.read_key, "reads")):
         if key is not None and _configured(key) is None:  # set, but to spaces: almost surely a mistake
@@ -266,12 +264,15 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         log.error("%s", exc)
         return Response(json.dumps({"detail": f"{exc}; then restart the server"}, ensure_ascii=False), status_code=503, media_type="application/json")
 
-    def auth_problem(route: Any, authorization: str | None) -> tuple[int, str] | None:
+    def route_keys(route: Any) -> tuple[list[str] | None, list[str] | None]:
+        """(keys that open ``route``, keys that open only reads), or (None, None) when it is open."""
         needs = {d.dependency for d in getattr(route, "dependencies", [])}
         if require_write in needs:
-            keys, read_only = write_keys(settings), read_keys(settings)
-        else:
-            keys, read_only = (read_keys(settings) if require_read in needs else None), None
+            return write_keys(settings), read_keys(settings)
+        return (read_keys(settings) if require_read in needs else None), None
+
+    def auth_problem(route: Any, authorization: str | None) -> tuple[int, str] | None:
+        keys, read_only = route_keys(route)
         return None if keys is None else key_problem(authorization, keys, read_only)
 
     # The schema says which operations need the key with this configuration: a route whose key is
@@ -284,8 +285,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         schema = default_openapi()
         for route in app.routes:
             needs = {d.dependency for d in getattr(route, "dependencies", [])}
-            keys = write_keys(settings) if require_write in needs else read_keys(settings) if require_read in needs else ()
-            if keys is None:
+            if needs & {require_read, require_write} and route_keys(route)[0] is None:
                 for method in getattr(route, "methods", ()):
                     op = schema["paths"].get(route.path_format, {}).get(method.lower())
                     if op is not None:
@@ -420,7 +420,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         """One document with its full text (answer and passage offsets point into ``text``)."""
         doc = await run_in_threadpool(svc.get_document, doc_id)
         if doc is None:
-            raise HTTPException(404, f"document {doc_id!r} not found")
+            raise HTTPException(404, document_not_found(doc_id))
         return DocumentOut.from_document(doc)
 
     @app.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404))
@@ -428,7 +428,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         """Remove a document and its passages from the index."""
         deleted = await run_in_threadpool(_locked, svc.delete_document, doc_id)
         if not deleted:
-            raise HTTPException(404, f"document {doc_id!r} not found")
+            raise HTTPException(404, document_not_found(doc_id))
         inflight.clear()
         await run_in_threadpool(_refresh_gauges, svc)
         return DeleteResponse(id=doc_id, deleted=True)

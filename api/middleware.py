@@ -12,7 +12,7 @@ import re
 import time
 import unicodedata
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,17 +45,26 @@ def match_route(scope: Scope, routes: list | None) -> Any:
         from starlette.routing import Match
 
         partial = None
-        for candidate in routes:  # as Starlette's router: the first full match, else the first partial one
-            try:
-                match, _ = candidate.matches(scope)
-            except Exception:  # pragma: no cover - a route that cannot match this scope
-                continue
+        for candidate, match in _matches(scope, routes):  # as Starlette's router: the first full match, else the first partial one
             if match is Match.FULL:
                 return candidate
-            if match is Match.PARTIAL and partial is None:
+            if partial is None:
                 partial = candidate
         return partial
     return route
+
+
+def _matches(scope: Scope, routes: list) -> Iterator[tuple[Any, Any]]:
+    """(route, Match.FULL or Match.PARTIAL) for each route whose path matches ``scope``, in order."""
+    from starlette.routing import Match
+
+    for route in routes:
+        try:
+            match, _ = route.matches(scope)
+        except Exception:  # pragma: no cover - a route that cannot match this scope
+            continue
+        if match is not Match.NONE:
+            yield route, match
 
 
 _ENDPOINT = "qa.endpoint_route"
@@ -78,6 +87,8 @@ def route_template(scope: Scope, routes: list | None = None) -> str:
     """The matched route's path template ("/documents/{doc_id}"), never the raw path (whose
     values would make one time series per document). Requests answered before routing (413,
     400) are matched here against ``routes``."""
+    if path_problem(scope.get("path", "")) is not None:  # refused before routing: no route answered it
+        return "unmatched"
     route = match_route(scope, routes)
     # path_format drops converters: "/documents/{doc_id}", not "/documents/{doc_id:path}"
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
@@ -90,7 +101,7 @@ def path_problem(path: str) -> str | None:
     matches before a final line break: ``/documents/a%0A`` would otherwise reach document ``a``."""
     for i, ch in enumerate(path):
         if unicodedata.category(ch) == "Cc":
-            return f"no resource has a control character in its path (U+{ord(ch):04X} at position {i}): document ids never contain one"
+            return f"no resource has a control character in its path (U+{ord(ch):04X} at position {i}): routes and document ids never contain one"
     return None
 
 
@@ -104,17 +115,7 @@ class PathMiddleware:
         self.routes = routes
 
     def _allowed(self, scope: Scope) -> list[str]:
-        from starlette.routing import Match
-
-        methods: set[str] = set()
-        for route in self.routes:
-            try:
-                match, _ = route.matches(scope)
-            except Exception:  # pragma: no cover - a route that cannot match this scope
-                continue
-            if match is not Match.NONE:
-                methods |= set(getattr(route, "methods", None) or ())
-        return sorted(methods)
+        return sorted({m for route, _ in _matches(scope, self.routes) for m in (getattr(route, "methods", None) or ())})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

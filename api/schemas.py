@@ -7,6 +7,8 @@ Validation errors raised here become FastAPI's usual 422 answers, whose ``loc`` 
 from __future__ import annotations
 
 import re
+import types
+import typing
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -33,7 +35,7 @@ def _integral(value: Any) -> Any:
 
 
 # JSON bodies take numbers as numbers: true or "3" for a count is a client bug, not a 3 (whole
-# floats such as 3.0 are taken by _Strict's validator)
+# floats such as 3.0 are taken by _Strict's validator, for every integer field)
 Count = Annotated[int, Strict()]
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -103,14 +105,30 @@ class _DateRange(BaseModel):
         return self
 
 
+def _kinds(annotation: Any) -> set[Any]:
+    """The plain types a field takes: {int, NoneType} for ``Count | None``."""
+    if typing.get_origin(annotation) is Annotated:
+        return _kinds(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return set().union(*(_kinds(a) for a in typing.get_args(annotation)))
+    return {annotation}
+
+
+def document_not_found(doc_id: str) -> str:
+    """The 404 detail for an unknown document id (the API's, and `qa docs --json`'s)."""
+    return f"document {doc_id!r} not found"
+
+
 class _Strict(BaseModel):
     # unknown fields are refused (a typo such as "topk" must not be silently ignored)
     model_config = ConfigDict(extra="forbid")
 
-    @field_validator("top_k", "max_answers", mode="before", check_fields=False)
+    @field_validator("*", mode="before")
     @classmethod
-    def _whole_float(cls, value: Any) -> Any:
-        return _integral(value)
+    def _whole_float(cls, value: Any, info: ValidationInfo) -> Any:
+        # every integer field (Count or plain int); a validator on the Count type itself would
+        # hide its bounds from the JSON schema
+        return _integral(value) if int in _kinds(cls.model_fields[info.field_name].annotation) else value
 
 
 # --- requests -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from index.schema import Document, id_problem
-from index.text import has_words, lone_surrogate_at, url_problem
+from index.text import has_words, lone_surrogate_at, strip_blank, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -99,7 +99,6 @@ def _french_date(line: str) -> str | None:
 _URL_LINE = re.compile(r"^\s*(?:[-*•+]\s*)?(?:\[[^\]]*\]\()?<?(https?://[^\s<>()]+)>?\)?\s*$")
 _BARE_URL = re.compile(r"^\s*(?:[-*•+]\s*)?<?https?://\S+\s*$")
 _MD_TITLE = re.compile(r"^\s*#+\s*")
-_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\u00ad"  # a second BOM or a zero-width space is not part of a title
 
 
 def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
@@ -123,7 +122,7 @@ def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
                 published = _french_date(line)
         if title is None and not _BARE_URL.match(line):
             candidate = _DATE_TAG.sub("", line, count=1) if _DATE_TAG.match(line.strip()) else line
-            candidate = _MD_TITLE.sub("", candidate.strip().strip(_INVISIBLE)).strip().strip(_INVISIBLE).strip()
+            candidate = strip_blank(_MD_TITLE.sub("", strip_blank(candidate)))  # a second BOM is not part of a title
             if candidate:
                 if len(candidate) > MAX_TITLE_CHARS:
                     cut = candidate.rfind(" ", 0, MAX_TITLE_CHARS)
@@ -274,9 +273,9 @@ def _warn_positional_ids(path: Path, records: list, indexed: list, where: str) -
     anonymous = sum(1 for rec in indexed if isinstance(rec, dict) and "id" not in rec)
     if anonymous and (len(records) > 1 or where == "line"):
         log.warning(
-            "%s: %d of %d records have no 'id'; they are named after their %s (%s-N), so adding or removing "
+            "%s: %d of the %d records indexed have no 'id'; they are named after their %s (%s-N), so adding or removing "
             "records before them renames them: give every record its own 'id' to update documents in place",
-            path, anonymous, len(records), "line number" if where == "line" else "position", path.stem,
+            path, anonymous, len(indexed), "line number" if where == "line" else "position", path.stem,
         )
 
 

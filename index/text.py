@@ -208,6 +208,22 @@ def has_lone_surrogate(text: str) -> bool:
     return False
 
 
+def is_blank(ch: str) -> bool:
+    """Whitespace, or a character with no glyph of its own: controls and format characters (zero-width
+    space, byte-order mark, soft hyphen, direction marks), which tokenizers read as spaces."""
+    return ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf")
+
+
+def strip_blank(text: str) -> str:
+    """``text`` without the blank characters (``is_blank``) at its ends."""
+    start, end = 0, len(text)
+    while start < end and is_blank(text[start]):
+        start += 1
+    while end > start and is_blank(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
 def has_words(text: str) -> bool:
     """At least one letter or digit: "???" or a zero-width space is no question and no document."""
     return any(ch.isalnum() for ch in text)

@@ -40,21 +40,9 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _setup_logging(settings: Settings, verbose: bool = False) -> None:
-    """Our own loggers at QA_LOG_LEVEL; third-party ones only say warnings (stderr stays readable)."""
-    level = logging.DEBUG if verbose else getattr(logging, settings.log_level.upper(), logging.INFO)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for ours in ("qa", "index", "api"):
-        logging.getLogger(ours).setLevel(level)
-    # trafilatura warns "discarding data: None" for every page element it drops; our own message
-    # says when a page has no main text
-    logging.getLogger("trafilatura").setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
+    from qa.logs import setup_logging
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except Exception:  # pragma: no cover
-        pass
+    setup_logging(settings.log_level, verbose)
 
 
 def _guard(fn, *args, **kwargs):
@@ -344,7 +332,7 @@ def docs_list(
         typer.echo(json.dumps(page.model_dump(mode="json"), ensure_ascii=False, indent=1))
         return
     for i in items:
-        typer.echo(f"{i.id}\t{_n(i.chunks, 'chunk')}\t{i.chars} chars\t{i.published or 's.d.'}\t{i.title or ''}")
+        typer.echo(f"{i.id}\t{_n(i.chunks, 'chunk')}\t{_n(i.chars, 'char')}\t{i.published or 's.d.'}\t{i.title or ''}")
     shown = f"{offset + 1}-{offset + len(items)}" if items else "none"
     typer.echo(f"{_n(total, 'document')} ({shown} shown)", err=True)
 
@@ -352,7 +340,9 @@ def docs_list(
 def _missing_document(doc_id: str, settings: Settings, as_json: bool, why: str | None = None) -> None:
     """Exit 1 for an unknown id; with --json, the API's 404 body on stdout too (scripts read it)."""
     if as_json:
-        typer.echo(json.dumps({"detail": f"document {doc_id!r} not found"}, ensure_ascii=False))
+        from api.schemas import document_not_found
+
+        typer.echo(json.dumps({"detail": document_not_found(doc_id)}, ensure_ascii=False))
     _fail(f"no document {doc_id!r} in {settings.data_dir}" + (f": {why}" if why else "") + " (see `qa docs list`)")
 
 

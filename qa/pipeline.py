@@ -85,9 +85,10 @@ class AskResult:
 
 def context_window(text: str, start: int, end: int, max_chars: int = CONTEXT_CHARS) -> tuple[int, int]:
     """Offsets of the sentence(s) around ``text[start:end]``, cut to ``max_chars`` on each side and
-    without surrounding whitespace; it always contains the span. Sentences are those of the
-    indexer's splitter (``index.text.sentence_spans``: line breaks of any kind, closing guillemets
-    after "?", abbreviations and numbers handled the same way everywhere)."""
+    without surrounding whitespace; it always contains the span. Sentences are found by the
+    indexer's splitter (``index.text.sentence_spans``: line breaks, closing guillemets after "?",
+    abbreviations and numbers) run on the text within ``max_chars`` of the span, so a quotation
+    opened before that window is not seen as one."""
     lo, hi = max(0, start - max_chars), min(len(text), end + max_chars)
     around = [(lo + s, lo + e) for s, e in sentence_spans(text[lo:hi]) if lo + s < end and start < lo + e]
     s = min([start] + [a for a, _ in around])

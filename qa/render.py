@@ -44,6 +44,14 @@ def _one_line(text: str) -> str:
     return " ".join((text or "").split())
 
 
+def _answer_lines(i: int, a: Any, details: str, color: bool) -> list[str]:
+    """The answer with its details, then its context sentence with the answer highlighted."""
+    bold, dim, off = (BOLD, DIM, RESET) if color else ("", "", "")
+    context = a.context or ""
+    span = locate_in_context(a) if context else None
+    return [f"{bold}{i}. {_one_line(a.text)}{off}  {dim}({details}){off}", "   « " + _highlight(context, span, a.text, color) + " »"]
+
+
 def render_ask(result: Any, color: bool | None = None, width: int = 100) -> str:
     """Human-readable text for an ``AskResult`` (French labels)."""
     if color is None:
@@ -64,10 +72,7 @@ def render_ask(result: Any, color: bool | None = None, width: int = 100) -> str:
             lines.append("Aucun passage pertinent dans l’index.")
     else:
         for i, a in enumerate(result.answers, 1):
-            lines.append(f"{bold}{i}. {_one_line(a.text)}{off}  {dim}(score {a.score:.2f}){off}")
-            context = a.context or ""
-            span = locate_in_context(a) if context else None
-            lines.append("   « " + _highlight(context, span, a.text, color) + " »")
+            lines += _answer_lines(i, a, f"score {a.score:.2f}", color)
             source = a.title or a.document_id
             details = [f"document {a.document_id}", f"caractères {a.start}–{a.end}"]
             if a.published:
@@ -93,8 +98,6 @@ def render_extract(question: str, answers: list[Any], took_ms: float, color: boo
     if not answers:
         lines.append(f"{bold}Aucune réponse trouvée dans ce texte.{off}")
     for i, a in enumerate(answers, 1):
-        lines.append(f"{bold}{i}. {_one_line(a.text)}{off}  {dim}(score {a.score:.2f}, caractères {a.start}–{a.end}){off}")
-        context = a.context or ""
-        lines.append("   « " + _highlight(context, locate_in_context(a) if context else None, a.text, color) + " »")
+        lines += _answer_lines(i, a, f"score {a.score:.2f}, caractères {a.start}–{a.end}", color)
     lines += ["", f"{dim}lu en {took_ms:.0f} ms{off}"]
     return "\n".join(lines)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index.text import is_blank
+
 MAX_ANSWER_TOKENS = 30  # default longest answer, in tokens (QA_MAX_ANSWER_TOKENS; the dev evaluation uses it)
 
 
@@ -100,10 +102,6 @@ def only_function_words(text: str) -> bool:
     return bool(words) and all(w in _FUNCTION_WORDS for w in words)
 
 
-def _blank(ch: str) -> bool:
-    return ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf")
-
-
 def _mark(ch: str) -> bool:
     return unicodedata.category(ch)[0] == "M"
 
@@ -119,9 +117,9 @@ def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
     """
     while True:
         before = (start, end)
-        while start < end and (_blank(text[start]) or text[start] in ",;:.!?»”"):
+        while start < end and (is_blank(text[start]) or text[start] in ",;:.!?»”"):
             start += 1
-        while end > start and (_blank(text[end - 1]) or text[end - 1] in ",;:!?«“"):
+        while end > start and (is_blank(text[end - 1]) or text[end - 1] in ",;:!?«“"):
             end -= 1
         while 0 < start < end and _mark(text[start]) and unicodedata.category(text[start - 1])[0] in "LNM":
             start -= 1  # never start on an accent: take its letter

@@ -518,7 +518,7 @@ def test_unknown_document_is_404(client):
         assert r.status_code == 404 and "does-not-exist" in r.json()["detail"]
 
 
-def test_a_path_with_a_control_character_reaches_nothing(client, service):
+def test_a_path_with_a_control_character_reaches_nothing(client, service, api_settings):
     """Starlette's route patterns end in `$`, which matches before a final line break: DELETE
     /documents/a%0A deleted document "a". No id holds a control character, so no such path exists."""
     service.add_documents([Document(id="alias-1", title="Note", text="Le siège est à Lyon.")])
@@ -530,6 +530,11 @@ def test_a_path_with_a_control_character_reaches_nothing(client, service):
         assert client.get("/documents/alias-1").status_code == 200
     finally:
         service.delete_document("alias-1")
+    # counted as unmatched, not as 404s of /health or of a document
+    with make_client(api_settings, service) as c:
+        assert c.get("/health%0A").status_code == 404
+        text = c.get("/metrics").text
+    assert 'route="unmatched",status="404"' in text and 'route="/health",status="404"' not in text
 
 
 def test_405_lists_every_method_the_path_takes(client):
@@ -800,11 +805,13 @@ def test_an_app_in_a_fresh_process_logs_like_qa(tmp_path):
     QA_LOG_LEVEL, third-party ones (faiss's loader: "Could not load library with AVX2 support")
     only warnings."""
     code = ("import logging, api.app; api.app.create_app(); logging.getLogger('faiss.loader').info('third-party noise'); "
-            "logging.getLogger('index.store').info('our message')")
+            "logging.getLogger('index.store').info('our message'); logging.getLogger('trafilatura').warning('page noise'); "
+            "from transformers.utils import logging as hf; print(hf.is_progress_bar_enabled())")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                          env={**os.environ, "QA_LOG_LEVEL": "INFO", "QA_DATA_DIR": str(tmp_path)})
     assert out.returncode == 0, out.stderr
-    assert "our message" in out.stderr and "third-party noise" not in out.stderr
+    assert "index.store: our message" in out.stderr and "noise" not in out.stderr
+    assert out.stdout.split() == ["False"]  # no "Loading weights" bar from each worker
 
 
 def test_service_missing_answers_503_before_start_up(api_settings):

@@ -58,9 +58,9 @@ def test_crlf_bom_and_markdown(tmp_path):
     assert docs[0].text == "## Titre Windows\r\n\r\nPremière ligne.\r\n"
     # only the leading BOM is dropped from the text; a second one (files joined by a tool) stays in
     # the text, but not in the title
-    (tmp_path / "b.md").write_bytes("\ufeff\ufeff# Titre\u200b\n\nLigne.\n".encode("utf-8"))
+    (tmp_path / "b.md").write_bytes("\ufeff\ufeff# \u200eTitre\u200b\n\nLigne.\n".encode("utf-8"))
     docs, errors = load_documents([tmp_path / "b.md"])
-    assert errors == [] and docs[0].title == "Titre" and docs[0].text == "\ufeff# Titre\u200b\n\nLigne.\n"
+    assert errors == [] and docs[0].title == "Titre" and docs[0].text == "\ufeff# \u200eTitre\u200b\n\nLigne.\n"
 
 
 def test_html_main_text_via_trafilatura(tmp_path):
@@ -182,13 +182,18 @@ def test_records_without_ids_are_named_by_position_with_a_warning(tmp_path, capl
         docs, _ = load_documents([tmp_path])
     assert sorted(d.id for d in docs) == ["b", "n", "recs-1", "recs-3", "single"]
     warned = [r.getMessage() for r in caplog.records]
-    assert len(warned) == 1 and "recs.jsonl: 2 of 3 records have no 'id'" in warned[0] and "give every record its own 'id'" in warned[0]
+    assert len(warned) == 1 and "recs.jsonl: 2 of the 3 records indexed have no 'id'" in warned[0] and "give every record its own 'id'" in warned[0]
     # a record refused for another reason (no text) is named nothing: not counted
     (tmp_path / "skipped.jsonl").write_text("\n".join(json.dumps(r) for r in [{"id": "x", "text": "Un."}, {"title": "Sans texte"}]), encoding="utf-8")
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="index.ingest"):
         docs, errors = load_documents([tmp_path / "skipped.jsonl"])
     assert [d.id for d in docs] == ["x"] and len(errors) == 1 and caplog.records == []
+    (tmp_path / "mixed.jsonl").write_text("\n".join(json.dumps(r) for r in [{"text": "Un."}, {"id": "y", "text": "Deux."}, {"text": "Trois."}, {"title": "Sans texte"}]), encoding="utf-8")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="index.ingest"):
+        load_documents([tmp_path / "mixed.jsonl"])
+    assert "mixed.jsonl: 2 of the 3 records indexed have no 'id'" in caplog.records[0].getMessage()
 
 
 def test_html_without_a_dated_markup_has_no_date(tmp_path):

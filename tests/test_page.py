@@ -229,6 +229,27 @@ def test_answers_after_emoji_are_highlighted(page, base_url):
     assert not page.js_errors, page.js_errors
 
 
+def test_long_contexts_are_never_cut_inside_an_emoji(page, base_url):
+    """A context over 400 UTF-16 units is cut around the answer; a cut never splits an emoji's two units."""
+    context = "🎬" * 300 + " réponse " + "🍿" * 300  # the cuts fall on the second unit of an emoji
+    start = context.index("réponse")
+    fake = {
+        "question": "q", "no_answer": False, "took_ms": 1.0,
+        "answers": [{"text": "réponse", "score": 0.9, "document_id": "a", "title": "A", "url": None, "published": None, "chunk_id": 1,
+                     "start": start, "end": start + 7, "context": context, "context_start": 0,
+                     "citations": [{"document_id": "a", "title": "A", "url": None, "published": None, "chunk_id": 1, "start": start, "end": start + 7}]}],
+        "passages": [],
+    }
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(fake)))
+    ask(page, base_url, "Une question")
+    assert page.locator("#answers mark").inner_text() == "réponse"
+    shown = page.locator("#answers .answer-context")
+    lone = shown.evaluate("el => /[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]/.test(el.textContent)")
+    assert lone is False
+    assert shown.evaluate("el => el.textContent.length") < len(context.encode("utf-16-le")) // 2  # it was cut
+    assert not page.js_errors, page.js_errors
+
+
 def test_http_errors_are_shown_in_french(page, base_url):
     page.route("**/ask", lambda route: route.fulfill(status=500, content_type="application/json", body=json.dumps({"detail": "internal error", "request_id": "abc123"})))
     page.goto(base_url + "/")
