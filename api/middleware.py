@@ -14,6 +14,7 @@ import unicodedata
 import uuid
 from typing import Any, Callable, Iterator
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -288,7 +289,9 @@ class BodyGuardMiddleware:
 
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if body:
-            refusal = self._refusal(body, content_type)
+            # parsing and walking up to max_body_bytes of JSON takes seconds of CPU: off the event
+            # loop, so that other requests (/health) are not stalled meanwhile
+            refusal = await run_in_threadpool(self._refusal, body, content_type)
             if refusal is not None:
                 for m in _json_response(*refusal):
                     await send(m)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
 
 from index.retrieval import normalize_domain, period_bounds
-from index.schema import id_problem
+from index.schema import id_problem, metadata_problem
 from index.text import has_words, url_problem
 
 MAX_QUESTION_CHARS = 1_000
@@ -192,7 +192,7 @@ class DocumentIn(_Strict):
     text: str = Field(..., min_length=1)
     url: str | None = Field(None, max_length=2_000)
     published: str | None = Field(None, description='ISO date, possibly partial: "2017", "2017-10" or "2017-10-27".', examples=["2017-10-27"])
-    metadata: dict = Field(default_factory=dict)
+    metadata: dict = Field(default_factory=dict, description="Any JSON object, nested at most 32 levels; returned as sent.")
 
     @field_validator("id")
     @classmethod
@@ -203,6 +203,14 @@ class DocumentIn(_Strict):
         problem = id_problem(v)
         if problem is not None:
             raise ValueError(f"id {problem}")
+        return v
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v: dict) -> dict:
+        problem = metadata_problem(v)
+        if problem is not None:
+            raise ValueError(f"metadata {problem}")
         return v
 
     @field_validator("text")

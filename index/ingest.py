@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from index.schema import Document, id_problem
+from index.schema import Document, id_problem, metadata_problem
 from index.text import has_words, lone_surrogate_at, strip_blank, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
@@ -55,7 +55,8 @@ _MONTHS = {
     "octobre": 10, "oct": 10, "novembre": 11, "nov": 11, "decembre": 12, "décembre": 12, "dec": 12, "déc": 12,
 }
 _ISO_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?(?:[T ].*)?$")
-_DATE_TAG = re.compile(r"(?<![\w-])date\s*[:=]?\s*(\d{4}(?:-\d{1,2}(?:-\d{1,2})?)?)(?![\d-])", re.IGNORECASE)
+# "\s*(?:[:=]\s*)?", not "\s*[:=]?\s*": two adjacent \s* make "date" + a long run of spaces quadratic
+_DATE_TAG = re.compile(r"(?<![\w-])date\s*(?:[:=]\s*)?(\d{4}(?:-\d{1,2}(?:-\d{1,2})?)?)(?![\d-])", re.IGNORECASE)
 _FR_DATE = re.compile(r"(?<!\d)(\d{1,2})(?:er)?\s+(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?\s+(\d{4})(?!\d)", re.IGNORECASE)
 
 
@@ -233,6 +234,9 @@ def record_to_document(rec, default_id: str) -> Document:
     metadata = rec.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ValueError("'metadata' must be an object")
+    problem = metadata_problem(metadata)
+    if problem is not None:
+        raise ValueError(f"'metadata' {problem}")
     found = lone_surrogate_at({"id": doc_id, "title": title, "url": url, "text": text, "metadata": metadata})
     if found is not None:  # "\ud800" in JSON: no such character, it cannot be stored
         loc, is_key = found

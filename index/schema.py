@@ -49,6 +49,18 @@ class SearchResult:
 
 
 MAX_ID_CHARS = 256  # the longest id GET / DELETE /documents/{doc_id} take
+MAX_METADATA_DEPTH = 32  # pydantic cannot serialise much deeper values (the document could not be read back)
+
+
+def metadata_problem(metadata: dict) -> str | None:
+    """What keeps ``metadata`` from being stored, or None: objects and lists nested deeper than
+    MAX_METADATA_DEPTH levels (the same rule for the API and for `qa index`)."""
+    from index.text import json_nodes
+
+    for loc, _, _ in json_nodes(metadata):
+        if len(loc) > MAX_METADATA_DEPTH:
+            return f"nests objects or lists more than {MAX_METADATA_DEPTH} levels deep"
+    return None
 
 
 def id_problem(doc_id: str) -> str | None:

@@ -264,7 +264,7 @@ class IndexStore:
         self._model_lock = threading.Lock()
         self._snap_lock = threading.Lock()
         self._local = threading.local()
-        self._read_conns: list[sqlite3.Connection] = []
+        self._read_conns: list[tuple[threading.Thread, sqlite3.Connection]] = []  # one per reading thread
         self._conns_lock = threading.Lock()
         self._snap: _Snapshot | None = None
         self._last_refresh = 0.0
@@ -328,7 +328,18 @@ class IndexStore:
             conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
             with self._conns_lock:
-                self._read_conns.append(conn)
+                # a server's thread pool retires idle threads and starts new ones: the connections
+                # of threads that are gone are closed here, or each would keep two files open
+                alive = []
+                for thread, other in self._read_conns:
+                    if thread.is_alive():
+                        alive.append((thread, other))
+                    else:
+                        try:
+                            other.close()
+                        except sqlite3.Error:
+                            pass
+                self._read_conns = alive + [(threading.current_thread(), conn)]
         return conn
 
     @contextmanager
@@ -1031,7 +1042,7 @@ class IndexStore:
         with self._write_lock:
             self._closed = True
             with self._conns_lock:
-                for conn in self._read_conns:
+                for _, conn in self._read_conns:
                     try:
                         conn.close()
                     except sqlite3.Error:

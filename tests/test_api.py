@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import re
@@ -294,6 +295,27 @@ def test_json_that_cannot_be_text_or_numbers_is_422_naming_the_field(client, pat
     assert client.get("/documents/s1").status_code == client.get("/documents/n1").status_code == 404
 
 
+def test_bodies_are_judged_off_the_event_loop(client, monkeypatch):
+    """Parsing and walking a 2 MB body takes seconds: done on the event loop, it stalled every
+    other request (/health took as long as the body check)."""
+    import api.middleware as mw
+
+    seen = []
+    real = mw.json_body_problem
+
+    def spy(body):
+        try:
+            asyncio.get_running_loop()
+            seen.append("event loop")
+        except RuntimeError:
+            seen.append("worker thread")
+        return real(body)
+
+    monkeypatch.setattr(mw, "json_body_problem", spy)
+    assert client.post("/search", json={"query": "Netflix", "top_k": 1}).status_code == 200
+    assert seen == ["worker thread"]
+
+
 def test_body_over_the_limit_is_413(api_settings, service):
     with make_client(api_settings, service, max_body_bytes=1_000) as small:
         big = {"question": "Qui ?", "filters": {"document_ids": ["x" * 50] * 40}}
@@ -513,6 +535,18 @@ def test_an_answer_never_cites_a_document_changed_while_it_was_read(service):
         service.delete_document("changing")
 
 
+def test_metadata_as_deep_as_allowed_is_read_back(client):
+    from index.schema import MAX_METADATA_DEPTH
+
+    deep = json.loads('{"a":' * MAX_METADATA_DEPTH + "1" + "}" * MAX_METADATA_DEPTH)
+    r = client.post("/documents", json={"documents": [{"id": "deep", "title": "T", "text": "Un texte.", "metadata": deep}]})
+    assert r.status_code == 200, r.text
+    try:
+        assert client.get("/documents/deep").json()["metadata"] == deep
+    finally:
+        client.delete("/documents/deep")
+
+
 def test_unknown_document_is_404(client):
     for r in (client.get("/documents/does-not-exist"), client.delete("/documents/does-not-exist")):
         assert r.status_code == 404 and "does-not-exist" in r.json()["detail"]
@@ -589,6 +623,8 @@ def test_document_lifecycle(client):
         ([{"title": "T", "text": "Un texte.", "author": "moi"}], "author"),
         ([{"title": "T", "text": "Un texte.", "url": "http://[lien-casse"}], "url"),  # Python cannot parse it: was a 500
         ([{"title": "T", "text": "Un texte.", "url": "https://[lien]/article"}], "url"),
+        # nested too deep to be read back (GET /documents/{id} was a 500)
+        ([{"title": "T", "text": "Un texte.", "metadata": json.loads('{"a":' * 40 + "1" + "}" * 40)}], "metadata"),
     ],
 )
 def test_add_documents_bad_input(client, documents_payload, field):

@@ -49,6 +49,26 @@ def test_text_metadata_variants():
     assert text_metadata("https://ex.com/x\nLe titre\ncorps") == ("Le titre", "https://ex.com/x", None)
     title, url, published = text_metadata("Un titre\nLe texte cite https://ex.com dans une phrase.")
     assert (title, url, published) == ("Un titre", None, None)
+    for tag in ("date: 2017-10-27", "Date = 2017-10-27", "date 2017-10-27", "DATE:2017-10-27", "date\t:\t2017-10-27"):
+        assert text_metadata(f"Titre\n{tag}\nCorps.")[2] == "2017-10-27", tag
+
+
+def test_metadata_nested_too_deep_is_a_located_error(tmp_path):
+    deep = '{"a":' * 40 + "1" + "}" * 40
+    (tmp_path / "recs.jsonl").write_text('{"id": "ok", "text": "Un."}\n{"id": "deep", "text": "Deux.", "metadata": ' + deep + "}\n", encoding="utf-8")
+    docs, errors = load_documents([tmp_path / "recs.jsonl"])
+    assert [d.id for d in docs] == ["ok"]
+    assert [(e.line, e.reason) for e in errors] == [(2, "'metadata' nests objects or lists more than 32 levels deep")]
+
+
+def test_a_long_run_of_spaces_after_date_is_read_in_linear_time():
+    """A hang guard, not a timing bar: "date" + 100k spaces took minutes with the old pattern
+    (quadratic backtracking), milliseconds now."""
+    import time
+
+    t0 = time.process_time()
+    assert text_metadata("date" + " " * 100_000 + "x\nNetflix ouvre un bureau.")[2] is None
+    assert time.process_time() - t0 < 5
 
 
 def test_crlf_bom_and_markdown(tmp_path):

@@ -295,6 +295,24 @@ def test_concurrent_searches_during_writes(tmp_path, embedder):
     store.close()
 
 
+def test_threads_that_end_leave_no_open_database_files(tmp_path, embedder):
+    """A server's thread pool retires idle threads and starts new ones; each reading thread has its
+    own SQLite connection, which used to stay open (two files each) until the store closed."""
+    store = IndexStore.open(tmp_path / "s", embedder)
+    store.add_documents(synth_docs(3))
+
+    def open_files() -> int:
+        return sum(1 for fd in Path("/proc/self/fd").iterdir() if "index.sqlite3" in str(fd.resolve()))
+
+    before = open_files()
+    for _ in range(30):  # one thread after another, as a pool renewing its workers
+        t = threading.Thread(target=lambda: store.search("Tour de France", top_k=1, mode="bm25"))
+        t.start()
+        t.join()
+    assert open_files() - before <= 3  # the last thread's connection (database, WAL and shared-memory files), at most
+    store.close()
+
+
 def test_second_handle_sees_writes(tmp_path, embedder):
     """Two handles on one folder (as the API server and `qa index` in two processes): writes are
     serialised by the file lock and a reader picks up the other's writes."""
