@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
@@ -140,6 +141,15 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 def _configured(key: str | None) -> str | None:
     return (key or "").strip() or None
+
+
+MAX_ECHOED_CHARS = 500
+
+
+def echoed_input(value: Any) -> Any:
+    """A 422's ``input`` as sent back: as given, unless its JSON is over MAX_ECHOED_CHARS characters."""
+    size = len(json.dumps(value, ensure_ascii=False))
+    return value if size <= MAX_ECHOED_CHARS else f"({size} characters of JSON, not repeated here)"
 
 
 def key_problem(authorization: str | None, accepted: list[str], read_only: list[str] | None = None) -> tuple[int, str] | None:
@@ -263,6 +273,13 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         # another process re-embedded the index with another model: this server cannot use it
         log.error("%s", exc)
         return Response(json.dumps({"detail": f"{exc}; then restart the server"}, ensure_ascii=False), status_code=503, media_type="application/json")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's 422, but a large offending value is not sent back whole (a 2 MB body would
+        # come back as a 2 MB answer)
+        errors = [{**e, "input": echoed_input(e["input"])} if "input" in e else e for e in jsonable_encoder(exc.errors())]
+        return Response(json.dumps({"detail": errors}, ensure_ascii=False), status_code=422, media_type="application/json")
 
     def route_keys(route: Any) -> tuple[list[str] | None, list[str] | None]:
         """(keys that open ``route``, keys that open only reads), or (None, None) when it is open."""

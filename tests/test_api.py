@@ -316,6 +316,16 @@ def test_bodies_are_judged_off_the_event_loop(client, monkeypatch):
     assert seen == ["worker thread"]
 
 
+def test_a_large_refused_value_is_not_echoed_whole(client):
+    """A 422 names the field and says what is wrong; a large value is not sent back (2 MB in, 2 MB out)."""
+    r = client.post("/ask", json={"question": "Qui ?", "filters": {"document_ids": "x" * 100_000}})
+    assert_names_field(r, "document_ids")
+    assert len(r.content) < 2_000
+    assert r.json()["detail"][0]["input"] == "(100002 characters of JSON, not repeated here)"
+    small = client.post("/ask", json={"question": "Qui ?", "top_k": "3"}).json()["detail"][0]
+    assert small["input"] == "3" and small["loc"] == ["body", "top_k"]  # small values still come back
+
+
 def test_body_over_the_limit_is_413(api_settings, service):
     with make_client(api_settings, service, max_body_bytes=1_000) as small:
         big = {"question": "Qui ?", "filters": {"document_ids": ["x" * 50] * 40}}
