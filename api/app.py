@@ -301,12 +301,10 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
             return app.openapi_schema
         schema = default_openapi()
         for route in app.routes:
-            needs = {d.dependency for d in getattr(route, "dependencies", [])}
-            if needs & {require_read, require_write} and route_keys(route)[0] is None:
-                for method in getattr(route, "methods", ()):
-                    op = schema["paths"].get(route.path_format, {}).get(method.lower())
-                    if op is not None:
-                        op["security"] = [{}, {"HTTPBearer": []}]
+            for method in getattr(route, "methods", ()):
+                op = schema["paths"].get(getattr(route, "path_format", None), {}).get(method.lower())
+                if op is not None and "security" in op and route_keys(route)[0] is None:  # declared, but not set
+                    op["security"] = [{}, {"HTTPBearer": []}]
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -105,6 +105,13 @@ class _DateRange(BaseModel):
         return self
 
 
+def _refused_if(field: str, problem: str | None, value: Any) -> Any:
+    """``value``, or the field's error when a shared rule (index.schema, index.text) has a ``problem`` with it."""
+    if problem is not None:
+        raise ValueError(f"{field} {problem}")
+    return value
+
+
 def _kinds(annotation: Any) -> set[Any]:
     """The plain types a field takes: {int, NoneType} for ``Count | None``."""
     if typing.get_origin(annotation) is Annotated:
@@ -200,18 +207,12 @@ class DocumentIn(_Strict):
         if v is None:
             return None
         v = v.strip()
-        problem = id_problem(v)
-        if problem is not None:
-            raise ValueError(f"id {problem}")
-        return v
+        return _refused_if("id", id_problem(v), v)
 
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, v: dict) -> dict:
-        problem = metadata_problem(v)
-        if problem is not None:
-            raise ValueError(f"metadata {problem}")
-        return v
+        return _refused_if("metadata", metadata_problem(v), v)
 
     @field_validator("text")
     @classmethod
@@ -228,10 +229,7 @@ class DocumentIn(_Strict):
         if v is None or not v.strip():
             return None
         v = v.strip()
-        problem = url_problem(v)
-        if problem is not None:
-            raise ValueError(f"url {problem}")
-        return v
+        return _refused_if("url", url_problem(v), v)
 
     @field_validator("published")
     @classmethod

@@ -7,6 +7,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
+from index.text import json_nodes
+
 
 @dataclass
 class Document:
@@ -55,8 +57,6 @@ MAX_METADATA_DEPTH = 32  # pydantic cannot serialise much deeper values (the doc
 def metadata_problem(metadata: dict) -> str | None:
     """What keeps ``metadata`` from being stored, or None: objects and lists nested deeper than
     MAX_METADATA_DEPTH levels (the same rule for the API and for `qa index`)."""
-    from index.text import json_nodes
-
     for loc, _, _ in json_nodes(metadata):
         if len(loc) > MAX_METADATA_DEPTH:
             return f"nests objects or lists more than {MAX_METADATA_DEPTH} levels deep"
