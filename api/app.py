@@ -79,6 +79,7 @@ ERR = {
     401: {"model": ErrorResponse, "description": "Missing API key (Authorization: Bearer <key>)"},
     403: {"model": ErrorResponse, "description": "Wrong API key"},
     404: {"model": ErrorResponse, "description": "Unknown document"},
+    408: {"model": ErrorResponse, "description": "Body not received within QA_BODY_TIMEOUT seconds"},
     413: {"model": ErrorResponse, "description": "Body over the configured size limit"},
     415: {"model": ErrorResponse, "description": "Body is not JSON (send Content-Type: application/json)"},
     500: {"model": ErrorResponse, "description": "Internal error (logged with the request id)"},
@@ -103,6 +104,12 @@ def to_filters(f: FiltersIn | None) -> Filters | None:
 
 def document_id_for(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+async def _set_when_disconnected(request: Request, event: threading.Event, poll_s: float = 0.25) -> None:
+    while not await request.is_disconnected():
+        await asyncio.sleep(poll_s)
+    event.set()
 
 
 class InFlight:
@@ -270,9 +277,12 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
 
     @app.exception_handler(ReindexNeeded)
     async def reindex_needed(request: Request, exc: ReindexNeeded) -> Response:
-        # another process re-embedded the index with another model: this server cannot use it
-        log.error("%s", exc)
-        return Response(json.dumps({"detail": f"{exc}; then restart the server"}, ensure_ascii=False), status_code=503, media_type="application/json")
+        # another process re-embedded the index with another model: this server cannot use it. The
+        # operator reads which folder and models in the log; a client is not told the server's paths
+        request_id = request.scope.get("state", {}).get("request_id")
+        log.error("request_id=%s %s; then restart the server", request_id, exc)
+        detail = "the index was rebuilt with another embedding model by another process: the server must be restarted (details in its log)"
+        return Response(json.dumps({"detail": detail, "request_id": request_id}, ensure_ascii=False), status_code=503, media_type="application/json")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -310,7 +320,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     app.openapi = openapi  # type: ignore[method-assign]
 
     # middleware: the last added is the outermost
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes)
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes, timeout_s=settings.body_timeout)
     app.add_middleware(AuthGateMiddleware, routes=app.router.routes, problem=auth_problem)
     app.add_middleware(PathMiddleware, routes=app.router.routes)
     if settings.cors_origins:
@@ -357,7 +367,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         await run_in_threadpool(_refresh_gauges, svc)
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/ask", response_model=AskResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 413, 415, 500))
+    @app.post("/ask", response_model=AskResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500))
     async def ask(body: AskRequest, svc: Service) -> AskResponse:
         """Retrieve passages and extract answers with their exact source offsets.
 
@@ -376,7 +386,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         results = await run_in_threadpool(svc.search, query, top_k, mode, to_filters(filters))
         return SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=(time.perf_counter() - t0) * 1000)
 
-    @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(400, 401, 403, 413, 415, 500))
+    @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500))
     async def search(body: SearchRequest, svc: Service) -> SearchResponse:
         """Semantic (dense), lexical (BM25) or hybrid passage search."""
         return await _search(svc, body.query, body.top_k or DEFAULT_SEARCH_TOP_K, body.mode, body.filters)
@@ -387,16 +397,35 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         filters = params.filters()
         return await _search(svc, params.q, params.top_k, params.mode, filters)
 
-    @app.post("/extract", response_model=ExtractResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 413, 415, 500))
-    async def extract(body: ExtractRequest, svc: Service) -> ExtractResponse:
-        """Reader only: answers in the given context, offsets into that context."""
+    @app.post("/extract", response_model=ExtractResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500))
+    async def extract(body: ExtractRequest, svc: Service, request: Request) -> ExtractResponse:
+        """Reader only: answers in the given context, offsets into that context. The context may hold
+        at most ``QA_EXTRACT_MAX_TOKENS`` reader tokens (30,000 by default; about 4 characters of French each)."""
+        from qa.reader import ReadStopped
+
         t0 = time.perf_counter()
         max_answers = body.max_answers or settings.max_answers
-        found = await run_in_threadpool(svc.extract, body.question, body.context, max_answers)
+        tokens = await run_in_threadpool(svc.reader.count_tokens, body.context)
+        if tokens > settings.extract_max_tokens:
+            raise RequestValidationError([{
+                "type": "too_long", "loc": ("body", "context"), "input": body.context,
+                "msg": f"context is {tokens} reader tokens long, at most {settings.extract_max_tokens} are read per request "
+                       "(QA_EXTRACT_MAX_TOKENS): send the part of the text that holds the answer",
+            }])
+        # a client that gives up (a timeout, then a retry) must not leave up to half a minute of reading behind
+        gone = threading.Event()
+        watcher = asyncio.ensure_future(_set_when_disconnected(request, gone))
+        try:
+            found = await run_in_threadpool(svc.extract, body.question, body.context, max_answers, gone.is_set)
+        except ReadStopped as exc:
+            log.info("/extract: the client went away, reading %s", exc)
+            return Response(status_code=499)  # nginx's "client closed request": nobody receives it, metrics count it
+        finally:
+            watcher.cancel()
         answers = [ExtractedAnswerOut.from_answer(a) for a in found]
         return ExtractResponse(question=body.question, answers=answers, no_answer=not answers, took_ms=(time.perf_counter() - t0) * 1000)
 
-    @app.post("/documents", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=_errors(400, 401, 403, 413, 415, 500))
+    @app.post("/documents", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=_errors(400, 401, 403, 408, 413, 415, 500))
     async def add_documents(body: DocumentsIn, svc: Service) -> DocumentsAdded:
         """Add or update documents (same id: replaced; same text: unchanged). Ids default to sha1(text)[:16]."""
         docs: list[Document] = []

@@ -14,6 +14,7 @@ import unicodedata
 import uuid
 from typing import Any, Callable, Iterator
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -240,7 +241,8 @@ def _is_json(content_type: str) -> bool:
 
 
 class BodyGuardMiddleware:
-    """Guards request bodies before the app parses them: over ``max_body_bytes`` (413); not JSON
+    """Guards request bodies before the app parses them: over ``max_body_bytes`` (413); not all
+    there within ``timeout_s`` (408); not JSON
     (415: every body this API takes is JSON); not UTF-8 (400); ``NaN`` or unpaired surrogates
     (422 naming the field, see ``json_body_problem``).
 
@@ -248,10 +250,11 @@ class BodyGuardMiddleware:
     size check also holds for chunked uploads without a Content-Length.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, routes: list | None = None):
+    def __init__(self, app: ASGIApp, max_body_bytes: int, routes: list | None = None, timeout_s: float | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.routes = routes
+        self.timeout_s = timeout_s  # for the whole body: uvicorn waits for a trickling client forever
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
@@ -272,19 +275,25 @@ class BodyGuardMiddleware:
 
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                for m in _json_response(413, too_large):
-                    await send(m)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        with anyio.move_on_after(self.timeout_s) as waited:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    for m in _json_response(413, too_large):
+                        await send(m)
+                    return
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        if waited.cancelled_caught:
+            detail = f"request body not received within {self.timeout_s:g} s ({size} bytes came): send it at once"
+            for m in _json_response(408, {"detail": detail}, [(b"connection", b"close")]):
+                await send(m)
+            return
         body = b"".join(chunks)
 
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()

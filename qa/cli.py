@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -527,7 +528,8 @@ def serve(
     _serve_preflight(settings, host, port)
     import uvicorn
 
-    run = lambda: uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=settings.log_level.lower())  # noqa: E731
+    run = lambda: uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,  # noqa: E731
+                              limit_concurrency=settings.limit_concurrency, log_level=settings.log_level.lower())
     if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         run()
         return
@@ -583,7 +585,7 @@ def eval_cmd(
     mode: Optional[str] = typer.Option(None, help=_MODE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON report here"),
     errors: bool = typer.Option(False, "--errors", help="List the questions answered wrongly"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="SQuAD files: use this existing index instead of a temporary one"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="SQuAD files: index their paragraphs into this folder (kept, so a later run reuses them) instead of a temporary one"),
     limit: int = typer.Option(0, min=0, help="Evaluate only the first N questions (0 = all)"),
     corpus: Optional[list[Path]] = typer.Option(None, "--corpus", help="SQuAD files whose paragraphs are indexed too (distractors)"),
 ) -> None:
@@ -595,15 +597,16 @@ def eval_cmd(
     # checked before the models load and the questions run, not after
     mode = _mode(mode, settings)
     top_k = top_k or settings.top_k
+    if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
+        _fail(f"--data-dir {data_dir} is a file: it must be a folder (the index is several files)")
     if out is not None:
         if out.is_dir():
             _fail(f"--out {out}: is a folder; give a file name, such as {out / 'report.json'}")
-        if not out.parent.is_dir():
-            _fail(f"--out {out}: no such folder {out.parent}")
-        probe = out.with_suffix(out.suffix + ".tmp")
+        target = _report_target(out)
+        if not target.parent.is_dir():
+            _fail(f"--out {out}: no such folder {target.parent}")
         try:  # can the report be written there? (found out now, not after the whole evaluation)
-            probe.open("w").close()
-            probe.unlink()
+            _write_text(target, "", probe=True)
         except OSError as exc:
             _fail(f"--out {out}: cannot write there ({exc.strerror or exc})")
     try:
@@ -614,14 +617,35 @@ def eval_cmd(
 
     typer.echo(render_report(report, errors=errors))
     if out:
-        tmp = out.with_suffix(out.suffix + ".tmp")
         try:
-            tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1))
-            tmp.replace(out)
+            _write_text(_report_target(out), json.dumps(report, ensure_ascii=False, indent=1))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             _fail(f"--out {out}: cannot write the report ({exc.strerror or exc}); the table above has the numbers")
         typer.echo(f"report written to {out}")
+
+
+def _report_target(out: Path) -> Path:
+    """Where ``--out`` really writes: through a symbolic link to its file (the link stays a link)."""
+    return out.resolve() if out.is_symlink() and (out.is_file() or not out.exists()) else out
+
+
+def _write_text(target: Path, text: str, probe: bool = False) -> None:
+    """Atomic for a regular file: a unique temporary file beside it, renamed over it (an interrupted
+    write leaves the old report whole, and no file of the user's is touched). Anything else that
+    exists (/dev/stdout, a pipe) is written as it is, never replaced. ``probe``: only check."""
+    if target.exists() and not target.is_file():
+        if not probe:
+            with open(target, "w", encoding="utf-8") as f:
+                f.write(text)
+        return
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+        if not probe:
+            os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @app.command("train-reader")

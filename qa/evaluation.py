@@ -56,6 +56,22 @@ class GoldSet:
 
 
 JSONL_FIELDS = ("id", "question", "answers", "document_ids")
+# misspellings too far from the field for difflib's cut-off (which must stay high: "answer_type" is a
+# fine extra field, not a misspelt "answers")
+FIELD_ALIASES = {"doc_id": "document_ids", "doc_ids": "document_ids", "docs": "document_ids", "answer": "answers"}
+SQUAD_QA_FIELDS = ("id", "question", "answers", "is_impossible")
+
+
+def misspelt_field(key: str, record: dict, fields: tuple[str, ...]) -> str | None:
+    """The field ``key`` was probably meant to be (one of ``fields`` that ``record`` lacks), or None."""
+    if key in fields:
+        return None
+    absent = [f for f in fields if f not in record]  # "question_id" beside "question" is an extra field
+    alias = FIELD_ALIASES.get(key)
+    if alias in absent:
+        return alias
+    near = difflib.get_close_matches(key, absent, n=1, cutoff=0.75)
+    return near[0] if near else None
 
 
 def load_gold(path: Path) -> GoldSet:
@@ -73,16 +89,22 @@ def load_gold(path: Path) -> GoldSet:
             whole = json.loads(raw)
         except json.JSONDecodeError as exc:
             # a SQuAD file with a syntax error, unless its first line is a whole object (JSONL)
-            if stripped.startswith("{") and '"data"' in stripped[:200] and not _is_object(stripped.splitlines()[0]):
+            if stripped.startswith("{") and '"data"' in stripped[:200] and not _is_object(_lines(stripped)[0]):
                 raise GoldFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
             whole = None  # JSONL: read line by line below, which names the bad line
-        if isinstance(whole, dict) and "data" in whole:
+        if isinstance(whole, dict) and "data" in whole and "question" not in whole:  # else one JSONL question with an extra field
             return _load_squad(whole, path)
         if isinstance(whole, list):
             raise GoldFormatError(f"{path}: a JSON array; write one question object per line (JSONL) or a SQuAD file ({{\"data\": [...]}})")
         if isinstance(whole, dict) and "question" not in whole:
             raise GoldFormatError(f"{path}: neither a SQuAD file (no \"data\" list) nor JSONL questions (no \"question\" field)")
     return _load_jsonl(raw, path)
+
+
+def _lines(raw: str) -> list[str]:
+    # only "\n" ends a JSONL record: str.splitlines would also split at U+2028, U+0085 and form
+    # feeds, which json.dumps(ensure_ascii=False) leaves as they are inside strings
+    return raw.split("\n")
 
 
 def _is_object(line: str) -> bool:
@@ -95,7 +117,7 @@ def _is_object(line: str) -> bool:
 def _load_jsonl(raw: str, path: Path) -> GoldSet:
     items = []
     seen: dict[str, int] = {}
-    for n, line in enumerate(raw.splitlines(), 1):
+    for n, line in enumerate(_lines(raw), 1):
         if not line.strip():
             continue
         try:
@@ -105,10 +127,9 @@ def _load_jsonl(raw: str, path: Path) -> GoldSet:
         if not isinstance(rec, dict):
             raise GoldFormatError(f"{path}:{n}: expected an object with id, question, answers, document_ids")
         for key in rec:  # a misspelt field would silently change what is measured
-            absent = [f for f in JSONL_FIELDS if f not in rec]  # "question_id" beside "question" is an extra field
-            near = difflib.get_close_matches(key, absent, n=1, cutoff=0.75) if key not in JSONL_FIELDS else []
-            if near:
-                raise GoldFormatError(f"{path}:{n}: unknown field {key!r}: did you mean {near[0]!r}?")
+            meant = misspelt_field(key, rec, JSONL_FIELDS)
+            if meant:
+                raise GoldFormatError(f"{path}:{n}: unknown field {key!r}: did you mean {meant!r}?")
         q = rec.get("question")
         if not isinstance(q, str) or not q.strip():
             raise GoldFormatError(f"{path}:{n}: field 'question' must be a non-empty string")
@@ -179,10 +200,16 @@ def _load_squad(data: dict, path: Path) -> GoldSet:
                 qw = f"{pw}.qas[{q}]"
                 if not isinstance(qa, dict):
                     raise bad(qw, 'must be an object {"id", "question", "answers"}')
+                for key in qa:  # as for JSONL: a misspelt "answers" must not make the question unanswerable
+                    meant = misspelt_field(key, qa, SQUAD_QA_FIELDS)
+                    if meant:
+                        raise bad(f"{qw}.{key}", f"is not a SQuAD field: did you mean {meant!r}?")
                 question = qa.get("question")
                 if not isinstance(question, str) or not question.strip():
                     raise bad(f"{qw}.question", "must be a non-empty string")
-                answers = qa.get("answers", [])
+                if "answers" not in qa:
+                    raise bad(f"{qw}.answers", 'is missing: list the answers, or write "answers": [] with "is_impossible": true for a question its paragraph cannot answer')
+                answers = qa["answers"]
                 if not isinstance(answers, list) or not all(isinstance(x, dict) and isinstance(x.get("text"), str) for x in answers):
                     raise bad(f"{qw}.answers", 'must be a list of {"text", "answer_start"} objects ([] = unanswerable)')
                 qid = qa.get("id", f"{a}.{p}.{q}")
@@ -194,6 +221,8 @@ def _load_squad(data: dict, path: Path) -> GoldSet:
                 seen[qid] = qw
                 if qa.get("is_impossible") is True and answers:
                     raise bad(qw, 'has "is_impossible": true and answers: one or the other (SQuAD 2.0 puts those of an impossible question in "plausible_answers")')
+                if qa.get("is_impossible") is False and not answers:
+                    raise bad(qw, 'has "is_impossible": false and no answers: list them, or make it true for a question its paragraph cannot answer')
                 texts = [x["text"].strip() for x in answers if x["text"].strip()]
                 for x in answers:
                     t, start = x["text"], x.get("answer_start")
@@ -227,9 +256,16 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
     from qa.pipeline import QAService
 
     gold = load_gold(gold_path)
+    if corpus and gold.kind != "squad":
+        # they would go for good into the index QA_DATA_DIR names, which users and servers read
+        raise EvalSetupError(f"--corpus goes with a SQuAD gold file, whose paragraphs are indexed for the evaluation; {gold_path} is JSONL, "
+                             "evaluated on the index as it is: index the distractors there first (`qa index`) if you want them")
     extra_docs: list[Document] = []
     for c in corpus or []:
-        extra = load_gold(c)
+        try:
+            extra = load_gold(c)
+        except GoldFormatError as exc:
+            raise GoldFormatError(f"--corpus takes SQuAD JSON files: {exc}") from None
         if extra.kind != "squad":
             raise GoldFormatError(f"{c}: --corpus takes SQuAD JSON files")
         extra_docs += extra.documents
@@ -257,12 +293,14 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
                 gold_texts[d] = doc.text
         unknown = sorted({d for it in items for d in it.document_ids} - set(gold_texts))
         if unknown:  # a wrong gold id reads as a retrieval miss: say which ones
-            log.warning("%d gold document ids are not in the index at %s: %s (their questions count as retrieval misses)",
+            log.warning("%d gold document ids are not in the index at %s: %s (answerable questions citing only them count as retrieval misses)",
                         len(unknown), svc_settings.data_dir, ", ".join(repr(d) for d in unknown[:5]) + (", ..." if len(unknown) > 5 else ""))
-        not_verbatim = _answers_not_in_documents([it for it in items if gold.kind == "jsonl"], gold_texts)
+        not_verbatim = _answers_not_in_documents(items, gold_texts)
         if not_verbatim:  # such a question can never be answered exactly: probably a typo or a paraphrase
             log.warning("%d questions have no answer written as in their gold documents (first: %s)", len(not_verbatim), ", ".join(not_verbatim[:3]))
         report = _evaluate(svc, gold, items, top_k, mode, str(gold_path))
+        report["settings"]["limit"] = limit or None  # a partial run must not read as the whole set
+        report["questions_in_file"] = len(gold.items)
         report["unknown_gold_documents"] = unknown
         report["answers_not_in_documents"] = not_verbatim
         return report
@@ -273,12 +311,19 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
 
 
 def _answers_not_in_documents(items: list[GoldItem], texts: dict[str, str]) -> list[str]:
-    """Where the answerable questions are none of whose answers appears verbatim in any of their
-    indexed gold documents (``texts``: id -> text)."""
+    """Where the answerable questions are none of whose answers is in any of their indexed gold
+    documents (``texts``: id -> text) as the scorer sees it: normalised ("l'Espagne" and
+    "l’Espagne" are the same answer), so that each one listed can never score an exact match."""
+    normalised: dict[str, str] = {}
     out = []
     for it in items:
-        docs = [texts[d] for d in it.document_ids if d in texts]
-        if it.answers and docs and not any(a in t for a in it.answers for t in docs):
+        docs = [d for d in it.document_ids if d in texts]
+        if not it.answers or not docs:
+            continue
+        for d in docs:
+            if d not in normalised:
+                normalised[d] = f" {normalize_answer(texts[d])} "
+        if not any(f" {normalize_answer(a)} " in normalised[d] for a in it.answers for d in docs):
             out.append(it.where or it.id)
     return out
 
@@ -400,6 +445,8 @@ def _pct_or_none(values) -> float | None:
 def render_report(report: dict, errors: bool = False) -> str:
     squad = report.get("kind") == "squad"
     lines = [f"gold: {report['gold']} ({report['questions']} questions: {report['answerable']} answerable, {report['unanswerable']} unanswerable)"]
+    if report.get("questions_in_file", report["questions"]) > report["questions"]:
+        lines.append(f"only the first {report['questions']} of its {report['questions_in_file']} questions (--limit)")
     s = report["settings"]
     lines.append(f"mode {s['mode']}, top-k {s['top_k']}, reader {s['reader']}, thresholds: passage {s['no_answer_threshold']:.3f}, answer {s.get('ask_no_answer_threshold', s['no_answer_threshold']):.3f}, rank penalty {s.get('rank_penalty', 0)}")
     retrieval = report["retrieval_document"]
@@ -441,7 +488,7 @@ def render_report(report: dict, errors: bool = False) -> str:
     for k, v in lat.items():
         row(f"latency {k} (ms)", v, "{:.1f}" if v < 10 else "{:.0f}")
     if errors:
-        wrong = [r for r in report["per_question"] if r["f1"] < 1.0]
+        wrong = [r for r in report["per_question"] if r["em"] < 1.0]  # not answered exactly: F1 1 with words reordered counts too
         lines.append("")
         lines.append(f"errors ({len(wrong)}):" if wrong else "errors: none")
         for r in wrong:

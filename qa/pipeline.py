@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from index.schema import Document, Filters, SearchResult
 from index.text import sentence_spans
@@ -206,9 +207,10 @@ class QAService:
         cs, ce = context_window(doc_text, start, end)
         return Answer(s.text, round(score, 4), p.document_id, p.title, p.url, p.published, p.chunk_id, start, end, doc_text[cs:ce], cs, round(s.score, 4), [cite])
 
-    def extract(self, question: str, context: str, max_answers: int = 3) -> list[ExtractedAnswer]:
+    def extract(self, question: str, context: str, max_answers: int = 3, stop: Callable[[], bool] | None = None) -> list[ExtractedAnswer]:
+        """The reader alone on ``context``; ``stop`` as in ``Reader.read``."""
         # twice as many spans as asked: overlapping ones are dropped below
-        (spans,) = self.reader.read(question, [context], n_best=2 * max(3, max_answers))
+        (spans,) = self.reader.read(question, [context], n_best=2 * max(3, max_answers), stop=stop)
         out: list[ExtractedAnswer] = []
         for s in spans:
             if s.score < self.reader.threshold:

@@ -489,6 +489,24 @@ def test_extract_bad_input(client, payload, field):
     assert_names_field(client.post("/extract", json=payload), field)
 
 
+def test_extract_reads_at_most_the_configured_tokens(api_settings, service):
+    """Reading costs ~1.1 ms of CPU per token: one request may not hold the reader for minutes
+    (100,000 characters of one-character tokens took 213 CPU-s)."""
+    context = "Netflix investit 7 milliards de dollars en 2018. " * 10
+    tokens = service.reader.count_tokens(context)
+    with make_client(api_settings, service, extract_max_tokens=tokens) as c:
+        assert c.post("/extract", json={"question": "Combien ?", "context": context}).status_code == 200
+        r = c.post("/extract", json={"question": "Combien ?", "context": context + " Fin."})
+        assert_names_field(r, "context")
+        msg = r.json()["detail"][0]["msg"]
+        assert f"at most {tokens}" in msg and "QA_EXTRACT_MAX_TOKENS" in msg, msg
+    # the default lets through as much French prose as the 100,000 characters the API takes, not the worst case
+    prose = (" ".join(d.text for d in article_documents()) * 10)[:100_000]
+    assert service.reader.count_tokens(prose) < api_settings.extract_max_tokens < service.reader.count_tokens("a." * 50_000)
+    with make_client(api_settings, service) as c:
+        assert_names_field(c.post("/extract", json={"question": "Qui ?", "context": "a." * 50_000}), "context")
+
+
 # --- /documents ------------------------------------------------------------------------------
 
 
@@ -721,7 +739,7 @@ def test_a_missing_key_is_told_before_anything_about_the_body(api_settings, serv
 # --- errors, metrics, CORS, page -------------------------------------------------------------
 
 
-def test_an_index_re_embedded_elsewhere_is_a_503_saying_what_to_do(client, service, monkeypatch):
+def test_an_index_re_embedded_elsewhere_is_a_503_saying_what_to_do(client, service, monkeypatch, caplog):
     """Another process rebuilt the index with another model (the store raises ReindexNeeded, see
     tests/test_store.py): the server says so instead of a bare 500."""
     from index.store import ReindexNeeded
@@ -730,9 +748,15 @@ def test_an_index_re_embedded_elsewhere_is_a_503_saying_what_to_do(client, servi
         raise ReindexNeeded("index at /data was built with other-model:8; you configured e5:384: re-index with `qa index --rebuild ...` or point QA_DATA_DIR elsewhere")
 
     monkeypatch.setattr(service, "search", rebuilt)
-    r = client.post("/search", json={"query": "Netflix"})
+    with caplog.at_level(logging.ERROR, logger="api"):
+        r = client.post("/search", json={"query": "Netflix"})
     assert r.status_code == 503
-    assert "built with other-model:8" in r.json()["detail"] and "restart the server" in r.json()["detail"]
+    body = r.json()
+    assert "restart" in body["detail"] and "another embedding model" in body["detail"]
+    # the operator reads the folder and the models in the log, under the request id; a client is not told them
+    assert "/data" not in body["detail"] and "other-model" not in body["detail"]
+    assert body["request_id"] == r.headers["x-request-id"]
+    assert any("built with other-model:8" in m and body["request_id"] in m for m in caplog.messages)
 
 
 def test_internal_error_is_500_with_request_id_and_no_trace(client, service, monkeypatch, caplog):

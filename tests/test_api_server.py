@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +21,7 @@ pytestmark = pytest.mark.slow
 
 KEY = "server-test-key"
 START_TIMEOUT_S = 300  # first start may build the models into the cache
+BODY_TIMEOUT_S = 2
 
 
 def stop(proc: subprocess.Popen, timeout: float) -> None:
@@ -41,6 +45,7 @@ def server(tmp_path_factory):
         "QA_API_KEY": KEY,
         "QA_READ_KEY": "",
         "QA_LOG_LEVEL": "INFO",
+        "QA_BODY_TIMEOUT": str(BODY_TIMEOUT_S),
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
     }
     log_path = tmp / "server.log"
@@ -119,6 +124,53 @@ def test_page_and_metrics(http, indexed):
     assert 'route="/ask"' in text and "qa_index_documents" in text
 
 
+def _raw_post(base: str, path: str, head_extra: str, body: bytes) -> socket.socket:
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{head_extra}\r\n"
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+def _count(metrics: str, route: str, status: int) -> float:
+    pattern = rf'qa_http_requests_total{{[^}}]*route="{re.escape(route)}"[^}}]*status="{status}"[^}}]*}} (\S+)'
+    return sum(float(v) for v in re.findall(pattern, metrics))
+
+
+def test_a_body_sent_too_slowly_gets_408(server):
+    """uvicorn waits for a body forever; a client trickling one must not hold a connection and a task."""
+    body = json.dumps({"question": "Qui ?", "context": "Un texte."}).encode()
+    sock = _raw_post(server["base"], "/extract", f"Content-Length: {len(body)}\r\n", body[:10])
+    t0 = time.monotonic()
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+    sock.close()
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert BODY_TIMEOUT_S - 0.5 < time.monotonic() - t0 < BODY_TIMEOUT_S + 20
+    assert b"connection: close" in reply.lower()
+
+
+def test_a_client_that_hangs_up_stops_its_extract(server, http, indexed):
+    """A long /extract whose client goes away stops reading (at the next batch of windows), instead
+    of computing for half a minute an answer nobody receives."""
+    context = " ".join(indexed.values())
+    context = (context * (60_000 // len(context) + 1))[:60_000]  # ~15,000 tokens: ~15 s of reading on 2 cores
+    body = json.dumps({"question": "Combien Netflix investit-il ?", "context": context}).encode()
+    before = _count(http.get("/metrics").text, "/extract", 499)
+    sock = _raw_post(server["base"], "/extract", f"Content-Length: {len(body)}\r\n", body)
+    time.sleep(1.5)  # reading has started
+    sock.close()
+    deadline = time.monotonic() + 60
+    while _count(http.get("/metrics").text, "/extract", 499) == before:
+        assert time.monotonic() < deadline, "the /extract of a client that went away was not stopped"
+        time.sleep(0.5)
+    assert "the client went away" in server["log"].read_text()
+
+
 def test_clean_shutdown(server, http, indexed):
     proc = server["proc"]
     proc.send_signal(signal.SIGTERM)
@@ -127,6 +179,33 @@ def test_clean_shutdown(server, http, indexed):
     log = server["log"].read_text()
     assert "Application shutdown complete" in log
     assert "Traceback" not in log
+
+
+def test_qa_serve_sheds_load_beyond_the_configured_concurrency(tmp_path):
+    """QA_LIMIT_CONCURRENCY reaches uvicorn: beyond it, requests get a quick 503 instead of queueing."""
+    port = free_port()
+    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "QA_LIMIT_CONCURRENCY": "2",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while "Application startup complete" not in log_path.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-4000:]
+                time.sleep(0.5)
+            assert httpx.get(f"{base}/health", timeout=60).status_code == 200
+            held = socket.create_connection(("127.0.0.1", port))  # a second connection: the limit is reached
+            try:
+                time.sleep(0.5)
+                assert httpx.get(f"{base}/health", timeout=60).status_code == 503
+            finally:
+                held.close()
+            time.sleep(0.5)
+            assert httpx.get(f"{base}/health", timeout=60).status_code == 200
+        finally:
+            stop(proc, timeout=60)
 
 
 def test_metrics_count_every_worker(tmp_path):

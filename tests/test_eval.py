@@ -41,6 +41,13 @@ BAD_GOLD = [
     ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": null}]}]}]}', r"qas\[0\]\.question must be a non-empty string"),
     ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "Où ?", "answers": ["Paris"]}]}]}]}', r"qas\[0\]\.answers must be a list of"),
     ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "Où ?", "answers": [{"text": 5}]}]}]}]}', r"qas\[0\]\.answers must be a list of"),
+    # a misspelt or missing "answers" would make an answerable question count as unanswerable
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "Où ?", "answer": [{"text": "Paris", "answer_start": 0}]}]}]}]}',
+     r"qas\[0\]\.answer is not a SQuAD field: did you mean 'answers'\?"),
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "Où ?"}]}]}]}', r"qas\[0\]\.answers is missing: list the answers, or write"),
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "Où ?", "is_impossible": false, "answers": []}]}]}]}',
+     r"qas\[0\] has \"is_impossible\": false and no answers"),
+    ('{"id": "a", "question": "Qui ?", "answers": ["x"], "doc_ids": ["d"]}\n', r"unknown field 'doc_ids': did you mean 'document_ids'\?"),
 ]
 
 
@@ -91,6 +98,51 @@ def test_gold_files_as_editors_write_them(tmp_path):
     assert load_gold(squad).kind == "squad"
 
 
+def test_jsonl_strings_may_hold_any_line_separator_but_newline(tmp_path):
+    """json.dumps(ensure_ascii=False) writes U+2028, U+0085 and form feeds as they are: only "\\n" ends a record."""
+    f = tmp_path / "gold.jsonl"
+    records = [{"id": "a", "question": "Qui\u2028dirige ?", "answers": ["Ted\x85Sarandos"]}, {"id": "b", "question": "Où\x0c ?", "answers": []}]
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    assert [(i.id, i.question, i.answers, i.where) for i in load_gold(f).items] == [
+        ("a", "Qui\u2028dirige ?", ["Ted\x85Sarandos"], "gold.jsonl:1"), ("b", "Où\x0c ?", [], "gold.jsonl:2")]
+
+
+def test_one_jsonl_question_with_an_extra_data_field_is_jsonl(tmp_path):
+    f = tmp_path / "gold.jsonl"
+    f.write_text('{"id": "a", "question": "Qui ?", "answers": ["x"], "data": {"source": "team"}}\n', encoding="utf-8")
+    gold = load_gold(f)
+    assert gold.kind == "jsonl" and [i.id for i in gold.items] == ["a"]
+
+
+def test_answers_are_looked_for_as_the_scorer_reads_them():
+    """The "not written as in their gold documents" warning lists only questions that can never
+    score an exact match: an ASCII apostrophe for the document's typographic one is the same answer."""
+    from qa.evaluation import GoldItem, _answers_not_in_documents
+
+    texts = {"d": "Netflix s’installe à Paris, près de l’Opéra."}
+    items = [GoldItem("same", "Où ?", ["l'Opéra"], ["d"]), GoldItem("absent", "Où ?", ["Lyon"], ["d"], where="g.jsonl:2"),
+             GoldItem("part-of-a-word", "Où ?", ["Pari"], ["d"]), GoldItem("unanswerable", "Où ?", [], ["d"]),
+             GoldItem("unknown-doc", "Où ?", ["Lyon"], ["x"])]
+    assert _answers_not_in_documents(items, texts) == ["g.jsonl:2", "part-of-a-word"]
+
+
+def test_errors_list_every_question_not_answered_exactly():
+    """Words reordered score F1 1 but EM 0: such a question is an error for the EM in the same table."""
+    from qa.evaluation import render_report
+
+    rows = [{"id": "reordered", "where": "g.jsonl:1", "question": "Où ?", "gold": ["Londres et Amsterdam"], "gold_documents": [], "prediction": "Amsterdam et Londres",
+             "document_id": "d", "start": 0, "end": 20, "em": 0.0, "f1": 1.0, "doc_rank": None, "paragraph_rank": None},
+            {"id": "exact", "where": "g.jsonl:2", "question": "Qui ?", "gold": ["Ted"], "gold_documents": [], "prediction": "Ted",
+             "document_id": "d", "start": 30, "end": 33, "em": 1.0, "f1": 1.0, "doc_rank": None, "paragraph_rank": None}]
+    report = {"gold": "g.jsonl", "kind": "jsonl", "questions": 2, "answerable": 2, "unanswerable": 0,
+              "settings": {"mode": "hybrid", "top_k": 5, "reader": "r", "no_answer_threshold": 0.5},
+              "retrieval_document": {"questions": 0}, "latency_ms": {},
+              "end_to_end": {"em_answerable": 50.0, "f1_answerable": 100.0, "answered_answerable": 1.0, "no_answer_precision": None, "no_answer_recall": None},
+              "per_question": rows}
+    text = render_report(report, errors=True)
+    assert "errors (1):" in text and "- reordered (g.jsonl:1)" in text and "- exact" not in text
+
+
 def test_jsonl_whose_first_line_mentions_data_is_jsonl(tmp_path):
     f = tmp_path / "gold.jsonl"
     f.write_text('{"id": "data", "question": "Où est le bureau ?", "answers": ["Paris"], "document_ids": []}\n{"id": "b", "question": "Qui ?", "answers": []}\n', encoding="utf-8")
@@ -117,10 +169,14 @@ def test_qa_eval_on_a_squad_file_end_to_end(tmp_path):
     ]}
     gold = tmp_path / "mini.json"
     gold.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    out = tmp_path / "report.json"
+    out = tmp_path / "reports" / "report.json"
+    out.parent.mkdir()
+    link = tmp_path / "latest.json"  # a team's "latest report" link: written through, and still a link
+    link.symlink_to(out)
     env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "unused")}
-    proc = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(gold), "--out", str(out), "--errors", "--top-k", "3"], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(gold), "--out", str(link), "--errors", "--top-k", "3"], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink() and os.listdir(out.parent) == ["report.json"]
     assert "recall@1" in proc.stdout and "reader F1 (gold context)" in proc.stdout
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["questions"] == 3 and report["kind"] == "squad"
@@ -128,6 +184,39 @@ def test_qa_eval_on_a_squad_file_end_to_end(tmp_path):
     for key in ("retrieval_document", "reader_on_gold_context", "end_to_end", "latency_ms", "per_question"):
         assert key in report
     assert not (tmp_path / "unused").exists(), "SQuAD files go to a temporary index"
+
+
+def test_the_report_is_written_through_links_and_devices_and_nothing_else_is_touched(tmp_path):
+    """--out replaced what it named by a new file: a link to the team's report, /dev/null (as root,
+    the machine's device), a pipe; and a check deleted the user's own "<out>.tmp"."""
+    import threading
+
+    from qa.cli import _report_target, _write_text
+
+    report = tmp_path / "report.json"
+    report.write_text("old")
+    mine = tmp_path / "report.json.tmp"
+    mine.write_text("my notes")
+    link = tmp_path / "latest.json"
+    link.symlink_to(report)
+    _write_text(_report_target(link), "", probe=True)
+    _write_text(_report_target(link), "new")
+    assert link.is_symlink() and report.read_text() == "new" and mine.read_text() == "my notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "report.json", "report.json.tmp"]
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    _write_text(_report_target(fifo), "through the pipe")
+    reader.join(timeout=10)
+    assert got == ["through the pipe"] and fifo.is_fifo()
+
+    dangling = tmp_path / "new-link.json"
+    dangling.symlink_to(tmp_path / "created.json")
+    _write_text(_report_target(dangling), "created")
+    assert dangling.is_symlink() and (tmp_path / "created.json").read_text() == "created"
 
 
 def test_qa_eval_bad_gold_is_one_line(tmp_path):
@@ -145,7 +234,13 @@ def test_qa_eval_checks_what_it_can_before_loading_models(tmp_path):
     gold = tmp_path / "gold.jsonl"
     gold.write_text('{"id": "a", "question": "Qui ?", "answers": []}\n', encoding="utf-8")
     env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "typo")}
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
     cases = [
+        (["--data-dir", str(a_file)], f"error: --data-dir {a_file} is a file: it must be a folder (the index is several files)"),
+        # distractors would go for good into the index that users and servers read
+        (["--corpus", str(gold)], f"error: --corpus goes with a SQuAD gold file, whose paragraphs are indexed for the evaluation; {gold} is JSONL, "
+                                  "evaluated on the index as it is: index the distractors there first (`qa index`) if you want them"),
         (["--mode", "foo"], "error: --mode must be hybrid, dense or bm25, got 'foo'"),
         (["--out", str(tmp_path / "nowhere" / "r.json")], f"error: --out {tmp_path / 'nowhere' / 'r.json'}: no such folder {tmp_path / 'nowhere'}"),
         (["--out", str(tmp_path)], f"error: --out {tmp_path}: is a folder; give a file name, such as {tmp_path / 'report.json'}"),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from qa.reader import Reader
+from qa.reader import Reader, ReadStopped
 from qa.spans import best_spans, context_token_mask, only_function_words, trim_span
 
 
@@ -108,6 +108,26 @@ def test_windows_are_stitched_and_offsets_map_to_the_passage(tokenizer):
     assert best.start > 1000  # found in a late window, offsets relative to the whole passage
     # the same span seen by two overlapping windows comes out once
     assert len({(s.start, s.end) for s in spans}) == len(spans)
+
+
+def test_a_read_told_to_stop_stops_between_batches(tokenizer):
+    """``stop`` is asked before each batch of windows: a caller that went away costs one batch more."""
+    text = long_passage()
+    batches = []
+
+    class CountingQA(MarkerQA):
+        def forward(self, input_ids, attention_mask=None):
+            batches.append(len(input_ids))
+            return super().forward(input_ids, attention_mask)
+
+    reader = Reader.from_model(CountingQA(-1), tokenizer, max_length=64, stride=16, batch_size=4)
+    reader.read("Où ?", [text])
+    assert sum(batches) > 8  # several batches to stop between
+    assert reader.count_tokens(text) > 3 * 64
+    batches.clear()
+    with pytest.raises(ReadStopped, match=r"stopped after 8 of \d+ windows"):
+        reader.read("Où ?", [text], stop=lambda: len(batches) == 2)
+    assert batches == [4, 4]
 
 
 def test_trim_span_cleans_edges():
