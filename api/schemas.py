@@ -6,7 +6,6 @@ Validation errors raised here become FastAPI's usual 422 answers, whose ``loc`` 
 
 from __future__ import annotations
 
-import re
 import types
 import typing
 from datetime import date
@@ -14,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
 
+from index.ingest import normalize_date
 from index.retrieval import normalize_domain, period_bounds
 from index.schema import id_problem, metadata_problem
 from index.text import has_words, url_problem
@@ -43,7 +43,6 @@ Mode = Literal["hybrid", "dense", "bm25"]
 # document ids travel in URL paths: no slash, no whitespace, no control characters
 # the limits are checked by the validators (after stripping, with messages naming the field)
 _TEXT_LIMITS = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS}
-_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
 def _clean_text(value: str, field: str, max_chars: int | None = None) -> str:
@@ -198,7 +197,7 @@ class DocumentIn(_Strict):
     title: str = Field(..., max_length=1_000)
     text: str = Field(..., min_length=1)
     url: str | None = Field(None, max_length=2_000)
-    published: str | None = Field(None, description='ISO date, possibly partial: "2017", "2017-10" or "2017-10-27".', examples=["2017-10-27"])
+    published: str | None = Field(None, description='ISO date, possibly partial: "2017", "2017-10" or "2017-10-27"; an ISO datetime keeps its date.', examples=["2017-10-27"])
     metadata: dict = Field(default_factory=dict, description="Any JSON object, nested at most 32 levels; returned as sent.")
 
     @field_validator("id")
@@ -236,16 +235,10 @@ class DocumentIn(_Strict):
     def _published(cls, v: str | None) -> str | None:
         if v is None or not v.strip():
             return None
-        v = v.strip()
-        m = _PARTIAL_DATE.match(v)
-        if not m:
-            raise ValueError("published must be an ISO date: YYYY, YYYY-MM or YYYY-MM-DD")
-        y, mo, d = int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1)
-        try:
-            date(y, mo, d)
+        try:  # the rule `qa index` applies: a datetime ("2023-06-17T10:00:00Z") keeps its date
+            return normalize_date(v)
         except ValueError as exc:
-            raise ValueError(f"published is not a valid date ({exc})") from None
-        return v
+            raise ValueError(f"published: {exc}") from None
 
 
 class DocumentsIn(_Strict):

@@ -1,7 +1,9 @@
 """Reading files and folders into Documents: .txt, .md, .html/.htm, .json, .jsonl.
 
 A file that cannot be read is reported (IngestError) and the others go on. Plain-text files keep
-their text verbatim (only a leading byte-order mark is dropped): chunk offsets and citations slice it.
+their text verbatim (only a leading byte-order mark and a Markdown front matter block are dropped):
+chunk offsets and citations slice it. A file's documents are named after its path inside the folder
+given (``file_name``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -55,8 +59,10 @@ _MONTHS = {
     "octobre": 10, "oct": 10, "novembre": 11, "nov": 11, "decembre": 12, "décembre": 12, "dec": 12, "déc": 12,
 }
 _ISO_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?(?:[T ].*)?$")
-# "\s*(?:[:=]\s*)?", not "\s*[:=]?\s*": two adjacent \s* make "date" + a long run of spaces quadratic
-_DATE_TAG = re.compile(r"(?<![\w-])date\s*(?:[:=]\s*)?(\d{4}(?:-\d{1,2}(?:-\d{1,2})?)?)(?![\d-])", re.IGNORECASE)
+# A date tag: "date: 2017-10-27" anywhere in a header line, or "date 2017-10" at its start; not "La date
+# 2030 a été retenue" in a sentence. "\s*(?:[:=]\s*)?", not "\s*[:=]?\s*": two adjacent \s* make
+# "date" + a long run of spaces quadratic.
+_DATE_TAG = re.compile(r"(?:^[\W_]*date\s*(?:[:=]\s*)?|(?<![\w-])date\s*[:=]\s*)(\d{4}(?:-\d{1,2}(?:-\d{1,2})?)?)(?![\d-])", re.IGNORECASE)
 _FR_DATE = re.compile(r"(?<!\d)(\d{1,2})(?:er)?\s+(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?\s+(\d{4})(?!\d)", re.IGNORECASE)
 
 
@@ -100,6 +106,24 @@ def _french_date(line: str) -> str | None:
 _URL_LINE = re.compile(r"^\s*(?:[-*•+]\s*)?(?:\[[^\]]*\]\()?<?(https?://[^\s<>()]+)>?\)?\s*$")
 _BARE_URL = re.compile(r"^\s*(?:[-*•+]\s*)?<?https?://\S+\s*$")
 _MD_TITLE = re.compile(r"^\s*#+\s*")
+_SENTENCE_END = re.compile(r"[.!?…]\W*$")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
+_FRONT_KEY = re.compile(r"^([A-Za-z_]+)[ \t]*:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
+
+
+def front_matter(text: str) -> tuple[int, dict[str, str]]:
+    """A Markdown front matter block (``---`` lines around ``key: value`` lines, as Hugo and Jekyll
+    write them) at the start of ``text``: (where the article starts, its top-level keys, lowercased,
+    with quotes taken off); (0, {}) without one. Nested YAML is not read, only its plain keys."""
+    m = _FRONT_MATTER.match(text)
+    if m is None or m.end(1) - m.start(1) > 20_000:
+        return 0, {}
+    keys = {}
+    for k, v in _FRONT_KEY.findall(m.group(1)):
+        if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+            v = v[1:-1]
+        keys.setdefault(k.lower(), v)
+    return m.end(), keys
 
 
 def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
@@ -119,7 +143,9 @@ def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
                     published = normalize_date(m.group(1))
                 except ValueError:
                     pass
-            elif len(line) < 120:  # a byline: "• [Julien Cadot](#) - 08 décembre 2015"
+            elif len(line) < 120 and not _SENTENCE_END.search(line):
+                # a byline ("• [Julien Cadot](#) - 08 décembre 2015"), not a sentence of the article
+                # ("Les travaux commenceront le 1er septembre 2027.")
                 published = _french_date(line)
         if title is None and not _BARE_URL.match(line):
             candidate = _DATE_TAG.sub("", line, count=1) if _DATE_TAG.match(line.strip()) else line
@@ -134,15 +160,17 @@ def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
     return title, url, published
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, html: bool = False) -> str:
     data = path.read_bytes()
     if not data.strip():
         raise _Skip("empty file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise _Skip(f"not valid UTF-8 (byte {exc.start}: {exc.reason})", line) from None
+        if not html:
+            line = data[: exc.start].count(b"\n") + 1
+            raise _Skip(f"not valid UTF-8 (byte {exc.start}: {exc.reason})", line) from None
+        text = _decode_html(data)
     if text.startswith("\ufeff"):
         text = text[1:]
     if "\x00" in text:
@@ -154,10 +182,44 @@ def _read_text(path: Path) -> str:
     return text
 
 
-def _load_text(path: Path) -> list[Document]:
+def _load_text(path: Path, name: str) -> list[Document]:
     text = _read_text(path)
+    start, keys = front_matter(text) if path.suffix.lower() != ".txt" else (0, {})
+    if start:  # metadata, not the article: the document's text starts after it
+        text = text[start:]
+        if not has_words(text):
+            raise _Skip("nothing after the front matter")
     title, url, published = text_metadata(text)
-    return [Document(id=path.stem, text=text, title=title, url=url, published=published, metadata={"source_file": str(path)})]
+    title = strip_blank(keys.get("title", "")) or title
+    url = keys.get("url") or keys.get("link") or url
+    if url and url_problem(url, strict=False) is not None:
+        url = None
+    for key in ("date", "published", "publishdate"):
+        if key in keys:
+            try:
+                published = normalize_date(keys[key])
+                break
+            except ValueError:
+                pass
+    return [Document(id=_file_id(name), text=text, title=title, url=url, published=published, metadata={"source_file": str(path)})]
+
+
+def file_name(path: Path, folder: Path | None = None) -> str:
+    """What a file's documents are named after: its path inside the ``folder`` it was found in (the
+    file name alone when it was named itself), without the extension, with "/" between folders, in
+    NFC (macOS writes names decomposed, users type them composed). A site's "eco/index.html" and
+    "sport/index.html" are two documents, "eco/index" and "sport/index"."""
+    rel = path.relative_to(folder) if folder is not None else Path(path.name)
+    return unicodedata.normalize("NFC", rel.with_suffix("").as_posix())
+
+
+def _file_id(name: str) -> str:
+    """A file's document id, refused when no request could name it (control characters, blank)."""
+    doc_id = name.strip()
+    problem = id_problem(doc_id)
+    if problem is not None:
+        raise _Skip(f"the file name gives the document id {doc_id!r}, which {problem}: rename the file (or index it as JSON with an 'id')")
+    return doc_id
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,10 +227,25 @@ def _load_text(path: Path) -> list[Document]:
 # --------------------------------------------------------------------------------------------
 
 
-def _load_html(path: Path) -> list[Document]:
+def _decode_html(data: bytes) -> str:
+    """An HTML page that is not UTF-8, decoded with the charset it declares (``<meta charset>``,
+    found by libxml2), else as windows-1252, which browsers read "ISO-8859-1" as."""
+    import lxml.html
+
+    declared = (lxml.html.document_fromstring(data).getroottree().docinfo.encoding or "").lower()
+    candidates = ["cp1252", "latin-1"] if declared in ("", "iso-8859-1", "latin-1", "us-ascii", "ascii") else [declared]
+    for encoding in candidates:
+        try:
+            return data.decode(encoding)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    raise _Skip(f"neither UTF-8 nor the charset it declares ({declared})")
+
+
+def _load_html(path: Path, name: str) -> list[Document]:
     import trafilatura
 
-    html = _read_text(path)
+    html = _read_text(path, html=True)
     # the date only from the page's markup (meta tags, <time>, URL): the extensive search guesses one
     # from any year in the text ("en 2015" -> 2015-01-01), which date filters would then trust
     doc = trafilatura.bare_extraction(
@@ -190,7 +267,7 @@ def _load_html(path: Path) -> list[Document]:
         val = getattr(doc, key, None)
         if val:
             meta[key] = val
-    return [Document(id=path.stem, text=text, title=getattr(doc, "title", None) or None, url=getattr(doc, "url", None) or None, published=published, metadata=meta)]
+    return [Document(id=_file_id(name), text=text, title=getattr(doc, "title", None) or None, url=getattr(doc, "url", None) or None, published=published, metadata=meta)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,6 +281,9 @@ def _dotted(loc: tuple) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+RECORD_FIELDS = ("id", "title", "text", "url", "published", "metadata")
 
 
 def record_to_document(rec, default_id: str) -> Document:
@@ -234,6 +314,9 @@ def record_to_document(rec, default_id: str) -> Document:
     metadata = rec.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ValueError("'metadata' must be an object")
+    others = {k: v for k, v in rec.items() if k not in RECORD_FIELDS and k not in metadata}
+    if others:  # an export's "author", "tags"...: kept, not lost (load_documents says which)
+        metadata = {**metadata, **others}
     problem = metadata_problem(metadata)
     if problem is not None:
         raise ValueError(f"'metadata' {problem}")
@@ -249,7 +332,7 @@ def record_to_document(rec, default_id: str) -> Document:
     return Document(id=doc_id.strip(), text=text, title=title or None, url=url or None, published=published, metadata=metadata)
 
 
-def _load_json(path: Path) -> tuple[list[Document], list[IngestError]]:
+def _load_json(path: Path, name: str) -> tuple[list[Document], list[IngestError]]:
     raw = _read_text(path)
     try:
         data = json.loads(raw)
@@ -262,13 +345,24 @@ def _load_json(path: Path) -> tuple[list[Document], list[IngestError]]:
     first: dict[str, int] = {}
     indexed = []
     for n, rec in enumerate(records, start=1):  # counted from 1, as JSONL lines are
-        if _take_record(rec, f"{path.stem}-{n - 1}" if len(records) > 1 else path.stem, path, n, False, first, docs, errors):
+        if _take_record(rec, f"{name}-{n - 1}" if len(records) > 1 else name, path, n, False, first, docs, errors):
             indexed.append(rec)
-    _warn_positional_ids(path, records, indexed, "record")
+    _warn_positional_ids(path, name, records, indexed, "record")
+    _note_other_fields(path, indexed)
     return docs, errors
 
 
-def _warn_positional_ids(path: Path, records: list, indexed: list, where: str) -> None:
+def _note_other_fields(path: Path, indexed: list) -> None:
+    """Say which fields of the records are not document fields and went into their metadata: a
+    "date" there is not the publication date that date filters read."""
+    others = Counter(k for rec in indexed if isinstance(rec, dict) for k in rec if k not in RECORD_FIELDS)
+    if others:
+        names = ", ".join(f"{k!r}" for k in sorted(others))
+        hint = "; name it 'published' (YYYY, YYYY-MM or YYYY-MM-DD) for date filters to see it" if {"date", "published_at", "pubdate"} & set(others) else ""
+        log.warning("%s: fields %s are not document fields (%s): kept in each document's metadata%s", path, names, ", ".join(RECORD_FIELDS), hint)
+
+
+def _warn_positional_ids(path: Path, name: str, records: list, indexed: list, where: str) -> None:
     """Records without an ``id`` are named after their place in the file: say so, since inserting
     a record (or a line) renames the ones after it, and indexing the file again then keeps the
     old copies of those under their old names."""
@@ -279,7 +373,7 @@ def _warn_positional_ids(path: Path, records: list, indexed: list, where: str) -
         log.warning(
             "%s: %d of the %d records indexed have no 'id'; they are named after their %s (%s-N), so adding or removing "
             "records before them renames them: give every record its own 'id' to update documents in place",
-            path, anonymous, len(indexed), "line number" if where == "line" else "position", path.stem,
+            path, anonymous, len(indexed), "line number" if where == "line" else "position", name,
         )
 
 
@@ -302,7 +396,7 @@ def _take_record(rec, default_id: str, path: Path, n: int, is_line: bool, first:
     return True
 
 
-def _load_jsonl(path: Path) -> tuple[list[Document], list[IngestError]]:
+def _load_jsonl(path: Path, name: str) -> tuple[list[Document], list[IngestError]]:
     data = path.read_bytes()
     if not data.strip():
         raise _Skip("empty file")
@@ -321,10 +415,11 @@ def _load_jsonl(path: Path) -> tuple[list[Document], list[IngestError]]:
         except json.JSONDecodeError as exc:
             errors.append(IngestError(str(path), lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"))
             continue
-        if _take_record(rec, f"{path.stem}-{lineno}", path, lineno, True, first_line, docs, errors):
+        if _take_record(rec, f"{name}-{lineno}", path, lineno, True, first_line, docs, errors):
             indexed.append(rec)
         records.append(rec)
-    _warn_positional_ids(path, records, indexed, "line")
+    _warn_positional_ids(path, name, records, indexed, "line")
+    _note_other_fields(path, indexed)
     return docs, errors
 
 
@@ -333,8 +428,10 @@ def _load_jsonl(path: Path) -> tuple[list[Document], list[IngestError]]:
 # --------------------------------------------------------------------------------------------
 
 
-def _expand(paths: list[Path]) -> tuple[list[Path], list[IngestError]]:
+def _expand(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[IngestError]]:
+    """The files to read, each with what its documents are named after (``file_name``), and errors."""
     files, errors = [], []
+    other_types: Counter[str] = Counter()  # files of other types met in folders
     for p in paths:
         p = Path(p)
         if p.is_dir():
@@ -346,14 +443,19 @@ def _expand(paths: list[Path]) -> tuple[list[Path], list[IngestError]]:
                     reason = "a link to a folder: not followed (index its target)" if f.exists() else "a broken link"
                     errors.append(IngestError(str(f), None, reason))
                 elif f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES:
-                    files.append(f)
+                    files.append((f, file_name(f, p)))
+                elif f.is_file():
+                    other_types[f.suffix.lower() or "(none)"] += 1
         elif p.is_file():
             if p.suffix.lower() in SUPPORTED_SUFFIXES:
-                files.append(p)
+                files.append((p, file_name(p)))
             else:
                 errors.append(IngestError(str(p), None, f"unsupported file type {p.suffix or '(none)'!r} (use .txt, .md, .html, .json or .jsonl)"))
         else:
             errors.append(IngestError(str(p), None, "no such file or folder"))
+    if other_types:  # a site mirror's images and style sheets: said, not errors
+        kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(other_types.items(), key=lambda kv: (-kv[1], kv[0])))
+        log.warning("not read: %d files of other types in the folders (%s); qa index reads .txt, .md, .html, .json and .jsonl", sum(other_types.values()), kinds)
     return files, errors
 
 
@@ -362,17 +464,17 @@ def load_documents(paths: list[Path]) -> tuple[list[Document], list[IngestError]
     files, errors = _expand(paths)
     docs: list[Document] = []
     seen: dict[str, str] = {}
-    for f in files:
+    for f, name in files:
         suffix = f.suffix.lower()
         try:
             if suffix in TEXT_SUFFIXES:
-                got, errs = _load_text(f), []
+                got, errs = _load_text(f, name), []
             elif suffix in HTML_SUFFIXES:
-                got, errs = _load_html(f), []
+                got, errs = _load_html(f, name), []
             elif suffix in JSON_SUFFIXES:
-                got, errs = _load_json(f)
+                got, errs = _load_json(f, name)
             else:
-                got, errs = _load_jsonl(f)
+                got, errs = _load_jsonl(f, name)
         except _Skip as exc:
             errors.append(IngestError(str(f), exc.line, exc.reason))
             continue

@@ -272,8 +272,16 @@ def _replaced_from_other_files(store, docs):
             continue
         old = store.get_document(d.id)
         old_source = (old.metadata or {}).get("source_file") if old is not None else None
-        if old_source and old_source != source and old.text != d.text:
+        if old_source and not _same_file(old_source, source) and old.text != d.text:
             yield d, old_source
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (one absolute and one relative, say: `qa index` keeps the path it was given)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one is gone, or was relative to another folder
+        return a == b
 
 
 @app.command()

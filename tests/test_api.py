@@ -659,6 +659,17 @@ def test_add_documents_bad_input(client, documents_payload, field):
     assert_names_field(client.post("/documents", json={"documents": documents_payload}), field)
 
 
+def test_published_dates_follow_the_rule_of_qa_index(client):
+    """A CMS's ISO datetime keeps its date, as `qa index` reads it (it was a 422 here)."""
+    doc = {"id": "dated-doc", "title": "Daté", "text": "Un texte daté pour le test.", "published": "2023-06-17T10:00:00Z"}
+    r = client.post("/documents", json={"documents": [doc]})
+    assert r.status_code == 200, r.text
+    try:
+        assert client.get("/documents/dated-doc").json()["published"] == "2023-06-17"
+    finally:
+        client.delete("/documents/dated-doc")
+
+
 # --- auth ------------------------------------------------------------------------------------
 
 

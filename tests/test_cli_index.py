@@ -131,7 +131,7 @@ def test_reading_commands_never_create_an_index(tmp_path):
     assert res.returncode == 1 and res.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
 
 
-def test_index_reports_what_it_skips_and_replaces(tmp_path):
+def test_index_reports_what_it_skips_and_replaces(tmp_path, monkeypatch):
     data = tmp_path / "idx"
     empty = _qa_here("index", "", data_dir=data)  # qa index "$UNSET": not the current folder
     assert empty.returncode == 1 and empty.stderr.strip() == "error: an empty path was given"
@@ -154,6 +154,11 @@ def test_index_reports_what_it_skips_and_replaces(tmp_path):
     # re-indexing the same file: nothing to say
     again = _qa_here("index", str(other), data_dir=data)
     assert again.returncode == 0 and "warning" not in again.stderr and "1 unchanged" in again.stdout
+    # the same file edited, named this time from its folder's parent: an update, not another file's
+    (other / "note.txt").write_text("Autre note\n\nLe siège est à Rennes.", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    edited = _qa_here("index", "other/note.txt", data_dir=data)
+    assert edited.returncode == 0 and "warning" not in edited.stderr and "1 updated" in edited.stdout
     deleted = _qa_here("docs", "delete", "note", "--json", data_dir=data)
     assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"id": "note", "deleted": True}
 

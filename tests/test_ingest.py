@@ -114,6 +114,80 @@ def test_json_and_jsonl_records(tmp_path):
     assert by_id["l2"].title == "Deux"
 
 
+def test_other_fields_of_records_are_kept_in_metadata_and_named(tmp_path, caplog):
+    """A newsroom export's "author" or "date" was dropped without a word."""
+    import logging
+
+    rec = {"id": "a", "title": "Rugby", "text": "Toulouse champion.", "date": "2023-06-17", "author": "J. Martin", "metadata": {"author": "kept"}}
+    (tmp_path / "export.jsonl").write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="index.ingest"):
+        (doc,), errors = load_documents([tmp_path / "export.jsonl"])
+    assert errors == [] and doc.metadata == {"author": "kept", "date": "2023-06-17"} and doc.published is None
+    assert "fields 'author', 'date' are not document fields" in caplog.text and "name it 'published'" in caplog.text
+
+
+def test_html_in_the_charset_it_declares(tmp_path):
+    page = '<html><head><meta charset="windows-1252"><title>Grève</title></head><body><article><p>La grève des cheminots a entraîné l’annulation de 60 % des TGV jeudi, selon la direction de la SNCF, et les usagers ont dû patienter.</p></article></body></html>'
+    (tmp_path / "cp1252.html").write_bytes(page.encode("cp1252"))
+    (tmp_path / "undeclared.htm").write_bytes(page.replace('<meta charset="windows-1252">', "").encode("cp1252"))
+    docs, errors = load_documents([tmp_path])
+    assert errors == [] and len(docs) == 2
+    for d in docs:
+        assert "La grève des cheminots a entraîné l’annulation" in d.text
+
+
+def test_dates_in_the_article_body_are_not_its_publication_date():
+    assert text_metadata("La rocade de Rennes sera élargie\n\nLes travaux commenceront le 1er septembre 2027.\n\nSuite.")[2] is None
+    assert text_metadata("Le nouveau lycée\n\nLa date 2030 a été retenue pour l'ouverture.\n")[2] is None
+    assert text_metadata("Titre\n\nPar J. Martin, publié le 3 mai 2021\n\nTexte.")[2] == "2021-05-03"
+    assert text_metadata("Titre\n\n*Date : 2021-05*\n\nTexte.")[2] == "2021-05"
+
+
+def test_markdown_front_matter_is_metadata_not_text(tmp_path):
+    body = "La mairie de Marseille a annoncé que le Vieux-Port sera piéton.\n"
+    (tmp_path / "hugo.md").write_text('---\ntitle: "Le Vieux-Port piéton"\ndate: 2023-09-04T10:00:00+02:00\nurl: https://gazette.example.fr/vieux-port\ntags:\n  - ville\n---\n' + body, encoding="utf-8")
+    (doc,), errors = load_documents([tmp_path / "hugo.md"])
+    assert errors == [] and doc.text == body
+    assert (doc.title, doc.url, doc.published) == ("Le Vieux-Port piéton", "https://gazette.example.fr/vieux-port", "2023-09-04")
+
+
+def test_files_are_named_after_their_path_in_the_folder(tmp_path):
+    """A mirrored site has an index.html in every folder: each is its own document."""
+    import unicodedata
+
+    for section in ("eco", "sport"):
+        (tmp_path / "site" / section).mkdir(parents=True)
+        (tmp_path / "site" / section / "index.txt").write_text(f"Rubrique {section}\n\nLe texte de la rubrique {section}.", encoding="utf-8")
+    (tmp_path / "site" / "une.txt").write_text("La une\n\nLe texte de la une.", encoding="utf-8")
+    (tmp_path / "site" / unicodedata.normalize("NFD", "été.txt")).write_text("Été\n\nIl fait chaud.", encoding="utf-8")
+    docs, errors = load_documents([tmp_path / "site"])
+    assert errors == [] and sorted(d.id for d in docs) == ["eco/index", "sport/index", "une", "été"]  # NFC, as users type it
+    (doc,), _ = load_documents([tmp_path / "site" / "eco" / "index.txt"])  # a file named itself: its name
+    assert doc.id == "index"
+
+
+def test_file_names_no_request_could_name_are_refused(tmp_path):
+    (tmp_path / "tab\there.txt").write_text("Un texte.", encoding="utf-8")
+    (tmp_path / "  .txt").write_text("Un texte.", encoding="utf-8")
+    (tmp_path / "ok.txt").write_text("Un texte.", encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    assert [d.id for d in docs] == ["ok"]
+    reasons = sorted(e.reason for e in errors)
+    assert reasons[0].startswith("the file name gives the document id '', which must not be empty: rename the file")
+    assert reasons[1].startswith("the file name gives the document id 'tab\\there', which must not contain control characters")
+
+
+def test_files_of_other_types_in_folders_are_counted(tmp_path, caplog):
+    import logging
+
+    for name in ("a.pdf", "b.pdf", "c.xml", "ok.txt"):
+        (tmp_path / name).write_text("Un texte.", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="index.ingest"):
+        docs, errors = load_documents([tmp_path])
+    assert [d.id for d in docs] == ["ok"] and errors == []
+    assert "not read: 3 files of other types in the folders (2 .pdf, 1 .xml)" in caplog.text
+
+
 def test_bad_files_are_reported_and_the_rest_is_read(tmp_path):
     (tmp_path / "good.txt").write_text("Un titre\n\nUn texte correct.", encoding="utf-8")
     (tmp_path / "latin1.txt").write_bytes("Titre\nUn texte accentué en latin-1 : été".encode("latin-1"))
