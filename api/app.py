@@ -30,7 +30,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
-from api.middleware import AuthGateMiddleware, BodyGuardMiddleware, PathMiddleware, RequestMiddleware
+from api.middleware import AuthGateMiddleware, BodyGuardMiddleware, ConcurrencyLimitMiddleware, PathMiddleware, RequestMiddleware
 from api.schemas import (
     DEFAULT_SEARCH_TOP_K,
     MAX_OFFSET,
@@ -83,7 +83,7 @@ ERR = {
     413: {"model": ErrorResponse, "description": "Body over the configured size limit"},
     415: {"model": ErrorResponse, "description": "Body is not JSON (send Content-Type: application/json)"},
     500: {"model": ErrorResponse, "description": "Internal error (logged with the request id)"},
-    503: {"model": ErrorResponse, "description": "Service not loaded yet"},
+    503: {"model": ErrorResponse, "description": "Service not loaded yet, or busy: more requests in progress than QA_LIMIT_CONCURRENCY (retry after Retry-After seconds)"},
 }
 
 
@@ -323,6 +323,8 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes, timeout_s=settings.body_timeout)
     app.add_middleware(AuthGateMiddleware, routes=app.router.routes, problem=auth_problem)
     app.add_middleware(PathMiddleware, routes=app.router.routes)
+    if settings.limit_concurrency is not None:
+        app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.limit_concurrency)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
@@ -367,7 +369,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         await run_in_threadpool(_refresh_gauges, svc)
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/ask", response_model=AskResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500))
+    @app.post("/ask", response_model=AskResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))
     async def ask(body: AskRequest, svc: Service) -> AskResponse:
         """Retrieve passages and extract answers with their exact source offsets.
 
@@ -386,18 +388,18 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         results = await run_in_threadpool(svc.search, query, top_k, mode, to_filters(filters))
         return SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=(time.perf_counter() - t0) * 1000)
 
-    @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500))
+    @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))
     async def search(body: SearchRequest, svc: Service) -> SearchResponse:
         """Semantic (dense), lexical (BM25) or hybrid passage search."""
         return await _search(svc, body.query, body.top_k or DEFAULT_SEARCH_TOP_K, body.mode, body.filters)
 
-    @app.get("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(401, 403, 500))
+    @app.get("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(401, 403, 500, 503))
     async def search_get(params: Annotated[SearchQuery, Query()], svc: Service) -> SearchResponse:
         """Same as ``POST /search``, for quick calls: ``/search?q=...&top_k=5``."""
         filters = params.filters()
         return await _search(svc, params.q, params.top_k, params.mode, filters)
 
-    @app.post("/extract", response_model=ExtractResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500))
+    @app.post("/extract", response_model=ExtractResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))
     async def extract(body: ExtractRequest, svc: Service, request: Request) -> ExtractResponse:
         """Reader only: answers in the given context, offsets into that context. The context may hold
         at most ``QA_EXTRACT_MAX_TOKENS`` reader tokens (30,000 by default; about 4 characters of French each)."""
@@ -425,7 +427,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         answers = [ExtractedAnswerOut.from_answer(a) for a in found]
         return ExtractResponse(question=body.question, answers=answers, no_answer=not answers, took_ms=(time.perf_counter() - t0) * 1000)
 
-    @app.post("/documents", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=_errors(400, 401, 403, 408, 413, 415, 500))
+    @app.post("/documents", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))
     async def add_documents(body: DocumentsIn, svc: Service) -> DocumentsAdded:
         """Add or update documents (same id: replaced; same text: unchanged). Ids default to sha1(text)[:16]."""
         docs: list[Document] = []
@@ -449,7 +451,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
             chunks_added=report.chunks_added, chunks_removed=report.chunks_removed,
         )
 
-    @app.get("/documents", response_model=DocumentPage, tags=["documents"], dependencies=READ, responses=_errors(401, 403))
+    @app.get("/documents", response_model=DocumentPage, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 503))
     async def list_documents(
         svc: Service,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Documents to skip.")] = 0,
@@ -459,7 +461,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         items, total = await run_in_threadpool(svc.list_documents, offset, limit)
         return DocumentPage(items=[DocumentInfoOut(**asdict(i)) for i in items], total=total, offset=offset, limit=limit)
 
-    @app.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 404))
+    @app.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 404, 503))
     async def get_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service) -> DocumentOut:
         """One document with its full text (answer and passage offsets point into ``text``)."""
         doc = await run_in_threadpool(svc.get_document, doc_id)
@@ -467,7 +469,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
             raise HTTPException(404, document_not_found(doc_id))
         return DocumentOut.from_document(doc)
 
-    @app.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404))
+    @app.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404, 503))
     async def delete_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service) -> DeleteResponse:
         """Remove a document and its passages from the index."""
         deleted = await run_in_threadpool(_locked, svc.delete_document, doc_id)

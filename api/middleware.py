@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 import unicodedata
@@ -140,6 +141,34 @@ class PathMiddleware:
         await self.app(scope, receive, send_allow)
 
 
+class ConcurrencyLimitMiddleware:
+    """At most ``limit`` requests in progress in this process (one event loop: a plain counter);
+    beyond it a request gets a 503 at once, with ``Retry-After``, instead of queueing behind the
+    reader. ``exempt`` paths (the probes) are always answered: a busy server is not a dead one.
+    Unlike uvicorn's ``limit_concurrency``, idle keep-alive connections do not count."""
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ("/health", "/metrics")):
+        self.app = app
+        self.limit = limit
+        self.exempt = frozenset(exempt)
+        self.active = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.limit:
+            busy = {"detail": f"busy: {self.limit} requests in progress, the most this server takes (QA_LIMIT_CONCURRENCY); retry shortly"}
+            for m in _json_response(503, busy, [(b"retry-after", b"1")]):
+                await send(m)
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
 class AuthGateMiddleware:
     """Checks the API key of routes that need one before their body is read, so that a client
     without the key learns only that (401/403), not how its body would have been judged (413,
@@ -218,7 +247,7 @@ class _Constant:
 
 def json_body_problem(body: bytes) -> dict[str, Any] | None:
     """What makes a well-formed JSON body unusable, as one FastAPI-style 422 error naming where it is:
-    ``NaN`` / ``Infinity`` (not JSON numbers) or a string with an unpaired UTF-16 surrogate escape
+    ``NaN`` / ``Infinity`` (not JSON numbers), a number that overflows a double, or a string with an unpaired UTF-16 surrogate escape
     (``"\\ud800"``: no such character exists, nothing downstream can encode it). None when the body
     is fine or not JSON at all (FastAPI answers syntax errors itself)."""
     try:
@@ -228,6 +257,8 @@ def json_body_problem(body: bytes) -> dict[str, Any] | None:
     for loc, v, is_key in json_nodes(value, ("body",)):
         if isinstance(v, _Constant):
             return {"type": "finite_number", "loc": list(loc), "msg": f"{v.text} is not a JSON number: send a finite number", "input": None}
+        if isinstance(v, float) and not math.isfinite(v):  # 1e400: JSON, but past a double's range (it would be stored as null)
+            return {"type": "finite_number", "loc": list(loc), "msg": "number too large for a 64-bit float (about 1.8e308 at most): send a finite number", "input": None}
         if isinstance(v, str) and has_lone_surrogate(v):  # json.loads joins valid pairs: any surrogate left is unpaired
             msg = ("a key holds an unpaired UTF-16 surrogate escape: send valid Unicode text" if is_key else
                    "the string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): send valid Unicode text")
@@ -276,19 +307,20 @@ class BodyGuardMiddleware:
         chunks: list[bytes] = []
         size = 0
         with anyio.move_on_after(self.timeout_s) as waited:
-            while True:
+            while size <= self.max_body_bytes:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return
                 chunk = message.get("body", b"")
                 size += len(chunk)
-                if size > self.max_body_bytes:
-                    for m in _json_response(413, too_large):
-                        await send(m)
-                    return
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     break
+        # answered outside the deadline's scope: it must not cut a response being sent
+        if size > self.max_body_bytes:
+            for m in _json_response(413, too_large):
+                await send(m)
+            return
         if waited.cancelled_caught:
             detail = f"request body not received within {self.timeout_s:g} s ({size} bytes came): send it at once"
             for m in _json_response(408, {"detail": detail}, [(b"connection", b"close")]):

@@ -58,7 +58,8 @@ _MONTHS = {
     "mai": 5, "juin": 6, "juillet": 7, "juil": 7, "aout": 8, "août": 8, "septembre": 9, "sept": 9,
     "octobre": 10, "oct": 10, "novembre": 11, "nov": 11, "decembre": 12, "décembre": 12, "dec": 12, "déc": 12,
 }
-_ISO_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?(?:[T ].*)?$")
+# a datetime keeps its date; anything else after the date ("2017 et 2018") is not a date
+_ISO_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?$")
 # A date tag: "date: 2017-10-27" anywhere in a header line, or "date 2017-10" at its start; not "La date
 # 2030 a été retenue" in a sentence. "\s*(?:[:=]\s*)?", not "\s*[:=]?\s*": two adjacent \s* make
 # "date" + a long run of spaces quadratic.
@@ -108,22 +109,25 @@ _BARE_URL = re.compile(r"^\s*(?:[-*•+]\s*)?<?https?://\S+\s*$")
 _MD_TITLE = re.compile(r"^\s*#+\s*")
 _SENTENCE_END = re.compile(r"[.!?…]\W*$")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
-_FRONT_KEY = re.compile(r"^([A-Za-z_]+)[ \t]*:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
+_BYLINE = re.compile(r"^[\W_]*(?:par|publié|mis à jour|mise à jour|modifié|le \d)", re.IGNORECASE)
 
 
-def front_matter(text: str) -> tuple[int, dict[str, str]]:
-    """A Markdown front matter block (``---`` lines around ``key: value`` lines, as Hugo and Jekyll
-    write them) at the start of ``text``: (where the article starts, its top-level keys, lowercased,
-    with quotes taken off); (0, {}) without one. Nested YAML is not read, only its plain keys."""
+def front_matter(text: str) -> tuple[int, dict]:
+    """A Markdown front matter block (YAML between ``---`` lines, as Hugo and Jekyll write it) at the
+    start of ``text``: (where the article starts, its keys, lowercased); (0, {}) when there is none,
+    e.g. a ``---`` rule above a paragraph (not a YAML mapping)."""
+    import yaml
+
     m = _FRONT_MATTER.match(text)
     if m is None or m.end(1) - m.start(1) > 20_000:
         return 0, {}
-    keys = {}
-    for k, v in _FRONT_KEY.findall(m.group(1)):
-        if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
-            v = v[1:-1]
-        keys.setdefault(k.lower(), v)
-    return m.end(), keys
+    try:
+        keys = yaml.safe_load(m.group(1))
+    except yaml.YAMLError:
+        return 0, {}
+    if not isinstance(keys, dict) or not keys:
+        return 0, {}
+    return m.end(), {str(k).lower(): v for k, v in keys.items()}
 
 
 def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
@@ -143,9 +147,9 @@ def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
                     published = normalize_date(m.group(1))
                 except ValueError:
                     pass
-            elif len(line) < 120 and not _SENTENCE_END.search(line):
-                # a byline ("• [Julien Cadot](#) - 08 décembre 2015"), not a sentence of the article
-                # ("Les travaux commenceront le 1er septembre 2027.")
+            elif len(line) < 120 and (_BYLINE.match(line) or not _SENTENCE_END.search(line)):
+                # a byline ("• [Julien Cadot](#) - 08 décembre 2015", "Mis à jour le 3 mai 2021 à 14h32."),
+                # not a sentence of the article ("Les travaux commenceront le 1er septembre 2027.")
                 published = _french_date(line)
         if title is None and not _BARE_URL.match(line):
             candidate = _DATE_TAG.sub("", line, count=1) if _DATE_TAG.match(line.strip()) else line
@@ -190,10 +194,11 @@ def _load_text(path: Path, name: str) -> list[Document]:
         if not has_words(text):
             raise _Skip("nothing after the front matter")
     title, url, published = text_metadata(text)
-    title = strip_blank(keys.get("title", "")) or title
-    url = keys.get("url") or keys.get("link") or url
-    if url and url_problem(url, strict=False) is not None:
-        url = None
+    if isinstance(keys.get("title"), str):
+        title = strip_blank(keys["title"]) or title
+    front_url = keys.get("url") or keys.get("link")
+    if isinstance(front_url, str) and url_problem(front_url.strip(), strict=False) is None:
+        url = front_url.strip()
     for key in ("date", "published", "publishdate"):
         if key in keys:
             try:
@@ -227,13 +232,16 @@ def _file_id(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _decode_html(data: bytes) -> str:
-    """An HTML page that is not UTF-8, decoded with the charset it declares (``<meta charset>``,
-    found by libxml2), else as windows-1252, which browsers read "ISO-8859-1" as."""
-    import lxml.html
+_DECLARED_CHARSET = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([\w.:-]+)|<meta[^>]*?charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
 
-    declared = (lxml.html.document_fromstring(data).getroottree().docinfo.encoding or "").lower()
-    candidates = ["cp1252", "latin-1"] if declared in ("", "iso-8859-1", "latin-1", "us-ascii", "ascii") else [declared]
+
+def _decode_html(data: bytes) -> str:
+    """An HTML page that is not UTF-8, decoded with the charset it declares in its first bytes (an
+    XML declaration or ``<meta charset>``, as browsers pre-scan them), else as windows-1252, which
+    browsers read "ISO-8859-1" and undeclared pages as."""
+    m = _DECLARED_CHARSET.search(data[:4096])
+    declared = (m.group(1) or m.group(2)).decode("ascii").lower() if m else ""
+    candidates = ["cp1252", "latin-1"] if declared in ("", "iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii", "utf-8", "utf8") else [declared]
     for encoding in candidates:
         try:
             return data.decode(encoding)
@@ -315,7 +323,10 @@ def record_to_document(rec, default_id: str) -> Document:
     if not isinstance(metadata, dict):
         raise ValueError("'metadata' must be an object")
     others = {k: v for k, v in rec.items() if k not in RECORD_FIELDS and k not in metadata}
-    if others:  # an export's "author", "tags"...: kept, not lost (load_documents says which)
+    if others:  # an export's "author", "tags"...: kept, not lost (_note_other_fields says which)
+        problem = metadata_problem(others)
+        if problem is not None:
+            raise ValueError(f"fields {', '.join(map(repr, others))} (kept in metadata) {problem}")
         metadata = {**metadata, **others}
     problem = metadata_problem(metadata)
     if problem is not None:
@@ -357,9 +368,12 @@ def _note_other_fields(path: Path, indexed: list) -> None:
     "date" there is not the publication date that date filters read."""
     others = Counter(k for rec in indexed if isinstance(rec, dict) for k in rec if k not in RECORD_FIELDS)
     if others:
+        # one the record's own metadata already has keeps that value: the field is not stored
+        shadowed = sorted({k for rec in indexed if isinstance(rec, dict) and isinstance(rec.get("metadata"), dict) for k in rec if k in others and k in rec["metadata"]})
         names = ", ".join(f"{k!r}" for k in sorted(others))
         hint = "; name it 'published' (YYYY, YYYY-MM or YYYY-MM-DD) for date filters to see it" if {"date", "published_at", "pubdate"} & set(others) else ""
-        log.warning("%s: fields %s are not document fields (%s): kept in each document's metadata%s", path, names, ", ".join(RECORD_FIELDS), hint)
+        lost = f" (not stored where 'metadata' already has the key: {', '.join(map(repr, shadowed))})" if shadowed else ""
+        log.warning("%s: fields %s are not document fields (%s): kept in each document's metadata%s%s", path, names, ", ".join(RECORD_FIELDS), lost, hint)
 
 
 def _warn_positional_ids(path: Path, name: str, records: list, indexed: list, where: str) -> None:

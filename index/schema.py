@@ -72,4 +72,6 @@ def id_problem(doc_id: str) -> str | None:
         return f"must be at most {MAX_ID_CHARS} characters (got {len(doc_id)})"
     if any(unicodedata.category(ch) == "Cc" for ch in doc_id):
         return "must not contain control characters (tabs, line breaks)"
+    if any(part in (".", "..") for part in doc_id.split("/")):  # HTTP clients resolve them: /documents/a/../b is /documents/b
+        return 'must not have "." or ".." between slashes (URLs drop them, so no request could name it)'
     return None

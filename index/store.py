@@ -912,6 +912,12 @@ class IndexStore:
     def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:
         return _list_documents(self._rconn(), offset, limit)
 
+    def source_files(self) -> list[tuple[str, str]]:
+        """(id, the file it was read from) of every document `qa index` read from a file."""
+        rows = self._rconn().execute(
+            "SELECT id, json_extract(metadata, '$.source_file') FROM documents WHERE json_type(metadata, '$.source_file') = 'text'")
+        return [(r[0], r[1]) for r in rows]
+
     def counts(self) -> dict:
         conn = self._rconn()
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -238,6 +239,11 @@ def index(
             f"warning: document {d.id!r} was indexed from {old_source}; {d.metadata['source_file']} has the same "
             "name (the id) and another text, and replaces it: rename one of the files to keep both", err=True,
         )
+    for d, other_id in _indexed_under_another_id(store, docs):
+        typer.echo(
+            f"warning: {d.metadata['source_file']} is also indexed as document {other_id!r} (an older name, or the same file "
+            f"reached from another folder given to qa index); it is now {d.id!r}: `qa docs delete {other_id}` removes the other copy", err=True,
+        )
     rep, done = AddReport(), 0
     try:
         for done, batch_rep in add_in_batches(store, docs, batch_docs, progress=sys.stderr.isatty()):
@@ -274,6 +280,21 @@ def _replaced_from_other_files(store, docs):
         old_source = (old.metadata or {}).get("source_file") if old is not None else None
         if old_source and not _same_file(old_source, source) and old.text != d.text:
             yield d, old_source
+
+
+def _indexed_under_another_id(store, docs):
+    """(document, other id) for each file read now that the index already holds under another id:
+    before files were named after their path in the folder given, "site/eco/a.txt" was "a"; and
+    `qa index site` then `qa index site/eco` name one file "eco/a" and "a"."""
+    ids = {d.id for d in docs}
+    by_file: dict[str, list[str]] = {}
+    for doc_id, source in store.source_files():
+        if doc_id not in ids:
+            by_file.setdefault(os.path.realpath(source), []).append(doc_id)
+    for d in docs:
+        source = d.metadata.get("source_file")
+        for other_id in by_file.get(os.path.realpath(source), []) if source else []:
+            yield d, other_id
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -537,7 +558,7 @@ def serve(
     import uvicorn
 
     run = lambda: uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,  # noqa: E731
-                              limit_concurrency=settings.limit_concurrency, log_level=settings.log_level.lower())
+                              root_path=settings.root_path, log_level=settings.log_level.lower())
     if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         run()
         return
@@ -607,10 +628,14 @@ def eval_cmd(
     top_k = top_k or settings.top_k
     if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
         _fail(f"--data-dir {data_dir} is a file: it must be a folder (the index is several files)")
-    if out is not None:
+    to_stdout = out is not None and _is_stdout(out)
+    if out is not None and not to_stdout:
         if out.is_dir():
             _fail(f"--out {out}: is a folder; give a file name, such as {out / 'report.json'}")
-        target = _report_target(out)
+        try:
+            target = _report_target(out)
+        except RuntimeError as exc:  # a loop of symbolic links
+            _fail(f"--out {out}: {exc}")
         if not target.parent.is_dir():
             _fail(f"--out {out}: no such folder {target.parent}")
         try:  # can the report be written there? (found out now, not after the whole evaluation)
@@ -623,6 +648,10 @@ def eval_cmd(
         _fail(str(exc))
     from qa.evaluation import render_report
 
+    if to_stdout:  # the JSON alone on stdout, for a pipe; the table where people read it
+        typer.echo(render_report(report, errors=errors), err=True)
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=1))
+        return
     typer.echo(render_report(report, errors=errors))
     if out:
         try:
@@ -632,19 +661,38 @@ def eval_cmd(
         typer.echo(f"report written to {out}")
 
 
+def _is_stdout(out: Path) -> bool:
+    """``--out -``, or a name of this process's standard output (/dev/stdout, /dev/fd/1)."""
+    if str(out) == "-":
+        return True
+    try:
+        return os.path.samestat(os.stat(out), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):  # no such file; a stdout without a file descriptor (tests)
+        return False
+
+
+def _in_place(out: Path) -> bool:
+    """A device, a pipe or a name under /dev or /proc (/dev/stderr, /dev/fd/63): written as it is,
+    never replaced, even when it leads to a regular file (``2>> log``)."""
+    return str(out.absolute()).startswith(("/dev/", "/proc/")) or (out.exists() and not out.is_file())
+
+
 def _report_target(out: Path) -> Path:
     """Where ``--out`` really writes: through a symbolic link to its file (the link stays a link)."""
-    return out.resolve() if out.is_symlink() and (out.is_file() or not out.exists()) else out
+    return out.resolve(strict=False) if out.is_symlink() and not _in_place(out) else out
 
 
 def _write_text(target: Path, text: str, probe: bool = False) -> None:
     """Atomic for a regular file: a unique temporary file beside it, renamed over it (an interrupted
-    write leaves the old report whole, and no file of the user's is touched). Anything else that
-    exists (/dev/stdout, a pipe) is written as it is, never replaced. ``probe``: only check."""
-    if target.exists() and not target.is_file():
-        if not probe:
-            with open(target, "w", encoding="utf-8") as f:
-                f.write(text)
+    write leaves the old report whole, and no file of the user's is touched). What ``_in_place``
+    names is appended to as it is, never replaced or emptied. ``probe``: only check."""
+    if _in_place(target):
+        if probe:  # not opened: a pipe's open waits for its reader
+            if not os.access(target, os.W_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(target))
+            return
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(text)
         return
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:

@@ -68,13 +68,14 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     api_key: str | None = None
     read_key: str | None = None
+    root_path: str = ""  # uvicorn's, for `qa serve`: the prefix a reverse proxy serves the app under ("/qa")
     cors_origins: list[str] = []
     max_body_bytes: int = Field(2_000_000, ge=1)
     body_timeout: float = Field(30.0, gt=0)  # seconds a client has to send its whole request body (408 after)
     # /extract reads the whole context, ~1.1 ms of CPU per token on 2 cores: 30,000 tokens (~120k
     # characters of French prose, more than the 100,000 the API takes) bound one request to ~35 s
     extract_max_tokens: int = Field(30_000, ge=1)
-    limit_concurrency: int | None = Field(None, ge=1)  # uvicorn's: requests in progress beyond this get a 503
+    limit_concurrency: int | None = Field(None, ge=1)  # requests in progress per process beyond this get a 503 (not /health, /metrics)
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
 
     @field_validator("log_level", mode="before")

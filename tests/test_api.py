@@ -285,6 +285,10 @@ def test_malformed_bodies(client, api_settings, service):
         ("/ask", b'{"question": "Netflix ?", "top_k": NaN}', "top_k"),
         ("/search", b'{"query": "Netflix", "top_k": Infinity}', "top_k"),
         ("/documents", b'{"documents": [{"id": "n1", "title": "t", "text": "x", "metadata": {"v": -Infinity}}]}', "v"),
+        # JSON numbers past a double's range: the 422 would echo Infinity (not JSON), metadata would store null
+        ("/ask", b'{"question": 1e400}', "question"),
+        ("/search", b'{"query": "Netflix", "top_k": -1e400}', "top_k"),
+        ("/documents", b'{"documents": [{"id": "n2", "title": "t", "text": "x", "metadata": {"x": 1e400}}]}', "x"),
     ],
 )
 def test_json_that_cannot_be_text_or_numbers_is_422_naming_the_field(client, path, body, field):
@@ -292,7 +296,8 @@ def test_json_that_cannot_be_text_or_numbers_is_422_naming_the_field(client, pat
     (nor even echoed back in an error), so they are refused first, naming where they are."""
     r = client.post(path, content=body, headers={"content-type": "application/json"})
     assert_names_field(r, field)
-    assert client.get("/documents/s1").status_code == client.get("/documents/n1").status_code == 404
+    json.loads(r.text, parse_constant=lambda c: pytest.fail(f"the error body holds {c}, which is not JSON"))
+    assert client.get("/documents/s1").status_code == client.get("/documents/n1").status_code == client.get("/documents/n2").status_code == 404
 
 
 def test_bodies_are_judged_off_the_event_loop(client, monkeypatch):
@@ -642,6 +647,9 @@ def test_document_lifecycle(client):
         ([{"text": "Un texte."}], "title"),
         ([{"title": "T", "text": "Un texte.", "published": "2017-13"}], "published"),
         ([{"title": "T", "text": "Un texte.", "published": "le 3 mars"}], "published"),
+        ([{"title": "T", "text": "Un texte.", "published": "2017 et 2018"}], "published"),
+        ([{"id": "..", "title": "T", "text": "Un texte."}], "id"),  # URLs drop dot segments: never reachable
+        ([{"id": "a/./b", "title": "T", "text": "Un texte."}], "id"),
         ([{"title": "T", "text": "Un texte.", "url": "javascript:alert(1)"}], "url"),
         ([{"title": "T", "text": "Un texte.", "id": "a\tb"}], "id"),  # the rule of `qa index` (index.schema.id_problem)
         ([{"title": "T", "text": "Un texte.", "id": "x" * 257}], "id"),
@@ -826,6 +834,10 @@ def test_page_is_served(client):
     assert js.status_code == 200
     assert not re.search(r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write", js.text), "text must not be parsed as HTML"
     assert client.get("/static/style.css").status_code == 200
+    # behind a proxy that serves the app under a prefix (/qa/), the page must load its files and post
+    # its questions there: every URL it uses is relative to it
+    assert re.findall(r'(?:href|src)="([^"]*)"', r.text) and not re.findall(r'(?:href|src)="/', r.text)
+    assert 'fetch("ask"' in js.text and not re.search(r"fetch\(\s*[\"'`]/", js.text)
 
 
 # --- concurrency and start-up ---------------------------------------------------------------

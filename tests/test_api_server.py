@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 KEY = "server-test-key"
 START_TIMEOUT_S = 300  # first start may build the models into the cache
 BODY_TIMEOUT_S = 2
+CONCURRENCY = 3
 
 
 def stop(proc: subprocess.Popen, timeout: float) -> None:
@@ -46,6 +47,7 @@ def server(tmp_path_factory):
         "QA_READ_KEY": "",
         "QA_LOG_LEVEL": "INFO",
         "QA_BODY_TIMEOUT": str(BODY_TIMEOUT_S),
+        "QA_LIMIT_CONCURRENCY": str(CONCURRENCY),
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
     }
     log_path = tmp / "server.log"
@@ -171,6 +173,24 @@ def test_a_client_that_hangs_up_stops_its_extract(server, http, indexed):
     assert "the client went away" in server["log"].read_text()
 
 
+def test_requests_beyond_the_configured_concurrency_get_a_quick_503(server, http, indexed):
+    """QA_LIMIT_CONCURRENCY: past that many requests in progress, a JSON 503 with Retry-After at
+    once (not a wait behind the reader); the probes are still answered."""
+    body = json.dumps({"query": "Netflix"}).encode()
+    held = [_raw_post(server["base"], "/search", f"Content-Length: {len(body)}\r\n", body[:5]) for _ in range(CONCURRENCY)]
+    try:
+        time.sleep(0.5)  # all of them in progress: their bodies are not all there
+        r = http.get("/search", params={"q": "Netflix"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1" and r.headers["x-request-id"], r.text
+        assert "QA_LIMIT_CONCURRENCY" in r.json()["detail"]
+        assert http.get("/health").status_code == 200 and http.get("/metrics").status_code == 200
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.5)
+    assert http.get("/search", params={"q": "Netflix"}).status_code == 200
+
+
 def test_clean_shutdown(server, http, indexed):
     proc = server["proc"]
     proc.send_signal(signal.SIGTERM)
@@ -181,38 +201,12 @@ def test_clean_shutdown(server, http, indexed):
     assert "Traceback" not in log
 
 
-def test_qa_serve_sheds_load_beyond_the_configured_concurrency(tmp_path):
-    """QA_LIMIT_CONCURRENCY reaches uvicorn: beyond it, requests get a quick 503 instead of queueing."""
-    port = free_port()
-    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "QA_LIMIT_CONCURRENCY": "2",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while "Application startup complete" not in log_path.read_text():
-                assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-4000:]
-                time.sleep(0.5)
-            assert httpx.get(f"{base}/health", timeout=60).status_code == 200
-            held = socket.create_connection(("127.0.0.1", port))  # a second connection: the limit is reached
-            try:
-                time.sleep(0.5)
-                assert httpx.get(f"{base}/health", timeout=60).status_code == 503
-            finally:
-                held.close()
-            time.sleep(0.5)
-            assert httpx.get(f"{base}/health", timeout=60).status_code == 200
-        finally:
-            stop(proc, timeout=60)
-
-
 def test_metrics_count_every_worker(tmp_path):
     """`qa serve --workers 2`: each scrape of /metrics, whichever worker answers it, counts the
-    requests that both workers served (prometheus_client's multiprocess mode)."""
+    requests that both workers served (prometheus_client's multiprocess mode). And the settings
+    `qa serve` hands to uvicorn (QA_ROOT_PATH) reach it."""
     port = free_port()
-    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "QA_API_KEY": "", "QA_READ_KEY": "", "TMPDIR": str(tmp_path),
+    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "QA_API_KEY": "", "QA_READ_KEY": "", "TMPDIR": str(tmp_path), "QA_ROOT_PATH": "/qa",
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = tmp_path / "serve.log"
@@ -234,6 +228,8 @@ def test_metrics_count_every_worker(tmp_path):
             line = 'qa_http_requests_total{method="GET",route="/documents",status="200"} 20.0'
             for _ in range(6):
                 assert line in httpx.get(f"{base}/metrics", timeout=60).text
+            # QA_ROOT_PATH reaches uvicorn: behind a proxy serving the app under /qa, /docs loads /qa/openapi.json
+            assert "/qa/openapi.json" in httpx.get(f"{base}/docs", timeout=60).text
         finally:
             stop(proc, timeout=60)
     assert "Traceback" not in log_path.read_text()

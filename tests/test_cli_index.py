@@ -202,3 +202,17 @@ def test_rebuild_alone_re_chunks_what_the_index_holds(tmp_path):
     assert nothing.returncode == 1 and nothing.stderr.strip() == "error: give the files or folders to index (or --rebuild alone to re-chunk what the index holds)"
     typo = _qa_here("index", "--rebuild", data_dir=tmp_path / "typo")
     assert typo.returncode == 1 and "error: no index at" in typo.stderr and not (tmp_path / "typo").exists()
+
+
+def test_a_file_indexed_under_two_names_is_said(tmp_path):
+    """Files are named after their path in the folder given: the same file reached from two folders
+    (or indexed before that rule, under its bare name) would be two documents without a word."""
+    data = tmp_path / "idx"
+    (tmp_path / "site" / "eco").mkdir(parents=True)
+    (tmp_path / "site" / "eco" / "port.txt").write_text("Le port\n\nLe port de Marseille investit 40 millions.", encoding="utf-8")
+    first = _qa_here("index", str(tmp_path / "site"), data_dir=data)
+    assert first.returncode == 0 and "warning" not in first.stderr and "1 added" in first.stdout
+    again = _qa_here("index", str(tmp_path / "site" / "eco"), data_dir=data)
+    assert again.returncode == 0, again.stderr
+    assert (f"warning: {tmp_path / 'site' / 'eco' / 'port.txt'} is also indexed as document 'eco/port' (an older name, or the same file "
+            "reached from another folder given to qa index); it is now 'port': `qa docs delete eco/port` removes the other copy") in again.stderr

@@ -187,11 +187,13 @@ def test_qa_eval_on_a_squad_file_end_to_end(tmp_path):
 
 
 def test_the_report_is_written_through_links_and_devices_and_nothing_else_is_touched(tmp_path):
-    """--out replaced what it named by a new file: a link to the team's report, /dev/null (as root,
-    the machine's device), a pipe; and a check deleted the user's own "<out>.tmp"."""
+    """--out replaced what it named by a new file: a link to the team's report, a device (as root,
+    /dev/null itself), a pipe, the file /dev/stdout leads to; and a check deleted the user's "<out>.tmp"."""
     import threading
 
-    from qa.cli import _report_target, _write_text
+    from pathlib import Path
+
+    from qa.cli import _is_stdout, _report_target, _write_text
 
     report = tmp_path / "report.json"
     report.write_text("old")
@@ -204,8 +206,20 @@ def test_the_report_is_written_through_links_and_devices_and_nothing_else_is_tou
     assert link.is_symlink() and report.read_text() == "new" and mine.read_text() == "my notes"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "report.json", "report.json.tmp"]
 
+    # `qa eval ... --out /dev/stdout >> log.txt`: the name leads through /proc to the user's log, which
+    # is appended to, not replaced by a new file holding the report alone
+    log = tmp_path / "log.txt"
+    log.write_text("earlier lines\n")
+    with open(log, "a") as held:
+        through_proc = Path(f"/proc/self/fd/{held.fileno()}")
+        _write_text(_report_target(through_proc), "", probe=True)
+        _write_text(_report_target(through_proc), "report\n")
+    assert log.read_text() == "earlier lines\nreport\n"
+    assert _is_stdout(Path("-")) and not _is_stdout(log)
+
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
+    _write_text(_report_target(fifo), "", probe=True)  # checked without waiting for a reader
     got = []
     reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
     reader.start()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from index.ingest import IngestError, load_documents, normalize_date, text_metadata
 from index.retrieval import normalize_domain
 
@@ -124,16 +126,21 @@ def test_other_fields_of_records_are_kept_in_metadata_and_named(tmp_path, caplog
         (doc,), errors = load_documents([tmp_path / "export.jsonl"])
     assert errors == [] and doc.metadata == {"author": "kept", "date": "2023-06-17"} and doc.published is None
     assert "fields 'author', 'date' are not document fields" in caplog.text and "name it 'published'" in caplog.text
+    assert "not stored where 'metadata' already has the key: 'author'" in caplog.text
 
 
 def test_html_in_the_charset_it_declares(tmp_path):
     page = '<html><head><meta charset="windows-1252"><title>Grève</title></head><body><article><p>La grève des cheminots a entraîné l’annulation de 60 % des TGV jeudi, selon la direction de la SNCF, et les usagers ont dû patienter.</p></article></body></html>'
     (tmp_path / "cp1252.html").write_bytes(page.encode("cp1252"))
     (tmp_path / "undeclared.htm").write_bytes(page.replace('<meta charset="windows-1252">', "").encode("cp1252"))
+    xhtml = '<?xml version="1.0" encoding="ISO-8859-1"?>\n' + page.replace('<meta charset="windows-1252">', "").replace("’", "'")
+    (tmp_path / "declared-by-xml.html").write_bytes(xhtml.encode("latin-1"))
+    (tmp_path / "comment-only.html").write_bytes(b"<!-- caf\xe9 -->")  # nothing to read: said, not a crash
     docs, errors = load_documents([tmp_path])
-    assert errors == [] and len(docs) == 2
+    assert [(e.path.rsplit("/", 1)[-1], e.reason) for e in errors] == [("comment-only.html", "no main text found in the HTML")]
+    assert len(docs) == 3
     for d in docs:
-        assert "La grève des cheminots a entraîné l’annulation" in d.text
+        assert "La grève des cheminots a entraîné l" in d.text
 
 
 def test_dates_in_the_article_body_are_not_its_publication_date():
@@ -141,14 +148,23 @@ def test_dates_in_the_article_body_are_not_its_publication_date():
     assert text_metadata("Le nouveau lycée\n\nLa date 2030 a été retenue pour l'ouverture.\n")[2] is None
     assert text_metadata("Titre\n\nPar J. Martin, publié le 3 mai 2021\n\nTexte.")[2] == "2021-05-03"
     assert text_metadata("Titre\n\n*Date : 2021-05*\n\nTexte.")[2] == "2021-05"
+    assert text_metadata("Titre\n\nMis à jour le 3 mai 2021 à 14h32.\n\nTexte.")[2] == "2021-05-03"
+    assert text_metadata("Titre\n\nPar J. Martin. Publié le 3 mai 2021.\n\nTexte.")[2] == "2021-05-03"
 
 
 def test_markdown_front_matter_is_metadata_not_text(tmp_path):
     body = "La mairie de Marseille a annoncé que le Vieux-Port sera piéton.\n"
     (tmp_path / "hugo.md").write_text('---\ntitle: "Le Vieux-Port piéton"\ndate: 2023-09-04T10:00:00+02:00\nurl: https://gazette.example.fr/vieux-port\ntags:\n  - ville\n---\n' + body, encoding="utf-8")
-    (doc,), errors = load_documents([tmp_path / "hugo.md"])
-    assert errors == [] and doc.text == body
-    assert (doc.title, doc.url, doc.published) == ("Le Vieux-Port piéton", "https://gazette.example.fr/vieux-port", "2023-09-04")
+    (tmp_path / "crlf.md").write_bytes(("---\r\ntitle: Vieux-Port\r\nurl: https://gazette.example.fr/vp\r\ndate: 2023-09-04\r\n---\r\n" + body).encode("utf-8"))
+    rule = "---\n\nUn paragraphe important.\n\n---\n\nSuite.\n"  # a horizontal rule, not front matter
+    (tmp_path / "rule.md").write_text(rule, encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    assert errors == []
+    by_id = {d.id: d for d in docs}
+    for name, title, url in (("hugo", "Le Vieux-Port piéton", "https://gazette.example.fr/vieux-port"), ("crlf", "Vieux-Port", "https://gazette.example.fr/vp")):
+        doc = by_id[name]
+        assert doc.text == body and (doc.title, doc.url, doc.published) == (title, url, "2023-09-04")
+    assert by_id["rule"].text == rule
 
 
 def test_files_are_named_after_their_path_in_the_folder(tmp_path):
@@ -308,6 +324,14 @@ def test_links_to_folders_are_reported_not_silently_skipped(tmp_path):
     docs, errors = load_documents([tmp_path / "top"])
     assert [d.id for d in docs] == ["b"]
     assert sorted((e.path.split("/")[-1], e.reason) for e in errors) == [("broken.txt", "a broken link"), ("linked", "a link to a folder: not followed (index its target)")]
+
+
+def test_normalize_date_takes_dates_and_datetimes_only():
+    assert normalize_date("2023-06-17T10:00:00Z") == "2023-06-17"
+    assert normalize_date("2023-06-17 10:00:00.123+02:00") == "2023-06-17"
+    for bad in ("2017 et 2018", "2017-10-27 n'importe quoi", "2017Tx", "2017-10T10:00"):
+        with pytest.raises(ValueError):
+            normalize_date(bad)
 
 
 def test_normalize_date():

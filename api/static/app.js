@@ -248,7 +248,7 @@
     const key = keyInput.value.trim() || sessionStorage.getItem(KEY_STORAGE) || "";
     if (key) headers.Authorization = "Bearer " + key;
     try {
-      const resp = await fetch("/ask", { method: "POST", headers: headers, body: JSON.stringify({ question: question }), signal: controller.signal });
+      const resp = await fetch("ask", { method: "POST", headers: headers, body: JSON.stringify({ question: question }), signal: controller.signal });
       let body = null;
       try { body = await resp.json(); } catch (e) { body = null; }
       if (controller !== inFlight) return; // a newer question was asked meanwhile
