@@ -154,7 +154,10 @@ class ConcurrencyLimitMiddleware:
         self.active = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.exempt:
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        if root and path.startswith(root):  # uvicorn --root-path puts the prefix in the path
+            path = path[len(root):]
+        if scope["type"] != "http" or path in self.exempt:
             await self.app(scope, receive, send)
             return
         if self.active >= self.limit:

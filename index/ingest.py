@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import unicodedata
 from collections import Counter
@@ -18,7 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from index.schema import Document, id_problem, metadata_problem
-from index.text import has_words, lone_surrogate_at, strip_blank, url_problem
+from index.text import has_words, json_nodes, lone_surrogate_at, strip_blank, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -59,7 +60,10 @@ _MONTHS = {
     "octobre": 10, "oct": 10, "novembre": 11, "nov": 11, "decembre": 12, "décembre": 12, "dec": 12, "déc": 12,
 }
 # a datetime keeps its date; anything else after the date ("2017 et 2018") is not a date
-_ISO_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?$")
+_ISO_PARTIAL = re.compile(
+    r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?[ ]?(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?)?)?)?$",
+    re.IGNORECASE,  # "2015-03-12 15:25:00 -0500" (Jekyll), "…T10:00:00 UTC", "…t10:00z"
+)
 # A date tag: "date: 2017-10-27" anywhere in a header line, or "date 2017-10" at its start; not "La date
 # 2030 a été retenue" in a sentence. "\s*(?:[:=]\s*)?", not "\s*[:=]?\s*": two adjacent \s* make
 # "date" + a long run of spaces quadratic.
@@ -90,6 +94,15 @@ def normalize_date(value) -> str | None:
     return f"{y}-{int(mo):02d}-{int(d):02d}"
 
 
+def _is_byline(line: str) -> bool:
+    """Whether a line that holds a French date dates the article ("• [Julien Cadot](#) - 08 décembre
+    2015", "Mis à jour le 3 mai 2021 à 14h32.", "Le 3 mai 2021.") rather than being one of its
+    sentences ("Les travaux commenceront le 1er septembre 2027.")."""
+    if _BYLINE.match(line) or not _SENTENCE_END.search(line):
+        return True
+    return len(re.findall(r"\w+", _FR_DATE.sub(" ", line))) <= 3  # a date, maybe "le" and a time
+
+
 def _french_date(line: str) -> str | None:
     m = _FR_DATE.search(line)
     if not m:
@@ -109,7 +122,7 @@ _BARE_URL = re.compile(r"^\s*(?:[-*•+]\s*)?<?https?://\S+\s*$")
 _MD_TITLE = re.compile(r"^\s*#+\s*")
 _SENTENCE_END = re.compile(r"[.!?…]\W*$")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
-_BYLINE = re.compile(r"^[\W_]*(?:par|publié|mis à jour|mise à jour|modifié|le \d)", re.IGNORECASE)
+_BYLINE = re.compile(r"^[\W_]*(?:par|publié|publiée|mis à jour|mise à jour|modifié|modifiée)\b", re.IGNORECASE)
 
 
 def front_matter(text: str) -> tuple[int, dict]:
@@ -121,9 +134,9 @@ def front_matter(text: str) -> tuple[int, dict]:
     m = _FRONT_MATTER.match(text)
     if m is None or m.end(1) - m.start(1) > 20_000:
         return 0, {}
-    try:
-        keys = yaml.safe_load(m.group(1))
-    except yaml.YAMLError:
+    try:  # BaseLoader: every value a string ("title: 1984" stays "1984"); nothing is built from tags
+        keys = yaml.load(m.group(1), Loader=yaml.BaseLoader)
+    except (yaml.YAMLError, ValueError, RecursionError):  # not YAML, or hostile (thousands of nested "[")
         return 0, {}
     if not isinstance(keys, dict) or not keys:
         return 0, {}
@@ -147,9 +160,7 @@ def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
                     published = normalize_date(m.group(1))
                 except ValueError:
                     pass
-            elif len(line) < 120 and (_BYLINE.match(line) or not _SENTENCE_END.search(line)):
-                # a byline ("• [Julien Cadot](#) - 08 décembre 2015", "Mis à jour le 3 mai 2021 à 14h32."),
-                # not a sentence of the article ("Les travaux commenceront le 1er septembre 2027.")
+            elif len(line) < 120 and _is_byline(line):
                 published = _french_date(line)
         if title is None and not _BARE_URL.match(line):
             candidate = _DATE_TAG.sub("", line, count=1) if _DATE_TAG.match(line.strip()) else line
@@ -232,6 +243,7 @@ def _file_id(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+_HTML_COMMENT = re.compile(rb"<!--.*?(?:-->|\Z)", re.DOTALL)
 _DECLARED_CHARSET = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([\w.:-]+)|<meta[^>]*?charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
 
 
@@ -239,9 +251,12 @@ def _decode_html(data: bytes) -> str:
     """An HTML page that is not UTF-8, decoded with the charset it declares in its first bytes (an
     XML declaration or ``<meta charset>``, as browsers pre-scan them), else as windows-1252, which
     browsers read "ISO-8859-1" and undeclared pages as."""
-    m = _DECLARED_CHARSET.search(data[:4096])
+    head = _HTML_COMMENT.sub(b" ", data[:4096])  # a <meta> commented out is not the page's
+    m = _DECLARED_CHARSET.search(head)
     declared = (m.group(1) or m.group(2)).decode("ascii").lower() if m else ""
-    candidates = ["cp1252", "latin-1"] if declared in ("", "iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii", "utf-8", "utf8") else [declared]
+    # a page that is not UTF-8 cannot be UTF-16 either when it declares so in ASCII: browsers ignore it
+    fallback = declared in ("", "iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii") or declared.startswith(("utf-", "utf8", "utf16", "utf32"))
+    candidates = ["cp1252", "latin-1"] if fallback else [declared]
     for encoding in candidates:
         try:
             return data.decode(encoding)
@@ -331,6 +346,9 @@ def record_to_document(rec, default_id: str) -> Document:
     problem = metadata_problem(metadata)
     if problem is not None:
         raise ValueError(f"'metadata' {problem}")
+    for loc, v, _ in json_nodes(metadata, ("metadata",)):  # stored as JSON: NaN and 1e400 are not numbers there
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"'{_dotted(loc)}' is {v}, not a JSON number: write a finite number")
     found = lone_surrogate_at({"id": doc_id, "title": title, "url": url, "text": text, "metadata": metadata})
     if found is not None:  # "\ud800" in JSON: no such character, it cannot be stored
         loc, is_key = found

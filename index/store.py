@@ -915,7 +915,9 @@ class IndexStore:
     def source_files(self) -> list[tuple[str, str]]:
         """(id, the file it was read from) of every document `qa index` read from a file."""
         rows = self._rconn().execute(
-            "SELECT id, json_extract(metadata, '$.source_file') FROM documents WHERE json_type(metadata, '$.source_file') = 'text'")
+            # CASE, not AND: SQLite's JSON functions raise on rows that are not JSON (NaN stored by older versions)
+            "SELECT id, json_extract(metadata, '$.source_file') FROM documents "
+            "WHERE CASE WHEN json_valid(metadata) THEN json_type(metadata, '$.source_file') = 'text' ELSE 0 END")
         return [(r[0], r[1]) for r in rows]
 
     def counts(self) -> dict:

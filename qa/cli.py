@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -666,15 +667,18 @@ def _is_stdout(out: Path) -> bool:
     if str(out) == "-":
         return True
     try:
-        return os.path.samestat(os.stat(out), os.fstat(sys.stdout.fileno()))
-    except (OSError, ValueError):  # no such file; a stdout without a file descriptor (tests)
+        return os.path.samestat(os.stat(out), os.fstat(1))
+    except OSError:  # no such file; stdout closed (>&-)
         return False
 
 
+_STREAM_NAMES = re.compile(r"^/(?:dev/(?:std(?:in|out|err)|fd/\d+)|proc/(?:self|\d+)/fd/\d+)$")
+
+
 def _in_place(out: Path) -> bool:
-    """A device, a pipe or a name under /dev or /proc (/dev/stderr, /dev/fd/63): written as it is,
-    never replaced, even when it leads to a regular file (``2>> log``)."""
-    return str(out.absolute()).startswith(("/dev/", "/proc/")) or (out.exists() and not out.is_file())
+    """A device or a pipe, or a name of an open stream (/dev/stderr, /dev/fd/63, /proc/self/fd/3):
+    written as it is, never replaced, even when it leads to a regular file (``2>> log``)."""
+    return bool(_STREAM_NAMES.match(os.path.abspath(out))) or (out.exists() and not out.is_file())
 
 
 def _report_target(out: Path) -> Path:

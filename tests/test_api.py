@@ -840,6 +840,26 @@ def test_page_is_served(client):
     assert 'fetch("ask"' in js.text and not re.search(r"fetch\(\s*[\"'`]/", js.text)
 
 
+def test_probes_pass_the_concurrency_limit_under_a_proxy_prefix():
+    """uvicorn --root-path /qa puts the prefix in the path: /qa/health is still the probe."""
+    from api.middleware import ConcurrencyLimitMiddleware
+
+    reached, sent = [], []
+
+    async def app(scope, receive, send):
+        reached.append(scope["path"])
+
+    async def send(message):
+        sent.append(message)
+
+    limited = ConcurrencyLimitMiddleware(app, limit=1)
+    limited.active = 1  # one request in progress: the limit is reached
+    for path in ("/qa/health", "/qa/metrics", "/qa/search"):
+        asyncio.run(limited({"type": "http", "path": path, "root_path": "/qa", "method": "GET", "headers": []}, None, send))
+    assert reached == ["/qa/health", "/qa/metrics"]
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [503]
+
+
 # --- concurrency and start-up ---------------------------------------------------------------
 
 

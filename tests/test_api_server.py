@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 KEY = "server-test-key"
 START_TIMEOUT_S = 300  # first start may build the models into the cache
-BODY_TIMEOUT_S = 2
+BODY_TIMEOUT_S = 5  # long enough for the concurrency test to act while its requests are held
 CONCURRENCY = 3
 
 

@@ -193,7 +193,7 @@ def test_the_report_is_written_through_links_and_devices_and_nothing_else_is_tou
 
     from pathlib import Path
 
-    from qa.cli import _is_stdout, _report_target, _write_text
+    from qa.cli import _in_place, _is_stdout, _report_target, _write_text
 
     report = tmp_path / "report.json"
     report.write_text("old")
@@ -216,6 +216,8 @@ def test_the_report_is_written_through_links_and_devices_and_nothing_else_is_tou
         _write_text(_report_target(through_proc), "report\n")
     assert log.read_text() == "earlier lines\nreport\n"
     assert _is_stdout(Path("-")) and not _is_stdout(log)
+    # only streams, devices and pipes are written in place: a new file under /dev/shm is a file
+    assert _in_place(Path("/dev/stderr")) and _in_place(Path("/proc/self/fd/2")) and not _in_place(Path("/dev/shm/report.json"))
 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

@@ -129,6 +129,15 @@ def test_other_fields_of_records_are_kept_in_metadata_and_named(tmp_path, caplog
     assert "not stored where 'metadata' already has the key: 'author'" in caplog.text
 
 
+def test_numbers_json_cannot_hold_are_refused_in_records(tmp_path):
+    """NaN and 1e400 were stored as NaN / Infinity: not JSON, so reading the document back failed."""
+    (tmp_path / "r.jsonl").write_text('{"id": "a", "text": "Un texte.", "score": NaN}\n{"id": "b", "text": "Un texte.", "metadata": {"x": 1e400}}\n{"id": "c", "text": "Un texte."}\n', encoding="utf-8")
+    docs, errors = load_documents([tmp_path / "r.jsonl"])
+    assert [d.id for d in docs] == ["c"]
+    assert [(e.line, e.reason) for e in errors] == [(1, "'metadata.score' is nan, not a JSON number: write a finite number"),
+                                                  (2, "'metadata.x' is inf, not a JSON number: write a finite number")]
+
+
 def test_html_in_the_charset_it_declares(tmp_path):
     page = '<html><head><meta charset="windows-1252"><title>Grève</title></head><body><article><p>La grève des cheminots a entraîné l’annulation de 60 % des TGV jeudi, selon la direction de la SNCF, et les usagers ont dû patienter.</p></article></body></html>'
     (tmp_path / "cp1252.html").write_bytes(page.encode("cp1252"))
@@ -136,9 +145,12 @@ def test_html_in_the_charset_it_declares(tmp_path):
     xhtml = '<?xml version="1.0" encoding="ISO-8859-1"?>\n' + page.replace('<meta charset="windows-1252">', "").replace("’", "'")
     (tmp_path / "declared-by-xml.html").write_bytes(xhtml.encode("latin-1"))
     (tmp_path / "comment-only.html").write_bytes(b"<!-- caf\xe9 -->")  # nothing to read: said, not a crash
+    # a <meta> commented out is not the page's; a page in cp1252 "declaring" UTF-16 is not UTF-16
+    (tmp_path / "commented.html").write_bytes(page.replace('<meta charset="windows-1252">', '<!-- <meta charset="koi8-r"> --><meta charset="windows-1252">').encode("cp1252"))
+    (tmp_path / "utf16.html").write_bytes(page.replace("windows-1252", "utf-16").encode("cp1252"))
     docs, errors = load_documents([tmp_path])
     assert [(e.path.rsplit("/", 1)[-1], e.reason) for e in errors] == [("comment-only.html", "no main text found in the HTML")]
-    assert len(docs) == 3
+    assert len(docs) == 5
     for d in docs:
         assert "La grève des cheminots a entraîné l" in d.text
 
@@ -150,6 +162,10 @@ def test_dates_in_the_article_body_are_not_its_publication_date():
     assert text_metadata("Titre\n\n*Date : 2021-05*\n\nTexte.")[2] == "2021-05"
     assert text_metadata("Titre\n\nMis à jour le 3 mai 2021 à 14h32.\n\nTexte.")[2] == "2021-05-03"
     assert text_metadata("Titre\n\nPar J. Martin. Publié le 3 mai 2021.\n\nTexte.")[2] == "2021-05-03"
+    assert text_metadata("Titre\n\nLe 3 mai 2021.\n\nTexte.")[2] == "2021-05-03"
+    for sentence in ("Partout en France, la réforme entrera en vigueur le 1er septembre 2027.", "Paris accueillera les Jeux le 26 juillet 2024.",
+                     "Le 1er septembre 2027, les travaux du tram commenceront."):
+        assert text_metadata(f"Titre\n\n{sentence}\n\nTexte.")[2] is None, sentence
 
 
 def test_markdown_front_matter_is_metadata_not_text(tmp_path):
@@ -165,6 +181,20 @@ def test_markdown_front_matter_is_metadata_not_text(tmp_path):
         doc = by_id[name]
         assert doc.text == body and (doc.title, doc.url, doc.published) == (title, url, "2023-09-04")
     assert by_id["rule"].text == rule
+
+
+def test_front_matter_values_stay_text_and_hostile_blocks_are_not_read(tmp_path):
+    """YAML would read "title: 1984" as a number and "title: No" as false; and a 5,000-digit number
+    or thousands of nested "[" raised errors that ended the whole `qa index` run."""
+    (tmp_path / "plain.md").write_text("---\ntitle: 1984\ndate: 2023\n---\nLe roman d'Orwell.\n", encoding="utf-8")
+    (tmp_path / "digits.md").write_text("---\nid: " + "1" * 5000 + "\n---\nUn texte.\n", encoding="utf-8")
+    (tmp_path / "nested.md").write_text("---\nx: " + "[" * 6000 + "\n---\nUn texte.\n", encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    assert errors == []
+    by_id = {d.id: d for d in docs}
+    assert (by_id["plain"].title, by_id["plain"].published, by_id["plain"].text) == ("1984", "2023", "Le roman d'Orwell.\n")
+    assert by_id["digits"].text == "Un texte.\n"  # read as text, not converted to a number
+    assert by_id["nested"].text.startswith("---")  # not readable as front matter: kept as text
 
 
 def test_files_are_named_after_their_path_in_the_folder(tmp_path):
@@ -329,6 +359,8 @@ def test_links_to_folders_are_reported_not_silently_skipped(tmp_path):
 def test_normalize_date_takes_dates_and_datetimes_only():
     assert normalize_date("2023-06-17T10:00:00Z") == "2023-06-17"
     assert normalize_date("2023-06-17 10:00:00.123+02:00") == "2023-06-17"
+    for jekyll_and_others in ("2015-03-12 15:25:00 -0500", "2023-06-17T10:00:00 UTC", "2023-06-17t10:00z"):
+        assert normalize_date(jekyll_and_others)[:7] in ("2015-03", "2023-06")
     for bad in ("2017 et 2018", "2017-10-27 n'importe quoi", "2017Tx", "2017-10T10:00"):
         with pytest.raises(ValueError):
             normalize_date(bad)

@@ -634,3 +634,15 @@ def test_chunk_settings_that_cannot_be_used_as_given_are_reported(tmp_path, embe
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="index.store"), IndexStore.open(tmp_path / "d", embedder):
         assert "asked" not in caplog.text  # the defaults fit
+
+
+def test_source_files_skip_metadata_that_is_not_json(tmp_path, embedder):
+    """Older versions stored NaN from a JSONL record's metadata; SQLite's JSON functions raise on such
+    a row, which made every later `qa index` (its same-file check) end in a traceback."""
+    store = IndexStore.open(tmp_path / "s", embedder)
+    docs = synth_docs(2)
+    docs[0].metadata = {"source_file": "/data/a.txt"}
+    docs[1].metadata = {"score": float("nan"), "source_file": "/data/b.txt"}  # json.dumps writes NaN
+    store.add_documents(docs)
+    assert store.source_files() == [("doc-000", "/data/a.txt")]
+    store.close()
