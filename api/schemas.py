@@ -233,9 +233,7 @@ class DocumentIn(_Strict):
     @field_validator("published")
     @classmethod
     def _published(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        try:  # the rule `qa index` applies: a datetime ("2023-06-17T10:00:00Z") keeps its date
+        try:  # the rule `qa index` applies: blank is none, a datetime ("2023-06-17T10:00:00Z") keeps its date
             return normalize_date(v)
         except ValueError as exc:
             raise ValueError(f"published: {exc}") from None

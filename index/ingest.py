@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import unicodedata
 from collections import Counter
@@ -19,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from index.schema import Document, id_problem, metadata_problem
-from index.text import has_words, json_nodes, lone_surrogate_at, strip_blank, url_problem
+from index.text import has_words, lone_surrogate_at, strip_blank, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -74,7 +73,7 @@ _FR_DATE = re.compile(r"(?<!\d)(\d{1,2})(?:er)?\s+(" + "|".join(sorted(_MONTHS, 
 def normalize_date(value) -> str | None:
     """ISO date, possibly partial ("2017", "2017-10", "2017-10-27"); datetimes keep their date part.
     Raises ValueError for anything else."""
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, date):
         return value.isoformat()[:10]
@@ -98,9 +97,10 @@ def _is_byline(line: str) -> bool:
     """Whether a line that holds a French date dates the article ("• [Julien Cadot](#) - 08 décembre
     2015", "Mis à jour le 3 mai 2021 à 14h32.", "Le 3 mai 2021.") rather than being one of its
     sentences ("Les travaux commenceront le 1er septembre 2027.")."""
-    if _BYLINE.match(line) or not _SENTENCE_END.search(line):
+    if _BYLINE.match(line):
         return True
-    return len(re.findall(r"\w+", _FR_DATE.sub(" ", line))) <= 3  # a date, maybe "le" and a time
+    # once the date is taken out, nothing but names, "le", "à", a weekday or a time: no verb, no sentence
+    return all(w[0].isupper() or w[0].isdigit() or w.lower() in _BYLINE_WORDS for w in re.findall(r"\w+", _FR_DATE.sub(" ", line)))
 
 
 def _french_date(line: str) -> str | None:
@@ -120,9 +120,10 @@ def _french_date(line: str) -> str | None:
 _URL_LINE = re.compile(r"^\s*(?:[-*•+]\s*)?(?:\[[^\]]*\]\()?<?(https?://[^\s<>()]+)>?\)?\s*$")
 _BARE_URL = re.compile(r"^\s*(?:[-*•+]\s*)?<?https?://\S+\s*$")
 _MD_TITLE = re.compile(r"^\s*#+\s*")
-_SENTENCE_END = re.compile(r"[.!?…]\W*$")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
-_BYLINE = re.compile(r"^[\W_]*(?:par|publié|publiée|mis à jour|mise à jour|modifié|modifiée)\b", re.IGNORECASE)
+# "Publié le…", "Mis à jour le…", "Par J. Martin" (a capital after "Par": not "Par ailleurs")
+_BYLINE = re.compile(r"^[\W_]*(?:(?i:publié|publiée|mis à jour|mise à jour|modifié|modifiée)\b|[Pp]ar\s+[A-ZÀ-Ý])")
+_BYLINE_WORDS = {"le", "à", "a", "h", "et", "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"}
 
 
 def front_matter(text: str) -> tuple[int, dict]:
@@ -140,7 +141,8 @@ def front_matter(text: str) -> tuple[int, dict]:
         return 0, {}
     if not isinstance(keys, dict) or not keys:
         return 0, {}
-    return m.end(), {str(k).lower(): v for k, v in keys.items()}
+    # BaseLoader leaves YAML's nulls as text: an empty or null value is no value
+    return m.end(), {str(k).lower(): v for k, v in keys.items() if not (isinstance(v, str) and v.strip() in ("", "~", "null", "Null", "NULL"))}
 
 
 def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
@@ -211,13 +213,14 @@ def _load_text(path: Path, name: str) -> list[Document]:
     if isinstance(front_url, str) and url_problem(front_url.strip(), strict=False) is None:
         url = front_url.strip()
     for key in ("date", "published", "publishdate"):
-        if key in keys:
-            try:
-                published = normalize_date(keys[key])
-                break
-            except ValueError:
-                pass
-    return [Document(id=_file_id(name), text=text, title=title, url=url, published=published, metadata={"source_file": str(path)})]
+        try:
+            found = normalize_date(keys[key]) if isinstance(keys.get(key), str) else None
+        except ValueError:
+            found = None
+        if found:
+            published = found
+            break
+    return [Document(id=_file_id(name), text=text, title=title, url=url, published=published, metadata={"source_file": str(path.absolute())})]
 
 
 def file_name(path: Path, folder: Path | None = None) -> str:
@@ -247,16 +250,22 @@ _HTML_COMMENT = re.compile(rb"<!--.*?(?:-->|\Z)", re.DOTALL)
 _DECLARED_CHARSET = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([\w.:-]+)|<meta[^>]*?charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
 
 
+_WESTERN = {"", "windows-1252", "cp1252", "x-cp1252", "iso-8859-1", "iso8859-1", "latin-1", "latin1", "l1", "us-ascii", "ascii"}
+
+
 def _decode_html(data: bytes) -> str:
     """An HTML page that is not UTF-8, decoded with the charset it declares in its first bytes (an
     XML declaration or ``<meta charset>``, as browsers pre-scan them), else as windows-1252, which
     browsers read "ISO-8859-1" and undeclared pages as."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # a byte-order mark comes first, as in browsers (Notepad's "Unicode")
+        return data.decode("utf-16")
     head = _HTML_COMMENT.sub(b" ", data[:4096])  # a <meta> commented out is not the page's
     m = _DECLARED_CHARSET.search(head)
     declared = (m.group(1) or m.group(2)).decode("ascii").lower() if m else ""
-    # a page that is not UTF-8 cannot be UTF-16 either when it declares so in ASCII: browsers ignore it
-    fallback = declared in ("", "iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii") or declared.startswith(("utf-", "utf8", "utf16", "utf32"))
-    candidates = ["cp1252", "latin-1"] if fallback else [declared]
+    # windows-1252 and its aliases read as browsers do (then latin-1 for its 5 unassigned bytes); a page
+    # that declares UTF-16 in ASCII is not UTF-16 (browsers ignore such a declaration)
+    western = declared in _WESTERN or declared.startswith(("utf-", "utf8", "utf16", "utf32"))
+    candidates = ["cp1252", "latin-1"] if western else [declared]
     for encoding in candidates:
         try:
             return data.decode(encoding)
@@ -285,7 +294,7 @@ def _load_html(path: Path, name: str) -> list[Document]:
             published = normalize_date(raw_date)
         except ValueError:
             published = None
-    meta = {"source_file": str(path)}
+    meta = {"source_file": str(path.absolute())}
     for key in ("author", "sitename", "description"):
         val = getattr(doc, key, None)
         if val:
@@ -346,9 +355,6 @@ def record_to_document(rec, default_id: str) -> Document:
     problem = metadata_problem(metadata)
     if problem is not None:
         raise ValueError(f"'metadata' {problem}")
-    for loc, v, _ in json_nodes(metadata, ("metadata",)):  # stored as JSON: NaN and 1e400 are not numbers there
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError(f"'{_dotted(loc)}' is {v}, not a JSON number: write a finite number")
     found = lone_surrogate_at({"id": doc_id, "title": title, "url": url, "text": text, "metadata": metadata})
     if found is not None:  # "\ud800" in JSON: no such character, it cannot be stored
         loc, is_key = found

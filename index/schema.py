@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import unicodedata
 
 from dataclasses import dataclass, field
@@ -56,10 +57,14 @@ MAX_METADATA_DEPTH = 32  # pydantic cannot serialise much deeper values (the doc
 
 def metadata_problem(metadata: dict) -> str | None:
     """What keeps ``metadata`` from being stored, or None: objects and lists nested deeper than
-    MAX_METADATA_DEPTH levels (the same rule for the API and for `qa index`)."""
-    for loc, _, _ in json_nodes(metadata):
+    MAX_METADATA_DEPTH levels, or a number JSON cannot hold (NaN, 1e400: it could not be read back);
+    the same rule for the API and for `qa index`."""
+    for loc, v, _ in json_nodes(metadata):
         if len(loc) > MAX_METADATA_DEPTH:
             return f"nests objects or lists more than {MAX_METADATA_DEPTH} levels deep"
+        if isinstance(v, float) and not math.isfinite(v):
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+            return f"holds {v} at {where or 'its top'}, not a JSON number: write a finite number"
     return None
 
 

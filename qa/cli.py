@@ -279,7 +279,7 @@ def _replaced_from_other_files(store, docs):
             continue
         old = store.get_document(d.id)
         old_source = (old.metadata or {}).get("source_file") if old is not None else None
-        if old_source and not _same_file(old_source, source) and old.text != d.text:
+        if old_source and _file_key(old_source) != _file_key(source) and old.text != d.text:
             yield d, old_source
 
 
@@ -291,19 +291,17 @@ def _indexed_under_another_id(store, docs):
     by_file: dict[str, list[str]] = {}
     for doc_id, source in store.source_files():
         if doc_id not in ids:
-            by_file.setdefault(os.path.realpath(source), []).append(doc_id)
+            by_file.setdefault(_file_key(source), []).append(doc_id)
     for d in docs:
         source = d.metadata.get("source_file")
-        for other_id in by_file.get(os.path.realpath(source), []) if source else []:
+        for other_id in by_file.get(_file_key(source), []) if source else []:
             yield d, other_id
 
 
-def _same_file(a: str, b: str) -> bool:
-    """Whether two paths name one file (one absolute and one relative, say: `qa index` keeps the path it was given)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one is gone, or was relative to another folder
-        return a == b
+def _file_key(source_file: str) -> str:
+    """One file, however it was named: `qa index` stores absolute paths (older indexes, the paths they
+    were given, which resolve from the current folder)."""
+    return os.path.realpath(source_file)
 
 
 @app.command()

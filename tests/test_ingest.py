@@ -134,8 +134,8 @@ def test_numbers_json_cannot_hold_are_refused_in_records(tmp_path):
     (tmp_path / "r.jsonl").write_text('{"id": "a", "text": "Un texte.", "score": NaN}\n{"id": "b", "text": "Un texte.", "metadata": {"x": 1e400}}\n{"id": "c", "text": "Un texte."}\n', encoding="utf-8")
     docs, errors = load_documents([tmp_path / "r.jsonl"])
     assert [d.id for d in docs] == ["c"]
-    assert [(e.line, e.reason) for e in errors] == [(1, "'metadata.score' is nan, not a JSON number: write a finite number"),
-                                                  (2, "'metadata.x' is inf, not a JSON number: write a finite number")]
+    assert [(e.line, e.reason) for e in errors] == [(1, "fields 'score' (kept in metadata) holds nan at score, not a JSON number: write a finite number"),
+                                                  (2, "'metadata' holds inf at x, not a JSON number: write a finite number")]
 
 
 def test_html_in_the_charset_it_declares(tmp_path):
@@ -148,9 +148,12 @@ def test_html_in_the_charset_it_declares(tmp_path):
     # a <meta> commented out is not the page's; a page in cp1252 "declaring" UTF-16 is not UTF-16
     (tmp_path / "commented.html").write_bytes(page.replace('<meta charset="windows-1252">', '<!-- <meta charset="koi8-r"> --><meta charset="windows-1252">').encode("cp1252"))
     (tmp_path / "utf16.html").write_bytes(page.replace("windows-1252", "utf-16").encode("cp1252"))
+    (tmp_path / "notepad-unicode.html").write_bytes(page.replace('<meta charset="windows-1252">', "").encode("utf-16"))  # with its BOM
+    # 0x81 is unassigned in windows-1252: read as browsers do, not refused
+    (tmp_path / "odd-byte.html").write_bytes(page.encode("cp1252").replace(b"60 %", b"60 %\x81"))
     docs, errors = load_documents([tmp_path])
     assert [(e.path.rsplit("/", 1)[-1], e.reason) for e in errors] == [("comment-only.html", "no main text found in the HTML")]
-    assert len(docs) == 5
+    assert len(docs) == 7
     for d in docs:
         assert "La grève des cheminots a entraîné l" in d.text
 
@@ -164,7 +167,8 @@ def test_dates_in_the_article_body_are_not_its_publication_date():
     assert text_metadata("Titre\n\nPar J. Martin. Publié le 3 mai 2021.\n\nTexte.")[2] == "2021-05-03"
     assert text_metadata("Titre\n\nLe 3 mai 2021.\n\nTexte.")[2] == "2021-05-03"
     for sentence in ("Partout en France, la réforme entrera en vigueur le 1er septembre 2027.", "Paris accueillera les Jeux le 26 juillet 2024.",
-                     "Le 1er septembre 2027, les travaux du tram commenceront."):
+                     "Le 1er septembre 2027, les travaux du tram commenceront.", "Par ailleurs, le 3 mai 2021, le ministre a démissionné.",
+                     "Elle naîtra le 3 mai 2021.", "Rendez-vous le 3 mai 2021.", "# Attentats du 13 novembre 2015 : le procès s'ouvre à Paris"):
         assert text_metadata(f"Titre\n\n{sentence}\n\nTexte.")[2] is None, sentence
 
 
@@ -189,12 +193,15 @@ def test_front_matter_values_stay_text_and_hostile_blocks_are_not_read(tmp_path)
     (tmp_path / "plain.md").write_text("---\ntitle: 1984\ndate: 2023\n---\nLe roman d'Orwell.\n", encoding="utf-8")
     (tmp_path / "digits.md").write_text("---\nid: " + "1" * 5000 + "\n---\nUn texte.\n", encoding="utf-8")
     (tmp_path / "nested.md").write_text("---\nx: " + "[" * 6000 + "\n---\nUn texte.\n", encoding="utf-8")
+    # YAML nulls are no value, and an empty date does not hide the next one
+    (tmp_path / "nulls.md").write_text("---\ntitle: ~\ndate:\npublishdate: 2021-05-03\n---\n# Grève\n\nLa grève continue.\n", encoding="utf-8")
     docs, errors = load_documents([tmp_path])
     assert errors == []
     by_id = {d.id: d for d in docs}
     assert (by_id["plain"].title, by_id["plain"].published, by_id["plain"].text) == ("1984", "2023", "Le roman d'Orwell.\n")
     assert by_id["digits"].text == "Un texte.\n"  # read as text, not converted to a number
     assert by_id["nested"].text.startswith("---")  # not readable as front matter: kept as text
+    assert (by_id["nulls"].title, by_id["nulls"].published) == ("Grève", "2021-05-03")
 
 
 def test_files_are_named_after_their_path_in_the_folder(tmp_path):
@@ -358,6 +365,7 @@ def test_links_to_folders_are_reported_not_silently_skipped(tmp_path):
 
 def test_normalize_date_takes_dates_and_datetimes_only():
     assert normalize_date("2023-06-17T10:00:00Z") == "2023-06-17"
+    assert normalize_date("  ") is None  # blank is no date, in a JSON record as over HTTP
     assert normalize_date("2023-06-17 10:00:00.123+02:00") == "2023-06-17"
     for jekyll_and_others in ("2015-03-12 15:25:00 -0500", "2023-06-17T10:00:00 UTC", "2023-06-17t10:00z"):
         assert normalize_date(jekyll_and_others)[:7] in ("2015-03", "2023-06")
