@@ -86,7 +86,7 @@ class AskResult:
 
 def context_window(text: str, start: int, end: int, max_chars: int = CONTEXT_CHARS) -> tuple[int, int]:
     """Offsets of the sentence(s) around ``text[start:end]``, cut to ``max_chars`` on each side and
-    without surrounding whitespace; it always contains the span. Sentences are found by the
+    without surrounding whitespace, never cut inside a word; it always contains the span. Sentences are found by the
     indexer's splitter (``index.text.sentence_spans``: line breaks, closing guillemets after "?",
     abbreviations and numbers) run on the text within ``max_chars`` of the span, so a quotation
     opened before that window is not seen as one."""
@@ -94,6 +94,13 @@ def context_window(text: str, start: int, end: int, max_chars: int = CONTEXT_CHA
     around = [(lo + s, lo + e) for s, e in sentence_spans(text[lo:hi]) if lo + s < end and start < lo + e]
     s = min([start] + [a for a, _ in around])
     e = max([end] + [b for _, b in around])
+    # a sentence longer than the window is cut at a word boundary, not inside a word
+    if s == lo and lo > 0 and not text[lo - 1].isspace():
+        gap = next((i for i in range(s, start) if text[i].isspace()), None)
+        s = start if gap is None else next((i for i in range(gap, start) if not text[i].isspace()), start)
+    if e == hi and hi < len(text) and not text[hi].isspace():
+        gap = next((i for i in range(e - 1, end - 1, -1) if text[i].isspace()), None)
+        e = end if gap is None else next((i + 1 for i in range(gap, end - 1, -1) if not text[i].isspace()), end)
     return s, e
 
 

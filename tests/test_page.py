@@ -270,6 +270,71 @@ def test_key_prompt_on_401(page, base_url):
     assert "clé" in page.locator("#status").inner_text()
 
 
+def test_a_wrong_key_is_told_apart_and_the_key_field_gets_the_focus(page, base_url):
+    page.route("**/ask", lambda route: route.fulfill(status=403, content_type="application/json", body=json.dumps({"detail": "invalid API key"})))
+    page.goto(base_url + "/")
+    page.fill("#question", "Une question")
+    page.click("#ask-button")
+    expect(page.locator("#key-row")).to_be_visible(timeout=10_000)
+    assert "n’est pas valide" in page.locator("#status").inner_text()
+    expect(page.locator("#api-key")).to_be_focused()
+
+
+def test_a_busy_service_is_not_called_an_internal_error(page, base_url):
+    busy = {"detail": "busy: 1 requests in progress, the most this server takes (QA_LIMIT_CONCURRENCY); retry shortly"}
+    page.route("**/ask", lambda route: route.fulfill(status=503, content_type="application/json", headers={"Retry-After": "1"}, body=json.dumps(busy)))
+    page.goto(base_url + "/")
+    page.fill("#question", "Une question")
+    page.click("#ask-button")
+    expect(page.locator("#status")).to_contain_text("occupé", timeout=10_000)
+    assert "Erreur interne" not in page.locator("#status").inner_text()
+
+
+def test_back_to_the_page_without_a_question_clears_the_answers(page, base_url):
+    ask(page, base_url, SHOWCASE_QUESTION)
+    page.go_back()  # to "/" without ?q=
+    expect(page.locator("#results")).to_be_hidden(timeout=10_000)
+    assert page.input_value("#question") == "" and page.locator("#status").inner_text() == ""
+
+
+def test_a_double_click_asks_once_and_old_answers_go_at_once(page, base_url):
+    ask(page, base_url, SHOWCASE_QUESTION)
+    asked: list[str] = []
+    page.on("request", lambda req: asked.append(req.url) if req.url.endswith("/ask") else None)
+    page.fill("#question", "Où Netflix va-t-il ouvrir un bureau ?")
+    page.click("#ask-button")
+    assert page.locator("#results").is_hidden()  # the previous answers are not shown under the new question
+    page.click("#ask-button")
+    expect(page.locator("#results")).to_have_attribute("data-question", "Où Netflix va-t-il ouvrir un bureau ?", timeout=TIMEOUT_MS)
+    assert len(asked) == 1, asked
+
+
+def test_cut_passages_say_so_and_an_empty_index_is_named(page, base_url):
+    passage = {"chunk_id": 1, "document_id": "d", "title": "T", "url": None, "published": None, "text": "installée dans la banlieue de", "start": 5, "end": 34, "score": 0.5}
+    reply = {"question": "Q", "answers": [], "no_answer": True, "passages": [passage], "took_ms": 1.0}
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(reply)))
+    page.goto(base_url + "/")
+    page.fill("#question", "Une question")
+    page.click("#ask-button")
+    expect(page.locator(".passage-text")).to_have_text("… installée dans la banlieue de …", timeout=10_000)
+    assert "passages les plus proches" in page.locator("#no-answer").inner_text()
+    page.unroute("**/ask")
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps({**reply, "passages": []})))
+    page.fill("#question", "Une autre question")
+    page.click("#ask-button")
+    expect(page.locator("#no-answer")).to_contain_text("l’index est peut-être vide", timeout=10_000)
+
+
+def test_the_length_limit_counts_an_emoji_once(page, base_url):
+    page.goto(base_url + "/")
+    asked: list[str] = []
+    page.on("request", lambda req: asked.append(req.url) if req.url.endswith("/ask") else None)
+    page.fill("#question", "Qui dirige Zorglub ? " + "🎉" * 490)  # 511 characters for the API, 1,001 UTF-16 units
+    page.press("#question", "Enter")
+    expect(page.locator("#results")).to_be_visible(timeout=TIMEOUT_MS)
+    assert asked and "trop longue" not in page.locator("#status").inner_text()
+
+
 def test_a_newer_question_replaces_the_one_being_answered(page, base_url):
     """Asking again while an answer is on its way asks the new question; the older answer never
     shows under it."""

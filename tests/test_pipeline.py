@@ -46,6 +46,18 @@ def test_context_is_cut_in_long_sentences():
     assert text[s:e][start - s : start - s + 7] == "réponse"
 
 
+@pytest.mark.parametrize("words", ["filiale numéro 37 ", "mot ", "a bb ccc "])
+def test_a_long_sentence_is_cut_between_words(words):
+    """A page showed "iliale numéro 37…" and "…installée dans": cut inside a word, with no way to tell."""
+    text = words * 80 + "réponse" + " " + words * 80
+    start = text.index("réponse")
+    for max_chars in (50, 51, 52, 53, 97):
+        s, e = context_window(text, start, start + 7, max_chars=max_chars)
+        assert s <= start and e >= start + 7 and start - s <= max_chars and e - (start + 7) <= max_chars
+        assert (s == 0 or text[s - 1].isspace()) and not text[s].isspace(), repr(text[s - 3 : s + 3])
+        assert (e == len(text) or text[e].isspace()) and not text[e - 1].isspace(), repr(text[e - 3 : e + 3])
+
+
 def _answer(text: str, doc: str, start: int, score: float) -> Answer:
     end = start + len(text)
     cite = Citation(doc, None, None, None, 1, start, end)

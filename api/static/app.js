@@ -13,6 +13,7 @@
   const results = $("results");
   const answersEl = $("answers");
   const noAnswer = $("no-answer");
+  const noAnswerHint = $("no-answer-hint");
   const passagesBox = $("passages-box");
   const passagesSummary = $("passages-summary");
   const passagesEl = $("passages");
@@ -24,6 +25,7 @@
   const MAX_CHARS = 1000; // the API's limit on a question
   const TIMEOUT_MS = 90000; // a server that does not answer: say so, let the user retry
   let inFlight = null; // the AbortController of the question being answered
+  let inFlightQuestion = null; // and that question: asked again meanwhile (a double click), it is not sent twice
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -109,9 +111,21 @@
     };
   }
 
+  // The service cuts a very long sentence around the answer, and passages are windows of a text:
+  // say so with "…" where such a piece does not start or end a sentence.
+  function cutMarks(text) {
+    const head = /^[\p{Ll}]/u.test(text) ? "… " : "";
+    const tail = /[.!?…»"”)\]]$/u.test(text) ? "" : " …";
+    return { head: head, tail: tail };
+  }
+
   function highlighted(answer) {
     const p = el("p", "answer-context");
     let loc = locate(answer);
+    if (loc && loc.text.length <= 400) {
+      const m = cutMarks(loc.text);
+      loc = { text: m.head + loc.text + m.tail, start: loc.start + m.head.length, end: loc.end + m.head.length };
+    }
     if (loc) loc = sentenceAround(loc.text, loc.start, loc.end);
     if (!loc) {
       p.appendChild(el("mark", null, answer.text));
@@ -174,6 +188,9 @@
     const answers = Array.isArray(data.answers) ? data.answers : [];
 
     noAnswer.hidden = answers.length > 0;
+    noAnswerHint.textContent = passages.length
+      ? "Les articles indexés ne semblent pas contenir la réponse. Les passages les plus proches sont listés ci-dessous."
+      : "Aucun passage ne correspond à la question : l’index est peut-être vide.";
     answers.forEach((a) => {
       const li = el("li", "answer");
       li.appendChild(el("p", "answer-text", a.text));
@@ -197,7 +214,9 @@
       const head = el("div", "passage-head");
       head.appendChild(source(p, false));
       li.appendChild(head);
-      li.appendChild(el("p", "passage-text", String(p.text || "").replace(/\n\s*\n+/g, "\n").trim()));
+      const text = String(p.text || "").replace(/\n\s*\n+/g, "\n").trim();
+      const m = cutMarks(text);
+      li.appendChild(el("p", "passage-text", m.head + text + m.tail));
       passagesEl.appendChild(li);
     });
 
@@ -207,7 +226,9 @@
   }
 
   function errorMessage(status, body) {
-    if (status === 401 || status === 403) return "Accès refusé : une clé d’accès valide est nécessaire.";
+    if (status === 401) return "Accès refusé : une clé d’accès est nécessaire. Saisissez-la ci-dessous.";
+    if (status === 403) return "Accès refusé : cette clé d’accès n’est pas valide. Vérifiez-la ci-dessous.";
+    if (status === 503) return "Le service est occupé ou en cours de démarrage. Réessayez dans un instant.";
     if (status === 413) return "La question est trop longue.";
     if (status === 422 && body && Array.isArray(body.detail) && body.detail.length) {
       const d = body.detail[0];
@@ -237,9 +258,12 @@
   }
 
   async function ask(question) {
+    if (inFlight && inFlightQuestion === question) return; // already on its way
     cancel();
+    clearResults(); // the previous question's answers never show under this one
     const controller = new AbortController();
     inFlight = controller;
+    inFlightQuestion = question;
     let timedOut = false;
     const timer = setTimeout(() => { timedOut = true; controller.abort(); }, TIMEOUT_MS);
     setStatus("Recherche en cours…");
@@ -253,12 +277,13 @@
       try { body = await resp.json(); } catch (e) { body = null; }
       if (controller !== inFlight) return; // a newer question was asked meanwhile
       if (!resp.ok) {
+        clearResults();
+        setStatus(errorMessage(resp.status, body), true);
         if (resp.status === 401 || resp.status === 403) {
           keyRow.hidden = false;
           sessionStorage.removeItem(KEY_STORAGE);
+          keyInput.focus(); // where the user must act, announced with the status it describes
         }
-        clearResults();
-        setStatus(errorMessage(resp.status, body), true);
         return;
       }
       if (key) sessionStorage.setItem(KEY_STORAGE, key);
@@ -283,14 +308,20 @@
   // the question as it will be asked, or an error message (checked here so that nothing is cut silently)
   function check(q) {
     if (!q) return "Saisissez une question.";
-    if (q.length > MAX_CHARS) return "La question est trop longue : " + MAX_CHARS.toLocaleString("fr-FR") + " caractères au plus (" + q.length.toLocaleString("fr-FR") + " saisis).";
+    const chars = Array.from(q).length; // code points, as the API counts them (an emoji is one)
+    if (chars > MAX_CHARS) return "La question est trop longue : " + MAX_CHARS.toLocaleString("fr-FR") + " caractères au plus (" + chars.toLocaleString("fr-FR") + " saisis).";
     return null;
   }
 
   function askFromUrl() {
     const q = (new URLSearchParams(window.location.search).get("q") || "").trim();
     input.value = q;
-    if (!q) return;
+    if (!q) { // back to the page without a question: nothing of an earlier one stays
+      cancel();
+      clearResults();
+      setStatus("");
+      return;
+    }
     const problem = check(q);
     if (problem) {
       clearResults();
