@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from index.schema import Document, id_problem, metadata_problem
-from index.text import has_words, lone_surrogate_at, strip_blank, url_problem
+from index.text import has_lone_surrogate, has_words, lone_surrogate_at, strip_blank, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -503,6 +503,9 @@ def load_documents(paths: list[Path]) -> tuple[list[Document], list[IngestError]
     docs: list[Document] = []
     seen: dict[str, str] = {}
     for f, name in files:
+        if has_lone_surrogate(str(f)):  # a name in another encoding (Latin-1 "café"): it could be neither stored nor served
+            errors.append(IngestError(str(f).encode("utf-8", "surrogateescape").decode("utf-8", "replace"), None, "the file's path is not UTF-8 text: rename it"))
+            continue
         suffix = f.suffix.lower()
         try:
             if suffix in TEXT_SUFFIXES:

@@ -68,6 +68,9 @@ def _guard(fn, *args, **kwargs):
 def _check_data_dir(settings: Settings) -> None:
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         _fail(f"QA_DATA_DIR {settings.data_dir} is a file: it must be a folder (the index is several files)")
+    parent = next((p for p in settings.data_dir.absolute().parents if p.exists()), None)
+    if not settings.data_dir.exists() and parent is not None and not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+        _fail(f"QA_DATA_DIR {settings.data_dir} cannot be created: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}")
 
 
 def _need_index(data_dir: Path) -> None:
@@ -165,11 +168,16 @@ def _filters(document_ids: list[str] | None, source: str | None, after: str | No
         except ValueError:
             _fail(f"{name} must be a date like 2018-01-31, 2018-01 or 2018, got {value!r}")
 
+    if source is not None and not source.strip():  # qa search ... --source "$UNSET": not "any source"
+        _fail("--source must be a domain name such as numerama.com, not empty")
     if not (document_ids or source or after or before):
         return None
     if source is not None and normalize_domain(source) is None:
         _fail(f"--source must be a domain name such as numerama.com (or a URL on it), got {source!r}")
-    return Filters(document_ids=document_ids or None, source=source, published_after=parse("--after", after, 0), published_before=parse("--before", before, 1))
+    first, last = parse("--after", after, 0), parse("--before", before, 1)
+    if first and last and first > last:  # as the API: a range that can hold nothing is a mistake
+        _fail(f"--after {after} is later than --before {before}")
+    return Filters(document_ids=document_ids or None, source=source, published_after=first, published_before=last)
 
 
 @app.command()
@@ -366,6 +374,13 @@ def docs_list(
     typer.echo(f"{_n(total, 'document')} ({shown} shown)", err=True)
 
 
+def _check_id_text(doc_id: str) -> None:
+    from index.text import has_lone_surrogate
+
+    if has_lone_surrogate(doc_id):  # bytes the shell passed that are not UTF-8: no document has such an id
+        _fail(f"document id {doc_id!r} is not UTF-8 text: no document has such an id (see `qa docs list`)")
+
+
 def _missing_document(doc_id: str, settings: Settings, as_json: bool, why: str | None = None) -> None:
     """Exit 1 for an unknown id; with --json, the API's 404 body on stdout too (scripts read it)."""
     if as_json:
@@ -383,6 +398,7 @@ def docs_show(
     """Print one document: its metadata, then its full text (answer offsets point into it)."""
     settings = _settings()
     _setup_logging(settings)
+    _check_id_text(doc_id)
     catalog = _catalog(settings)
     doc = catalog.get_document(doc_id)
     catalog.close()
@@ -411,6 +427,7 @@ def docs_delete(
 
     settings = _settings()
     _setup_logging(settings)
+    _check_id_text(doc_id)
     # a delete touches no vectors but the ones it removes: open the index with what it records of its
     # embedder instead of loading the model (seconds of torch start-up)
     recorded = _read_index(settings, recorded_embedder)

@@ -30,7 +30,8 @@ _QUANTIZE_WORDS = {**dict.fromkeys(("true", "1", "yes", "on"), "all"), **dict.fr
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore")
+    # env_ignore_empty: QA_DATA_DIR= (a script's unset variable) means the default, not the current folder
+    model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     # models
     models_dir: Path = Field(default_factory=lambda: _cache_home() / "qa-search" / "models")

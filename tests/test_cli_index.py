@@ -216,3 +216,38 @@ def test_a_file_indexed_under_two_names_is_said(tmp_path):
     assert again.returncode == 0, again.stderr
     assert (f"warning: {tmp_path / 'site' / 'eco' / 'port.txt'} is also indexed as document 'eco/port' (an older name, or the same file "
             "reached from another folder given to qa index); it is now 'port': `qa docs delete eco/port` removes the other copy") in again.stderr
+
+
+def test_what_scripts_pass_by_mistake_is_one_line(tmp_path, monkeypatch):
+    """A Latin-1 file name, an empty QA_DATA_DIR (an unset variable), a data folder that cannot be
+    created, bytes that are not UTF-8 as an id, and filters the API refuses: one line each, never a
+    traceback, and nothing written where it should not be."""
+    data = tmp_path / "idx"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("Note\n\nLe siège est à Lyon.", encoding="utf-8")
+    with open(os.fsencode(folder) + b"/caf\xe9.txt", "w", encoding="utf-8") as f:  # Latin-1 "café.txt"
+        f.write("Un texte.")
+    res = _qa_here("index", str(folder), data_dir=data)
+    assert res.returncode == 1 and "the file's path is not UTF-8 text: rename it" in res.stderr and "1 added" in res.stdout, res.stderr
+    assert "Traceback" not in res.stderr
+
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    res = _qa_here("index", str(folder / "ok.txt"), data_dir=data, env={"QA_DATA_DIR": "", "XDG_DATA_HOME": str(tmp_path / "xdg")})
+    assert res.returncode == 0, res.stderr
+    assert list(here.iterdir()) == [] and (tmp_path / "xdg" / "qa-search" / "index.sqlite3").exists()  # the default, not "."
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    res = _qa_here("index", str(folder / "ok.txt"), data_dir=a_file / "sub")
+    assert res.returncode == 1 and res.stderr.strip() == f"error: QA_DATA_DIR {a_file / 'sub'} cannot be created: {a_file} is not a folder"
+
+    res = _qa_here("docs", "show", "caf\udce9", data_dir=data)
+    assert res.returncode == 1 and "is not UTF-8 text" in res.stderr and "Traceback" not in res.stderr
+
+    for args, message in ((["--after", "2019", "--before", "2017"], "error: --after 2019 is later than --before 2017"),
+                          (["--source", ""], "error: --source must be a domain name such as numerama.com, not empty")):
+        res = _qa_here("search", "Netflix", *args, data_dir=data)
+        assert res.returncode == 1 and res.stderr.strip() == message, res.stderr
