@@ -390,12 +390,12 @@ def _load_json(path: Path, name: str) -> tuple[list[Document], list[IngestError]
 def _note_other_fields(path: Path, indexed: list) -> None:
     """Say which fields of the records are not document fields and went into their metadata: a
     "date" there is not the publication date that date filters read."""
-    others = Counter(k for rec in indexed if isinstance(rec, dict) for k in rec if k not in RECORD_FIELDS)
+    others = {k for rec in indexed if isinstance(rec, dict) for k in rec if k not in RECORD_FIELDS}
     if others:
         # one the record's own metadata already has keeps that value: the field is not stored
         shadowed = sorted({k for rec in indexed if isinstance(rec, dict) and isinstance(rec.get("metadata"), dict) for k in rec if k in others and k in rec["metadata"]})
         names = ", ".join(f"{k!r}" for k in sorted(others))
-        hint = "; name it 'published' (YYYY, YYYY-MM or YYYY-MM-DD) for date filters to see it" if {"date", "published_at", "pubdate"} & set(others) else ""
+        hint = "; name it 'published' (YYYY, YYYY-MM or YYYY-MM-DD) for date filters to see it" if {"date", "published_at", "pubdate"} & others else ""
         lost = f" (not stored where 'metadata' already has the key: {', '.join(map(repr, shadowed))})" if shadowed else ""
         log.warning("%s: fields %s are not document fields (%s): kept in each document's metadata%s%s", path, names, ", ".join(RECORD_FIELDS), lost, hint)
 

@@ -58,7 +58,7 @@ class GoldSet:
 JSONL_FIELDS = ("id", "question", "answers", "document_ids")
 # misspellings too far from the field for difflib's cut-off (which must stay high: "answer_type" is a
 # fine extra field, not a misspelt "answers")
-FIELD_ALIASES = {"doc_id": "document_ids", "doc_ids": "document_ids", "docs": "document_ids", "answer": "answers"}
+FIELD_ALIASES = {"doc_id": "document_ids", "doc_ids": "document_ids", "docs": "document_ids"}
 SQUAD_QA_FIELDS = ("id", "question", "answers", "is_impossible")
 
 
