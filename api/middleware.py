@@ -109,16 +109,29 @@ def path_problem(path: str) -> str | None:
 
 
 class PathMiddleware:
-    """Answers 404 for paths no resource can have (``path_problem``), and makes a 405's ``Allow``
-    list every method the path takes (Starlette lists those of the first route whose path matches:
-    ``GET /search`` and ``POST /search`` are two routes)."""
+    """Answers 404 for paths no resource can have (``path_problem``), answers HEAD wherever GET is
+    answered (FastAPI's routes take only the methods they name, and monitors and link checkers send
+    HEAD), and makes a 405's ``Allow`` list every method the path takes (Starlette lists those of the
+    first route whose path matches: ``GET /search`` and ``POST /search`` are two routes)."""
 
     def __init__(self, app: ASGIApp, routes: list):
         self.app = app
         self.routes = routes
 
+    def _methods(self, scope: Scope) -> set[str]:
+        return {m for route, _ in _matches(scope, self.routes) for m in (getattr(route, "methods", None) or ())}
+
     def _allowed(self, scope: Scope) -> list[str]:
-        return sorted({m for route, _ in _matches(scope, self.routes) for m in (getattr(route, "methods", None) or ())})
+        methods = self._methods(scope)
+        return sorted(methods | {"HEAD"} if "GET" in methods else methods)
+
+    def _head_as_get(self, scope: Scope) -> bool:
+        """A HEAD that no route takes, on a path some route answers with GET."""
+        from starlette.routing import Match
+
+        if scope.get("method") != "HEAD" or any(match is Match.FULL for _, match in _matches(scope, self.routes)):
+            return False
+        return "GET" in self._methods(scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,6 +142,11 @@ class PathMiddleware:
             for m in _json_response(404, {"detail": problem}):
                 await send(m)
             return
+        if self._head_as_get(scope):
+            # The GET answer with its headers (Content-Length included, as HTTP asks) and no body.
+            scope = {k: v for k, v in scope.items() if k != _ENDPOINT}
+            scope["method"] = "GET"
+            send = _without_body(send)
 
         async def send_allow(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 405:
@@ -139,6 +157,15 @@ class PathMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_allow)
+
+
+def _without_body(send: Send) -> Send:
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_head
 
 
 class ConcurrencyLimitMiddleware:

@@ -605,9 +605,25 @@ def test_a_path_with_a_control_character_reaches_nothing(client, service, api_se
 
 
 def test_405_lists_every_method_the_path_takes(client):
-    for path, allowed in (("/search", "GET, POST"), ("/documents", "GET, POST"), ("/documents/x", "DELETE, GET"), ("/ask", "POST")):
+    for path, allowed in (("/search", "GET, HEAD, POST"), ("/documents", "GET, HEAD, POST"), ("/documents/x", "DELETE, GET, HEAD"), ("/ask", "POST")):
         r = client.request("PUT", path)
         assert r.status_code == 405 and r.headers["allow"] == allowed, (path, r.headers.get("allow"))
+
+
+def test_head_is_answered_wherever_get_is(api_settings, service):
+    with make_client(api_settings, service) as c:
+        for path in ("/health", "/documents", "/documents?limit=1", "/search?q=Netflix", "/metrics", "/openapi.json", "/"):
+            get, head = c.get(path), c.head(path)
+            assert head.status_code == get.status_code == 200, (path, head.status_code, head.text)
+            assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"], path
+        assert c.head("/documents/no-such-doc").status_code == 404
+        r = c.head("/ask")
+        assert r.status_code == 405 and r.headers["allow"] == "POST"
+    # the read key guards HEAD as it guards GET
+    with make_client(api_settings.model_copy(update={"read_key": "r"}), service) as c:
+        assert c.head("/documents").status_code == 401
+        assert c.head("/documents", headers={"Authorization": "Bearer r"}).status_code == 200
+        assert c.head("/health").status_code == 200
 
 
 def test_document_lifecycle(client):

@@ -98,6 +98,9 @@ def test_health(http, indexed):
     assert r.status_code == 200 and r.headers["x-request-id"]
     body = r.json()
     assert body["status"] == "ok" and body["documents"] == len(indexed) and body["chunks"] >= len(indexed)
+    # monitors send HEAD: uvicorn sends the GET headers and no body
+    head = http.head("/health")
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-length"] == r.headers["content-length"]
 
 
 def test_ask(http, indexed):
