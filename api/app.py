@@ -23,11 +23,12 @@ from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, R
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
 
 from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
 from api.middleware import AuthGateMiddleware, BodyGuardMiddleware, ConcurrencyLimitMiddleware, PathMiddleware, RequestMiddleware
@@ -461,9 +462,16 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         items, total = await run_in_threadpool(svc.list_documents, offset, limit)
         return DocumentPage(items=[DocumentInfoOut(**asdict(i)) for i in items], total=total, offset=offset, limit=limit)
 
-    @app.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 404, 503))
-    async def get_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service) -> DocumentOut:
+    @app.get(
+        "/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"], dependencies=READ,
+        responses={**_errors(401, 403, 404, 503), 307: {"description": "`/documents/` (no id): redirected to `/documents`, the list"}},
+    )
+    async def get_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service, request: Request) -> Any:
         """One document with its full text (answer and passage offsets point into ``text``)."""
+        if not doc_id:  # "/documents/" is the list, as "/health/" is "/health" (Starlette's slash redirect)
+            scope = dict(request.scope)
+            scope["path"] = scope["path"].rstrip("/")
+            return RedirectResponse(str(URL(scope=scope)))
         doc = await run_in_threadpool(svc.get_document, doc_id)
         if doc is None:
             raise HTTPException(404, document_not_found(doc_id))

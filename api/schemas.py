@@ -122,6 +122,8 @@ def _kinds(annotation: Any) -> set[Any]:
 
 def document_not_found(doc_id: str) -> str:
     """The 404 detail for an unknown document id (the API's, and `qa docs --json`'s)."""
+    if not doc_id:
+        return "no document id given: the path ends with '/documents/' (GET /documents lists the documents)"
     return f"document {doc_id!r} not found"
 
 

@@ -947,3 +947,13 @@ def test_service_missing_answers_503_before_start_up(api_settings):
     c = TestClient(create_app(api_settings))  # no lifespan run: nothing loaded
     r = c.get("/health")
     assert r.status_code == 503 and r.json()["detail"] == "service not loaded yet"
+
+
+def test_documents_with_a_trailing_slash(client):
+    # the list, as "/health/" is "/health"; never a lookup of the empty id
+    r = client.get("/documents/?limit=1", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"].endswith("/documents?limit=1")
+    r = client.get("/documents/?limit=1")
+    assert r.status_code == 200 and r.json()["limit"] == 1
+    r = client.delete("/documents/")
+    assert r.status_code == 404 and "no document id given" in r.json()["detail"]
