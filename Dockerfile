@@ -14,9 +14,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 qa
 WORKDIR /app
 
+# PyPI's Linux torch wheel pulls several GB of CUDA libraries this CPU service never uses: the CPU
+# build (2.13.0+cpu, which satisfies the pin torch==2.13.0) is taken from PyTorch's index when it has
+# it, else PyPI's. Build with --build-arg TORCH_INDEX=<url> to take another build.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 # Dependency layer: depends on pyproject.toml only, so source edits do not reinstall torch.
 COPY pyproject.toml README.md ./
-RUN mkdir -p qa index api \
+RUN pip install --extra-index-url "$TORCH_INDEX" "$(grep -o 'torch==[0-9.]*' pyproject.toml)" \
+    && mkdir -p qa index api \
     && touch qa/__init__.py index/__init__.py api/__init__.py \
     && pip install . \
     && pip uninstall -y qa-search
