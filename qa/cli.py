@@ -37,6 +37,9 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+USAGE = 2  # the command line is wrong (an option's value), as click's own usage errors; 1 is any other failure
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -135,7 +138,7 @@ def _mode(mode: str | None, settings: Settings) -> str:
     if mode is None:
         return settings.retrieval_mode
     if mode not in ("hybrid", "dense", "bm25"):
-        _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}")
+        _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}", USAGE)
     return mode
 
 
@@ -166,17 +169,17 @@ def _filters(document_ids: list[str] | None, source: str | None, after: str | No
         try:
             return period_bounds(value)[end]  # "2017": from its first day / up to its last
         except ValueError:
-            _fail(f"{name} must be a date like 2018-01-31, 2018-01 or 2018, got {value!r}")
+            _fail(f"{name} must be a date like 2018-01-31, 2018-01 or 2018, got {value!r}", USAGE)
 
     if source is not None and not source.strip():  # qa search ... --source "$UNSET": not "any source"
-        _fail("--source must be a domain name such as numerama.com, not empty")
+        _fail("--source must be a domain name such as numerama.com, not empty", USAGE)
     if not (document_ids or source or after or before):
         return None
     if source is not None and normalize_domain(source) is None:
-        _fail(f"--source must be a domain name such as numerama.com (or a URL on it), got {source!r}")
+        _fail(f"--source must be a domain name such as numerama.com (or a URL on it), got {source!r}", USAGE)
     first, last = parse("--after", after, 0), parse("--before", before, 1)
     if first and last and first > last:  # as the API: a range that can hold nothing is a mistake
-        _fail(f"--after {after} is later than --before {before}")
+        _fail(f"--after {after} is later than --before {before}", USAGE)
     return Filters(document_ids=document_ids or None, source=source, published_after=first, published_before=last)
 
 
@@ -223,11 +226,11 @@ def index(
     t0 = time.time()
     paths = paths or []
     if not paths and not rebuild:
-        _fail("give the files or folders to index (or --rebuild alone to re-chunk what the index holds)")
+        _fail("give the files or folders to index (or --rebuild alone to re-chunk what the index holds)", USAGE)
     if not paths:
         _need_index(settings.data_dir)  # a rebuild of nothing: a mistyped QA_DATA_DIR
     if any(not p.strip() for p in paths):  # qa index "$UNSET": not the current folder
-        _fail("an empty path was given")
+        _fail("an empty path was given", USAGE)
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
         _fail(f"no such file or folder: {missing[0]}")
@@ -750,9 +753,9 @@ def train_reader(
     _setup_logging(settings)
     # checked before minutes of set-up, each as one line
     if device not in ("auto", "cpu", "cuda"):
-        _fail(f"--device must be auto, cpu or cuda, got {device!r}")
+        _fail(f"--device must be auto, cpu or cuda, got {device!r}", USAGE)
     if stride >= max_length // 2:
-        _fail(f"--stride ({stride}) must be less than half of --max-length ({max_length})")
+        _fail(f"--stride ({stride}) must be less than half of --max-length ({max_length})", USAGE)
     from qa.evaluation import EvalSetupError, load_gold
 
     for name, f in (("--train-file", train_file), ("--dev-file", dev_file)):

@@ -50,7 +50,7 @@ def test_one_question_and_errors(seed_index):
     empty = _run(["ask", "  "], seed_index)
     assert empty.exit_code == 1 and empty.stderr.strip() == "error: the question is empty"
     mode = _run(["ask", "-", "--mode", "fuzzy"], seed_index, stdin="x\n")
-    assert mode.exit_code == 1 and "--mode must be hybrid, dense or bm25" in mode.stderr
+    assert mode.exit_code == 2 and "--mode must be hybrid, dense or bm25" in mode.stderr
 
 
 def test_search_date_filters_take_partial_dates(seed_index):
@@ -62,9 +62,9 @@ def test_search_date_filters_take_partial_dates(seed_index):
     assert years("--after", "2017", "--before", "2017") == {"2017"}
     assert years("--after", "2017-01-01", "--before", "2017-12-31") == {"2017"}
     bad = _run(["search", "Netflix", "--after", "hier"], seed_index)
-    assert bad.exit_code == 1 and "--after must be a date like 2018-01-31, 2018-01 or 2018" in bad.stderr
+    assert bad.exit_code == 2 and "--after must be a date like 2018-01-31, 2018-01 or 2018" in bad.stderr
     nowhere = _run(["search", "Netflix", "--source", "https://"], seed_index)  # no domain: it would match nothing
-    assert nowhere.exit_code == 1 and "--source must be a domain name such as numerama.com" in nowhere.stderr
+    assert nowhere.exit_code == 2 and "--source must be a domain name such as numerama.com" in nowhere.stderr
 
 
 def _run_bytes(args: list[str], data_dir: Path, stdin: bytes):

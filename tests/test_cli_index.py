@@ -134,7 +134,7 @@ def test_reading_commands_never_create_an_index(tmp_path):
 def test_index_reports_what_it_skips_and_replaces(tmp_path, monkeypatch):
     data = tmp_path / "idx"
     empty = _qa_here("index", "", data_dir=data)  # qa index "$UNSET": not the current folder
-    assert empty.returncode == 1 and empty.stderr.strip() == "error: an empty path was given"
+    assert empty.returncode == 2 and empty.stderr.strip() == "error: an empty path was given"
     first = tmp_path / "first"
     first.mkdir()
     (first / "note.txt").write_text("Note\n\nLe siège est à Lyon.", encoding="utf-8")
@@ -199,7 +199,7 @@ def test_rebuild_alone_re_chunks_what_the_index_holds(tmp_path):
         assert dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('chunk_tokens', 'overlap_tokens')")) == {"chunk_tokens": "120", "overlap_tokens": "20"}
     conn.close()
     nothing = _qa_here("index", data_dir=data)
-    assert nothing.returncode == 1 and nothing.stderr.strip() == "error: give the files or folders to index (or --rebuild alone to re-chunk what the index holds)"
+    assert nothing.returncode == 2 and nothing.stderr.strip() == "error: give the files or folders to index (or --rebuild alone to re-chunk what the index holds)"
     typo = _qa_here("index", "--rebuild", data_dir=tmp_path / "typo")
     assert typo.returncode == 1 and "error: no index at" in typo.stderr and not (tmp_path / "typo").exists()
 
@@ -250,4 +250,4 @@ def test_what_scripts_pass_by_mistake_is_one_line(tmp_path, monkeypatch):
     for args, message in ((["--after", "2019", "--before", "2017"], "error: --after 2019 is later than --before 2017"),
                           (["--source", ""], "error: --source must be a domain name such as numerama.com, not empty")):
         res = _qa_here("search", "Netflix", *args, data_dir=data)
-        assert res.returncode == 1 and res.stderr.strip() == message, res.stderr
+        assert res.returncode == 2 and res.stderr.strip() == message, res.stderr
