@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import unicodedata
 from collections import Counter
@@ -491,10 +492,33 @@ def _expand(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[IngestError
                 errors.append(IngestError(str(p), None, f"unsupported file type {p.suffix or '(none)'!r} (use .txt, .md, .html, .json or .jsonl)"))
         else:
             errors.append(IngestError(str(p), None, "no such file or folder"))
+    files = _once_per_file(files)
     if other_types:  # a site mirror's images and style sheets: said, not errors
         kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(other_types.items(), key=lambda kv: (-kv[1], kv[0])))
         log.warning("not read: %d files of other types in the folders (%s); qa index reads .txt, .md, .html, .json and .jsonl", sum(other_types.values()), kinds)
     return files, errors
+
+
+def _once_per_file(files: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """Each file read once: a link to a file that is read anyway (``latest.html`` -> ``2021-05.html``)
+    would give the same text a second id, and every answer two citations. The file itself is kept,
+    under its own name, rather than the link."""
+    keys = [os.path.realpath(f) for f, _ in files]
+    chosen: dict[str, int] = {}
+    for i, (f, _) in enumerate(files):
+        j = chosen.get(keys[i])
+        if j is None or (files[j][0].is_symlink() and not f.is_symlink()):
+            chosen[keys[i]] = i
+    kept = []
+    for i, (f, name) in enumerate(files):
+        j = chosen[keys[i]]
+        if j == i:
+            kept.append((f, name))
+        elif f.is_symlink():
+            log.warning("not read: %s is a link to %s, which is read (as %r)", f, files[j][0], files[j][1])
+        else:
+            log.warning("not read twice: %s (given more than once; read as %r)", f, files[j][1])
+    return kept
 
 
 def load_documents(paths: list[Path]) -> tuple[list[Document], list[IngestError]]:

@@ -363,6 +363,25 @@ def test_links_to_folders_are_reported_not_silently_skipped(tmp_path):
     assert sorted((e.path.split("/")[-1], e.reason) for e in errors) == [("broken.txt", "a broken link"), ("linked", "a link to a folder: not followed (index its target)")]
 
 
+def test_a_file_is_read_once_whatever_links_or_arguments_name_it(tmp_path, caplog):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "2021-05.txt").write_text("Mai\nLe texte de mai.", encoding="utf-8")
+    (site / "a-latest.txt").symlink_to(site / "2021-05.txt")  # sorts first: the file still wins
+    (site / "juin.txt").write_text("Juin\nLe texte de juin.", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="index"):
+        docs, errors = load_documents([site, site / "juin.txt"])
+    assert errors == [] and sorted(d.id for d in docs) == ["2021-05", "juin"]
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert f"{site / 'a-latest.txt'} is a link to {site / '2021-05.txt'}, which is read (as '2021-05')" in warned
+    assert f"not read twice: {site / 'juin.txt'}" in warned
+    # a link to a file outside the folders given is read, under the link's name
+    (tmp_path / "elsewhere.txt").write_text("Ailleurs\nUn autre texte.", encoding="utf-8")
+    (site / "autre.txt").symlink_to(tmp_path / "elsewhere.txt")
+    docs, errors = load_documents([site])
+    assert errors == [] and sorted(d.id for d in docs) == ["2021-05", "autre", "juin"]
+
+
 def test_normalize_date_takes_dates_and_datetimes_only():
     assert normalize_date("2023-06-17T10:00:00Z") == "2023-06-17"
     assert normalize_date("  ") is None  # blank is no date, in a JSON record as over HTTP
