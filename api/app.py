@@ -59,7 +59,7 @@ from api.schemas import (
 )
 from index.schema import MAX_ID_CHARS, Document, Filters
 from qa.logs import setup_logging
-from qa.settings import Settings, load_settings
+from qa.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:  # imported lazily: qa.pipeline pulls in torch
     from qa.pipeline import QAService
@@ -178,6 +178,14 @@ def key_problem(authorization: str | None, accepted: list[str], read_only: list[
     return (403, "this key (QA_READ_KEY) opens reads only: writes need QA_API_KEY") if reads_only else (403, "invalid API key")
 
 
+def keys_problem(settings: Settings) -> str | None:
+    """A key configuration that would leave writes more open than reads, or None."""
+    if _configured(settings.read_key) and not _configured(settings.api_key):
+        return ("QA_READ_KEY is set but QA_API_KEY is not: anyone could add and delete documents while reads need a key; "
+                "set QA_API_KEY (the key for writes) too")
+    return None
+
+
 def write_keys(settings: Settings) -> list[str] | None:
     """Keys that open writes; None when writes are open."""
     api_key = _configured(settings.api_key)
@@ -234,6 +242,9 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     if not logging.getLogger().handlers:  # a worker process of `qa serve --workers N`, or another ASGI server
         setup_logging(settings.log_level)  # as `qa` does (faiss's loader would report each library it tries)
     log.setLevel(settings.log_level.upper())
+    problem = keys_problem(settings)
+    if problem is not None:
+        raise SettingsError(problem)
     for name, key, what in (("QA_API_KEY", settings.api_key, "writes"), ("QA_READ_KEY", settings.read_key, "reads")):
         if key is not None and _configured(key) is None:  # set, but to spaces: almost surely a mistake
             log.warning("%s is set but blank: %s need no key", name, what)

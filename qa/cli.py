@@ -591,6 +591,17 @@ def serve(
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
 def _serve_preflight(settings: Settings, host: str, port: int) -> None:
     """What would otherwise fail inside uvicorn, after seconds of model loading, as a traceback:
     checked first, each as one line."""
@@ -598,6 +609,13 @@ def _serve_preflight(settings: Settings, host: str, port: int) -> None:
 
     from index.store import DocumentCatalog, index_exists
 
+    from api.app import keys_problem
+
+    problem = keys_problem(settings)
+    if problem is not None:
+        _fail(problem)
+    if not (settings.api_key or "").strip() and not _is_loopback(host):
+        typer.echo(f"warning: listening on {host} with no QA_API_KEY: anyone who reaches port {port} can add and delete documents", err=True)
     _check_data_dir(settings)
     if index_exists(settings.data_dir):
         _read_index(settings, DocumentCatalog).close()  # damaged or newer: one line

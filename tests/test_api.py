@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from index.schema import Document, Filters
+from qa.settings import SettingsError
 from tests.api_support import REPO, SHOWCASE_QUESTION, article_documents, build_indexed_service, gold_questions
 
 pytestmark = pytest.mark.slow
@@ -620,7 +621,7 @@ def test_head_is_answered_wherever_get_is(api_settings, service):
         r = c.head("/ask")
         assert r.status_code == 405 and r.headers["allow"] == "POST"
     # the read key guards HEAD as it guards GET
-    with make_client(api_settings.model_copy(update={"read_key": "r"}), service) as c:
+    with make_client(api_settings.model_copy(update={"api_key": "w", "read_key": "r"}), service) as c:
         assert c.head("/documents").status_code == 401
         assert c.head("/documents", headers={"Authorization": "Bearer r"}).status_code == 200
         assert c.head("/health").status_code == 200
@@ -713,6 +714,14 @@ def test_writes_need_the_api_key(api_settings, service):
         assert c.get("/documents").status_code == 200
         assert c.post("/search", json={"query": "Netflix", "top_k": 1}).status_code == 200
         assert c.get("/metrics").status_code == 200
+
+
+def test_a_read_key_without_a_write_key_is_refused(api_settings, service):
+    # writes would stay open to anyone while reads need a key
+    with pytest.raises(SettingsError, match="QA_READ_KEY is set but QA_API_KEY is not"):
+        create_app(api_settings.model_copy(update={"read_key": "r", "api_key": None}), service)
+    with pytest.raises(SettingsError):
+        create_app(api_settings.model_copy(update={"read_key": "r", "api_key": "  "}), service)
 
 
 def test_reads_need_a_key_when_read_key_is_set(api_settings, service):

@@ -180,6 +180,16 @@ def test_serve_checks_before_loading_models(tmp_path):
         port = busy.getsockname()[1]
         res = _qa_here("serve", "--port", str(port), data_dir=tmp_path / "new")
     assert res.returncode == 1 and f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in res.stderr
+    assert "warning: listening on" not in res.stderr  # loopback: no warning
+    # keys that would leave writes open while reads need one: refused before anything loads
+    res = _qa_here("serve", data_dir=tmp_path / "new", env={"QA_READ_KEY": "r", "QA_API_KEY": ""})
+    assert res.returncode == 1 and res.stderr.strip() == ("error: QA_READ_KEY is set but QA_API_KEY is not: anyone could add and delete documents "
+                                                          "while reads need a key; set QA_API_KEY (the key for writes) too")
+    # every address, no write key: said before serving
+    with socket.create_server(("0.0.0.0", 0)) as busy:
+        port = busy.getsockname()[1]
+        res = _qa_here("serve", "--host", "0.0.0.0", "--port", str(port), data_dir=tmp_path / "new", env={"QA_API_KEY": ""})
+    assert f"warning: listening on 0.0.0.0 with no QA_API_KEY: anyone who reaches port {port} can add and delete documents" in res.stderr
     assert "the service starts empty" in res.stderr  # a new index is fine for a server (documents come by POST)
     assert _qa_here("serve", "--port", "0", data_dir=tmp_path / "new").returncode == 2
     # a model name that cannot be loaded here: one line before uvicorn (with --workers, uvicorn itself exits 0)
