@@ -16,6 +16,9 @@ from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported fo
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -34,6 +37,8 @@ class ApiMetrics:
         self.answered = Counter("qa_ask_answered_total", "Questions answered with at least one answer.", registry=self.registry)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        # a label takes few values: any method token is valid HTTP, and each new one would be a new series
+        method = method if method in KNOWN_METHODS else "other"
         self.requests.labels(method=method, route=route, status=str(status)).inc()
         self.latency.labels(method=method, route=route).observe(seconds)
 

@@ -26,7 +26,7 @@ from index.text import has_lone_surrogate, json_nodes
 log = logging.getLogger("api")
 
 REQUEST_ID_HEADER = "x-request-id"
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 
 
 def _json_response(status: int, body: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] | None = None) -> tuple[Message, Message]:
@@ -96,6 +96,12 @@ def route_template(scope: Scope, routes: list | None = None) -> str:
     # path_format drops converters: "/documents/{doc_id}", not "/documents/{doc_id:path}"
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return path if isinstance(path, str) and path else "unmatched"
+
+
+def loggable(path: str) -> str:
+    """A decoded path for a log line: control characters escaped (``%0A`` in a URL must not start a
+    forged line), the rest kept readable."""
+    return "".join(f"\\x{ord(ch):02x}" if unicodedata.category(ch) == "Cc" else ch for ch in path)
 
 
 def path_problem(path: str) -> str | None:
@@ -237,7 +243,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = Headers(scope=scope).get(REQUEST_ID_HEADER)
-        request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         rid_header = (b"x-request-id", request_id.encode())
         status = 500
@@ -256,7 +262,7 @@ class RequestMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception:
-            log.exception("internal error request_id=%s %s %s", request_id, scope.get("method"), scope.get("path"))
+            log.exception("internal error request_id=%s %s %s", request_id, scope.get("method"), loggable(scope.get("path", "")))
             if not started:
                 start, body = _json_response(500, {"detail": "internal error", "request_id": request_id}, [rid_header])
                 status = 500
@@ -265,7 +271,7 @@ class RequestMiddleware:
         finally:
             elapsed = time.perf_counter() - t0
             self.metrics.observe_request(scope.get("method", "GET"), route_template(scope, self.routes), status, elapsed)
-            log.debug("request_id=%s %s %s -> %s in %.1f ms", request_id, scope.get("method"), scope.get("path"), status, elapsed * 1000)
+            log.debug("request_id=%s %s %s -> %s in %.1f ms", request_id, scope.get("method"), loggable(scope.get("path", "")), status, elapsed * 1000)
 
 
 class _Constant:

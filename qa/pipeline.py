@@ -183,7 +183,7 @@ class QAService:
             doc_text = docs[p.document_id]
             if doc_text is None or doc_text[p.start : p.end] != p.text:
                 # replaced or deleted by a write since the search: its offsets would cite text that is gone
-                log.info("skipping a passage of %s: the document changed while it was read", p.document_id)
+                log.info("skipping a passage of %r: the document changed while it was read", p.document_id)
                 continue
             candidates.append(self._answer(p, c.span, doc_text, c.score))
         answers = merge_answers(candidates)[:max_answers]

@@ -830,6 +830,18 @@ def test_metrics_use_route_templates_and_index_gauges(client, documents):
     assert re.search(r"^qa_index_chunks \d", text, re.M)
 
 
+def test_made_up_methods_are_one_metric_series_and_paths_are_logged_escaped(api_settings, service, caplog):
+    with make_client(api_settings, service) as c:
+        for i in range(5):  # any token is a valid HTTP method: each must not be a new series
+            assert c.request(f"M{i}XYZ", "/ask").status_code == 405
+        text = c.get("/metrics").text
+        assert 'qa_http_requests_total{method="other",route="/ask",status="405"} 5.0' in text and "M0XYZ" not in text
+        with caplog.at_level(logging.DEBUG, logger="api"):
+            c.get("/health%0a2026-11-24 09:00:00,000 INFO api: forged")
+    lines = [r.getMessage() for r in caplog.records if "forged" in r.getMessage()]
+    assert lines and all("\n" not in line and "/health\\x0a2026" in line for line in lines), lines
+
+
 def test_metrics_registry_is_per_app(api_settings, service):
     with make_client(api_settings, service) as a, make_client(api_settings, service) as b:
         a.get("/health")
