@@ -331,12 +331,14 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    # middleware: the last added is the outermost
+    # middleware: the last added is the outermost. The concurrency limit is innermost: a request
+    # takes a place only once its key is checked and its body is all there (a client trickling a
+    # body would otherwise hold one for QA_BODY_TIMEOUT)
+    if settings.limit_concurrency is not None:
+        app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.limit_concurrency)
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes, timeout_s=settings.body_timeout)
     app.add_middleware(AuthGateMiddleware, routes=app.router.routes, problem=auth_problem)
     app.add_middleware(PathMiddleware, routes=app.router.routes)
-    if settings.limit_concurrency is not None:
-        app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.limit_concurrency)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],

@@ -178,20 +178,35 @@ def test_a_client_that_hangs_up_stops_its_extract(server, http, indexed):
 
 def test_requests_beyond_the_configured_concurrency_get_a_quick_503(server, http, indexed):
     """QA_LIMIT_CONCURRENCY: past that many requests in progress, a JSON 503 with Retry-After at
-    once (not a wait behind the reader); the probes are still answered."""
+    once (not a wait behind the reader); the probes are still answered. A request takes its place
+    only once its body is there: clients trickling bodies must not lock everyone out."""
     body = json.dumps({"query": "Netflix"}).encode()
-    held = [_raw_post(server["base"], "/search", f"Content-Length: {len(body)}\r\n", body[:5]) for _ in range(CONCURRENCY)]
+    trickling = [_raw_post(server["base"], "/search", f"Content-Length: {len(body)}\r\n", body[:5]) for _ in range(CONCURRENCY)]
     try:
-        time.sleep(0.5)  # all of them in progress: their bodies are not all there
+        time.sleep(0.5)
+        assert http.get("/search", params={"q": "Netflix"}).status_code == 200
+    finally:
+        for sock in trickling:
+            sock.close()
+    # CONCURRENCY long reads in progress (~15,000 tokens each: seconds of work)
+    context = " ".join(indexed.values())
+    context = (context * (60_000 // len(context) + 1))[:60_000]
+    extract = json.dumps({"question": "Combien Netflix investit-il ?", "context": context}).encode()
+    held = [_raw_post(server["base"], "/extract", f"Content-Length: {len(extract)}\r\n", extract) for _ in range(CONCURRENCY)]
+    try:
+        time.sleep(1.5)  # all of them reading
         r = http.get("/search", params={"q": "Netflix"})
         assert r.status_code == 503 and r.headers["retry-after"] == "1" and r.headers["x-request-id"], r.text
         assert "QA_LIMIT_CONCURRENCY" in r.json()["detail"]
         assert http.get("/health").status_code == 200 and http.get("/metrics").status_code == 200
     finally:
         for sock in held:
-            sock.close()
-    time.sleep(0.5)
-    assert http.get("/search", params={"q": "Netflix"}).status_code == 200
+            sock.close()  # their reads stop at the next batch of windows
+    deadline = time.monotonic() + 60
+    while (status := http.get("/search", params={"q": "Netflix"}).status_code) == 503:
+        assert time.monotonic() < deadline, "the places of the closed requests were not given back"
+        time.sleep(0.5)
+    assert status == 200
 
 
 def test_clean_shutdown(server, http, indexed):
