@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from index.ingest import normalize_date
 from index.retrieval import normalize_domain, period_bounds
 from index.schema import id_problem, metadata_problem
-from index.text import has_words, url_problem
+from index.text import control_problem, has_words, url_problem
 
 MAX_QUESTION_CHARS = 1_000
 MAX_CONTEXT_CHARS = 100_000
@@ -209,6 +209,12 @@ class DocumentIn(_Strict):
             return None
         v = v.strip()
         return _refused_if("id", id_problem(v), v)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, v: str) -> str:
+        problem = control_problem(v)
+        return _refused_if("title", f"{problem}: a title is one line of text" if problem else None, v)
 
     @field_validator("metadata")
     @classmethod

@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from index.schema import Document, id_problem, metadata_problem
-from index.text import has_lone_surrogate, has_words, lone_surrogate_at, strip_blank, url_problem
+from index.text import has_lone_surrogate, has_words, lone_surrogate_at, one_line, strip_blank, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -155,6 +155,7 @@ def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
             m = _URL_LINE.match(line)
             if m:
                 url = m.group(1).rstrip(".,;")
+                url = url if url_problem(url, strict=False) is None else None  # an ESC in it, say: no URL rather than a broken one
                 continue
         if idx < _HEADER_LINES and published is None:
             m = _DATE_TAG.search(line)
@@ -172,7 +173,7 @@ def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
                 if len(candidate) > MAX_TITLE_CHARS:
                     cut = candidate.rfind(" ", 0, MAX_TITLE_CHARS)
                     candidate = candidate[: cut if cut > 40 else MAX_TITLE_CHARS].rstrip(" ,;:") + "…"
-                title = candidate
+                title = one_line(candidate)
         if idx >= _HEADER_LINES and title is not None:
             break
     return title, url, published
@@ -209,7 +210,7 @@ def _load_text(path: Path, name: str) -> list[Document]:
             raise _Skip("nothing after the front matter")
     title, url, published = text_metadata(text)
     if isinstance(keys.get("title"), str):
-        title = strip_blank(keys["title"]) or title
+        title = one_line(strip_blank(keys["title"])) or title
     front_url = keys.get("url") or keys.get("link")
     if isinstance(front_url, str) and url_problem(front_url.strip(), strict=False) is None:
         url = front_url.strip()
@@ -300,7 +301,9 @@ def _load_html(path: Path, name: str) -> list[Document]:
         val = getattr(doc, key, None)
         if val:
             meta[key] = val
-    return [Document(id=_file_id(name), text=text, title=getattr(doc, "title", None) or None, url=getattr(doc, "url", None) or None, published=published, metadata=meta)]
+    url = getattr(doc, "url", None) or None
+    url = url if url is None or url_problem(url, strict=False) is None else None
+    return [Document(id=_file_id(name), text=text, title=one_line(getattr(doc, "title", None) or "") or None, url=url, published=published, metadata=meta)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,7 +368,7 @@ def record_to_document(rec, default_id: str) -> Document:
         published = normalize_date(rec.get("published"))
     except ValueError as exc:
         raise ValueError(f"'published': {exc}") from None
-    return Document(id=doc_id.strip(), text=text, title=title or None, url=url or None, published=published, metadata=metadata)
+    return Document(id=doc_id.strip(), text=text, title=one_line(title or "") or None, url=url or None, published=published, metadata=metadata)
 
 
 def _load_json(path: Path, name: str) -> tuple[list[Document], list[IngestError]]:

@@ -250,10 +250,38 @@ def analyze(text: str) -> list[str]:
     return _stemmer().stemWords(words)
 
 
+def control_problem(text: str) -> str | None:
+    """Where ``text`` holds a control character (Unicode Cc: line breaks, tabs, ESC...), or None.
+    For one-line fields: an ESC in a title or URL would drive the terminal that prints it."""
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) == "Cc":
+            return f"holds a control character (U+{ord(ch):04X} at position {i})"
+    return None
+
+
+def one_line(text: str) -> str:
+    """A one-line field (a title) from a file: control characters and whitespace runs become one
+    space. Titles carry no offsets, so nothing else depends on their exact characters."""
+    return " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text).split())
+
+
+def visible(text: str, keep: str = "") -> str:
+    """``text`` for a terminal: control characters other than those in ``keep`` written as escapes
+    (``\\x1b``), so that stored text shows what it holds instead of acting on the terminal."""
+    if not any(unicodedata.category(ch) == "Cc" and ch not in keep for ch in text):
+        return text
+    return "".join(f"\\x{ord(ch):02x}" if unicodedata.category(ch) == "Cc" and ch not in keep else ch for ch in text)
+
+
 def url_problem(url: str, strict: bool = True) -> str | None:
     """What is wrong with a document's URL, or None. Always: Python cannot parse it (filters read
-    its domain). ``strict`` (what the API takes): also anything but an absolute http(s) URL."""
+    its domain) or it holds a control character. ``strict`` (what the API takes): also anything but
+    an absolute http(s) URL."""
     from urllib.parse import urlsplit
+
+    problem = control_problem(url)
+    if problem is not None:
+        return problem
 
     try:
         host = urlsplit(url).hostname

@@ -17,6 +17,7 @@ from typing import Optional
 
 import typer
 
+from index.text import visible
 from qa.settings import Settings
 
 log = logging.getLogger("qa.cli")
@@ -345,8 +346,8 @@ def search(
     if not results:
         typer.echo("Aucun passage trouvé.")
     for i, r in enumerate(results, 1):
-        typer.echo(f"{i}. [{r.score:.4f}] {r.title or r.document_id} ({r.document_id}, {r.published or 's.d.'}) [{r.start}:{r.end}]")
-        typer.echo("   " + " ".join(r.text.split())[:300])
+        typer.echo(f"{i}. [{r.score:.4f}] {visible(r.title or r.document_id)} ({visible(r.document_id)}, {r.published or 's.d.'}) [{r.start}:{r.end}]")
+        typer.echo("   " + visible(" ".join(r.text.split())[:300]))
 
 
 docs_app = typer.Typer(no_args_is_help=True, help="The documents in the index: list, show, delete (add them with `qa index`).")
@@ -372,7 +373,7 @@ def docs_list(
         typer.echo(json.dumps(page.model_dump(mode="json"), ensure_ascii=False, indent=1))
         return
     for i in items:
-        typer.echo(f"{i.id}\t{_n(i.chunks, 'chunk')}\t{_n(i.chars, 'char')}\t{i.published or 's.d.'}\t{i.title or ''}")
+        typer.echo(f"{visible(i.id)}\t{_n(i.chunks, 'chunk')}\t{_n(i.chars, 'char')}\t{i.published or 's.d.'}\t{visible(i.title or '')}")
     shown = f"{offset + 1}-{offset + len(items)}" if items else "none"
     typer.echo(f"{_n(total, 'document')} ({shown} shown)", err=True)
 
@@ -415,9 +416,14 @@ def docs_show(
         return
     for label, value in (("id", doc.id), ("title", doc.title), ("url", doc.url), ("published", doc.published)):
         if value:
-            typer.echo(f"{label}: {value}")
+            typer.echo(f"{label}: {visible(value)}")
     typer.echo("")
-    typer.echo(doc.text)
+    # the text as stored when redirected (offsets count in it: color=True stops click from stripping
+    # what looks like colour codes); on a terminal, its escapes shown, not obeyed
+    if sys.stdout.isatty():
+        typer.echo(visible(doc.text, keep="\n\t\r"))
+    else:
+        typer.echo(doc.text, color=True)
 
 
 @docs_app.command("delete")

@@ -11,6 +11,8 @@ import sys
 import textwrap
 from typing import Any
 
+from index.text import visible
+
 BOLD = "\033[1m"
 HIGHLIGHT = "\033[1;33m"
 DIM = "\033[2m"
@@ -27,7 +29,7 @@ def locate_in_context(answer: Any) -> tuple[int, int] | None:
 
 
 def _squash(text: str) -> str:
-    return _WS.sub(" ", text)
+    return visible(_WS.sub(" ", text))
 
 
 def _highlight(context: str, span: tuple[int, int] | None, answer_text: str, color: bool) -> str:
@@ -41,7 +43,9 @@ def _highlight(context: str, span: tuple[int, int] | None, answer_text: str, col
 
 
 def _one_line(text: str) -> str:
-    return " ".join((text or "").split())
+    """One line for the terminal: whitespace runs folded, other control characters (an ESC kept in
+    a document's text or title) shown as escapes instead of acting on the terminal."""
+    return visible(" ".join((text or "").split()))
 
 
 def _answer_lines(i: int, a: Any, details: str, color: bool) -> list[str]:
@@ -66,20 +70,20 @@ def render_ask(result: Any, color: bool | None = None, width: int = 100) -> str:
             lines.append("")
             lines.append("Passages les plus proches :")
             for i, p in enumerate(passages, 1):
-                lines.append(f"  {i}. {p.title or p.document_id} ({p.document_id}, {p.published or 's.d.'}) — score {p.score:.3f}")
+                lines.append(f"  {i}. {_one_line(p.title or p.document_id)} ({_one_line(p.document_id)}, {p.published or 's.d.'}) — score {p.score:.3f}")
                 lines.append(textwrap.shorten(_one_line(p.text), width=width, placeholder=" …").join(("     ", "")))
         else:
             lines.append("Aucun passage pertinent dans l’index.")
     else:
         for i, a in enumerate(result.answers, 1):
             lines += _answer_lines(i, a, f"score {a.score:.2f}", color)
-            source = a.title or a.document_id
-            details = [f"document {a.document_id}", f"caractères {a.start}–{a.end}"]
+            source = _one_line(a.title or a.document_id)
+            details = [f"document {_one_line(a.document_id)}", f"caractères {a.start}–{a.end}"]
             if a.published:
                 details.insert(1, f"publié le {a.published}" if len(a.published) == 10 else f"publié en {a.published}")
             lines.append(f"   Source : {source} ({', '.join(details)})")
             if a.url:
-                lines.append(f"   {dim}{a.url}{off}")
+                lines.append(f"   {dim}{_one_line(a.url)}{off}")
             lines.append("")
         if lines[-1] == "":
             lines.pop()

@@ -676,6 +676,10 @@ def test_document_lifecycle(client):
         ([{"title": "T", "text": "Un texte.", "author": "moi"}], "author"),
         ([{"title": "T", "text": "Un texte.", "url": "http://[lien-casse"}], "url"),  # Python cannot parse it: was a 500
         ([{"title": "T", "text": "Un texte.", "url": "https://[lien]/article"}], "url"),
+        # escape sequences would drive the terminal of whoever lists the documents
+        ([{"title": "Titre \u001b]0;pwned\u0007", "text": "Un texte."}], "title"),
+        ([{"title": "Titre\nsur deux lignes", "text": "Un texte."}], "title"),
+        ([{"title": "T", "text": "Un texte.", "url": "https://a.example/\u001b[31mRED"}], "url"),
         # nested too deep to be read back (GET /documents/{id} was a 500)
         ([{"title": "T", "text": "Un texte.", "metadata": json.loads('{"a":' * 40 + "1" + "}" * 40)}], "metadata"),
     ],

@@ -70,6 +70,13 @@ def test_index_in_batches_then_again_skips_everything(tmp_path):
         other = json.loads(_qa_here("search", "Amazon Prime Video", "--json", "--mode", mode, "--top-k", "50", data_dir=data).stdout)
         other = other["results"] if isinstance(other, dict) else other
         assert other and all(h["document_id"] != doc_id for h in other)
+    # a text that holds escape sequences: shown as escapes by search, given back as stored when redirected
+    esc = tmp_path / "esc.txt"
+    esc.write_text("Siège d'Acme\n\nLe siège \x1b[2J\x1b]0;pwned\x07 d'Acme est à Lyon.", encoding="utf-8")
+    assert _qa_here("index", str(esc), data_dir=data).returncode == 0
+    out = _qa_here("search", "siège Acme Lyon", "--top-k", "1", data_dir=data).stdout
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b[2J\\x1b]0;pwned\\x07" in out, out
+    assert _qa_here("docs", "show", "esc", data_dir=data).stdout.endswith(esc.read_text(encoding="utf-8") + "\n")
     again = _qa_here("docs", "delete", doc_id, data_dir=data)
     assert again.returncode == 1 and again.stderr.strip().startswith(f"error: no document '{doc_id}'") and "Traceback" not in again.stderr
     missing = _qa_here("docs", "show", "nope", data_dir=data)

@@ -382,6 +382,19 @@ def test_a_file_is_read_once_whatever_links_or_arguments_name_it(tmp_path, caplo
     assert errors == [] and sorted(d.id for d in docs) == ["2021-05", "autre", "juin"]
 
 
+def test_titles_are_one_line_and_urls_hold_no_control_characters(tmp_path):
+    recs = [{"id": "a", "title": "Titre\nsur deux\tlignes \x1b[2J", "text": "Le texte de a."},
+            {"id": "b", "title": "B", "text": "Le texte de b.", "url": "https://b.example/\x1b[31m"}]
+    (tmp_path / "recs.jsonl").write_text("\n".join(json.dumps(r) for r in recs), encoding="utf-8")
+    (tmp_path / "art.txt").write_text("Un titre \x1b]0;pwned\x07 ici\nhttps://c.example/\x1b[31m\n\nLe texte.", encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    by_id = {d.id: d for d in docs}
+    assert by_id["a"].title == "Titre sur deux lignes [2J"
+    assert [(e.line, e.reason) for e in errors] == [(2, "'url' holds a control character (U+001B at position 18)")]
+    assert by_id["art"].title == "Un titre ]0;pwned ici" and by_id["art"].url is None
+    assert "\x1b" in by_id["art"].text  # the text itself is kept as it is: offsets count in it
+
+
 def test_normalize_date_takes_dates_and_datetimes_only():
     assert normalize_date("2023-06-17T10:00:00Z") == "2023-06-17"
     assert normalize_date("  ") is None  # blank is no date, in a JSON record as over HTTP

@@ -47,3 +47,14 @@ def test_no_answer_in_french():
     out = render_ask(_result([]), color=False)
     assert "Aucune réponse trouvée" in out and "Netflix et les séries" in out
     assert "Aucune réponse trouvée" in render_ask(_result([], passages=[]), color=False)
+
+
+def test_control_characters_of_stored_text_are_shown_not_obeyed():
+    doc = "Le siège \x1b[2J est \x1b]0;pwned\x07 à Lyon."
+    p = SearchResult(7, "esc", "Titre \x1b[8mcaché", "https://a.example/\x1b[31m", None, doc, 0, len(doc), 0.9)
+    start = doc.index("Lyon")
+    a = Answer("Lyon", 0.9, "esc", p.title, p.url, None, 7, start, start + 4, doc, 0)
+    for out in (render_ask(AskResult("Où ?", [a], False, [p], 1.0), color=False), render_ask(AskResult("Où ?", [], True, [p], 1.0), color=False)):
+        assert "\x1b" not in out and "\x07" not in out, out
+    out = render_ask(AskResult("Où ?", [a], False, [p], 1.0), color=False)
+    assert "\\x1b[2J" in out and "Titre \\x1b[8mcaché" in out and "https://a.example/\\x1b[31m" in out
