@@ -280,6 +280,9 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         version=VERSION,
         summary="Recherche sémantique et questions-réponses extractives sur des articles de presse en français.",
         lifespan=lifespan,
+        # operation ids are the endpoints' names ("ask", "search_get"), which generated clients turn
+        # into method names, instead of FastAPI's "search_get_search_get"
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
     app.state.service = service
@@ -446,12 +449,12 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         """Add or update documents (same id: replaced; same text: unchanged). Ids default to sha1(text)[:16]."""
         docs: list[Document] = []
         seen: set[str] = set()
-        for i, d in enumerate(body.documents):
+        for i, d in enumerate(body.documents):  # ids unique in the request, explicit or made from the text
             doc_id = d.id or document_id_for(d.text)
             if doc_id in seen:
                 raise RequestValidationError([{
                     "type": "value_error", "loc": ("body", "documents", i, "id"), "input": doc_id,
-                    "msg": f"Value error, documents: id {doc_id!r} appears more than once (the same text twice?)",
+                    "msg": f"Value error, documents: id {doc_id!r} appears more than once" + ("" if d.id else " (the same text twice?)"),
                 }])
             seen.add(doc_id)
             docs.append(Document(id=doc_id, text=d.text, title=d.title, url=d.url, published=d.published, metadata=d.metadata))
@@ -468,7 +471,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     @app.get("/documents", response_model=DocumentPage, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 503))
     async def list_documents(
         svc: Service,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Documents to skip.")] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Documents to skip.", json_schema_extra={"format": "int64"})] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 20,
     ) -> DocumentPage:
         """Documents in the index, paginated (without their text)."""

@@ -327,11 +327,14 @@ class BodyGuardMiddleware:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        if self.routes is not None and endpoint_route(scope, self.routes) is None:
+        if self.routes is not None:
+            route = endpoint_route(scope, self.routes)
             # no endpoint takes this body (404, 405, "/ask/" redirected to "/ask"): the router answers
-            # without reading it, and judging it first would tell a client without a key about it
-            await self.app(scope, receive, send)
-            return
+            # without reading it, and judging it first would tell a client without a key about it.
+            # An endpoint that takes no body (DELETE /documents/{id}) ignores one, as HTTP allows.
+            if route is None or getattr(route, "body_field", True) is None:
+                await self.app(scope, receive, send)
+                return
         headers = Headers(scope=scope)
         too_large = {"detail": f"request body too large: at most {self.max_body_bytes} bytes"}
         declared = headers.get("content-length")

@@ -11,11 +11,11 @@ import typing
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
 from index.ingest import normalize_date
 from index.retrieval import normalize_domain, period_bounds
-from index.schema import id_problem, metadata_problem
+from index.schema import MAX_ID_CHARS, id_problem, metadata_problem
 from index.text import control_problem, has_words, url_problem
 
 MAX_QUESTION_CHARS = 1_000
@@ -90,7 +90,13 @@ def _filter_date(value: Any, info: ValidationInfo) -> Any:
     return first if field == "published_after" else last
 
 
-FilterDate = Annotated[date | None, BeforeValidator(_filter_date)]
+# Declared as what clients send: a string, possibly a partial date (a client typed with a date
+# class could not send "2017"), not as the date it is read into
+FilterDate = Annotated[date | None, BeforeValidator(_filter_date), WithJsonSchema({
+    "anyOf": [{"type": "string", "pattern": r"^[0-9]{4}(-[0-9]{1,2}(-[0-9]{1,2}([T ].*)?)?)?$", "examples": ["2017", "2017-10", "2017-10-27"]}, {"type": "null"}],
+})]
+# chunk ids are 64-bit (above 2^53): int64, or generated clients read them as 32-bit integers
+ChunkId = Annotated[int, WithJsonSchema({"type": "integer", "format": "int64"})]
 
 
 class _DateRange(BaseModel):
@@ -166,7 +172,7 @@ class SearchRequest(_Strict):
 
 class ExtractRequest(_Strict):
     question: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"The question, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).")
-    context: str = Field(..., max_length=MAX_CONTEXT_CHARS, description="The text to read; answer offsets point into it, unchanged.")
+    context: str = Field(..., max_length=MAX_CONTEXT_CHARS, json_schema_extra={"minLength": 1}, description="The text to read; answer offsets point into it, unchanged.")
     max_answers: Count | None = Field(None, ge=1, le=MAX_ANSWERS, description="Answers to return at most (server default: 3).")
 
     @field_validator("context")
@@ -195,7 +201,7 @@ class SearchQuery(_DateRange, _Strict):
 
 
 class DocumentIn(_Strict):
-    id: str | None = Field(None, description="Stable id (at most 256 characters, no control characters; the same rule as `qa index`); when absent, the first 16 hex digits of the SHA-1 of the text.")
+    id: str | None = Field(None, json_schema_extra={"maxLength": MAX_ID_CHARS}, description="Stable id (at most 256 characters, no control characters; the same rule as `qa index`); when absent, the first 16 hex digits of the SHA-1 of the text.")
     title: str = Field(..., max_length=1_000)
     text: str = Field(..., min_length=1)
     url: str | None = Field(None, max_length=2_000)
@@ -250,22 +256,12 @@ class DocumentIn(_Strict):
 class DocumentsIn(_Strict):
     documents: list[DocumentIn] = Field(..., min_length=1, max_length=MAX_DOCUMENTS_PER_REQUEST)
 
-    @model_validator(mode="after")
-    def _unique_ids(self) -> "DocumentsIn":
-        seen: set[str] = set()
-        for d in self.documents:
-            if d.id is not None:
-                if d.id in seen:
-                    raise ValueError(f"documents: id {d.id!r} appears more than once")
-                seen.add(d.id)
-        return self
-
 
 # --- responses ------------------------------------------------------------------------------
 
 
 class SearchHit(BaseModel):
-    chunk_id: int
+    chunk_id: ChunkId
     document_id: str
     title: str | None
     url: str | None
@@ -288,7 +284,7 @@ class CitationOut(BaseModel):
     title: str | None
     url: str | None
     published: str | None
-    chunk_id: int
+    chunk_id: ChunkId
     start: int = Field(..., description="Character offset of the answer in that document's text.")
     end: int
 
@@ -300,7 +296,7 @@ class AnswerOut(BaseModel):
     title: str | None
     url: str | None
     published: str | None
-    chunk_id: int
+    chunk_id: ChunkId
     start: int = Field(..., description="Character offset of the answer in the document text.")
     end: int
     context: str = Field(..., description="The sentence around the answer: the document text [context_start : context_start + len(context)].")
@@ -387,7 +383,7 @@ class DocumentInfoOut(BaseModel):
 class DocumentPage(BaseModel):
     items: list[DocumentInfoOut]
     total: int
-    offset: int
+    offset: int = Field(..., json_schema_extra={"format": "int64"})
     limit: int
 
 

@@ -60,15 +60,17 @@ _MONTHS = {
     "octobre": 10, "oct": 10, "novembre": 11, "nov": 11, "decembre": 12, "décembre": 12, "dec": 12, "déc": 12,
 }
 # a datetime keeps its date; anything else after the date ("2017 et 2018") is not a date
+# ASCII digits only: "２０１７" would be stored as it is, not an ISO date for the clients that parse it
 _ISO_PARTIAL = re.compile(
-    r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?[ ]?(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?)?)?)?$",
-    re.IGNORECASE,  # "2015-03-12 15:25:00 -0500" (Jekyll), "…T10:00:00 UTC", "…t10:00z"
+    r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?[ ]?(?:Z|UTC|GMT|[+-](\d{2})(?::?(\d{2}))?)?)?)?)?$",
+    re.IGNORECASE | re.ASCII,  # "2015-03-12 15:25:00 -0500" (Jekyll), "…T10:00:00 UTC", "…t10:00z"
 )
+_TIME_LIMITS = (24, 60, 61, 24, 60)  # hour, minute, second (a leap second), offset hours, offset minutes
 # A date tag: "date: 2017-10-27" anywhere in a header line, or "date 2017-10" at its start; not "La date
 # 2030 a été retenue" in a sentence. "\s*(?:[:=]\s*)?", not "\s*[:=]?\s*": two adjacent \s* make
 # "date" + a long run of spaces quadratic.
-_DATE_TAG = re.compile(r"(?:^[\W_]*date\s*(?:[:=]\s*)?|(?<![\w-])date\s*[:=]\s*)(\d{4}(?:-\d{1,2}(?:-\d{1,2})?)?)(?![\d-])", re.IGNORECASE)
-_FR_DATE = re.compile(r"(?<!\d)(\d{1,2})(?:er)?\s+(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?\s+(\d{4})(?!\d)", re.IGNORECASE)
+_DATE_TAG = re.compile(r"(?:^[\W_]*date\s*(?:[:=]\s*)?|(?<![\w-])date\s*[:=]\s*)([0-9]{4}(?:-[0-9]{1,2}(?:-[0-9]{1,2})?)?)(?![\d-])", re.IGNORECASE)
+_FR_DATE = re.compile(r"(?<!\d)([0-9]{1,2})(?:er)?\s+(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?\s+([0-9]{4})(?!\d)", re.IGNORECASE)
 
 
 def normalize_date(value) -> str | None:
@@ -84,6 +86,8 @@ def normalize_date(value) -> str | None:
     if not m:
         raise ValueError(f"invalid published date {value!r} (expected YYYY, YYYY-MM or YYYY-MM-DD)")
     y, mo, d = m.group(1), m.group(2), m.group(3)
+    if any(part is not None and int(part) >= limit for part, limit in zip(m.groups()[3:], _TIME_LIMITS)):
+        raise ValueError(f"invalid time in {value!r}")
     if mo is None:
         return y
     if not 1 <= int(mo) <= 12:

@@ -396,6 +396,10 @@ def test_titles_are_one_line_and_urls_hold_no_control_characters(tmp_path):
 
 
 def test_normalize_date_takes_dates_and_datetimes_only():
+    for not_iso in ("２０１７-10-27", "٢٠١٧", "2017-10-27T99:99:99+99:99", "2017-10-27T24:00", "2017-10-27T10:00+25:00"):
+        with pytest.raises(ValueError):  # stored as given, they would not be ISO dates for clients that parse them
+            normalize_date(not_iso)
+    assert normalize_date("2016-12-31T23:59:60Z") == "2016-12-31"  # a leap second
     assert normalize_date("2023-06-17T10:00:00Z") == "2023-06-17"
     assert normalize_date("  ") is None  # blank is no date, in a JSON record as over HTTP
     assert normalize_date("2023-06-17 10:00:00.123+02:00") == "2023-06-17"
