@@ -244,10 +244,16 @@ class QAService:
         return self.store.list_documents(offset=offset, limit=limit)
 
     def health(self) -> dict:
-        return {**self.store.counts(), "embedder": self.embedder.identity, "reader": self.reader.name}
+        # a model in a local folder is named by the folder alone: /health is open, the server's paths are not its business
+        return {**self.store.counts(), "embedder": _shown_model(self.embedder.identity), "reader": _shown_model(self.reader.name)}
 
     def close(self) -> None:
         self.store.close()
+
+
+def _shown_model(name: str) -> str:
+    """A model's name as /health shows it: a hub id as it is, a local path by its last part."""
+    return Path(name).name or name if Path(name).is_absolute() else name
 
 
 def configure_torch(settings: Settings) -> None:

@@ -95,6 +95,12 @@ def test_health_reports_models_and_index(client, documents):
     assert body["documents"] == len(documents) == len(article_documents())
     assert body["chunks"] >= body["documents"]
     assert body["embedder"] and body["reader"]
+    # the built models live in folders of the server: /health (open to all) names them without their path
+    assert os.sep not in body["embedder"] + body["reader"], body
+    from qa.pipeline import _shown_model
+
+    assert _shown_model("/root/.cache/qa-search/models/e5-small-piaf-ba69ad40a92c") == "e5-small-piaf-ba69ad40a92c"
+    assert _shown_model("intfloat/multilingual-e5-small:384") == "intfloat/multilingual-e5-small:384"  # a hub id as it is
     assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
 
 
