@@ -84,7 +84,8 @@ ERR = {
     413: {"model": ErrorResponse, "description": "Body over the configured size limit"},
     415: {"model": ErrorResponse, "description": "Body is not JSON (send Content-Type: application/json)"},
     500: {"model": ErrorResponse, "description": "Internal error (logged with the request id)"},
-    503: {"model": ErrorResponse, "description": "Service not loaded yet, or busy: more requests in progress than QA_LIMIT_CONCURRENCY (retry after Retry-After seconds)"},
+    503: {"model": ErrorResponse, "description": "Service not loaded yet, or busy: more requests in progress than QA_LIMIT_CONCURRENCY (retry after Retry-After seconds); for writes, also: the index folder cannot be written (nothing was written)"},
+    507: {"model": ErrorResponse, "description": "The server's index storage is full: nothing was written"},
 }
 
 
@@ -358,6 +359,24 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         with write_lock:
             return fn(*args)
 
+    def _write(fn: Callable[..., T], *args: Any) -> T:
+        """A write, serialised; a full or unwritable index folder is the operator's to fix, said as
+        such (nothing was written: the store rolls back), not as an internal error."""
+        import sqlite3
+
+        from index.store import storage_problem
+
+        try:
+            return _locked(fn, *args)
+        except (OSError, sqlite3.Error) as exc:
+            problem = storage_problem(exc)
+            if problem is None:
+                raise
+            log.error("a write failed: the index folder %s is %s (%s)", settings.data_dir, problem, exc)
+            if problem == "full":
+                raise HTTPException(507, "the server's index storage is full: nothing was written; send it again once there is room (the operator's log says where)") from None
+            raise HTTPException(503, "the server's index folder cannot be written: nothing was written; send it again once it is fixed (the operator's log says where)") from None
+
     # --- routes ------------------------------------------------------------------------------
 
     # HEAD too: uptime probes use it
@@ -444,7 +463,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         answers = [ExtractedAnswerOut.from_answer(a) for a in found]
         return ExtractResponse(question=body.question, answers=answers, no_answer=not answers, took_ms=(time.perf_counter() - t0) * 1000)
 
-    @app.post("/documents", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))
+    @app.post("/documents", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503, 507))
     async def add_documents(body: DocumentsIn, svc: Service) -> DocumentsAdded:
         """Add or update documents (same id: replaced; same text: unchanged). Ids default to sha1(text)[:16]."""
         docs: list[Document] = []
@@ -458,7 +477,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
                 }])
             seen.add(doc_id)
             docs.append(Document(id=doc_id, text=d.text, title=d.title, url=d.url, published=d.published, metadata=d.metadata))
-        report = await run_in_threadpool(_locked, svc.add_documents, docs)
+        report = await run_in_threadpool(_write, svc.add_documents, docs)
         inflight.clear()
         await run_in_threadpool(_refresh_gauges, svc)
         counts = report.chunk_counts or {}
@@ -493,10 +512,10 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
             raise HTTPException(404, document_not_found(doc_id))
         return DocumentOut.from_document(doc)
 
-    @app.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404, 503))
+    @app.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404, 500, 503, 507))
     async def delete_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service) -> DeleteResponse:
         """Remove a document and its passages from the index."""
-        deleted = await run_in_threadpool(_locked, svc.delete_document, doc_id)
+        deleted = await run_in_threadpool(_write, svc.delete_document, doc_id)
         if not deleted:
             raise HTTPException(404, document_not_found(doc_id))
         inflight.clear()

@@ -102,13 +102,20 @@ def save(index: faiss.Index, path: Path) -> None:
     """Temp file, fsync, rename: the file is either the complete new index or absent."""
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    faiss.write_index(index, str(tmp))
-    fd = os.open(tmp, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            faiss.write_index(index, str(tmp))
+        except RuntimeError as exc:  # faiss reports a full disk or a closed folder so: an OSError, as for any file
+            raise OSError(f"cannot write {tmp}: {str(exc).strip().splitlines()[-1]}") from exc
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a partial file would hold the space that is missing
+        raise
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)

@@ -116,14 +116,18 @@ class KeywordIndex:
         final_dir = Path(final_dir)
         tmp = final_dir.with_name(final_dir.name + f".tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        if self.bm25 is not None:
-            self.bm25.save(str(tmp), show_progress=False)
-        np.save(tmp / "ids.npy", self.ids)
-        (tmp / "keyword.json").write_text(json.dumps({"rows": len(self), "k1": K1, "b": B}))
-        for f in tmp.iterdir():
-            _fsync_path(f)
-        _fsync_path(tmp)
+        try:
+            tmp.mkdir(parents=True)
+            if self.bm25 is not None:
+                self.bm25.save(str(tmp), show_progress=False)
+            np.save(tmp / "ids.npy", self.ids)
+            (tmp / "keyword.json").write_text(json.dumps({"rows": len(self), "k1": K1, "b": B}))
+            for f in tmp.iterdir():
+                _fsync_path(f)
+            _fsync_path(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a partial folder would hold the space that is missing
+            raise
         if final_dir.exists():  # same generation written before a crash: replace it
             shutil.rmtree(final_dir)
         os.rename(tmp, final_dir)

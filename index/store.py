@@ -27,7 +27,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +42,27 @@ from index.schema import Chunk, Document, Filters, SearchResult
 from index.text import ANALYZER_VERSION, analyze
 
 log = logging.getLogger(__name__)
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """What a write's failure says of the index folder, "full" or "not writable", or None when it
+    is something else (a bug, a damaged file)."""
+    import errno as errno_mod
+
+    text = str(exc).lower()
+    if (isinstance(exc, OSError) and exc.errno in (errno_mod.ENOSPC, errno_mod.EDQUOT)) or "disk is full" in text or "no space left" in text:
+        return "full"
+    if (isinstance(exc, OSError) and exc.errno in (errno_mod.EROFS, errno_mod.EACCES, errno_mod.EPERM)) or "readonly database" in text \
+            or "read-only file system" in text or "permission denied" in text:
+        return "not writable"
+    return None
+
+
+def _rollback(c: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already: after SQLITE_FULL it rolls back by
+    itself, and a second ROLLBACK would replace "database or disk is full" by "no transaction"."""
+    if c.in_transaction:
+        c.execute("ROLLBACK")
 
 SCHEMA_VERSION = "1"
 DB_NAME = "index.sqlite3"
@@ -397,7 +418,7 @@ class IndexStore:
                 c.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", list(layout.items()))
             c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            _rollback(c)
             raise
         problem = self._built_with_problem(c)
         if problem is not None:
@@ -546,15 +567,25 @@ class IndexStore:
             if not repair:
                 return None
             say = log.info if gen else log.debug  # generation 0: a new, empty index, nothing to report
+            self._cleanup(gen)  # leftovers first: on a full disk they hold the room the rebuilt files need
             if dense is None:
                 say("rebuilding the dense index of generation %d from stored vectors", gen)
                 dense = self._build_dense(conn)
-                dense_mod.save(dense, dpath)
+                self._save_or_serve(lambda: dense_mod.save(dense, dpath), dpath)
             if keyword is None:
                 say("rebuilding the BM25 index of generation %d from stored terms", gen)
                 keyword = self._build_keyword(conn)
-                keyword.save(kpath)
+                self._save_or_serve(lambda: keyword.save(kpath), kpath)
         return _Snapshot(gen, dense, keyword, ids, chunk_doc, docs)
+
+    def _save_or_serve(self, save: Callable[[], None], path: Path) -> None:
+        """Write a rebuilt index file; when that fails (a full disk, a folder made read-only), the
+        index is served from memory all the same: reads must not fail for want of a cache file."""
+        try:
+            save()
+        except OSError as exc:
+            log.warning("cannot write %s (%s): the index is served from memory; make room in %s (or make it "
+                        "writable) and the next open writes it", path, exc, self.data_dir)
 
     def _cleanup(self, gen: int) -> None:
         """Remove index files of other generations and temporary leftovers."""
@@ -770,7 +801,7 @@ class IndexStore:
             _crash_point("before_commit")
             c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            _rollback(c)
             raise
         _crash_point("committed")
         report.chunks_added, report.chunks_removed = len(new_rows), len(removed)
@@ -793,7 +824,7 @@ class IndexStore:
                 snap = self._next_snapshot(removed, np.zeros(0, np.int64), np.zeros((0, int(self.embedder.dim)), np.float32))
                 c.execute("COMMIT")
             except BaseException:
-                c.execute("ROLLBACK")
+                _rollback(c)
                 raise
             self._publish(snap)
             return True
@@ -837,7 +868,7 @@ class IndexStore:
             _crash_point("dense_written")
             snap.keyword.save(self._keyword_path(snap.generation))
             _crash_point("keyword_written")
-        except OSError as exc:
+        except OSError as exc:  # dense.save turns faiss's RuntimeError into one
             log.error(
                 "the write is saved in %s, but its index files could not be written (%s): this process "
                 "serves it; the files are rebuilt by the next open or another process's refresh once there is room",
@@ -889,7 +920,7 @@ class IndexStore:
             self._bump_generation(c)
             c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            _rollback(c)
             raise
         g, ids, chunk_doc, docs_table = self._read_state(c)
         self._publish(_Snapshot(g, self._build_dense(c), self._build_keyword(c), ids, chunk_doc, docs_table))
@@ -998,8 +1029,8 @@ class IndexStore:
             self._last_refresh = time.monotonic()
             try:
                 self.refresh()
-            except sqlite3.Error as exc:
-                log.warning("refresh failed: %s", exc)
+            except (sqlite3.Error, OSError) as exc:  # the snapshot this process has is still whole: serve it
+                log.warning("cannot pick up the latest writes to %s (%s): serving the index as it was", self.data_dir, exc)
         snap = self._snap
         if top_k <= 0 or not query or not query.strip() or snap is None or len(snap.chunk_ids) == 0:
             return []

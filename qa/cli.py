@@ -92,8 +92,24 @@ def _opening(settings: Settings, fn, *args, **kwargs):
 
     try:
         return _guard(fn, *args, **kwargs)
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, OSError) as exc:
+        _storage_fail(settings, exc)
+        if isinstance(exc, OSError):
+            raise
         _fail(f"cannot read the index at {settings.data_dir}: {exc}")
+
+
+def _storage_fail(settings: Settings, exc: BaseException, kept: str = "", always: bool = False) -> None:
+    """A full or unwritable index folder (any failure to write, with ``always``), as one line saying
+    what to do; returns for anything else."""
+    from index.store import storage_problem
+
+    problem = storage_problem(exc)
+    if problem is not None:
+        what = "make room on its disk" if problem == "full" else "make it writable"
+        _fail(f"cannot write the index in {settings.data_dir}: the folder is {problem} ({exc}){kept}; {what} and run the command again")
+    if always:
+        _fail(f"cannot write the index in {settings.data_dir}: {exc}{kept}; check its disk and run the command again")
 
 
 def _open_store(settings: Settings, rebuild: bool = False, create: bool = False):
@@ -115,7 +131,10 @@ def _read_index(settings: Settings, fn):
 
     try:
         return fn(settings.data_dir)
-    except (RuntimeError, sqlite3.DatabaseError) as exc:
+    except (RuntimeError, sqlite3.DatabaseError, OSError) as exc:
+        _storage_fail(settings, exc)
+        if isinstance(exc, OSError):
+            raise
         _fail(f"cannot read the index at {settings.data_dir}: {exc}")
 
 
@@ -257,6 +276,8 @@ def index(
             f"warning: {d.metadata['source_file']} is also indexed as document {other_id!r} (an older name, or the same file "
             f"reached from another folder given to qa index); it is now {d.id!r}: `qa docs delete {other_id}` removes the other copy", err=True,
         )
+    import sqlite3
+
     rep, done = AddReport(), 0
     try:
         for done, batch_rep in add_in_batches(store, docs, batch_docs, progress=sys.stderr.isatty()):
@@ -267,6 +288,9 @@ def index(
         store.close()
         typer.echo(f"interrupted: the first {done} of {len(docs)} documents are indexed and kept; run the same command again to index the rest (indexed ones are skipped)", err=True)
         raise typer.Exit(130)
+    except (OSError, sqlite3.Error) as exc:
+        store.close()
+        _storage_fail(settings, exc, kept=f"; the first {done} of {len(docs)} documents are indexed and kept", always=True)
     counts = store.counts()
     store.close()
     now = f"index now {_n(counts['documents'], 'document')} / {_n(counts['chunks'], 'chunk')}"

@@ -1027,3 +1027,21 @@ def test_documents_with_a_trailing_slash(client):
     assert r.status_code == 200 and r.json()["limit"] == 1
     r = client.delete("/documents/")
     assert r.status_code == 404 and "no document id given" in r.json()["detail"]
+
+
+def test_a_full_index_folder_is_a_507_and_nothing_is_written(client, service, caplog):
+    """The operator's problem, said as such (not "internal error"), without the server's paths."""
+    conn = service.store._wconn
+    before = conn.execute("PRAGMA max_page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")  # the database cannot grow
+    try:
+        with caplog.at_level(logging.ERROR, logger="api"):
+            r = client.post("/documents", json={"documents": [{"id": "full-1", "title": "T", "text": "Un long texte sur les vendanges. " * 3000}]})
+        assert r.status_code == 507, r.text
+        assert "full: nothing was written" in r.json()["detail"] and "/" not in r.json()["detail"].split("(")[0]
+        assert "database or disk is full" in caplog.text  # the operator's log has the cause
+    finally:
+        conn.execute(f"PRAGMA max_page_count = {before}")
+    assert client.get("/documents/full-1").status_code == 404
+    r = client.post("/documents", json={"documents": [{"id": "full-1", "title": "T", "text": "Un texte court."}]})
+    assert r.status_code == 200 and client.delete("/documents/full-1").status_code == 200

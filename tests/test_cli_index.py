@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -268,3 +269,31 @@ def test_what_scripts_pass_by_mistake_is_one_line(tmp_path, monkeypatch):
                           (["--source", ""], "error: --source must be a domain name such as numerama.com, not empty")):
         res = _qa_here("search", "Netflix", *args, data_dir=data)
         assert res.returncode == 2 and res.stderr.strip() == message, res.stderr
+
+
+def test_a_disk_that_fills_up_during_qa_index_is_one_line_and_keeps_the_batches_written(tmp_path):
+    """A file size limit stands for the full disk (the writes fail where they would): one line
+    saying what was kept and what to do, not a traceback, and the index still reads."""
+    import resource
+    import signal
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(12):
+        (docs / f"d{i:02d}.txt").write_text(f"Titre {i}\n\n" + "Les vendanges ont commencé en Bourgogne et les viticulteurs sont contents. " * 25 + str(i), encoding="utf-8")
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
+
+    data = tmp_path / "idx"
+    res = subprocess.run([sys.executable, "-m", "qa.cli", "index", str(docs), "--batch-docs", "1"], capture_output=True, text=True,
+                         env={**os.environ, "QA_DATA_DIR": str(data)}, cwd=REPO, timeout=600, preexec_fn=limited)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    m = re.fullmatch(rf"error: cannot write the index in {re.escape(str(data))}: (.+); the first (\d+) of 12 documents are indexed and kept; (.+) and run the command again", last)
+    assert m and 0 < int(m.group(2)) < 12, last
+    listed = json.loads(_qa_here("docs", "list", "--json", data_dir=data).stdout)
+    assert listed["total"] == int(m.group(2))
+    again = _qa_here("index", str(docs), data_dir=data)  # room again: the rest is indexed
+    assert again.returncode == 0 and f"({12 - int(m.group(2))} added, 0 updated, {m.group(2)} unchanged)" in again.stdout, again.stdout + again.stderr

@@ -386,6 +386,64 @@ def test_index_files_that_fail_to_be_written_are_rebuilt(tmp_path, embedder, mon
     c.close()
 
 
+def test_a_full_disk_as_faiss_reports_it_never_fails_reads_or_a_committed_write(tmp_path, embedder, monkeypatch, caplog):
+    """faiss says "disk full" with a RuntimeError, not an OSError: a committed write is still
+    answered as done, other handles and fresh opens serve the index from memory while the files
+    cannot be written (they used to fail every search, and every open), and no partial file is
+    left to hold the room that is missing."""
+    import logging
+
+    import index.dense as dense_mod
+
+    folder = tmp_path / "f"
+    a = IndexStore.open(folder, embedder)
+    b = IndexStore.open(folder, embedder)
+    a.add_documents(synth_docs(2))
+    real_write = dense_mod.faiss.write_index
+
+    def full(index, path):
+        Path(path).write_bytes(b"partial")  # as a write cut short by the full disk
+        raise RuntimeError(f"Error in faiss::FileIOWriter::FileIOWriter(const char*) at impl/io.cpp:98: Error: 'f' failed: could not open {path} for writing: No space left on device")
+
+    monkeypatch.setattr(dense_mod.faiss, "write_index", full)
+    with caplog.at_level(logging.WARNING, logger="index.store"):
+        assert a.add_documents(synth_docs(3, prefix="new")).documents_added == 3
+        assert "the write is saved" in caplog.text and "No space left on device" in caplog.text
+        b._last_refresh = 0.0  # due for a refresh: the files of the new generation are missing
+        assert b.search("vendanges en Bourgogne", top_k=1, mode="dense")[0].document_id == "new-002"
+        c = IndexStore.open(folder, embedder)  # used to raise
+        assert c.search("vendanges en Bourgogne", top_k=1, mode="bm25")[0].document_id == "new-002"
+        assert "the index is served from memory" in caplog.text
+    assert not [p.name for p in folder.iterdir() if ".tmp-" in p.name]
+    for store in (a, b, c):
+        store.close()
+    monkeypatch.setattr(dense_mod.faiss, "write_index", real_write)
+    d = IndexStore.open(folder, embedder)  # room again: the files are written
+    d.check_consistency()
+    assert d.counts()["documents"] == 5 and any(p.name.endswith(".faiss") for p in folder.iterdir())
+    d.close()
+
+
+def test_a_full_database_is_reported_as_such_and_changes_nothing(tmp_path, embedder):
+    """SQLite rolls back by itself on SQLITE_FULL: the error that reaches the caller is "database
+    or disk is full" (a second ROLLBACK used to replace it with "no transaction is active")."""
+    import sqlite3
+
+    from index.store import storage_problem
+
+    store = IndexStore.open(tmp_path / "f", embedder)
+    store.add_documents(synth_docs(2))
+    pages = store._wconn.execute("PRAGMA page_count").fetchone()[0]
+    store._wconn.execute(f"PRAGMA max_page_count = {pages}")  # the database cannot grow: as a full disk
+    big = [Document(id=f"big-{i}", title="Gros", text=("Un long texte sur les vendanges en Bourgogne. " * 400) + str(i)) for i in range(5)]
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full") as caught:
+        store.add_documents(big)
+    assert storage_problem(caught.value) == "full"
+    assert store.counts()["documents"] == 2
+    store.check_consistency()
+    store.close()
+
+
 # ------------------------------------------------------------------------------------ crash safety
 
 POINTS = {  # crash point inside a write -> is that write visible afterwards?
