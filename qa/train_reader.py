@@ -317,7 +317,7 @@ def train(cfg: TrainConfig) -> dict:
     step = 0
     history: list[dict] = []
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False, map_location="cpu")
+        state = torch.load(ckpt, weights_only=True, map_location="cpu")  # tensors and plain values only: a run folder is not trusted code
         model.load_state_dict(state["model"], strict=False)
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
