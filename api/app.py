@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL
 
 from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
-from api.middleware import AuthGateMiddleware, BodyGuardMiddleware, ConcurrencyLimitMiddleware, PathMiddleware, RequestMiddleware
+from api.middleware import AuthGateMiddleware, BodyGuardMiddleware, ConcurrencyLimitMiddleware, PathMiddleware, Places, RequestMiddleware
 from api.schemas import (
     DEFAULT_SEARCH_TOP_K,
     MAX_OFFSET,
@@ -336,16 +336,17 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     app.openapi = openapi  # type: ignore[method-assign]
 
     # middleware: the last added is the outermost. The concurrency limit is innermost: a request
-    # takes a place only once its key is checked and its body is all there (a client trickling a
-    # body would otherwise hold one for QA_BODY_TIMEOUT)
-    if settings.limit_concurrency is not None:
-        app.add_middleware(ConcurrencyLimitMiddleware, limit=settings.limit_concurrency)
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes, timeout_s=settings.body_timeout)
+    # takes a place only once its key is checked, and its body is all there (the body guard takes
+    # it then: a client trickling a body would otherwise hold one for QA_BODY_TIMEOUT)
+    places = Places(settings.limit_concurrency) if settings.limit_concurrency is not None else None
+    if places is not None:
+        app.add_middleware(ConcurrencyLimitMiddleware, places=places)
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes, timeout_s=settings.body_timeout, places=places)
     app.add_middleware(AuthGateMiddleware, routes=app.router.routes, problem=auth_problem)
     app.add_middleware(PathMiddleware, routes=app.router.routes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"],
         )
     app.add_middleware(RequestMiddleware, metrics=metrics, routes=app.router.routes)

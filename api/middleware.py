@@ -174,35 +174,64 @@ def _without_body(send: Send) -> Send:
     return send_head
 
 
-class ConcurrencyLimitMiddleware:
-    """At most ``limit`` requests in progress in this process (one event loop: a plain counter);
-    beyond it a request gets a 503 at once, with ``Retry-After``, instead of queueing behind the
-    reader. ``exempt`` paths (the probes) are always answered: a busy server is not a dead one.
-    Unlike uvicorn's ``limit_concurrency``, idle keep-alive connections do not count."""
+_PLACE = "qa.place"  # set in the scope of a request that holds a place
 
-    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ("/health", "/metrics")):
-        self.app = app
+
+class Places:
+    """At most ``limit`` requests in progress in this process (one event loop: a plain counter).
+    ``exempt`` paths (the probes) never need a place: a busy server is not a dead one."""
+
+    def __init__(self, limit: int, exempt: tuple[str, ...] = ("/health", "/metrics")):
         self.limit = limit
-        self.exempt = frozenset(exempt)
+        self.exempt_paths = frozenset(exempt)
         self.active = 0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def exempt(self, scope: Scope) -> bool:
         path, root = scope.get("path", ""), scope.get("root_path", "")
         if root and path.startswith(root):  # uvicorn --root-path puts the prefix in the path
             path = path[len(root):]
-        if scope["type"] != "http" or path in self.exempt:
+        return scope["type"] != "http" or path in self.exempt_paths
+
+    def take(self, scope: Scope) -> bool:
+        """A place for this request (marked in its scope); False when all are taken."""
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        scope[_PLACE] = True
+        return True
+
+    def give_back(self) -> None:
+        self.active -= 1
+
+    async def refuse(self, send: Send) -> None:
+        busy = {"detail": f"busy: {self.limit} requests in progress, the most this server takes (QA_LIMIT_CONCURRENCY); retry shortly"}
+        for m in _json_response(503, busy, [(b"retry-after", b"1")]):
+            await send(m)
+
+
+class ConcurrencyLimitMiddleware:
+    """Beyond ``places.limit`` requests in progress a request gets a 503 at once, with
+    ``Retry-After``, instead of queueing behind the reader. Unlike uvicorn's ``limit_concurrency``,
+    idle keep-alive connections do not count. Innermost: a request takes its place once its key is
+    checked; one with a body takes it in ``BodyGuardMiddleware``, once the body is all there (a
+    client trickling one must not hold a place) and before it is judged (parsing a large body is
+    seconds of CPU, which the limit bounds)."""
+
+    def __init__(self, app: ASGIApp, places: Places):
+        self.app = app
+        self.places = places
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if _PLACE in scope or self.places.exempt(scope):
             await self.app(scope, receive, send)
             return
-        if self.active >= self.limit:
-            busy = {"detail": f"busy: {self.limit} requests in progress, the most this server takes (QA_LIMIT_CONCURRENCY); retry shortly"}
-            for m in _json_response(503, busy, [(b"retry-after", b"1")]):
-                await send(m)
+        if not self.places.take(scope):
+            await self.places.refuse(send)
             return
-        self.active += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.active -= 1
+            self.places.give_back()
 
 
 class AuthGateMiddleware:
@@ -317,11 +346,12 @@ class BodyGuardMiddleware:
     size check also holds for chunked uploads without a Content-Length.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, routes: list | None = None, timeout_s: float | None = None):
+    def __init__(self, app: ASGIApp, max_body_bytes: int, routes: list | None = None, timeout_s: float | None = None, places: Places | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.routes = routes
         self.timeout_s = timeout_s  # for the whole body: uvicorn waits for a trickling client forever
+        self.places = places  # QA_LIMIT_CONCURRENCY: taken once the body is here, before it is judged
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
@@ -366,7 +396,19 @@ class BodyGuardMiddleware:
                 await send(m)
             return
         body = b"".join(chunks)
+        if self.places is None or self.places.exempt(scope):
+            await self._judged(scope, receive, send, headers, body)
+            return
+        if not self.places.take(scope):
+            await self.places.refuse(send)
+            return
+        try:
+            await self._judged(scope, receive, send, headers, body)
+        finally:
+            self.places.give_back()
 
+    async def _judged(self, scope: Scope, receive: Receive, send: Send, headers: Headers, body: bytes) -> None:
+        """The body judged, then replayed to the app."""
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if body:
             # parsing and walking up to max_body_bytes of JSON takes seconds of CPU: off the event

@@ -909,6 +909,9 @@ def test_cors_is_off_by_default_and_configurable(client, api_settings, service):
         assert r.headers["access-control-allow-origin"] == "https://news.example.org"
         r = c.get("/health", headers={"Origin": "https://evil.example.com"})
         assert "access-control-allow-origin" not in r.headers
+        # HEAD is answered wherever GET is: a browser's HEAD with a key is preflighted and allowed
+        r = c.options("/documents/x", headers={**pre, "Access-Control-Request-Method": "HEAD", "Access-Control-Request-Headers": "authorization"})
+        assert r.status_code == 200 and "HEAD" in r.headers["access-control-allow-methods"], r.text
 
 
 def test_page_is_served(client):
