@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from index.ingest import normalize_date
 from index.retrieval import normalize_domain, period_bounds
 from index.schema import MAX_ID_CHARS, id_problem, metadata_problem
-from index.text import control_problem, has_words, url_problem
+from index.text import control_problem, has_words, one_line, url_problem
 
 MAX_QUESTION_CHARS = 1_000
 MAX_CONTEXT_CHARS = 100_000
@@ -219,8 +219,13 @@ class DocumentIn(_Strict):
     @field_validator("title")
     @classmethod
     def _title(cls, v: str) -> str:
-        problem = control_problem(v)
-        return _refused_if("title", f"{problem}: a title is one line of text" if problem else None, v)
+        # one line, as `qa index` makes it: line breaks and tabs (scraped titles have them) become
+        # spaces; other control characters (ESC, BEL) are no part of a title
+        if control_problem(v) is None:
+            return v
+        problem = control_problem("".join(" " if ch.isspace() else ch for ch in v))
+        _refused_if("title", f"{problem}: a title is text, without escape sequences" if problem else None, v)
+        return one_line(v)
 
     @field_validator("metadata")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,6 +99,13 @@ def search(index: faiss.Index, kind: str, query: np.ndarray, k: int, allowed: np
     return ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
 
 
+def _as_os_error(exc: RuntimeError, path: Path) -> OSError:
+    """faiss's RuntimeError for a file it could not write, with the errno its message names."""
+    message = str(exc).strip().splitlines()[-1]
+    code = next((n for n in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM) if os.strerror(n) in message), errno.EIO)
+    return OSError(code, message, str(path))
+
+
 def save(index: faiss.Index, path: Path) -> None:
     """Temp file, fsync, rename: the file is either the complete new index or absent."""
     path = Path(path)
@@ -106,7 +114,7 @@ def save(index: faiss.Index, path: Path) -> None:
         try:
             faiss.write_index(index, str(tmp))
         except RuntimeError as exc:  # faiss reports a full disk or a closed folder so: an OSError, as for any file
-            raise OSError(f"cannot write {tmp}: {str(exc).strip().splitlines()[-1]}") from exc
+            raise _as_os_error(exc, tmp) from exc
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)

@@ -522,7 +522,8 @@ def _once_per_file(files: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
         if j == i:
             kept.append((f, name))
         elif f.is_symlink():
-            log.warning("not read: %s is a link to %s, which is read (as %r)", f, files[j][0], files[j][1])
+            log.warning("not read: %s is a link to %s, which is read (as %r); if an older run indexed the link, "
+                        "`qa docs delete %s` removes that copy", f, keys[i], files[j][1], name)
         else:
             log.warning("not read twice: %s (given more than once; read as %r)", f, files[j][1])
     return kept

@@ -45,16 +45,22 @@ log = logging.getLogger(__name__)
 
 
 def storage_problem(exc: BaseException) -> str | None:
-    """What a write's failure says of the index folder, "full" or "not writable", or None when it
-    is something else (a bug, a damaged file)."""
+    """What a write's failure says of the folder it wrote to, "full" or "not writable", or None when
+    it is something else (a bug, a damaged file, an I/O error)."""
     import errno as errno_mod
 
-    text = str(exc).lower()
-    if (isinstance(exc, OSError) and exc.errno in (errno_mod.ENOSPC, errno_mod.EDQUOT)) or "disk is full" in text or "no space left" in text:
-        return "full"
-    if (isinstance(exc, OSError) and exc.errno in (errno_mod.EROFS, errno_mod.EACCES, errno_mod.EPERM)) or "readonly database" in text \
-            or "read-only file system" in text or "permission denied" in text:
-        return "not writable"
+    if isinstance(exc, OSError):
+        if exc.errno in (errno_mod.ENOSPC, errno_mod.EDQUOT, errno_mod.EFBIG):
+            return "full"
+        if exc.errno in (errno_mod.EROFS, errno_mod.EACCES, errno_mod.EPERM):
+            return "not writable"
+        return None
+    if isinstance(exc, sqlite3.Error):
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary result code
+        if code == sqlite3.SQLITE_FULL:
+            return "full"
+        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+            return "not writable"
     return None
 
 

@@ -260,8 +260,11 @@ def control_problem(text: str) -> str | None:
 
 
 def one_line(text: str) -> str:
-    """A one-line field (a title) from a file: control characters and whitespace runs become one
-    space. Titles carry no offsets, so nothing else depends on their exact characters."""
+    """A one-line field (a title): one without control characters is kept as it is; in one with
+    some, they become spaces and whitespace runs are folded. Titles carry no offsets, so nothing
+    else depends on their exact characters."""
+    if control_problem(text) is None:
+        return text
     return " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text).split())
 
 

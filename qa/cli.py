@@ -99,17 +99,26 @@ def _opening(settings: Settings, fn, *args, **kwargs):
         _fail(f"cannot read the index at {settings.data_dir}: {exc}")
 
 
-def _storage_fail(settings: Settings, exc: BaseException, kept: str = "", always: bool = False) -> None:
-    """A full or unwritable index folder (any failure to write, with ``always``), as one line saying
-    what to do; returns for anything else."""
+def _storage_fail(settings: Settings, exc: BaseException, kept: str = "", always: bool = False, verb: str = "use") -> None:
+    """A full or unwritable index folder (any failure to write to it, with ``always``), as one line
+    saying what to do; returns for anything else, such as an error about the models' folder."""
+    import sqlite3
+
     from index.store import storage_problem
 
+    if isinstance(exc, OSError):  # only the index folder's own files are blamed on it
+        name = exc.filename if isinstance(exc.filename, str) else None
+        folder = os.path.abspath(settings.data_dir)
+        if name is None or os.path.commonpath([folder, os.path.abspath(name)]) != folder:
+            return
+    elif not isinstance(exc, sqlite3.Error):
+        return
     problem = storage_problem(exc)
     if problem is not None:
         what = "make room on its disk" if problem == "full" else "make it writable"
-        _fail(f"cannot write the index in {settings.data_dir}: the folder is {problem} ({exc}){kept}; {what} and run the command again")
+        _fail(f"cannot {verb} the index in {settings.data_dir}: the folder is {problem} ({exc}){kept}; {what} and run the command again")
     if always:
-        _fail(f"cannot write the index in {settings.data_dir}: {exc}{kept}; check its disk and run the command again")
+        _fail(f"cannot {verb} the index in {settings.data_dir}: {exc}{kept}; check its disk and run the command again")
 
 
 def _open_store(settings: Settings, rebuild: bool = False, create: bool = False):
@@ -290,7 +299,8 @@ def index(
         raise typer.Exit(130)
     except (OSError, sqlite3.Error) as exc:
         store.close()
-        _storage_fail(settings, exc, kept=f"; the first {done} of {len(docs)} documents are indexed and kept", always=True)
+        _storage_fail(settings, exc, kept=f"; the first {done} of {len(docs)} documents are indexed and kept", always=True, verb="write")
+        raise
     counts = store.counts()
     store.close()
     now = f"index now {_n(counts['documents'], 'document')} / {_n(counts['chunks'], 'chunk')}"
@@ -445,7 +455,7 @@ def docs_show(
     # the text as stored when redirected (offsets count in it: color=True stops click from stripping
     # what looks like colour codes); on a terminal, its escapes shown, not obeyed
     if sys.stdout.isatty():
-        typer.echo(visible(doc.text, keep="\n\t\r"))
+        typer.echo(visible(doc.text.replace("\r\n", "\n"), keep="\n\t"))  # a lone CR would overwrite the line shown
     else:
         typer.echo(doc.text, color=True)
 

@@ -297,3 +297,21 @@ def test_a_disk_that_fills_up_during_qa_index_is_one_line_and_keeps_the_batches_
     assert listed["total"] == int(m.group(2))
     again = _qa_here("index", str(docs), data_dir=data)  # room again: the rest is indexed
     assert again.returncode == 0 and f"({12 - int(m.group(2))} added, 0 updated, {m.group(2)} unchanged)" in again.stdout, again.stdout + again.stderr
+
+
+def test_only_the_index_folders_own_files_are_blamed_on_it(tmp_path, capsys):
+    import errno
+
+    import pytest
+    import typer
+
+    from qa.cli import _storage_fail
+    from qa.settings import load_settings
+
+    settings = load_settings(data_dir=tmp_path / "idx")
+    # the models' cache: not the index folder's problem (the caller's own message, or the traceback, says what it is)
+    assert _storage_fail(settings, PermissionError(errno.EACCES, "Permission denied", "/home/u/.cache/huggingface/hub/x")) is None
+    assert _storage_fail(settings, OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "idx-other" / "x"))) is None
+    with pytest.raises(typer.Exit):
+        _storage_fail(settings, OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "idx" / "dense-flat-3.faiss.tmp-1")), verb="write")
+    assert f"error: cannot write the index in {tmp_path / 'idx'}: the folder is full" in capsys.readouterr().err

@@ -374,6 +374,7 @@ def test_a_file_is_read_once_whatever_links_or_arguments_name_it(tmp_path, caplo
     assert errors == [] and sorted(d.id for d in docs) == ["2021-05", "juin"]
     warned = " ".join(r.getMessage() for r in caplog.records)
     assert f"{site / 'a-latest.txt'} is a link to {site / '2021-05.txt'}, which is read (as '2021-05')" in warned
+    assert "`qa docs delete a-latest` removes that copy" in warned
     assert f"not read twice: {site / 'juin.txt'}" in warned
     # a link to a file outside the folders given is read, under the link's name
     (tmp_path / "elsewhere.txt").write_text("Ailleurs\nUn autre texte.", encoding="utf-8")
