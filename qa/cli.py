@@ -75,6 +75,8 @@ def _check_data_dir(settings: Settings) -> None:
     parent = next((p for p in settings.data_dir.absolute().parents if p.exists()), None)
     if not settings.data_dir.exists() and parent is not None and not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
         _fail(f"QA_DATA_DIR {settings.data_dir} cannot be created: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}")
+    if settings.data_dir.is_dir() and not os.access(settings.data_dir, os.W_OK | os.X_OK):  # a read-only mount, say
+        _fail(f"QA_DATA_DIR {settings.data_dir} is not writable: the index is written there, and SQLite writes its journal there even to read")
 
 
 def _need_index(data_dir: Path) -> None:

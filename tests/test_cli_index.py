@@ -315,3 +315,16 @@ def test_only_the_index_folders_own_files_are_blamed_on_it(tmp_path, capsys):
     with pytest.raises(typer.Exit):
         _storage_fail(settings, OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "idx" / "dense-flat-3.faiss.tmp-1")), verb="write")
     assert f"error: cannot write the index in {tmp_path / 'idx'}: the folder is full" in capsys.readouterr().err
+
+
+def test_a_data_folder_that_cannot_be_written_is_one_line_before_any_model_loads(tmp_path, monkeypatch):
+    """As on a read-only mount (which root cannot get around either; the test stands in for it by
+    answering the permission check as such a mount does)."""
+    data = tmp_path / "ro"
+    data.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == data and mode & os.W_OK else real_access(path, mode, **kw))
+    for args in (("serve",), ("search", "Netflix"), ("index", str(tmp_path))):
+        res = _qa_here(*args, data_dir=data, env={"QA_EMBEDDER": "no-such-embedder"})  # no model is reached
+        assert res.returncode == 1 and res.stderr.strip().endswith(
+            f"error: QA_DATA_DIR {data} is not writable: the index is written there, and SQLite writes its journal there even to read"), (args, res.stderr)
