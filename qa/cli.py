@@ -160,6 +160,7 @@ def _catalog(settings: Settings):
 def _service(settings: Settings):
     from qa.pipeline import QAService
 
+    _check_data_dir(settings)
     _need_index(settings.data_dir)
     return _opening(settings, QAService.from_settings, settings)
 

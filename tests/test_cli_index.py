@@ -324,7 +324,7 @@ def test_a_data_folder_that_cannot_be_written_is_one_line_before_any_model_loads
     data.mkdir()
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == data and mode & os.W_OK else real_access(path, mode, **kw))
-    for args in (("serve",), ("search", "Netflix"), ("index", str(tmp_path))):
+    for args in (("serve",), ("search", "Netflix"), ("ask", "Qui ?"), ("index", str(tmp_path))):
         res = _qa_here(*args, data_dir=data, env={"QA_EMBEDDER": "no-such-embedder"})  # no model is reached
         assert res.returncode == 1 and res.stderr.strip().endswith(
             f"error: QA_DATA_DIR {data} is not writable: the index is written there, and SQLite writes its journal there even to read"), (args, res.stderr)
