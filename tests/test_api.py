@@ -944,7 +944,7 @@ def test_page_is_served(client):
 
 def test_probes_pass_the_concurrency_limit_under_a_proxy_prefix():
     """uvicorn --root-path /qa puts the prefix in the path: /qa/health is still the probe."""
-    from api.middleware import ConcurrencyLimitMiddleware
+    from api.middleware import ConcurrencyLimitMiddleware, Places
 
     reached, sent = [], []
 
@@ -954,8 +954,9 @@ def test_probes_pass_the_concurrency_limit_under_a_proxy_prefix():
     async def send(message):
         sent.append(message)
 
-    limited = ConcurrencyLimitMiddleware(app, limit=1)
-    limited.active = 1  # one request in progress: the limit is reached
+    places = Places(limit=1)
+    limited = ConcurrencyLimitMiddleware(app, places)
+    places.active = 1  # one request in progress: the limit is reached
     for path in ("/qa/health", "/qa/metrics", "/qa/search"):
         asyncio.run(limited({"type": "http", "path": path, "root_path": "/qa", "method": "GET", "headers": []}, None, send))
     assert reached == ["/qa/health", "/qa/metrics"]
