@@ -332,7 +332,7 @@ class AskResponse(BaseModel):
     def from_result(cls, result: Any) -> "AskResponse":
         """From a ``qa.pipeline.AskResult``: what both ``POST /ask`` and ``qa ask --json`` print."""
         answers = [AnswerOut.from_answer(a) for a in result.answers]
-        return cls(question=result.question, answers=answers, no_answer=not answers, passages=[SearchHit.from_result(p) for p in result.passages], took_ms=float(result.took_ms))
+        return cls(question=result.question, answers=answers, no_answer=not answers, passages=[SearchHit.from_result(p) for p in result.passages], took_ms=round(float(result.took_ms), 1))
 
 
 class SearchResponse(BaseModel):

@@ -21,7 +21,7 @@ from index.text import visible
 from qa.settings import Settings
 
 log = logging.getLogger("qa.cli")
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="French semantic search and extractive question answering.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="French semantic search and extractive question answering.")
 
 
 def _settings() -> Settings:
@@ -313,7 +313,7 @@ def index(
     typer.echo(
         f"documents: {len(docs)} read ({rep.documents_added} added, {rep.documents_updated} updated, {rep.documents_unchanged} unchanged), "
         f"chunks: {rep.chunks_added} embedded, {rep.chunks_removed} removed, {now}, "
-        f"skipped: {len(errors)} (files or records, listed above), {time.time() - t0:.1f}s"
+        f"skipped: {len(errors)}{' (files or records, listed above)' if errors else ''}, {time.time() - t0:.1f}s"
     )
     if errors:  # what could be read is indexed; the status tells scripts that something was not
         raise typer.Exit(1)
@@ -387,7 +387,7 @@ def search(
         typer.echo("   " + visible(" ".join(r.text.split())[:300]))
 
 
-docs_app = typer.Typer(no_args_is_help=True, help="The documents in the index: list, show, delete (add them with `qa index`).")
+docs_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The documents in the index: list, show, delete (add them with `qa index`).")
 app.add_typer(docs_app, name="docs")
 
 
@@ -436,7 +436,7 @@ def docs_show(
     doc_id: str = typer.Argument(..., help="Document id (see `qa docs list`)"),
     as_json: bool = typer.Option(False, "--json", help="Print exactly the GET /documents/{id} response"),
 ) -> None:
-    """Print one document: its metadata, then its full text (answer offsets point into it)."""
+    """Print one document: its id, title, URL, date and metadata, a blank line, then its full text exactly (answer offsets point into it)."""
     settings = _settings()
     _setup_logging(settings)
     _check_id_text(doc_id)
@@ -454,13 +454,16 @@ def docs_show(
     for label, value in (("id", doc.id), ("title", doc.title), ("url", doc.url), ("published", doc.published)):
         if value:
             typer.echo(f"{label}: {visible(value)}")
+    if doc.metadata:
+        typer.echo(f"metadata: {json.dumps(doc.metadata, ensure_ascii=False)}")
     typer.echo("")
-    # the text as stored when redirected (offsets count in it: color=True stops click from stripping
-    # what looks like colour codes); on a terminal, its escapes shown, not obeyed
+    # after the header's blank line, the text as stored when redirected (offsets count in it: no line
+    # break added, and color=True stops click from stripping what looks like colour codes); on a
+    # terminal, its escapes shown, not obeyed
     if sys.stdout.isatty():
         typer.echo(visible(doc.text.replace("\r\n", "\n"), keep="\n\t"))  # a lone CR would overwrite the line shown
     else:
-        typer.echo(doc.text, color=True)
+        typer.echo(doc.text, color=True, nl=False)
 
 
 @docs_app.command("delete")

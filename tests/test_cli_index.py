@@ -77,7 +77,10 @@ def test_index_in_batches_then_again_skips_everything(tmp_path):
     assert _qa_here("index", str(esc), data_dir=data).returncode == 0
     out = _qa_here("search", "siège Acme Lyon", "--top-k", "1", data_dir=data).stdout
     assert "\x1b" not in out and "\x07" not in out and "\\x1b[2J\\x1b]0;pwned\\x07" in out, out
-    assert _qa_here("docs", "show", "esc", data_dir=data).stdout.endswith(esc.read_text(encoding="utf-8") + "\n")
+    shown = _qa_here("docs", "show", "esc", data_dir=data).stdout
+    header, text = shown.split("\n\n", 1)
+    assert text == esc.read_text(encoding="utf-8")  # exactly, no line break added
+    assert f"metadata: {json.dumps({'source_file': str(esc)})}" in header.splitlines()
     again = _qa_here("docs", "delete", doc_id, data_dir=data)
     assert again.returncode == 1 and again.stderr.strip().startswith(f"error: no document '{doc_id}'") and "Traceback" not in again.stderr
     missing = _qa_here("docs", "show", "nope", data_dir=data)

@@ -82,8 +82,8 @@ def test_squad_answers_that_cannot_be_scored_are_reported(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="qa.evaluation"):
         gold = load_gold(f)
     assert [i.id for i in gold.items] == ["ok", "moved"] and gold.items[1].where == "data[0].paragraphs[0].qas[1]"
-    assert "1 questions have an answer that is not in their context at its answer_start (first: data[0].paragraphs[0].qas[1])" in caplog.text
-    assert "1 questions left out: their answers are empty once normalised (first: data[0].paragraphs[0].qas[2])" in caplog.text
+    assert "1 question has an answer that is not in their context at its answer_start (first: data[0].paragraphs[0].qas[1])" in caplog.text
+    assert "1 question left out: their answers are empty once normalised (first: data[0].paragraphs[0].qas[2])" in caplog.text
 
 
 def test_gold_files_as_editors_write_them(tmp_path):
