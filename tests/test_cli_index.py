@@ -331,3 +331,15 @@ def test_a_data_folder_that_cannot_be_written_is_one_line_before_any_model_loads
         res = _qa_here(*args, data_dir=data, env={"QA_EMBEDDER": "no-such-embedder"})  # no model is reached
         assert res.returncode == 1 and res.stderr.strip().endswith(
             f"error: QA_DATA_DIR {data} is not writable: the index is written there, and SQLite writes its journal there even to read"), (args, res.stderr)
+
+
+def test_help_shows_flags_as_flags():
+    """typer's rich help showed every flag (--json, --help) as taking a <bool>: users typed `--json true`."""
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    for args in (["docs", "list", "--help"], ["eval", "--help"], ["search", "--help"]):
+        out = CliRunner().invoke(app, args).stdout
+        assert "<bool>" not in out and "--help" in out, out
+        assert "--json" in out or "--errors" in out
