@@ -356,10 +356,6 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         metrics.set_index_size(int(h.get("documents", 0)), int(h.get("chunks", 0)))
         return h
 
-    def _locked(fn: Callable[..., T], *args: Any) -> T:
-        with write_lock:
-            return fn(*args)
-
     def _write(fn: Callable[..., T], *args: Any) -> T:
         """A write, serialised; a full or unwritable index folder is the operator's to fix, said as
         such (nothing was written: the store rolls back), not as an internal error."""
@@ -368,7 +364,8 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         from index.store import storage_problem
 
         try:
-            return _locked(fn, *args)
+            with write_lock:
+                return fn(*args)
         except (OSError, sqlite3.Error) as exc:
             problem = storage_problem(exc)
             if problem is None:
@@ -423,7 +420,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     async def _search(svc: Any, query: str, top_k: int, mode: str | None, filters: FiltersIn | None) -> SearchResponse:
         t0 = time.perf_counter()
         results = await run_in_threadpool(svc.search, query, top_k, mode, to_filters(filters))
-        return SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=round((time.perf_counter() - t0) * 1000, 1))
+        return SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=(time.perf_counter() - t0) * 1000)
 
     @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))
     async def search(body: SearchRequest, svc: Service) -> SearchResponse:
@@ -462,7 +459,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         finally:
             watcher.cancel()
         answers = [ExtractedAnswerOut.from_answer(a) for a in found]
-        return ExtractResponse(question=body.question, answers=answers, no_answer=not answers, took_ms=round((time.perf_counter() - t0) * 1000, 1))
+        return ExtractResponse(question=body.question, answers=answers, no_answer=not answers, took_ms=(time.perf_counter() - t0) * 1000)
 
     @app.post("/documents", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503, 507))
     async def add_documents(body: DocumentsIn, svc: Service) -> DocumentsAdded:

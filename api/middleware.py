@@ -21,7 +21,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import ApiMetrics
-from index.text import has_lone_surrogate, json_nodes
+from index.text import has_lone_surrogate, json_nodes, visible
 
 log = logging.getLogger("api")
 
@@ -96,12 +96,6 @@ def route_template(scope: Scope, routes: list | None = None) -> str:
     # path_format drops converters: "/documents/{doc_id}", not "/documents/{doc_id:path}"
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return path if isinstance(path, str) and path else "unmatched"
-
-
-def loggable(path: str) -> str:
-    """A decoded path for a log line: control characters escaped (``%0A`` in a URL must not start a
-    forged line), the rest kept readable."""
-    return "".join(f"\\x{ord(ch):02x}" if unicodedata.category(ch) == "Cc" else ch for ch in path)
 
 
 def path_problem(path: str) -> str | None:
@@ -291,7 +285,7 @@ class RequestMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception:
-            log.exception("internal error request_id=%s %s %s", request_id, scope.get("method"), loggable(scope.get("path", "")))
+            log.exception("internal error request_id=%s %s %s", request_id, scope.get("method"), visible(scope.get("path", "")))
             if not started:
                 start, body = _json_response(500, {"detail": "internal error", "request_id": request_id}, [rid_header])
                 status = 500
@@ -300,7 +294,8 @@ class RequestMiddleware:
         finally:
             elapsed = time.perf_counter() - t0
             self.metrics.observe_request(scope.get("method", "GET"), route_template(scope, self.routes), status, elapsed)
-            log.debug("request_id=%s %s %s -> %s in %.1f ms", request_id, scope.get("method"), loggable(scope.get("path", "")), status, elapsed * 1000)
+            # the path with its control characters escaped: a %0A must not forge a log line
+            log.debug("request_id=%s %s %s -> %s in %.1f ms", request_id, scope.get("method"), visible(scope.get("path", "")), status, elapsed * 1000)
 
 
 class _Constant:

@@ -95,6 +95,8 @@ def _filter_date(value: Any, info: ValidationInfo) -> Any:
 FilterDate = Annotated[date | None, BeforeValidator(_filter_date), WithJsonSchema({
     "anyOf": [{"type": "string", "pattern": r"^[0-9]{4}(-[0-9]{1,2}(-[0-9]{1,2}([T ].*)?)?)?$", "examples": ["2017", "2017-10", "2017-10-27"]}, {"type": "null"}],
 })]
+# milliseconds to 0.1: finer is noise, and the API and `qa ... --json` print the same
+TookMs = Annotated[float, AfterValidator(lambda v: round(float(v), 1))]
 # chunk ids are 64-bit (above 2^53): int64, or generated clients read them as 32-bit integers
 ChunkId = Annotated[int, WithJsonSchema({"type": "integer", "format": "int64"})]
 
@@ -326,19 +328,19 @@ class AskResponse(BaseModel):
     answers: list[AnswerOut] = Field(..., description="Best first; empty when no credible answer was found.")
     no_answer: bool
     passages: list[SearchHit] = Field(..., description="The passages that were read.")
-    took_ms: float
+    took_ms: TookMs
 
     @classmethod
     def from_result(cls, result: Any) -> "AskResponse":
         """From a ``qa.pipeline.AskResult``: what both ``POST /ask`` and ``qa ask --json`` print."""
         answers = [AnswerOut.from_answer(a) for a in result.answers]
-        return cls(question=result.question, answers=answers, no_answer=not answers, passages=[SearchHit.from_result(p) for p in result.passages], took_ms=round(float(result.took_ms), 1))
+        return cls(question=result.question, answers=answers, no_answer=not answers, passages=[SearchHit.from_result(p) for p in result.passages], took_ms=result.took_ms)
 
 
 class SearchResponse(BaseModel):
     query: str
     results: list[SearchHit]
-    took_ms: float
+    took_ms: TookMs
 
 
 class ExtractedAnswerOut(BaseModel):
@@ -359,7 +361,7 @@ class ExtractResponse(BaseModel):
     question: str
     answers: list[ExtractedAnswerOut]
     no_answer: bool
-    took_ms: float
+    took_ms: TookMs
 
 
 class AddedDocument(BaseModel):

@@ -16,6 +16,7 @@ safe to share between threads, so model calls take a short lock (per batch for l
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -47,12 +48,10 @@ log = logging.getLogger(__name__)
 def storage_problem(exc: BaseException) -> str | None:
     """What a write's failure says of the folder it wrote to, "full" or "not writable", or None when
     it is something else (a bug, a damaged file, an I/O error)."""
-    import errno as errno_mod
-
     if isinstance(exc, OSError):
-        if exc.errno in (errno_mod.ENOSPC, errno_mod.EDQUOT, errno_mod.EFBIG):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             return "full"
-        if exc.errno in (errno_mod.EROFS, errno_mod.EACCES, errno_mod.EPERM):
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             return "not writable"
         return None
     if isinstance(exc, sqlite3.Error):

@@ -18,6 +18,7 @@ from typing import Optional
 import typer
 
 from index.text import visible
+from qa.render import plural
 from qa.settings import Settings
 
 log = logging.getLogger("qa.cli")
@@ -31,11 +32,6 @@ def _settings() -> Settings:
         return load_settings()
     except SettingsError as exc:
         _fail(str(exc))
-
-
-def _n(count: int, word: str) -> str:
-    """ "1 chunk", "2 chunks" """
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 USAGE = 2  # the command line is wrong (an option's value), as click's own usage errors; 1 is any other failure
@@ -95,10 +91,16 @@ def _opening(settings: Settings, fn, *args, **kwargs):
     try:
         return _guard(fn, *args, **kwargs)
     except (sqlite3.DatabaseError, OSError) as exc:
-        _storage_fail(settings, exc)
-        if isinstance(exc, OSError):
-            raise
-        _fail(f"cannot read the index at {settings.data_dir}: {exc}")
+        _index_failed(settings, exc)
+
+
+def _index_failed(settings: Settings, exc: BaseException) -> None:
+    """Opening the index failed: a full or unwritable folder, or a damaged or newer index, as one
+    line; an OSError about anything else (the models' folder) goes on as it is."""
+    _storage_fail(settings, exc)
+    if isinstance(exc, OSError):
+        raise exc
+    _fail(f"cannot read the index at {settings.data_dir}: {exc}")
 
 
 def _storage_fail(settings: Settings, exc: BaseException, kept: str = "", always: bool = False, verb: str = "use") -> None:
@@ -143,10 +145,7 @@ def _read_index(settings: Settings, fn):
     try:
         return fn(settings.data_dir)
     except (RuntimeError, sqlite3.DatabaseError, OSError) as exc:
-        _storage_fail(settings, exc)
-        if isinstance(exc, OSError):
-            raise
-        _fail(f"cannot read the index at {settings.data_dir}: {exc}")
+        _index_failed(settings, exc)
 
 
 def _catalog(settings: Settings):
@@ -276,7 +275,7 @@ def index(
     store = _open_store(settings, rebuild=rebuild, create=True)
     if store.rebuilt is not None:
         r = store.rebuilt
-        typer.echo(f"rebuilt: {_n(r.documents, 'document')} re-chunked, {_n(r.chunks_before, 'chunk')} replaced by {r.chunks} "
+        typer.echo(f"rebuilt: {plural(r.documents, 'document')} re-chunked, {plural(r.chunks_before, 'chunk')} replaced by {r.chunks} "
                    f"({r.embedded} embedded, the others kept their vectors)")
     for d, old_source in _replaced_from_other_files(store, docs):
         typer.echo(
@@ -306,7 +305,7 @@ def index(
         raise
     counts = store.counts()
     store.close()
-    now = f"index now {_n(counts['documents'], 'document')} / {_n(counts['chunks'], 'chunk')}"
+    now = f"index now {plural(counts['documents'], 'document')} / {plural(counts['chunks'], 'chunk')}"
     if not paths:  # --rebuild alone: nothing was read
         typer.echo(f"{now}, {time.time() - t0:.1f}s")
         return
@@ -377,7 +376,7 @@ def search(
     if as_json:  # exactly what GET /search answers
         from api.schemas import SearchHit, SearchResponse
 
-        resp = SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=round(took, 1))
+        resp = SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=took)
         typer.echo(json.dumps(resp.model_dump(mode="json"), ensure_ascii=False, indent=1))
         return
     if not results:
@@ -410,9 +409,9 @@ def docs_list(
         typer.echo(json.dumps(page.model_dump(mode="json"), ensure_ascii=False, indent=1))
         return
     for i in items:
-        typer.echo(f"{visible(i.id)}\t{_n(i.chunks, 'chunk')}\t{_n(i.chars, 'char')}\t{i.published or 's.d.'}\t{visible(i.title or '')}")
+        typer.echo(f"{visible(i.id)}\t{plural(i.chunks, 'chunk')}\t{plural(i.chars, 'char')}\t{i.published or 's.d.'}\t{visible(i.title or '')}")
     shown = f"{offset + 1}-{offset + len(items)}" if items else "none"
-    typer.echo(f"{_n(total, 'document')} ({shown} shown)", err=True)
+    typer.echo(f"{plural(total, 'document')} ({shown} shown)", err=True)
 
 
 def _check_id_text(doc_id: str) -> None:
@@ -493,7 +492,7 @@ def docs_delete(
 
         typer.echo(json.dumps(DeleteResponse(id=doc_id, deleted=True).model_dump(mode="json"), ensure_ascii=False, indent=1))
         return
-    typer.echo(f"deleted {doc_id}; index now {_n(counts['documents'], 'document')} / {_n(counts['chunks'], 'chunk')}")
+    typer.echo(f"deleted {doc_id}; index now {plural(counts['documents'], 'document')} / {plural(counts['chunks'], 'chunk')}")
 
 
 def _stdin_questions(skipped: list[int]):
@@ -588,7 +587,7 @@ def extract(
     if as_json:
         from api.schemas import ExtractedAnswerOut, ExtractResponse
 
-        resp = ExtractResponse(question=question, answers=[ExtractedAnswerOut.from_answer(a) for a in answers], no_answer=not answers, took_ms=round(took, 1))
+        resp = ExtractResponse(question=question, answers=[ExtractedAnswerOut.from_answer(a) for a in answers], no_answer=not answers, took_ms=took)
         typer.echo(json.dumps(resp.model_dump(mode="json"), ensure_ascii=False, indent=1))
         return
     from qa.render import render_extract

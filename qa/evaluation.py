@@ -21,18 +21,14 @@ from pathlib import Path
 from index.retrieval import candidate_depth
 from index.schema import Document
 from qa.metrics import best_over_references, normalize_answer
+from qa.render import plural
 from qa.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def _plural(n: int, word: str) -> str:
-    """ "1 question", "2 questions" """
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _questions_have(n: int) -> str:
-    return f"{_plural(n, 'question')} {'has' if n == 1 else 'have'}"
+    return f"{plural(n, 'question')} {'has' if n == 1 else 'have'}"
 
 RECALL_AT = (1, 3, 5, 10)
 
@@ -246,7 +242,7 @@ def _load_squad(data: dict, path: Path) -> GoldSet:
     if not_verbatim:
         log.warning("%s: %s an answer that is not in their context at its answer_start (first: %s)", path, _questions_have(len(not_verbatim)), ", ".join(not_verbatim[:3]))
     if unusable:
-        log.warning("%s: %s left out: their answers are empty once normalised (first: %s)", path, _plural(len(unusable), "question"), ", ".join(unusable[:3]))
+        log.warning("%s: %s left out: their answers are empty once normalised (first: %s)", path, plural(len(unusable), "question"), ", ".join(unusable[:3]))
     if not items:
         raise GoldFormatError(f"{path}: no questions found (every paragraph's \"qas\" is empty)")
     return GoldSet(items, docs, kind="squad")
@@ -303,7 +299,7 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
         unknown = sorted({d for it in items for d in it.document_ids} - set(gold_texts))
         if unknown:  # a wrong gold id reads as a retrieval miss: say which ones
             log.warning("%s %s not in the index at %s: %s (answerable questions citing only them count as retrieval misses)",
-                        _plural(len(unknown), "gold document id"), "is" if len(unknown) == 1 else "are", svc_settings.data_dir, ", ".join(repr(d) for d in unknown[:5]) + (", ..." if len(unknown) > 5 else ""))
+                        plural(len(unknown), "gold document id"), "is" if len(unknown) == 1 else "are", svc_settings.data_dir, ", ".join(repr(d) for d in unknown[:5]) + (", ..." if len(unknown) > 5 else ""))
         not_verbatim = _answers_not_in_documents(items, gold_texts)
         if not_verbatim:  # such a question can never be answered exactly: probably a typo or a paraphrase
             log.warning("%s no answer written as in their gold documents (first: %s)", _questions_have(len(not_verbatim)), ", ".join(not_verbatim[:3]))
@@ -461,13 +457,13 @@ def render_report(report: dict, errors: bool = False) -> str:
     retrieval = report["retrieval_document"]
     left_out = report["answerable"] - retrieval.get("questions", report["answerable"])
     if left_out:
-        lines.append(f"retrieval: {_plural(left_out, 'answerable question')} without document_ids {'is' if left_out == 1 else 'are'} left out of it")
+        lines.append(f"retrieval: {plural(left_out, 'answerable question')} without document_ids {'is' if left_out == 1 else 'are'} left out of it")
     if report.get("answers_not_in_documents"):
         where = report["answers_not_in_documents"]
         lines.append(f"warning: {_questions_have(len(where))} no answer written as in their gold documents: {', '.join(where[:5])}{', ...' if len(where) > 5 else ''}")
     if report.get("unknown_gold_documents"):
         unknown = report["unknown_gold_documents"]
-        lines.append(f"warning: {_plural(len(unknown), 'gold document id')} {'is' if len(unknown) == 1 else 'are'} not in the index: {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}")
+        lines.append(f"warning: {plural(len(unknown), 'gold document id')} {'is' if len(unknown) == 1 else 'are'} not in the index: {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}")
     lines.append("")
     lines.append(f"{'metric':<34}{'value':>10}")
     lines.append("-" * 44)

@@ -20,6 +20,11 @@ RESET = "\033[0m"
 _WS = re.compile(r"\s+")
 
 
+def plural(count: int, word: str) -> str:
+    """ "1 chunk", "2 chunks" """
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def locate_in_context(answer: Any) -> tuple[int, int] | None:
     """Offsets of the answer inside ``answer.context`` (which starts at ``answer.context_start``)."""
     s, e = answer.start - answer.context_start, answer.end - answer.context_start
