@@ -547,12 +547,18 @@ def ask(
 
     svc = _service(settings)
     skipped: list[int] = []
+    answered = 0
     for q in _stdin_questions(skipped) if many else [question]:
         result = svc.ask(q, top_k=top_k, max_answers=max_answers, mode=mode)
+        answered += 1
         if as_json:  # JSON Lines when reading many questions, so that each response is one line
             typer.echo(json.dumps(ask_payload(result), ensure_ascii=False, indent=None if many else 1))
         else:
             typer.echo(render_ask(result) + ("\n" if many else ""))
+    if many and not answered and not skipped and not sys.stdin.isatty():
+        # an empty pipe is most often an upstream failure: a script should not read it as success
+        typer.echo("error: stdin held no question (one a line)", err=True)
+        raise typer.Exit(1)
     if skipped:
         raise typer.Exit(1)
 

@@ -78,6 +78,10 @@ def test_bad_lines_on_stdin_are_reported_and_the_rest_answered(seed_index):
     assert "error: stdin line 2: not UTF-8 text (byte 1), skipped" in res.stderr
     assert "error: stdin line 3: no letter or digit, skipped" in res.stderr
 
+    empty = _run_bytes(["ask", "-"], seed_index, b"\n  \n")
+    assert empty.exit_code == 1 and empty.stdout == ""
+    assert empty.stderr.strip() == "error: stdin held no question (one a line)"
+
 
 def test_extract_checks_its_input(seed_index, tmp_path):
     ctx = tmp_path / "ctx.txt"
