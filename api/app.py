@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import importlib.metadata
 import json
 import logging
 import threading
@@ -59,7 +60,7 @@ from api.schemas import (
 )
 from index.schema import MAX_ID_CHARS, Document, Filters
 from qa.logs import setup_logging
-from qa.settings import Settings, SettingsError, load_settings
+from qa.settings import Settings, SettingsError, configured_key, load_settings
 
 if TYPE_CHECKING:  # imported lazily: qa.pipeline pulls in torch
     from qa.pipeline import QAService
@@ -67,7 +68,10 @@ if TYPE_CHECKING:  # imported lazily: qa.pipeline pulls in torch
 log = logging.getLogger("api")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-VERSION = "0.1.0"
+try:  # one version, pyproject's
+    VERSION = importlib.metadata.version("qa-search")
+except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+    VERSION = "0+unknown"
 T = TypeVar("T")
 
 PAGE_CSP = (
@@ -148,10 +152,6 @@ bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>; 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def _configured(key: str | None) -> str | None:
-    return (key or "").strip() or None
-
-
 MAX_ECHOED_CHARS = 500
 
 
@@ -179,26 +179,18 @@ def key_problem(authorization: str | None, accepted: list[str], read_only: list[
     return (403, "this key (QA_READ_KEY) opens reads only: writes need QA_API_KEY") if reads_only else (403, "invalid API key")
 
 
-def keys_problem(settings: Settings) -> str | None:
-    """A key configuration that would leave writes more open than reads, or None."""
-    if _configured(settings.read_key) and not _configured(settings.api_key):
-        return ("QA_READ_KEY is set but QA_API_KEY is not: anyone could add and delete documents while reads need a key; "
-                "set QA_API_KEY (the key for writes) too")
-    return None
-
-
 def write_keys(settings: Settings) -> list[str] | None:
     """Keys that open writes; None when writes are open."""
-    api_key = _configured(settings.api_key)
+    api_key = configured_key(settings.api_key)
     return [api_key] if api_key is not None else None
 
 
 def read_keys(settings: Settings) -> list[str] | None:
     """Reads are open unless ``read_key`` is set; then ``read_key`` or ``api_key`` opens them."""
-    read_key = _configured(settings.read_key)
+    read_key = configured_key(settings.read_key)
     if read_key is None:
         return None
-    api_key = _configured(settings.api_key)
+    api_key = configured_key(settings.api_key)
     return [read_key] + ([api_key] if api_key else [])
 
 
@@ -243,14 +235,14 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     if not logging.getLogger().handlers:  # a worker process of `qa serve --workers N`, or another ASGI server
         setup_logging(settings.log_level)  # as `qa` does (faiss's loader would report each library it tries)
     log.setLevel(settings.log_level.upper())
-    problem = keys_problem(settings)
+    problem = settings.keys_problem()
     if problem is not None:
         raise SettingsError(problem)
     for name, key, what in (("QA_API_KEY", settings.api_key, "writes"), ("QA_READ_KEY", settings.read_key, "reads")):
-        if key is not None and _configured(key) is None:  # set, but to spaces: almost surely a mistake
+        if key is not None and configured_key(key) is None:  # set, but to spaces: almost surely a mistake
             log.warning("%s is set but blank: %s need no key", name, what)
-    log.info("writes %s; reads %s", "need QA_API_KEY" if _configured(settings.api_key) else "are open (QA_API_KEY is not set)",
-             "need QA_READ_KEY or QA_API_KEY" if _configured(settings.read_key) else "are open")
+    log.info("writes %s; reads %s", "need QA_API_KEY" if configured_key(settings.api_key) else "are open (QA_API_KEY is not set)",
+             "need QA_READ_KEY or QA_API_KEY" if configured_key(settings.read_key) else "are open")
     metrics = ApiMetrics()
     write_lock = threading.Lock()  # writes are serialised; reads run concurrently
     inflight = InFlight()

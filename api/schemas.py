@@ -40,7 +40,6 @@ Count = Annotated[int, Strict()]
 
 Mode = Literal["hybrid", "dense", "bm25"]
 
-# document ids travel in URL paths: no slash, no whitespace, no control characters
 # the limits are checked by the validators (after stripping, with messages naming the field)
 _TEXT_LIMITS = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS}
 

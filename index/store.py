@@ -72,13 +72,13 @@ def _rollback(c: sqlite3.Connection) -> None:
 SCHEMA_VERSION = "1"
 DB_NAME = "index.sqlite3"
 TITLE_IN_PASSAGE = True  # the document title is prepended to each chunk for embedding and BM25
-TITLE_MAX_CHARS = 150
+TITLE_EMBED_CHARS = 150  # of the title, prepended to each chunk (the stored title is whole)
 # tokens kept free in every chunk for its title line, so that the model never cuts a chunk's end off
 # (150 characters of French are 30-50 tokens)
 TITLE_RESERVED_TOKENS = 64 if TITLE_IN_PASSAGE else 0
+PROGRESS_LOG_S = 30.0  # seconds between progress lines when there is no progress bar
 # texts per model call in long jobs: the model lock is released between calls, so a search waits at
 # most one call (16 passages ~1.3 s on 2 cores, 64 took ~5.5 s; same throughput)
-PROGRESS_LOG_S = 30.0  # seconds between progress lines when there is no progress bar
 EMBED_BATCH = 16
 REFRESH_EVERY_S = 2.0
 _SQL_VARS = 900
@@ -242,9 +242,13 @@ class DocumentCatalog:
             self._conn = None
 
 
+# Crash-safety tests (tests/crash_writer.py) set this in a child process so that the store kills
+# itself exactly at that point; deliberately not a setting, so no environment can turn it on.
+CRASH_AT: str | None = None
+
+
 def _crash_point(name: str) -> None:
-    """Test hook: QA_INDEX_CRASH_AT=<name> kills the process there (crash-safety tests)."""
-    if os.environ.get("QA_INDEX_CRASH_AT") == name:
+    if CRASH_AT == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -256,7 +260,7 @@ def _doc_hash(doc: Document) -> str:
 def passage_text(title: str | None, text: str) -> str:
     """What is embedded and keyword-indexed for a chunk: the title as a header line, then the chunk."""
     if TITLE_IN_PASSAGE and title:
-        t = " ".join(title.split())[:TITLE_MAX_CHARS]
+        t = " ".join(title.split())[:TITLE_EMBED_CHARS]
         return f"{t}\n{text}"
     return text
 

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 
@@ -37,7 +37,7 @@ def _settings() -> Settings:
 USAGE = 2  # the command line is wrong (an option's value), as click's own usage errors; 1 is any other failure
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -51,17 +51,11 @@ def _setup_logging(settings: Settings, verbose: bool = False) -> None:
 def _guard(fn, *args, **kwargs):
     """Turn known user-facing errors into one clear line instead of a traceback."""
     from index.e5_convert import ModelSourceError
+    from index.store import ReindexNeeded
 
-    errors: tuple[type[BaseException], ...] = (ModelSourceError,)
-    try:
-        from index.store import ReindexNeeded
-
-        errors += (ReindexNeeded,)
-    except ImportError:  # pragma: no cover
-        pass
     try:
         return fn(*args, **kwargs)
-    except errors as exc:
+    except (ModelSourceError, ReindexNeeded) as exc:
         _fail(str(exc))
 
 
@@ -610,7 +604,6 @@ def _read_bytes(path: Path) -> bytes:
         _fail(f"{path} is a folder: give a text file")
     except OSError as exc:
         _fail(f"cannot read {path}: {exc.strerror}")
-    return b""
 
 
 @app.command()
@@ -660,12 +653,12 @@ def _serve_preflight(settings: Settings, host: str, port: int) -> None:
 
     from index.store import DocumentCatalog, index_exists
 
-    from api.app import keys_problem
+    from qa.settings import configured_key
 
-    problem = keys_problem(settings)
+    problem = settings.keys_problem()
     if problem is not None:
         _fail(problem)
-    if not (settings.api_key or "").strip() and not _is_loopback(host):
+    if configured_key(settings.api_key) is None and not _is_loopback(host):
         typer.echo(f"warning: listening on {host} with no QA_API_KEY: anyone who reaches port {port} can add and delete documents", err=True)
     _check_data_dir(settings)
     if index_exists(settings.data_dir):

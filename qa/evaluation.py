@@ -248,7 +248,7 @@ def _load_squad(data: dict, path: Path) -> GoldSet:
     return GoldSet(items, docs, kind="squad")
 
 
-def _pct(values: list[float], q: float) -> float:
+def _percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     s = sorted(values)
@@ -422,10 +422,10 @@ def _evaluate(svc, gold: GoldSet, items: list[GoldItem], top_k: int, mode: str, 
         "unanswerable_correct": sum(1 for r in unanswerable if r["no_answer"]),
     }
     report["latency_ms"] = {
-        "search_p50": _pct(search_ms, 0.5),
-        "search_p95": _pct(search_ms, 0.95),
-        "ask_p50": _pct(ask_ms, 0.5),
-        "ask_p95": _pct(ask_ms, 0.95),
+        "search_p50": _percentile(search_ms, 0.5),
+        "search_p95": _percentile(search_ms, 0.95),
+        "ask_p50": _percentile(ask_ms, 0.5),
+        "ask_p95": _percentile(ask_ms, 0.95),
     }
     report["per_question"] = per_q
     return report

@@ -132,11 +132,10 @@ def load_artifact_into(model, path: Path) -> dict:
     return meta
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
 def restore_hint(path: Path) -> str:
     """How to get a good copy of ``path`` back: git for the shipped files, else a copy."""
+    from qa.settings import REPO_ROOT
+
     try:
         Path(path).resolve().relative_to(REPO_ROOT)
     except ValueError:
@@ -180,5 +179,7 @@ def write_checksum(artifact: Path) -> Path:
     from index.e5_convert import sha256_file
 
     out = artifact.with_name(artifact.name + ".sha256")
-    out.write_text(f"{sha256_file(artifact)}  {artifact.name}\n")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{sha256_file(artifact)}  {artifact.name}\n")
+    os.replace(tmp, out)  # every start checks against it: never a half-written file
     return out

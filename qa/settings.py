@@ -29,6 +29,11 @@ def _data_home() -> Path:
 _QUANTIZE_WORDS = {**dict.fromkeys(("true", "1", "yes", "on"), "all"), **dict.fromkeys(("false", "0", "no"), "off")}
 
 
+def configured_key(key: str | None) -> str | None:
+    """An API key as used: None when unset or blank (the server warns about a blank one)."""
+    return (key or "").strip() or None
+
+
 class Settings(BaseSettings):
     # env_ignore_empty: QA_DATA_DIR= (a script's unset variable) means the default, not the current folder
     model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore", env_ignore_empty=True)
@@ -92,6 +97,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return _QUANTIZE_WORDS.get(value.strip().lower(), value)
         return value
+
+    def keys_problem(self) -> str | None:
+        """A key configuration that would leave writes more open than reads, or None."""
+        if configured_key(self.read_key) and not configured_key(self.api_key):
+            return ("QA_READ_KEY is set but QA_API_KEY is not: anyone could add and delete documents while reads need a key; "
+                    "set QA_API_KEY (the key for writes) too")
+        return None
 
     def store_options(self) -> dict:
         """Keyword arguments of ``IndexStore.open`` that come from the settings."""

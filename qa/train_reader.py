@@ -6,6 +6,8 @@ checkpoint (trainable tensors, optimiser, scheduler, RNG, step) and is picked up
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import logging
 import math
@@ -457,13 +459,30 @@ def trim_source(texts: list[str], out: Path, src: Path | None = None) -> dict:
     return {"used_tokens": len(used), "vocab": w.config["vocab_size"]}
 
 
+def config_from_args(args: list[str]) -> TrainConfig:
+    """``key=value`` arguments over TrainConfig's defaults; ValueError names the argument to fix."""
+    kinds = {f.name: type(f.default) for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig()
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            raise ValueError(f"{arg!r}: expected key=value")
+        if key not in kinds:
+            close = difflib.get_close_matches(key, kinds, n=1)
+            raise ValueError(f"{arg!r}: unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(kinds)}"))
+        try:
+            setattr(cfg, key, kinds[key](value))
+        except ValueError:
+            raise ValueError(f"{arg!r}: {key} takes {kinds[key].__name__} values") from None
+    return cfg
+
+
 if __name__ == "__main__":  # python -m qa.train_reader (the CLI wraps the same function)
     import sys
 
+    try:
+        config = config_from_args(sys.argv[1:])
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = TrainConfig()
-    for arg in sys.argv[1:]:
-        k, v = arg.split("=", 1)
-        typ = type(getattr(cfg, k))
-        setattr(cfg, k, typ(v))
-    train(cfg)
+    train(config)

@@ -5,7 +5,7 @@
 The model is loaded once; each scenario runs in a forked child process (before any inference in
 this parent, so torch's thread pools are not shared across the fork) that opens its store and writes:
 
-- ``hook:<point>``: adds 4 documents with QA_INDEX_CRASH_AT=<point>, so the store kills the child
+- ``hook:<point>``: adds 4 documents with ``index.store.CRASH_AT = <point>``, so the store kills the child
   with SIGKILL exactly there (``embedded``, ``before_commit``, ``committed``, ``dense_written``,
   ``keyword_written``);
 - ``timed:<seconds>``: adds, updates and deletes documents in a loop; this process kills it with
@@ -33,7 +33,9 @@ def child(store_cls, embedder, data: Path, scenario: str, wfd: int) -> None:
     store = store_cls.open(data, embedder)
     os.write(wfd, b"s")  # started
     if scenario.startswith("hook:"):
-        os.environ["QA_INDEX_CRASH_AT"] = scenario.split(":", 1)[1]
+        import index.store
+
+        index.store.CRASH_AT = scenario.split(":", 1)[1]
         store.add_documents(synth_docs(4, prefix="second"))
         os._exit(3)  # the hook did not fire
     i = 0

@@ -166,10 +166,10 @@ def test_tiny_windows_never_repeat_a_span(embedder):
 def test_largest_chunks_leave_room_for_the_title(tmp_path, embedder):
     """With QA_CHUNK_TOKENS far above the model's limit, a chunk plus its title line (what is
     embedded) still fits, so the model never cuts the chunk's end off."""
-    from index.store import TITLE_MAX_CHARS, IndexStore, passage_text
+    from index.store import TITLE_EMBED_CHARS, IndexStore, passage_text
 
     store = IndexStore.open(tmp_path / "big", embedder, chunk_tokens=10_000, overlap_tokens=0)
-    title = ("Les investissements de Netflix dans la production audiovisuelle française " * 3)[:TITLE_MAX_CHARS]
+    title = ("Les investissements de Netflix dans la production audiovisuelle française " * 3)[:TITLE_EMBED_CHARS]
     text = " ".join(f"Phrase numéro {i} sur la stratégie de la plateforme en Europe." for i in range(400))
     doc = Document(id="long", title=title, text=text)
     chunks = chunk_document(doc, embedder.tokenizer, store.chunk_size, store.overlap)

@@ -467,7 +467,6 @@ def test_sigkill_at_any_moment_leaves_a_consistent_store(tmp_path, embedder):
     for data in scenarios.values():
         shutil.copytree(base, data)
     env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false")
-    env.pop("QA_INDEX_CRASH_AT", None)
     proc = subprocess.run(
         [sys.executable, str(REPO / "tests" / "crash_writer.py"), *(f"{k}={v}" for k, v in scenarios.items())],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,

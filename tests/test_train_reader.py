@@ -197,3 +197,22 @@ def test_train_reader_checks_its_options_first(tmp_path):
     for args in (["--epochs", "0"], ["--batch-size", "0"], ["--max-steps", "-5"], ["--negative-ratio", "-1"]):
         assert CliRunner().invoke(app, ["train-reader", *args]).exit_code == 2, args
     assert not (tmp_path / "run").exists()
+
+
+def test_module_entry_point_names_the_argument_to_fix():
+    """`python -m qa.train_reader key=value ...` (documented for the removed-negatives run): a typo,
+    a missing `=` or a wrong type is one line naming the argument, not a traceback."""
+    import subprocess
+    import sys
+
+    from qa.train_reader import config_from_args
+
+    cfg = config_from_args(["lr=3e-5", "max_length=384", "run_dir=runs/x", "init_artifact=a.zip"])
+    assert (cfg.lr, cfg.max_length, str(cfg.run_dir), cfg.init_artifact) == (3e-5, 384, "runs/x", "a.zip")
+    for arg, message in (
+        ("epoch=3", "error: 'epoch=3': unknown key 'epoch' (did you mean 'epochs'?)"),
+        ("epochs", "error: 'epochs': expected key=value"),
+        ("epochs=two", "error: 'epochs=two': epochs takes int values"),
+    ):
+        res = subprocess.run([sys.executable, "-m", "qa.train_reader", arg], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 1 and res.stderr.strip() == message, res.stderr
