@@ -85,7 +85,7 @@ _SQL_VARS = 900
 
 
 class ReindexNeeded(RuntimeError):
-    """The store was built with another embedding model."""
+    """The index cannot be used as configured (another embedding model, another schema version)."""
 
 
 def _describe_layout(layout: dict[str, str]) -> str:
@@ -142,8 +142,16 @@ class _Snapshot:
 
 
 def _check_schema_version(data_dir: Path, version: str) -> None:
-    if version != SCHEMA_VERSION:
-        raise RuntimeError(f"index at {data_dir} has schema version {version}; this program reads version {SCHEMA_VERSION}: re-index into a new QA_DATA_DIR")
+    if version == SCHEMA_VERSION:
+        return
+    newer = version.isdigit() and int(version) > int(SCHEMA_VERSION)
+    raise ReindexNeeded(
+        f"index at {data_dir} has schema version {version}"
+        + (" (written by a newer qa-search)" if newer else "")
+        + f"; this one reads version {SCHEMA_VERSION}: "
+        + ("use that newer version, or " if newer else "")
+        + "re-index into a new QA_DATA_DIR"
+    )
 
 
 def _get_document(conn: sqlite3.Connection, doc_id: str) -> Document | None:

@@ -305,7 +305,7 @@ def index(
         return
     typer.echo(
         f"documents: {len(docs)} read ({rep.documents_added} added, {rep.documents_updated} updated, {rep.documents_unchanged} unchanged), "
-        f"chunks: {rep.chunks_added} embedded, {rep.chunks_removed} removed, {now}, "
+        f"chunks: {rep.chunks_added} added ({rep.chunks_embedded} embedded, the others reused stored vectors), {rep.chunks_removed} removed, {now}, "
         f"skipped: {len(errors)}{' (files or records, listed above)' if errors else ''}, {time.time() - t0:.1f}s"
     )
     if errors:  # what could be read is indexed; the status tells scripts that something was not

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -39,7 +40,14 @@ def test_index_in_batches_then_again_skips_everything(tmp_path):
     assert "indexed 2 of 5 documents" in first.stderr and "indexed 4 of 5 documents" in first.stderr
     again = _qa_here("index", "data/articles", data_dir=data)
     assert again.returncode == 0, again.stderr
-    assert "5 read (0 added, 0 updated, 5 unchanged), chunks: 0 embedded" in again.stdout
+    assert "5 read (0 added, 0 updated, 5 unchanged), chunks: 0 added (0 embedded" in again.stdout
+    copies = tmp_path / "copies"  # the same texts under other ids: their chunks reuse stored vectors
+    copies.mkdir()
+    shutil.copy(REPO / "data" / "articles" / "001_005d409384642fd6.txt", copies / "copie.txt")
+    shutil.copytree(data, tmp_path / "idx-copy")
+    copied = _qa_here("index", str(copies), data_dir=tmp_path / "idx-copy")
+    added = int(re.search(r"chunks: (\d+) added \(0 embedded, the others reused stored vectors\)", copied.stdout).group(1))
+    assert added > 0, copied.stdout
 
     listed = _qa_here("docs", "list", "--json", data_dir=data)
     assert listed.returncode == 0, listed.stderr
@@ -115,9 +123,24 @@ def test_docs_on_a_missing_or_damaged_index(tmp_path):
         conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
     conn.close()
     later = _qa_here("docs", "list", data_dir=newer)
-    assert later.returncode == 1 and "has schema version 99; this program reads version 1" in later.stderr and "Traceback" not in later.stderr
+    assert later.returncode == 1 and "has schema version 99 (written by a newer qa-search); this one reads version 1" in later.stderr and "Traceback" not in later.stderr
     later_delete = _qa_here("docs", "delete", "x", data_dir=newer)
-    assert later_delete.returncode == 1 and "has schema version 99; this program reads version 1" in later_delete.stderr
+    assert later_delete.returncode == 1 and "has schema version 99 (written by a newer qa-search); this one reads version 1" in later_delete.stderr
+    # every command that opens the index says it in one line, not only `docs` (search, ask and
+    # index used to end in a traceback): what a team rolling back to this release would meet
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "a.txt").write_text("Netflix investit 7 milliards de dollars en 2018.\n", encoding="utf-8")
+    bumped = tmp_path / "bumped"
+    assert _qa_here("index", str(small), data_dir=bumped).returncode == 0
+    with sqlite3.connect(bumped / "index.sqlite3") as conn:
+        conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    conn.close()
+    for args in (("search", "Netflix"), ("ask", "Combien Netflix investit-il ?"), ("index", str(small))):
+        res = _qa_here(*args, data_dir=bumped)
+        assert res.returncode == 1 and res.stderr.strip() == (
+            f"error: index at {bumped} has schema version 2 (written by a newer qa-search); this one reads version 1: "
+            "use that newer version, or re-index into a new QA_DATA_DIR"), (args, res.stderr)
 
 
 def test_index_errors_are_one_clear_line(tmp_path):
