@@ -149,7 +149,7 @@ def split_sentences(text: str) -> list[str]:
 # BM25 analysis
 # --------------------------------------------------------------------------------------------
 
-ANALYZER_VERSION = "fr-1"
+ANALYZER_VERSION = "fr-2"  # stored terms of another version are re-analysed when an index opens
 
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss", "’": "'", "‘": "'", "ʼ": "'", "`": "'"})
 _ELISION = re.compile(r"(?<![\w])(?:l|d|qu|j|n|s|c|m|t|jusqu|lorsqu|puisqu|quoiqu|presqu)'(?=\w)")
@@ -230,10 +230,11 @@ def has_words(text: str) -> bool:
 
 
 def fold(text: str) -> str:
-    """Lowercase and strip accents: "Événement Œuvre" -> "evenement oeuvre"."""
+    """Lowercase and strip accents: "Événement Œuvre" -> "evenement oeuvre". Invisible format
+    characters go too, so that a soft hyphen (HTML's &shy;) or a zero-width space does not split a word."""
     text = text.translate(_LIGATURES).lower()
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    return "".join(c for c in decomposed if not unicodedata.combining(c) and unicodedata.category(c) != "Cf")
 
 
 @lru_cache(maxsize=1)

@@ -14,8 +14,11 @@ _KEEP_COMMA, _KEEP_DOT = "\uE000", "\uE001"
 
 
 def normalize_answer(text: str) -> str:
-    """Lowercase, unify quotes, drop punctuation (but keep 3,5 and 2.905), drop French articles."""
-    s = unicodedata.normalize("NFC", text).lower().translate(_APOSTROPHES)
+    """Lowercase, unify quotes, drop punctuation (but keep 3,5 and 2.905), drop French articles.
+    Compatibility forms (ligatures, full-width digits) are folded and invisible format characters
+    (soft hyphen, zero-width spaces, direction marks) dropped: no reader of the page sees them."""
+    s = "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf")
+    s = s.lower().translate(_APOSTROPHES)
     s = s.replace("\u00a0", " ").replace("\u202f", " ")
     s = _ELIDED_ARTICLE.sub(" ", s)
     s = _NUMBER_SEP.sub(lambda m: _KEEP_COMMA if m.group(1) == "," else _KEEP_DOT, s)

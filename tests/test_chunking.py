@@ -85,6 +85,8 @@ def test_french_analyser():
     # accents folded and stemmed alike, with or without accents, singular or plural
     assert analyze("séries télévisées") == analyze("serie televisee")
     assert analyze("Qu’est-ce que c’est ?") == []
+    # a soft hyphen (HTML's &shy;) or a zero-width character inside a word does not split it
+    assert analyze("co\u00adfondateur de l'entre\u200bprise") == analyze("cofondateur de l'entreprise")
 
 
 # ------------------------------------------------------------------------------------------- chunks

@@ -93,6 +93,11 @@ def test_exact_match_after_normalisation():
     assert exact_match("le 23 février", "23 février") == 1.0
     assert exact_match("L'Hexagone", "hexagone") == 1.0
     assert exact_match("7 milliards", "7 milliards de dollars") == 0.0
+    # what the page shows alike scores alike: invisible format characters, ligatures, full-width digits
+    assert exact_match("Arthur\u200c Mensch", "Arthur Mensch") == 1.0
+    assert exact_match("Clermont-Fer\u00adrand", "Clermont-Ferrand") == 1.0
+    assert exact_match("le cœur de la ﬁrme", "le cœur de la firme") == 1.0
+    assert exact_match("３１ séries", "31 séries") == 1.0
 
 
 def test_f1_partial_known_value():

@@ -703,3 +703,30 @@ def test_source_files_skip_metadata_that_is_not_json(tmp_path, embedder):
     store.add_documents(docs)
     assert store.source_files() == [("doc-000", "/data/a.txt")]
     store.close()
+
+
+def test_terms_of_an_older_analyser_are_redone_when_the_index_opens(tmp_path, embedder):
+    """An index written before the analyser changed (fr-1 split "co\\u00adfondateur" at its soft
+    hyphen) gets its BM25 terms analysed again on open: nothing to re-index by hand."""
+    import sqlite3
+
+    from index.text import ANALYZER_VERSION, analyze
+
+    doc = Document(id="shy", title="Une start-up", text="Arthur Mensch est le co\u00adfondateur de Mistral AI, une entreprise parisienne.")
+    store = IndexStore.open(tmp_path, embedder)
+    store.add_documents([doc, *synth_docs(3)])
+    store.close()
+    with sqlite3.connect(tmp_path / "index.sqlite3") as conn:  # as fr-1 wrote them
+        conn.execute("UPDATE chunks SET terms = 'arthur mensch co fondateur mistral' WHERE document_id = 'shy'")
+        conn.execute("UPDATE meta SET value = 'fr-1' WHERE key = 'analyzer'")
+    conn.close()
+    store = IndexStore.open(tmp_path, embedder)
+    try:
+        assert [r.document_id for r in store.search("cofondateur", top_k=1, mode="bm25")] == ["shy"]
+        with sqlite3.connect(tmp_path / "index.sqlite3") as conn:
+            assert conn.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone() == (ANALYZER_VERSION,)
+            assert "cofond" in conn.execute("SELECT terms FROM chunks WHERE document_id = 'shy'").fetchone()[0].split()
+        conn.close()
+        assert "cofond" in analyze("co\u00adfondateur")
+    finally:
+        store.close()
