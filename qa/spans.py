@@ -39,6 +39,26 @@ def context_token_mask(sequence_ids: list[int | None], offsets: list[tuple[int, 
     )
 
 
+def _inside_word(text: str, i: int) -> bool:
+    """True when position ``i`` falls between two letters or digits of one word."""
+    return 0 < i < len(text) and text[i - 1].isalnum() and text[i].isalnum()
+
+
+def word_edge_masks(text: str, offsets: list[tuple[int, int]], allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``allowed`` narrowed to tokens that may start / end an answer without cutting a word.
+
+    A window of a long passage can begin or end in the middle of a word, and sub-word tokens can
+    otherwise start or end a span anywhere: "Jean-Ba" for "Jean-Baptiste Dupuis".
+    """
+    starts = allowed.copy()
+    ends = allowed.copy()
+    for i in np.flatnonzero(allowed):
+        a, b = offsets[i]
+        starts[i] = not _inside_word(text, a)
+        ends[i] = not _inside_word(text, b)
+    return starts, ends
+
+
 def best_spans(
     start_logits: np.ndarray,
     end_logits: np.ndarray,
@@ -49,6 +69,7 @@ def best_spans(
     top_k_candidates: int = 20,
     cls_index: int = 0,
     length_penalty: float = 0.0,
+    end_allowed: np.ndarray | None = None,
 ) -> list[SpanCandidate]:
     """Best spans of one window, highest ``start+end`` logit first.
 
@@ -57,16 +78,17 @@ def best_spans(
     therefore impossible because those tokens are never allowed. ``length_penalty`` logit points
     are taken off per token of the span: the reader otherwise runs on across list items
     ("2.905 titres en septembre contre 558"); its value is chosen on dev (``bench/span_length.py``).
+    ``end_allowed``, when given, is the mask for ends (``allowed`` then holds for starts only).
     """
     start_logits = np.asarray(start_logits, dtype=np.float64)
     end_logits = np.asarray(end_logits, dtype=np.float64)
     null = float(start_logits[cls_index] + end_logits[cls_index])
     idx = np.flatnonzero(allowed)
-    if idx.size == 0:
+    end_idx = idx if end_allowed is None else np.flatnonzero(end_allowed)
+    if idx.size == 0 or end_idx.size == 0:
         return []
-    k = min(top_k_candidates, idx.size)
-    starts = idx[np.argsort(-start_logits[idx])[:k]]
-    ends = idx[np.argsort(-end_logits[idx])[:k]]
+    starts = idx[np.argsort(-start_logits[idx])[:top_k_candidates]]
+    ends = end_idx[np.argsort(-end_logits[end_idx])[:top_k_candidates]]
     cands: list[SpanCandidate] = []
     for s in starts:
         for e in ends:

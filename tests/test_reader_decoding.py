@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qa.reader import Reader, ReadStopped
-from qa.spans import best_spans, context_token_mask, only_function_words, trim_span
+from qa.spans import best_spans, context_token_mask, only_function_words, trim_span, word_edge_masks
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,10 @@ def long_passage() -> str:
     return " ".join(parts)
 
 
+def cuts_a_word(text: str, i: int) -> bool:
+    return 0 < i < len(text) and text[i - 1].isalnum() and text[i].isalnum()
+
+
 def test_random_model_offsets_always_valid(tokenizer):
     model = tiny_random_qa(len(tokenizer))
     reader = Reader.from_model(model, tokenizer, max_length=64, stride=16, max_answer_tokens=5)
@@ -56,6 +60,7 @@ def test_random_model_offsets_always_valid(tokenizer):
             assert 0 <= s.start < s.end <= len(text)
             assert text[s.start : s.end] == s.text
             assert 0.0 <= s.score <= 1.0
+            assert not cuts_a_word(text, s.start) and not cuts_a_word(text, s.end), s.text
             # max length respected (a little slack: a span re-tokenised alone can merge pieces differently)
             assert len(tokenizer(s.text, add_special_tokens=False)["input_ids"]) <= 5 + 1
 
@@ -240,3 +245,27 @@ def test_segment_ids_reach_models_that_use_them(tokenizer):
     reader.read("Qui dirige Netflix ?", ["Ted Sarandos dirige le contenu."])
     types = model.token_type_ids
     assert types is not None and types[0, 0] == 0 and types[0].max() == 1
+
+
+def test_spans_never_start_or_end_inside_a_word(tokenizer):
+    """Sub-word tokens, and windows of a long passage that begin mid-word, used to give fragments
+    such as "Jean-Ba" for "Jean-Baptiste Dupuis"; the masks keep starts and ends on word edges."""
+    text = "anticonstitutionnellement Jean-Baptiste Dupuis"
+    enc = tokenizer("Qui ?", text, return_offsets_mapping=True)
+    offsets = enc["offset_mapping"]
+    allowed = context_token_mask(enc.sequence_ids(), offsets)
+    starts, ends = word_edge_masks(text, offsets, allowed)
+    assert starts.sum() < allowed.sum() and ends.sum() < allowed.sum()  # the long word is several tokens
+    for i in np.flatnonzero(starts):
+        assert not cuts_a_word(text, offsets[i][0])
+    for i in np.flatnonzero(ends):
+        assert not cuts_a_word(text, offsets[i][1])
+    # the best start and end logits sit inside words: the best span allowed still reads whole words
+    start_logits = np.zeros(len(offsets))
+    end_logits = np.zeros(len(offsets))
+    inner = [i for i in np.flatnonzero(allowed) if cuts_a_word(text, offsets[i][1])]
+    end_logits[inner] = 9.0
+    start_logits[[i for i in np.flatnonzero(allowed) if cuts_a_word(text, offsets[i][0])]] = 9.0
+    (best,) = best_spans(start_logits, end_logits, offsets, starts, n_best=1, end_allowed=ends)
+    assert not cuts_a_word(text, best.start_char) and not cuts_a_word(text, best.end_char)
+

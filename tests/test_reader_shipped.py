@@ -78,6 +78,17 @@ def test_says_no_answer_to_unrelated_question(service, question):
     assert res.passages, "passages are still returned"
 
 
+def test_long_passages_give_whole_words(service):
+    """A passage longer than one window: windows begin mid-word and the answer's name is several
+    sub-word tokens; the reader used to answer "Jean-Ba" (and "is") here."""
+    text = "La ville compte de nombreux commerces et une gare. " * 31 + "mot " * 24 + "Le roman a été écrit par Jean-Baptiste Dupuis en 1999."
+    (spans,) = service.reader.read("Qui a écrit le roman ?", [text])
+    assert spans[0].text == "Jean-Baptiste Dupuis"
+    for s in spans:
+        assert not (text[s.start - 1].isalnum() and text[s.start].isalnum()), s.text
+        assert not (s.end < len(text) and text[s.end - 1].isalnum() and text[s.end].isalnum()), s.text
+
+
 def test_ask_on_passages_of_a_deeper_search_is_the_same(service):
     """`qa eval` reads the top 5 of its depth-10 retrieval search instead of searching again."""
     for question, _, _ in CASES[:3]:
