@@ -8,6 +8,7 @@ event loop, and shape JSON: retrieval and reading live in ``qa.pipeline`` and ``
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import importlib.metadata
@@ -18,7 +19,10 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Awaitable, Callable, TypeVar
+
+import anyio
+import anyio.to_thread
 
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -118,18 +122,38 @@ async def _set_when_disconnected(request: Request, event: threading.Event, poll_
     event.set()
 
 
+class ModelThreads:
+    """Runs model work (searches, reading, writes) in at most ``n`` threads at a time per event loop.
+
+    Each thread that runs torch keeps its own team of OpenMP threads and their buffers, so 64
+    requests at once in the default pool of 40 threads grew a server by more than a GB for no more
+    answers per second (``bench/ask_load.py``); beyond ``n`` requests wait in the event loop, where
+    waiting costs nothing, and /health never waits behind them.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._limiters: dict[int, anyio.CapacityLimiter] = {}
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._limiters:
+            self._limiters[loop] = anyio.CapacityLimiter(self.n)
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._limiters[loop])
+
+
 class InFlight:
     """Identical concurrent requests share one computation (keyed per event loop)."""
 
     def __init__(self) -> None:
         self._futures: dict[tuple, asyncio.Future] = {}
 
-    async def run(self, key: tuple, fn: Callable[[], T]) -> T:
+    async def run(self, key: tuple, fn: Callable[[], T], runner: Callable[..., Awaitable[T]] = run_in_threadpool) -> T:
         loop = asyncio.get_running_loop()
         key = (id(loop), *key)
         fut = self._futures.get(key)
         if fut is None:
-            fut = asyncio.ensure_future(run_in_threadpool(fn))
+            fut = asyncio.ensure_future(runner(fn))
             self._futures[key] = fut
 
             def _done(f: asyncio.Future, key: tuple = key) -> None:
@@ -246,6 +270,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     metrics = ApiMetrics()
     write_lock = threading.Lock()  # writes are serialised; reads run concurrently
     inflight = InFlight()
+    in_model_thread = ModelThreads(settings.model_threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -405,13 +430,13 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         filters = to_filters(body.filters)
         key = ("ask", " ".join(body.question.split()), top_k, max_answers, body.mode,
                json.dumps(body.filters.model_dump(mode="json"), sort_keys=True) if body.filters else None)
-        result = await inflight.run(key, lambda: svc.ask(body.question, top_k=top_k, max_answers=max_answers, filters=filters, mode=body.mode))
+        result = await inflight.run(key, lambda: svc.ask(body.question, top_k=top_k, max_answers=max_answers, filters=filters, mode=body.mode), in_model_thread)
         (metrics.answered if result.answers else metrics.no_answer).inc()
         return AskResponse.from_result(result).model_copy(update={"question": body.question})
 
     async def _search(svc: Any, query: str, top_k: int, mode: str | None, filters: FiltersIn | None) -> SearchResponse:
         t0 = time.perf_counter()
-        results = await run_in_threadpool(svc.search, query, top_k, mode, to_filters(filters))
+        results = await in_model_thread(svc.search, query, top_k, mode, to_filters(filters))
         return SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=(time.perf_counter() - t0) * 1000)
 
     @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))
@@ -433,7 +458,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
 
         t0 = time.perf_counter()
         max_answers = body.max_answers or settings.max_answers
-        tokens = await run_in_threadpool(svc.reader.count_tokens, body.context)
+        tokens = await in_model_thread(svc.reader.count_tokens, body.context)
         if tokens > settings.extract_max_tokens:
             raise RequestValidationError([{
                 "type": "too_long", "loc": ("body", "context"), "input": body.context,
@@ -444,7 +469,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         gone = threading.Event()
         watcher = asyncio.ensure_future(_set_when_disconnected(request, gone))
         try:
-            found = await run_in_threadpool(svc.extract, body.question, body.context, max_answers, gone.is_set)
+            found = await in_model_thread(svc.extract, body.question, body.context, max_answers, gone.is_set)
         except ReadStopped as exc:
             log.info("/extract: the client went away, reading %s", exc)
             return Response(status_code=499)  # nginx's "client closed request": nobody receives it, metrics count it
@@ -467,7 +492,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
                 }])
             seen.add(doc_id)
             docs.append(Document(id=doc_id, text=d.text, title=d.title, url=d.url, published=d.published, metadata=d.metadata))
-        report = await run_in_threadpool(_write, svc.add_documents, docs)
+        report = await in_model_thread(_write, svc.add_documents, docs)
         inflight.clear()
         await run_in_threadpool(_refresh_gauges, svc)
         counts = report.chunk_counts or {}
@@ -505,7 +530,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     @app.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404, 500, 503, 507))
     async def delete_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service) -> DeleteResponse:
         """Remove a document and its passages from the index."""
-        deleted = await run_in_threadpool(_write, svc.delete_document, doc_id)
+        deleted = await in_model_thread(_write, svc.delete_document, doc_id)
         if not deleted:
             raise HTTPException(404, document_not_found(doc_id))
         inflight.clear()

@@ -6,6 +6,7 @@ the routes reach us unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -284,6 +285,16 @@ class RequestMiddleware:
         t0 = time.perf_counter()
         try:
             await self.app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running QA_SHUTDOWN_TIMEOUT after a SIGTERM: the client gets
+            # a 503 to retry elsewhere rather than a 500 (and the log a line rather than a traceback)
+            log.warning("request_id=%s %s %s cut short: the server is shutting down", request_id, scope.get("method"), visible(scope.get("path", "")))
+            if not started:
+                start, body = _json_response(503, {"detail": "the server is shutting down: retry", "request_id": request_id},
+                                             [rid_header, (b"retry-after", b"1"), (b"connection", b"close")])
+                status = 503
+                await send(start)
+                await send(body)
         except Exception:
             log.exception("internal error request_id=%s %s %s", request_id, scope.get("method"), visible(scope.get("path", "")))
             if not started:

@@ -621,7 +621,8 @@ def serve(
     import uvicorn
 
     run = lambda: uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,  # noqa: E731
-                              root_path=settings.root_path, log_level=settings.log_level.lower())
+                              root_path=settings.root_path, log_level=settings.log_level.lower(),
+                              timeout_graceful_shutdown=settings.shutdown_timeout)
     if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         run()
         return

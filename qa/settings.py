@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     # /extract reads the whole context, ~1.1 ms of CPU per token on 2 cores: 30,000 tokens (~120k
     # characters of French prose, more than the 100,000 the API takes) bound one request to ~35 s
     extract_max_tokens: int = Field(30_000, ge=1)
+    # seconds `qa serve` gives requests in progress to finish after SIGTERM/Ctrl-C before it closes
+    # them and exits: under the 30 s most supervisors wait before a SIGKILL
+    shutdown_timeout: float = Field(25.0, gt=0)
+    model_threads: int = Field(4, ge=1)  # requests using the models (search, ask, extract, writes) at once per process; others wait
     limit_concurrency: int | None = Field(None, ge=1)  # requests in progress per process beyond this get a 503 (not /health, /metrics)
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
 

@@ -1064,3 +1064,38 @@ def test_a_full_index_folder_is_a_507_and_nothing_is_written(client, service, ca
     assert client.get("/documents/full-1").status_code == 404
     r = client.post("/documents", json={"documents": [{"id": "full-1", "title": "T", "text": "Un texte court."}]})
     assert r.status_code == 200 and client.delete("/documents/full-1").status_code == 200
+
+
+def test_model_work_runs_in_a_bounded_number_of_threads():
+    """QA_MODEL_THREADS: at most that many searches / reads / writes run at once (each thread that
+    runs torch keeps its own OpenMP team and buffers); the others wait in the event loop."""
+    import asyncio
+    import threading
+    import time
+
+    from api.app import ModelThreads
+
+    active = most = 0
+    threads: set[int] = set()
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        nonlocal active, most
+        with lock:
+            active += 1
+            most = max(most, active)
+            threads.add(threading.get_ident())
+        time.sleep(0.02)
+        with lock:
+            active -= 1
+        return i
+
+    async def main() -> list[int]:
+        run = ModelThreads(2)
+        return list(await asyncio.gather(*(run(work, i) for i in range(12))))
+
+    assert asyncio.run(main()) == list(range(12))
+    assert most == 2 and len(threads) <= 2
+    from qa.settings import Settings
+
+    assert Settings().model_threads == 4

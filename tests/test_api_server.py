@@ -222,6 +222,45 @@ def test_clean_shutdown(server, http, indexed):
     assert "Traceback" not in log
 
 
+def test_shutdown_gives_requests_in_progress_a_deadline(tmp_path):
+    """`qa serve` on SIGTERM: requests in progress get QA_SHUTDOWN_TIMEOUT seconds, then a JSON 503
+    (retry elsewhere) instead of a 500 and a traceback; the process exits soon after, within what
+    supervisors wait before a SIGKILL, instead of draining for as long as the queue takes."""
+    port = free_port()
+    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "QA_API_KEY": "", "QA_READ_KEY": "", "QA_SHUTDOWN_TIMEOUT": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while "Application startup complete" not in log_path.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-4000:]
+                time.sleep(0.5)
+            context = " ".join(d.text for d in article_documents())
+            context = (context * (60_000 // len(context) + 1))[:60_000]  # ~15 s of reading on 2 cores
+            body = json.dumps({"question": "Combien Netflix investit-il ?", "context": context}).encode()
+            sock = _raw_post(base, "/extract", f"Content-Length: {len(body)}\r\n", body)
+            time.sleep(2)  # reading has started
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            sock.settimeout(30)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            sock.close()
+            assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+            assert time.monotonic() - t0 < 10
+        finally:
+            stop(proc, timeout=60)
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in head.lower(), head
+    assert json.loads(payload)["detail"] == "the server is shutting down: retry"
+    text = log_path.read_text()
+    assert "cut short: the server is shutting down" in text and "Traceback" not in text
+
+
 def test_metrics_count_every_worker(tmp_path):
     """`qa serve --workers 2`: each scrape of /metrics, whichever worker answers it, counts the
     requests that both workers served (prometheus_client's multiprocess mode). And the settings
