@@ -84,6 +84,12 @@ REFRESH_EVERY_S = 2.0
 _SQL_VARS = 900
 
 
+# a fixed passage whose vector the index keeps, to recognise its model (see _built_with_problem);
+# the same model gives the same vector up to float noise (threads, CPU or GPU: cosine > 0.9999)
+PROBE_TEXT = "qa-search : ce passage sert à reconnaître le modèle qui a calculé les vecteurs de l'index."
+PROBE_MIN_COSINE = 0.999
+
+
 class ReindexNeeded(RuntimeError):
     """The index cannot be used as configured (another embedding model, another schema version)."""
 
@@ -299,6 +305,7 @@ class IndexStore:
         self._configured = self._layout()  # what the settings ask for; an index with documents keeps its own
         self.db_path = self.data_dir / DB_NAME
         self._write_lock = threading.RLock()
+        self._probe_vector: np.ndarray | None = None
         self._model_lock = threading.Lock()
         self._snap_lock = threading.Lock()
         self._local = threading.local()
@@ -425,10 +432,13 @@ class IndexStore:
             if version is None:
                 c.executemany(
                     "INSERT INTO meta(key, value) VALUES (?, ?)",
-                    [("schema_version", SCHEMA_VERSION), ("generation", "0"), ("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION)],
+                    [("schema_version", SCHEMA_VERSION), ("generation", "0"), ("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION), *self._probe_meta()],
                 )
             else:
                 _check_schema_version(self.data_dir, version)
+                if self._meta(c, "embedder_probe") is None and self._meta(c, "embedder") == self.embedder.identity:
+                    # an index from before the probe was recorded, opened with its own model: record it
+                    c.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", self._probe_meta())
             n_chunks = c.execute("SELECT count(*) FROM chunks").fetchone()[0]
             layout = self._index_layout(c)
             if layout is not None:  # an index from before the layout was recorded: record what it is
@@ -488,15 +498,43 @@ class IndexStore:
         it has no documents (yet, or any more). True when the chunking changed."""
         return self._apply_layout(self._index_layout(conn) or self._configured)
 
+    def _probe(self) -> np.ndarray | None:
+        """The configured model's query vector for PROBE_TEXT (None without the model: a delete)."""
+        if self._probe_vector is None and not isinstance(self.embedder, RecordedEmbedder):
+            with self._model_lock:
+                self._probe_vector = self.embedder.encode_queries([PROBE_TEXT])[0]
+        return self._probe_vector
+
     def _built_with_problem(self, conn) -> str | None:
-        """Why this store's embedder cannot read or write the index (another model), or None."""
+        """Why this store's embedder cannot read or write the index (another model), or None.
+
+        The index keeps the vector its model gave PROBE_TEXT: a model is the same when it gives the
+        same vector, whatever its name or path (a folder moved, a trailing slash), and another one
+        under the same name (weights replaced in place, a hub revision) is caught. Indexes from
+        before the probe was recorded, and deletes (no model loaded), compare names."""
         built_with = self._meta(conn, "embedder")
-        if built_with == self.embedder.identity and int(self._meta(conn, "dim", "0")) == int(self.embedder.dim):
+        same_dim = int(self._meta(conn, "dim", "0")) == int(self.embedder.dim)
+        recorded = self._meta(conn, "embedder_probe")
+        probe = self._probe() if recorded is not None and same_dim else None
+        if probe is not None:
+            if float(np.dot(np.asarray(json.loads(recorded), dtype=np.float32), probe)) >= PROBE_MIN_COSINE:
+                return None
+            return (
+                f"index at {self.data_dir} was built with {built_with}, and the model you configured "
+                f"({self.embedder.identity}) gives other vectors (its weights changed?): "
+                "re-index with `qa index --rebuild ...` or point QA_DATA_DIR elsewhere"
+            )
+        if built_with == self.embedder.identity and same_dim:
             return None
         return (
             f"index at {self.data_dir} was built with {built_with}; you configured {self.embedder.identity}: "
             "re-index with `qa index --rebuild ...` or point QA_DATA_DIR elsewhere"
         )
+
+    def _probe_meta(self) -> list[tuple[str, str]]:
+        """The meta row recording the model's probe vector, when the model is loaded."""
+        probe = self._probe()
+        return [] if probe is None else [("embedder_probe", json.dumps([round(float(x), 6) for x in probe]))]
 
     def _reanalyze(self) -> None:
         c = self._wconn
@@ -932,7 +970,7 @@ class IndexStore:
             )
             c.executemany(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                [("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION), *self._layout().items()],
+                [("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION), *self._layout().items(), *self._probe_meta()],
             )
             self._bump_generation(c)
             c.execute("COMMIT")

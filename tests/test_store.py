@@ -730,3 +730,52 @@ def test_terms_of_an_older_analyser_are_redone_when_the_index_opens(tmp_path, em
         assert "cofond" in analyze("co\u00adfondateur")
     finally:
         store.close()
+
+
+class RenamedEmbedder(CountingEmbedder):
+    """The same model under another name: a moved folder, a path with a trailing slash."""
+
+    name = "/models/moved/e5-small/"
+
+    @property
+    def identity(self):
+        return f"{self.name}:{self._inner.dim}"
+
+
+class ReplacedEmbedder(CountingEmbedder):
+    """Another model of the same size under the same name (weights replaced in place)."""
+
+    def _scramble(self, vecs):
+        return np.ascontiguousarray(np.roll(vecs, 7, axis=1))
+
+    def encode_passages(self, texts, progress=False):
+        return self._scramble(super().encode_passages(texts, progress))
+
+    def encode_queries(self, texts):
+        return self._scramble(self._inner.encode_queries(texts))
+
+
+def test_the_model_is_recognised_by_its_vectors_not_its_name(tmp_path, embedder):
+    """The index keeps the vector its model gives a probe passage: the same model under another
+    path opens it (no re-embedding of everything), another model under the same name is refused
+    (its vectors would be searched against the old ones without a word)."""
+    store = IndexStore.open(tmp_path, embedder)
+    store.add_documents(synth_docs(4))
+    store.close()
+    moved = IndexStore.open(tmp_path, RenamedEmbedder(embedder))
+    assert [r.document_id for r in moved.search("vendanges en Bourgogne", top_k=1, mode="dense")] == ["doc-002"]
+    moved.close()
+    with pytest.raises(ReindexNeeded, match="gives other vectors"):
+        IndexStore.open(tmp_path, ReplacedEmbedder(embedder))
+    # an index from before the probe was recorded is recognised by name, and gets its probe then
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "index.sqlite3") as conn:
+        conn.execute("DELETE FROM meta WHERE key = 'embedder_probe'")
+    conn.close()
+    IndexStore.open(tmp_path, embedder).close()
+    with sqlite3.connect(tmp_path / "index.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM meta WHERE key = 'embedder_probe'").fetchone() == (1,)
+    conn.close()
+    with pytest.raises(ReindexNeeded, match="gives other vectors"):
+        IndexStore.open(tmp_path, ReplacedEmbedder(embedder))
