@@ -269,12 +269,21 @@ def one_line(text: str) -> str:
     return " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text).split())
 
 
+# direction overrides and isolates: U+202E shows "txt.exe" for "exe.txt" (marks U+200E/F only nudge)
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _hidden(ch: str, keep: str) -> bool:
+    return ch not in keep and (unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS)
+
+
 def visible(text: str, keep: str = "") -> str:
-    """``text`` for a terminal: control characters other than those in ``keep`` written as escapes
-    (``\\x1b``), so that stored text shows what it holds instead of acting on the terminal."""
-    if not any(unicodedata.category(ch) == "Cc" and ch not in keep for ch in text):
+    """``text`` for a terminal: control characters other than those in ``keep``, and the controls
+    that reorder what follows them, written as escapes (``\\x1b``, ``\\u202e``), so that stored
+    text shows what it holds instead of acting on the terminal."""
+    if not any(_hidden(ch, keep) for ch in text):
         return text
-    return "".join(f"\\x{ord(ch):02x}" if unicodedata.category(ch) == "Cc" and ch not in keep else ch for ch in text)
+    return "".join((f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") if _hidden(ch, keep) else ch for ch in text)
 
 
 def url_problem(url: str, strict: bool = True) -> str | None:

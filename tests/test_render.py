@@ -58,3 +58,16 @@ def test_control_characters_of_stored_text_are_shown_not_obeyed():
         assert "\x1b" not in out and "\x07" not in out, out
     out = render_ask(AskResult("Où ?", [a], False, [p], 1.0), color=False)
     assert "\\x1b[2J" in out and "Titre \\x1b[8mcaché" in out and "https://a.example/\\x1b[31m" in out
+
+
+def test_direction_overrides_of_stored_text_are_shown_not_obeyed():
+    """U+202E and the isolates reorder what follows on a terminal ("fdp.exe" reads "exe.pdf"): the
+    CLI writes them as escapes; the marks that only nudge (U+200E/F) and ordinary text stay."""
+    from index.text import visible
+
+    title = "Rapport \u202efdp.exe"
+    doc = "Le siège est à Lyon \u2067שלום\u2069 \u200ffin."
+    p = SearchResult(7, "bidi", title, None, None, doc, 0, len(doc), 0.9)
+    out = render_ask(AskResult("Où ?", [], True, [p], 1.0), color=False)
+    assert "\u202e" not in out and "\u2067" not in out and "Rapport \\u202efdp.exe" in out, out
+    assert visible(doc) == "Le siège est à Lyon \\u2067שלום\\u2069 \u200ffin."
