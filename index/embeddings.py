@@ -29,7 +29,7 @@ def ensure_builtin_embedder(models_dir: Path, source: Path | None = None, verify
         problem = cache_problem(target, deep=verify)
         if problem is None:
             return target, False
-        log.warning("the converted embedder in %s is damaged (%s): converting it again", target, problem)
+        log.warning("cannot reuse the converted embedder in %s (%s): converting it again", target, problem)
     src = Path(source) if source else source_path()
     check_source(src)
     tmp = build_folder(target)

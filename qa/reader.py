@@ -81,7 +81,7 @@ def ensure_builtin_reader(models_dir: Path, artifact: Path, source: Path | None 
         problem = cache_problem(target, deep=verify)
         if problem is None:
             return target, False
-        log.warning("the assembled reader in %s is damaged (%s): assembling it again", target, problem)
+        log.warning("cannot reuse the assembled reader in %s (%s): assembling it again", target, problem)
     src = Path(source) if source else source_path()
     check_source(src)
     log.info("assembling reader from %s into %s", artifact, target)
