@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -123,23 +124,33 @@ async def _set_when_disconnected(request: Request, event: threading.Event, poll_
 
 
 class ModelThreads:
-    """Runs model work (searches, reading, writes) in at most ``n`` threads at a time per event loop.
+    """Runs model work (searches, reading, writes) in at most ``n`` threads at a time.
 
     Each thread that runs torch keeps its own team of OpenMP threads and their buffers, so 64
     requests at once in the default pool of 40 threads grew a server by more than a GB for no more
     answers per second (``bench/ask_load.py``); beyond ``n`` requests wait in the event loop, where
-    waiting costs nothing, and /health never waits behind them.
+    waiting costs nothing, and /health never waits behind them. Writes queue for their turn in the
+    event loop too (``write``), so that writes waiting for one another never hold the threads that
+    searches need: the store lets searches in between a long write's batches.
     """
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self._limiters: dict[int, anyio.CapacityLimiter] = {}
+        # per event loop (a TestClient runs one of its own): anyio's limiters belong to one
+        self._limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[anyio.CapacityLimiter, anyio.Lock]] = weakref.WeakKeyDictionary()
+
+    def _for_loop(self) -> tuple[anyio.CapacityLimiter, anyio.Lock]:
+        loop = asyncio.get_running_loop()
+        if loop not in self._limiters:
+            self._limiters[loop] = (anyio.CapacityLimiter(self.n), anyio.Lock())
+        return self._limiters[loop]
 
     async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = id(asyncio.get_running_loop())
-        if loop not in self._limiters:
-            self._limiters[loop] = anyio.CapacityLimiter(self.n)
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._limiters[loop])
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._for_loop()[0])
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._for_loop()[1]:
+            return await self(fn, *args)
 
 
 class InFlight:
@@ -148,7 +159,7 @@ class InFlight:
     def __init__(self) -> None:
         self._futures: dict[tuple, asyncio.Future] = {}
 
-    async def run(self, key: tuple, fn: Callable[[], T], runner: Callable[..., Awaitable[T]] = run_in_threadpool) -> T:
+    async def run(self, key: tuple, fn: Callable[[], T], runner: Callable[..., Awaitable[T]]) -> T:
         loop = asyncio.get_running_loop()
         key = (id(loop), *key)
         fut = self._futures.get(key)
@@ -458,7 +469,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
 
         t0 = time.perf_counter()
         max_answers = body.max_answers or settings.max_answers
-        tokens = await in_model_thread(svc.reader.count_tokens, body.context)
+        tokens = await run_in_threadpool(svc.reader.count_tokens, body.context)  # the tokenizer only
         if tokens > settings.extract_max_tokens:
             raise RequestValidationError([{
                 "type": "too_long", "loc": ("body", "context"), "input": body.context,
@@ -492,7 +503,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
                 }])
             seen.add(doc_id)
             docs.append(Document(id=doc_id, text=d.text, title=d.title, url=d.url, published=d.published, metadata=d.metadata))
-        report = await in_model_thread(_write, svc.add_documents, docs)
+        report = await in_model_thread.write(_write, svc.add_documents, docs)
         inflight.clear()
         await run_in_threadpool(_refresh_gauges, svc)
         counts = report.chunk_counts or {}
@@ -530,7 +541,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     @app.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404, 500, 503, 507))
     async def delete_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service) -> DeleteResponse:
         """Remove a document and its passages from the index."""
-        deleted = await in_model_thread(_write, svc.delete_document, doc_id)
+        deleted = await in_model_thread.write(_write, svc.delete_document, doc_id)
         if not deleted:
             raise HTTPException(404, document_not_found(doc_id))
         inflight.clear()

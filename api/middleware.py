@@ -286,9 +286,10 @@ class RequestMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except asyncio.CancelledError:
-            # uvicorn cancels what is still running QA_SHUTDOWN_TIMEOUT after a SIGTERM: the client gets
-            # a 503 to retry elsewhere rather than a 500 (and the log a line rather than a traceback)
-            log.warning("request_id=%s %s %s cut short: the server is shutting down", request_id, scope.get("method"), visible(scope.get("path", "")))
+            # uvicorn cancels a request only when it is still running QA_SHUTDOWN_TIMEOUT after a SIGTERM
+            # (not when its client goes away): the client gets a 503 to retry elsewhere rather than a
+            # 500, and the log a line rather than a traceback
+            log.warning("request_id=%s %s %s cancelled before its answer (server shutting down)", request_id, scope.get("method"), visible(scope.get("path", "")))
             if not started:
                 start, body = _json_response(503, {"detail": "the server is shutting down: retry", "request_id": request_id},
                                              [rid_header, (b"retry-after", b"1"), (b"connection", b"close")])

@@ -412,6 +412,7 @@ class IndexStore:
     def _init_schema(self, rebuild: bool) -> bool:
         """Create tables, check the embedder; True when the stored vectors must be recomputed."""
         c = self._wconn
+        probe = self._probe_meta()  # a model call: before the database is locked for writing
         c.execute("BEGIN IMMEDIATE")
         try:
             c.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -432,13 +433,13 @@ class IndexStore:
             if version is None:
                 c.executemany(
                     "INSERT INTO meta(key, value) VALUES (?, ?)",
-                    [("schema_version", SCHEMA_VERSION), ("generation", "0"), ("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION), *self._probe_meta()],
+                    [("schema_version", SCHEMA_VERSION), ("generation", "0"), ("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION), *probe],
                 )
             else:
                 _check_schema_version(self.data_dir, version)
                 if self._meta(c, "embedder_probe") is None and self._meta(c, "embedder") == self.embedder.identity:
                     # an index from before the probe was recorded, opened with its own model: record it
-                    c.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", self._probe_meta())
+                    c.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", probe)
             n_chunks = c.execute("SELECT count(*) FROM chunks").fetchone()[0]
             layout = self._index_layout(c)
             if layout is not None:  # an index from before the layout was recorded: record what it is

@@ -18,8 +18,7 @@ def normalize_answer(text: str) -> str:
     Compatibility forms (ligatures, full-width digits) are folded and invisible format characters
     (soft hyphen, zero-width spaces, direction marks) dropped: no reader of the page sees them."""
     s = "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf")
-    s = s.lower().translate(_APOSTROPHES)
-    s = s.replace("\u00a0", " ").replace("\u202f", " ")
+    s = s.lower().translate(_APOSTROPHES)  # NFKC made no-break spaces plain ones
     s = _ELIDED_ARTICLE.sub(" ", s)
     s = _NUMBER_SEP.sub(lambda m: _KEEP_COMMA if m.group(1) == "," else _KEEP_DOT, s)
     s = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in s)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from index.e5_convert import ModelSourceError, cache_problem, check_source, sha256_file, source_path
 from index.hub import model_source_problem
-from qa.spans import MAX_ANSWER_TOKENS, best_spans, context_token_mask, only_function_words, trim_span, word_edge_masks
+from qa.spans import MAX_ANSWER_TOKENS, only_function_words, trim_span, window_spans
 
 log = logging.getLogger(__name__)
 
@@ -243,8 +243,7 @@ class Reader:
                     text = passages[p]
                     seq_len = len(enc["input_ids"][f])
                     offsets = enc["offset_mapping"][f]
-                    starts, ends = word_edge_masks(text, offsets, context_token_mask(enc.sequence_ids(f), offsets))
-                    for c in best_spans(sl[r, :seq_len], el[r, :seq_len], offsets, starts, self.max_answer_tokens, n_best=n_best, length_penalty=self.length_penalty, end_allowed=ends):
+                    for c in window_spans(text, offsets, enc.sequence_ids(f), sl[r, :seq_len], el[r, :seq_len], self.max_answer_tokens, n_best, self.length_penalty):
                         s, e = trim_span(text, c.start_char, c.end_char)
                         if e <= s or only_function_words(text[s:e]):
                             continue

@@ -39,9 +39,27 @@ def context_token_mask(sequence_ids: list[int | None], offsets: list[tuple[int, 
     )
 
 
+# invisible characters that join rather than separate: a soft hyphen ("co\u00adfondateur"), joiners
+_JOINERS = frozenset("\u00ad\u200c\u200d\u2060")
+
+
+def _word_char(ch: str) -> bool:
+    return ch.isalnum() or ch in _JOINERS
+
+
 def _inside_word(text: str, i: int) -> bool:
-    """True when position ``i`` falls between two letters or digits of one word."""
-    return 0 < i < len(text) and text[i - 1].isalnum() and text[i].isalnum()
+    """True when position ``i`` falls inside one word or number: between two of its letters or
+    digits ("Jean-Ba|ptiste"), at a soft hyphen ("co|\u00adfondateur"), or at a decimal or thousands
+    separator ("2|.905", "3,|5"). A combining accent is not a word character here: the tokenizer
+    ends "René" written with one before it, and trim_span takes it back."""
+    if not 0 < i < len(text):
+        return False
+    before, after = text[i - 1], text[i]
+    if _word_char(before) and _word_char(after):
+        return True
+    if after in ".," and before.isdigit():
+        return i + 1 < len(text) and text[i + 1].isdigit()
+    return before in ".," and after.isdigit() and i >= 2 and text[i - 2].isdigit()
 
 
 def word_edge_masks(text: str, offsets: list[tuple[int, int]], allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,6 +75,22 @@ def word_edge_masks(text: str, offsets: list[tuple[int, int]], allowed: np.ndarr
         starts[i] = not _inside_word(text, a)
         ends[i] = not _inside_word(text, b)
     return starts, ends
+
+
+def window_spans(
+    text: str,
+    offsets: list[tuple[int, int]],
+    sequence_ids: list[int | None],
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    max_answer_tokens: int = MAX_ANSWER_TOKENS,
+    n_best: int = 5,
+    length_penalty: float = 0.0,
+) -> list[SpanCandidate]:
+    """Best spans of one (question, ``text``) window: in the passage, on word edges. What the reader
+    serves and what training measures on dev (and fits the no-answer threshold on) alike."""
+    starts, ends = word_edge_masks(text, offsets, context_token_mask(sequence_ids, offsets))
+    return best_spans(start_logits, end_logits, offsets, starts, max_answer_tokens, n_best=n_best, length_penalty=length_penalty, end_allowed=ends)
 
 
 def best_spans(

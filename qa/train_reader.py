@@ -14,6 +14,7 @@ import math
 import os
 import random
 import time
+import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from qa.metrics import best_over_references
 from qa.reader_artifact import write_checksum
-from qa.spans import MAX_ANSWER_TOKENS, best_spans, context_token_mask
+from qa.spans import MAX_ANSWER_TOKENS, window_spans
 from qa.squad import SquadItem, fix_answer, load_squad, make_hard_negatives, make_negatives, make_removed_negatives
 
 log = logging.getLogger(__name__)
@@ -151,13 +152,11 @@ def predict_margins(model, tokenizer, questions, contexts, max_length=256, strid
             sl, el = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
             for r, f in enumerate(batch):
                 L = len(enc["input_ids"][f])
-                offsets = enc["offset_mapping"][f]
-                allowed = context_token_mask(enc.sequence_ids(f), offsets)
-                cands = best_spans(sl[r, :L], el[r, :L], offsets, allowed, max_answer_tokens, n_best=1, length_penalty=length_penalty)
+                sample = enc["overflow_to_sample_mapping"][f]
+                cands = window_spans(contexts[sample], enc["offset_mapping"][f], enc.sequence_ids(f), sl[r, :L], el[r, :L], max_answer_tokens, 1, length_penalty)
                 if not cands:
                     continue
                 c = cands[0]
-                sample = enc["overflow_to_sample_mapping"][f]
                 if sample not in best or c.margin > best[sample][0]:
                     best[sample] = (c.margin, c.start_char, c.end_char)
     results = []
@@ -461,7 +460,8 @@ def trim_source(texts: list[str], out: Path, src: Path | None = None) -> dict:
 
 def config_from_args(args: list[str]) -> TrainConfig:
     """``key=value`` arguments over TrainConfig's defaults; ValueError names the argument to fix."""
-    kinds = {f.name: type(f.default) for f in dataclasses.fields(TrainConfig)}
+    hints = typing.get_type_hints(TrainConfig)
+    kinds = {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig()
     for arg in args:
         key, sep, value = arg.partition("=")

@@ -1068,34 +1068,45 @@ def test_a_full_index_folder_is_a_507_and_nothing_is_written(client, service, ca
 
 def test_model_work_runs_in_a_bounded_number_of_threads():
     """QA_MODEL_THREADS: at most that many searches / reads / writes run at once (each thread that
-    runs torch keeps its own OpenMP team and buffers); the others wait in the event loop."""
+    runs torch keeps its own OpenMP team and buffers); the others wait in the event loop. Writes
+    wait for one another there too, so queued writes never take the threads searches need."""
     import asyncio
     import threading
     import time
 
     from api.app import ModelThreads
+    from qa.settings import Settings
 
-    active = most = 0
+    active = most = writing = most_writing = 0
     threads: set[int] = set()
     lock = threading.Lock()
+    order: list[str] = []
 
-    def work(i: int) -> int:
-        nonlocal active, most
+    def work(kind: str, seconds: float) -> str:
+        nonlocal active, most, writing, most_writing
         with lock:
             active += 1
             most = max(most, active)
+            writing += kind == "write"
+            most_writing = max(most_writing, writing)
             threads.add(threading.get_ident())
-        time.sleep(0.02)
+        time.sleep(seconds)
         with lock:
             active -= 1
-        return i
+            writing -= kind == "write"
+            order.append(kind)
+        return kind
 
-    async def main() -> list[int]:
+    async def main() -> None:
         run = ModelThreads(2)
-        return list(await asyncio.gather(*(run(work, i) for i in range(12))))
+        assert await asyncio.gather(*(run(work, "read", 0.02) for _ in range(12))) == ["read"] * 12
+        order.clear()
+        writes = [asyncio.ensure_future(run.write(work, "write", 0.2)) for _ in range(3)]
+        await asyncio.sleep(0.05)  # the first write runs, two wait for it
+        assert await run(work, "read", 0.01) == "read"
+        assert order == ["read"]  # served while the writes were queued, not after them
+        await asyncio.gather(*writes)
 
-    assert asyncio.run(main()) == list(range(12))
-    assert most == 2 and len(threads) <= 2
-    from qa.settings import Settings
-
-    assert Settings().model_threads == 4
+    asyncio.run(main())
+    assert most == 2 and len(threads) <= 2 and most_writing == 1
+    assert Settings.model_fields["model_threads"].default == 4

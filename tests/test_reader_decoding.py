@@ -268,4 +268,11 @@ def test_spans_never_start_or_end_inside_a_word(tokenizer):
     start_logits[[i for i in np.flatnonzero(allowed) if cuts_a_word(text, offsets[i][0])]] = 9.0
     (best,) = best_spans(start_logits, end_logits, offsets, starts, n_best=1, end_allowed=ends)
     assert not cuts_a_word(text, best.start_char) and not cuts_a_word(text, best.end_char)
+    # a soft hyphen joins, and so does a separator between digits: "Le co" and "2." are fragments too
+    for text, cut in (("Le co\u00adfondateur", "Le co".__len__()), ("Il y a 2.905 titres et 3,5 millions", "Il y a 2".__len__())):
+        enc = tokenizer("Qui ?", text, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        starts, ends = word_edge_masks(text, offsets, context_token_mask(enc.sequence_ids(), offsets))
+        assert all(offsets[i][1] not in (cut, cut + 1) for i in np.flatnonzero(ends)), text
+        assert all(offsets[i][0] not in (cut, cut + 1) for i in np.flatnonzero(starts)), text
 
