@@ -279,7 +279,6 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     log.info("writes %s; reads %s", "need QA_API_KEY" if configured_key(settings.api_key) else "are open (QA_API_KEY is not set)",
              "need QA_READ_KEY or QA_API_KEY" if configured_key(settings.read_key) else "are open")
     metrics = ApiMetrics()
-    write_lock = threading.Lock()  # writes are serialised; reads run concurrently
     inflight = InFlight()
     in_model_thread = ModelThreads(settings.model_threads)
 
@@ -385,15 +384,15 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         return h
 
     def _write(fn: Callable[..., T], *args: Any) -> T:
-        """A write, serialised; a full or unwritable index folder is the operator's to fix, said as
-        such (nothing was written: the store rolls back), not as an internal error."""
+        """A write (serialised by ``in_model_thread.write`` and the service); a full or unwritable
+        index folder is the operator's to fix, said as such (nothing was written: the store rolls
+        back), not as an internal error."""
         import sqlite3
 
         from index.store import storage_problem
 
         try:
-            with write_lock:
-                return fn(*args)
+            return fn(*args)
         except (OSError, sqlite3.Error) as exc:
             problem = storage_problem(exc)
             if problem is None:

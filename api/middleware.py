@@ -282,6 +282,15 @@ class RequestMiddleware:
                 message = {**message, "headers": headers + [rid_header]}
             await send(message)
 
+        async def answer(code: int, detail: str, *extra: tuple[bytes, bytes]) -> None:
+            """The error response, unless the app had started one (then only the log says it)."""
+            nonlocal status
+            if not started:
+                start, body = _json_response(code, {"detail": detail, "request_id": request_id}, [rid_header, *extra])
+                status = code
+                await send(start)
+                await send(body)
+
         t0 = time.perf_counter()
         try:
             await self.app(scope, receive, send_wrapper)
@@ -290,19 +299,10 @@ class RequestMiddleware:
             # (not when its client goes away): the client gets a 503 to retry elsewhere rather than a
             # 500, and the log a line rather than a traceback
             log.warning("request_id=%s %s %s cancelled before its answer (server shutting down)", request_id, scope.get("method"), visible(scope.get("path", "")))
-            if not started:
-                start, body = _json_response(503, {"detail": "the server is shutting down: retry", "request_id": request_id},
-                                             [rid_header, (b"retry-after", b"1"), (b"connection", b"close")])
-                status = 503
-                await send(start)
-                await send(body)
+            await answer(503, "the server is shutting down: retry", (b"retry-after", b"1"), (b"connection", b"close"))
         except Exception:
             log.exception("internal error request_id=%s %s %s", request_id, scope.get("method"), visible(scope.get("path", "")))
-            if not started:
-                start, body = _json_response(500, {"detail": "internal error", "request_id": request_id}, [rid_header])
-                status = 500
-                await send(start)
-                await send(body)
+            await answer(500, "internal error")
         finally:
             elapsed = time.perf_counter() - t0
             self.metrics.observe_request(scope.get("method", "GET"), route_template(scope, self.routes), status, elapsed)

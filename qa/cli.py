@@ -88,7 +88,7 @@ def _opening(settings: Settings, fn, *args, **kwargs):
         _index_failed(settings, exc)
 
 
-def _index_failed(settings: Settings, exc: BaseException) -> None:
+def _index_failed(settings: Settings, exc: BaseException) -> NoReturn:
     """Opening the index failed: a full or unwritable folder, or a damaged or newer index, as one
     line; an OSError about anything else (the models' folder) goes on as it is."""
     _storage_fail(settings, exc)
