@@ -21,7 +21,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app, document_id_for
+from api.app import create_app
+from api.routes import document_id_for
 from index.schema import Document, Filters
 from qa.settings import SettingsError
 from tests.api_support import REPO, SHOWCASE_QUESTION, article_documents, build_indexed_service, gold_questions
@@ -1074,7 +1075,7 @@ def test_model_work_runs_in_a_bounded_number_of_threads():
     import threading
     import time
 
-    from api.app import ModelThreads
+    from api.concurrency import ModelThreads
     from qa.settings import Settings
 
     active = most = writing = most_writing = 0

@@ -1,0 +1,299 @@
+"""The API's routes: they validate, call the ``QAService`` off the event loop, and shape JSON.
+Retrieval and reading live in ``qa.pipeline`` and ``index``; the app is put together in ``api.app``."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any, Callable, TypeVar
+
+from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
+
+from api.auth import READ, WRITE
+from api.concurrency import InFlight, ModelThreads, set_when_disconnected
+from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
+from api.schemas import (
+    DEFAULT_SEARCH_TOP_K,
+    MAX_OFFSET,
+    MAX_PAGE,
+    AddedDocument,
+    AskRequest,
+    AskResponse,
+    DeleteResponse,
+    DocumentInfoOut,
+    DocumentOut,
+    DocumentPage,
+    DocumentsAdded,
+    DocumentsIn,
+    ErrorResponse,
+    ExtractedAnswerOut,
+    ExtractRequest,
+    ExtractResponse,
+    FiltersIn,
+    HealthResponse,
+    SearchHit,
+    SearchQuery,
+    SearchRequest,
+    SearchResponse,
+    document_not_found,
+)
+from index.schema import MAX_ID_CHARS, Document, Filters
+from qa.settings import Settings
+
+log = logging.getLogger("api")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+T = TypeVar("T")
+
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+ERR = {
+    400: {"model": ErrorResponse, "description": "Body is not UTF-8 JSON"},
+    401: {"model": ErrorResponse, "description": "Missing API key (Authorization: Bearer <key>)"},
+    403: {"model": ErrorResponse, "description": "Wrong API key"},
+    404: {"model": ErrorResponse, "description": "Unknown document"},
+    408: {"model": ErrorResponse, "description": "Body not received within QA_BODY_TIMEOUT seconds"},
+    413: {"model": ErrorResponse, "description": "Body over the configured size limit"},
+    415: {"model": ErrorResponse, "description": "Body is not JSON (send Content-Type: application/json)"},
+    500: {"model": ErrorResponse, "description": "Internal error (logged with the request id)"},
+    503: {"model": ErrorResponse, "description": "Service not loaded yet, or busy: more requests in progress than QA_LIMIT_CONCURRENCY (retry after Retry-After seconds); for writes, also: the index folder cannot be written (nothing was written)"},
+    507: {"model": ErrorResponse, "description": "The server's index storage is full: nothing was written"},
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: ERR[c] for c in codes}
+
+
+def to_filters(f: FiltersIn | None) -> Filters | None:
+    if f is None:
+        return None
+    if not any((f.document_ids, f.source, f.published_after, f.published_before)):
+        return None
+    return Filters(document_ids=f.document_ids, source=f.source, published_after=f.published_after, published_before=f.published_before)
+
+
+def document_id_for(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class Runtime:
+    """What the routes of one app share besides the service: settings, metrics, model threads and
+    the requests in flight (``app.state.runtime``)."""
+
+    settings: Settings
+    metrics: ApiMetrics
+    inflight: InFlight
+    model_threads: ModelThreads
+
+    def refresh_gauges(self, svc: Any) -> dict:
+        h = svc.health()
+        self.metrics.set_index_size(int(h.get("documents", 0)), int(h.get("chunks", 0)))
+        return h
+
+    def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """A write (serialised by ``model_threads.write`` and the service); a full or unwritable
+        index folder is the operator's to fix, said as such (nothing was written: the store rolls
+        back), not as an internal error."""
+        import sqlite3
+
+        from index.store import storage_problem
+
+        try:
+            return fn(*args)
+        except (OSError, sqlite3.Error) as exc:
+            problem = storage_problem(exc)
+            if problem is None:
+                raise
+            log.error("a write failed: the index folder %s is %s (%s)", self.settings.data_dir, problem, exc)
+            if problem == "full":
+                raise HTTPException(507, "the server's index storage is full: nothing was written; send it again once there is room (the operator's log says where)") from None
+            raise HTTPException(503, "the server's index folder cannot be written: nothing was written; send it again once it is fixed (the operator's log says where)") from None
+
+    async def written(self, svc: Any, fn: Callable[..., T], *args: Any) -> T:
+        """Run a write in its turn; answers cached for identical requests are dropped after it."""
+        result = await self.model_threads.write(self.write, fn, *args)
+        self.inflight.clear()
+        await run_in_threadpool(self.refresh_gauges, svc)
+        return result
+
+
+def get_service(request: Request) -> Any:
+    svc = request.app.state.service
+    if svc is None:
+        raise HTTPException(503, "service not loaded yet")
+    return svc
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+# module level: FastAPI resolves annotations from the module globals
+Service = Annotated[Any, Depends(get_service)]
+Rt = Annotated[Runtime, Depends(get_runtime)]
+
+router = APIRouter()
+
+
+# HEAD too: uptime probes use it
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+async def page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+
+
+@router.head("/health", include_in_schema=False)  # uptime probes
+@router.get("/health", response_model=HealthResponse, tags=["service"], responses=_errors(503))
+async def health(svc: Service, rt: Rt) -> HealthResponse:
+    """Liveness: the models and the index are loaded; index size and model identities."""
+    h = await run_in_threadpool(rt.refresh_gauges, svc)
+    return HealthResponse(
+        status="ok", models_loaded=True, index_loaded=True, documents=int(h.get("documents", 0)), chunks=int(h.get("chunks", 0)),
+        embedder=str(h.get("embedder", "")), reader=str(h.get("reader", "")),
+    )
+
+
+@router.get(
+    "/metrics", tags=["service"], dependencies=READ, response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}, **_errors(401, 403)},
+)
+async def prometheus_metrics(svc: Service, rt: Rt) -> Response:
+    """Prometheus metrics: requests and latency per route template, index size."""
+    await run_in_threadpool(rt.refresh_gauges, svc)
+    return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/ask", response_model=AskResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))
+async def ask(body: AskRequest, svc: Service, rt: Rt) -> AskResponse:
+    """Retrieve passages and extract answers with their exact source offsets.
+
+    With no credible answer: ``answers`` is empty, ``no_answer`` is true, passages are still returned."""
+    top_k = body.top_k or rt.settings.top_k
+    max_answers = body.max_answers or rt.settings.max_answers
+    filters = to_filters(body.filters)
+    key = ("ask", " ".join(body.question.split()), top_k, max_answers, body.mode,
+           json.dumps(body.filters.model_dump(mode="json"), sort_keys=True) if body.filters else None)
+    result = await rt.inflight.run(key, lambda: svc.ask(body.question, top_k=top_k, max_answers=max_answers, filters=filters, mode=body.mode), rt.model_threads)
+    (rt.metrics.answered if result.answers else rt.metrics.no_answer).inc()
+    return AskResponse.from_result(result).model_copy(update={"question": body.question})
+
+
+async def _search(svc: Any, rt: Runtime, query: str, top_k: int, mode: str | None, filters: FiltersIn | None) -> SearchResponse:
+    t0 = time.perf_counter()
+    results = await rt.model_threads(svc.search, query, top_k, mode, to_filters(filters))
+    return SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=(time.perf_counter() - t0) * 1000)
+
+
+@router.post("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))
+async def search(body: SearchRequest, svc: Service, rt: Rt) -> SearchResponse:
+    """Semantic (dense), lexical (BM25) or hybrid passage search."""
+    return await _search(svc, rt, body.query, body.top_k or DEFAULT_SEARCH_TOP_K, body.mode, body.filters)
+
+
+@router.get("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(401, 403, 500, 503))
+async def search_get(params: Annotated[SearchQuery, Query()], svc: Service, rt: Rt) -> SearchResponse:
+    """Same as ``POST /search``, for quick calls: ``/search?q=...&top_k=5``."""
+    return await _search(svc, rt, params.q, params.top_k, params.mode, params.filters())
+
+
+@router.post("/extract", response_model=ExtractResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))
+async def extract(body: ExtractRequest, svc: Service, rt: Rt, request: Request) -> ExtractResponse:
+    """Reader only: answers in the given context, offsets into that context. The context may hold
+    at most ``QA_EXTRACT_MAX_TOKENS`` reader tokens (30,000 by default; about 4 characters of French each)."""
+    from qa.reader import ReadStopped
+
+    t0 = time.perf_counter()
+    max_answers = body.max_answers or rt.settings.max_answers
+    limit = rt.settings.extract_max_tokens
+    tokens = await run_in_threadpool(svc.reader.count_tokens, body.context)  # the tokenizer only
+    if tokens > limit:
+        raise RequestValidationError([{
+            "type": "too_long", "loc": ("body", "context"), "input": body.context,
+            "msg": f"context is {tokens} reader tokens long, at most {limit} are read per request "
+                   "(QA_EXTRACT_MAX_TOKENS): send the part of the text that holds the answer",
+        }])
+    # a client that gives up (a timeout, then a retry) must not leave up to half a minute of reading behind
+    gone = threading.Event()
+    watcher = asyncio.ensure_future(set_when_disconnected(request, gone))
+    try:
+        found = await rt.model_threads(svc.extract, body.question, body.context, max_answers, gone.is_set)
+    except ReadStopped as exc:
+        log.info("/extract: the client went away, reading %s", exc)
+        return Response(status_code=499)  # nginx's "client closed request": nobody receives it, metrics count it
+    finally:
+        watcher.cancel()
+    answers = [ExtractedAnswerOut.from_answer(a) for a in found]
+    return ExtractResponse(question=body.question, answers=answers, no_answer=not answers, took_ms=(time.perf_counter() - t0) * 1000)
+
+
+@router.post("/documents", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503, 507))
+async def add_documents(body: DocumentsIn, svc: Service, rt: Rt) -> DocumentsAdded:
+    """Add or update documents (same id: replaced; same text: unchanged). Ids default to sha1(text)[:16]."""
+    docs: list[Document] = []
+    seen: set[str] = set()
+    for i, d in enumerate(body.documents):  # ids unique in the request, explicit or made from the text
+        doc_id = d.id or document_id_for(d.text)
+        if doc_id in seen:
+            raise RequestValidationError([{
+                "type": "value_error", "loc": ("body", "documents", i, "id"), "input": doc_id,
+                "msg": f"Value error, documents: id {doc_id!r} appears more than once" + ("" if d.id else " (the same text twice?)"),
+            }])
+        seen.add(doc_id)
+        docs.append(Document(id=doc_id, text=d.text, title=d.title, url=d.url, published=d.published, metadata=d.metadata))
+    report = await rt.written(svc, svc.add_documents, docs)
+    counts = report.chunk_counts or {}
+    return DocumentsAdded(
+        documents=[AddedDocument(id=d.id, chunks=int(counts.get(d.id, 0))) for d in docs],
+        added=report.documents_added, updated=report.documents_updated, unchanged=report.documents_unchanged,
+        chunks_added=report.chunks_added, chunks_removed=report.chunks_removed,
+    )
+
+
+@router.get("/documents", response_model=DocumentPage, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 503))
+async def list_documents(
+    svc: Service,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Documents to skip.", json_schema_extra={"format": "int64"})] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 20,
+) -> DocumentPage:
+    """Documents in the index, paginated (without their text)."""
+    items, total = await run_in_threadpool(svc.list_documents, offset, limit)
+    return DocumentPage(items=[DocumentInfoOut(**asdict(i)) for i in items], total=total, offset=offset, limit=limit)
+
+
+@router.get(
+    "/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"], dependencies=READ,
+    responses={**_errors(401, 403, 404, 503), 307: {"description": "`/documents/` (no id): redirected to `/documents`, the list"}},
+)
+async def get_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service, request: Request) -> Any:
+    """One document with its full text (answer and passage offsets point into ``text``)."""
+    if not doc_id:  # "/documents/" is the list, as "/health/" is "/health" (Starlette's slash redirect)
+        scope = dict(request.scope)
+        scope["path"] = scope["path"].rstrip("/")
+        return RedirectResponse(str(URL(scope=scope)))
+    doc = await run_in_threadpool(svc.get_document, doc_id)
+    if doc is None:
+        raise HTTPException(404, document_not_found(doc_id))
+    return DocumentOut.from_document(doc)
+
+
+@router.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404, 500, 503, 507))
+async def delete_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service, rt: Rt) -> DeleteResponse:
+    """Remove a document and its passages from the index."""
+    deleted = await rt.written(svc, svc.delete_document, doc_id)
+    if not deleted:
+        raise HTTPException(404, document_not_found(doc_id))
+    return DeleteResponse(id=doc_id, deleted=True)
