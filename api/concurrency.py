@@ -7,6 +7,7 @@ import asyncio
 import functools
 import threading
 import weakref
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
 import anyio
@@ -53,29 +54,61 @@ class ModelThreads:
             return await self(fn, *args)
 
 
+class ClientGone(Exception):
+    """The client of a request went away before its answer was ready."""
+
+
+@dataclass
+class _Shared:
+    future: asyncio.Future
+    stop: threading.Event
+    waiters: int = 0
+
+
 class InFlight:
-    """Identical concurrent requests share one computation (keyed per event loop)."""
+    """Identical concurrent requests share one computation (keyed per event loop).
+
+    It goes on while one of their clients is still there: a client that goes away does not cancel
+    the work others wait for. Once the last one has gone, work still queued for a model thread is
+    dropped and work under way is told to stop (the computation is given ``stop``, a callable it
+    asks between batches), so clients that time out and retry do not pile up unanswered work.
+    """
 
     def __init__(self) -> None:
-        self._futures: dict[tuple, asyncio.Future] = {}
+        self._shared: dict[tuple, _Shared] = {}
 
-    async def run(self, key: tuple, fn: Callable[[], T], runner: Callable[..., Awaitable[T]]) -> T:
-        loop = asyncio.get_running_loop()
-        key = (id(loop), *key)
-        fut = self._futures.get(key)
-        if fut is None:
-            fut = asyncio.ensure_future(runner(fn))
-            self._futures[key] = fut
+    async def run(self, key: tuple, fn: Callable[[Callable[[], bool]], T], runner: Callable[..., Awaitable[T]], request: Request | None = None) -> T:
+        """``fn(stop)``'s result, run by ``runner`` once for all identical ``key``s in flight;
+        ``ClientGone`` when the client of ``request`` goes away first."""
+        key = (id(asyncio.get_running_loop()), *key)
+        shared = self._shared.get(key)
+        if shared is None:
+            stop = threading.Event()
+            shared = _Shared(asyncio.ensure_future(runner(functools.partial(fn, stop.is_set))), stop)
+            self._shared[key] = shared
+            shared.future.add_done_callback(functools.partial(self._done, key, shared))
+        shared.waiters += 1
+        gone = threading.Event()
+        watcher = asyncio.ensure_future(set_when_disconnected(request, gone)) if request is not None else None
+        try:
+            await asyncio.wait([shared.future, *([watcher] if watcher else [])], return_when=asyncio.FIRST_COMPLETED)
+            if not shared.future.done():
+                raise ClientGone()
+            return shared.future.result()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            shared.waiters -= 1
+            if shared.waiters == 0 and not shared.future.done():
+                shared.stop.set()  # under way: stops at its next batch
+                shared.future.cancel()  # still waiting for a thread: never runs
+                self._done(key, shared, shared.future)
 
-            def _done(f: asyncio.Future, key: tuple = key) -> None:
-                if self._futures.get(key) is f:
-                    del self._futures[key]
-                if not f.cancelled():
-                    f.exception()  # mark as retrieved; waiters re-raise it
-
-            fut.add_done_callback(_done)
-        # shield: a client that goes away does not cancel the work others wait for
-        return await asyncio.shield(fut)
+    def _done(self, key: tuple, shared: _Shared, future: asyncio.Future) -> None:
+        if self._shared.get(key) is shared:
+            del self._shared[key]
+        if future.done() and not future.cancelled():
+            future.exception()  # mark as retrieved; waiters re-raise it
 
     def clear(self) -> None:
-        self._futures.clear()
+        self._shared.clear()

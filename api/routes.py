@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL
 
 from api.auth import READ, WRITE
-from api.concurrency import InFlight, ModelThreads, set_when_disconnected
+from api.concurrency import ClientGone, InFlight, ModelThreads, set_when_disconnected
 from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
 from api.schemas import (
     DEFAULT_SEARCH_TOP_K,
@@ -178,7 +178,7 @@ async def prometheus_metrics(svc: Service, rt: Rt) -> Response:
 
 
 @router.post("/ask", response_model=AskResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))
-async def ask(body: AskRequest, svc: Service, rt: Rt) -> AskResponse:
+async def ask(body: AskRequest, svc: Service, rt: Rt, request: Request) -> Any:
     """Retrieve passages and extract answers with their exact source offsets.
 
     With no credible answer: ``answers`` is empty, ``no_answer`` is true, passages are still returned."""
@@ -187,7 +187,14 @@ async def ask(body: AskRequest, svc: Service, rt: Rt) -> AskResponse:
     filters = to_filters(body.filters)
     key = ("ask", " ".join(body.question.split()), top_k, max_answers, body.mode,
            json.dumps(body.filters.model_dump(mode="json"), sort_keys=True) if body.filters else None)
-    result = await rt.inflight.run(key, lambda: svc.ask(body.question, top_k=top_k, max_answers=max_answers, filters=filters, mode=body.mode), rt.model_threads)
+    try:
+        result = await rt.inflight.run(
+            key, lambda stop: svc.ask(body.question, top_k=top_k, max_answers=max_answers, filters=filters, mode=body.mode, stop=stop),
+            rt.model_threads, request,
+        )
+    except ClientGone:
+        log.info("/ask: the client went away before its answer was ready")
+        return Response(status_code=499)  # as /extract: nobody receives it, metrics count it
     (rt.metrics.answered if result.answers else rt.metrics.no_answer).inc()
     return AskResponse.from_result(result).model_copy(update={"question": body.question})
 

@@ -166,15 +166,16 @@ class QAService:
         return self.store.search(query, top_k=top_k, mode=mode or self.settings.retrieval_mode, filters=filters)
 
     # answering -----------------------------------------------------------------------------
-    def ask(self, question: str, top_k: int = 5, max_answers: int = 3, filters: Filters | None = None, mode: str | None = None, passages: list[SearchResult] | None = None) -> AskResult:
-        """Answer from the top-k passages of a search (or from ``passages`` when the caller already has them)."""
+    def ask(self, question: str, top_k: int = 5, max_answers: int = 3, filters: Filters | None = None, mode: str | None = None, passages: list[SearchResult] | None = None, stop: Callable[[], bool] | None = None) -> AskResult:
+        """Answer from the top-k passages of a search (or from ``passages`` when the caller already has them);
+        ``stop`` as in ``Reader.read``."""
         t0 = time.perf_counter()
         if passages is None:
             passages = self.search(question, top_k=top_k, mode=mode, filters=filters)
         docs: dict[str, str | None] = {}
         candidates: list[Answer] = []
         ask_threshold = self.ask_threshold
-        for c in self.candidate_spans(question, [p.text for p in passages]):
+        for c in self.candidate_spans(question, [p.text for p in passages], stop):
             if c.score < ask_threshold:
                 break  # best first
             p = passages[c.rank]
@@ -190,11 +191,11 @@ class QAService:
         answers = merge_answers(candidates)[:max_answers]
         return AskResult(question, answers, not answers, passages, (time.perf_counter() - t0) * 1000)
 
-    def candidate_spans(self, question: str, texts: list[str]) -> list[CandidateSpan]:
+    def candidate_spans(self, question: str, texts: list[str], stop: Callable[[], bool] | None = None) -> list[CandidateSpan]:
         """Every span /ask weighs for these passages (in retrieval order), best ``score`` first: those
         passing the reader's per-passage threshold, before the end-to-end one."""
         out = []
-        for rank, spans in enumerate(self.reader.read(question, texts)):
+        for rank, spans in enumerate(self.reader.read(question, texts, stop=stop)):
             for s in spans:
                 if s.score >= self.reader.threshold:
                     out.append(CandidateSpan(rank, s, answer_score(self.reader.calibration, s.margin, rank, self.settings.rank_penalty)))

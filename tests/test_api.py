@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.routes import document_id_for
+from qa.reader import ReadStopped
 from index.schema import Document, Filters
 from qa.settings import SettingsError
 from tests.api_support import REPO, SHOWCASE_QUESTION, article_documents, build_indexed_service, gold_questions
@@ -992,6 +993,82 @@ def test_identical_concurrent_questions_share_one_computation(api_settings, serv
     assert all(r.status_code == 200 for r in [*same, other, search])
     assert len(calls) == 2, "the three identical questions ran once, the other one once"
     assert same[0].json()["answers"] == same[1].json()["answers"] == same[2].json()["answers"]
+
+
+class _Client:
+    """What ``InFlight`` asks of a request: whether its client is still there."""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    async def is_disconnected(self) -> bool:
+        return self.gone
+
+
+def _work(name: str, started: list[str], stopped: list[str]):
+    def fn(stop):  # two seconds of work that asks ``stop`` as the reader does between batches
+        started.append(name)
+        for _ in range(200):
+            if stop():
+                stopped.append(name)
+                raise ReadStopped(name)
+            time.sleep(0.01)
+        return name
+    return fn
+
+
+def test_work_whose_clients_all_went_away_is_dropped_or_stopped():
+    """/ask's shared computations: a client that goes away gets ClientGone at once; the work goes on
+    while another client waits for it, never starts if it was still queued for a model thread, and
+    stops at its next batch if it was under way."""
+    from api.concurrency import ClientGone, InFlight, ModelThreads
+
+    started: list[str] = []
+    stopped: list[str] = []
+
+    async def scenario():
+        inflight, threads = InFlight(), ModelThreads(1)
+        release = threading.Event()
+        busy = asyncio.ensure_future(inflight.run(("busy",), lambda stop: release.wait(10), threads))
+        queued_client = _Client()
+        queued = asyncio.ensure_future(inflight.run(("queued",), _work("queued", started, stopped), threads, queued_client))
+        await asyncio.sleep(0.3)
+        queued_client.gone = True
+        with pytest.raises(ClientGone):
+            await queued
+        release.set()
+        await busy
+
+        first, second = _Client(), _Client()
+        a = asyncio.ensure_future(inflight.run(("shared",), _work("shared", started, stopped), threads, first))
+        b = asyncio.ensure_future(inflight.run(("shared",), _work("shared", started, stopped), threads, second))
+        await asyncio.sleep(0.5)
+        first.gone = True
+        with pytest.raises(ClientGone):
+            await a
+        assert await b == "shared", "the other client still gets the answer"
+
+        last = _Client()
+        c = asyncio.ensure_future(inflight.run(("running",), _work("running", started, stopped), threads, last))
+        await asyncio.sleep(0.5)
+        last.gone = True
+        with pytest.raises(ClientGone):
+            await c
+        for _ in range(100):
+            if stopped:
+                break
+            await asyncio.sleep(0.05)
+
+    asyncio.run(scenario())
+    assert started == ["shared", "running"], "work whose client left while it was queued never ran"
+    assert stopped == ["running"], "work under way was told to stop once its last client had gone"
+
+
+def test_ask_stops_reading_when_told(service):
+    from qa.reader import ReadStopped
+
+    with pytest.raises(ReadStopped):
+        service.ask(SHOWCASE_QUESTION, top_k=3, stop=lambda: True)
 
 
 def test_concurrent_writes_and_reads(api_settings, service):

@@ -176,6 +176,21 @@ def test_a_client_that_hangs_up_stops_its_extract(server, http, indexed):
     assert "the client went away" in server["log"].read_text()
 
 
+def test_a_client_that_hangs_up_stops_its_ask(server, http, indexed):
+    """The same for /ask (reading 50 passages: seconds on 2 cores): the request ends with the client
+    (499 in the metrics) and the reading it alone waited for is told to stop."""
+    body = json.dumps({"question": "Combien Netflix investit-il dans ses contenus ?", "top_k": 50}).encode()
+    before = _count(http.get("/metrics").text, "/ask", 499)
+    sock = _raw_post(server["base"], "/ask", f"Content-Length: {len(body)}\r\n", body)
+    time.sleep(1.0)
+    sock.close()
+    deadline = time.monotonic() + 60
+    while _count(http.get("/metrics").text, "/ask", 499) == before:
+        assert time.monotonic() < deadline, "the /ask of a client that went away was not ended"
+        time.sleep(0.5)
+    assert "/ask: the client went away" in server["log"].read_text()
+
+
 def test_requests_beyond_the_configured_concurrency_get_a_quick_503(server, http, indexed):
     """QA_LIMIT_CONCURRENCY: past that many requests in progress, a JSON 503 with Retry-After at
     once (not a wait behind the reader); the probes are still answered. A request takes its place
