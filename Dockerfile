@@ -50,6 +50,6 @@ EXPOSE 8000
 # Writes are open unless QA_API_KEY is set: docker run -e QA_API_KEY=... (never bake it in here).
 # Documents added over HTTP live in /app/var: use a named volume, or chown a bind mount to 10001.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
-    CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('QA_PORT', '8000'), timeout=4).status == 200 else 1)"]
+    CMD ["python", "-m", "qa.healthcheck"]
 # host and port from QA_HOST / QA_PORT, so docker run -e QA_PORT=... and the HEALTHCHECK agree
 CMD ["qa", "serve"]

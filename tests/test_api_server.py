@@ -191,6 +191,32 @@ def test_a_client_that_hangs_up_stops_its_ask(server, http, indexed):
     assert "/ask: the client went away" in server["log"].read_text()
 
 
+def test_healthcheck_asks_the_configured_server(server):
+    """The image's HEALTHCHECK: 0 when the server of QA_HOST/QA_PORT answers (one bound to every
+    address is asked on loopback), 1 with the URL it tried when nothing answers."""
+    port = server["base"].rsplit(":", 1)[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+
+    def check(host: str, port: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "qa.healthcheck"], env={**env, "QA_HOST": host, "QA_PORT": port},
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+
+    for host in ("127.0.0.1", "0.0.0.0"):
+        ok = check(host, port)
+        assert ok.returncode == 0, ok.stderr
+    down = check("127.0.0.1", str(free_port()))
+    assert down.returncode == 1 and "http://127.0.0.1:" in down.stderr and "/health" in down.stderr
+    assert "Traceback" not in down.stderr
+
+
+def test_health_url_brackets_ipv6():
+    from qa.healthcheck import health_url
+
+    assert health_url("::", 8000) == "http://[::1]:8000/health"
+    assert health_url("10.0.0.5", 9000) == "http://10.0.0.5:9000/health"
+    assert health_url("[fd00::5]", 80) == "http://[fd00::5]:80/health"
+
+
 def test_requests_beyond_the_configured_concurrency_get_a_quick_503(server, http, indexed):
     """QA_LIMIT_CONCURRENCY: past that many requests in progress, a JSON 503 with Retry-After at
     once (not a wait behind the reader); the probes are still answered. A request takes its place

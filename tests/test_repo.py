@@ -40,6 +40,6 @@ def test_dockerfile_matches_readme():
         assert step in run_cmd, step
         exec_form = ", ".join(f'"{w}"' for w in step.split())  # CMD ["qa", "serve", ...]
         assert step in docker or exec_form in docker, step
-    assert "HEALTHCHECK" in docker and "/health" in docker
+    assert "HEALTHCHECK" in docker and "qa.healthcheck" in docker  # /health of QA_HOST:QA_PORT
     assert re.search(r"^USER \d+", docker, re.M), "runs as a non-root user"
     assert "0.0.0.0" in docker and "8000" in docker
