@@ -30,6 +30,7 @@ import importlib.resources
 import json
 import logging
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -115,24 +116,34 @@ def cache_problem(folder: Path, deep: bool = False) -> str | None:
 STALE_BUILD_S = 3600.0  # a model build takes under a minute: an older leftover's process was killed
 
 
-def build_folder(target: Path) -> Path:
-    """A new temporary folder beside ``target`` to build it in (then ``replace_folder``).
-
-    Leftovers of builds killed before their own cleanup (a SIGTERM or SIGKILL during a first start:
-    ~450 MB each) are removed first; the folder is made readable by others, as mkdtemp's are not, so
-    that a model built by one user can be served by another of its group (chmod g=u in the image).
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
+def stale_builds(target: Path) -> list[Path]:
+    """Leftovers of builds of ``target`` stopped before their own cleanup (a SIGTERM or SIGKILL
+    during a first start: ~450 MB each): its ``.tmp-*`` and ``.damaged-*`` folders older than
+    STALE_BUILD_S; a younger one may be another process's build in progress."""
     now = time.time()
+    found = []
     for old in target.parent.glob(glob.escape(target.name) + ".*"):
         rest = old.name[len(target.name):]
         try:
-            stale = rest.startswith((".tmp-", ".damaged-")) and old.is_dir() and now - old.stat().st_mtime > STALE_BUILD_S
+            stale = rest.startswith((".tmp-", ".damaged-")) and old.is_dir() and not old.is_symlink() and now - old.stat().st_mtime > STALE_BUILD_S
         except OSError:  # removed meanwhile by another process
             continue
         if stale:
-            log.info("removing %s, left by a model build that was stopped", old)
-            shutil.rmtree(old, ignore_errors=True)
+            found.append(old)
+    return sorted(found)
+
+
+def build_folder(target: Path) -> Path:
+    """A new temporary folder beside ``target`` to build it in (then ``replace_folder``).
+
+    Stale leftovers of earlier builds of ``target`` (``stale_builds``) are removed first; the folder
+    is made readable by others, as mkdtemp's are not, so that a model built by one user can be
+    served by another of its group (chmod g=u in the image).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for old in stale_builds(target):
+        log.info("removing %s, left by a model build that was stopped", old)
+        shutil.rmtree(old, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     os.chmod(tmp, 0o755)
     return tmp
@@ -146,6 +157,67 @@ def replace_folder(tmp: Path, target: Path) -> None:
         os.replace(target, aside)
         shutil.rmtree(aside, ignore_errors=True)
     os.replace(tmp, target)
+
+
+# every file a built-in model folder has held since the first version: the sources' record
+# (converted embedder), the artifact's metadata (assembled reader), and the manifest (later versions)
+BUILT_MARKERS = (CACHE_MANIFEST, "qa_source.json", "qa_reader.json")
+
+
+@dataclass(frozen=True)
+class Prunable:
+    path: Path
+    size: int  # bytes of its files
+    stopped_build: bool  # a stale build leftover, not a model folder
+
+
+def folder_bytes(folder: Path) -> int:
+    """The size of the files under ``folder``, links not followed."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:  # removed meanwhile
+                pass
+    return total
+
+
+def prunable_folders(models_dir: Path, kinds: tuple[str, ...], keep: set[str]) -> list[Prunable]:
+    """What ``qa models --prune`` may remove from ``models_dir``: the folders this project built there
+    (named ``<kind>-<first 12 hex digits of a sha256>``, as every built-in model folder has been, and
+    holding one of BUILT_MARKERS) whose name is not in ``keep``, and the ``stale_builds`` of any such
+    name, kept or not. Nothing else: no file, no link, no folder named otherwise, nothing below."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    built_name = re.compile("(?:" + "|".join(map(re.escape, kinds)) + r")-[0-9a-f]{12}")
+    found, targets = [], set()
+    for entry in sorted(models_dir.iterdir()):
+        base = entry.name.split(".", 1)[0]  # a build's leftovers are "<name>.tmp-..." and "<name>.damaged-..."
+        if not built_name.fullmatch(base):
+            continue
+        targets.add(base)
+        try:
+            ours = entry.name == base and base not in keep and entry.is_dir() and not entry.is_symlink() and any((entry / m).is_file() for m in BUILT_MARKERS)
+        except OSError:  # removed meanwhile
+            continue
+        if ours:
+            found.append(Prunable(entry, folder_bytes(entry), False))
+    for base in sorted(targets):
+        found.extend(Prunable(old, folder_bytes(old), True) for old in stale_builds(models_dir / base))
+    return found
+
+
+def set_aside(folder: Path) -> Path:
+    """A model folder of the cache renamed as ``replace_folder`` does before removing it, so that a
+    process looking for it finds it whole or not at all; a build leftover is returned as it is.
+    Raises OSError (a folder of another user, say)."""
+    if "." in folder.name:  # "<name>.tmp-..." or "<name>.damaged-...": model folder names have no dot
+        return folder
+    aside = folder.with_name(f"{folder.name}.damaged-{os.getpid()}")
+    os.replace(folder, aside)
+    return aside
 
 
 def _source_fix(path: Path) -> str:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -209,15 +210,24 @@ def _filters(document_ids: list[str] | None, source: str | None, after: str | No
 
 
 @app.command()
-def models(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
-    """Build (once) and check the default models; print their paths and dimension."""
+def models(
+    prune: bool = typer.Option(False, "--prune", help="Then remove what QA_MODELS_DIR holds that the current settings do not use: model folders this project built (an older version's reader or embedder, or a built-in model QA_EMBEDDER / QA_READER no longer names) and leftovers of stopped builds; nothing else. A server of an older version, or one configured otherwise, may still use such a folder: run it after restarting servers on this version and these settings"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --prune: list what it would remove, remove nothing"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Build (once) and check the default models; print their paths and dimension. With --prune,
+    reclaim the space of model folders the current settings do not use."""
+    if dry_run and not prune:
+        _fail("--dry-run goes with --prune", USAGE)
     settings = _settings()
     _setup_logging(settings, verbose)
     from index.embeddings import BUILTIN_EMBEDDER, ensure_builtin_embedder
 
+    in_use: set[str] = set()  # the model cache folders the current settings use
     if settings.embedder == BUILTIN_EMBEDDER:
         t0 = time.time()
         path, built = _guard(ensure_builtin_embedder, settings.models_dir, settings.e5_source, verify=True)
+        in_use.add(path.name)
         typer.echo(f"embedder {settings.embedder}: {path} ({'built in %.0fs' % (time.time() - t0) if built else 'reused'})")
     from index.embeddings import Embedder
 
@@ -228,12 +238,56 @@ def models(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     if settings.reader == BUILTIN_READER:
         t0 = time.time()
         path, built = _guard(ensure_builtin_reader, settings.models_dir, Path(settings.reader_artifact), settings.e5_source, verify=True)
+        in_use.add(path.name)
         typer.echo(f"reader {settings.reader}: {path} ({'built in %.0fs' % (time.time() - t0) if built else 'reused'})")
     else:
         from qa.pipeline import load_reader
 
         reader = _guard(load_reader, settings)  # fetched into the Hugging Face cache now, not at the first question
         typer.echo(f"reader {settings.reader}: loaded ({reader.max_length} tokens a window)")
+    if prune:  # only once the models in use are known to be built and sound
+        _prune_models(settings.models_dir, (BUILTIN_EMBEDDER, BUILTIN_READER), in_use, dry_run)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def _prune_models(models_dir: Path, kinds: tuple[str, ...], in_use: set[str], dry_run: bool) -> None:
+    """Remove (or list) the model cache folders ``prunable_folders`` finds, with the space freed."""
+    from index.e5_convert import folder_bytes, prunable_folders, set_aside
+
+    found = prunable_folders(models_dir, kinds, in_use)
+    if not found:
+        typer.echo(f"nothing to remove in {models_dir}: it holds no model folder the current settings do not use")
+        return
+    freed, failed = 0, 0
+    for item in found:
+        why = "left by a model build that was stopped" if item.stopped_build else "not used by the current settings"
+        if dry_run:
+            typer.echo(f"would remove {item.path} ({_megabytes(item.size)}): {why}")
+            freed += item.size
+            continue
+        gone = item.path
+        try:
+            gone = set_aside(item.path)
+            shutil.rmtree(gone)
+        except FileNotFoundError:  # removed meanwhile by another process: not freed by this one
+            continue
+        except OSError as exc:
+            failed += 1
+            where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(gone) else ""
+            typer.echo(f"error: cannot remove {gone}: {exc.strerror or exc}{where}", err=True)
+        left = folder_bytes(gone) if gone.exists() else 0
+        freed += item.size - left
+        if not gone.exists():
+            typer.echo(f"removed {item.path} ({_megabytes(item.size)}): {why}")
+    if dry_run:
+        typer.echo(f"would free {_megabytes(freed)} in {models_dir} (--dry-run: nothing was removed)")
+        return
+    typer.echo(f"freed {_megabytes(freed)} in {models_dir}")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

