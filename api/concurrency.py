@@ -17,10 +17,15 @@ from fastapi import Request
 T = TypeVar("T")
 
 
-async def set_when_disconnected(request: Request, event: threading.Event, poll_s: float = 0.25) -> None:
-    """Set ``event`` once the client of ``request`` has gone away (run as a task, cancel it after)."""
+async def disconnected(request: Request, poll_s: float = 0.25) -> None:
+    """Returns once the client of ``request`` has gone away (run it as a task, cancel it after)."""
     while not await request.is_disconnected():
         await asyncio.sleep(poll_s)
+
+
+async def set_when_disconnected(request: Request, event: threading.Event) -> None:
+    """Set ``event`` (which work in a thread can read) once the client of ``request`` has gone away."""
+    await disconnected(request)
     event.set()
 
 
@@ -88,8 +93,7 @@ class InFlight:
             self._shared[key] = shared
             shared.future.add_done_callback(functools.partial(self._done, key, shared))
         shared.waiters += 1
-        gone = threading.Event()
-        watcher = asyncio.ensure_future(set_when_disconnected(request, gone)) if request is not None else None
+        watcher = asyncio.ensure_future(disconnected(request)) if request is not None else None
         try:
             await asyncio.wait([shared.future, *([watcher] if watcher else [])], return_when=asyncio.FIRST_COMPLETED)
             if not shared.future.done():
