@@ -149,7 +149,8 @@ def split_sentences(text: str) -> list[str]:
 # BM25 analysis
 # --------------------------------------------------------------------------------------------
 
-ANALYZER_VERSION = "fr-2"  # stored terms of another version are re-analysed when an index opens
+# stored terms of another version are re-analysed when an index opens (fr-3: grouped thousands joined)
+ANALYZER_VERSION = "fr-3"
 
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss", "’": "'", "‘": "'", "ʼ": "'", "`": "'"})
 _ELISION = re.compile(r"(?<![\w])(?:l|d|qu|j|n|s|c|m|t|jusqu|lorsqu|puisqu|quoiqu|presqu)'(?=\w)")
@@ -170,6 +171,33 @@ sont sous soyez soyons suis sur t ta te tes toi ton tous tout toute toutes tres 
 voila vos votre vous y
 """
 STOP_WORDS = frozenset(_STOP.split())
+
+# Thousands as French news writes them: "2 905" (a space, no-break space U+00A0, narrow no-break
+# space U+202F, thin or figure space) or "2.905"; the comma is the decimal mark ("3,5").
+_GROUP_SPACES = " \u00a0\u2007\u2009\u202f"
+_GROUPED_NUMBER = re.compile(
+    # not inside a word or right after a number: "A320 000" and "3,5 000" stay, "Covid-19 100 000" joins "100 000"
+    r"(?<![\w-])(?<!\d[.,])"
+    # a first group of 1 to 3 digits, then groups of exactly 3 digits, all after spaces or all after dots
+    rf"\d{{1,3}}(?:(?:[{_GROUP_SPACES}]\d{{3}})+|(?:\.\d{{3}})+)"
+    # and no digit right after: "12.05.2018" and "1.234.5" stay as they are
+    r"(?!\d|\.\d)"
+)
+
+
+def join_thousands(text: str) -> str:
+    """Numbers written with thousands separators as one number: "2 905", "2\\u202f905" and "2.905"
+    -> "2905"; "1 234 567" -> "1234567"; "2.905,50" -> "2905,50". So BM25 matches "2905" with
+    "2 905" whichever a question or an article writes.
+
+    The rule: a first group of 1 to 3 digits, then one or more groups of exactly 3 digits, each
+    after one separator, all spaces (of any kind) or all dots. Left alone: decimals ("3,5"), dates
+    ("12.05.2018"), years before a number ("en 2018 1 200 personnes" -> "2018 1200": four digits
+    cannot open a group), phone numbers ("01 23 45 67 89"). Its limits: two numbers written side
+    by side, the second of exactly 3 digits, read as one ("le 14 200 manifestants", the 14th, ->
+    "14200"); separators mixed inside a number ("1 234.567") join only the dotted part.
+    """
+    return _GROUPED_NUMBER.sub(lambda m: "".join(ch for ch in m.group() if ch.isdigit()), text)
 
 
 def json_nodes(value: Any, loc: tuple = ()) -> Iterator[tuple[tuple, Any, bool]]:
@@ -245,8 +273,9 @@ def _stemmer():
 
 
 def analyze(text: str) -> list[str]:
-    """The BM25 analyser: fold case and accents, split elisions (l', qu', ...), drop stop words, stem (Snowball)."""
-    folded = _ELISION.sub(" ", fold(text))
+    """The BM25 analyser: fold case and accents, join grouped thousands ("2 905" -> "2905"), split
+    elisions (l', qu', ...), drop stop words, stem (Snowball)."""
+    folded = _ELISION.sub(" ", join_thousands(fold(text)))
     words = [w for w in _TOKEN.findall(folded) if w not in STOP_WORDS]
     return _stemmer().stemWords(words)
 

@@ -7,7 +7,7 @@ import pytest
 from index.chunking import chunk_document, chunk_id, chunk_spans, token_budget
 from index.ingest import load_documents
 from index.schema import Document
-from index.text import analyze, fold, sentence_spans, split_sentences
+from index.text import analyze, fold, join_thousands, sentence_spans, split_sentences
 
 from pathlib import Path
 
@@ -87,6 +87,44 @@ def test_french_analyser():
     assert analyze("Qu’est-ce que c’est ?") == []
     # a soft hyphen (HTML's &shy;) or a zero-width character inside a word does not split it
     assert analyze("co\u00adfondateur de l'entre\u200bprise") == analyze("cofondateur de l'entreprise")
+
+
+@pytest.mark.parametrize(
+    "text, joined",
+    [
+        ("2 905 titres", "2905 titres"),
+        ("2\u00a0905 titres", "2905 titres"),  # no-break space
+        ("2\u202f905 titres", "2905 titres"),  # narrow no-break space, the typographers' one
+        ("2\u2009905 titres", "2905 titres"),  # thin space
+        ("2.905 titres", "2905 titres"),
+        ("1 234 567 habitants", "1234567 habitants"),
+        ("1.234.567 habitants", "1234567 habitants"),
+        ("10\u202f000\u202f000 d'euros", "10000000 d'euros"),
+        ("(2 905), «\u00a02.905\u00a0» et 12 000e", "(2905), «\u00a02905\u00a0» et 12000e"),
+        ("2.905,50 € ou 2 905,5 €", "2905,50 € ou 2905,5 €"),  # the decimal part stays with its number
+        # a year (4 digits) cannot open a group: the number after it is joined on its own
+        ("en 2018 1 200 personnes", "en 2018 1200 personnes"),
+        ("Covid-19 100 000 cas, l'A320 000", "Covid-19 100000 cas, l'A320 000"),
+        # left alone: decimals, dates, versions, phone numbers, groups that are not 3 digits
+        ("3,5 millions", "3,5 millions"),
+        ("3,141 592", "3,141 592"),
+        ("le 12.05.2018 à 12.30", "le 12.05.2018 à 12.30"),
+        ("version 1.2.345", "version 1.2.345"),
+        ("01 23 45 67 89", "01 23 45 67 89"),
+        ("1.234.5 et 1234 567 et 2  905 et 2\n905 et 2 90 et 2 9050", "1.234.5 et 1234 567 et 2  905 et 2\n905 et 2 90 et 2 9050"),
+        ("en 2018 et 2019", "en 2018 et 2019"),
+    ],
+)
+def test_thousands_separators_are_joined(text, joined):
+    assert join_thousands(text) == joined
+
+
+def test_analyser_reads_a_grouped_number_as_one_term():
+    """A question's "2905" and an article's "2 905" (any space) or "2.905" give the same BM25 term."""
+    same = [analyze(t) for t in ("2905 titres", "2 905 titres", "2\u00a0905 titres", "2\u202f905 titres", "2.905 titres")]
+    assert all(terms == ["2905", "titr"] for terms in same), same
+    assert analyze("en 2018, 1\u202f200 personnes pour 3,5 millions") == ["2018", "1200", "person", "3,5", "million"]
+    assert analyze("le 12.05.2018") == ["12.05.2018"]
 
 
 # ------------------------------------------------------------------------------------------- chunks

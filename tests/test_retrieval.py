@@ -11,7 +11,7 @@ import pytest
 
 from index.ingest import load_documents
 from index.retrieval import date_bounds, normalize_domain, rrf
-from index.schema import Filters, SearchResult
+from index.schema import Document, Filters, SearchResult
 from index.store import IndexStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,6 +116,28 @@ def test_bad_mode_and_empty_queries(seed_store):
     assert seed_store.search("   ") == []
     assert seed_store.search("le la les de", mode="bm25") == []  # only stop words
     assert seed_store.search("Netflix", top_k=0) == []
+
+
+def test_a_number_matches_however_its_thousands_are_written(seed_store, tmp_path, embedder):
+    """BM25 reads "2905", "2 905" (any space) and "2.905" as one number: a question rarely writes it as
+    the article does."""
+    # the seed article writes "2.905 titres"
+    for query in ("2905", "2 905", "2\u202f905"):
+        assert _top_docs(seed_store.search(query, top_k=1, mode="bm25")) == [AMAZON], query
+    docs = [
+        Document(id="catalogue", title="Catalogue", text="Le catalogue de la plateforme compte 2\u202f905 titres en septembre."),
+        Document(id="abonnes", title="Abonnés", text="La plateforme revendique 1 250 000 abonnés en France."),
+        Document(id="separes", title="Sorties", text="En 2 ans, 905 films et 2 séries sont sortis sur la plateforme."),
+    ]
+    store = IndexStore.open(tmp_path, embedder)
+    try:
+        store.add_documents(docs)
+        assert _top_docs(store.search("2905", mode="bm25")) == ["catalogue"]
+        assert _top_docs(store.search("2 905", mode="bm25")) == ["catalogue"]  # not the "2 ans, 905 films" one
+        assert _top_docs(store.search("1.250.000 abonnés", top_k=1, mode="bm25")) == ["abonnes"]
+        assert _top_docs(store.search("1250000", mode="bm25")) == ["abonnes"]
+    finally:
+        store.close()
 
 
 def test_filters_apply_before_top_k(seed_store):

@@ -732,6 +732,29 @@ def test_terms_of_an_older_analyser_are_redone_when_the_index_opens(tmp_path, em
         store.close()
 
 
+def test_an_index_of_the_fr2_analyser_joins_grouped_thousands_when_it_opens(tmp_path, embedder):
+    """fr-2 read "2\u202f905" as the terms "2" and "905": an index it wrote is analysed again on open
+    (fr-3), so a question's "2905" finds the passage with nothing to re-index by hand."""
+    import sqlite3
+
+    doc = Document(id="num", title="Catalogue", text="Le catalogue de Netflix compte 2\u202f905 titres en septembre.")
+    store = IndexStore.open(tmp_path, embedder)
+    store.add_documents([doc, *synth_docs(3)])
+    store.close()
+    with sqlite3.connect(tmp_path / "index.sqlite3") as conn:  # as fr-2 wrote them
+        conn.execute("UPDATE chunks SET terms = 'catalogu catalogu netflix compt 2 905 titr septembr' WHERE document_id = 'num'")
+        conn.execute("UPDATE meta SET value = 'fr-2' WHERE key = 'analyzer'")
+    conn.close()
+    store = IndexStore.open(tmp_path, embedder)
+    try:
+        assert [r.document_id for r in store.search("2905", top_k=3, mode="bm25")] == ["num"]
+        with sqlite3.connect(tmp_path / "index.sqlite3") as conn:
+            assert "2905" in conn.execute("SELECT terms FROM chunks WHERE document_id = 'num'").fetchone()[0].split()
+        conn.close()
+    finally:
+        store.close()
+
+
 class RenamedEmbedder(CountingEmbedder):
     """The same model under another name: a moved folder, a path with a trailing slash."""
 
