@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from index.ingest import normalize_date
 from index.retrieval import normalize_domain, period_bounds
-from index.schema import MAX_ID_CHARS, id_problem, metadata_problem
+from index.schema import MAX_ID_CHARS, id_problem, metadata_problem, normalize_id
 from index.text import control_problem, has_words, one_line, url_problem
 
 MAX_QUESTION_CHARS = 1_000
@@ -70,6 +70,8 @@ def _domain(value: str | None) -> str | None:
 
 # a question or a query: stripped, 1 to MAX_QUESTION_CHARS characters, the message names the field
 ShortText = Annotated[str, AfterValidator(_short_text)]
+# a document id in a filter, NFC as stored ("cafe" + U+0301 is "café": index.schema.normalize_id)
+FilterId = Annotated[str, AfterValidator(normalize_id)]
 Domain = Annotated[str | None, AfterValidator(_domain)]
 
 
@@ -152,7 +154,7 @@ class _Strict(BaseModel):
 class FiltersIn(_DateRange, _Strict):
     """Restricts retrieval; every given condition must hold."""
 
-    document_ids: list[str] | None = Field(None, min_length=1, max_length=1_000, description="Only these documents.")
+    document_ids: list[FilterId] | None = Field(None, min_length=1, max_length=1_000, description="Only these documents.")
     source: Domain = Field(None, min_length=1, max_length=253, description='Domain of the source URL, e.g. "numerama.com" (subdomains match; a URL is reduced to its domain).')
 
 
@@ -194,7 +196,7 @@ class SearchQuery(_DateRange, _Strict):
     top_k: int = Field(DEFAULT_SEARCH_TOP_K, ge=1, le=MAX_TOP_K)
     mode: Mode | None = None
     # the same limits as FiltersIn, so that filters() never fails after validation
-    document_id: list[str] | None = Field(None, max_length=1_000, description="Only these documents (repeat the parameter).")
+    document_id: list[FilterId] | None = Field(None, max_length=1_000, description="Only these documents (repeat the parameter).")
     source: Domain = Field(None, min_length=1, max_length=253, description='URL domain, e.g. "numerama.com".')
 
     def filters(self) -> FiltersIn:
@@ -202,7 +204,7 @@ class SearchQuery(_DateRange, _Strict):
 
 
 class DocumentIn(_Strict):
-    id: str | None = Field(None, json_schema_extra={"maxLength": MAX_ID_CHARS}, description="Stable id (at most 256 characters, no control characters; the same rule as `qa index`); when absent, the first 16 hex digits of the SHA-1 of the text.")
+    id: str | None = Field(None, json_schema_extra={"maxLength": MAX_ID_CHARS}, description="Stable id (at most 256 characters, no control characters; the same rule as `qa index`), stored in Unicode NFC (accents sent decomposed are composed: one id however they were typed); when absent, the first 16 hex digits of the SHA-1 of the text.")
     title: str = Field(..., max_length=1_000)
     text: str = Field(..., min_length=1)
     url: str | None = Field(None, max_length=2_000)
@@ -214,7 +216,7 @@ class DocumentIn(_Strict):
     def _id(cls, v: str | None) -> str | None:
         if v is None:
             return None
-        v = v.strip()
+        v = normalize_id(v.strip())  # one id however its accents were typed
         return _refused_if("id", id_problem(v), v)
 
     @field_validator("title")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from index.schema import Document, id_problem, metadata_problem
+from index.schema import Document, id_problem, metadata_problem, normalize_id
 from index.text import has_lone_surrogate, has_words, lone_surrogate_at, one_line, strip_blank, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
@@ -339,7 +339,8 @@ def record_to_document(rec, default_id: str) -> Document:
         doc_id = str(doc_id)
     if not isinstance(doc_id, str) or not doc_id.strip():
         raise ValueError("'id' must be a non-empty string")
-    problem = id_problem(doc_id.strip())
+    doc_id = normalize_id(doc_id.strip())  # as POST /documents and file names: one id however its accents were typed
+    problem = id_problem(doc_id)
     if problem is not None:
         raise ValueError(f"'id' {problem}")
     title, url = rec.get("title"), rec.get("url")
@@ -372,7 +373,7 @@ def record_to_document(rec, default_id: str) -> Document:
         published = normalize_date(rec.get("published"))
     except ValueError as exc:
         raise ValueError(f"'published': {exc}") from None
-    return Document(id=doc_id.strip(), text=text, title=one_line(title or "") or None, url=url or None, published=published, metadata=metadata)
+    return Document(id=doc_id, text=text, title=one_line(title or "") or None, url=url or None, published=published, metadata=metadata)
 
 
 def _load_json(path: Path, name: str) -> tuple[list[Document], list[IngestError]]:

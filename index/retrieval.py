@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from index.ingest import normalize_date
-from index.schema import Filters
+from index.schema import Filters, normalize_id
 
 MODES = ("hybrid", "dense", "bm25")
 NO_DATE = -1
@@ -75,19 +75,25 @@ class DocTable:
     domains: list[str]
     lo: np.ndarray  # int32 ordinals, -1 = no date
     hi: np.ndarray
+    # NFC form -> the documents whose stored id is not NFC (stored before ids were normalised; a
+    # twin may be stored in NFC too): a filter on "café" keeps every form of it. Empty as a rule.
+    not_nfc: dict[str, list[int]]
 
     @classmethod
     def build(cls, rows: list[tuple[str, str | None, str | None]]) -> "DocTable":
         ids, doms, lo, hi = [], [], [], []
         dom_index: dict[str, int] = {}
+        not_nfc: dict[str, list[int]] = {}
         for doc_id, url, published in rows:
+            if normalize_id(doc_id) != doc_id:
+                not_nfc.setdefault(normalize_id(doc_id), []).append(len(ids))
             ids.append(doc_id)
             d = normalize_domain(url)
             doms.append(dom_index.setdefault(d, len(dom_index)) if d else -1)
             a, b = date_bounds(published)
             lo.append(a)
             hi.append(b)
-        return cls(ids, {d: i for i, d in enumerate(ids)}, np.asarray(doms, dtype=np.int32), list(dom_index), np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64))
+        return cls(ids, {d: i for i, d in enumerate(ids)}, np.asarray(doms, dtype=np.int32), list(dom_index), np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64), not_nfc)
 
     def allowed(self, filters: Filters | None) -> np.ndarray | None:
         """Boolean mask over documents, or None when nothing is filtered."""
@@ -100,7 +106,8 @@ class DocTable:
 
         if filters.document_ids is not None:
             m = np.zeros(len(self.ids), dtype=bool)
-            idx = [self.index[d] for d in filters.document_ids if d in self.index]
+            wanted = {normalize_id(d) for d in filters.document_ids}
+            idx = [self.index[d] for d in wanted if d in self.index] + [i for d in wanted for i in self.not_nfc.get(d, ())]
             m[idx] = True
             mask = both(m)
         if filters.source:

@@ -68,6 +68,23 @@ def metadata_problem(metadata: dict) -> str | None:
     return None
 
 
+def normalize_id(doc_id: str) -> str:
+    """A document id in the form it is stored in: Unicode NFC, so that "café" typed with U+00E9 and
+    "cafe" + U+0301 (macOS and some keyboards write accents decomposed) name one document, as file
+    names already do (``index.ingest.file_name``). Applied where ids come in: POST bodies, filters,
+    JSON records."""
+    return unicodedata.normalize("NFC", doc_id)
+
+
+def id_lookups(doc_id: str) -> list[str]:
+    """The stored ids a lookup of ``doc_id`` tries, best first: as given, in NFC, in NFD. As given
+    first: an id stored decomposed by an older version, which kept ids as sent, stays reachable by the
+    form `qa docs list` and GET /documents show, even beside its NFC twin (NFC first would leave it
+    impossible to read or delete then); NFD last, so that typing such an id composed reaches it too."""
+    forms = [doc_id, normalize_id(doc_id), unicodedata.normalize("NFD", doc_id)]
+    return list(dict.fromkeys(forms))
+
+
 def id_problem(doc_id: str) -> str | None:
     """What keeps ``doc_id`` (already stripped) from being a document id, or None: the same rule for
     the API and for files indexed with `qa index`, so every document can be read and deleted over HTTP."""

@@ -39,7 +39,7 @@ from index import dense as dense_mod
 from index.chunking import chunk_document, content_hash, token_budget
 from index.keyword import KeywordIndex
 from index.retrieval import MODES, DocTable, candidate_depth, rrf
-from index.schema import Chunk, Document, Filters, SearchResult
+from index.schema import Chunk, Document, Filters, SearchResult, id_lookups
 from index.text import ANALYZER_VERSION, analyze
 
 log = logging.getLogger(__name__)
@@ -160,8 +160,17 @@ def _check_schema_version(data_dir: Path, version: str) -> None:
     )
 
 
+def _stored_id(conn: sqlite3.Connection, doc_id: str) -> str | None:
+    """The id ``doc_id`` is stored under (its form as given, else in NFC or NFD: ``id_lookups``), or None."""
+    forms = id_lookups(doc_id)
+    found = {r[0] for r in conn.execute(f"SELECT id FROM documents WHERE id IN ({','.join('?' * len(forms))})", forms)}
+    return next((f for f in forms if f in found), None)
+
+
 def _get_document(conn: sqlite3.Connection, doc_id: str) -> Document | None:
-    row = conn.execute("SELECT id, text, title, url, published, metadata FROM documents WHERE id=?", (doc_id,)).fetchone()
+    forms = id_lookups(doc_id)
+    rows = {r[0]: r for r in conn.execute(f"SELECT id, text, title, url, published, metadata FROM documents WHERE id IN ({','.join('?' * len(forms))})", forms)}
+    row = next((rows[f] for f in forms if f in rows), None)
     if row is None:
         return None
     return Document(id=row[0], text=row[1], title=row[2], url=row[3], published=row[4], metadata=json.loads(row[5]))
@@ -869,7 +878,8 @@ class IndexStore:
             self._check_open()
             self._sync_for_write()
             c = self._wconn
-            if c.execute("SELECT 1 FROM documents WHERE id=?", (doc_id,)).fetchone() is None:
+            doc_id = _stored_id(c, doc_id)  # "cafe\u0301" deletes "café"
+            if doc_id is None:
                 return False
             c.execute("BEGIN IMMEDIATE")
             try:
@@ -993,7 +1003,9 @@ class IndexStore:
         return _get_document(self._rconn(), doc_id)
 
     def get_chunks(self, doc_id: str) -> list[Chunk]:
-        rows = self._rconn().execute("SELECT id, document_id, start_char, end_char, text FROM chunks WHERE document_id=? ORDER BY start_char, end_char", (doc_id,))
+        conn = self._rconn()
+        doc_id = _stored_id(conn, doc_id) or doc_id
+        rows = conn.execute("SELECT id, document_id, start_char, end_char, text FROM chunks WHERE document_id=? ORDER BY start_char, end_char", (doc_id,))
         return [Chunk(id=r[0], document_id=r[1], start=r[2], end=r[3], text=r[4]) for r in rows]
 
     def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:

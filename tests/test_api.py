@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -580,6 +581,41 @@ def test_documents_with_a_slash_in_their_id_can_be_read_and_deleted(client, serv
     assert r.status_code == 200 and r.json()["documents"][0]["id"] == "rubrique/124 bis", r.text
     assert client.get("/documents/rubrique%2F124%20bis").json()["text"] == "Le siège est à Brest."
     assert client.delete("/documents/rubrique%2F124%20bis").status_code == 200
+
+
+def test_a_document_id_is_one_whatever_the_unicode_form_of_its_accents(client, service):
+    """"café" sent with U+00E9 or with "e" + U+0301 looks the same: it is one document, stored in NFC
+    (as `qa index` names files). POST updates it, GET, DELETE and filters reach it in either form."""
+    nfc, nfd = "caf\u00e9-cr\u00e8me", "cafe\u0301-cre\u0300me"
+    doc = {"title": "Café crème", "text": "Le café crème est servi à Quimper depuis 1987."}
+    r = client.post("/documents", json={"documents": [{**doc, "id": nfc}]})
+    assert r.status_code == 200 and r.json()["documents"][0]["id"] == nfc, r.text
+    try:
+        again = client.post("/documents", json={"documents": [{**doc, "id": nfd, "text": doc["text"] + " Il coûte deux euros."}]}).json()
+        assert (again["added"], again["updated"], again["documents"][0]["id"]) == (0, 1, nfc), again
+        for form in (nfc, nfd):
+            got = client.get("/documents/" + quote(form, safe=""))
+            assert got.status_code == 200 and got.json()["id"] == nfc and got.json()["text"].endswith("deux euros."), got.text
+            post = client.post("/search", json={"query": "café crème Quimper", "filters": {"document_ids": [form]}}).json()["results"]
+            get = client.get("/search", params={"q": "café crème Quimper", "document_id": form}).json()["results"]
+            assert post and get and {h["document_id"] for h in post + get} == {nfc}
+        ids = [i["id"] for i in client.get("/documents", params={"limit": 200}).json()["items"]]
+        assert nfc in ids and nfd not in ids
+        # the two forms in one request: one id given twice
+        assert_names_field(client.post("/documents", json={"documents": [{**doc, "id": nfc}, {**doc, "id": nfd, "text": "Autre."}]}), "id")
+    finally:
+        r = client.delete("/documents/" + quote(nfd, safe=""))
+    assert r.status_code == 200
+    assert client.get("/documents/" + quote(nfc, safe="")).status_code == 404
+    # an id stored decomposed by an older version (which kept ids as sent): reached in either form too
+    service.add_documents([Document(id=nfd, **doc)])
+    try:
+        for form in (nfc, nfd):
+            assert client.get("/documents/" + quote(form, safe="")).json()["id"] == nfd
+            assert {h["document_id"] for h in client.get("/search", params={"q": "café crème", "document_id": form}).json()["results"]} == {nfd}
+    finally:
+        r = client.delete("/documents/" + quote(nfc, safe=""))
+    assert r.status_code == 200 and service.get_document(nfd) is None
 
 
 def test_an_answer_never_cites_a_document_changed_while_it_was_read(service):

@@ -197,6 +197,35 @@ def test_index_reports_what_it_skips_and_replaces(tmp_path, monkeypatch):
     assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"id": "note", "deleted": True}
 
 
+def test_an_id_is_one_whatever_the_unicode_form_of_its_accents(tmp_path, embedder):
+    """As over HTTP: a JSON record's id is stored in NFC (as a file's name is), and `qa docs show`,
+    `qa docs delete` and `qa search --doc` reach the document in either form, also one an older
+    version stored decomposed (it kept record ids as written)."""
+    from index.schema import Document
+    from index.store import IndexStore
+
+    data = tmp_path / "idx"
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    recs = tmp_path / "recs.jsonl"
+    recs.write_text(json.dumps({"id": nfd, "title": "Café", "text": "Le café ouvre à Quimper."}) + "\n", encoding="utf-8")
+    assert _qa_here("index", str(recs), data_dir=data).returncode == 0
+    assert [i["id"] for i in json.loads(_qa_here("docs", "list", "--json", data_dir=data).stdout)["items"]] == [nfc]
+    for form in (nfc, nfd):
+        shown = _qa_here("docs", "show", form, "--json", data_dir=data)
+        assert shown.returncode == 0 and json.loads(shown.stdout)["id"] == nfc, shown.stderr
+        found = _qa_here("search", "café Quimper", "--doc", form, "--json", data_dir=data)
+        hits = json.loads(found.stdout)
+        assert [h["document_id"] for h in (hits["results"] if isinstance(hits, dict) else hits)] == [nfc], found.stderr
+    deleted = _qa_here("docs", "delete", nfd, data_dir=data)
+    assert deleted.returncode == 0 and "index now 0 documents" in deleted.stdout, deleted.stderr
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents([Document(id=nfd, title="Café", text="Le café ouvre à Quimper.")])
+    for form in (nfc, nfd):
+        assert json.loads(_qa_here("docs", "show", form, "--json", data_dir=data).stdout)["id"] == nfd
+    deleted = _qa_here("docs", "delete", nfc, data_dir=data)
+    assert deleted.returncode == 0 and "index now 0 documents" in deleted.stdout, deleted.stderr
+
+
 def test_serve_checks_before_loading_models(tmp_path):
     """What uvicorn would report as a traceback after the models loaded: one line, at once."""
     import socket

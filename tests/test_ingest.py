@@ -282,6 +282,16 @@ def test_duplicate_ids_are_reported(tmp_path):
     assert [d.id for d in docs] == ["a"] and "duplicate" in errors[0].reason
 
 
+def test_record_ids_are_nfc_as_file_names_are(tmp_path):
+    """"café" typed with U+00E9 or with "e" + U+0301 is one id (POST /documents composes it too): two
+    records that differ only so are one document given twice."""
+    (tmp_path / "recs.jsonl").write_text(
+        json.dumps({"id": "cafe\u0301", "text": "Un."}) + "\n" + json.dumps({"id": " caf\u00e9 ", "text": "Deux."}) + "\n", encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    assert [d.id for d in docs] == ["caf\u00e9"]
+    assert [str(e).split("/")[-1] for e in errors] == ["recs.jsonl:2: duplicate document id 'caf\u00e9' (already on line 1); skipped"]
+
+
 def test_duplicates_and_json_records_are_located(tmp_path):
     lines = [json.dumps({"id": "j1", "text": "Un."}), json.dumps({"id": "j2", "text": "Deux."}), json.dumps({"id": "j1", "text": "Encore."})]
     (tmp_path / "recs.jsonl").write_text("\n".join(lines), encoding="utf-8")

@@ -193,6 +193,32 @@ def test_delete_without_the_model(tmp_path, embedder, kind):
         assert all(h.document_id != "doc-004" for h in hits) and {h.document_id for h in hits} <= {f"doc-{i:03d}" for i in range(8)}
 
 
+def test_an_id_is_found_whatever_the_unicode_form_it_is_asked_in(tmp_path, embedder):
+    """Ids are stored NFC (index.schema.normalize_id: POST /documents, JSON records, file names), and
+    looked up as given, then in NFC: "cafe" + U+0301 reaches "café". An id stored decomposed before ids
+    were normalised is reached in either form, and by its own form (the one `qa docs list` shows)
+    beside an NFC twin; filters keep every form of the ids they name."""
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    with IndexStore.open(tmp_path / "d", embedder) as store:
+        store.add_documents([Document(id=nfc, title="Café", text="Le café ouvre à Lyon."), *synth_docs(3)])
+        for asked in (nfc, nfd):
+            assert store.get_document(asked).id == nfc and [c.document_id for c in store.get_chunks(asked)] == [nfc]
+            hits = store.search("café Lyon", top_k=5, filters=Filters(document_ids=[asked]))
+            assert [h.document_id for h in hits] == [nfc]
+        assert store.delete_document(nfd) and store.get_document(nfc) is None and not store.delete_document(nfc)
+        # written by an older version, which stored ids as sent: the decomposed one alone, then beside its twin
+        store.add_documents([Document(id=nfd, title="Café", text="Le café ouvre à Lyon.")])
+        for asked in (nfc, nfd):
+            assert store.get_document(asked).id == nfd
+            assert [h.document_id for h in store.search("café Lyon", top_k=5, filters=Filters(document_ids=[asked]))] == [nfd]
+        store.add_documents([Document(id=nfc, title="Café", text="Le café ferme à Nantes.")])
+        assert store.get_document(nfd).text.endswith("Lyon.") and store.get_document(nfc).text.endswith("Nantes.")
+        for asked in (nfc, nfd):
+            assert {h.document_id for h in store.search("café", top_k=5, filters=Filters(document_ids=[asked]))} == {nfc, nfd}
+        assert store.delete_document(nfd) and store.get_document(nfd).id == nfc  # its twin is what is left
+        store.check_consistency()
+
+
 def test_hnsw_search_depth_comes_from_the_settings(tmp_path, embedder):
     from pydantic import ValidationError
 
