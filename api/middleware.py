@@ -15,6 +15,7 @@ import time
 import unicodedata
 import uuid
 from typing import Any, Callable, Iterator
+from urllib.parse import unquote_to_bytes
 
 import anyio
 from starlette.concurrency import run_in_threadpool
@@ -338,6 +339,31 @@ def json_body_problem(body: bytes) -> dict[str, Any] | None:
     return None
 
 
+def query_problems(query_string: bytes) -> list[dict[str, Any]]:
+    """A FastAPI-style 422 error for each query parameter whose name or value is not UTF-8 once
+    percent-decoded (``?q=%FF``). Starlette decodes them with errors="replace": ``%FF`` would reach
+    the route as U+FFFD, and ``q`` be refused for having "no letter or digit"."""
+    problems = []
+    for part in query_string.split(b"&"):  # as urllib.parse.parse_qsl, which Starlette uses
+        if not part:
+            continue
+        raw_name, _, raw_value = part.partition(b"=")
+        name, value = (unquote_to_bytes(x.replace(b"+", b" ")) for x in (raw_name, raw_value))
+        for what, data in (("name", name), ("value", value)):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                shown = name.decode("utf-8", "replace")
+                where = "a query parameter's name" if what == "name" else f"query parameter {shown!r}"
+                problems.append({
+                    "type": "string_unicode", "loc": ["query", shown], "input": None,
+                    "msg": f"{where} is not UTF-8 text once percent-decoded (its byte {exc.start} is 0x{data[exc.start]:02X}): "
+                           "percent-encode the UTF-8 bytes of the text (é is %C3%A9)",
+                })
+                break
+    return problems
+
+
 def _is_json(content_type: str) -> bool:
     # FastAPI (strict_content_type) reads a body as JSON only when it is labelled so
     return content_type == "application/json" or (content_type.startswith("application/") and content_type.endswith("+json"))
@@ -347,7 +373,8 @@ class BodyGuardMiddleware:
     """Guards request bodies before the app parses them: over ``max_body_bytes`` (413); not all
     there within ``timeout_s`` (408); not JSON
     (415: every body this API takes is JSON); not UTF-8 (400); ``NaN`` or unpaired surrogates
-    (422 naming the field, see ``json_body_problem``).
+    (422 naming the field, see ``json_body_problem``). Query strings too, of every method: a
+    parameter that is not UTF-8 once percent-decoded is a 422 naming it (``query_problems``).
 
     The body is read (at most ``max_body_bytes``) before the app sees it and then replayed, so the
     size check also holds for chunked uploads without a Content-Length.
@@ -361,6 +388,13 @@ class BodyGuardMiddleware:
         self.places = places  # QA_LIMIT_CONCURRENCY: taken once the body is here, before it is judged
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            # only where an endpoint answers (as for bodies: the router's 404 or 405 says nothing more)
+            problems = query_problems(scope["query_string"])
+            if problems and (self.routes is None or endpoint_route(scope, self.routes) is not None):
+                for m in _json_response(422, {"detail": problems}):
+                    await send(m)
+                return
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return

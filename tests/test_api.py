@@ -467,6 +467,23 @@ def test_search_get_bad_input(client, params, field):
     assert_names_field(client.get("/search", params=params), field)
 
 
+def test_a_query_parameter_that_is_not_utf8_is_named_as_such(client, api_settings, service):
+    """`?q=%FF` reached the route as U+FFFD (Starlette decodes with errors="replace") and was refused
+    for having "no letter or digit"; `%E9` is how Latin-1 clients write "é"."""
+    for url, field in (("/search?q=%FF", "q"), ("/search?q=caf%E9", "q"), ("/search?q=Netflix&document_id=%E9t%E9", "document_id"),
+                       ("/documents?offset=%FF", "offset"), ("/search?q=Netflix&%FF=1", "\ufffd")):
+        for r in (client.get(url), client.head(url)):
+            assert r.status_code == 422, (url, r.status_code)
+        r = client.get(url)
+        assert_names_field(r, field)
+        (error,) = r.json()["detail"]
+        assert "is not UTF-8 text once percent-decoded" in error["msg"] and "%C3%A9" in error["msg"], error
+    assert client.get("/search?q=caf%C3%A9").status_code == 200
+    assert client.get("/nope?q=%FF").status_code == 404  # no route: the router's answer, as for bodies
+    with make_client(api_settings, service, api_key="w", read_key="r") as c:  # a client without the key learns only that
+        assert c.get("/search?q=%FF").status_code == 401
+
+
 @pytest.mark.parametrize(
     "payload, field",
     [
@@ -510,6 +527,20 @@ def test_extract_offsets_point_into_the_context(client):
         assert context[a["start"] : a["end"]] == a["text"]
         cs = a["context_start"]
         assert context[cs : cs + len(a["context"])] == a["context"] and a["context"][a["start"] - cs : a["end"] - cs] == a["text"]
+
+
+def test_extract_offsets_count_a_leading_byte_order_mark(client):
+    """A context read from a file may start with U+FEFF: offsets slice the context as sent (the BOM
+    counted), and no answer, nor the start of one, is the BOM."""
+    for context in ("\ufeffNetflix va ouvrir un bureau à Paris.", "\ufeff\ufeffNetflix va ouvrir un bureau à Paris."):
+        r = client.post("/extract", json={"question": "Qui va ouvrir un bureau à Paris ?", "context": context})
+        assert r.status_code == 200, r.text
+        answers = r.json()["answers"]
+        assert answers and (answers[0]["text"], answers[0]["start"]) == ("Netflix", context.index("N")), answers
+        for a in answers:
+            assert context[a["start"] : a["end"]] == a["text"] and "\ufeff" not in a["text"]
+            cs = a["context_start"]
+            assert context[cs : cs + len(a["context"])] == a["context"] and a["context"][a["start"] - cs : a["end"] - cs] == a["text"]
 
 
 @pytest.mark.parametrize(
