@@ -301,6 +301,6 @@ async def get_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)
 async def delete_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service, rt: Rt) -> DeleteResponse:
     """Remove a document and its passages from the index."""
     deleted = await rt.written(svc, svc.delete_document, doc_id)
-    if not deleted:
+    if deleted is None:
         raise HTTPException(404, document_not_found(doc_id))
-    return DeleteResponse(id=doc_id, deleted=True)
+    return DeleteResponse(id=deleted, deleted=True)  # the id as stored, whichever Unicode form was sent

@@ -872,15 +872,16 @@ class IndexStore:
         report.chunks_added, report.chunks_removed = len(new_rows), len(removed)
         self._publish(snap)
 
-    def delete_document(self, doc_id: str) -> bool:
-        """Remove a document, its chunks, vectors and keyword entries. False when it was not there."""
+    def delete_document(self, doc_id: str) -> str | None:
+        """Remove a document, its chunks, vectors and keyword entries: the id it was stored under
+        (``doc_id`` or another Unicode form of it), or None when it was not there."""
         with self._write_lock, self._file_lock():
             self._check_open()
             self._sync_for_write()
             c = self._wconn
             doc_id = _stored_id(c, doc_id)  # "cafe\u0301" deletes "café"
             if doc_id is None:
-                return False
+                return None
             c.execute("BEGIN IMMEDIATE")
             try:
                 removed = np.asarray([r[0] for r in c.execute("SELECT id FROM chunks WHERE document_id=?", (doc_id,))], dtype=np.int64)
@@ -893,7 +894,7 @@ class IndexStore:
                 _rollback(c)
                 raise
             self._publish(snap)
-            return True
+            return doc_id
 
     def _sync_for_write(self) -> bool:
         """Under the file lock: if another process wrote since our snapshot, start from its state

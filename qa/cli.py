@@ -533,14 +533,14 @@ def docs_delete(
     deleted = store.delete_document(doc_id)
     counts = store.counts()
     store.close()
-    if not deleted:
+    if deleted is None:
         _missing_document(doc_id, settings, as_json)
     if as_json:
         from api.schemas import DeleteResponse
 
-        typer.echo(json.dumps(DeleteResponse(id=doc_id, deleted=True).model_dump(mode="json"), ensure_ascii=False, indent=1))
+        typer.echo(json.dumps(DeleteResponse(id=deleted, deleted=True).model_dump(mode="json"), ensure_ascii=False, indent=1))
         return
-    typer.echo(f"deleted {doc_id}; index now {plural(counts['documents'], 'document')} / {plural(counts['chunks'], 'chunk')}")
+    typer.echo(f"deleted {deleted}; index now {plural(counts['documents'], 'document')} / {plural(counts['chunks'], 'chunk')}")
 
 
 def _stdin_questions(skipped: list[int]):

@@ -235,7 +235,7 @@ class QAService:
         with self._write_lock:
             return self.store.add_documents(docs, progress=progress)
 
-    def delete_document(self, doc_id: str) -> bool:
+    def delete_document(self, doc_id: str) -> str | None:
         with self._write_lock:
             return self.store.delete_document(doc_id)
 

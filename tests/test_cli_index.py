@@ -217,7 +217,7 @@ def test_an_id_is_one_whatever_the_unicode_form_of_its_accents(tmp_path, embedde
         hits = json.loads(found.stdout)
         assert [h["document_id"] for h in (hits["results"] if isinstance(hits, dict) else hits)] == [nfc], found.stderr
     deleted = _qa_here("docs", "delete", nfd, data_dir=data)
-    assert deleted.returncode == 0 and "index now 0 documents" in deleted.stdout, deleted.stderr
+    assert deleted.returncode == 0 and f"deleted {nfc};" in deleted.stdout and "index now 0 documents" in deleted.stdout, deleted.stderr
     with IndexStore.open(data, embedder) as store:
         store.add_documents([Document(id=nfd, title="Café", text="Le café ouvre à Quimper.")])
     for form in (nfc, nfd):

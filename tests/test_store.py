@@ -131,8 +131,8 @@ def test_incremental_add_update_delete(tmp_path, counting):
     assert r.documents_added == 1 and r.chunks_embedded == 0 and counting.passages == 7
 
     # delete removes vectors and keyword entries
-    assert store.delete_document("doc-003") is True
-    assert store.delete_document("doc-003") is False
+    assert store.delete_document("doc-003") == "doc-003"
+    assert store.delete_document("doc-003") is None
     assert store.get_document("doc-003") is None
     assert store.counts() == {"documents": 6, "chunks": 6}
     assert all(h.document_id != "doc-003" for h in store.search("télescope galaxie", top_k=10, mode="dense"))
