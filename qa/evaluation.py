@@ -292,10 +292,14 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
         if svc.store.counts()["documents"] == 0:
             raise GoldFormatError(f"the index at {svc_settings.data_dir} is empty: run `qa index data/articles` (or set QA_DATA_DIR) first")
         gold_texts = {}  # each gold document read once: whether it exists, and its text
+        stored_ids = {}  # a gold id written in another Unicode form than the index's ("cafe\u0301"): the index's
         for d in {d for it in items for d in it.document_ids}:
             doc = svc.store.get_document(d)
             if doc is not None:
-                gold_texts[d] = doc.text
+                gold_texts[doc.id] = doc.text
+                stored_ids[d] = doc.id
+        for it in items:  # results name documents as stored
+            it.document_ids = [stored_ids.get(d, d) for d in it.document_ids]
         unknown = sorted({d for it in items for d in it.document_ids} - set(gold_texts))
         if unknown:  # a wrong gold id reads as a retrieval miss: say which ones
             log.warning("%s %s not in the index at %s: %s (answerable questions citing only them count as retrieval misses)",

@@ -268,3 +268,25 @@ def test_qa_eval_checks_what_it_can_before_loading_models(tmp_path):
         usage = extra[:1] == ["--mode"]  # an option's value: exit 2, as click's own usage errors
         assert proc.returncode == (2 if usage else 1) and proc.stderr.strip() == message, proc.stderr
     assert not (tmp_path / "typo").exists()
+
+
+def test_gold_document_ids_match_whatever_their_unicode_form(tmp_path, base_settings, embedder):
+    """A team's gold file may write "café" decomposed (macOS): the index stores ids in NFC, and
+    retrieval must still count the document as found, not as an unknown gold id."""
+    from index.schema import Document
+    from index.store import IndexStore
+    from qa.evaluation import run_eval
+
+    nfc, nfd = "caf\u00e9-gare", "cafe\u0301-gare"
+    data = tmp_path / "idx"
+    settings = base_settings.model_copy(update={"data_dir": data})
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents([
+            Document(id=nfc, title="Le café de la gare", text="Le café de la gare ouvre à Quimper en 2019. Il emploie douze personnes."),
+            Document(id="autre", title="Cuisine", text="La quiche lorraine se prépare avec des lardons, des œufs et de la crème."),
+        ])
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"id": "q1", "question": "Où le café de la gare ouvre-t-il ?", "answers": ["Quimper"], "document_ids": [nfd]}) + "\n", encoding="utf-8")
+    report = run_eval(settings, gold, data_dir=data)
+    assert report["unknown_gold_documents"] == []
+    assert report["retrieval_document"]["recall@1"] == 1.0
