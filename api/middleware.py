@@ -100,10 +100,18 @@ def route_template(scope: Scope, routes: list | None = None) -> str:
     return path if isinstance(path, str) and path else "unmatched"
 
 
-def path_problem(path: str) -> str | None:
-    """Why no resource can live at ``path`` (percent-decoded), or None. A control character is
-    never part of a route or a document id, and Starlette's patterns end in ``$``, which also
-    matches before a final line break: ``/documents/a%0A`` would otherwise reach document ``a``."""
+def path_problem(path: str, raw_path: bytes | None = None) -> str | None:
+    """Why no resource can live at ``path`` (percent-decoded; ``raw_path`` as sent), or None. A
+    control character is never part of a route or a document id, and Starlette's patterns end in
+    ``$``, which also matches before a final line break: ``/documents/a%0A`` would otherwise reach
+    document ``a``. Bytes that are not UTF-8 (``/documents/%FF``) would reach it as U+FFFD."""
+    if raw_path is not None:
+        data = unquote_to_bytes(raw_path)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return (f"no resource has a path that is not UTF-8 once percent-decoded (its byte {exc.start} is 0x{data[exc.start]:02X}): "
+                    "percent-encode the UTF-8 bytes of a document id (é is %C3%A9)")
     for i, ch in enumerate(path):
         if unicodedata.category(ch) == "Cc":
             return f"no resource has a control character in its path (U+{ord(ch):04X} at position {i}): routes and document ids never contain one"
@@ -139,7 +147,7 @@ class PathMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        problem = path_problem(scope.get("path", ""))
+        problem = path_problem(scope.get("path", ""), scope.get("raw_path"))
         if problem is not None:
             for m in _json_response(404, {"detail": problem}):
                 await send(m)

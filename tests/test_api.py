@@ -684,6 +684,19 @@ def test_unknown_document_is_404(client):
         assert r.status_code == 404 and "does-not-exist" in r.json()["detail"]
 
 
+def test_a_path_that_is_not_utf8_says_so(client, service):
+    """/documents/%FF reached the route as U+FFFD ("no document with id '\ufffd'"); a document
+    whose id really is U+FFFD is still reached by its UTF-8 bytes."""
+    service.add_documents([Document(id="\ufffd", title="Note", text="Le siège est à Lyon.")])
+    try:
+        for r in (client.get("/documents/%FF"), client.delete("/documents/%FF"), client.get("/documents/caf%E9")):
+            detail = r.json()["detail"]
+            assert r.status_code == 404 and "not UTF-8" in detail and ("0xFF" in detail or "0xE9" in detail), r.text
+        assert client.get("/documents/%EF%BF%BD").json()["id"] == "\ufffd"
+    finally:
+        service.delete_document("\ufffd")
+
+
 def test_a_path_with_a_control_character_reaches_nothing(client, service, api_settings):
     """Starlette's route patterns end in `$`, which matches before a final line break: DELETE
     /documents/a%0A deleted document "a". No id holds a control character, so no such path exists."""
