@@ -419,3 +419,218 @@ def test_interactive_docs_work_without_internet(page, base_url):
     page.goto(base_url + "/redoc")
     expect(page.get_by_text("/documents/{doc_id}").first).to_be_attached(timeout=TIMEOUT_MS)
     assert outside == [], outside
+
+
+# --- accessibility: what keyboard and screen-reader users meet ---------------------------------
+
+PAGE_TITLE = "Questions sur l’actualité — qa-search"
+
+
+def _cite(doc: str, title: str | None, url: str | None, published: str | None, start: int) -> dict:
+    return {"document_id": doc, "title": title, "url": url, "published": published, "chunk_id": 1, "start": start, "end": start + 22}
+
+
+# two answers (one found in two documents, with links and dates) and two passages: every element the page draws
+SAMPLE = {
+    "question": "q", "no_answer": False, "took_ms": 1.0,
+    "answers": [{
+        "text": "7 milliards de dollars", "score": 0.9, "document_id": "a", "title": "Article A", "url": "https://example.org/a",
+        "published": "2018-01-02", "chunk_id": 1, "start": 5, "end": 27, "context": "Près 7 milliards de dollars.", "context_start": 0,
+        "citations": [_cite("a", "Article A", "https://example.org/a", "2018-01-02", 5), _cite("b", "Article B", "https://example.org/b", "2017-10-27", 40)],
+    }, {
+        "text": "Paris", "score": 0.5, "document_id": "c", "title": None, "url": None, "published": None,
+        "chunk_id": 2, "start": 0, "end": 5, "context": "Paris accueille le bureau.", "context_start": 0, "citations": [],
+    }],
+    "passages": [
+        {"chunk_id": 1, "document_id": "a", "title": "Article A", "url": "https://example.org/a", "published": "2018-01-02",
+         "text": "Près 7 milliards de dollars.", "start": 0, "end": 28, "score": 1.0},
+        {"chunk_id": 2, "document_id": "c", "title": None, "url": None, "published": None,
+         "text": "Paris accueille le bureau.", "start": 0, "end": 26, "score": 0.5},
+    ],
+}
+
+
+def _reply(page, status: int, body) -> None:
+    page.unroute("**/ask")
+    page.route("**/ask", lambda route: route.fulfill(status=status, content_type="application/json", body=json.dumps(body)))
+
+
+def _submit(page, question: str) -> None:
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+
+
+def _axe_violations(page) -> list[str]:
+    """axe-core's violations on the page as it is now, one line each: impact, rule, help, elements.
+    axe-core comes bundled in the axe-playwright-python test dependency (no network, no npm)."""
+    from importlib.resources import files
+
+    try:  # the file itself: the package's own modules read it in the locale's encoding
+        axe_script = files("axe_playwright_python").joinpath("axe.min.js").read_text(encoding="utf-8")
+    except ModuleNotFoundError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("axe-playwright-python is missing: pip install -e '.[test]'")
+    page.evaluate(axe_script)
+    return page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations.map("
+        "v => v.impact + ' ' + v.id + ': ' + v.help + ' [' + v.nodes.map(n => n.target.join(' ')).join(', ') + ']')")
+
+
+def test_axe_finds_no_violation_in_any_state(page, base_url):
+    """axe-core (WCAG 2.x A/AA and best practices): the empty page, answers with their sources and
+    passages unfolded, the no-answer state, a refused question, the key prompt."""
+    found: dict[str, list[str]] = {}
+    page.goto(base_url + "/")
+    found["empty"] = _axe_violations(page)
+    _reply(page, 200, SAMPLE)
+    _submit(page, "Une question")
+    expect(page.locator("#answers > li")).to_have_count(2, timeout=10_000)
+    page.click("#passages-summary")
+    found["answers"] = _axe_violations(page)
+    _reply(page, 200, {**SAMPLE, "answers": [], "no_answer": True})
+    _submit(page, "Une autre question")
+    expect(page.locator("#no-answer")).to_be_visible(timeout=10_000)
+    found["no answer"] = _axe_violations(page)
+    _submit(page, "   ")
+    expect(page.locator("#status")).to_have_text("Saisissez une question.")
+    found["refused"] = _axe_violations(page)
+    _reply(page, 401, {"detail": "missing API key"})
+    _submit(page, "Une question")
+    expect(page.locator("#key-row")).to_be_visible(timeout=10_000)
+    found["key"] = _axe_violations(page)
+    assert not any(found.values()), found
+
+
+def test_the_question_field_has_a_visible_label(page, base_url):
+    """The placeholder is no label: it is cut on a phone and gone as soon as one types."""
+    page.goto(base_url + "/")
+    label = page.locator("label[for=question]")
+    assert label.inner_text() == "Votre question"
+    box = label.bounding_box()
+    assert box and box["width"] > 50 and box["height"] > 10, box  # not the 1-pixel visually-hidden box
+    expect(page.get_by_role("searchbox", name="Votre question")).to_be_visible()
+
+
+def test_answers_are_headings_under_the_answers_heading(page, base_url):
+    """Screen-reader users move from answer to answer with the heading key; levels never skip."""
+    page.goto(base_url + "/")
+    _reply(page, 200, SAMPLE)
+    _submit(page, "Une question")
+    expect(page.locator("#answers > li")).to_have_count(2, timeout=10_000)
+    answers = page.get_by_role("heading", level=3)
+    assert answers.all_inner_texts() == ["7 milliards de dollars", "Paris"]
+    levels = page.locator("h1, h2, h3, h4, h5, h6").evaluate_all("els => els.map(e => Number(e.tagName[1]))")
+    assert levels[0] == 1 and all(b - a <= 1 for a, b in zip(levels, levels[1:])), levels
+
+
+def test_source_links_say_they_open_a_new_tab(page, base_url):
+    page.goto(base_url + "/")
+    _reply(page, 200, SAMPLE)
+    _submit(page, "Une question")
+    expect(page.locator("#answers > li")).to_have_count(2, timeout=10_000)
+    links = page.locator("#results a[target=_blank]")
+    assert links.count() == 3  # answer A, "also in" B, passage A
+    expect(page.get_by_role("link", name="Article B (nouvel onglet)")).to_have_attribute("href", "https://example.org/b")
+    assert all(a.evaluate("el => el.textContent").endswith(" (nouvel onglet)") for a in links.all())
+    hint = page.locator("#answers a .visually-hidden").first  # in the link's name, not on screen
+    assert hint.bounding_box()["width"] <= 1
+
+
+def test_a_refused_question_marks_the_field_invalid(page, base_url):
+    """The field itself says it is wrong and is described by the message, for the check made here
+    and for the API's 422; the next question asked clears it."""
+    page.goto(base_url + "/")
+    field = page.locator("#question")
+    assert field.get_attribute("aria-invalid") is None
+    _submit(page, "   ")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    assert field.get_attribute("aria-describedby").split() == ["status", "question-hint"]
+    expect(field).to_have_accessible_description("Saisissez une question. 1 000 caractères au plus.")
+    _reply(page, 200, SAMPLE)
+    _submit(page, "Une question")
+    expect(page.locator("#answers > li")).to_have_count(2, timeout=10_000)
+    assert field.get_attribute("aria-invalid") is None and field.get_attribute("aria-describedby") == "question-hint"
+    _reply(page, 422, {"detail": [{"type": "value_error", "loc": ["body", "question"], "msg": "Value error, question must contain at least one letter or digit"}]})
+    page.fill("#question", "???")
+    page.click("#ask-button")
+    expect(page.locator("#status")).to_contain_text("au moins une lettre ou un chiffre", timeout=10_000)
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_be_focused()  # clicked away to the button: back to the field to correct
+
+
+def test_the_page_title_names_the_question(page, base_url):
+    """Each question is a history entry: its title tells them apart in the history menu, in tabs and
+    to screen readers, which read the title first."""
+    page.goto(base_url + "/")
+    assert page.title() == PAGE_TITLE
+    _reply(page, 200, SAMPLE)
+    _submit(page, "Où Netflix ouvre-t-il un bureau ?")
+    expect(page).to_have_title("Où Netflix ouvre-t-il un bureau ? — " + PAGE_TITLE, timeout=10_000)
+    page.go_back()
+    expect(page).to_have_title(PAGE_TITLE, timeout=10_000)
+    page.go_forward()
+    expect(page).to_have_title("Où Netflix ouvre-t-il un bureau ? — " + PAGE_TITLE, timeout=10_000)
+
+
+@pytest.mark.parametrize("status, detail, expected", [
+    (408, "Body not received within 30 seconds (QA_BODY_TIMEOUT)", "pas parvenue au service à temps"),
+    (429, "Too Many Requests", "Trop de questions en peu de temps"),
+    (418, "I'm a teapot", "Le service n’a pas pu répondre (erreur 418"),
+])
+def test_other_http_errors_are_told_in_french(page, base_url, status, detail, expected):
+    page.goto(base_url + "/")
+    _reply(page, status, {"detail": detail})
+    _submit(page, "Une question")
+    expect(page.locator("#status")).to_contain_text(expected, timeout=10_000)
+    if status in (408, 429):
+        assert detail not in page.locator("#status").inner_text()
+    assert page.locator("#status.error").count() == 1
+
+
+def test_an_unreachable_service_is_told_in_french(page, base_url):
+    page.goto(base_url + "/")
+    page.route("**/ask", lambda route: route.abort("connectionrefused"))
+    _submit(page, "Une question")
+    expect(page.locator("#status")).to_have_text("Le service est injoignable. Vérifiez votre connexion et réessayez.", timeout=10_000)
+    assert page.locator("#results").is_hidden()
+
+
+def test_the_button_keeps_a_border_in_forced_colors(browser, base_url):
+    """Windows high-contrast mode drops background colours: a border-less button would read as bare text."""
+    ctx = browser.new_context(forced_colors="active")
+    try:
+        page = ctx.new_page()
+        page.goto(base_url + "/")
+        style, width = page.locator("#ask-button").evaluate("b => [getComputedStyle(b).borderTopStyle, getComputedStyle(b).borderTopWidth]")
+        assert style != "none" and float(width.rstrip("px")) >= 1, (style, width)
+    finally:
+        ctx.close()
+
+
+def test_keyboard_alone_reaches_everything_with_a_visible_focus(page, base_url):
+    """Tab from the top: the question, the button, each source link, the passages (opened with
+    Enter), the footer; every stop shows its focus. Answers are announced by the polite status."""
+    page.goto(base_url + "/")
+    _reply(page, 200, SAMPLE)
+    focused = "() => { const e = document.activeElement; const s = getComputedStyle(e); return [e.id || e.textContent.trim(), e.matches(':focus-visible') && s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0]; }"
+    page.keyboard.press("Tab")
+    assert page.evaluate(focused) == ["question", True]
+    page.keyboard.type("Une question")
+    page.keyboard.press("Enter")
+    expect(page.locator("#answers > li")).to_have_count(2, timeout=10_000)
+    expect(page.locator("#status")).to_have_text("2 réponses")
+    assert page.locator("#status").get_attribute("role") == "status" and page.locator("#status").get_attribute("aria-live") == "polite"
+    stops = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        stop = page.evaluate(focused)
+        stops.append(stop)
+        if stop[0] == "passages-summary" and page.locator("#passages-box").get_attribute("open") is None:
+            page.keyboard.press("Enter")  # unfold: the passages' links come next
+        if stop[0] == "État du service":
+            break
+    names = [s[0] for s in stops]
+    assert names == ["ask-button", "Article A (nouvel onglet)", "Article B (nouvel onglet)", "passages-summary",
+                     "Article A (nouvel onglet)", "API", "État du service"], names
+    assert all(visible for _, visible in stops), stops

@@ -18,6 +18,7 @@
   const passagesSummary = $("passages-summary");
   const passagesEl = $("passages");
   const timing = $("timing");
+  const PAGE_TITLE = document.title;
 
   const MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
     "septembre", "octobre", "novembre", "décembre"];
@@ -64,6 +65,18 @@
   function setStatus(text, isError) {
     statusEl.textContent = text || "";
     statusEl.classList.toggle("error", Boolean(isError));
+  }
+
+  // A refused question: the field says so and is described by the message (screen readers read
+  // it on the field); the next question asked clears it.
+  function markQuestion(problem) {
+    if (problem) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", "status question-hint");
+    } else {
+      input.removeAttribute("aria-invalid");
+      input.setAttribute("aria-describedby", "question-hint");
+    }
   }
 
   // Where is the answer inside its context? The API gives the context's own offset in the
@@ -147,6 +160,8 @@
       a.href = href;
       a.target = "_blank";
       a.rel = "noopener noreferrer";
+      // said to screen readers too: Back in the new tab does not lead back to the answers
+      a.appendChild(el("span", "visually-hidden", " (nouvel onglet)"));
       div.appendChild(a);
     } else {
       div.appendChild(el("span", "title", title));
@@ -193,7 +208,7 @@
       : "Aucun passage ne correspond à la question : l’index est peut-être vide.";
     answers.forEach((a) => {
       const li = el("li", "answer");
-      li.appendChild(el("p", "answer-text", a.text));
+      li.appendChild(el("h3", "answer-text", a.text)); // a heading: screen readers jump from answer to answer
       li.appendChild(highlighted(a));
       li.appendChild(source(a, true));
       const others = otherCitations(a);
@@ -230,6 +245,8 @@
     if (status === 403) return "Accès refusé : cette clé d’accès n’est pas valide. Vérifiez-la ci-dessous.";
     if (status === 503) return "Le service est occupé ou en cours de démarrage. Réessayez dans un instant.";
     if (status === 413) return "La question est trop longue.";
+    if (status === 408) return "La question n’est pas parvenue au service à temps. Réessayez.";
+    if (status === 429) return "Trop de questions en peu de temps. Patientez un instant, puis réessayez.";
     if (status === 422 && body && Array.isArray(body.detail) && body.detail.length) {
       const d = body.detail[0];
       const field = Array.isArray(d.loc) ? d.loc[d.loc.length - 1] : "";
@@ -244,7 +261,14 @@
       const rid = body && body.request_id ? " (référence " + body.request_id + ")" : "";
       return "Erreur interne du service" + rid + ". Réessayez plus tard.";
     }
-    return "Erreur " + status + (body && typeof body.detail === "string" ? " : " + body.detail : "");
+    // the service's own words (English) only as a detail, after a French sentence
+    const detail = body && typeof body.detail === "string" ? " : " + body.detail : "";
+    return "Le service n’a pas pu répondre (erreur " + status + detail + "). Réessayez plus tard.";
+  }
+
+  function questionRefused(body) {
+    const d = body && Array.isArray(body.detail) ? body.detail[0] : null;
+    return Boolean(d && Array.isArray(d.loc) && d.loc[d.loc.length - 1] === "question");
   }
 
   // A newer question replaces the one being answered (its answer would no longer match the box);
@@ -261,6 +285,9 @@
     if (inFlight && inFlightQuestion === question) return; // already on its way
     cancel();
     clearResults(); // the previous question's answers never show under this one
+    markQuestion(false);
+    // each question is a history entry: its title tells them apart (history menu, tabs, screen readers)
+    document.title = question + " — " + PAGE_TITLE;
     const controller = new AbortController();
     inFlight = controller;
     inFlightQuestion = question;
@@ -279,6 +306,10 @@
       if (!resp.ok) {
         clearResults();
         setStatus(errorMessage(resp.status, body), true);
+        if (resp.status === 413 || (resp.status === 422 && questionRefused(body))) {
+          markQuestion(true);
+          input.focus(); // the field to correct
+        }
         if (resp.status === 401 || resp.status === 403) {
           keyRow.hidden = false;
           sessionStorage.removeItem(KEY_STORAGE);
@@ -320,12 +351,15 @@
       cancel();
       clearResults();
       setStatus("");
+      markQuestion(false);
+      document.title = PAGE_TITLE;
       return;
     }
     const problem = check(q);
     if (problem) {
       clearResults();
       setStatus(problem, true);
+      markQuestion(true);
       return;
     }
     ask(q);
@@ -339,6 +373,7 @@
       cancel();
       clearResults();
       setStatus(problem, true);
+      markQuestion(true);
       input.focus();
       return;
     }
