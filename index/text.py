@@ -315,15 +315,23 @@ def visible(text: str, keep: str = "") -> str:
     return "".join((f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") if _hidden(ch, keep) else ch for ch in text)
 
 
+# schemes whose links run code: browsers ignore leading spaces and letter case
+_SCRIPT_SCHEME = re.compile(r"\s*(javascript|vbscript|data):", re.IGNORECASE)
+
+
 def url_problem(url: str, strict: bool = True) -> str | None:
     """What is wrong with a document's URL, or None. Always: Python cannot parse it (filters read
-    its domain) or it holds a control character. ``strict`` (what the API takes): also anything but
-    an absolute http(s) URL."""
+    its domain), it holds a control character, or its scheme runs code in a browser (``javascript:``:
+    answers carry the URL to every client, which may make it a link). ``strict`` (what the API
+    takes): also anything but an absolute http(s) URL."""
     from urllib.parse import urlsplit
 
     problem = control_problem(url)
     if problem is not None:
         return problem
+    m = _SCRIPT_SCHEME.match(url)
+    if m:
+        return f"uses the {m.group(1).lower()}: scheme, which runs code in a browser: give the article's http(s) address"
 
     try:
         host = urlsplit(url).hostname

@@ -432,3 +432,18 @@ def test_normalize_date():
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+def test_urls_whose_links_would_run_code_are_refused(tmp_path):
+    """Answers carry a document's URL to every client, and a page or an app makes it a link: a
+    ``javascript:`` one would run in the reader's browser. The API refuses it; files must too."""
+    recs = [{"id": "a", "title": "A", "text": "Le texte de a.", "url": "JavaScript:alert(1)"},
+            {"id": "b", "title": "B", "text": "Le texte de b.", "url": "/2018/10/article-relatif.html"}]
+    (tmp_path / "recs.jsonl").write_text("\n".join(json.dumps(r) for r in recs), encoding="utf-8")
+    (tmp_path / "art.md").write_text("---\ntitle: Article\nurl: ' javascript:alert(document.cookie)'\n---\nLe texte de l'article.\n", encoding="utf-8")
+    (tmp_path / "img.md").write_text("---\ntitle: Image\nurl: data:text/html,<script>alert(1)</script>\n---\nLe texte.\n", encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    by_id = {d.id: d for d in docs}
+    assert [(e.line, e.reason) for e in errors] == [(1, "'url' uses the javascript: scheme, which runs code in a browser: give the article's http(s) address")]
+    assert by_id["b"].url == "/2018/10/article-relatif.html", "other URLs are kept as given"
+    assert by_id["art"].url is None and by_id["img"].url is None and by_id["art"].text.startswith("Le texte")
