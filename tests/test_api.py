@@ -1108,32 +1108,30 @@ def test_work_whose_clients_all_went_away_is_dropped_or_stopped():
 
     async def scenario():
         inflight, threads = InFlight(), ModelThreads(1)
+
+        def ask(name: str, client: _Client) -> asyncio.Future:
+            return asyncio.ensure_future(inflight.run((name,), _work(name, started, stopped), threads, client))
+
+        async def hang_up(client: _Client, request: asyncio.Future, after_s: float) -> None:
+            await asyncio.sleep(after_s)
+            client.gone = True
+            with pytest.raises(ClientGone):
+                await request
+
         release = threading.Event()
         busy = asyncio.ensure_future(inflight.run(("busy",), lambda stop: release.wait(10), threads))
-        queued_client = _Client()
-        queued = asyncio.ensure_future(inflight.run(("queued",), _work("queued", started, stopped), threads, queued_client))
-        await asyncio.sleep(0.3)
-        queued_client.gone = True
-        with pytest.raises(ClientGone):
-            await queued
+        client = _Client()
+        await hang_up(client, ask("queued", client), 0.3)
         release.set()
         await busy
 
         first, second = _Client(), _Client()
-        a = asyncio.ensure_future(inflight.run(("shared",), _work("shared", started, stopped), threads, first))
-        b = asyncio.ensure_future(inflight.run(("shared",), _work("shared", started, stopped), threads, second))
-        await asyncio.sleep(0.5)
-        first.gone = True
-        with pytest.raises(ClientGone):
-            await a
+        a, b = ask("shared", first), ask("shared", second)
+        await hang_up(first, a, 0.5)
         assert await b == "shared", "the other client still gets the answer"
 
         last = _Client()
-        c = asyncio.ensure_future(inflight.run(("running",), _work("running", started, stopped), threads, last))
-        await asyncio.sleep(0.5)
-        last.gone = True
-        with pytest.raises(ClientGone):
-            await c
+        await hang_up(last, ask("running", last), 0.5)
         for _ in range(100):
             if stopped:
                 break

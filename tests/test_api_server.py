@@ -165,29 +165,36 @@ def test_a_client_that_hangs_up_stops_its_extract(server, http, indexed):
     context = " ".join(indexed.values())
     context = (context * (60_000 // len(context) + 1))[:60_000]  # ~15,000 tokens: ~15 s of reading on 2 cores
     body = json.dumps({"question": "Combien Netflix investit-il ?", "context": context}).encode()
-    before = _count(http.get("/metrics").text, "/extract", 499)
-    sock = _raw_post(server["base"], "/extract", f"Content-Length: {len(body)}\r\n", body)
-    time.sleep(1.5)  # reading has started
+    _hang_up(server, http, "/extract", body, after_s=1.5)  # reading has started
+    assert "/extract: the client went away" in server["log"].read_text()
+
+
+def _hang_up(server, http, route: str, body: bytes, after_s: float) -> None:
+    """POST ``body`` to ``route``, hang up after ``after_s`` seconds, then wait until the server
+    has counted a 499 (client closed request) for it."""
+    before = _count(http.get("/metrics").text, route, 499)
+    sock = _raw_post(server["base"], route, f"Content-Length: {len(body)}\r\n", body)
+    time.sleep(after_s)
     sock.close()
     deadline = time.monotonic() + 60
-    while _count(http.get("/metrics").text, "/extract", 499) == before:
-        assert time.monotonic() < deadline, "the /extract of a client that went away was not stopped"
+    while _count(http.get("/metrics").text, route, 499) == before:
+        assert time.monotonic() < deadline, f"the {route} of a client that went away was not ended"
         time.sleep(0.5)
-    assert "the client went away" in server["log"].read_text()
 
 
 def test_a_client_that_hangs_up_stops_its_ask(server, http, indexed):
     """The same for /ask (reading 50 passages: seconds on 2 cores): the request ends with the client
     (499 in the metrics) and the reading it alone waited for is told to stop."""
-    body = json.dumps({"question": "Combien Netflix investit-il dans ses contenus ?", "top_k": 50}).encode()
-    before = _count(http.get("/metrics").text, "/ask", 499)
-    sock = _raw_post(server["base"], "/ask", f"Content-Length: {len(body)}\r\n", body)
-    time.sleep(1.0)
-    sock.close()
-    deadline = time.monotonic() + 60
-    while _count(http.get("/metrics").text, "/ask", 499) == before:
-        assert time.monotonic() < deadline, "the /ask of a client that went away was not ended"
-        time.sleep(0.5)
+    # 50 passages of ~200 tokens (the seed articles are 18 chunks: under a second of reading on a quiet machine)
+    text = " ".join(indexed.values())
+    doc = {"id": "long-read", "title": "Lecture longue", "text": (text * (40_000 // len(text) + 1))[:40_000]}
+    r = http.post("/documents", json={"documents": [doc]}, headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 200 and r.json()["documents"][0]["chunks"] >= 50, r.text
+    try:
+        body = json.dumps({"question": "Combien Netflix investit-il dans ses contenus ?", "top_k": 50, "filters": {"document_ids": ["long-read"]}}).encode()
+        _hang_up(server, http, "/ask", body, after_s=0.5)
+    finally:
+        http.delete("/documents/long-read", headers={"Authorization": f"Bearer {KEY}"})
     assert "/ask: the client went away" in server["log"].read_text()
 
 

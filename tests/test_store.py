@@ -731,52 +731,34 @@ def test_source_files_skip_metadata_that_is_not_json(tmp_path, embedder):
     store.close()
 
 
-def test_terms_of_an_older_analyser_are_redone_when_the_index_opens(tmp_path, embedder):
-    """An index written before the analyser changed (fr-1 split "co\\u00adfondateur" at its soft
-    hyphen) gets its BM25 terms analysed again on open: nothing to re-index by hand."""
+@pytest.mark.parametrize("old, text, old_terms, query, term", [
+    # fr-1 split "co\u00adfondateur" at its soft hyphen
+    ("fr-1", "Arthur Mensch est le co\u00adfondateur de Mistral AI, une entreprise parisienne.", "arthur mensch co fondateur mistral", "cofondateur", "cofond"),
+    # fr-2 read "2\u202f905" as the terms "2" and "905"
+    ("fr-2", "Le catalogue de Netflix compte 2\u202f905 titres en septembre.", "catalogu netflix compt 2 905 titr septembr", "2905", "2905"),
+])
+def test_terms_of_an_older_analyser_are_redone_when_the_index_opens(tmp_path, embedder, old, text, old_terms, query, term):
+    """An index written before the analyser changed gets its BM25 terms analysed again on open, so a
+    question finds what the new analyser reads: nothing to re-index by hand."""
     import sqlite3
 
     from index.text import ANALYZER_VERSION, analyze
 
-    doc = Document(id="shy", title="Une start-up", text="Arthur Mensch est le co\u00adfondateur de Mistral AI, une entreprise parisienne.")
     store = IndexStore.open(tmp_path, embedder)
-    store.add_documents([doc, *synth_docs(3)])
+    store.add_documents([Document(id="old", title="Un article", text=text), *synth_docs(3)])
     store.close()
-    with sqlite3.connect(tmp_path / "index.sqlite3") as conn:  # as fr-1 wrote them
-        conn.execute("UPDATE chunks SET terms = 'arthur mensch co fondateur mistral' WHERE document_id = 'shy'")
-        conn.execute("UPDATE meta SET value = 'fr-1' WHERE key = 'analyzer'")
+    with sqlite3.connect(tmp_path / "index.sqlite3") as conn:  # as the older analyser wrote them
+        conn.execute("UPDATE chunks SET terms = ? WHERE document_id = 'old'", (old_terms,))
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'analyzer'", (old,))
     conn.close()
     store = IndexStore.open(tmp_path, embedder)
     try:
-        assert [r.document_id for r in store.search("cofondateur", top_k=1, mode="bm25")] == ["shy"]
+        assert [r.document_id for r in store.search(query, top_k=1, mode="bm25")] == ["old"]
         with sqlite3.connect(tmp_path / "index.sqlite3") as conn:
             assert conn.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone() == (ANALYZER_VERSION,)
-            assert "cofond" in conn.execute("SELECT terms FROM chunks WHERE document_id = 'shy'").fetchone()[0].split()
+            assert term in conn.execute("SELECT terms FROM chunks WHERE document_id = 'old'").fetchone()[0].split()
         conn.close()
-        assert "cofond" in analyze("co\u00adfondateur")
-    finally:
-        store.close()
-
-
-def test_an_index_of_the_fr2_analyser_joins_grouped_thousands_when_it_opens(tmp_path, embedder):
-    """fr-2 read "2\u202f905" as the terms "2" and "905": an index it wrote is analysed again on open
-    (fr-3), so a question's "2905" finds the passage with nothing to re-index by hand."""
-    import sqlite3
-
-    doc = Document(id="num", title="Catalogue", text="Le catalogue de Netflix compte 2\u202f905 titres en septembre.")
-    store = IndexStore.open(tmp_path, embedder)
-    store.add_documents([doc, *synth_docs(3)])
-    store.close()
-    with sqlite3.connect(tmp_path / "index.sqlite3") as conn:  # as fr-2 wrote them
-        conn.execute("UPDATE chunks SET terms = 'catalogu catalogu netflix compt 2 905 titr septembr' WHERE document_id = 'num'")
-        conn.execute("UPDATE meta SET value = 'fr-2' WHERE key = 'analyzer'")
-    conn.close()
-    store = IndexStore.open(tmp_path, embedder)
-    try:
-        assert [r.document_id for r in store.search("2905", top_k=3, mode="bm25")] == ["num"]
-        with sqlite3.connect(tmp_path / "index.sqlite3") as conn:
-            assert "2905" in conn.execute("SELECT terms FROM chunks WHERE document_id = 'num'").fetchone()[0].split()
-        conn.close()
+        assert term in analyze(query)
     finally:
         store.close()
 
