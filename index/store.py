@@ -81,6 +81,7 @@ PROGRESS_LOG_S = 30.0  # seconds between progress lines when there is no progres
 # most one call (16 passages ~1.3 s on 2 cores, 64 took ~5.5 s; same throughput)
 EMBED_BATCH = 16
 REFRESH_EVERY_S = 2.0
+BUSY_TIMEOUT_S = 60.0  # how long a connection waits for another process's lock
 _SQL_VARS = 900
 
 
@@ -288,6 +289,22 @@ def passage_text(title: str | None, text: str) -> str:
     return text
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the database to write-ahead logging. SQLite refuses at once ("database is locked"),
+    without its busy timeout, while another connection creates the same new database (the workers of
+    `qa serve --workers 2` starting on a new folder), to avoid a deadlock: try again until it is done."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _batched(seq, n):
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
@@ -367,8 +384,12 @@ class IndexStore:
         return store
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        try:
+            _use_wal(conn)
+        except BaseException:
+            conn.close()
+            raise
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn

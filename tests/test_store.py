@@ -683,6 +683,30 @@ def test_chunks_cut_before_the_lock_follow_a_rebuild_made_meanwhile(tmp_path, em
         writer.check_consistency()
 
 
+def test_a_new_index_opens_while_another_process_is_creating_it(tmp_path, embedder):
+    """`qa serve --workers 2` on a new folder: both workers create the database at once. SQLite answers
+    "database is locked" at once, without waiting its busy timeout, to a switch to WAL while another
+    connection holds the write lock of the new file; a worker that got it stopped the whole server."""
+    import sqlite3
+
+    data = tmp_path / "new"
+    data.mkdir()
+    creator = sqlite3.connect(data / "index.sqlite3", isolation_level=None, check_same_thread=False)
+    creator.execute("BEGIN IMMEDIATE")
+    creator.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    done = threading.Timer(0.5, creator.execute, args=("COMMIT",))
+    done.start()
+    try:
+        store = IndexStore.open(data, embedder)
+    finally:
+        done.join()
+        creator.close()
+    with store:
+        store.add_documents(synth_docs(2))
+        assert store.counts() == {"documents": 2, "chunks": 2}
+        store.check_consistency()
+
+
 def test_an_index_from_before_the_dense_type_was_recorded_keeps_its_type(tmp_path, embedder, caplog):
     import logging
     import sqlite3
