@@ -8,10 +8,12 @@ then writes the index files of the new generation. Opening a store whose files d
 SQLite generation (a kill between the commit and the renames) rebuilds them from SQLite, without
 re-embedding. So a crash at any moment leaves the old consistent state or the new one.
 
-Concurrency. Writes are serialised by a lock (and a file lock across processes). Searches read an
-immutable snapshot (FAISS index, BM25 index, metadata arrays) that a write replaces in one
-assignment; SQLite reads use one connection per thread (WAL mode). The embedder's tokenizer is not
-safe to share between threads, so model calls take a short lock (per batch for long jobs).
+Concurrency. Writes are serialised by a lock (and a file lock across processes), taken once the
+write's passages are embedded: meanwhile other writers go on, and so do the refreshes that bring
+this process's searches the writes of other processes. Searches read an immutable snapshot (FAISS
+index, BM25 index, metadata arrays) that a write replaces in one assignment; SQLite reads use one
+connection per thread (WAL mode). The embedder's tokenizer is not safe to share between threads, so
+model calls take a short lock (per batch for long jobs).
 """
 
 from __future__ import annotations
@@ -746,9 +748,8 @@ class IndexStore:
                 bar.close()
         return out
 
-    def _chunk(self, doc: Document) -> list[Chunk]:
+    def _chunk(self, doc: Document, size: int, overlap: int) -> list[Chunk]:
         with self._model_lock:
-            size, overlap = self.chunk_size, self.overlap
             title_line = passage_text(doc.title, "")
             if title_line:  # a title longer than the tokens kept for it takes them from the chunk
                 size, overlap = token_budget(self.embedder, size, overlap, self.embedder.count_tokens(title_line) + 1)
@@ -767,36 +768,37 @@ class IndexStore:
             batch[d.id] = d  # the last one wins
         if not batch:
             return report
-        with self._write_lock:
+        self._check_open()
+        # first, without the locks: chunk and embed what the batch needs (the long part), so that
+        # other processes' writes (a server's DELETE during `qa index`) are not held up by it, and so
+        # that this process's searches go on picking up those writes (refresh needs the write lock)
+        chunked: dict[tuple, list[Chunk]] = {}
+        _, plans, _ = self._plan(self._rconn(), batch, chunked)
+        computed, report.chunks_embedded = self._vectors_for(self._rconn(), plans, {}, progress)
+        with self._write_lock, self._file_lock():
             self._check_open()
-            # first, without the file lock: chunk and embed what the batch needs (the long part), so
-            # that other processes' writes (a server's DELETE during `qa index`) are not held up by it
-            chunked: dict[tuple[str, str], list[Chunk]] = {}
-            _, plans, _ = self._plan(self._rconn(), batch, chunked)
-            computed, report.chunks_embedded = self._vectors_for(self._rconn(), plans, {}, progress)
-            with self._file_lock():
-                # then, locked: plan again against what other processes may have written meanwhile
-                if self._sync_for_write():
-                    chunked.clear()  # another process re-chunked the index: chunk as it does now
-                c = self._wconn
-                existing, plans, old = self._plan(c, batch, chunked)
-                report.documents_unchanged = len(batch) - len(plans)
-                report.chunk_counts.update({doc_id: n for doc_id, (_, n) in existing.items()})
-                if not plans:
-                    return report
-                # vectors computed above; only documents another process changed meanwhile need more
-                vectors, late = self._vectors_for(c, plans, computed, progress)
-                report.chunks_embedded += late
-                _crash_point("embedded")
-                self._write_plans(c, plans, existing, old, vectors, report)
+            # then, locked: plan again against what other processes may have written meanwhile (a
+            # rebuild with another chunk size: chunks cut with the old one are not reused)
+            self._sync_for_write()
+            c = self._wconn
+            existing, plans, old = self._plan(c, batch, chunked)
+            report.documents_unchanged = len(batch) - len(plans)
+            report.chunk_counts.update({doc_id: n for doc_id, (_, n) in existing.items()})
+            if not plans:
+                return report
+            # vectors computed above; only documents another process changed meanwhile need more
+            vectors, late = self._vectors_for(c, plans, computed, progress)
+            report.chunks_embedded += late
+            _crash_point("embedded")
+            self._write_plans(c, plans, existing, old, vectors, report)
         return report
 
-    def _plan(self, conn, batch: dict[str, Document], chunked: dict[tuple[str, str], list[Chunk]]):
+    def _plan(self, conn, batch: dict[str, Document], chunked: dict[tuple, list[Chunk]]):
         """What writing ``batch`` changes, as ``conn`` sees the index: the stored documents of the batch
         (id -> (content hash, chunk count)), the plans of the new or changed ones (doc, hash, chunks,
         passages, passage hashes) and the stored chunks of those being replaced (chunk id -> hash).
-        ``chunked`` keeps each document's chunks by content hash so that a second plan does not
-        chunk it again."""
+        ``chunked`` keeps each document's chunks by content hash and chunk size so that a second plan
+        does not chunk it again, unless the index was re-chunked with another size in between."""
         existing: dict[str, tuple[str, int]] = {}
         for ids in _batched(list(batch), _SQL_VARS):
             q = f"SELECT id, content_hash, n_chunks FROM documents WHERE id IN ({','.join('?' * len(ids))})"
@@ -807,9 +809,11 @@ class IndexStore:
             h = _doc_hash(doc)
             if doc.id in existing and existing[doc.id][0] == h:
                 continue
-            chunks = chunked.get((doc.id, h))
+            # read once: before the locks, a refresh may take up another process's rebuild meanwhile
+            size, overlap = self.chunk_size, self.overlap
+            chunks = chunked.get((doc.id, h, size, overlap))
             if chunks is None:
-                chunks = chunked[(doc.id, h)] = self._chunk(doc)
+                chunks = chunked[(doc.id, h, size, overlap)] = self._chunk(doc, size, overlap)
             passages = [passage_text(doc.title, ch.text) for ch in chunks]
             plans.append((doc, h, chunks, passages, [content_hash(p) for p in passages]))
         old: dict[int, str] = {}
@@ -917,14 +921,14 @@ class IndexStore:
             self._publish(snap)
             return doc_id
 
-    def _sync_for_write(self) -> bool:
+    def _sync_for_write(self) -> None:
         """Under the file lock: if another process wrote since our snapshot, start from its state
         (unless it re-embedded the index with another model: then nothing more is written here),
-        and take the index's layout as it is now. True when the chunking changed."""
+        and take the index's layout as it is now."""
         if self._snap is None or self._generation(self._wconn) != self._snap.generation:
             self._check_built_with(self._wconn)
             self._snap = self._load_snapshot(repair=True)
-        return self._follow_layout(self._wconn)
+        self._follow_layout(self._wconn)
 
     def _check_built_with(self, conn) -> None:
         """After another process wrote: stop if it re-embedded the index with another model."""
@@ -977,7 +981,7 @@ class IndexStore:
         self._apply_layout(self._configured)
         rows = []
         for doc in docs:
-            for ch in self._chunk(doc):
+            for ch in self._chunk(doc, self.chunk_size, self.overlap):
                 p = passage_text(doc.title, ch.text)
                 rows.append((ch, p, content_hash(p)))
         # the same model (a new chunk size or dense index type): passages already embedded keep their vectors

@@ -683,6 +683,55 @@ def test_chunks_cut_before_the_lock_follow_a_rebuild_made_meanwhile(tmp_path, em
         writer.check_consistency()
 
 
+def test_a_process_embedding_a_write_still_picks_up_other_processes_writes(tmp_path, embedder):
+    """A server worker embedding a long POST /documents goes on answering searches: they must find what
+    other processes (`qa index`, the other worker) write meanwhile at the next refresh, not only once
+    its own write is done (a 300-document POST kept one worker 16 s behind)."""
+    data = tmp_path / "stale"
+    with IndexStore.open(data, embedder) as other:
+        other.add_documents(synth_docs(2))
+        slow = BlockingEmbedder(embedder)
+        with IndexStore.open(data, slow) as server:
+            writer = threading.Thread(target=server.add_documents, args=([Document(id="long", title="Budget", text=LONG_TEXT)],))
+            writer.start()
+            try:
+                assert slow.embedding.wait(60)
+                other.add_documents([Document(id="late", title="Tard", text="Les vendanges tardives du Jura sont annoncées.")])
+                other.delete_document("doc-000")
+                server._last_refresh = 0.0  # a refresh is due
+                hits = server.search("vendanges tardives du Jura", top_k=1, mode="bm25")
+                assert [h.document_id for h in hits] == ["late"]
+                assert server.generation == other.generation
+            finally:
+                slow.release.set()
+                writer.join(120)
+            server.check_consistency()
+            assert {d.id for d in server.list_documents()[0]} == {"doc-001", "late", "long"}
+
+
+def test_a_refresh_during_the_embedding_does_not_hide_a_rebuild_from_the_write(tmp_path, embedder):
+    """Chunks cut before the lock with the old chunk size are cut again even when a search of the
+    writing process has already taken up the new size (the refresh no longer waits for the write)."""
+    data = tmp_path / "race2"
+    with IndexStore.open(data, embedder, chunk_tokens=200, overlap_tokens=40) as store:
+        store.add_documents(synth_docs(2))
+    slow = BlockingEmbedder(embedder)
+    with IndexStore.open(data, slow, chunk_tokens=200, overlap_tokens=40) as writer:
+        t = threading.Thread(target=writer.add_documents, args=([Document(id="long", title="Budget", text=LONG_TEXT)],))
+        t.start()
+        try:
+            assert slow.embedding.wait(60)
+            with IndexStore.open(data, embedder, chunk_tokens=40, overlap_tokens=10, rebuild=True):
+                pass
+            writer._last_refresh = 0.0
+            writer.search("budget annuel", top_k=1, mode="bm25")  # takes up the 40-token layout, if it can
+        finally:
+            slow.release.set()
+            t.join(120)
+        assert max(_token_sizes(writer, embedder, "long")) <= 40
+        writer.check_consistency()
+
+
 def test_a_new_index_opens_while_another_process_is_creating_it(tmp_path, embedder):
     """`qa serve --workers 2` on a new folder: both workers create the database at once. SQLite answers
     "database is locked" at once, without waiting its busy timeout, to a switch to WAL while another
