@@ -7,9 +7,14 @@ importing this module loads nothing). The routes are in ``api.routes``; retrieva
 
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
 import json
 import logging
+import multiprocessing
+import os
+import signal
+import sys
 import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -42,6 +47,26 @@ except importlib.metadata.PackageNotFoundError:  # run from a checkout that was 
     VERSION = "0+unknown"
 
 MAX_ECHOED_CHARS = 500
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def end_with_parent() -> None:
+    """In a worker of ``qa serve --workers N``: receive SIGTERM (a graceful drain) when the parent
+    dies. Killed with SIGKILL, the parent cannot stop its workers: they went on serving, holding the
+    port (a restart failed with "address already in use") and a GB of models each. Linux only;
+    uvicorn starts every worker from its main thread, whose end is what the kernel watches."""
+    parent = multiprocessing.parent_process()
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError) as exc:  # no prctl (another libc): as before, nothing to do
+        log.warning("a worker cannot be tied to its parent process (%s): kill the workers too if you kill the parent with SIGKILL", exc)
+        return
+    if os.getppid() != parent.pid:  # the parent died before the call
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def echoed_input(value: Any) -> Any:
@@ -53,6 +78,7 @@ def echoed_input(value: Any) -> Any:
 def create_app(settings: Settings | None = None, service: "QAService | None" = None) -> FastAPI:
     """App factory. With ``service=None`` the models are loaded once, in the lifespan."""
     settings = settings or load_settings()  # a bad QA_* variable: a SettingsError naming it
+    end_with_parent()
     if not logging.getLogger().handlers:  # a worker process of `qa serve --workers N`, or another ASGI server
         setup_logging(settings.log_level)  # as `qa` does (faiss's loader would report each library it tries)
     log.setLevel(settings.log_level.upper())

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import httpx
 import pytest
@@ -309,27 +310,46 @@ def test_shutdown_gives_requests_in_progress_a_deadline(tmp_path):
     assert "cancelled before its answer (server shutting down)" in text and "Traceback" not in text
 
 
+def _serve_two_workers(tmp_path, log, **env_extra) -> tuple[subprocess.Popen, str]:
+    """`qa serve --workers 2` on a new folder, once both workers are up: (process, base URL)."""
+    port = free_port()
+    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "QA_API_KEY": "", "QA_READ_KEY": "", "TMPDIR": str(tmp_path), **env_extra,
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--workers", "2"],
+                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log_path = Path(log.name)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:  # both workers up: each logs its start-up
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc, timeout=60)
+            pytest.fail(log_path.read_text()[-4000:])
+        if log_path.read_text().count("Application startup complete") >= 2:
+            return proc, f"http://127.0.0.1:{port}"
+        time.sleep(0.5)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_metrics_count_every_worker(tmp_path):
     """`qa serve --workers 2`: each scrape of /metrics, whichever worker answers it, counts the
     requests that both workers served (prometheus_client's multiprocess mode). And the settings
     `qa serve` hands to uvicorn (QA_ROOT_PATH) reach it."""
-    port = free_port()
-    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "QA_API_KEY": "", "QA_READ_KEY": "", "TMPDIR": str(tmp_path), "QA_ROOT_PATH": "/qa",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = tmp_path / "serve.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--workers", "2"],
-                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
+        proc, base = _serve_two_workers(tmp_path, log, QA_ROOT_PATH="/qa")
         try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while True:  # both workers up: each logs its start-up
-                assert proc.poll() is None, log_path.read_text()[-4000:]
-                if log_path.read_text().count("Application startup complete") >= 2:
-                    break
-                assert time.monotonic() < deadline, log_path.read_text()[-4000:]
-                time.sleep(0.5)
             assert len(list(tmp_path.glob("qa-metrics-*"))) == 1
             for _ in range(20):  # a new connection each time, so that both workers take some
                 assert httpx.get(f"{base}/documents", timeout=60).status_code == 200
@@ -342,3 +362,29 @@ def test_metrics_count_every_worker(tmp_path):
             stop(proc, timeout=60)
     assert "Traceback" not in log_path.read_text()
     assert list(tmp_path.glob("qa-metrics-*")) == []  # the metrics folder goes with the server
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are tied to their parent with Linux's prctl")
+def test_workers_end_with_a_killed_parent(tmp_path):
+    """SIGKILL of `qa serve --workers 2` (the OOM killer, a supervisor's kill -9) cannot let the parent
+    stop its workers: they went on serving, holding the port and a GB each, and the restart failed
+    with "address already in use". They now get SIGTERM when it dies."""
+    with open(tmp_path / "serve.log", "w") as log:
+        proc, base = _serve_two_workers(tmp_path, log)
+        workers = [pid for pid in _children(proc.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+        try:
+            assert len(workers) == 2, workers
+            proc.kill()
+            proc.wait()
+            deadline = time.monotonic() + 60
+            while any(Path(f"/proc/{pid}").exists() for pid in workers):
+                assert time.monotonic() < deadline, "the workers outlived their parent"
+                time.sleep(0.5)
+            with pytest.raises(httpx.TransportError):
+                httpx.get(f"{base}/health", timeout=5)
+        finally:
+            for pid in workers:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
