@@ -666,7 +666,11 @@ def test_handles_opened_on_an_empty_index_follow_the_first_write(tmp_path, embed
         second.close()
 
 
-def test_chunks_cut_before_the_lock_follow_a_rebuild_made_meanwhile(tmp_path, embedder):
+@pytest.mark.parametrize("search_meanwhile", [False, True])
+def test_chunks_cut_before_the_lock_follow_a_rebuild_made_meanwhile(tmp_path, embedder, search_meanwhile):
+    """Another process re-chunks the index (40 tokens) while a write embeds passages cut with 200: they
+    are cut again at commit, also when a search of the writing process has already taken up the new
+    size (the refresh no longer waits for the write)."""
     data = tmp_path / "race"
     with IndexStore.open(data, embedder, chunk_tokens=200, overlap_tokens=40) as store:
         store.add_documents(synth_docs(2))
@@ -674,11 +678,16 @@ def test_chunks_cut_before_the_lock_follow_a_rebuild_made_meanwhile(tmp_path, em
     with IndexStore.open(data, slow, chunk_tokens=200, overlap_tokens=40) as writer:
         t = threading.Thread(target=writer.add_documents, args=([Document(id="long", title="Budget", text=LONG_TEXT)],))
         t.start()
-        assert slow.embedding.wait(60)
-        with IndexStore.open(data, embedder, chunk_tokens=40, overlap_tokens=10, rebuild=True):
-            pass  # another process re-chunks the index with 40 tokens while the writer embeds
-        slow.release.set()
-        t.join(120)
+        try:
+            assert slow.embedding.wait(60)
+            with IndexStore.open(data, embedder, chunk_tokens=40, overlap_tokens=10, rebuild=True):
+                pass
+            if search_meanwhile:
+                writer._last_refresh = 0.0
+                writer.search("budget annuel", top_k=1, mode="bm25")  # takes up the 40-token layout, if it can
+        finally:
+            slow.release.set()
+            t.join(120)
         assert max(_token_sizes(writer, embedder, "long")) <= 40
         writer.check_consistency()
 
@@ -707,29 +716,6 @@ def test_a_process_embedding_a_write_still_picks_up_other_processes_writes(tmp_p
                 writer.join(120)
             server.check_consistency()
             assert {d.id for d in server.list_documents()[0]} == {"doc-001", "late", "long"}
-
-
-def test_a_refresh_during_the_embedding_does_not_hide_a_rebuild_from_the_write(tmp_path, embedder):
-    """Chunks cut before the lock with the old chunk size are cut again even when a search of the
-    writing process has already taken up the new size (the refresh no longer waits for the write)."""
-    data = tmp_path / "race2"
-    with IndexStore.open(data, embedder, chunk_tokens=200, overlap_tokens=40) as store:
-        store.add_documents(synth_docs(2))
-    slow = BlockingEmbedder(embedder)
-    with IndexStore.open(data, slow, chunk_tokens=200, overlap_tokens=40) as writer:
-        t = threading.Thread(target=writer.add_documents, args=([Document(id="long", title="Budget", text=LONG_TEXT)],))
-        t.start()
-        try:
-            assert slow.embedding.wait(60)
-            with IndexStore.open(data, embedder, chunk_tokens=40, overlap_tokens=10, rebuild=True):
-                pass
-            writer._last_refresh = 0.0
-            writer.search("budget annuel", top_k=1, mode="bm25")  # takes up the 40-token layout, if it can
-        finally:
-            slow.release.set()
-            t.join(120)
-        assert max(_token_sizes(writer, embedder, "long")) <= 40
-        writer.check_consistency()
 
 
 def test_a_new_index_opens_while_another_process_is_creating_it(tmp_path, embedder):
