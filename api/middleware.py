@@ -100,18 +100,23 @@ def route_template(scope: Scope, routes: list | None = None) -> str:
     return path if isinstance(path, str) and path else "unmatched"
 
 
+def _not_utf8(data: bytes) -> str | None:
+    """Where percent-decoded bytes stop being UTF-8 ("its byte 0 is 0xFF"), or None when they are."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"its byte {exc.start} is 0x{data[exc.start]:02X}"
+    return None
+
+
 def path_problem(path: str, raw_path: bytes | None = None) -> str | None:
     """Why no resource can live at ``path`` (percent-decoded; ``raw_path`` as sent), or None. A
     control character is never part of a route or a document id, and Starlette's patterns end in
     ``$``, which also matches before a final line break: ``/documents/a%0A`` would otherwise reach
     document ``a``. Bytes that are not UTF-8 (``/documents/%FF``) would reach it as U+FFFD."""
-    if raw_path is not None:
-        data = unquote_to_bytes(raw_path)
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return (f"no resource has a path that is not UTF-8 once percent-decoded (its byte {exc.start} is 0x{data[exc.start]:02X}): "
-                    "percent-encode the UTF-8 bytes of a document id (é is %C3%A9)")
+    bad = _not_utf8(unquote_to_bytes(raw_path)) if raw_path is not None else None
+    if bad is not None:
+        return f"no resource has a path that is not UTF-8 once percent-decoded ({bad}): percent-encode the UTF-8 bytes of a document id (é is %C3%A9)"
     for i, ch in enumerate(path):
         if unicodedata.category(ch) == "Cc":
             return f"no resource has a control character in its path (U+{ord(ch):04X} at position {i}): routes and document ids never contain one"
@@ -358,15 +363,13 @@ def query_problems(query_string: bytes) -> list[dict[str, Any]]:
         raw_name, _, raw_value = part.partition(b"=")
         name, value = (unquote_to_bytes(x.replace(b"+", b" ")) for x in (raw_name, raw_value))
         for what, data in (("name", name), ("value", value)):
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as exc:
+            bad = _not_utf8(data)
+            if bad is not None:
                 shown = name.decode("utf-8", "replace")
                 where = "a query parameter's name" if what == "name" else f"query parameter {shown!r}"
                 problems.append({
                     "type": "string_unicode", "loc": ["query", shown], "input": None,
-                    "msg": f"{where} is not UTF-8 text once percent-decoded (its byte {exc.start} is 0x{data[exc.start]:02X}): "
-                           "percent-encode the UTF-8 bytes of the text (é is %C3%A9)",
+                    "msg": f"{where} is not UTF-8 text once percent-decoded ({bad}): percent-encode the UTF-8 bytes of the text (é is %C3%A9)",
                 })
                 break
     return problems

@@ -85,8 +85,9 @@ class DocTable:
         dom_index: dict[str, int] = {}
         not_nfc: dict[str, list[int]] = {}
         for doc_id, url, published in rows:
-            if normalize_id(doc_id) != doc_id:
-                not_nfc.setdefault(normalize_id(doc_id), []).append(len(ids))
+            nfc = normalize_id(doc_id)
+            if nfc != doc_id:
+                not_nfc.setdefault(nfc, []).append(len(ids))
             ids.append(doc_id)
             d = normalize_domain(url)
             doms.append(dom_index.setdefault(d, len(dom_index)) if d else -1)
