@@ -255,8 +255,8 @@ def test_http_errors_are_shown_in_french(page, base_url):
     page.goto(base_url + "/")
     page.fill("#question", "Une question")
     page.click("#ask-button")
-    expect(page.locator("#status")).to_contain_text("abc123", timeout=10_000)
-    assert "Erreur interne" in page.locator("#status").inner_text()
+    expect(page.locator("#error")).to_contain_text("abc123", timeout=10_000)
+    assert "Erreur interne" in page.locator("#error").inner_text()
     assert page.locator("#results").is_hidden()
 
 
@@ -267,7 +267,7 @@ def test_key_prompt_on_401(page, base_url):
     page.fill("#question", "Une question")
     page.click("#ask-button")
     expect(page.locator("#key-row")).to_be_visible(timeout=10_000)
-    assert "clé" in page.locator("#status").inner_text()
+    assert "clé" in page.locator("#error").inner_text()
 
 
 def test_a_wrong_key_is_told_apart_and_the_key_field_gets_the_focus(page, base_url):
@@ -276,7 +276,7 @@ def test_a_wrong_key_is_told_apart_and_the_key_field_gets_the_focus(page, base_u
     page.fill("#question", "Une question")
     page.click("#ask-button")
     expect(page.locator("#key-row")).to_be_visible(timeout=10_000)
-    assert "n’est pas valide" in page.locator("#status").inner_text()
+    assert "n’est pas valide" in page.locator("#error").inner_text()
     expect(page.locator("#api-key")).to_be_focused()
 
 
@@ -286,15 +286,15 @@ def test_a_busy_service_is_not_called_an_internal_error(page, base_url):
     page.goto(base_url + "/")
     page.fill("#question", "Une question")
     page.click("#ask-button")
-    expect(page.locator("#status")).to_contain_text("occupé", timeout=10_000)
-    assert "Erreur interne" not in page.locator("#status").inner_text()
+    expect(page.locator("#error")).to_contain_text("occupé", timeout=10_000)
+    assert "Erreur interne" not in page.locator("#error").inner_text()
 
 
 def test_back_to_the_page_without_a_question_clears_the_answers(page, base_url):
     ask(page, base_url, SHOWCASE_QUESTION)
     page.go_back()  # to "/" without ?q=
     expect(page.locator("#results")).to_be_hidden(timeout=10_000)
-    assert page.input_value("#question") == "" and page.locator("#status").inner_text() == ""
+    assert page.input_value("#question") == "" and page.locator("#status").inner_text() == "" and page.locator("#error").inner_text() == ""
 
 
 def test_a_double_click_asks_once_and_old_answers_go_at_once(page, base_url):
@@ -332,7 +332,7 @@ def test_the_length_limit_counts_an_emoji_once(page, base_url):
     page.fill("#question", "Qui dirige Zorglub ? " + "🎉" * 490)  # 511 characters for the API, 1,001 UTF-16 units
     page.press("#question", "Enter")
     expect(page.locator("#results")).to_be_visible(timeout=TIMEOUT_MS)
-    assert asked and "trop longue" not in page.locator("#status").inner_text()
+    assert asked and "trop longue" not in page.locator("#error").inner_text()
 
 
 def test_a_newer_question_replaces_the_one_being_answered(page, base_url):
@@ -357,7 +357,7 @@ def test_an_error_clears_the_previous_answers(page, base_url):
     page.route("**/ask", lambda route: route.fulfill(status=500, content_type="application/json", body=json.dumps({"detail": "internal error", "request_id": "r1"})))
     page.fill("#question", "Une autre question")
     page.press("#question", "Enter")
-    expect(page.locator("#status")).to_contain_text("Erreur interne", timeout=10_000)
+    expect(page.locator("#error")).to_contain_text("Erreur interne", timeout=10_000)
     assert page.locator("#results").is_hidden()
 
 
@@ -367,11 +367,11 @@ def test_too_long_or_word_less_questions_are_explained(page, base_url):
     page.on("request", lambda req: asked.append(req.url) if req.url.endswith("/ask") else None)
     page.fill("#question", "Netflix " * 150)  # 1,199 characters: refused, not cut to 1,000 and sent
     page.press("#question", "Enter")
-    expect(page.locator("#status")).to_contain_text("trop longue : 1", timeout=10_000)
+    expect(page.locator("#error")).to_contain_text("trop longue : 1", timeout=10_000)
     assert asked == [] and "1 000 caractères au plus" in page.locator("#question-hint").inner_text()
     page.fill("#question", "???")
     page.press("#question", "Enter")
-    expect(page.locator("#status")).to_contain_text("au moins une lettre ou un chiffre", timeout=TIMEOUT_MS)
+    expect(page.locator("#error")).to_contain_text("au moins une lettre ou un chiffre", timeout=TIMEOUT_MS)
 
 
 def test_back_returns_to_the_previous_question(page, base_url):
@@ -489,7 +489,7 @@ def test_axe_finds_no_violation_in_any_state(page, base_url):
     expect(page.locator("#no-answer")).to_be_visible(timeout=10_000)
     found["no answer"] = _axe_violations(page)
     _submit(page, "   ")
-    expect(page.locator("#status")).to_have_text("Saisissez une question.")
+    expect(page.locator("#error")).to_have_text("Saisissez une question.")
     found["refused"] = _axe_violations(page)
     _reply(page, 401, {"detail": "missing API key"})
     _submit(page, "Une question")
@@ -535,13 +535,14 @@ def test_source_links_say_they_open_a_new_tab(page, base_url):
 
 def test_a_refused_question_marks_the_field_invalid(page, base_url):
     """The field itself says it is wrong and is described by the message, for the check made here
-    and for the API's 422; the next question asked clears it."""
+    and for the API's 422; the next question asked clears it. The alert announces the message, so
+    focus stays where it is (moved to the field, the message would be read twice: alert and description)."""
     page.goto(base_url + "/")
     field = page.locator("#question")
     assert field.get_attribute("aria-invalid") is None
     _submit(page, "   ")
     expect(field).to_have_attribute("aria-invalid", "true")
-    assert field.get_attribute("aria-describedby").split() == ["status", "question-hint"]
+    assert field.get_attribute("aria-describedby").split() == ["error", "question-hint"]
     expect(field).to_have_accessible_description("Saisissez une question. 1 000 caractères au plus.")
     _reply(page, 200, SAMPLE)
     _submit(page, "Une question")
@@ -550,9 +551,9 @@ def test_a_refused_question_marks_the_field_invalid(page, base_url):
     _reply(page, 422, {"detail": [{"type": "value_error", "loc": ["body", "question"], "msg": "Value error, question must contain at least one letter or digit"}]})
     page.fill("#question", "???")
     page.click("#ask-button")
-    expect(page.locator("#status")).to_contain_text("au moins une lettre ou un chiffre", timeout=10_000)
+    expect(page.locator("#error")).to_contain_text("au moins une lettre ou un chiffre", timeout=10_000)
     expect(field).to_have_attribute("aria-invalid", "true")
-    expect(field).to_be_focused()  # clicked away to the button: back to the field to correct
+    expect(page.locator("#ask-button")).to_be_focused()  # not moved onto the field the alert describes
 
 
 def test_the_page_title_names_the_question(page, base_url):
@@ -572,23 +573,23 @@ def test_the_page_title_names_the_question(page, base_url):
 @pytest.mark.parametrize("status, detail, expected", [
     (408, "Body not received within 30 seconds (QA_BODY_TIMEOUT)", "pas parvenue au service à temps"),
     (429, "Too Many Requests", "Trop de questions en peu de temps"),
-    (418, "I'm a teapot", "Le service n’a pas pu répondre (erreur 418"),
+    (418, "I'm a teapot", "Le service a refusé la question (erreur 418 : I'm a teapot)."),
 ])
 def test_other_http_errors_are_told_in_french(page, base_url, status, detail, expected):
     page.goto(base_url + "/")
     _reply(page, status, {"detail": detail})
     _submit(page, "Une question")
-    expect(page.locator("#status")).to_contain_text(expected, timeout=10_000)
+    expect(page.locator("#error")).to_contain_text(expected, timeout=10_000)
     if status in (408, 429):
-        assert detail not in page.locator("#status").inner_text()
-    assert page.locator("#status.error").count() == 1
+        assert detail not in page.locator("#error").inner_text()
+    assert page.locator("#status").inner_text() == ""  # the error is in the alert alone
 
 
 def test_an_unreachable_service_is_told_in_french(page, base_url):
     page.goto(base_url + "/")
     page.route("**/ask", lambda route: route.abort("connectionrefused"))
     _submit(page, "Une question")
-    expect(page.locator("#status")).to_have_text("Le service est injoignable. Vérifiez votre connexion et réessayez.", timeout=10_000)
+    expect(page.locator("#error")).to_have_text("Le service est injoignable. Vérifiez votre connexion et réessayez.", timeout=10_000)
     assert page.locator("#results").is_hidden()
 
 
@@ -605,8 +606,9 @@ def test_the_button_keeps_a_border_in_forced_colors(browser, base_url):
 
 
 def test_keyboard_alone_reaches_everything_with_a_visible_focus(page, base_url):
-    """Tab from the top: the question, the button, each source link, the passages (opened with
-    Enter), the footer; every stop shows its focus. Answers are announced by the polite status."""
+    """Tab from the top: the question, the button, the filters (collapsed), each source link, the
+    passages (opened with Enter), the footer; every stop shows its focus. Answers are announced by
+    the polite status."""
     page.goto(base_url + "/")
     _reply(page, 200, SAMPLE)
     focused = "() => { const e = document.activeElement; const s = getComputedStyle(e); return [e.id || e.textContent.trim(), e.matches(':focus-visible') && s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0]; }"
@@ -624,9 +626,376 @@ def test_keyboard_alone_reaches_everything_with_a_visible_focus(page, base_url):
         stops.append(stop)
         if stop[0] == "passages-summary" and page.locator("#passages-box").get_attribute("open") is None:
             page.keyboard.press("Enter")  # unfold: the passages' links come next
-        if stop[0] == "État du service":
+        if stop[0] == "État du service (données techniques)":
             break
     names = [s[0] for s in stops]
-    assert names == ["ask-button", "Article A (nouvel onglet)", "Article B (nouvel onglet)", "passages-summary",
-                     "Article A (nouvel onglet)", "API", "État du service"], names
+    assert names == ["ask-button", "filters-summary", "Article A (nouvel onglet)", "Article B (nouvel onglet)", "passages-summary",
+                     "Article A (nouvel onglet)", "Documentation de l’API (en anglais)", "État du service (données techniques)"], names
     assert all(visible for _, visible in stops), stops
+
+
+# --- errors: each class told apart, announced once, the question kept ----------------------------
+
+HTML_502 = "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
+
+
+@pytest.mark.parametrize("status, headers, body, expected", [
+    # a proxy's own error pages are HTML, not the API's JSON
+    (502, {}, HTML_502, "Le service est momentanément indisponible (erreur 502). Réessayez dans quelques instants."),
+    (504, {}, HTML_502.replace("502 Bad Gateway", "504 Gateway Time-out"), "Le service a mis trop de temps à répondre (erreur 504). Réessayez dans un moment."),
+    (503, {}, json.dumps({"detail": "service not loaded yet"}), "Le service est en cours de démarrage (erreur 503). Réessayez dans un instant."),
+    (503, {"Retry-After": "2"}, json.dumps({"detail": "busy: 4 requests in progress, the most this server takes (QA_LIMIT_CONCURRENCY); retry shortly"}),
+     "Le service est occupé par d’autres questions (erreur 503). Réessayez dans 2 secondes."),
+    (429, {"Retry-After": "30"}, json.dumps({"detail": "Too Many Requests"}), "Trop de questions en peu de temps (erreur 429). Patientez, puis réessayez dans 30 secondes."),
+    (429, {}, "Too Many Requests", "Trop de questions en peu de temps (erreur 429). Patientez, puis réessayez dans un instant."),
+    (400, {}, json.dumps({"detail": "body is not valid UTF-8"}), "Le service a refusé la question (erreur 400 : body is not valid UTF-8)."),
+])
+def test_each_error_class_has_its_own_message_and_the_question_stays(page, base_url, status, headers, body, expected):
+    """A proxy's 502/504 is no "internal error"; each class says what happened and what to do, in
+    the alert; the question stays in its field and in the link, and asking again works."""
+    page.goto(base_url + "/")
+    page.route("**/ask", lambda route: route.fulfill(status=status, headers=headers, content_type="text/html" if body.startswith("<") else "application/json", body=body))
+    _submit(page, "Où Netflix ouvre-t-il un bureau ?")
+    expect(page.locator("#error")).to_have_text(expected, timeout=10_000)
+    assert "Erreur interne" not in page.locator("#error").inner_text()
+    assert page.locator("#status").inner_text() == "" and page.locator("#results").is_hidden()
+    assert page.input_value("#question") == "Où Netflix ouvre-t-il un bureau ?" and "q=O%C3%B9+Netflix" in page.url
+    _reply(page, 200, SAMPLE)
+    page.click("#ask-button")  # asking again: the same question, answered this time
+    expect(page.locator("#answers > li")).to_have_count(2, timeout=10_000)
+    assert page.locator("#error").inner_text() == "" and page.locator("#status").inner_text() == "2 réponses"
+    assert not [e for e in page.js_errors if "Failed to load resource" not in e], page.js_errors
+
+
+def test_a_lost_connection_is_told_apart_from_an_unreachable_service(page, base_url):
+    page.goto(base_url + "/")
+    page.context.set_offline(True)
+    _submit(page, "Une question")
+    expect(page.locator("#error")).to_have_text("Connexion perdue : cet appareil est hors ligne. Rétablissez la connexion, puis réessayez.", timeout=10_000)
+    assert page.input_value("#question") == "Une question"
+    page.context.set_offline(False)
+    page.route("**/ask", lambda route: route.abort("connectionreset"))  # online, but the service does not answer
+    page.click("#ask-button")
+    expect(page.locator("#error")).to_have_text("Le service est injoignable. Vérifiez votre connexion et réessayez.", timeout=10_000)
+
+
+def test_a_refused_filter_is_named_with_the_services_own_words(page, base_url):
+    """A 422 on a filter names it as the page does, opens the filters, marks the field; the API's
+    English message is marked as English for screen readers."""
+    page.goto(base_url + "/")
+    _reply(page, 422, {"detail": [{"type": "value_error", "loc": ["body", "filters", "source"], "msg": "Value error, source must be a domain name such as numerama.com (or a URL on it)"}]})
+    _submit(page, "Une question")
+    expect(page.locator("#error")).to_have_text(
+        "Filtre « Site » refusé par le service : source must be a domain name such as numerama.com (or a URL on it).", timeout=10_000)
+    assert page.locator("#error span[lang=en]").inner_text().startswith("source must be")
+    assert page.locator("#filters").get_attribute("open") is not None
+    expect(page.locator("#source")).to_have_attribute("aria-invalid", "true")
+    assert page.locator("#source").get_attribute("aria-describedby").split() == ["error", "source-hint"]
+    _reply(page, 422, {"detail": [{"type": "value_error", "loc": ["body", "top_k"], "msg": "Input should be less than or equal to 50"}]})
+    page.click("#ask-button")
+    expect(page.locator("#error")).to_have_text("Requête refusée par le service (champ top_k) : Input should be less than or equal to 50.", timeout=10_000)
+    assert page.locator("#source").get_attribute("aria-invalid") is None  # cleared with the next question
+    assert page.locator("#source").get_attribute("aria-describedby") == "source-hint"
+
+
+def test_errors_and_statuses_are_announced_once(page, base_url):
+    """Two live regions, never filled together: an error interrupts (role=alert, assertive), progress
+    and counts wait (role=status, polite); nothing else on the page is live, no region is nested in
+    another, and neither is ever hidden (a region that appears is not always announced)."""
+    page.goto(base_url + "/")
+    live = page.evaluate("() => Array.from(document.querySelectorAll('[aria-live], [role=alert], [role=status], [role=log], [role=marquee], [role=timer]')).map(e => e.id)")
+    assert live == ["error", "status"], live
+    assert page.locator("#error").get_attribute("role") == "alert" and page.locator("#error").get_attribute("aria-live") is None
+    assert page.locator("#status").get_attribute("role") == "status"
+    nested = page.evaluate("() => ['error', 'status'].some(id => document.getElementById(id).parentElement.closest('[aria-live], [role=alert], [role=status]'))")
+    assert nested is False
+    _reply(page, 502, {"detail": "bad gateway"})
+    _submit(page, "Une question")
+    expect(page.locator("#error")).to_contain_text("erreur 502", timeout=10_000)
+    assert page.locator("#status").inner_text() == ""
+    _reply(page, 200, SAMPLE)
+    _submit(page, "Une question")
+    expect(page.locator("#status")).to_have_text("2 réponses", timeout=10_000)
+    assert page.locator("#error").inner_text() == ""  # the old error does not stay next to the answers
+    for region in ("#error", "#status"):
+        assert page.locator(region).evaluate("e => e.checkVisibility() || e.textContent === ''")
+
+
+# --- citations ------------------------------------------------------------------------------------
+
+
+def _answer_with_url(url, title="Article"):
+    return {"text": "Paris", "score": 0.8, "document_id": "d", "title": title, "url": url, "published": "2017-10-27", "chunk_id": 1,
+            "start": 0, "end": 5, "context": "Paris accueille le bureau.", "context_start": 0, "citations": []}
+
+
+def test_each_answer_quotes_its_source_with_a_source_cue(page, base_url):
+    """Under each answer: the quoted sentence with the answer marked, then "Source :" with the
+    title (linked), the date and the document."""
+    page.goto(base_url + "/")
+    _reply(page, 200, SAMPLE)
+    _submit(page, "Une question")
+    expect(page.locator("#answers > li")).to_have_count(2, timeout=10_000)
+    first, second = page.locator("#answers > li.answer").all()
+    quote = first.locator("figure blockquote.answer-context")
+    assert quote.locator("mark").inner_text() == "7 milliards de dollars"
+    assert quote.get_attribute("cite") == "https://example.org/a"
+    caption = first.locator("figure > figcaption.source")
+    assert " ".join(caption.inner_text().split()).startswith("Source : Article A")
+    assert caption.locator("a.title").get_attribute("href") == "https://example.org/a"
+    assert caption.locator("time").get_attribute("datetime") == "2018-01-02" and "2 janvier 2018" in caption.inner_text()
+    assert "document a" in caption.inner_text()
+    # no URL: the title as text, still after "Source :"; no date: none shown
+    caption2 = second.locator("figcaption.source")
+    assert " ".join(caption2.inner_text().split()).startswith("Source : c")
+    assert caption2.locator("a").count() == 0 and caption2.locator("time").count() == 0
+    assert second.locator("blockquote").get_attribute("cite") is None
+
+
+BAD_URLS = [
+    "javascript:window.__pwned=1", "JavaScript:window.__pwned=1", " javascript:window.__pwned=1", "java\tscript:window.__pwned=1",
+    "data:text/html,<script>window.__pwned=1</script>", "vbscript:msgbox(1)", "file:///etc/passwd", "ftp://example.org/a",
+    "mailto:a@example.org", "//evil.example/a", "/documents/d", "example.org/a", "", None, 42,
+]
+
+
+def test_only_http_links_are_made_from_source_urls(page, base_url):
+    """Whatever the index holds (older indexes may keep a javascript: URL), a title becomes a link
+    only to an absolute http(s) URL; relative URLs would point into this server."""
+    answers = [_answer_with_url(u, f"Titre {i}") for i, u in enumerate(BAD_URLS)]
+    answers += [_answer_with_url("https://example.org/ok", "Bon https"), _answer_with_url("http://example.org/ok", "Bon http")]
+    passages = [{"chunk_id": 1, "document_id": "d", "title": "P", "url": u, "published": None, "text": "Paris.", "start": 0, "end": 6, "score": 1.0} for u in BAD_URLS]
+    page.goto(base_url + "/")
+    _reply(page, 200, {"question": "q", "no_answer": False, "took_ms": 1.0, "answers": answers, "passages": passages})
+    _submit(page, "Une question")
+    expect(page.locator("#answers > li")).to_have_count(len(answers), timeout=10_000)
+    hrefs = page.locator("#results a").evaluate_all("els => els.map(a => a.getAttribute('href'))")
+    assert hrefs == ["https://example.org/ok", "http://example.org/ok"], hrefs
+    cites = page.locator("#results blockquote[cite]").evaluate_all("els => els.map(q => q.getAttribute('cite'))")
+    assert cites == ["https://example.org/ok", "http://example.org/ok"], cites
+    assert "Titre 0" in page.locator("#answers").inner_text()  # the title is still shown, as text
+    assert page.evaluate("window.__pwned === undefined")
+    assert not page.js_errors, page.js_errors
+
+
+def test_the_footer_says_the_api_documentation_is_in_english(page, base_url):
+    page.goto(base_url + "/")
+    link = page.get_by_role("link", name="Documentation de l’API (en anglais)")
+    assert link.get_attribute("hreflang") == "en"
+    link.click()
+    expect(page).to_have_url(base_url + "/docs")
+
+
+# --- filters, against the real server on the bundled articles -------------------------------------
+
+
+def _documents(base_url: str) -> dict[str, dict]:
+    return {d["id"]: d for d in httpx.get(base_url + "/documents", params={"limit": 200}).json()["items"]}
+
+
+def _asked(page) -> list[dict]:
+    bodies: list[dict] = []
+    page.on("request", lambda req: bodies.append(req.post_data_json) if req.url.endswith("/ask") else None)
+    return bodies
+
+
+def _wait_answered(page) -> None:
+    expect(page.locator("#results")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator("#results")).not_to_have_attribute("aria-busy", "true", timeout=TIMEOUT_MS)
+
+
+def _shown_documents(page) -> set[str]:
+    ids = page.locator("#results .doc-id").all_text_contents()  # the passages' too, folded or not
+    assert ids
+    return {t.removeprefix("document ") for t in ids}
+
+
+def test_filters_are_collapsed_and_list_the_documents(page, base_url):
+    docs = _documents(base_url)
+    page.goto(base_url + "/")
+    assert page.locator("#filters").get_attribute("open") is None
+    assert page.locator("#published-after").is_hidden() and page.locator("#document-id").is_hidden()
+    listed: list[str] = []
+    page.on("request", lambda req: listed.append(req.url) if "/documents" in req.url else None)
+    page.wait_for_timeout(300)
+    assert listed == []  # asked for on the first opening only
+    page.click("#filters-summary")
+    expect(page.locator("#document-id option")).to_have_count(len(docs) + 1, timeout=10_000)
+    options = page.locator("#document-id option").evaluate_all("els => els.map(o => [o.value, o.textContent])")
+    assert options[0] == ["", "Tous les documents"]
+    assert {v for v, _ in options[1:]} == set(docs)
+    titles = [t for _, t in options[1:]]
+    assert titles == sorted(titles, key=str.casefold)  # by title, as a reader looks for one
+    dated = next(d for d in docs.values() if d["published"] == "2015-12-08")
+    assert dict(options)[dated["id"]] == dated["title"] + " (8 décembre 2015)"
+    assert all(len(t) <= 90 + len(" (8 décembre 2015)") for t in titles)  # long titles are shortened
+    page.click("#filters-summary")
+    page.click("#filters-summary")
+    page.wait_for_timeout(300)
+    assert len(listed) == 1, listed
+
+
+def test_a_document_filter_is_sent_and_kept_in_the_link(page, base_url):
+    docs = _documents(base_url)
+    canada = next(i for i, d in docs.items() if "Canada" in (d["title"] or ""))
+    bodies = _asked(page)
+    page.goto(base_url + "/")
+    page.click("#filters-summary")
+    expect(page.locator("#document-id option")).to_have_count(len(docs) + 1, timeout=10_000)
+    page.select_option("#document-id", canada)
+    expect(page.locator("#filters-summary")).to_have_text("Filtres (1 actif)")
+    _submit(page, "Où Netflix va-t-il ouvrir un bureau ?")
+    _wait_answered(page)
+    assert bodies[-1] == {"question": "Où Netflix va-t-il ouvrir un bureau ?", "filters": {"document_ids": [canada]}}
+    assert _shown_documents(page) == {canada}
+    assert "document_id=" + canada in page.url
+    assert page.locator("#status").inner_text().endswith("(filtres appliqués)")
+    # the link asks the same filtered question in a new tab
+    other = page.context.new_page()
+    other.goto(page.url)
+    _wait_answered(other)
+    assert other.input_value("#document-id") == canada and _shown_documents(other) == {canada}
+    assert other.locator("#filters-summary").inner_text() == "Filtres (1 actif)"
+    other.close()
+
+
+def test_a_date_range_keeps_dated_articles_of_that_period(page, base_url):
+    docs = _documents(base_url)
+    in_2017 = {i for i, d in docs.items() if (d["published"] or "").startswith("2017")}
+    assert in_2017 and len(in_2017) < len(docs)
+    bodies = _asked(page)
+    page.goto(base_url + "/")
+    page.click("#filters-summary")
+    page.fill("#published-after", "2017-01-01")
+    page.fill("#published-before", "2017-12-31")
+    expect(page.locator("#filters-summary")).to_have_text("Filtres (2 actifs)")
+    _submit(page, "Netflix séries françaises")
+    _wait_answered(page)
+    assert bodies[-1]["filters"] == {"published_after": "2017-01-01", "published_before": "2017-12-31"}
+    assert _shown_documents(page) == in_2017
+    # a period with no article: said as such, with the filters named
+    page.fill("#published-after", "2030-01-01")
+    page.fill("#published-before", "2030-12-31")
+    _submit(page, "Netflix séries françaises")
+    expect(page.locator("#no-answer")).to_contain_text("avec ces filtres", timeout=TIMEOUT_MS)
+    # Back: the previous question with its own filters
+    page.go_back()
+    expect(page.locator("#published-after")).to_have_value("2017-01-01", timeout=10_000)
+    _wait_answered(page)
+    assert _shown_documents(page) == in_2017
+
+
+def test_dates_are_checked_before_asking(page, base_url):
+    """Dates the wrong way round or half typed: said at once, nothing is sent."""
+    bodies = _asked(page)
+    page.goto(base_url + "/")
+    page.click("#filters-summary")
+    page.fill("#published-after", "2018-03-01")
+    page.fill("#published-before", "2017-10-27")
+    _submit(page, "Une question")
+    expect(page.locator("#error")).to_have_text("Date de publication : « À partir du » (1er mars 2018) est après « Jusqu’au » (27 octobre 2017).")
+    for field in ("#published-after", "#published-before"):
+        expect(page.locator(field)).to_have_attribute("aria-invalid", "true")
+    page.fill("#published-before", "")
+    page.fill("#published-after", "")
+    page.click("#published-after")
+    page.keyboard.type("03")  # one part of the date only
+    assert page.locator("#published-after").evaluate("e => e.validity.badInput")
+    _submit(page, "Une question")
+    expect(page.locator("#error")).to_contain_text("« À partir du » incomplète")
+    assert bodies == []
+    page.click("#filters-reset")
+    expect(page.locator("#filters-summary")).to_have_text("Filtres")
+    assert page.locator("[aria-invalid]").count() == 0
+    _submit(page, "Une question")
+    _wait_answered(page)
+    assert bodies == [{"question": "Une question"}]  # no filters: no filters key
+
+
+def test_the_services_422_on_a_filter_is_shown(page, base_url):
+    """What the page does not check (a site that is no domain) is the API's to refuse: its message
+    is shown, with the field named and marked."""
+    page.goto(base_url + "/")
+    page.click("#filters-summary")
+    page.fill("#source", "pas un domaine")
+    _submit(page, "Une question")
+    expect(page.locator("#error")).to_contain_text("Filtre « Site » refusé par le service : source must be a domain name", timeout=TIMEOUT_MS)
+    expect(page.locator("#source")).to_have_attribute("aria-invalid", "true")
+    page.fill("#source", "numerama.com")
+    _submit(page, "Combien de séries originales Netflix veut-il produire en 2016 ?")
+    _wait_answered(page)
+    numerama = {i for i, d in _documents(base_url).items() if "numerama.com" in (d["url"] or "")}
+    assert _shown_documents(page) == numerama
+
+
+def test_a_link_with_partial_dates_fills_the_date_fields(page, base_url):
+    """A hand-written link may give "2017" or "2017-10", as the API takes them: the fields show the
+    period's first and last days; a date no field can show is said, not dropped."""
+    bodies = _asked(page)
+    page.goto(base_url + "/?q=Netflix&published_after=2017&published_before=2017-10&document_id=inconnu")
+    _wait_answered(page)
+    assert page.input_value("#published-after") == "2017-01-01" and page.input_value("#published-before") == "2017-10-31"
+    assert page.input_value("#document-id") == "inconnu"
+    assert bodies[-1]["filters"] == {"published_after": "2017-01-01", "published_before": "2017-10-31", "document_ids": ["inconnu"]}
+    page.goto(base_url + "/?q=Netflix&published_after=hier")
+    expect(page.locator("#error")).to_contain_text("« À partir du » illisible (« hier »)")
+    assert len(bodies) == 1
+
+
+def test_the_documents_list_says_when_it_needs_a_key(page, base_url):
+    page.route("**/documents?*", lambda route: route.fulfill(status=401, content_type="application/json", body=json.dumps({"detail": "missing API key"})))
+    page.goto(base_url + "/")
+    page.click("#filters-summary")
+    expect(page.locator("#documents-note")).to_have_text("La liste des documents n’a pas pu être chargée (une clé d’accès valide est nécessaire).", timeout=10_000)
+    assert page.locator("#key-row").is_visible()
+    assert page.locator("#document-id").evaluate("s => s.getAttribute('aria-describedby')") == "documents-note"
+
+
+def test_keyboard_reaches_every_filter(page, base_url):
+    page.goto(base_url + "/")
+    page.focus("#ask-button")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "filters-summary"
+    page.keyboard.press("Enter")
+    expect(page.locator("#document-id option")).not_to_have_count(1, timeout=10_000)
+    seen: list[str] = []
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        active = page.evaluate("() => { const e = document.activeElement; return [e.id, e.matches(':focus-visible') || e.matches(':focus-within')]; }")
+        assert active[1], active
+        if not seen or seen[-1] != active[0]:
+            seen.append(active[0])
+        if active[0] == "filters-reset":
+            break
+    assert seen == ["published-after", "published-before", "document-id", "source", "filters-reset"], seen
+
+
+def test_axe_finds_no_violation_with_filters_and_errors(page, base_url):
+    found: dict[str, list[str]] = {}
+    page.goto(base_url + "/")
+    page.click("#filters-summary")
+    expect(page.locator("#document-id option")).not_to_have_count(1, timeout=10_000)
+    found["filters"] = _axe_violations(page)
+    page.fill("#published-after", "2018-03-01")
+    page.fill("#published-before", "2017-10-27")
+    _submit(page, "Une question")
+    expect(page.locator("#error")).not_to_be_empty()
+    found["dates refused"] = _axe_violations(page)
+    page.click("#filters-reset")
+    _reply(page, 502, HTML_502)
+    _submit(page, "Une question")
+    expect(page.locator("#error")).to_contain_text("erreur 502", timeout=10_000)
+    found["502"] = _axe_violations(page)
+    assert not any(found.values()), found
+
+
+def test_open_filters_fit_a_phone(browser, base_url):
+    ctx = browser.new_context(viewport={"width": 375, "height": 800}, locale="fr-FR")
+    try:
+        page = ctx.new_page()
+        page.goto(base_url + "/")
+        page.click("#filters-summary")
+        expect(page.locator("#document-id option")).not_to_have_count(1, timeout=10_000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    finally:
+        ctx.close()

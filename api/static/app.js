@@ -1,4 +1,4 @@
-// Question page: POST /ask and show the answers with their sources.
+// Question page: POST /ask (with optional filters) and show the answers with their sources.
 // All text from the server goes through textContent / createTextNode: never innerHTML.
 "use strict";
 
@@ -6,10 +6,10 @@
   const $ = (id) => document.getElementById(id);
   const form = $("ask-form");
   const input = $("question");
-  const button = $("ask-button");
   const keyRow = $("key-row");
   const keyInput = $("api-key");
   const statusEl = $("status");
+  const errorEl = $("error");
   const results = $("results");
   const answersEl = $("answers");
   const noAnswer = $("no-answer");
@@ -18,6 +18,13 @@
   const passagesSummary = $("passages-summary");
   const passagesEl = $("passages");
   const timing = $("timing");
+  const filtersBox = $("filters");
+  const filtersSummary = $("filters-summary");
+  const afterEl = $("published-after");
+  const beforeEl = $("published-before");
+  const docEl = $("document-id");
+  const docsNote = $("documents-note");
+  const sourceEl = $("source");
   const PAGE_TITLE = document.title;
 
   const MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
@@ -25,8 +32,20 @@
   const KEY_STORAGE = "qa-search-key";
   const MAX_CHARS = 1000; // the API's limit on a question
   const TIMEOUT_MS = 90000; // a server that does not answer: say so, let the user retry
+  const DOCS_PAGE = 200; // GET /documents' largest page
+  const MAX_DOCS = 1000; // a longer list is no use in a drop-down
+  // the filters: URL parameter (GET /search's names) -> field and its name in messages
+  const FILTERS = {
+    published_after: { el: afterEl, name: "« À partir du »" },
+    published_before: { el: beforeEl, name: "« Jusqu’au »" },
+    document_id: { el: docEl, name: "« Document »" },
+    source: { el: sourceEl, name: "« Site »" },
+  };
+  // a 422's field (the last name of its loc) -> the filter it is about
+  const API_FIELDS = { published_after: "published_after", published_before: "published_before", document_ids: "document_id", source: "source" };
   let inFlight = null; // the AbortController of the question being answered
-  let inFlightQuestion = null; // and that question: asked again meanwhile (a double click), it is not sent twice
+  let inFlightKey = null; // and what it asks: asked again meanwhile (a double click), it is not sent twice
+  let docsState = "idle"; // the documents drop-down: idle, loading, done (failed goes back to idle)
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -47,10 +66,12 @@
     return (day === 1 ? "1er" : String(day)) + " " + month + " " + m[1];
   }
 
+  // A link only to an absolute http(s) URL: never javascript:, data: or another scheme, and never a
+  // relative URL, which would point into this server.
   function safeUrl(url) {
-    if (!url) return null;
+    if (typeof url !== "string" || !url) return null;
     try {
-      const u = new URL(url, window.location.href);
+      const u = new URL(url);
       return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
     } catch (e) {
       return null;
@@ -62,21 +83,44 @@
     return Number.isFinite(n) ? Math.round(Math.max(0, Math.min(1, n)) * 100) + " %" : "";
   }
 
-  function setStatus(text, isError) {
+  // Progress and counts go to the polite status, errors to the alert; one clears the other, so a
+  // message is announced once and an old error never stays next to new answers.
+  function showStatus(text) {
+    errorEl.replaceChildren();
     statusEl.textContent = text || "";
-    statusEl.classList.toggle("error", Boolean(isError));
   }
 
-  // A refused question: the field says so and is described by the message (screen readers read
-  // it on the field); the next question asked clears it.
-  function markQuestion(problem) {
-    if (problem) {
-      input.setAttribute("aria-invalid", "true");
-      input.setAttribute("aria-describedby", "status question-hint");
-    } else {
-      input.removeAttribute("aria-invalid");
-      input.setAttribute("aria-describedby", "question-hint");
+  // `english`: the service's own words, read by screen readers in English
+  function showError(problem) {
+    statusEl.textContent = "";
+    const parts = [document.createTextNode(problem.text)];
+    if (problem.english) {
+      const span = el("span", null, problem.english);
+      span.lang = "en";
+      parts.push(span, document.createTextNode(problem.after || ""));
     }
+    errorEl.replaceChildren(...parts);
+    markInvalid(problem.fields || []);
+  }
+
+  // Fields in error say so and are described by the alert (heard again when the user reaches them).
+  // Focus is left where it is: moved to a field described by the alert, the message would be read twice.
+  function markInvalid(fields) {
+    fields.forEach((f) => {
+      if (!("describedby" in f.dataset)) f.dataset.describedby = f.getAttribute("aria-describedby") || "";
+      f.setAttribute("aria-invalid", "true");
+      f.setAttribute("aria-describedby", ("error " + f.dataset.describedby).trim());
+      if (filtersBox.contains(f)) filtersBox.open = true; // the field to correct is in sight
+    });
+  }
+
+  function clearInvalid() {
+    form.querySelectorAll("[aria-invalid]").forEach((f) => {
+      f.removeAttribute("aria-invalid");
+      if (f.dataset.describedby) f.setAttribute("aria-describedby", f.dataset.describedby);
+      else f.removeAttribute("aria-describedby");
+      delete f.dataset.describedby;
+    });
   }
 
   // Where is the answer inside its context? The API gives the context's own offset in the
@@ -133,7 +177,10 @@
   }
 
   function highlighted(answer) {
-    const p = el("p", "answer-context");
+    // a quotation of the source: the answer in the sentence it was read in
+    const q = el("blockquote", "answer-context");
+    const href = safeUrl(answer.url);
+    if (href) q.cite = href;
     let loc = locate(answer);
     if (loc && loc.text.length <= 400) {
       const m = cutMarks(loc.text);
@@ -141,18 +188,20 @@
     }
     if (loc) loc = sentenceAround(loc.text, loc.start, loc.end);
     if (!loc) {
-      p.appendChild(el("mark", null, answer.text));
-      if (answer.context) p.appendChild(document.createTextNode(" — " + answer.context));
-      return p;
+      q.appendChild(el("mark", null, answer.text));
+      if (answer.context) q.appendChild(document.createTextNode(" — " + answer.context));
+      return q;
     }
-    p.appendChild(document.createTextNode(loc.text.slice(0, loc.start)));
-    p.appendChild(el("mark", null, loc.text.slice(loc.start, loc.end)));
-    p.appendChild(document.createTextNode(loc.text.slice(loc.end)));
-    return p;
+    q.appendChild(document.createTextNode(loc.text.slice(0, loc.start)));
+    q.appendChild(el("mark", null, loc.text.slice(loc.start, loc.end)));
+    q.appendChild(document.createTextNode(loc.text.slice(loc.end)));
+    return q;
   }
 
-  function source(item, withScore) {
-    const div = el("div", "source");
+  // title (a link to an http(s) URL only), date, document id; `tag` and `label` for an answer's caption
+  function source(item, withScore, tag, label) {
+    const div = el(tag || "div", "source");
+    if (label) div.appendChild(el("span", "source-label", label));
     const href = safeUrl(item.url);
     const title = item.title || item.document_id;
     if (href) {
@@ -195,7 +244,7 @@
     passagesEl.replaceChildren();
   }
 
-  function render(data, question) {
+  function render(data, question, filtered) {
     results.dataset.question = question;
     answersEl.replaceChildren();
     passagesEl.replaceChildren();
@@ -203,18 +252,26 @@
     const answers = Array.isArray(data.answers) ? data.answers : [];
 
     noAnswer.hidden = answers.length > 0;
-    noAnswerHint.textContent = passages.length
-      ? "Les articles indexés ne semblent pas contenir la réponse. Les passages les plus proches sont listés ci-dessous."
-      : "Aucun passage ne correspond à la question : l’index est peut-être vide.";
+    if (filtered) {
+      noAnswerHint.textContent = passages.length
+        ? "Les articles retenus par les filtres ne semblent pas contenir la réponse. Les passages les plus proches sont listés ci-dessous."
+        : "Aucun passage ne correspond à la question avec ces filtres : élargissez-les ou effacez-les.";
+    } else {
+      noAnswerHint.textContent = passages.length
+        ? "Les articles indexés ne semblent pas contenir la réponse. Les passages les plus proches sont listés ci-dessous."
+        : "Aucun passage ne correspond à la question : l’index est peut-être vide.";
+    }
     answers.forEach((a) => {
       const li = el("li", "answer");
       li.appendChild(el("h3", "answer-text", a.text)); // a heading: screen readers jump from answer to answer
-      li.appendChild(highlighted(a));
-      li.appendChild(source(a, true));
+      const quote = el("figure", "quote");
+      quote.appendChild(highlighted(a));
+      quote.appendChild(source(a, true, "figcaption", "Source\u00a0:"));
+      li.appendChild(quote);
       const others = otherCitations(a);
       if (others.length) {
         const also = el("div", "also-cited");
-        also.appendChild(el("span", "also-label", others.length === 1 ? "Également dans :" : "Également dans (" + others.length + ") :"));
+        also.appendChild(el("span", "also-label", others.length === 1 ? "Également dans\u00a0:" : "Également dans (" + others.length + ")\u00a0:"));
         others.forEach((c) => also.appendChild(source(c, false)));
         li.appendChild(also);
       }
@@ -240,36 +297,182 @@
     results.hidden = false;
   }
 
-  function errorMessage(status, body) {
-    if (status === 401) return "Accès refusé : une clé d’accès est nécessaire. Saisissez-la ci-dessous.";
-    if (status === 403) return "Accès refusé : cette clé d’accès n’est pas valide. Vérifiez-la ci-dessous.";
-    if (status === 503) return "Le service est occupé ou en cours de démarrage. Réessayez dans un instant.";
-    if (status === 413) return "La question est trop longue.";
-    if (status === 408) return "La question n’est pas parvenue au service à temps. Réessayez.";
-    if (status === 429) return "Trop de questions en peu de temps. Patientez un instant, puis réessayez.";
-    if (status === 422 && body && Array.isArray(body.detail) && body.detail.length) {
-      const d = body.detail[0];
-      const field = Array.isArray(d.loc) ? d.loc[d.loc.length - 1] : "";
-      if (field === "question") {
-        return /letter or digit/.test(String(d.msg))
-          ? "Question invalide : elle doit contenir au moins une lettre ou un chiffre."
-          : "Question invalide : elle doit contenir entre 1 et 1 000 caractères.";
-      }
-      return "Requête invalide (" + field + ") : " + d.msg;
-    }
-    if (status >= 500) {
-      const rid = body && body.request_id ? " (référence " + body.request_id + ")" : "";
-      return "Erreur interne du service" + rid + ". Réessayez plus tard.";
-    }
-    // the service's own words (English) only as a detail, after a French sentence
-    const detail = body && typeof body.detail === "string" ? " : " + body.detail : "";
-    return "Le service n’a pas pu répondre (erreur " + status + detail + "). Réessayez plus tard.";
+  // --- errors ---------------------------------------------------------------------------------
+
+  // Retry-After: seconds or an HTTP date; null when absent or unreadable
+  function retryAfter(resp) {
+    const v = (resp.headers.get("Retry-After") || "").trim();
+    if (/^\d+$/.test(v)) return Number(v);
+    const t = v ? Date.parse(v) : NaN;
+    return Number.isFinite(t) ? Math.max(0, Math.ceil((t - Date.now()) / 1000)) : null;
   }
 
-  function questionRefused(body) {
-    const d = body && Array.isArray(body.detail) ? body.detail[0] : null;
-    return Boolean(d && Array.isArray(d.loc) && d.loc[d.loc.length - 1] === "question");
+  function when(seconds) {
+    if (seconds === null) return "dans un instant";
+    if (seconds <= 1) return "dans 1 seconde";
+    if (seconds < 120) return "dans " + seconds + " secondes";
+    return "dans " + Math.ceil(seconds / 60) + " minutes";
   }
+
+  // A 422: the field the service refused, named as the page names it, with the service's own words.
+  function refused(body) {
+    const d = body && Array.isArray(body.detail) ? body.detail[0] : null;
+    const loc = d && Array.isArray(d.loc) ? d.loc.filter((p) => typeof p === "string") : [];
+    const field = loc.length ? loc[loc.length - 1] : "";
+    const msg = String((d && d.msg) || "").replace(/^Value error, /, "");
+    if (field === "question") {
+      return {
+        text: /letter or digit/.test(msg)
+          ? "Question invalide : elle doit contenir au moins une lettre ou un chiffre."
+          : "Question invalide : elle doit contenir entre 1 et 1 000 caractères.",
+        fields: [input],
+      };
+    }
+    const name = API_FIELDS[field];
+    if (name) return { text: "Filtre " + FILTERS[name].name + " refusé par le service : ", english: msg, after: ".", fields: [FILTERS[name].el] };
+    if (field === "filters") return { text: "Filtre « Date de publication » refusé par le service : ", english: msg, after: ".", fields: [afterEl, beforeEl] };
+    return { text: "Requête refusée par le service" + (field ? " (champ " + field + ")" : "") + " : ", english: msg || "422", after: "." };
+  }
+
+  // status -> { text, english, after, fields }: what went wrong and what to do, in French
+  function httpProblem(status, body, wait) {
+    const detail = body && typeof body.detail === "string" ? body.detail : "";
+    if (status === 401) return { text: "Accès refusé : une clé d’accès est nécessaire. Saisissez-la ci-dessous." };
+    if (status === 403) return { text: "Accès refusé : cette clé d’accès n’est pas valide. Vérifiez-la ci-dessous." };
+    if (status === 429) return { text: "Trop de questions en peu de temps (erreur 429). Patientez, puis réessayez " + when(wait) + "." };
+    if (status === 503 && /^busy\b/.test(detail)) return { text: "Le service est occupé par d’autres questions (erreur 503). Réessayez " + when(wait) + "." };
+    if (status === 503 && /not loaded/.test(detail)) return { text: "Le service est en cours de démarrage (erreur 503). Réessayez " + when(wait) + "." };
+    if (status === 502 || status === 503) return { text: "Le service est momentanément indisponible (erreur " + status + "). Réessayez " + (wait === null ? "dans quelques instants" : when(wait)) + "." };
+    if (status === 504) return { text: "Le service a mis trop de temps à répondre (erreur 504). Réessayez dans un moment." };
+    if (status === 408) return { text: "La question n’est pas parvenue au service à temps. Réessayez." };
+    if (status === 413) return { text: "La question est trop longue.", fields: [input] };
+    if (status === 422) return refused(body);
+    if (status >= 500) {
+      const rid = body && body.request_id ? " (référence " + body.request_id + ")" : "";
+      return { text: "Erreur interne du service" + rid + ". Réessayez plus tard." };
+    }
+    // the service's own words (English) only as a detail, after a French sentence
+    if (detail) return { text: "Le service a refusé la question (erreur " + status + " : ", english: detail, after: ")." };
+    return { text: "Le service a refusé la question (erreur " + status + ")." };
+  }
+
+  // --- filters --------------------------------------------------------------------------------
+
+  // The filters as set in the fields: URL parameters, the /ask body's `filters` (null when none)
+  // and a problem cheap to see here (an incomplete date, dates the wrong way round).
+  function readFilters() {
+    for (const f of [afterEl, beforeEl]) {
+      if (f.validity.badInput) {
+        const name = f === afterEl ? FILTERS.published_after.name : FILTERS.published_before.name;
+        return { problem: { text: "Date de publication " + name + " incomplète : saisissez le jour, le mois et l’année, ou effacez-la.", fields: [f] } };
+      }
+    }
+    const params = {};
+    Object.keys(FILTERS).forEach((name) => {
+      const v = FILTERS[name].el.value.trim();
+      if (v) params[name] = v;
+    });
+    if (params.published_after && params.published_before && params.published_after > params.published_before) {
+      return { problem: {
+        text: "Date de publication : « À partir du » (" + frenchDate(params.published_after) + ") est après « Jusqu’au » (" + frenchDate(params.published_before) + ").",
+        fields: [afterEl, beforeEl],
+      } };
+    }
+    const body = {};
+    if (params.published_after) body.published_after = params.published_after;
+    if (params.published_before) body.published_before = params.published_before;
+    if (params.document_id) body.document_ids = [params.document_id];
+    if (params.source) body.source = params.source;
+    return { params: params, filters: Object.keys(body).length ? body : null };
+  }
+
+  function updateFiltersSummary() {
+    const n = Object.keys(FILTERS).filter((name) => FILTERS[name].el.value.trim()).length;
+    filtersSummary.textContent = n ? "Filtres (" + n + (n === 1 ? " actif)" : " actifs)") : "Filtres";
+  }
+
+  // A date of a link ("2017", "2017-10" or a full date) as a date field takes it: the first or last
+  // day of its period, as the API reads it. null when it is no date.
+  function fieldDate(value, last) {
+    const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$/.exec(value);
+    if (!m) return null;
+    const y = Number(m[1]);
+    const mo = m[2] ? Number(m[2]) : (last ? 12 : 1);
+    const d = m[3] ? Number(m[3]) : (last ? new Date(Date.UTC(y, mo, 0)).getUTCDate() : 1);
+    const iso = m[1] + "-" + String(mo).padStart(2, "0") + "-" + String(d).padStart(2, "0");
+    const check = new Date(iso + "T00:00:00Z");
+    return mo >= 1 && mo <= 12 && check.getUTCDate() === d ? iso : null;
+  }
+
+  function documentOption(id, label) {
+    const o = el("option", null, label);
+    o.value = id;
+    return o;
+  }
+
+  // The fields from a link's parameters; a problem (a date no field can show) when there is one.
+  function setFilters(params) {
+    let problem = null;
+    [["published_after", false], ["published_before", true]].forEach(([name, last]) => {
+      const v = params.get(name) || "";
+      const iso = v ? fieldDate(v, last) : "";
+      FILTERS[name].el.value = iso || "";
+      if (iso === null && !problem) problem = { text: "Le lien donne une date " + FILTERS[name].name + " illisible (« " + v + " ») : choisissez-la dans les filtres.", fields: [FILTERS[name].el] };
+    });
+    const doc = params.get("document_id") || "";
+    if (doc && !Array.from(docEl.options).some((o) => o.value === doc)) docEl.appendChild(documentOption(doc, "document " + doc));
+    docEl.value = doc;
+    sourceEl.value = params.get("source") || "";
+    updateFiltersSummary();
+    return problem;
+  }
+
+  function authHeaders() {
+    const key = keyInput.value.trim() || sessionStorage.getItem(KEY_STORAGE) || "";
+    return key ? { Authorization: "Bearer " + key } : {};
+  }
+
+  // The document drop-down, from GET /documents, on the first opening of the filters.
+  async function loadDocuments() {
+    if (docsState !== "idle") return;
+    docsState = "loading";
+    docsNote.textContent = "Chargement de la liste des documents…";
+    const items = [];
+    let total = 0;
+    try {
+      for (let offset = 0; offset < MAX_DOCS; offset += DOCS_PAGE) {
+        const resp = await fetch("documents?offset=" + offset + "&limit=" + DOCS_PAGE, { headers: authHeaders() });
+        if (!resp.ok) {
+          if (resp.status === 401 || resp.status === 403) keyRow.hidden = false;
+          throw new Error(resp.status === 401 || resp.status === 403 ? "une clé d’accès valide est nécessaire" : "erreur " + resp.status);
+        }
+        const page = await resp.json();
+        items.push(...page.items);
+        total = page.total;
+        if (items.length >= total || !page.items.length) break;
+      }
+    } catch (e) {
+      docsState = "idle"; // the next opening tries again
+      docsNote.textContent = "La liste des documents n’a pas pu être chargée (" + (e instanceof TypeError ? "service injoignable" : e.message) + ").";
+      return;
+    }
+    const label = (d) => {
+      const t = d.title || "document " + d.id;
+      return (t.length > 90 ? t.slice(0, 89) + "…" : t) + (d.published ? " (" + frenchDate(d.published) + ")" : "");
+    };
+    items.sort((a, b) => (a.title || a.id).localeCompare(b.title || b.id, "fr"));
+    const chosen = docEl.value;
+    const options = [documentOption("", "Tous les documents")].concat(items.map((d) => documentOption(d.id, label(d))));
+    if (chosen && !items.some((d) => d.id === chosen)) options.push(documentOption(chosen, "document " + chosen));
+    docEl.replaceChildren(...options);
+    docEl.value = chosen;
+    docsNote.textContent = total > items.length
+      ? "Les " + items.length.toLocaleString("fr-FR") + " premiers documents sur " + total.toLocaleString("fr-FR") + " sont proposés."
+      : "";
+    docsState = "done";
+  }
+
+  // --- asking ---------------------------------------------------------------------------------
 
   // A newer question replaces the one being answered (its answer would no longer match the box);
   // errors and time-outs clear the previous answers so that they are never shown under another question.
@@ -281,52 +484,55 @@
     results.removeAttribute("aria-busy");
   }
 
-  async function ask(question) {
-    if (inFlight && inFlightQuestion === question) return; // already on its way
+  // The question stays in its field (and the link) whatever goes wrong: asking again is one key away.
+  async function ask(question, filters) {
+    const sig = JSON.stringify([question, filters]);
+    if (inFlight && inFlightKey === sig) return; // already on its way
     cancel();
     clearResults(); // the previous question's answers never show under this one
-    markQuestion(false);
+    clearInvalid();
     // each question is a history entry: its title tells them apart (history menu, tabs, screen readers)
     document.title = question + " — " + PAGE_TITLE;
     const controller = new AbortController();
     inFlight = controller;
-    inFlightQuestion = question;
+    inFlightKey = sig;
     let timedOut = false;
     const timer = setTimeout(() => { timedOut = true; controller.abort(); }, TIMEOUT_MS);
-    setStatus("Recherche en cours…");
+    showStatus("Recherche en cours…");
     results.setAttribute("aria-busy", "true");
-    const headers = { "Content-Type": "application/json" };
-    const key = keyInput.value.trim() || sessionStorage.getItem(KEY_STORAGE) || "";
-    if (key) headers.Authorization = "Bearer " + key;
+    const headers = Object.assign({ "Content-Type": "application/json" }, authHeaders());
+    const payload = filters ? { question: question, filters: filters } : { question: question };
     try {
-      const resp = await fetch("ask", { method: "POST", headers: headers, body: JSON.stringify({ question: question }), signal: controller.signal });
+      const resp = await fetch("ask", { method: "POST", headers: headers, body: JSON.stringify(payload), signal: controller.signal });
       let body = null;
-      try { body = await resp.json(); } catch (e) { body = null; }
+      try { body = await resp.json(); } catch (e) { body = null; } // a proxy's error page is HTML
       if (controller !== inFlight) return; // a newer question was asked meanwhile
       if (!resp.ok) {
         clearResults();
-        setStatus(errorMessage(resp.status, body), true);
-        if (resp.status === 413 || (resp.status === 422 && questionRefused(body))) {
-          markQuestion(true);
-          input.focus(); // the field to correct
-        }
+        showError(httpProblem(resp.status, body, retryAfter(resp)));
         if (resp.status === 401 || resp.status === 403) {
           keyRow.hidden = false;
           sessionStorage.removeItem(KEY_STORAGE);
-          keyInput.focus(); // where the user must act, announced with the status it describes
+          keyInput.focus(); // where the user must act (a field that just appeared, not described by the alert)
         }
         return;
       }
-      if (key) sessionStorage.setItem(KEY_STORAGE, key);
-      render(body, question);
+      if (!body || !Array.isArray(body.answers)) {
+        clearResults();
+        showError({ text: "La réponse du service est illisible (erreur " + resp.status + "). Réessayez plus tard." });
+        return;
+      }
+      if (headers.Authorization) sessionStorage.setItem(KEY_STORAGE, headers.Authorization.slice(7));
+      render(body, question, Boolean(filters));
       const n = body.answers.length;
-      setStatus(n ? (n === 1 ? "1 réponse" : n + " réponses") : "Aucune réponse trouvée");
+      showStatus((n ? (n === 1 ? "1 réponse" : n + " réponses") : "Aucune réponse trouvée") + (filters ? " (filtres appliqués)" : ""));
     } catch (e) {
       if (controller !== inFlight) return;
       clearResults();
-      setStatus(timedOut
-        ? "Le service ne répond pas (plus de " + TIMEOUT_MS / 1000 + " s). Réessayez plus tard."
-        : "Le service est injoignable. Vérifiez votre connexion et réessayez.", true);
+      let text = "Le service est injoignable. Vérifiez votre connexion et réessayez.";
+      if (timedOut) text = "Le service met trop de temps à répondre (plus de " + TIMEOUT_MS / 1000 + " s). Réessayez dans un moment.";
+      else if (navigator.onLine === false) text = "Connexion perdue : cet appareil est hors ligne. Rétablissez la connexion, puis réessayez.";
+      showError({ text: text });
     } finally {
       clearTimeout(timer);
       if (controller === inFlight) {
@@ -344,50 +550,61 @@
     return null;
   }
 
+  // a problem found here: nothing is asked, the previous answers go
+  function refuse(problem) {
+    cancel();
+    clearResults();
+    clearInvalid();
+    showError(problem);
+  }
+
   function askFromUrl() {
-    const q = (new URLSearchParams(window.location.search).get("q") || "").trim();
+    const params = new URLSearchParams(window.location.search);
+    const q = (params.get("q") || "").trim();
     input.value = q;
+    const badLink = setFilters(params);
     if (!q) { // back to the page without a question: nothing of an earlier one stays
       cancel();
       clearResults();
-      setStatus("");
-      markQuestion(false);
+      clearInvalid();
+      showStatus("");
       document.title = PAGE_TITLE;
       return;
     }
     const problem = check(q);
-    if (problem) {
-      clearResults();
-      setStatus(problem, true);
-      markQuestion(true);
-      return;
-    }
-    ask(q);
+    if (problem) return refuse({ text: problem, fields: [input] });
+    if (badLink) return refuse(badLink);
+    const f = readFilters();
+    if (f.problem) return refuse(f.problem);
+    ask(q, f.filters);
   }
 
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const q = input.value.trim();
     const problem = check(q);
-    if (problem) {
-      cancel();
-      clearResults();
-      setStatus(problem, true);
-      markQuestion(true);
-      input.focus();
-      return;
-    }
-    // each question is a history entry: Back returns to the previous one
+    if (problem) return refuse({ text: problem, fields: [input] });
+    const f = readFilters();
+    if (f.problem) return refuse(f.problem);
+    // each question is a history entry, with its filters: Back returns to the previous one, a link asks it again
     const url = new URL(window.location.href);
-    if (url.searchParams.get("q") !== q) {
-      url.searchParams.set("q", q);
-      window.history.pushState(null, "", url);
-    }
-    ask(q);
+    url.search = new URLSearchParams(Object.assign({ q: q }, f.params)).toString();
+    if (url.href !== window.location.href) window.history.pushState(null, "", url);
+    ask(q, f.filters);
+  });
+
+  filtersBox.addEventListener("toggle", () => { if (filtersBox.open) loadDocuments(); });
+  form.addEventListener("input", (ev) => { if (filtersBox.contains(ev.target)) updateFiltersSummary(); });
+  form.addEventListener("change", (ev) => { if (filtersBox.contains(ev.target)) updateFiltersSummary(); });
+  $("filters-reset").addEventListener("click", () => {
+    Object.keys(FILTERS).forEach((name) => { FILTERS[name].el.value = ""; });
+    updateFiltersSummary();
+    clearInvalid();
+    showStatus("Filtres effacés.");
   });
 
   window.addEventListener("popstate", askFromUrl);
 
-  // /?q=... asks directly (shareable links)
+  // /?q=... asks directly (shareable links, filters included)
   askFromUrl();
 })();
