@@ -10,7 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     QA_READER_ARTIFACT=/app/data/reader/reader-e5s-piaf.zip \
     QA_HOST=0.0.0.0 \
     QA_PORT=8000 \
-    QA_SHUTDOWN_TIMEOUT=8
+    QA_SHUTDOWN_TIMEOUT=5
 
 RUN useradd --create-home --uid 10001 qa
 WORKDIR /app

@@ -1,7 +1,8 @@
 """The FastAPI app: settings, model loading, middleware, errors, OpenAPI.
 
-Run with ``uvicorn api.app:create_app --factory`` (models load once, at start-up, in the lifespan;
-importing this module loads nothing). The routes are in ``api.routes``; retrieval and reading live in
+Run with ``qa serve`` (``api.serving``: exit status 0 on SIGTERM, a deadline for request heads) or
+``uvicorn api.app:create_app --factory`` (models load once, at start-up, in the lifespan; importing
+this module loads nothing). The routes are in ``api.routes``; retrieval and reading live in
 ``qa.pipeline`` and ``index``.
 """
 

@@ -243,6 +243,9 @@ async def extract(body: ExtractRequest, svc: Service, rt: Rt, request: Request) 
         return Response(status_code=499)  # nginx's "client closed request": nobody receives it, metrics count it
     finally:
         watcher.cancel()
+        # cancelled (a server shutting down gives up on it): the reading stops at its next batch,
+        # instead of holding the process's exit for as long as it takes
+        gone.set()
     answers = [ExtractedAnswerOut.from_answer(a) for a in found]
     return ExtractResponse(question=body.question, answers=answers, no_answer=not answers, took_ms=(time.perf_counter() - t0) * 1000)
 

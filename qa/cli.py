@@ -672,22 +672,20 @@ def serve(
     host = host or settings.host
     port = port if port is not None else settings.port
     _serve_preflight(settings, host, port)
-    import uvicorn
+    from api.serving import run_server
 
-    run = lambda: uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,  # noqa: E731
-                              root_path=settings.root_path, log_level=settings.log_level.lower(),
-                              timeout_graceful_shutdown=settings.shutdown_timeout)
+    run = lambda: run_server(settings, host, port, workers)  # noqa: E731  the exit status: 0 after SIGTERM or Ctrl-C
     if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        run()
-        return
+        raise typer.Exit(run())
     # several worker processes: metrics go through a shared folder so /metrics counts all of them
     # (api.metrics); a fresh one each time, since values left by an earlier server would add up
     with tempfile.TemporaryDirectory(prefix="qa-metrics-") as folder:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
         try:
-            run()
+            status = run()
         finally:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    raise typer.Exit(status)
 
 
 def _is_loopback(host: str) -> bool:

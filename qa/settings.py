@@ -78,12 +78,16 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     max_body_bytes: int = Field(2_000_000, ge=1)
     body_timeout: float = Field(30.0, gt=0)  # seconds a client has to send its whole request body (408 after)
+    # seconds a client has to send a request's head (`qa serve`): uvicorn waits forever for a client
+    # trickling header lines (slowloris); heads are a packet or two, so this only cuts such clients
+    header_timeout: float = Field(20.0, gt=0)
     # /extract reads the whole context, ~1.1 ms of CPU per token on 2 cores: 30,000 tokens (~120k
     # characters of French prose, more than the 100,000 the API takes) bound one request to ~35 s
     extract_max_tokens: int = Field(30_000, ge=1)
     # seconds `qa serve` gives requests in progress to finish after SIGTERM/Ctrl-C before it closes
-    # them and exits: under the 30 s most supervisors wait before a SIGKILL
-    shutdown_timeout: float = Field(25.0, gt=0)
+    # them; reads still running then stop at their next batch of windows (~5 s on 2 busy cores) and
+    # it exits: together under the 30 s most supervisors wait before a SIGKILL
+    shutdown_timeout: float = Field(20.0, gt=0)
     model_threads: int = Field(4, ge=1)  # requests using the models (search, ask, extract, writes) at once per process; others wait
     limit_concurrency: int | None = Field(None, ge=1)  # requests in progress per process beyond this get a 503 (not /health, /metrics)
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
