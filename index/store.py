@@ -18,6 +18,7 @@ model calls take a short lock (per batch for long jobs).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -41,8 +42,8 @@ from index import dense as dense_mod
 from index.chunking import chunk_document, content_hash, token_budget
 from index.keyword import KeywordIndex
 from index.retrieval import MODES, DocTable, candidate_depth, rrf
-from index.schema import Chunk, Document, Filters, SearchResult, id_lookups
-from index.text import ANALYZER_VERSION, analyze
+from index.schema import Chunk, Document, Filters, SearchResult, id_lookups, normalize_id
+from index.text import ANALYZER_VERSION, analyze, url_problem
 
 log = logging.getLogger(__name__)
 
@@ -170,21 +171,38 @@ def _stored_id(conn: sqlite3.Connection, doc_id: str) -> str | None:
     return next((f for f in forms if f in found), None)
 
 
-def _get_document(conn: sqlite3.Connection, doc_id: str) -> Document | None:
+def served_url(doc_id: str, url: str | None, warned: set[str]) -> str | None:
+    """A stored document's URL as the store gives it out: None when this version would refuse it
+    (``url_problem``: a ``javascript:`` link, which older versions took, would reach every client in
+    citations and listings), with a warning naming the document the first time ``warned`` sees it.
+    The document itself is kept and served; only its URL is withheld."""
+    if url is None:
+        return None
+    problem = url_problem(url, strict=False)
+    if problem is None:
+        return url
+    if doc_id not in warned:
+        warned.add(doc_id)
+        log.warning("document %r: its stored URL %s, so it is left out of what the index serves; "
+                    "send the document again with its http(s) address", doc_id, problem)
+    return None
+
+
+def _get_document(conn: sqlite3.Connection, doc_id: str, warned: set[str]) -> Document | None:
     forms = id_lookups(doc_id)
     rows = {r[0]: r for r in conn.execute(f"SELECT id, text, title, url, published, metadata FROM documents WHERE id IN ({','.join('?' * len(forms))})", forms)}
     row = next((rows[f] for f in forms if f in rows), None)
     if row is None:
         return None
-    return Document(id=row[0], text=row[1], title=row[2], url=row[3], published=row[4], metadata=json.loads(row[5]))
+    return Document(id=row[0], text=row[1], title=row[2], url=served_url(row[0], row[3], warned), published=row[4], metadata=json.loads(row[5]))
 
 
-def _list_documents(conn: sqlite3.Connection, offset: int, limit: int) -> tuple[list[DocumentInfo], int]:
+def _list_documents(conn: sqlite3.Connection, offset: int, limit: int, warned: set[str]) -> tuple[list[DocumentInfo], int]:
     total = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
     rows = conn.execute(
         "SELECT id, title, url, published, n_chunks, chars FROM documents ORDER BY id LIMIT ? OFFSET ?", (max(0, int(limit)), max(0, int(offset)))
     ).fetchall()
-    return [DocumentInfo(*r) for r in rows], total
+    return [DocumentInfo(doc_id, title, served_url(doc_id, url, warned), *rest) for doc_id, title, url, *rest in rows], total
 
 
 @dataclass(frozen=True)
@@ -255,12 +273,13 @@ class DocumentCatalog:
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
         self._conn = _open_read_only(self.data_dir)
+        self._warned_urls: set[str] = set()  # documents whose stored URL was withheld (served_url)
 
     def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:
-        return _list_documents(self._conn, offset, limit) if self._conn else ([], 0)
+        return _list_documents(self._conn, offset, limit, self._warned_urls) if self._conn else ([], 0)
 
     def get_document(self, doc_id: str) -> Document | None:
-        return _get_document(self._conn, doc_id) if self._conn else None
+        return _get_document(self._conn, doc_id, self._warned_urls) if self._conn else None
 
     def close(self) -> None:
         if self._conn is not None:
@@ -343,6 +362,7 @@ class IndexStore:
         self._last_refresh = 0.0
         self._closed = False
         self.rebuilt: RebuildReport | None = None  # what opening with rebuild=True re-chunked
+        self._warned_urls: set[str] = set()  # documents whose stored URL was withheld (served_url)
         self._wconn = self._connect()
 
     # ------------------------------------------------------------------------------------- opening
@@ -759,13 +779,18 @@ class IndexStore:
 
     def add_documents(self, docs: list[Document], progress: bool = False) -> AddReport:
         """Add new documents, replace changed ones (same id), skip unchanged ones. Only new or changed
-        chunks are embedded (vectors are reused by content hash)."""
+        chunks are embedded (vectors are reused by content hash).
+
+        Ids are stored in NFC (``normalize_id``). A document stored under another Unicode form of its
+        id (decomposed, by a version that kept ids as sent) is replaced, and so is its twin if both
+        forms are stored: the id is one document again, stored in NFC."""
         report = AddReport()
         batch: dict[str, Document] = {}
         for d in docs:
             if not d.id or not isinstance(d.text, str) or not d.text.strip():
                 raise ValueError(f"document {d.id!r} has no id or no text")
-            batch[d.id] = d  # the last one wins
+            doc_id = normalize_id(d.id)
+            batch[doc_id] = d if d.id == doc_id else dataclasses.replace(d, id=doc_id)  # the last one wins
         if not batch:
             return report
         self._check_open()
@@ -783,7 +808,7 @@ class IndexStore:
             c = self._wconn
             existing, plans, old = self._plan(c, batch, chunked)
             report.documents_unchanged = len(batch) - len(plans)
-            report.chunk_counts.update({doc_id: n for doc_id, (_, n) in existing.items()})
+            report.chunk_counts.update({doc_id: stored[0][2] for doc_id, stored in existing.items()})
             if not plans:
                 return report
             # vectors computed above; only documents another process changed meanwhile need more
@@ -795,19 +820,24 @@ class IndexStore:
 
     def _plan(self, conn, batch: dict[str, Document], chunked: dict[tuple, list[Chunk]]):
         """What writing ``batch`` changes, as ``conn`` sees the index: the stored documents of the batch
-        (id -> (content hash, chunk count)), the plans of the new or changed ones (doc, hash, chunks,
-        passages, passage hashes) and the stored chunks of those being replaced (chunk id -> hash).
+        under any form of their ids (id -> [(stored id, content hash, chunk count)]), the plans of the
+        new or changed ones (doc, hash, chunks, passages, passage hashes) and the stored chunks of those
+        being replaced (chunk id -> (stored document id, hash)). A document stored under another form
+        of its id is changed even when its content is not: it is stored again under the id in NFC.
         ``chunked`` keeps each document's chunks by content hash and chunk size so that a second plan
         does not chunk it again, unless the index was re-chunked with another size in between."""
-        existing: dict[str, tuple[str, int]] = {}
-        for ids in _batched(list(batch), _SQL_VARS):
-            q = f"SELECT id, content_hash, n_chunks FROM documents WHERE id IN ({','.join('?' * len(ids))})"
-            for doc_id, h, n in conn.execute(q, ids):
-                existing[doc_id] = (h, n)
+        existing: dict[str, list[tuple[str, str, int]]] = {}
+        # the forms of distinct ids in NFC are distinct: each stored row belongs to one id of the batch
+        form_of = {form: doc_id for doc_id in batch for form in id_lookups(doc_id)}
+        for forms in _batched(list(form_of), _SQL_VARS):
+            q = f"SELECT id, content_hash, n_chunks FROM documents WHERE id IN ({','.join('?' * len(forms))})"
+            for stored, h, n in conn.execute(q, forms):
+                existing.setdefault(form_of[stored], []).append((stored, h, n))
         plans = []
         for doc in batch.values():
             h = _doc_hash(doc)
-            if doc.id in existing and existing[doc.id][0] == h:
+            stored = existing.get(doc.id, [])
+            if len(stored) == 1 and stored[0][:2] == (doc.id, h):
                 continue
             # read once: before the locks, a refresh may take up another process's rebuild meanwhile
             size, overlap = self.chunk_size, self.overlap
@@ -816,11 +846,11 @@ class IndexStore:
                 chunks = chunked[(doc.id, h, size, overlap)] = self._chunk(doc, size, overlap)
             passages = [passage_text(doc.title, ch.text) for ch in chunks]
             plans.append((doc, h, chunks, passages, [content_hash(p) for p in passages]))
-        old: dict[int, str] = {}
-        updated_ids = [p[0].id for p in plans if p[0].id in existing]
-        for ids in _batched(updated_ids, _SQL_VARS):
-            q = f"SELECT id, content_hash FROM chunks WHERE document_id IN ({','.join('?' * len(ids))})"
-            old.update(conn.execute(q, ids).fetchall())
+        old: dict[int, tuple[str, str]] = {}
+        stored_ids = [stored for p in plans for stored, _, _ in existing.get(p[0].id, ())]
+        for ids in _batched(stored_ids, _SQL_VARS):
+            q = f"SELECT id, document_id, content_hash FROM chunks WHERE document_id IN ({','.join('?' * len(ids))})"
+            old.update((cid, (doc_id, h)) for cid, doc_id, h in conn.execute(q, ids))
         return existing, plans, old
 
     def _vectors_for(self, conn, plans, known: dict[str, bytes], progress: bool) -> tuple[dict[str, bytes], int]:
@@ -843,13 +873,13 @@ class IndexStore:
                 vectors[h] = np.ascontiguousarray(v, dtype=np.float32).tobytes()
         return vectors, len(missing)
 
-    def _write_plans(self, c, plans, existing, old: dict[int, str], vectors: dict[str, bytes], report: AddReport) -> None:
+    def _write_plans(self, c, plans, existing, old: dict[int, tuple[str, str]], vectors: dict[str, bytes], report: AddReport) -> None:
         """Under both locks: one transaction that writes the plans; then the new snapshot is published."""
         new_rows = []  # (chunk, passage, hash)
         keep: set[int] = set()
         for doc, _, chunks, passages, hashes in plans:
             for ch, p, h in zip(chunks, passages, hashes):
-                if old.get(ch.id) == h:
+                if old.get(ch.id) == (doc.id, h):
                     keep.add(ch.id)
                 else:
                     new_rows.append((ch, p, h))
@@ -879,6 +909,8 @@ class IndexStore:
                     report.documents_added += 1
             for ids in _batched(removed.tolist(), _SQL_VARS):
                 c.execute(f"DELETE FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
+            # other forms of the ids written (their chunks are removed above): one document per id
+            c.executemany("DELETE FROM documents WHERE id=?", [(stored,) for doc, *_ in plans for stored, _, _ in existing.get(doc.id, ()) if stored != doc.id])
             c.executemany(
                 "INSERT INTO chunks(id, document_id, start_char, end_char, text, content_hash, terms, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 ((ch.id, ch.document_id, ch.start, ch.end, ch.text, h, " ".join(analyze(p)), vectors[h]) for ch, p, h in new_rows),
@@ -1026,7 +1058,7 @@ class IndexStore:
             raise RuntimeError("the index store is closed")
 
     def get_document(self, doc_id: str) -> Document | None:
-        return _get_document(self._rconn(), doc_id)
+        return _get_document(self._rconn(), doc_id, self._warned_urls)
 
     def get_chunks(self, doc_id: str) -> list[Chunk]:
         conn = self._rconn()
@@ -1035,7 +1067,7 @@ class IndexStore:
         return [Chunk(id=r[0], document_id=r[1], start=r[2], end=r[3], text=r[4]) for r in rows]
 
     def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:
-        return _list_documents(self._rconn(), offset, limit)
+        return _list_documents(self._rconn(), offset, limit, self._warned_urls)
 
     def source_files(self) -> list[tuple[str, str]]:
         """(id, the file it was read from) of every document `qa index` read from a file."""
@@ -1164,7 +1196,8 @@ class IndexStore:
             r = rows.get(cid)
             if r is None:  # deleted by a write that landed after our snapshot
                 continue
-            out.append(SearchResult(chunk_id=r[0], document_id=r[1], title=r[2], url=r[3], published=r[4], text=r[5], start=r[6], end=r[7], score=float(score)))
+            url = served_url(r[1], r[3], self._warned_urls)
+            out.append(SearchResult(chunk_id=r[0], document_id=r[1], title=r[2], url=url, published=r[4], text=r[5], start=r[6], end=r[7], score=float(score)))
         return out
 
     # ------------------------------------------------------------------------------------- closing

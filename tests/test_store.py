@@ -15,6 +15,7 @@ import pytest
 
 from index.schema import Document, Filters
 from index.store import AddReport, IndexStore, ReindexNeeded, add_in_batches
+from tests.store_support import store_under_id
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -207,16 +208,91 @@ def test_an_id_is_found_whatever_the_unicode_form_it_is_asked_in(tmp_path, embed
             assert [h.document_id for h in hits] == [nfc]
         assert store.delete_document(nfd) and store.get_document(nfc) is None and not store.delete_document(nfc)
         # written by an older version, which stored ids as sent: the decomposed one alone, then beside its twin
-        store.add_documents([Document(id=nfd, title="Café", text="Le café ouvre à Lyon.")])
+        store.add_documents([Document(id=nfc, title="Café", text="Le café ouvre à Lyon.")])
+        store_under_id(store.data_dir, nfc, nfd)
+        assert store.refresh()
         for asked in (nfc, nfd):
             assert store.get_document(asked).id == nfd
             assert [h.document_id for h in store.search("café Lyon", top_k=5, filters=Filters(document_ids=[asked]))] == [nfd]
-        store.add_documents([Document(id=nfc, title="Café", text="Le café ferme à Nantes.")])
+        store.add_documents([Document(id="twin", title="Café", text="Le café ferme à Nantes.")])
+        store_under_id(store.data_dir, "twin", nfc)
+        assert store.refresh()
         assert store.get_document(nfd).text.endswith("Lyon.") and store.get_document(nfc).text.endswith("Nantes.")
         for asked in (nfc, nfd):
             assert {h.document_id for h in store.search("café", top_k=5, filters=Filters(document_ids=[asked]))} == {nfc, nfd}
         assert store.delete_document(nfd) and store.get_document(nfd).id == nfc  # its twin is what is left
         store.check_consistency()
+
+
+def test_resending_a_document_stored_decomposed_replaces_it(tmp_path, embedder):
+    """An older version stored ids as sent ("cafe" + U+0301). Sending that document again (the API and
+    `qa index` give its id in NFC) replaces it, stored in NFC from then on: it used to be added beside
+    it, a twin that listings, filters and answers showed twice. Twins left that way are one document
+    again once it is sent."""
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    data = tmp_path / "d"
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents([Document(id=nfc, title="Café", text="Le café ouvre à Lyon."), *synth_docs(2)])
+    store_under_id(data, nfc, nfd)
+    counting = CountingEmbedder(embedder)
+    with IndexStore.open(data, counting) as store:
+        assert {d.id for d in store.list_documents()[0]} == {nfd, "doc-000", "doc-001"}
+        same = store.add_documents([Document(id=nfc, title="Café", text="Le café ouvre à Lyon.")])
+        assert (same.documents_added, same.documents_updated) == (0, 1) and counting.passages == 0  # its vectors are reused
+        assert {d.id for d in store.list_documents()[0]} == {nfc, "doc-000", "doc-001"}
+        store_under_id(data, nfc, nfd)
+        changed = store.add_documents([Document(id=nfd, title="Café", text="Le café ferme à Nantes.")])
+        assert (changed.documents_added, changed.documents_updated, changed.chunk_counts) == (0, 1, {nfc: 1})
+        assert store.counts() == {"documents": 3, "chunks": 3}
+        assert store.get_document(nfd).id == nfc and store.get_document(nfc).text.endswith("Nantes.")
+        assert [h.document_id for h in store.search("café", top_k=5, filters=Filters(document_ids=[nfd]))] == [nfc]
+        store.check_consistency()
+        # both forms stored (what resending did before): one document again
+        store_under_id(data, nfc, nfd)
+        store.add_documents([Document(id="twin", title="Café", text="Le café ferme à Brest.")])
+        store_under_id(data, "twin", nfc)
+        assert store.refresh() and store.counts()["documents"] == 4
+        merged = store.add_documents([Document(id=nfc, title="Café", text="Le café ouvre à Brest.")])
+        assert (merged.documents_added, merged.documents_updated) == (0, 1)
+        assert {d.id for d in store.list_documents()[0]} == {nfc, "doc-000", "doc-001"} and store.counts()["chunks"] == 3
+        assert [h.document_id for h in store.search("café Brest", top_k=5)][:1] == [nfc]
+        store.check_consistency()
+    with IndexStore.open(data, embedder) as store:
+        store.check_consistency()
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(document.cookie)", " VBScript:MsgBox(1)", "data:text/html,<script>alert(1)</script>"])
+def test_script_urls_stored_by_an_older_version_are_never_served(tmp_path, embedder, caplog, url):
+    """Older versions took URLs whose scheme runs code in a browser, and their indexes kept giving them
+    out in citations and listings: they are withheld (the document is kept), with one warning naming
+    the document."""
+    import logging
+    import sqlite3
+    from contextlib import closing
+
+    from index.store import DocumentCatalog
+
+    data = tmp_path / "u"
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents(synth_docs(3))
+    with closing(sqlite3.connect(data / "index.sqlite3")) as conn, conn:
+        conn.execute("UPDATE documents SET url = ? WHERE id = 'doc-001'", (url,))
+    with caplog.at_level(logging.WARNING, logger="index.store"), IndexStore.open(data, embedder) as store:
+        for _ in range(2):
+            assert store.get_document("doc-001").url is None and store.get_document("doc-001").text.startswith("La bourse")
+            urls = {d.id: d.url for d in store.list_documents()[0]}
+            assert urls == {"doc-000": "https://www.site0.fr/0", "doc-001": None, "doc-002": "https://www.site2.fr/2"}
+            hits = store.search("la bourse de Paris", top_k=3, filters=Filters(document_ids=["doc-001"]))
+            assert [(h.document_id, h.url) for h in hits] == [("doc-001", None)]
+        assert store.counts()["documents"] == 3
+    warnings = [r.getMessage() for r in caplog.records if "URL" in r.getMessage()]
+    assert len(warnings) == 1 and "'doc-001'" in warnings[0] and "scheme, which runs code in a browser" in warnings[0], warnings
+    catalog = DocumentCatalog(data)  # `qa docs list` and `qa docs show`: read only
+    try:
+        assert catalog.get_document("doc-001").url is None
+        assert {d.id: d.url for d in catalog.list_documents()[0]}["doc-001"] is None
+    finally:
+        catalog.close()
 
 
 def test_hnsw_search_depth_comes_from_the_settings(tmp_path, embedder):
