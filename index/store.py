@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -139,6 +140,16 @@ class DocumentInfo:
     published: str | None
     chunks: int
     chars: int
+
+
+class _Plan(NamedTuple):
+    """A document to write: its chunks, the passages embedded and indexed for them, their hashes."""
+
+    doc: Document
+    doc_hash: str  # of the whole document (_doc_hash): unchanged documents are skipped
+    chunks: list[Chunk]
+    passages: list[str]
+    hashes: list[str]  # content_hash of each passage: vectors are reused by it
 
 
 @dataclass
@@ -815,17 +826,19 @@ class IndexStore:
             vectors, late = self._vectors_for(c, plans, computed, progress)
             report.chunks_embedded += late
             _crash_point("embedded")
-            self._write_plans(c, plans, existing, old, vectors, report)
+            replaced = {p.doc.id: [stored for stored, _, _ in existing[p.doc.id]] for p in plans if p.doc.id in existing}
+            report.chunks_added, report.chunks_removed = self._write_plans(c, plans, replaced, old, vectors)
+            report.documents_updated = len(replaced)
+            report.documents_added = len(plans) - len(replaced)
+            report.chunk_counts.update({p.doc.id: len(p.chunks) for p in plans})
         return report
 
     def _plan(self, conn, batch: dict[str, Document], chunked: dict[tuple, list[Chunk]]):
         """What writing ``batch`` changes, as ``conn`` sees the index: the stored documents of the batch
         under any form of their ids (id -> [(stored id, content hash, chunk count)]), the plans of the
-        new or changed ones (doc, hash, chunks, passages, passage hashes) and the stored chunks of those
-        being replaced (chunk id -> (stored document id, hash)). A document stored under another form
-        of its id is changed even when its content is not: it is stored again under the id in NFC.
-        ``chunked`` keeps each document's chunks by content hash and chunk size so that a second plan
-        does not chunk it again, unless the index was re-chunked with another size in between."""
+        new or changed ones and the stored chunks of those being replaced (chunk id -> (stored document
+        id, hash)). A document stored under another form of its id is changed even when its content
+        is not: it is stored again under the id in NFC."""
         existing: dict[str, list[tuple[str, str, int]]] = {}
         # the forms of distinct ids in NFC are distinct: each stored row belongs to one id of the batch
         form_of = {form: doc_id for doc_id in batch for form in id_lookups(doc_id)}
@@ -839,32 +852,40 @@ class IndexStore:
             stored = existing.get(doc.id, [])
             if len(stored) == 1 and stored[0][:2] == (doc.id, h):
                 continue
-            # read once: before the locks, a refresh may take up another process's rebuild meanwhile
-            size, overlap = self.chunk_size, self.overlap
-            chunks = chunked.get((doc.id, h, size, overlap))
-            if chunks is None:
-                chunks = chunked[(doc.id, h, size, overlap)] = self._chunk(doc, size, overlap)
-            passages = [passage_text(doc.title, ch.text) for ch in chunks]
-            plans.append((doc, h, chunks, passages, [content_hash(p) for p in passages]))
+            plans.append(self._plan_document(doc, h, chunked))
         old: dict[int, tuple[str, str]] = {}
-        stored_ids = [stored for p in plans for stored, _, _ in existing.get(p[0].id, ())]
+        stored_ids = [stored for p in plans for stored, _, _ in existing.get(p.doc.id, ())]
         for ids in _batched(stored_ids, _SQL_VARS):
             q = f"SELECT id, document_id, content_hash FROM chunks WHERE document_id IN ({','.join('?' * len(ids))})"
             old.update((cid, (doc_id, h)) for cid, doc_id, h in conn.execute(q, ids))
         return existing, plans, old
 
-    def _vectors_for(self, conn, plans, known: dict[str, bytes], progress: bool) -> tuple[dict[str, bytes], int]:
-        """Vectors of the plans' passages by content hash: from ``known``, from the index (a passage
-        stored before), the rest embedded now; and how many were embedded."""
-        hashes = {h for plan in plans for h in plan[4]}
+    def _plan_document(self, doc: Document, doc_hash: str, chunked: dict[tuple, list[Chunk]]) -> _Plan:
+        """``doc`` cut with the current layout, its passages and their hashes. ``chunked`` keeps each
+        document's chunks by content hash and chunk size so that a second plan does not chunk it
+        again, unless the index was re-chunked with another size in between."""
+        # read once: before the locks, a refresh may take up another process's rebuild meanwhile
+        size, overlap = self.chunk_size, self.overlap
+        chunks = chunked.get((doc.id, doc_hash, size, overlap))
+        if chunks is None:
+            chunks = chunked[(doc.id, doc_hash, size, overlap)] = self._chunk(doc, size, overlap)
+        passages = [passage_text(doc.title, ch.text) for ch in chunks]
+        return _Plan(doc, doc_hash, chunks, passages, [content_hash(p) for p in passages])
+
+    def _vectors_for(self, conn, plans: list[_Plan], known: dict[str, bytes], progress: bool) -> tuple[dict[str, bytes], int]:
+        """Vectors of the plans' passages by content hash: from ``known``, from the index through
+        ``conn`` (a passage stored before; None: the index holds another model's vectors), the rest
+        embedded now; and how many were embedded."""
+        hashes = {h for plan in plans for h in plan.hashes}
         vectors = {h: v for h, v in known.items() if h in hashes}
-        wanted = sorted(hashes - set(vectors))
-        for hs in _batched(wanted, _SQL_VARS):
-            q = f"SELECT content_hash, vector FROM chunks WHERE content_hash IN ({','.join('?' * len(hs))})"
-            vectors.update(conn.execute(q, hs).fetchall())
+        if conn is not None:
+            wanted = sorted(hashes - set(vectors))
+            for hs in _batched(wanted, _SQL_VARS):
+                q = f"SELECT content_hash, vector FROM chunks WHERE content_hash IN ({','.join('?' * len(hs))})"
+                vectors.update(conn.execute(q, hs).fetchall())
         missing: dict[str, str] = {}
-        for _, _, _, passages, hs in plans:
-            for p, h in zip(passages, hs):
+        for plan in plans:
+            for p, h in zip(plan.passages, plan.hashes):
                 if h not in vectors:
                     missing.setdefault(h, p)
         if missing:
@@ -873,17 +894,21 @@ class IndexStore:
                 vectors[h] = np.ascontiguousarray(v, dtype=np.float32).tobytes()
         return vectors, len(missing)
 
-    def _write_plans(self, c, plans, existing, old: dict[int, tuple[str, str]], vectors: dict[str, bytes], report: AddReport) -> None:
-        """Under both locks: one transaction that writes the plans; then the new snapshot is published."""
+    def _write_plans(self, c, plans: list[_Plan], replaced: dict[str, list[str]], old: dict[int, tuple[str, str]],
+                     vectors: dict[str, bytes], *, rebuild: bool = False) -> tuple[int, int]:
+        """Under both locks: one transaction that writes the plans, then the new snapshot is published;
+        the chunks added and removed. ``replaced``: the stored ids each planned document replaces (its
+        own, other forms of it); ``old``: their chunks (a chunk of the same id, document and passage
+        keeps its row). A ``rebuild`` replaces every chunk of the index (the plans are every document
+        it holds, rows unchanged but their chunk counts) and records the embedder."""
         new_rows = []  # (chunk, passage, hash)
         keep: set[int] = set()
-        for doc, _, chunks, passages, hashes in plans:
-            for ch, p, h in zip(chunks, passages, hashes):
-                if old.get(ch.id) == (doc.id, h):
+        for plan in plans:
+            for ch, p, h in zip(plan.chunks, plan.passages, plan.hashes):
+                if old.get(ch.id) == (plan.doc.id, h) and not rebuild:
                     keep.add(ch.id)
                 else:
                     new_rows.append((ch, p, h))
-        removed = np.asarray(sorted(set(old) - keep), dtype=np.int64)
         add_ids = np.asarray([ch.id for ch, _, _ in new_rows], dtype=np.int64)
         add_vecs = (
             np.frombuffer(b"".join(vectors[h] for _, _, h in new_rows), dtype=np.float32).reshape(len(new_rows), int(self.embedder.dim))
@@ -893,41 +918,46 @@ class IndexStore:
         # one transaction: the new state or the old one
         c.execute("BEGIN IMMEDIATE")
         try:
-            for doc, h, chunks, _, _ in plans:
-                c.execute(
-                    """INSERT INTO documents(id, title, url, published, metadata, text, content_hash, chars, n_chunks)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                       ON CONFLICT(id) DO UPDATE SET title=excluded.title, url=excluded.url, published=excluded.published,
-                         metadata=excluded.metadata, text=excluded.text, content_hash=excluded.content_hash,
-                         chars=excluded.chars, n_chunks=excluded.n_chunks""",
-                    (doc.id, doc.title, doc.url, doc.published, json.dumps(doc.metadata or {}, ensure_ascii=False, default=str), doc.text, h, len(doc.text), len(chunks)),
-                )
-                report.chunk_counts[doc.id] = len(chunks)
-                if doc.id in existing:
-                    report.documents_updated += 1
-                else:
-                    report.documents_added += 1
-            for ids in _batched(removed.tolist(), _SQL_VARS):
-                c.execute(f"DELETE FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
-            # other forms of the ids written (their chunks are removed above): one document per id
-            c.executemany("DELETE FROM documents WHERE id=?", [(stored,) for doc, *_ in plans for stored, _, _ in existing.get(doc.id, ()) if stored != doc.id])
+            if rebuild:
+                removed = np.asarray([r[0] for r in c.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
+                c.execute("DELETE FROM chunks")
+                c.executemany("UPDATE documents SET n_chunks=? WHERE id=?", [(len(plan.chunks), plan.doc.id) for plan in plans])
+            else:
+                removed = np.asarray(sorted(set(old) - keep), dtype=np.int64)
+                for plan in plans:
+                    doc = plan.doc
+                    c.execute(
+                        """INSERT INTO documents(id, title, url, published, metadata, text, content_hash, chars, n_chunks)
+                           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                           ON CONFLICT(id) DO UPDATE SET title=excluded.title, url=excluded.url, published=excluded.published,
+                             metadata=excluded.metadata, text=excluded.text, content_hash=excluded.content_hash,
+                             chars=excluded.chars, n_chunks=excluded.n_chunks""",
+                        (doc.id, doc.title, doc.url, doc.published, json.dumps(doc.metadata or {}, ensure_ascii=False, default=str), doc.text, plan.doc_hash, len(doc.text), len(plan.chunks)),
+                    )
+                for ids in _batched(removed.tolist(), _SQL_VARS):
+                    c.execute(f"DELETE FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
+                # other forms of the ids written (their chunks are removed above): one document per id
+                c.executemany("DELETE FROM documents WHERE id=?", [(stored,) for doc_id, ids in replaced.items() for stored in ids if stored != doc_id])
             c.executemany(
                 "INSERT INTO chunks(id, document_id, start_char, end_char, text, content_hash, terms, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 ((ch.id, ch.document_id, ch.start, ch.end, ch.text, h, " ".join(analyze(p)), vectors[h]) for ch, p, h in new_rows),
             )
             # the layout these chunks were cut with (the index's own, or the configured one when the
             # index was empty): recorded, so that later writes from other settings follow it
-            c.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(self._layout().items()))
+            meta = list(self._layout().items())
+            if rebuild:  # and the model that embedded them
+                meta += [("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION), *self._probe_meta()]
+            c.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", meta)
             self._bump_generation(c)
-            snap = self._next_snapshot(removed, add_ids, add_vecs)
+            snap = self._next_snapshot(removed, add_ids, add_vecs, rebuild=rebuild)
             _crash_point("before_commit")
             c.execute("COMMIT")
         except BaseException:
             _rollback(c)
             raise
         _crash_point("committed")
-        report.chunks_added, report.chunks_removed = len(new_rows), len(removed)
         self._publish(snap)
+        return len(new_rows), len(removed)
 
     def delete_document(self, doc_id: str) -> str | None:
         """Remove a document, its chunks, vectors and keyword entries: the id it was stored under
@@ -968,11 +998,12 @@ class IndexStore:
         if problem is not None:
             raise ReindexNeeded(problem)
 
-    def _next_snapshot(self, removed: np.ndarray, add_ids: np.ndarray, add_vecs: np.ndarray) -> _Snapshot:
+    def _next_snapshot(self, removed: np.ndarray, add_ids: np.ndarray, add_vecs: np.ndarray, *, rebuild: bool = False) -> _Snapshot:
         """Inside the write transaction, before its commit (the connection sees its own rows): the
         in-memory indexes of the new state, so that they can be swapped in as soon as it commits."""
         c = self._wconn
-        dense = dense_mod.updated(self._snap.dense, self.dense_kind, removed, add_ids, add_vecs)
+        # a rebuild may change the dense index type, and is done before any snapshot is loaded
+        dense = None if rebuild else dense_mod.updated(self._snap.dense, self.dense_kind, removed, add_ids, add_vecs)
         if dense is None:  # HNSW cannot remove: rebuild from the stored vectors
             dense = self._build_dense(c)
         keyword = self._build_keyword(c)
@@ -1001,55 +1032,35 @@ class IndexStore:
             return
         self._cleanup(snap.generation)
 
+    def _stored_documents(self, conn) -> tuple[int, list[tuple[Document, str]]]:
+        """The generation and every stored document with its content hash, read at once."""
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")
+        try:
+            gen = self._generation(conn)
+            rows = conn.execute("SELECT id, text, title, url, published, metadata, content_hash FROM documents ORDER BY id").fetchall()
+        finally:
+            if own:
+                conn.execute("COMMIT")
+        return gen, [(Document(id=r[0], text=r[1], title=r[2], url=r[3], published=r[4], metadata=json.loads(r[5])), r[6]) for r in rows]
+
     def _reindex_all(self, progress: bool = True) -> None:
-        """Re-chunk every stored document with the configured layout and embedder (one transaction);
-        with the same embedder, passages whose text did not change keep their vectors."""
+        """Re-chunk every stored document with the configured layout and embedder (one transaction,
+        the write path of ``add_documents``); with the same embedder, passages whose text did not
+        change keep their vectors. Ids are kept as stored."""
         c = self._wconn
         chunks_before = c.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-        docs = [
-            Document(id=r[0], text=r[1], title=r[2], url=r[3], published=r[4], metadata=json.loads(r[5]))
-            for r in c.execute("SELECT id, text, title, url, published, metadata FROM documents ORDER BY id")
-        ]
         self._apply_layout(self._configured)
-        rows = []
-        for doc in docs:
-            for ch in self._chunk(doc, self.chunk_size, self.overlap):
-                p = passage_text(doc.title, ch.text)
-                rows.append((ch, p, content_hash(p)))
+        _, docs = self._stored_documents(c)
+        plans = [self._plan_document(doc, h, {}) for doc, h in docs]
         # the same model (a new chunk size or dense index type): passages already embedded keep their vectors
-        stored: dict[str, bytes] = {}
-        if self._built_with_problem(c) is None:
-            for hs in _batched(sorted({h for _, _, h in rows}), _SQL_VARS):
-                q = f"SELECT content_hash, vector FROM chunks WHERE content_hash IN ({','.join('?' * len(hs))})"
-                stored.update(c.execute(q, hs).fetchall())
-        todo = {h: p for _, p, h in rows if h not in stored}
-        fresh = self._encode_passages(list(todo.values()), progress)
-        for h, v in zip(todo, fresh):
-            stored[h] = np.ascontiguousarray(v, dtype=np.float32).tobytes()
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            c.execute("DELETE FROM chunks")
-            counts: dict[str, int] = {}
-            for ch, _, _ in rows:
-                counts[ch.document_id] = counts.get(ch.document_id, 0) + 1
-            c.executemany("UPDATE documents SET n_chunks=? WHERE id=?", [(counts.get(d.id, 0), d.id) for d in docs])
-            c.executemany(
-                "INSERT INTO chunks(id, document_id, start_char, end_char, text, content_hash, terms, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ((ch.id, ch.document_id, ch.start, ch.end, ch.text, h, " ".join(analyze(p)), stored[h]) for ch, p, h in rows),
-            )
-            c.executemany(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                [("embedder", self.embedder.identity), ("dim", str(self.embedder.dim)), ("analyzer", ANALYZER_VERSION), *self._layout().items(), *self._probe_meta()],
-            )
-            self._bump_generation(c)
-            c.execute("COMMIT")
-        except BaseException:
-            _rollback(c)
-            raise
-        g, ids, chunk_doc, docs_table = self._read_state(c)
-        self._publish(_Snapshot(g, self._build_dense(c), self._build_keyword(c), ids, chunk_doc, docs_table))
-        log.info("re-chunked %d documents (%d chunks, %d embedded with %s)", len(docs), len(rows), len(todo), self.embedder.identity)
-        self.rebuilt = RebuildReport(len(docs), chunks_before, len(rows), len(todo))
+        same_model = self._built_with_problem(c) is None
+        vectors, embedded = self._vectors_for(c if same_model else None, plans, {}, progress)
+        self._write_plans(c, plans, {}, {}, vectors, rebuild=True)
+        chunks = sum(len(p.chunks) for p in plans)
+        log.info("re-chunked %d documents (%d chunks, %d embedded with %s)", len(plans), chunks, embedded, self.embedder.identity)
+        self.rebuilt = RebuildReport(len(plans), chunks_before, chunks, embedded)
 
     # -------------------------------------------------------------------------------------- reading
 
