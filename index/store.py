@@ -10,7 +10,8 @@ re-embedding. So a crash at any moment leaves the old consistent state or the ne
 
 Concurrency. Writes are serialised by a lock (and a file lock across processes), taken once the
 write's passages are embedded: meanwhile other writers go on, and so do the refreshes that bring
-this process's searches the writes of other processes. Searches read an immutable snapshot (FAISS
+this process's searches the writes of other processes. Once locked, a write plans again against
+what was written meanwhile and embeds the difference (a rebuild too: it re-reads every document). Searches read an immutable snapshot (FAISS
 index, BM25 index, metadata arrays) that a write replaces in one assignment; SQLite reads use one
 connection per thread (WAL mode). The embedder's tokenizer is not safe to share between threads, so
 model calls take a short lock (per batch for long jobs).
@@ -402,8 +403,7 @@ class IndexStore:
             with store._write_lock:
                 stale = store._init_schema(rebuild)
                 if stale:
-                    with store._file_lock():
-                        store._reindex_all(progress=True)
+                    store._reindex_all(progress=True)  # takes the file lock once it has embedded
                 else:
                     # the usual case takes no file lock, so opening is not blocked by a long write elsewhere
                     store._snap = store._load_snapshot(repair=False)
@@ -879,10 +879,7 @@ class IndexStore:
         hashes = {h for plan in plans for h in plan.hashes}
         vectors = {h: v for h, v in known.items() if h in hashes}
         if conn is not None:
-            wanted = sorted(hashes - set(vectors))
-            for hs in _batched(wanted, _SQL_VARS):
-                q = f"SELECT content_hash, vector FROM chunks WHERE content_hash IN ({','.join('?' * len(hs))})"
-                vectors.update(conn.execute(q, hs).fetchall())
+            vectors.update(self._stored_vectors(conn, hashes - set(vectors)))
         missing: dict[str, str] = {}
         for plan in plans:
             for p, h in zip(plan.passages, plan.hashes):
@@ -893,6 +890,15 @@ class IndexStore:
             for h, v in zip(missing, embedded):
                 vectors[h] = np.ascontiguousarray(v, dtype=np.float32).tobytes()
         return vectors, len(missing)
+
+    @staticmethod
+    def _stored_vectors(conn, hashes: set[str]) -> dict[str, bytes]:
+        """The stored vectors of the passages of these content hashes that the index holds."""
+        vectors: dict[str, bytes] = {}
+        for hs in _batched(sorted(hashes), _SQL_VARS):
+            q = f"SELECT content_hash, vector FROM chunks WHERE content_hash IN ({','.join('?' * len(hs))})"
+            vectors.update(conn.execute(q, hs).fetchall())
+        return vectors
 
     def _write_plans(self, c, plans: list[_Plan], replaced: dict[str, list[str]], old: dict[int, tuple[str, str]],
                      vectors: dict[str, bytes], *, rebuild: bool = False) -> tuple[int, int]:
@@ -1048,16 +1054,35 @@ class IndexStore:
     def _reindex_all(self, progress: bool = True) -> None:
         """Re-chunk every stored document with the configured layout and embedder (one transaction,
         the write path of ``add_documents``); with the same embedder, passages whose text did not
-        change keep their vectors. Ids are kept as stored."""
-        c = self._wconn
-        chunks_before = c.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        change keep their vectors. Ids are kept as stored.
+
+        As for other writes, the passages are embedded before the file lock is taken (minutes for a
+        large index, during which other processes go on writing and refreshing): once it is held, a
+        generation that moved means another process wrote meanwhile, so the documents are read and
+        planned again, and only what they hold that was not embedded yet is embedded then."""
         self._apply_layout(self._configured)
-        _, docs = self._stored_documents(c)
-        plans = [self._plan_document(doc, h, {}) for doc, h in docs]
-        # the same model (a new chunk size or dense index type): passages already embedded keep their vectors
-        same_model = self._built_with_problem(c) is None
-        vectors, embedded = self._vectors_for(c if same_model else None, plans, {}, progress)
-        self._write_plans(c, plans, {}, {}, vectors, rebuild=True)
+        chunked: dict[tuple, list[Chunk]] = {}
+        conn = self._rconn()
+        gen, docs = self._stored_documents(conn)
+        plans = [self._plan_document(doc, h, chunked) for doc, h in docs]
+        conn.execute("BEGIN")  # the model check and the vectors it vouches for: one read
+        try:
+            # the same model (a new chunk size or dense index type): passages already embedded keep their vectors
+            same_model = self._built_with_problem(conn) is None
+            known = self._stored_vectors(conn, {h for p in plans for h in p.hashes}) if same_model else {}
+        finally:
+            conn.execute("COMMIT")
+        computed, embedded = self._vectors_for(None, plans, known, progress)
+        with self._file_lock():
+            c = self._wconn
+            if self._generation(c) != gen:  # written meanwhile: what the index holds now
+                _, docs = self._stored_documents(c)
+                plans = [self._plan_document(doc, h, chunked) for doc, h in docs]
+            # vectors of the index only if they are still this model's (another rebuild may have landed)
+            vectors, late = self._vectors_for(c if self._built_with_problem(c) is None else None, plans, computed, progress)
+            embedded += late
+            chunks_before = c.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            self._write_plans(c, plans, {}, {}, vectors, rebuild=True)
         chunks = sum(len(p.chunks) for p in plans)
         log.info("re-chunked %d documents (%d chunks, %d embedded with %s)", len(plans), chunks, embedded, self.embedder.identity)
         self.rebuilt = RebuildReport(len(plans), chunks_before, chunks, embedded)

@@ -768,6 +768,46 @@ def test_chunks_cut_before_the_lock_follow_a_rebuild_made_meanwhile(tmp_path, em
         writer.check_consistency()
 
 
+def test_a_rebuild_does_not_hold_up_other_writers_while_it_embeds(tmp_path, embedder):
+    """`qa index --rebuild` re-embeds the whole index (minutes): like any write, it embeds before it
+    takes the file lock, so another process's writes go on meanwhile (they used to wait for the whole
+    rebuild), and they are in the rebuilt index: a document added is cut with the new size, a
+    document deleted stays deleted."""
+    data = tmp_path / "rebuild-locks"
+    with IndexStore.open(data, embedder, chunk_tokens=200, overlap_tokens=40) as server:
+        server.add_documents([Document(id="long", title="Budget", text=LONG_TEXT), *synth_docs(3)])
+        slow = BlockingEmbedder(embedder)
+        reports = []
+
+        def rebuild():
+            with IndexStore.open(data, slow, chunk_tokens=40, overlap_tokens=10, rebuild=True) as rebuilt:
+                reports.append(rebuilt.rebuilt)
+
+        t = threading.Thread(target=rebuild)
+        t.start()
+        done = threading.Event()
+
+        def other_writes():
+            server.delete_document("doc-001")
+            server.add_documents([Document(id="late", title="Tard", text="Écrit pendant la reconstruction. " + LONG_TEXT)])
+            done.set()
+
+        try:
+            assert slow.embedding.wait(60)
+            threading.Thread(target=other_writes, daemon=True).start()
+            finished = done.wait(60)
+        finally:
+            slow.release.set()  # in any case, so the test ends
+            t.join(180)
+        assert done.wait(60) and reports and finished, "the other handle's writes waited for the rebuild's embedding"
+        assert reports[0].documents == 4
+        server.refresh()
+        assert {d.id for d in server.list_documents()[0]} == {"long", "late", "doc-000", "doc-002"}
+        assert max(_token_sizes(server, embedder, "late")) <= 40 and max(_token_sizes(server, embedder, "long")) <= 40
+        assert [h.document_id for h in server.search("écrit pendant la reconstruction", top_k=1, mode="bm25")] == ["late"]
+        server.check_consistency()
+
+
 def test_a_process_embedding_a_write_still_picks_up_other_processes_writes(tmp_path, embedder):
     """A server worker embedding a long POST /documents goes on answering searches: they must find what
     other processes (`qa index`, the other worker) write meanwhile at the next refresh, not only once
