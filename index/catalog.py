@@ -1,0 +1,168 @@
+"""The documents of an index as SQLite holds them, read without the models: the tables and their
+schema version, the reads the store shares with DocumentCatalog (an id under any of its Unicode
+forms, a URL that would run code never given out), and DocumentCatalog itself, what `qa docs` reads."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.schema import Document, SearchResult, id_lookups
+from index.storage import ReindexNeeded
+from index.text import url_problem
+
+log = logging.getLogger("index.store")  # the store's messages keep one name, whichever module logs them
+
+SCHEMA_VERSION = "1"
+DB_NAME = "index.sqlite3"
+
+
+@dataclass
+class DocumentInfo:
+    id: str
+    title: str | None
+    url: str | None
+    published: str | None
+    chunks: int
+    chars: int
+
+
+def check_schema_version(data_dir: Path, version: str) -> None:
+    if version == SCHEMA_VERSION:
+        return
+    newer = version.isdigit() and int(version) > int(SCHEMA_VERSION)
+    raise ReindexNeeded(
+        f"index at {data_dir} has schema version {version}"
+        + (" (written by a newer qa-search)" if newer else "")
+        + f"; this one reads version {SCHEMA_VERSION}: "
+        + ("use that newer version, or " if newer else "")
+        + "re-index into a new QA_DATA_DIR"
+    )
+
+
+def create_tables(c: sqlite3.Connection) -> None:
+    """The tables and indexes of the schema, those missing (inside the caller's write transaction)."""
+    c.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    c.execute(
+        """CREATE TABLE IF NOT EXISTS documents(
+            id TEXT PRIMARY KEY, title TEXT, url TEXT, published TEXT, metadata TEXT NOT NULL,
+            text TEXT NOT NULL, content_hash TEXT NOT NULL, chars INTEGER NOT NULL, n_chunks INTEGER NOT NULL)"""
+    )
+    c.execute(
+        """CREATE TABLE IF NOT EXISTS chunks(
+            id INTEGER PRIMARY KEY, document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            start_char INTEGER NOT NULL, end_char INTEGER NOT NULL, text TEXT NOT NULL,
+            content_hash TEXT NOT NULL, terms TEXT NOT NULL, vector BLOB NOT NULL)"""
+    )
+    c.execute("CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id, start_char)")
+    c.execute("CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(content_hash)")
+
+
+def stored_id(conn: sqlite3.Connection, doc_id: str) -> str | None:
+    """The id ``doc_id`` is stored under (its form as given, else in NFC or NFD: ``id_lookups``), or None."""
+    forms = id_lookups(doc_id)
+    found = {r[0] for r in conn.execute(f"SELECT id FROM documents WHERE id IN ({','.join('?' * len(forms))})", forms)}
+    return next((f for f in forms if f in found), None)
+
+
+def served_url(doc_id: str, url: str | None, warned: set[str]) -> str | None:
+    """A stored document's URL as the store gives it out: None when this version would refuse it
+    (``url_problem``: a ``javascript:`` link, which older versions took, would reach every client in
+    citations and listings), with a warning naming the document the first time ``warned`` sees it.
+    The document itself is kept and served; only its URL is withheld."""
+    if url is None:
+        return None
+    problem = url_problem(url, strict=False)
+    if problem is None:
+        return url
+    if doc_id not in warned:
+        warned.add(doc_id)
+        log.warning("document %r: its stored URL %s, so it is left out of what the index serves; "
+                    "send the document again with its http(s) address", doc_id, problem)
+    return None
+
+
+def get_document(conn: sqlite3.Connection, doc_id: str, warned: set[str]) -> Document | None:
+    forms = id_lookups(doc_id)
+    rows = {r[0]: r for r in conn.execute(f"SELECT id, text, title, url, published, metadata FROM documents WHERE id IN ({','.join('?' * len(forms))})", forms)}
+    row = next((rows[f] for f in forms if f in rows), None)
+    if row is None:
+        return None
+    return Document(id=row[0], text=row[1], title=row[2], url=served_url(row[0], row[3], warned), published=row[4], metadata=json.loads(row[5]))
+
+
+def list_documents(conn: sqlite3.Connection, offset: int, limit: int, warned: set[str]) -> tuple[list[DocumentInfo], int]:
+    total = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+    rows = conn.execute(
+        "SELECT id, title, url, published, n_chunks, chars FROM documents ORDER BY id LIMIT ? OFFSET ?", (max(0, int(limit)), max(0, int(offset)))
+    ).fetchall()
+    return [DocumentInfo(doc_id, title, served_url(doc_id, url, warned), *rest) for doc_id, title, url, *rest in rows], total
+
+
+def search_results(conn: sqlite3.Connection, ranked: list[tuple[int, float]], warned: set[str]) -> list[SearchResult]:
+    """The chunks ranked (chunk id, score) with their documents' fields, in that order; those whose
+    rows are gone (deleted by a write that landed after the ranking's snapshot) are left out."""
+    if not ranked:
+        return []
+    ids = [cid for cid, _ in ranked]
+    q = (
+        "SELECT c.id, c.document_id, d.title, d.url, d.published, c.text, c.start_char, c.end_char "
+        f"FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({','.join('?' * len(ids))})"
+    )
+    rows = {r[0]: r for r in conn.execute(q, ids)}
+    out = []
+    for cid, score in ranked:
+        r = rows.get(cid)
+        if r is None:
+            continue
+        url = served_url(r[1], r[3], warned)
+        out.append(SearchResult(chunk_id=r[0], document_id=r[1], title=r[2], url=url, published=r[4], text=r[5], start=r[6], end=r[7], score=float(score)))
+    return out
+
+
+def index_exists(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds an index (commands that only read must not create one)."""
+    return (Path(data_dir) / DB_NAME).is_file()
+
+
+def open_read_only(data_dir: Path) -> sqlite3.Connection | None:
+    """A read-only connection to the index at ``data_dir``, its schema version checked; None when there
+    is no index there (nothing is created)."""
+    if not index_exists(data_dir):
+        return None
+    db = Path(data_dir) / DB_NAME
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row:
+            check_schema_version(Path(data_dir), row[0])
+    except BaseException:  # a damaged or newer index: do not leave the connection open
+        conn.close()
+        raise
+    return conn
+
+
+class DocumentCatalog:
+    """The documents of an index, read only and without the models (what `qa docs list` and `qa docs show`
+    need: opening an IndexStore loads the embedder, seconds of torch start-up, to check the index's vectors).
+
+    A missing index reads as empty and is not created."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self._conn = open_read_only(self.data_dir)
+        self._warned_urls: set[str] = set()  # documents whose stored URL was withheld (served_url)
+
+    def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:
+        return list_documents(self._conn, offset, limit, self._warned_urls) if self._conn else ([], 0)
+
+    def get_document(self, doc_id: str) -> Document | None:
+        return get_document(self._conn, doc_id, self._warned_urls) if self._conn else None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

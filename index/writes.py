@@ -1,0 +1,167 @@
+"""What a write changes in the index, as SQL sees it, and what it reports: which documents of a batch are new, changed or
+stored under another form of their id, which stored vectors can be reused (by passage hash), and the
+rows that the write's transaction replaces. ``index.store`` chunks, embeds and locks around these."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from index.schema import Chunk, Document, id_lookups
+from index.storage import batched, read_transaction
+from index.snapshot import bump_generation, stored_generation
+from index.text import ANALYZER_VERSION, analyze
+
+
+@dataclass
+class AddReport:
+    documents_added: int = 0
+    documents_updated: int = 0
+    documents_unchanged: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    chunk_counts: dict[str, int] = field(default_factory=dict)
+    chunks_embedded: int = 0  # chunks whose vector was computed (others reused by content hash)
+
+    def merge(self, other: "AddReport") -> None:
+        """Add the counts of a later write (``add_in_batches``)."""
+        self.documents_added += other.documents_added
+        self.documents_updated += other.documents_updated
+        self.documents_unchanged += other.documents_unchanged
+        self.chunks_added += other.chunks_added
+        self.chunks_removed += other.chunks_removed
+        self.chunks_embedded += other.chunks_embedded
+        self.chunk_counts.update(other.chunk_counts)
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    documents: int
+    chunks_before: int
+    chunks: int
+    embedded: int  # passages embedded again (the others kept their vectors)
+
+
+class Plan(NamedTuple):
+    """A document to write: its chunks, the passages embedded and indexed for them, their hashes."""
+
+    doc: Document
+    doc_hash: str  # of the whole document (doc_hash): unchanged documents are skipped
+    chunks: list[Chunk]
+    passages: list[str]
+    hashes: list[str]  # content_hash of each passage: vectors are reused by it
+
+
+def doc_hash(doc: Document) -> str:
+    payload = json.dumps([doc.text, doc.title, doc.url, doc.published, doc.metadata], ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def plan_batch(conn: sqlite3.Connection, batch: dict[str, Document], plan_document: Callable[[Document, str], Plan]):
+    """What writing ``batch`` (ids in NFC) changes, as ``conn`` sees the index: the stored documents of
+    the batch under any form of their ids (id -> [(stored id, content hash, chunk count)]), the plans
+    of the new or changed ones and the stored chunks of those being replaced (chunk id -> (stored
+    document id, hash)). A document stored under another form of its id is changed even when its
+    content is not: it is stored again under the id in NFC."""
+    existing: dict[str, list[tuple[str, str, int]]] = {}
+    # the forms of distinct ids in NFC are distinct: each stored row belongs to one id of the batch
+    form_of = {form: doc_id for doc_id in batch for form in id_lookups(doc_id)}
+    for forms in batched(list(form_of)):
+        q = f"SELECT id, content_hash, n_chunks FROM documents WHERE id IN ({','.join('?' * len(forms))})"
+        for stored, h, n in conn.execute(q, forms):
+            existing.setdefault(form_of[stored], []).append((stored, h, n))
+    plans = []
+    for doc in batch.values():
+        h = doc_hash(doc)
+        stored = existing.get(doc.id, [])
+        if len(stored) == 1 and stored[0][:2] == (doc.id, h):
+            continue
+        plans.append(plan_document(doc, h))
+    old: dict[int, tuple[str, str]] = {}
+    stored_ids = [stored for p in plans for stored, _, _ in existing.get(p.doc.id, ())]
+    for ids in batched(stored_ids):
+        q = f"SELECT id, document_id, content_hash FROM chunks WHERE document_id IN ({','.join('?' * len(ids))})"
+        old.update((cid, (doc_id, h)) for cid, doc_id, h in conn.execute(q, ids))
+    return existing, plans, old
+
+
+def stored_documents(conn: sqlite3.Connection) -> tuple[int, list[tuple[Document, str]]]:
+    """The generation and every stored document with its content hash, read at once."""
+    with read_transaction(conn):
+        gen = stored_generation(conn)
+        rows = conn.execute("SELECT id, text, title, url, published, metadata, content_hash FROM documents ORDER BY id").fetchall()
+    return gen, [(Document(id=r[0], text=r[1], title=r[2], url=r[3], published=r[4], metadata=json.loads(r[5])), r[6]) for r in rows]
+
+
+def stored_vectors(conn: sqlite3.Connection, hashes: set[str]) -> dict[str, bytes]:
+    """The stored vectors of the passages of these content hashes that the index holds."""
+    vectors: dict[str, bytes] = {}
+    for hs in batched(sorted(hashes)):
+        q = f"SELECT content_hash, vector FROM chunks WHERE content_hash IN ({','.join('?' * len(hs))})"
+        vectors.update(conn.execute(q, hs).fetchall())
+    return vectors
+
+
+def write_rows(c: sqlite3.Connection, plans: list[Plan], replaced: dict[str, list[str]], old: dict[int, tuple[str, str]],
+               vectors: dict[str, bytes], dim: int, rebuild: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inside the write transaction: the rows of the plans. ``replaced``: the stored ids each planned
+    document replaces (its own, other forms of it); ``old``: their chunks (a chunk of the same id,
+    document and passage keeps its row). A ``rebuild`` replaces every chunk of the index (the plans
+    are every document it holds, rows unchanged but their chunk counts). The chunk ids removed, and
+    the ids and vectors of the chunks added."""
+    new_rows = []  # (chunk, passage, hash)
+    keep: set[int] = set()
+    for plan in plans:
+        for ch, p, h in zip(plan.chunks, plan.passages, plan.hashes):
+            if old.get(ch.id) == (plan.doc.id, h) and not rebuild:
+                keep.add(ch.id)
+            else:
+                new_rows.append((ch, p, h))
+    add_ids = np.asarray([ch.id for ch, _, _ in new_rows], dtype=np.int64)
+    add_vecs = (
+        np.frombuffer(b"".join(vectors[h] for _, _, h in new_rows), dtype=np.float32).reshape(len(new_rows), dim)
+        if new_rows
+        else np.zeros((0, dim), np.float32)
+    )
+    if rebuild:
+        removed = np.asarray([r[0] for r in c.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
+        c.execute("DELETE FROM chunks")
+        c.executemany("UPDATE documents SET n_chunks=? WHERE id=?", [(len(plan.chunks), plan.doc.id) for plan in plans])
+    else:
+        removed = np.asarray(sorted(set(old) - keep), dtype=np.int64)
+        for plan in plans:
+            doc = plan.doc
+            c.execute(
+                """INSERT INTO documents(id, title, url, published, metadata, text, content_hash, chars, n_chunks)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(id) DO UPDATE SET title=excluded.title, url=excluded.url, published=excluded.published,
+                     metadata=excluded.metadata, text=excluded.text, content_hash=excluded.content_hash,
+                     chars=excluded.chars, n_chunks=excluded.n_chunks""",
+                (doc.id, doc.title, doc.url, doc.published, json.dumps(doc.metadata or {}, ensure_ascii=False, default=str), doc.text, plan.doc_hash, len(doc.text), len(plan.chunks)),
+            )
+        for ids in batched(removed.tolist()):
+            c.execute(f"DELETE FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
+        # other forms of the ids written (their chunks are removed above): one document per id
+        c.executemany("DELETE FROM documents WHERE id=?", [(stored,) for doc_id, ids in replaced.items() for stored in ids if stored != doc_id])
+    c.executemany(
+        "INSERT INTO chunks(id, document_id, start_char, end_char, text, content_hash, terms, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        ((ch.id, ch.document_id, ch.start, ch.end, ch.text, h, " ".join(analyze(p)), vectors[h]) for ch, p, h in new_rows),
+    )
+    return removed, add_ids, add_vecs
+
+
+def reanalyze(c: sqlite3.Connection, passage: Callable[[str | None, str], str]) -> None:
+    """Under the file lock: the BM25 terms of every chunk analysed again (``passage``: what is indexed
+    for a chunk of a title), after the analyser changed; a write of its own."""
+    rows = c.execute("SELECT c.id, c.text, d.title FROM chunks c JOIN documents d ON d.id = c.document_id").fetchall()
+    c.execute("BEGIN IMMEDIATE")
+    c.executemany("UPDATE chunks SET terms=? WHERE id=?", [(" ".join(analyze(passage(title, text))), cid) for cid, text, title in rows])
+    c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('analyzer', ?)", (ANALYZER_VERSION,))
+    bump_generation(c)
+    c.execute("COMMIT")
