@@ -23,7 +23,6 @@ from api.auth import READ, WRITE
 from api.concurrency import ClientGone, InFlight, ModelThreads, set_when_disconnected
 from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
 from api.schemas import (
-    DEFAULT_SEARCH_TOP_K,
     MAX_OFFSET,
     MAX_PAGE,
     AddedDocument,
@@ -49,6 +48,7 @@ from api.schemas import (
 )
 from index.schema import MAX_ID_CHARS, Document, Filters
 from qa.settings import Settings
+from qa.validation import DEFAULT_SEARCH_TOP_K, filters_of
 
 log = logging.getLogger("api")
 
@@ -79,11 +79,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def to_filters(f: FiltersIn | None) -> Filters | None:
-    if f is None:
-        return None
-    if not any((f.document_ids, f.source, f.published_after, f.published_before)):
-        return None
-    return Filters(document_ids=f.document_ids, source=f.source, published_after=f.published_after, published_before=f.published_before)
+    return None if f is None else filters_of(f.document_ids, f.source, f.published_after, f.published_before)
 
 
 def document_id_for(text: str) -> str:

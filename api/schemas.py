@@ -14,18 +14,15 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
 from index.ingest import normalize_date
-from index.retrieval import normalize_domain, period_bounds
-from index.schema import MAX_ID_CHARS, id_problem, metadata_problem, normalize_id
-from index.text import control_problem, has_words, one_line, url_problem
+from index.schema import MAX_ID_CHARS, Mode, clean_id, id_problem, metadata_problem, normalize_id
+from index.text import TextProblem, clean_url, control_problem, one_line, text_problem, url_problem
+from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_TOP_K, date_bound, empty_period, source_problem
 
 MAX_QUESTION_CHARS = 1_000
 MAX_CONTEXT_CHARS = 100_000
-MAX_TOP_K = 50
-MAX_ANSWERS = 20
 MAX_DOCUMENTS_PER_REQUEST = 1_000
 MAX_PAGE = 200
 MAX_OFFSET = 2**63 - 1  # SQLite's largest integer
-DEFAULT_SEARCH_TOP_K = 10
 
 
 def _integral(value: Any) -> Any:
@@ -38,34 +35,34 @@ def _integral(value: Any) -> Any:
 # floats such as 3.0 are taken by _Strict's validator, for every integer field)
 Count = Annotated[int, Strict()]
 
-Mode = Literal["hybrid", "dense", "bm25"]
-
 # the limits are checked by the validators (after stripping, with messages naming the field)
 _TEXT_LIMITS = {"minLength": 1, "maxLength": MAX_QUESTION_CHARS}
 
 
-def _clean_text(value: str, field: str, max_chars: int | None = None) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError(f"{field} must not be empty or only whitespace")
-    if not has_words(value):
-        raise ValueError(f"{field} must contain at least one letter or digit")
-    if max_chars is not None and len(value) > max_chars:
-        raise ValueError(f"{field} must be at most {max_chars} characters (got {len(value)})")
+_TEXT_PROBLEMS: dict[TextProblem, str] = {"empty": "must not be empty or only whitespace", "no words": "must contain at least one letter or digit"}
+
+
+def _checked_text(value: str, field: str) -> str:
+    """``value`` as sent, or the field's error where ``index.text.text_problem`` finds one."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(f"{field} {_TEXT_PROBLEMS[problem]}")
     return value
 
 
 def _short_text(value: str, info: ValidationInfo) -> str:
-    return _clean_text(value, info.field_name, MAX_QUESTION_CHARS)
+    value = _checked_text(value, info.field_name).strip()
+    if len(value) > MAX_QUESTION_CHARS:
+        raise ValueError(f"{info.field_name} must be at most {MAX_QUESTION_CHARS} characters (got {len(value)})")
+    return value
 
 
 def _domain(value: str | None) -> str | None:
     if value is None:
         return value
-    value = value.strip()
-    if not value or any(ch.isspace() for ch in value) or normalize_domain(value) is None:
+    if source_problem(value) is not None:  # the rule of `qa search --source` (qa.validation)
         raise ValueError("source must be a domain name such as numerama.com (or a URL on it)")
-    return value
+    return value.strip()
 
 
 # a question or a query: stripped, 1 to MAX_QUESTION_CHARS characters, the message names the field
@@ -85,10 +82,9 @@ def _filter_date(value: Any, info: ValidationInfo) -> Any:
     if not isinstance(value, str):
         raise ValueError(f"{field} must be an ISO date string: YYYY, YYYY-MM or YYYY-MM-DD")
     try:
-        first, last = period_bounds(value)
+        return date_bound(value, "after" if field == "published_after" else "before")
     except ValueError:
         raise ValueError(f"{field} must be a valid ISO date: YYYY, YYYY-MM or YYYY-MM-DD (got {value!r})") from None
-    return first if field == "published_after" else last
 
 
 # Declared as what clients send: a string, possibly a partial date (a client typed with a date
@@ -108,7 +104,7 @@ class _DateRange(BaseModel):
 
     @model_validator(mode="after")
     def _range(self):
-        if self.published_after and self.published_before and self.published_after > self.published_before:
+        if empty_period(self.published_after, self.published_before):
             raise ValueError("published_after must not be later than published_before")
         return self
 
@@ -181,11 +177,7 @@ class ExtractRequest(_Strict):
     @field_validator("context")
     @classmethod
     def _context(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("context must not be empty or only whitespace")
-        if not has_words(v):
-            raise ValueError("context must contain at least one letter or digit")
-        return v  # not stripped: offsets refer to the text as sent
+        return _checked_text(v, "context")  # not stripped: offsets refer to the text as sent
 
 
 class SearchQuery(_DateRange, _Strict):
@@ -216,7 +208,7 @@ class DocumentIn(_Strict):
     def _id(cls, v: str | None) -> str | None:
         if v is None:
             return None
-        v = normalize_id(v.strip())  # one id however its accents were typed
+        v = clean_id(v)  # one id however its accents were typed, as `qa index` reads it
         return _refused_if("id", id_problem(v), v)
 
     @field_validator("title")
@@ -238,19 +230,13 @@ class DocumentIn(_Strict):
     @field_validator("text")
     @classmethod
     def _text(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("text must not be empty or only whitespace")
-        if not has_words(v):
-            raise ValueError("text must contain at least one letter or digit")
-        return v  # kept as sent: answer offsets refer to it
+        return _checked_text(v, "text")  # kept as sent: answer offsets refer to it
 
     @field_validator("url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        v = v.strip()
-        return _refused_if("url", url_problem(v), v)
+        v = clean_url(v)
+        return None if v is None else _refused_if("url", url_problem(v), v)
 
     @field_validator("published")
     @classmethod

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from index.schema import Document, id_problem, metadata_problem, normalize_id
-from index.text import has_lone_surrogate, has_words, lone_surrogate_at, one_line, strip_blank, url_problem
+from index.schema import Document, clean_id, id_problem, metadata_problem
+from index.text import clean_url, has_lone_surrogate, lone_surrogate_at, one_line, strip_blank, text_problem, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -198,10 +198,9 @@ def _read_text(path: Path, html: bool = False) -> str:
         text = text[1:]
     if "\x00" in text:
         raise _Skip("binary file (NUL bytes)")
-    if not text.strip():
-        raise _Skip("empty file")
-    if not has_words(text):
-        raise _Skip("no letter or digit in the file")
+    problem = text_problem(text)
+    if problem is not None:
+        raise _Skip("empty file" if problem == "empty" else "no letter or digit in the file")
     return text
 
 
@@ -210,7 +209,7 @@ def _load_text(path: Path, name: str) -> list[Document]:
     start, keys = front_matter(text) if path.suffix.lower() != ".txt" else (0, {})
     if start:  # metadata, not the article: the document's text starts after it
         text = text[start:]
-        if not has_words(text):
+        if text_problem(text) is not None:
             raise _Skip("nothing after the front matter")
     title, url, published = text_metadata(text)
     if isinstance(keys.get("title"), str):
@@ -240,7 +239,7 @@ def file_name(path: Path, folder: Path | None = None) -> str:
 
 def _file_id(name: str) -> str:
     """A file's document id, refused when no request could name it (control characters, blank)."""
-    doc_id = name.strip()
+    doc_id = clean_id(name)
     problem = id_problem(doc_id)
     if problem is not None:
         raise _Skip(f"the file name gives the document id {doc_id!r}, which {problem}: rename the file (or index it as JSON with an 'id')")
@@ -330,16 +329,15 @@ def record_to_document(rec, default_id: str) -> Document:
     if not isinstance(rec, dict):
         raise ValueError(f"a record must be a JSON object, not {type(rec).__name__}")
     text = rec.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("missing or empty 'text'")
-    if not has_words(text):
-        raise ValueError("'text' has no letter or digit")
+    problem = text_problem(text) if isinstance(text, str) else "empty"
+    if problem is not None:
+        raise ValueError("missing or empty 'text'" if problem == "empty" else "'text' has no letter or digit")
     doc_id = rec.get("id", default_id)
     if isinstance(doc_id, int) and not isinstance(doc_id, bool):
         doc_id = str(doc_id)
     if not isinstance(doc_id, str) or not doc_id.strip():
         raise ValueError("'id' must be a non-empty string")
-    doc_id = normalize_id(doc_id.strip())  # as POST /documents and file names: one id however its accents were typed
+    doc_id = clean_id(doc_id)  # as POST /documents and file names: one id however its accents were typed
     problem = id_problem(doc_id)
     if problem is not None:
         raise ValueError(f"'id' {problem}")
@@ -347,8 +345,8 @@ def record_to_document(rec, default_id: str) -> Document:
     for name, val in (("title", title), ("url", url)):
         if val is not None and not isinstance(val, str):
             raise ValueError(f"'{name}' must be a string")
-    if url and url.strip():
-        url = url.strip()
+    url = clean_url(url)  # as POST /documents: blank is none
+    if url is not None:
         problem = url_problem(url, strict=False)  # files keep the URLs they were given, if Python can read them
         if problem is not None:
             raise ValueError(f"'url' {problem}")

@@ -10,9 +10,8 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from index.ingest import normalize_date
-from index.schema import Filters, normalize_id
+from index.schema import MODES, Filters, normalize_id  # noqa: F401 (MODES: index.store takes it from here)
 
-MODES = ("hybrid", "dense", "bm25")
 NO_DATE = -1
 
 

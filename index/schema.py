@@ -7,6 +7,7 @@ import unicodedata
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Literal, get_args
 
 from index.text import json_nodes
 
@@ -28,6 +29,11 @@ class Chunk:
     start: int  # document.text[start:end] == text, always
     end: int
     text: str
+
+
+# how passages are ranked: what the store, the `qa` command and the API take
+Mode = Literal["hybrid", "dense", "bm25"]
+MODES: tuple[str, ...] = get_args(Mode)
 
 
 @dataclass
@@ -74,6 +80,12 @@ def normalize_id(doc_id: str) -> str:
     names already do (``index.ingest.file_name``). Applied where ids come in: POST bodies, filters,
     JSON records."""
     return unicodedata.normalize("NFC", doc_id)
+
+
+def clean_id(doc_id: str) -> str:
+    """A document id as given (a POST body, a JSON record), in the form it is stored: stripped, NFC;
+    ``id_problem`` then says whether it can be one."""
+    return normalize_id(doc_id.strip())
 
 
 def id_lookups(doc_id: str) -> list[str]:

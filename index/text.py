@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 # --------------------------------------------------------------------------------------------
 # sentence splitting
@@ -257,6 +257,22 @@ def has_words(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
+# why a text cannot be a question, a query, a context or a document's text
+TextProblem = Literal["empty", "no words"]
+
+
+def text_problem(text: str) -> TextProblem | None:
+    """Why ``text`` is no question, query, context or document text, or None: "empty" (whitespace
+    only) or "no words" (no letter or digit: "???", a zero-width space). One rule for the `qa`
+    command, the HTTP API and `qa index`; each says it in its own words, naming the option, the
+    field or the file. (Text that is not UTF-8 is refused before, where it comes in.)"""
+    if not text.strip():
+        return "empty"
+    if not has_words(text):
+        return "no words"
+    return None
+
+
 def fold(text: str) -> str:
     """Lowercase and strip accents: "Événement Œuvre" -> "evenement oeuvre". Invisible format
     characters go too, so that a soft hyphen (HTML's &shy;) or a zero-width space does not split a word."""
@@ -342,3 +358,10 @@ def url_problem(url: str, strict: bool = True) -> str | None:
     if not re.match(r"^https?://[^\s/]+", url, re.IGNORECASE) or any(ch.isspace() for ch in url):
         return "must be an absolute http(s) URL"
     return None if host else "has no host name"
+
+
+def clean_url(url: str | None) -> str | None:
+    """A document's URL as given, stripped; blank is none (the API and `qa index` alike)."""
+    if url is None or not url.strip():
+        return None
+    return url.strip()

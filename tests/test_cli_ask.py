@@ -65,6 +65,11 @@ def test_search_date_filters_take_partial_dates(seed_index):
     assert bad.exit_code == 2 and "--after must be a date like 2018-01-31, 2018-01 or 2018" in bad.stderr
     nowhere = _run(["search", "Netflix", "--source", "https://"], seed_index)  # no domain: it would match nothing
     assert nowhere.exit_code == 2 and "--source must be a domain name such as numerama.com" in nowhere.stderr
+    # as the API refuses them: a domain with a space matched nothing, and a blank date was no filter at all
+    spaced = _run(["search", "Netflix", "--source", "numerama .com"], seed_index)
+    assert spaced.exit_code == 2 and spaced.stderr.strip() == "error: --source must be a domain name such as numerama.com (or a URL on it), got 'numerama .com'"
+    unset = _run(["search", "Netflix", "--after", ""], seed_index)  # qa search ... --after "$UNSET"
+    assert unset.exit_code == 2 and unset.stderr.strip() == "error: --after must be a date like 2018-01-31, 2018-01 or 2018, got ''"
 
 
 def _run_bytes(args: list[str], data_dir: Path, stdin: bytes):
@@ -110,6 +115,8 @@ def test_extract_checks_its_input(seed_index, tmp_path):
     assert latin.exit_code == 1 and latin.stderr.strip() == "error: stdin: not UTF-8 text (byte 3)"
     blank = _run_bytes(["extract", "Où ?", "-"], seed_index, b"  \n")
     assert blank.exit_code == 1 and blank.stderr.strip() == "error: stdin: the context is empty"
+    wordless = _run_bytes(["extract", "Où ?", "-"], seed_index, b"... ?!\n")  # as POST /extract: no text to read
+    assert wordless.exit_code == 1 and wordless.stderr.strip() == "error: stdin: the context has no letter or digit"
 
 
 def test_defaults_come_from_the_settings_as_in_the_api(seed_index):

@@ -406,6 +406,14 @@ def test_titles_are_one_line_and_urls_hold_no_control_characters(tmp_path):
     assert "\x1b" in by_id["art"].text  # the text itself is kept as it is: offsets count in it
 
 
+def test_a_blank_url_is_no_url(tmp_path):
+    """As POST /documents reads it: "  " was stored as the document's URL."""
+    recs = [{"id": "a", "text": "Le texte de a.", "url": "  "}, {"id": "b", "text": "Le texte de b.", "url": " https://b.example/x "}]
+    (tmp_path / "recs.jsonl").write_text("\n".join(json.dumps(r) for r in recs), encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    assert errors == [] and [(d.id, d.url) for d in docs] == [("a", None), ("b", "https://b.example/x")]
+
+
 def test_normalize_date_takes_dates_and_datetimes_only():
     for not_iso in ("２０１７-10-27", "٢٠١٧", "2017-10-27T99:99:99+99:99", "2017-10-27T24:00", "2017-10-27T10:00+25:00"):
         with pytest.raises(ValueError):  # stored as given, they would not be ISO dates for clients that parse them

@@ -1,0 +1,56 @@
+"""What a question's or a search's options may be: the rules the `qa` command and the HTTP API share.
+
+Pure functions that say what is wrong, if anything; each side says it in its own words (the `qa`
+command names the option and exits 2, the API answers 422 naming the field). The text of a question
+or a query follows ``index.text.text_problem``, a mode ``index.retrieval.MODES``; the rules for
+documents are in ``index.schema`` and ``index.text``, which `qa index` applies too.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from index.retrieval import normalize_domain, period_bounds
+from index.schema import Filters
+
+MAX_TOP_K = 50  # passages a question reads or a search returns, at most
+MAX_ANSWERS = 20  # answers a question or an extraction returns, at most
+DEFAULT_SEARCH_TOP_K = 10  # passages a search returns by default (QA_TOP_K is what a question reads)
+
+SourceProblem = Literal["empty", "not a domain"]
+Bound = Literal["after", "before"]
+
+
+def source_problem(source: str) -> SourceProblem | None:
+    """Why ``source`` cannot filter by site, or None: "empty" (blank: `--source "$UNSET"` is not
+    "any source") or "not a domain" (a space in it, or no host name: "https://" would match nothing).
+    A URL stands for its domain; surrounding whitespace is ignored."""
+    value = source.strip()
+    if not value:
+        return "empty"
+    if any(ch.isspace() for ch in value) or normalize_domain(value) is None:
+        return "not a domain"
+    return None
+
+
+def date_bound(value: str, bound: Bound) -> date:
+    """The first day a date filter lets through ("after") or its last ("before"). A partial ISO date
+    stands for its whole period, as documents' dates do: after "2017" is from 2017-01-01, before
+    "2017-10" up to 2017-10-31. Raises ValueError for anything else, a blank value included."""
+    first, last = period_bounds(value)
+    return first if bound == "after" else last
+
+
+def empty_period(after: date | None, before: date | None) -> bool:
+    """A date range that can hold nothing (``after`` later than ``before``): a mistake, not a search
+    with no results."""
+    return after is not None and before is not None and after > before
+
+
+def filters_of(document_ids: list[str] | None, source: str | None, after: date | None, before: date | None) -> Filters | None:
+    """The filters a request sets, checked already (``source`` stripped), or None when it sets none:
+    every document."""
+    if not (document_ids or source or after or before):
+        return None
+    return Filters(document_ids=document_ids or None, source=source, published_after=after, published_before=before)

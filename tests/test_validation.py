@@ -1,0 +1,95 @@
+"""One rule for what users give, whichever way they give it: the `qa` command and the HTTP API take
+and refuse the same questions, filters and documents (qa.validation, index.text, index.schema)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+import typer
+from pydantic import ValidationError
+
+from api.schemas import DocumentIn, FiltersIn, SearchRequest
+from index.ingest import record_to_document
+from index.text import text_problem
+from qa.cli import _check_text, _filters
+from qa.validation import date_bound, empty_period, filters_of, source_problem
+
+
+def _cli_takes(fn, *args) -> bool:
+    try:
+        fn(*args)
+    except typer.Exit as exc:
+        assert exc.exit_code in (1, 2)
+        return False
+    return True
+
+
+def _api_takes(model, **fields) -> bool:
+    try:
+        model(**fields)
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("Qui ?", None), ("  Qui ?  ", None), ("2018", None), ("", "empty"), (" \n\t", "empty"),
+    ("???", "no words"), ("\u200b", "no words"), ("... !", "no words"),
+])
+def test_questions_and_queries(text, problem):
+    assert text_problem(text) == problem
+    assert _cli_takes(_check_text, text, "query") == (problem is None)
+    assert _api_takes(SearchRequest, query=text) == (problem is None)
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("numerama.com", None), (" https://www.Numerama.com/x ", None), ("numerama.com\t", None),
+    ("", "empty"), ("  ", "empty"),
+    ("https://", "not a domain"), ("/numerama.com", "not a domain"), ("numerama .com", "not a domain"), ("numerama com", "not a domain"),
+])
+def test_source_filters(source, problem):
+    assert source_problem(source) == problem
+    assert _cli_takes(_filters, None, source, None, None) == (problem is None)
+    assert _api_takes(FiltersIn, source=source) == (problem is None)
+
+
+@pytest.mark.parametrize("after, before, ok", [
+    ("2017", "2017", True), ("2017-10", None, True), (None, "2017-02", True), ("2017-10-27T10:00:00Z", None, True),
+    ("2018", "2017", False), ("hier", None, False), (None, "2017-13", False), ("2017-02-30", None, False), ("", None, False), (None, " ", False),
+])
+def test_date_filters(after, before, ok):
+    assert _cli_takes(_filters, None, None, after, before) == ok
+    assert _api_takes(FiltersIn, published_after=after, published_before=before) == ok
+
+
+def test_a_partial_date_stands_for_its_period_and_an_empty_one_is_a_mistake():
+    assert date_bound("2017", "after") == date(2017, 1, 1) and date_bound("2017", "before") == date(2017, 12, 31)
+    assert date_bound("2016-02", "before") == date(2016, 2, 29)
+    assert empty_period(date(2018, 1, 1), date(2017, 1, 1)) and not empty_period(date(2017, 1, 1), date(2017, 1, 1))
+    assert not empty_period(None, date(2017, 1, 1))
+    assert filters_of(None, None, None, None) is None and filters_of([], None, None, None) is None
+    assert FiltersIn(published_after="2017", published_before="2017-10").published_before == date(2017, 10, 31)
+
+
+@pytest.mark.parametrize("record", [
+    {"text": "  "}, {"text": "???"}, {"id": "  ", "text": "Un texte."}, {"id": "a\tb", "text": "Un texte."}, {"id": "a/../b", "text": "Un texte."},
+    {"id": "x" * 257, "text": "Un texte."}, {"text": "Un texte.", "url": "javascript:alert(1)"}, {"text": "Un texte.", "url": "http://[lien"},
+    {"text": "Un texte.", "published": "2017-13"}, {"text": "Un texte.", "metadata": {"v": float("nan")}},
+])
+def test_documents_refused_over_http_are_refused_by_qa_index(record):
+    with pytest.raises(ValueError):
+        record_to_document(record, "default")
+    assert not _api_takes(DocumentIn, title="T", **record)
+
+
+@pytest.mark.parametrize("record", [
+    {"id": " cafe\u0301 ", "text": "Un texte."}, {"id": "rubrique/124 bis", "text": "Un texte."},
+    {"text": "Un texte.", "url": " https://a.fr/x "}, {"text": "Un texte.", "url": "  "}, {"text": "Un texte.", "url": None},
+    {"text": "Un texte.", "published": "2023-06-17T10:00:00Z"}, {"text": "Un texte.", "published": " "},
+])
+def test_documents_are_stored_alike_from_a_file_or_over_http(record):
+    """The id stripped and NFC, a URL stripped (blank: none), a datetime's date: the same document."""
+    from_file = record_to_document(record, "default")
+    over_http = DocumentIn(title="T", **record)
+    assert (from_file.id, from_file.url, from_file.published) == (over_http.id or "default", over_http.url, over_http.published)
