@@ -29,6 +29,7 @@ from index.embeddings import Embedder  # noqa: E402
 from index.schema import Document  # noqa: E402
 from index.store import IndexStore  # noqa: E402
 from qa.settings import Settings  # noqa: E402
+from qa.squad import read_squad  # noqa: E402
 
 MODES = ("dense", "bm25", "hybrid")
 
@@ -42,13 +43,11 @@ def load_piaf(piaf_dir: Path) -> tuple[list[Document], list[tuple[str, str]]]:
     docs: dict[str, Document] = {}
     questions = []
     for split in ("train", "dev"):
-        data = json.loads((piaf_dir / f"piaf-v1.1-{split}.json").read_text(encoding="utf-8"))["data"]
-        for article in data:
-            for para in article["paragraphs"]:
-                pid = paragraph_id(split, article["title"], para["context"])
-                docs[pid] = Document(id=pid, text=para["context"], title=article["title"], metadata={"split": split})
-                if split == "dev":
-                    questions.extend((qa["question"], pid) for qa in para["qas"])
+        for para in read_squad(piaf_dir / f"piaf-v1.1-{split}.json"):
+            pid = paragraph_id(split, para.title, para.context)
+            docs[pid] = Document(id=pid, text=para.context, title=para.title, metadata={"split": split})
+            if split == "dev":
+                questions.extend((q.question, pid) for q in para.questions)
     return list(docs.values()), questions
 
 

@@ -8,7 +8,6 @@ temporary data directory unless ``--data-dir`` names an existing index.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import logging
@@ -23,6 +22,7 @@ from index.schema import Document
 from qa.metrics import best_over_references, normalize_answer
 from qa.render import plural
 from qa.settings import Settings
+from qa.squad import SquadFormatError, misspelt_field, parse_squad
 
 log = logging.getLogger(__name__)
 
@@ -61,22 +61,6 @@ class GoldSet:
 
 
 JSONL_FIELDS = ("id", "question", "answers", "document_ids")
-# misspellings too far from the field for difflib's cut-off (which must stay high: "answer_type" is a
-# fine extra field, not a misspelt "answers")
-FIELD_ALIASES = {"doc_id": "document_ids", "doc_ids": "document_ids", "docs": "document_ids"}
-SQUAD_QA_FIELDS = ("id", "question", "answers", "is_impossible")
-
-
-def misspelt_field(key: str, record: dict, fields: tuple[str, ...]) -> str | None:
-    """The field ``key`` was probably meant to be (one of ``fields`` that ``record`` lacks), or None."""
-    if key in fields:
-        return None
-    absent = [f for f in fields if f not in record]  # "question_id" beside "question" is an extra field
-    alias = FIELD_ALIASES.get(key)
-    if alias in absent:
-        return alias
-    near = difflib.get_close_matches(key, absent, n=1, cutoff=0.75)
-    return near[0] if near else None
 
 
 def load_gold(path: Path) -> GoldSet:
@@ -169,76 +153,31 @@ def paragraph_id(title: str, context: str) -> str:
 
 
 def _load_squad(data: dict, path: Path) -> GoldSet:
-    """SQuAD JSON, every field checked: an error names its place (``data[0].paragraphs[2].qas[1].question``)."""
-
-    def bad(where: str, what: str) -> GoldFormatError:
-        return GoldFormatError(f"{path}: {where} {what}")
-
+    """SQuAD JSON (``qa.squad.parse_squad``, an error naming its place): each paragraph a document,
+    each question a gold item whose answers can be scored."""
+    try:
+        paragraphs = parse_squad(data, path)
+    except SquadFormatError as exc:
+        raise GoldFormatError(str(exc)) from None
     items, docs = [], []
-    seen: dict[str, str] = {}
     not_verbatim: list[str] = []
     unusable: list[str] = []
-    if not isinstance(data["data"], list):
-        raise bad("data", "must be a list of articles")
-    for a, art in enumerate(data["data"]):
-        aw = f"data[{a}]"
-        if not isinstance(art, dict):
-            raise bad(aw, 'must be an object {"title", "paragraphs"}')
-        title = art.get("title")
-        if title is not None and not isinstance(title, str):
-            raise bad(f"{aw}.title", "must be a string")
-        title = title or f"article {a}"
-        if not isinstance(art.get("paragraphs"), list):
-            raise bad(f"{aw}.paragraphs", "must be a list")
-        for p, para in enumerate(art["paragraphs"]):
-            pw = f"{aw}.paragraphs[{p}]"
-            if not isinstance(para, dict):
-                raise bad(pw, 'must be an object {"context", "qas"}')
-            context = para.get("context")
-            if not isinstance(context, str) or not context.strip():
-                raise bad(f"{pw}.context", "must be a non-empty string")
-            if not isinstance(para.get("qas", []), list):
-                raise bad(f"{pw}.qas", "must be a list")
-            pid = paragraph_id(title, context)
-            docs.append(Document(pid, context, title=title, metadata={"article": title}))
-            for q, qa in enumerate(para.get("qas", [])):
-                qw = f"{pw}.qas[{q}]"
-                if not isinstance(qa, dict):
-                    raise bad(qw, 'must be an object {"id", "question", "answers"}')
-                for key in qa:  # as for JSONL: a misspelt "answers" must not make the question unanswerable
-                    meant = misspelt_field(key, qa, SQUAD_QA_FIELDS)
-                    if meant:
-                        raise bad(f"{qw}.{key}", f"is not a SQuAD field: did you mean {meant!r}?")
-                question = qa.get("question")
-                if not isinstance(question, str) or not question.strip():
-                    raise bad(f"{qw}.question", "must be a non-empty string")
-                if "answers" not in qa:
-                    raise bad(f"{qw}.answers", 'is missing: list the answers, or write "answers": [] with "is_impossible": true for a question its paragraph cannot answer')
-                answers = qa["answers"]
-                if not isinstance(answers, list) or not all(isinstance(x, dict) and isinstance(x.get("text"), str) for x in answers):
-                    raise bad(f"{qw}.answers", 'must be a list of {"text", "answer_start"} objects ([] = unanswerable)')
-                qid = qa.get("id", f"{a}.{p}.{q}")
-                if not isinstance(qid, (str, int)) or isinstance(qid, bool) or not str(qid).strip():
-                    raise bad(f"{qw}.id", "must be a non-empty string")
-                qid = str(qid)
-                if qid in seen:
-                    raise bad(f"{qw}.id", f"duplicate id {qid!r} (already at {seen[qid]})")
-                seen[qid] = qw
-                if qa.get("is_impossible") is True and answers:
-                    raise bad(qw, 'has "is_impossible": true and answers: one or the other (SQuAD 2.0 puts those of an impossible question in "plausible_answers")')
-                if qa.get("is_impossible") is False and not answers:
-                    raise bad(qw, 'has "is_impossible": false and no answers: list them, or make it true for a question its paragraph cannot answer')
-                texts = [x["text"].strip() for x in answers if x["text"].strip()]
-                for x in answers:
-                    t, start = x["text"], x.get("answer_start")
-                    if t.strip() and (t not in context or (isinstance(start, int) and context[start : start + len(t)] != t)):
-                        not_verbatim.append(qw)
-                        break
-                if answers and not any(normalize_answer(t) for t in texts):  # "" or "le": nothing to match
-                    unusable.append(qw)
-                    continue
-                texts = [t for t in texts if normalize_answer(t)]
-                items.append(GoldItem(qid, question, texts, [pid], pid, context, title, where=qw))
+    for para in paragraphs:
+        context, title = para.context, para.title
+        pid = paragraph_id(title, context)
+        docs.append(Document(pid, context, title=title, metadata={"article": title}))
+        for qa in para.questions:
+            texts = [x["text"].strip() for x in qa.answers if x["text"].strip()]
+            for x in qa.answers:
+                t, start = x["text"], x["answer_start"]
+                if t.strip() and (t not in context or (start is not None and context[start : start + len(t)] != t)):
+                    not_verbatim.append(qa.where)
+                    break
+            if qa.answers and not any(normalize_answer(t) for t in texts):  # "" or "le": nothing to match
+                unusable.append(qa.where)
+                continue
+            texts = [t for t in texts if normalize_answer(t)]
+            items.append(GoldItem(qa.id, qa.question, texts, [pid], pid, context, title, where=qa.where))
     if not_verbatim:
         log.warning("%s: %s an answer that is not in their context at its answer_start (first: %s)", path, _questions_have(len(not_verbatim)), ", ".join(not_verbatim[:3]))
     if unusable:
