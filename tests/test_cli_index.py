@@ -362,15 +362,15 @@ def test_only_the_index_folders_own_files_are_blamed_on_it(tmp_path, capsys):
     import pytest
     import typer
 
-    from qa.cli import _storage_fail
+    from qa.cli_common import storage_fail
     from qa.settings import load_settings
 
     settings = load_settings(data_dir=tmp_path / "idx")
     # the models' cache: not the index folder's problem (the caller's own message, or the traceback, says what it is)
-    assert _storage_fail(settings, PermissionError(errno.EACCES, "Permission denied", "/home/u/.cache/huggingface/hub/x")) is None
-    assert _storage_fail(settings, OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "idx-other" / "x"))) is None
+    assert storage_fail(settings, PermissionError(errno.EACCES, "Permission denied", "/home/u/.cache/huggingface/hub/x")) is None
+    assert storage_fail(settings, OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "idx-other" / "x"))) is None
     with pytest.raises(typer.Exit):
-        _storage_fail(settings, OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "idx" / "dense-flat-3.faiss.tmp-1")), verb="write")
+        storage_fail(settings, OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "idx" / "dense-flat-3.faiss.tmp-1")), verb="write")
     assert f"error: cannot write the index in {tmp_path / 'idx'}: the folder is full" in capsys.readouterr().err
 
 

@@ -193,7 +193,7 @@ def test_the_report_is_written_through_links_and_devices_and_nothing_else_is_tou
 
     from pathlib import Path
 
-    from qa.cli import _in_place, _is_stdout, _report_target, _write_text
+    from qa.cli_eval import _in_place, _is_stdout, _report_target, _write_text
 
     report = tmp_path / "report.json"
     report.write_text("old")

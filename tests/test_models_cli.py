@@ -317,7 +317,7 @@ def test_prune_says_what_it_could_not_remove(tmp_path, monkeypatch, capsys):
     import pytest
     import typer
 
-    from qa import cli
+    from qa import cli_serve
 
     models = tmp_path / "models"
     models.mkdir()
@@ -330,7 +330,7 @@ def test_prune_says_what_it_could_not_remove(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(shutil_mod, "rmtree", half_rmtree)
     with pytest.raises(typer.Exit) as exit_info:
-        cli._prune_models(models, ("e5-small-piaf",), set(), dry_run=False)
+        cli_serve._prune_models(models, ("e5-small-piaf",), set(), dry_run=False)
     assert exit_info.value.exit_code == 1
     out = capsys.readouterr()
     aside = next(models.iterdir())  # renamed first: a reader of the cache never sees it half removed

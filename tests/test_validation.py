@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from api.schemas import DocumentIn, FiltersIn, SearchRequest
 from index.ingest import record_to_document
 from index.text import text_problem
-from qa.cli import _check_text, _filters
+from qa.cli_ask import check_filters, check_text
 from qa.validation import date_bound, empty_period, filters_of, source_problem
 
 
@@ -39,7 +39,7 @@ def _api_takes(model, **fields) -> bool:
 ])
 def test_questions_and_queries(text, problem):
     assert text_problem(text) == problem
-    assert _cli_takes(_check_text, text, "query") == (problem is None)
+    assert _cli_takes(check_text, text, "query") == (problem is None)
     assert _api_takes(SearchRequest, query=text) == (problem is None)
 
 
@@ -50,7 +50,7 @@ def test_questions_and_queries(text, problem):
 ])
 def test_source_filters(source, problem):
     assert source_problem(source) == problem
-    assert _cli_takes(_filters, None, source, None, None) == (problem is None)
+    assert _cli_takes(check_filters, None, source, None, None) == (problem is None)
     assert _api_takes(FiltersIn, source=source) == (problem is None)
 
 
@@ -59,7 +59,7 @@ def test_source_filters(source, problem):
     ("2018", "2017", False), ("hier", None, False), (None, "2017-13", False), ("2017-02-30", None, False), ("", None, False), (None, " ", False),
 ])
 def test_date_filters(after, before, ok):
-    assert _cli_takes(_filters, None, None, after, before) == ok
+    assert _cli_takes(check_filters, None, None, after, before) == ok
     assert _api_takes(FiltersIn, published_after=after, published_before=before) == ok
 
 

@@ -1,0 +1,161 @@
+"""What the `qa` commands share: settings, one-line errors and their exit status, opening the index
+and the models, --mode."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+
+from index.schema import MODES
+from qa.settings import Settings
+
+
+def read_settings() -> Settings:
+    from qa.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+USAGE = 2  # the command line is wrong (an option's value), as click's own usage errors; 1 is any other failure
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def setup_logging(settings: Settings, verbose: bool = False) -> None:
+    from qa.logs import setup_logging as setup
+
+    setup(settings.log_level, verbose)
+
+
+def guard(fn, *args, **kwargs):
+    """Turn known user-facing errors into one clear line instead of a traceback."""
+    from index.e5_convert import ModelSourceError
+    from index.store import ReindexNeeded
+
+    try:
+        return fn(*args, **kwargs)
+    except (ModelSourceError, ReindexNeeded) as exc:
+        fail(str(exc))
+
+
+def check_data_dir(settings: Settings) -> None:
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        fail(f"QA_DATA_DIR {settings.data_dir} is a file: it must be a folder (the index is several files)")
+    parent = next((p for p in settings.data_dir.absolute().parents if p.exists()), None)
+    if not settings.data_dir.exists() and parent is not None and not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+        fail(f"QA_DATA_DIR {settings.data_dir} cannot be created: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}")
+    if settings.data_dir.is_dir() and not os.access(settings.data_dir, os.W_OK | os.X_OK):  # a read-only mount, say
+        fail(f"QA_DATA_DIR {settings.data_dir} is not writable: the index is written there, and SQLite writes its journal there even to read")
+
+
+def need_index(data_dir: Path) -> None:
+    """Commands that read the index fail on a missing one (a mistyped QA_DATA_DIR) instead of
+    creating an empty index and finding nothing."""
+    from index.store import index_exists
+
+    if not index_exists(data_dir):
+        fail(f"no index at {data_dir}: run `qa index data/articles` first (or set QA_DATA_DIR to your index)")
+
+
+def opening(settings: Settings, fn, *args, **kwargs):
+    """``fn`` opening the index, a damaged one as one line."""
+    import sqlite3
+
+    try:
+        return guard(fn, *args, **kwargs)
+    except (sqlite3.DatabaseError, OSError) as exc:
+        index_failed(settings, exc)
+
+
+def index_failed(settings: Settings, exc: BaseException) -> NoReturn:
+    """Opening the index failed: a full or unwritable folder, or a damaged or newer index, as one
+    line; an OSError about anything else (the models' folder) goes on as it is."""
+    storage_fail(settings, exc)
+    if isinstance(exc, OSError):
+        raise exc
+    fail(f"cannot read the index at {settings.data_dir}: {exc}")
+
+
+def storage_fail(settings: Settings, exc: BaseException, kept: str = "", always: bool = False, verb: str = "use") -> None:
+    """A full or unwritable index folder (any failure to write to it, with ``always``), as one line
+    saying what to do; returns for anything else, such as an error about the models' folder."""
+    import sqlite3
+
+    from index.store import storage_problem
+
+    if isinstance(exc, OSError):  # only the index folder's own files are blamed on it
+        name = exc.filename if isinstance(exc.filename, str) else None
+        folder = os.path.abspath(settings.data_dir)
+        if name is None or os.path.commonpath([folder, os.path.abspath(name)]) != folder:
+            return
+    elif not isinstance(exc, sqlite3.Error):
+        return
+    problem = storage_problem(exc)
+    if problem is not None:
+        what = "make room on its disk" if problem == "full" else "make it writable"
+        fail(f"cannot {verb} the index in {settings.data_dir}: the folder is {problem} ({exc}){kept}; {what} and run the command again")
+    if always:
+        fail(f"cannot {verb} the index in {settings.data_dir}: {exc}{kept}; check its disk and run the command again")
+
+
+def open_store(settings: Settings, rebuild: bool = False, create: bool = False):
+    """The embedder and the index, as configured (what `index` and `search` need, no reader);
+    ``create``: a missing index is created (only `qa index` writes one)."""
+    from index.embeddings import Embedder
+    from index.store import IndexStore
+
+    check_data_dir(settings)
+    if not create:
+        need_index(settings.data_dir)
+    emb = guard(Embedder, settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, source=settings.e5_source)
+    return opening(settings, IndexStore.open, settings.data_dir, emb, rebuild=rebuild, **settings.store_options())
+
+
+def read_index(settings: Settings, fn):
+    """``fn(data_dir)`` on the configured index without any model, a damaged or newer index as one line."""
+    import sqlite3
+
+    try:
+        return fn(settings.data_dir)
+    except (RuntimeError, sqlite3.DatabaseError, OSError) as exc:
+        index_failed(settings, exc)
+
+
+def open_catalog(settings: Settings):
+    """The index's documents, read only and without loading any model (`qa docs list` / `show`)."""
+    from index.store import DocumentCatalog
+
+    need_index(settings.data_dir)  # a mistyped QA_DATA_DIR is not an empty index
+    return read_index(settings, DocumentCatalog)
+
+
+def open_service(settings: Settings):
+    from qa.pipeline import QAService
+
+    check_data_dir(settings)
+    need_index(settings.data_dir)
+    return opening(settings, QAService.from_settings, settings)
+
+
+_MODES = f"{', '.join(MODES[:-1])} or {MODES[-1]}"  # "hybrid, dense or bm25"
+
+
+def check_mode(mode: str | None, settings: Settings) -> str:
+    """--mode, else QA_RETRIEVAL_MODE (as the API does)."""
+    if mode is None:
+        return settings.retrieval_mode
+    if mode not in MODES:
+        fail(f"--mode must be {_MODES}, got {mode!r}", USAGE)
+    return mode
+
+
+MODE_HELP = f"{_MODES} (default: QA_RETRIEVAL_MODE, hybrid)"

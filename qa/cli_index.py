@@ -1,0 +1,230 @@
+"""`qa index` and `qa docs` (list, show, delete): the documents of the index."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from index.text import has_lone_surrogate, visible
+from qa.cli_common import USAGE, fail, need_index, open_catalog, open_store, read_index, read_settings, setup_logging, storage_fail
+from qa.render import plural
+from qa.settings import Settings
+
+log = logging.getLogger("qa.cli")
+
+
+def index(
+    paths: Optional[list[str]] = typer.Argument(None, help="Files or folders (.txt .md .html .json .jsonl); none with --rebuild alone"),
+    rebuild: bool = typer.Option(False, help="Re-chunk every stored document with the configured model, chunk size and dense index type (after changing one of them; passages already embedded by the same model keep their vectors); nothing is lost"),
+    batch_docs: int = typer.Option(500, "--batch-docs", min=1, help="Documents written per atomic step: an interrupted run keeps the steps done, and running it again resumes"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Index documents into QA_DATA_DIR (only new or changed chunks are embedded)."""
+    settings = read_settings()
+    setup_logging(settings, verbose)
+    from index.ingest import load_documents
+
+    t0 = time.time()
+    paths = paths or []
+    if not paths and not rebuild:
+        fail("give the files or folders to index (or --rebuild alone to re-chunk what the index holds)", USAGE)
+    if not paths:
+        need_index(settings.data_dir)  # a rebuild of nothing: a mistyped QA_DATA_DIR
+    if any(not p.strip() for p in paths):  # qa index "$UNSET": not the current folder
+        fail("an empty path was given", USAGE)
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        fail(f"no such file or folder: {missing[0]}")
+    docs, errors = load_documents([Path(p) for p in paths])
+    for e in errors:
+        where = f"{e.path}:{e.line}" if e.line else e.path
+        typer.echo(f"skipped {where}: {e.reason}", err=True)
+
+    from index.store import AddReport, add_in_batches
+
+    store = open_store(settings, rebuild=rebuild, create=True)
+    if store.rebuilt is not None:
+        r = store.rebuilt
+        typer.echo(f"rebuilt: {plural(r.documents, 'document')} re-chunked, {plural(r.chunks_before, 'chunk')} replaced by {r.chunks} "
+                   f"({r.embedded} embedded, the others kept their vectors)")
+    for d, old_source in _replaced_from_other_files(store, docs):
+        typer.echo(
+            f"warning: document {d.id!r} was indexed from {old_source}; {d.metadata['source_file']} has the same "
+            "name (the id) and another text, and replaces it: rename one of the files to keep both", err=True,
+        )
+    for d, other_id in _indexed_under_another_id(store, docs):
+        typer.echo(
+            f"warning: {d.metadata['source_file']} is also indexed as document {other_id!r} (an older name, or the same file "
+            f"reached from another folder given to qa index); it is now {d.id!r}: `qa docs delete {other_id}` removes the other copy", err=True,
+        )
+    import sqlite3
+
+    rep, done = AddReport(), 0
+    try:
+        for done, batch_rep in add_in_batches(store, docs, batch_docs, progress=sys.stderr.isatty()):
+            rep.merge(batch_rep)
+            if done < len(docs):
+                log.info("indexed %d of %d documents", done, len(docs))
+    except KeyboardInterrupt:
+        store.close()
+        typer.echo(f"interrupted: the first {done} of {len(docs)} documents are indexed and kept; run the same command again to index the rest (indexed ones are skipped)", err=True)
+        raise typer.Exit(130)
+    except (OSError, sqlite3.Error) as exc:
+        store.close()
+        storage_fail(settings, exc, kept=f"; the first {done} of {len(docs)} documents are indexed and kept", always=True, verb="write")
+        raise
+    counts = store.counts()
+    store.close()
+    now = f"index now {plural(counts['documents'], 'document')} / {plural(counts['chunks'], 'chunk')}"
+    if not paths:  # --rebuild alone: nothing was read
+        typer.echo(f"{now}, {time.time() - t0:.1f}s")
+        return
+    typer.echo(
+        f"documents: {len(docs)} read ({rep.documents_added} added, {rep.documents_updated} updated, {rep.documents_unchanged} unchanged), "
+        f"chunks: {rep.chunks_added} added ({rep.chunks_embedded} embedded, the others reused stored vectors), {rep.chunks_removed} removed, {now}, "
+        f"skipped: {len(errors)}{' (files or records, listed above)' if errors else ''}, {time.time() - t0:.1f}s"
+    )
+    if errors:  # what could be read is indexed; the status tells scripts that something was not
+        raise typer.Exit(1)
+
+
+def _replaced_from_other_files(store, docs):
+    """Documents read from a file whose name (the id) an indexed document from another file already
+    has, with another text: indexing them replaces that document, which must not happen silently."""
+    for d in docs:
+        source = d.metadata.get("source_file")
+        if source is None:
+            continue
+        old = store.get_document(d.id)
+        old_source = (old.metadata or {}).get("source_file") if old is not None else None
+        if old_source and _file_key(old_source) != _file_key(source) and old.text != d.text:
+            yield d, old_source
+
+
+def _indexed_under_another_id(store, docs):
+    """(document, other id) for each file read now that the index already holds under another id:
+    before files were named after their path in the folder given, "site/eco/a.txt" was "a"; and
+    `qa index site` then `qa index site/eco` name one file "eco/a" and "a"."""
+    ids = {d.id for d in docs}
+    by_file: dict[str, list[str]] = {}
+    for doc_id, source in store.source_files():
+        if doc_id not in ids:
+            by_file.setdefault(_file_key(source), []).append(doc_id)
+    for d in docs:
+        source = d.metadata.get("source_file")
+        for other_id in by_file.get(_file_key(source), []) if source else []:
+            yield d, other_id
+
+
+def _file_key(source_file: str) -> str:
+    """One file, however it was named: `qa index` stores absolute paths (older indexes, the paths they
+    were given, which resolve from the current folder)."""
+    return os.path.realpath(source_file)
+
+
+def docs_list(
+    offset: int = typer.Option(0, min=0, help="Documents to skip"),
+    limit: int = typer.Option(50, min=1, max=10_000, help="Documents to list"),
+    as_json: bool = typer.Option(False, "--json", help="Print the page as GET /documents does (which takes at most 200 a page)"),
+) -> None:
+    """List the indexed documents (id, chunks, characters, date, title)."""
+    settings = read_settings()
+    setup_logging(settings)
+    catalog = open_catalog(settings)
+    items, total = catalog.list_documents(offset, limit)
+    catalog.close()
+    if as_json:
+        from api.schemas import DocumentInfoOut, DocumentPage
+
+        page = DocumentPage(items=[DocumentInfoOut(**asdict(i)) for i in items], total=total, offset=offset, limit=limit)
+        typer.echo(json.dumps(page.model_dump(mode="json"), ensure_ascii=False, indent=1))
+        return
+    for i in items:
+        typer.echo(f"{visible(i.id)}\t{plural(i.chunks, 'chunk')}\t{plural(i.chars, 'char')}\t{i.published or 's.d.'}\t{visible(i.title or '')}")
+    shown = f"{offset + 1}-{offset + len(items)}" if items else "none"
+    typer.echo(f"{plural(total, 'document')} ({shown} shown)", err=True)
+
+
+def _check_id_text(doc_id: str) -> None:
+    if has_lone_surrogate(doc_id):  # bytes the shell passed that are not UTF-8: no document has such an id
+        fail(f"document id {doc_id!r} is not UTF-8 text: no document has such an id (see `qa docs list`)")
+
+
+def _missing_document(doc_id: str, settings: Settings, as_json: bool, why: str | None = None) -> None:
+    """Exit 1 for an unknown id; with --json, the API's 404 body on stdout too (scripts read it)."""
+    if as_json:
+        from api.schemas import document_not_found
+
+        typer.echo(json.dumps({"detail": document_not_found(doc_id)}, ensure_ascii=False))
+    fail(f"no document {doc_id!r} in {settings.data_dir}" + (f": {why}" if why else "") + " (see `qa docs list`)")
+
+
+def docs_show(
+    doc_id: str = typer.Argument(..., help="Document id (see `qa docs list`)"),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly the GET /documents/{id} response"),
+) -> None:
+    """Print one document: its id, title, URL, date and metadata, a blank line, then its full text exactly (answer offsets point into it)."""
+    settings = read_settings()
+    setup_logging(settings)
+    _check_id_text(doc_id)
+    catalog = open_catalog(settings)
+    doc = catalog.get_document(doc_id)
+    catalog.close()
+    if doc is None:
+        _missing_document(doc_id, settings, as_json)
+    if as_json:
+        from api.schemas import DocumentOut
+
+        out = DocumentOut.from_document(doc)
+        typer.echo(json.dumps(out.model_dump(mode="json"), ensure_ascii=False, indent=1))
+        return
+    for label, value in (("id", doc.id), ("title", doc.title), ("url", doc.url), ("published", doc.published)):
+        if value:
+            typer.echo(f"{label}: {visible(value)}")
+    if doc.metadata:
+        typer.echo(f"metadata: {json.dumps(doc.metadata, ensure_ascii=False)}")
+    typer.echo("")
+    # after the header's blank line, the text as stored when redirected (offsets count in it: no line
+    # break added, and color=True stops click from stripping what looks like colour codes); on a
+    # terminal, its escapes shown, not obeyed
+    if sys.stdout.isatty():
+        typer.echo(visible(doc.text.replace("\r\n", "\n"), keep="\n\t"))  # a lone CR would overwrite the line shown
+    else:
+        typer.echo(doc.text, color=True, nl=False)
+
+
+def docs_delete(
+    doc_id: str = typer.Argument(..., help="Document id (see `qa docs list`)"),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly the DELETE /documents/{id} response"),
+) -> None:
+    """Remove a document and its passages from the index."""
+    from index.store import IndexStore, recorded_embedder
+
+    settings = read_settings()
+    setup_logging(settings)
+    _check_id_text(doc_id)
+    # a delete touches no vectors but the ones it removes: open the index with what it records of its
+    # embedder instead of loading the model (seconds of torch start-up)
+    recorded = read_index(settings, recorded_embedder)
+    if recorded is None:
+        _missing_document(doc_id, settings, as_json, "there is no index there")
+    store = IndexStore.open(settings.data_dir, recorded, **settings.store_options())
+    deleted = store.delete_document(doc_id)
+    counts = store.counts()
+    store.close()
+    if deleted is None:
+        _missing_document(doc_id, settings, as_json)
+    if as_json:
+        from api.schemas import DeleteResponse
+
+        typer.echo(json.dumps(DeleteResponse(id=deleted, deleted=True).model_dump(mode="json"), ensure_ascii=False, indent=1))
+        return
+    typer.echo(f"deleted {deleted}; index now {plural(counts['documents'], 'document')} / {plural(counts['chunks'], 'chunk')}")
