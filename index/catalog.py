@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.schema import Document, SearchResult, id_lookups
-from index.storage import ReindexNeeded
+from index.storage import BUSY_TIMEOUT_S, ReindexNeeded
 from index.text import url_problem
 
 log = logging.getLogger("index.store")  # the store's messages keep one name, whichever module logs them
@@ -134,7 +134,7 @@ def open_read_only(data_dir: Path) -> sqlite3.Connection | None:
     if not index_exists(data_dir):
         return None
     db = Path(data_dir) / DB_NAME
-    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
     try:
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from index.ingest import normalize_date
-from index.schema import MODES, Filters, normalize_id  # noqa: F401 (MODES: index.store takes it from here)
+from index.schema import Filters, normalize_id
 
 NO_DATE = -1
 

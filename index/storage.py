@@ -120,7 +120,6 @@ def batched(seq: Sequence, n: int = SQL_VARS) -> Iterator[Sequence]:
         yield seq[i : i + n]
 
 
-
 class ReadConnections:
     """One read-only connection per thread (a connection is not shared between threads that may run
     at once), closed with the owner or once its thread is gone."""

@@ -35,11 +35,10 @@ import numpy as np
 
 from index import dense as dense_mod
 from index import snapshot as snapshots
-from index.catalog import DB_NAME, SCHEMA_VERSION, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, search_results, stored_id
+from index.catalog import DB_NAME, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, search_results, stored_id
 from index.chunking import chunk_document, content_hash, token_budget
 from index.identity import PROBE_TEXT, RecordedEmbedder, built_with_problem, describe_layout, index_layout, prepare_index, probe_meta, recorded_embedder
-from index.retrieval import MODES
-from index.schema import Chunk, Document, Filters, SearchResult, normalize_id
+from index.schema import MODES, Chunk, Document, Filters, SearchResult, normalize_id
 from index.snapshot import Snapshot, bump_generation, stored_generation
 from index.storage import ReadConnections, ReindexNeeded, batched, connect, file_lock, meta, rollback, storage_problem
 from index.text import ANALYZER_VERSION
@@ -48,7 +47,7 @@ from index.writes import AddReport, Plan, RebuildReport, plan_batch, reanalyze, 
 # what callers import from here (the store's modules are an implementation detail)
 __all__ = [
     "AddReport", "DB_NAME", "DocumentCatalog", "DocumentInfo", "IndexStore", "RebuildReport", "RecordedEmbedder",
-    "ReindexNeeded", "SCHEMA_VERSION", "TITLE_EMBED_CHARS", "add_in_batches", "index_exists", "passage_text",
+    "ReindexNeeded", "TITLE_EMBED_CHARS", "add_in_batches", "index_exists", "passage_text",
     "recorded_embedder", "storage_problem",
 ]
 
@@ -191,19 +190,17 @@ class IndexStore:
         """How documents are laid out in this index (meta keys and values): fixed when it is created."""
         return {"chunk_tokens": str(self.chunk_size), "overlap_tokens": str(self.overlap), "dense_index": self.dense_kind}
 
-    def _apply_layout(self, layout: dict[str, str]) -> bool:
-        """Use ``layout``; True when the chunking changed."""
-        before = (self.chunk_size, self.overlap)
+    def _apply_layout(self, layout: dict[str, str]) -> None:
+        """Use ``layout``."""
         self.chunk_size = int(layout["chunk_tokens"])
         self.overlap = int(layout["overlap_tokens"])
         if layout["dense_index"] in dense_mod.KINDS:
             self.dense_kind = layout["dense_index"]
-        return (self.chunk_size, self.overlap) != before
 
-    def _follow_layout(self, conn) -> bool:
+    def _follow_layout(self, conn) -> None:
         """Before a write or after another process's: the index's layout, or the configured one when
-        it has no documents (yet, or any more). True when the chunking changed."""
-        return self._apply_layout(index_layout(conn, self.data_dir, self._configured) or self._configured)
+        it has no documents (yet, or any more)."""
+        self._apply_layout(index_layout(conn, self.data_dir, self._configured) or self._configured)
 
     def _probe(self) -> np.ndarray | None:
         """The configured model's query vector for PROBE_TEXT (None without the model: a delete)."""

@@ -2,7 +2,7 @@
 
 Pure functions that say what is wrong, if anything; each side says it in its own words (the `qa`
 command names the option and exits 2, the API answers 422 naming the field). The text of a question
-or a query follows ``index.text.text_problem``, a mode ``index.retrieval.MODES``; the rules for
+or a query follows ``index.text.text_problem``, a mode ``index.schema.Mode``; the rules for
 documents are in ``index.schema`` and ``index.text``, which `qa index` applies too.
 """
 
