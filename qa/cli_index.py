@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from index.text import has_lone_surrogate, visible
-from qa.cli_common import USAGE, fail, need_index, open_catalog, open_store, read_index, read_settings, setup_logging, storage_fail
+from qa.cli_common import USAGE, check_data_dir, fail, need_index, open_catalog, open_store, opening, read_index, read_settings, setup_logging, storage_fail
 from qa.render import plural
 from qa.settings import Settings
 
@@ -208,18 +208,26 @@ def docs_delete(
     """Remove a document and its passages from the index."""
     from index.store import IndexStore, recorded_embedder
 
+    import sqlite3
+
     settings = read_settings()
     setup_logging(settings)
     _check_id_text(doc_id)
+    check_data_dir(settings)  # a delete writes: a read-only folder is one line, as for `qa index`
     # a delete touches no vectors but the ones it removes: open the index with what it records of its
     # embedder instead of loading the model (seconds of torch start-up)
     recorded = read_index(settings, recorded_embedder)
     if recorded is None:
         _missing_document(doc_id, settings, as_json, "there is no index there")
-    store = IndexStore.open(settings.data_dir, recorded, **settings.store_options())
-    deleted = store.delete_document(doc_id)
-    counts = store.counts()
-    store.close()
+    store = opening(settings, IndexStore.open, settings.data_dir, recorded, **settings.store_options())
+    try:
+        deleted = store.delete_document(doc_id)
+        counts = store.counts()
+    except (OSError, sqlite3.Error) as exc:  # its transaction rolled back: the document is still there
+        storage_fail(settings, exc, kept="; nothing was deleted", always=True, verb="write")
+        raise
+    finally:
+        store.close()
     if deleted is None:
         _missing_document(doc_id, settings, as_json)
     if as_json:

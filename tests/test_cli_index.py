@@ -387,6 +387,37 @@ def test_a_data_folder_that_cannot_be_written_is_one_line_before_any_model_loads
             f"error: QA_DATA_DIR {data} is not writable: the index is written there, and SQLite writes its journal there even to read"), (args, res.stderr)
 
 
+def test_a_delete_that_cannot_write_is_one_line(tmp_path, embedder, monkeypatch):
+    """`qa docs delete` writes to the index as `qa index` does: a folder it cannot write (a read-only
+    mount, answered as in the test above) or that is full says so in one line, not a traceback (a
+    read-only folder was not even checked: root deleted through it)."""
+    from index.schema import Document
+    from index.store import IndexStore
+
+    data = tmp_path / "idx"
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents([Document(id="a", title="Café", text="Le café ouvre à Quimper.")])
+    real_access = os.access
+    with monkeypatch.context() as m:
+        m.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == data and mode & os.W_OK else real_access(path, mode, **kw))
+        res = _qa_here("docs", "delete", "a", data_dir=data)
+    assert res.returncode == 1 and res.stderr.strip() == (
+        f"error: QA_DATA_DIR {data} is not writable: the index is written there, and SQLite writes its journal there even to read"), res.stderr
+
+    def disk_full(self, doc_id):
+        exc = sqlite3.OperationalError("database or disk is full")
+        exc.sqlite_errorcode = sqlite3.SQLITE_FULL
+        raise exc
+
+    monkeypatch.setattr(IndexStore, "delete_document", disk_full)
+    res = _qa_here("docs", "delete", "a", data_dir=data)
+    assert res.returncode == 1 and res.stderr.strip() == (
+        f"error: cannot write the index in {data}: the folder is full (database or disk is full); nothing was deleted; "
+        "make room on its disk and run the command again"), res.stderr
+    monkeypatch.undo()
+    assert json.loads(_qa_here("docs", "list", "--json", data_dir=data).stdout)["total"] == 1
+
+
 def test_help_shows_flags_as_flags():
     """typer's rich help showed every flag (--json, --help) as taking a <bool>: users typed `--json true`."""
     from typer.testing import CliRunner
