@@ -1,4 +1,4 @@
-"""The Dockerfile and .ci/run stay in step with the README."""
+"""The Dockerfile, .ci/run, the settings and the modules stay in step with the README."""
 
 from __future__ import annotations
 
@@ -43,3 +43,34 @@ def test_dockerfile_matches_readme():
     assert "HEALTHCHECK" in docker and "qa.healthcheck" in docker  # /health of QA_HOST:QA_PORT
     assert re.search(r"^USER \d+", docker, re.M), "runs as a non-root user"
     assert "0.0.0.0" in docker and "8000" in docker
+
+
+def _readme_section(title: str) -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    m = re.search(rf"^## {re.escape(title)}\n(.+?)(?=^## )", text, re.S | re.M)
+    assert m, f"README has no section {title!r}"
+    return m.group(1)
+
+
+def test_configuration_table_lists_every_setting():
+    from qa.settings import Settings
+
+    settings = {f"QA_{name.upper()}" for name in Settings.model_fields}
+    rows = [line for line in _readme_section("Configuration").splitlines() if line.startswith("| `QA_")]
+    table = {var for row in rows for var in re.findall(r"`(QA_[A-Z0-9_]+)`", row.split(" | ")[0])}
+    assert settings - table == set(), "settings missing from README's Configuration table"
+    assert table - settings == set(), "README's Configuration table names variables that qa/settings.py does not read"
+
+
+def test_how_it_is_built_names_every_module():
+    section = _readme_section("How it is built")
+    bullets = {m.group(1): m.group(0) for m in re.finditer(r"^- `(\w+)/`:.+?(?=^- |\Z)", section, re.S | re.M)}
+    missing = []
+    for package in ("index", "qa", "api"):
+        assert package in bullets, f"no '- `{package}/`:' item in README's How it is built"
+        for module in sorted((REPO / package).glob("*.py")):
+            if module.name == "__init__.py":
+                continue
+            if f"`{package}/{module.name}`" not in section and f"`{module.name}`" not in bullets[package]:
+                missing.append(f"{package}/{module.name}")
+    assert missing == [], "modules README's How it is built does not describe"
