@@ -3,15 +3,30 @@
 Any sentence-transformers or transformers id may be configured (``QA_EMBEDDER``, ``QA_READER``),
 but on a machine that cannot reach the Hugging Face hub an id that is not cached makes those
 libraries retry for a minute and a half before failing. One TCP connection with a short time-out
-tells the same thing at once.
+tells the same thing at once. A local folder that holds no model (or, for the reader, a model
+without a question-answering head) is said from its files, before the libraries fail on it with a
+traceback or, worse, load a random span head and answer nonsense.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
+
+ModelKind = Literal["embedder", "reader"]
+# the setting that names each model, and what it must name
+MODEL_SETTINGS: dict[ModelKind, tuple[str, str]] = {
+    "embedder": ("QA_EMBEDDER", "a sentence-transformers or transformers model"),
+    "reader": ("QA_READER", "a question-answering model"),
+}
+# what transformers loads weights from (safetensors or PyTorch, whole or sharded)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+# what AutoTokenizer builds a tokenizer from: its own files or a vocabulary
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
 
@@ -59,3 +74,64 @@ def model_source_problem(name: str, timeout: float = 5.0) -> str | None:
             return None
     except OSError as exc:
         return f"it is not a folder here nor in the Hugging Face cache, and {host}:{port} cannot be reached ({exc.strerror or exc})"
+
+
+def _transformer_folder(folder: Path) -> Path | None:
+    """Where a model folder keeps its transformers files: the folder itself, or for a
+    sentence-transformers folder its Transformer module's path (``modules.json``); None when that
+    module is not a transformers model (static embeddings, say): the library alone can tell."""
+    modules_file = folder / "modules.json"
+    if not modules_file.is_file():
+        return folder
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+        paths = [m.get("path", "") for m in modules if str(m.get("type", "")).endswith("Transformer")]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return folder  # unreadable: config.json and weights are looked for at its top
+    return folder / paths[0] if paths else None
+
+
+def model_folder_problem(folder: Path, kind: ModelKind) -> str | None:
+    """What keeps the local path ``folder`` from being loaded as the ``kind`` model, from its files,
+    or None: a file, no config.json, no weights, no tokenizer, or (a reader) a model whose
+    config.json names no question-answering architecture (transformers would give it a random span
+    head). A config.json without ``architectures`` is left to the library."""
+    if not folder.is_dir():
+        return "it is a file, not a model folder"
+    where = _transformer_folder(folder)
+    if where is None:
+        return None
+    it = "it" if where == folder else f"its folder {where.relative_to(folder)}"  # the messages follow the path given
+    config_file = where / "config.json"
+    if not config_file.is_file():
+        return f"{it} holds no config.json: it is not a model folder"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{config_file} cannot be read ({exc})"
+    if not isinstance(config, dict):
+        return f"{config_file} is not a JSON object"
+    if not any((where / name).is_file() for name in WEIGHT_FILES):
+        return f"{it} holds no weights (model.safetensors or pytorch_model.bin)"
+    if not any((where / name).is_file() for name in TOKENIZER_FILES):
+        return f"{it} holds no tokenizer (tokenizer.json or tokenizer_config.json)"
+    architectures = config.get("architectures")
+    if kind == "reader" and isinstance(architectures, list) and architectures:
+        if not any(str(a).endswith("ForQuestionAnswering") for a in architectures):
+            return f"{it} holds a {architectures[0]}, not a question-answering model (its span head would be untrained)"
+    return None
+
+
+def model_problem(name: str, kind: ModelKind, path: str | None = None) -> str | None:
+    """The one line saying why the ``kind`` model configured as ``name`` cannot be loaded and what to
+    set instead, or None when it may be; ``path``: where a built-in name was built."""
+    variable, wanted = MODEL_SETTINGS[kind]
+    where = path or name
+    problem = model_source_problem(where)
+    if problem is not None:
+        return f"cannot load {kind} {name!r}: {problem}; set {variable} to a local folder or a model id you can download"
+    local = Path(where).expanduser()
+    problem = model_folder_problem(local, kind) if local.exists() else None
+    if problem is not None:
+        return f"cannot load {kind} {name!r}: {problem}; set {variable} to {wanted} (its folder, or a model id you can download), or unset it for the built-in {kind}"
+    return None

@@ -165,11 +165,12 @@ def _serve_preflight(settings: Settings, host: str, port: int) -> None:
         guard(ensure_builtin_embedder, settings.models_dir, settings.e5_source)
     if settings.reader == BUILTIN_READER:
         guard(ensure_builtin_reader, settings.models_dir, Path(settings.reader_artifact), settings.e5_source)
-    # other model names: one that cannot be loaded here (not a folder, not cached, hub unreachable)
-    from index.hub import model_source_problem
+    # other model names: one that cannot be loaded here (not a folder, not cached, hub unreachable;
+    # a folder that holds no model, or no question-answering one for the reader)
+    from index.hub import model_problem
 
-    for variable, kind, name in (("QA_EMBEDDER", "embedder", settings.embedder), ("QA_READER", "reader", settings.reader)):
-        if name not in (BUILTIN_EMBEDDER, BUILTIN_READER):
-            problem = model_source_problem(name)
+    for kind, name, builtin in (("embedder", settings.embedder, BUILTIN_EMBEDDER), ("reader", settings.reader, BUILTIN_READER)):
+        if name != builtin:
+            problem = model_problem(name, kind)
             if problem is not None:
-                fail(f"cannot load {kind} {name!r}: {problem}; set {variable} to a local folder or a model id you can download")
+                fail(problem)

@@ -390,7 +390,12 @@ def test_a_server_that_cannot_start_exits_non_zero(tmp_path, workers):
     """A supervisor restarts (or reports) a server that exits non-zero: `qa serve --workers 2` whose
     workers could not load a model exited 0, as a stop asked for would. Both now exit with uvicorn's
     startup-failure status, 3."""
-    (tmp_path / "not-a-model").mkdir()  # a folder: it passes the checks made before start, then fails to load
+    # the files of a model folder, so that it passes the checks made before start, but no model in them: it fails to load
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "bert", "architectures": ["BertForQuestionAnswering"]}')
+    (broken / "tokenizer.json").write_text("{}")
+    (broken / "model.safetensors").write_bytes(b"not weights")
     env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "QA_READER": str(tmp_path / "not-a-model"), "TMPDIR": str(tmp_path),
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

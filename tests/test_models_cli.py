@@ -338,3 +338,76 @@ def test_prune_says_what_it_could_not_remove(tmp_path, monkeypatch, capsys):
     assert out.err == f"error: cannot remove {aside}: Permission denied ({aside / 'qa_reader.json'})\n"
     assert "removed" not in out.out and f"freed 3.0 MB in {models}" in out.out
     real_rmtree(aside)
+
+
+def _model_folder(folder: Path, architecture: str | None = "BertForQuestionAnswering", weights: bool = True, tokenizer: bool = True) -> Path:
+    """A stand-in for a transformers model folder: the files its loaders look for, not real weights."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", **({"architectures": [architecture]} if architecture else {})}))
+    if weights:
+        (folder / "model.safetensors").write_bytes(b"")
+    if tokenizer:
+        (folder / "tokenizer.json").write_text("{}")
+    return folder
+
+
+def test_a_folder_that_is_not_a_model_is_said_from_its_files(tmp_path):
+    """What transformers would fail on with a traceback (or load with a random span head): said
+    from the folder's files."""
+    from index.hub import model_folder_problem
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    assert model_folder_problem(a_file, "reader") == "it is a file, not a model folder"
+    (tmp_path / "empty").mkdir()
+    assert model_folder_problem(tmp_path / "empty", "embedder") == "it holds no config.json: it is not a model folder"
+    no_weights = _model_folder(tmp_path / "no-weights", weights=False)
+    assert model_folder_problem(no_weights, "reader") == "it holds no weights (model.safetensors or pytorch_model.bin)"
+    no_tokenizer = _model_folder(tmp_path / "no-tokenizer", tokenizer=False)
+    assert model_folder_problem(no_tokenizer, "reader") == "it holds no tokenizer (tokenizer.json or tokenizer_config.json)"
+    encoder = _model_folder(tmp_path / "encoder", "BertModel")
+    assert model_folder_problem(encoder, "reader") == "it holds a BertModel, not a question-answering model (its span head would be untrained)"
+    assert model_folder_problem(encoder, "embedder") is None
+    assert model_folder_problem(_model_folder(tmp_path / "reader"), "reader") is None
+    assert model_folder_problem(_model_folder(tmp_path / "unsaid", None), "reader") is None  # no architectures: the library decides
+    (tmp_path / "bad-config").mkdir()
+    (tmp_path / "bad-config" / "config.json").write_text("[1]")
+    assert model_folder_problem(tmp_path / "bad-config", "reader") == f"{tmp_path / 'bad-config' / 'config.json'} is not a JSON object"
+    # a sentence-transformers folder keeps the model where modules.json says
+    st = tmp_path / "st"
+    _model_folder(st / "0_Transformer", "BertModel", weights=False)
+    (st / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"}]))
+    assert model_folder_problem(st, "embedder") == "its folder 0_Transformer holds no weights (model.safetensors or pytorch_model.bin)"
+    (st / "0_Transformer" / "model.safetensors").write_bytes(b"")
+    assert model_folder_problem(st, "embedder") is None
+
+
+def test_a_folder_that_is_not_a_model_is_one_line_before_loading(tmp_path):
+    """`qa serve` checks it before uvicorn starts (it failed there, exit 3, a traceback in the log);
+    the commands that load the models say the same line."""
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    (tmp_path / "empty").mkdir()
+    encoder = _model_folder(tmp_path / "encoder", "BertModel")
+    env = {"QA_DATA_DIR": str(tmp_path / "data")}
+    serve = ["serve", "--port", "18750"]
+    res = CliRunner().invoke(app, serve, env={**env, "QA_READER": str(tmp_path / "empty")})
+    assert res.exit_code == 1 and res.stderr.strip().endswith(
+        f"error: cannot load reader '{tmp_path / 'empty'}': it holds no config.json: it is not a model folder; "
+        "set QA_READER to a question-answering model (its folder, or a model id you can download), or unset it for the built-in reader")
+    res = CliRunner().invoke(app, serve, env={**env, "QA_EMBEDDER": str(tmp_path / "empty")})
+    assert res.exit_code == 1 and res.stderr.strip().endswith(
+        f"error: cannot load embedder '{tmp_path / 'empty'}': it holds no config.json: it is not a model folder; "
+        "set QA_EMBEDDER to a sentence-transformers or transformers model (its folder, or a model id you can download), or unset it for the built-in embedder")
+    res = CliRunner().invoke(app, serve, env={**env, "QA_READER": str(encoder)})
+    assert res.exit_code == 1 and "it holds a BertModel, not a question-answering model" in res.stderr
+    context = tmp_path / "context.txt"
+    context.write_text("Paris est la capitale de la France.")
+    res = CliRunner().invoke(app, ["extract", "Quelle est la capitale ?", str(context)], env={**env, "QA_READER": str(encoder)})
+    assert res.exit_code == 1 and res.stderr.strip() == (
+        f"error: cannot load reader '{encoder}': it holds a BertModel, not a question-answering model (its span head would be untrained); "
+        "set QA_READER to a question-answering model (its folder, or a model id you can download), or unset it for the built-in reader")
+    proc = run_qa("models", env={"QA_EMBEDDER": str(tmp_path / "empty")})
+    assert_one_clear_line(proc, "cannot load embedder", "no config.json", "QA_EMBEDDER")
