@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from index.ingest import normalize_date
 from index.schema import MAX_ID_CHARS, Mode, clean_id, id_problem, metadata_problem, normalize_id
 from index.text import TextProblem, clean_url, control_problem, one_line, text_problem, url_problem
-from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_TOP_K, date_bound, empty_period, source_problem
+from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_TOP_K, date_bound, empty_period, filter_id_problem, source_problem
 
 MAX_QUESTION_CHARS = 1_000
 MAX_CONTEXT_CHARS = 100_000
@@ -67,8 +67,14 @@ def _domain(value: str | None) -> str | None:
 
 # a question or a query: stripped, 1 to MAX_QUESTION_CHARS characters, the message names the field
 ShortText = Annotated[str, AfterValidator(_short_text)]
-# a document id in a filter, NFC as stored ("cafe" + U+0301 is "café": index.schema.normalize_id)
-FilterId = Annotated[str, AfterValidator(normalize_id)]
+def _filter_id(value: str, info: ValidationInfo) -> str:
+    if filter_id_problem(value) is not None:  # the rule of `qa search --doc` (qa.validation): it would match nothing
+        raise ValueError(f"{info.field_name} must not hold an empty or whitespace-only id")
+    return normalize_id(value)
+
+
+# a document id in a filter, not blank, NFC as stored ("cafe" + U+0301 is "café": index.schema.normalize_id)
+FilterId = Annotated[str, AfterValidator(_filter_id)]
 Domain = Annotated[str | None, AfterValidator(_domain)]
 
 

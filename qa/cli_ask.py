@@ -13,7 +13,7 @@ import typer
 
 from index.text import TextProblem, has_lone_surrogate, text_problem, visible
 from qa.cli_common import MODE_HELP, USAGE, check_mode, fail, guard, open_service, open_store, read_settings, setup_logging
-from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_TOP_K, Bound, date_bound, empty_period, filters_of, source_problem
+from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_TOP_K, Bound, date_bound, empty_period, filter_id_problem, filters_of, source_problem
 
 
 # index.text.text_problem, said of a question or a query given on the command line
@@ -41,6 +41,8 @@ def check_filters(document_ids: list[str] | None, source: str | None, after: str
         except ValueError:  # a blank one too: --after "$UNSET" is no date, not "any date"
             fail(f"{name} must be a date like 2018-01-31, 2018-01 or 2018, got {value!r}", USAGE)
 
+    if any(filter_id_problem(doc_id) for doc_id in document_ids or ()):  # --doc "$UNSET": not "any document"
+        fail("--doc must be a document id, not empty", USAGE)
     problem = source_problem(source) if source is not None else None
     if problem == "empty":  # qa search ... --source "$UNSET": not "any source"
         fail("--source must be a domain name such as numerama.com, not empty", USAGE)

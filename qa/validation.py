@@ -12,7 +12,7 @@ from datetime import date
 from typing import Literal
 
 from index.retrieval import normalize_domain, period_bounds
-from index.schema import Filters
+from index.schema import Filters, clean_id
 
 MAX_TOP_K = 50  # passages a question reads or a search returns, at most
 MAX_ANSWERS = 20  # answers a question or an extraction returns, at most
@@ -32,6 +32,13 @@ def source_problem(source: str) -> SourceProblem | None:
     if any(ch.isspace() for ch in value) or normalize_domain(value) is None:
         return "not a domain"
     return None
+
+
+def filter_id_problem(doc_id: str) -> Literal["empty"] | None:
+    """Why ``doc_id`` cannot name a document to search in, or None: "empty" (blank: `--doc "$UNSET"`
+    is not "any document", and no document has such an id, ``index.schema.id_problem``: it would
+    silently match nothing)."""
+    return "empty" if not clean_id(doc_id) else None
 
 
 def date_bound(value: str, bound: Bound) -> date:

@@ -268,6 +268,8 @@ def test_ask_filters(client, documents):
         ({"question": "Qui ?", "filters": {"published_before": "hier"}}, "published_before"),
         ({"question": "Qui ?", "filters": {"published_after": "2018-01-01", "published_before": "2017-01-01"}}, "published_after"),
         ({"question": "Qui ?", "filters": {"document_ids": "abc"}}, "document_ids"),
+        ({"question": "Qui ?", "filters": {"document_ids": [""]}}, "document_ids"),  # it matched nothing
+        ({"question": "Qui ?", "filters": {"document_ids": ["a", "  "]}}, "document_ids"),
         ({"question": "Qui ?", "filters": {"source": "numerama com"}}, "source"),
         ({"question": "Qui ?", "filters": {"source": " "}}, "source"),
         ({"question": "Qui ?", "filters": {"source": "https://"}}, "source"),  # no domain in it: it would match nothing
@@ -458,6 +460,7 @@ def test_search_top_k_null_means_the_default(client):
         ({"q": "Netflix", "published_after": "2017-02-30"}, "published_after"),
         ({"q": "Netflix", "published_before": "demain"}, "published_before"),
         ({"q": "Netflix", "document_ids": "x"}, "document_ids"),  # POST's spelling: refused, not ignored
+        ({"q": "Netflix", "document_id": ""}, "document_id"),  # it matched nothing
         ({"q": "Netflix", "after": "2017-01-01"}, "after"),
         ({"q": "Netflix", "source": "a" * 300}, "source"),
         ({"q": "Netflix", "document_id": [f"d{i}" for i in range(1001)]}, "document_id"),

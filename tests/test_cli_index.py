@@ -323,7 +323,8 @@ def test_what_scripts_pass_by_mistake_is_one_line(tmp_path, monkeypatch):
     assert res.returncode == 1 and "is not UTF-8 text" in res.stderr and "Traceback" not in res.stderr
 
     for args, message in ((["--after", "2019", "--before", "2017"], "error: --after 2019 is later than --before 2017"),
-                          (["--source", ""], "error: --source must be a domain name such as numerama.com, not empty")):
+                          (["--source", ""], "error: --source must be a domain name such as numerama.com, not empty"),
+                          (["--doc", "a", "--doc", ""], "error: --doc must be a document id, not empty")):  # it matched nothing
         res = _qa_here("search", "Netflix", *args, data_dir=data)
         assert res.returncode == 2 and res.stderr.strip() == message, res.stderr
 

@@ -9,11 +9,11 @@ import pytest
 import typer
 from pydantic import ValidationError
 
-from api.schemas import DocumentIn, FiltersIn, SearchRequest
+from api.schemas import DocumentIn, FiltersIn, SearchQuery, SearchRequest
 from index.ingest import record_to_document
 from index.text import text_problem
 from qa.cli_ask import check_filters, check_text
-from qa.validation import date_bound, empty_period, filters_of, source_problem
+from qa.validation import date_bound, empty_period, filter_id_problem, filters_of, source_problem
 
 
 def _cli_takes(fn, *args) -> bool:
@@ -52,6 +52,18 @@ def test_source_filters(source, problem):
     assert source_problem(source) == problem
     assert _cli_takes(check_filters, None, source, None, None) == (problem is None)
     assert _api_takes(FiltersIn, source=source) == (problem is None)
+
+
+@pytest.mark.parametrize("ids, problem", [
+    (["abc"], None), (["rubrique/124 bis", "cafe\u0301"], None), ([" abc "], None),
+    ([""], "empty"), (["  "], "empty"), (["abc", "\t"], "empty"),
+])
+def test_document_filters(ids, problem):
+    """A blank id (`--doc "$UNSET"`, `"document_ids": [""]`) matched nothing without a word: refused."""
+    assert next((p for p in map(filter_id_problem, ids) if p), None) == problem
+    assert _cli_takes(check_filters, ids, None, None, None) == (problem is None)
+    assert _api_takes(FiltersIn, document_ids=ids) == (problem is None)
+    assert _api_takes(SearchQuery, q="Netflix", document_id=ids) == (problem is None)
 
 
 @pytest.mark.parametrize("after, before, ok", [
