@@ -22,7 +22,7 @@ from index.schema import Document
 from qa.metrics import best_over_references, normalize_answer
 from qa.render import plural
 from qa.settings import Settings
-from qa.squad import SquadFormatError, misspelt_field, parse_squad
+from qa.squad import SquadFormatError, misspelt_field, parse_squad, question_problem
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,9 @@ def _load_jsonl(raw: str, path: Path) -> GoldSet:
             if meant:
                 raise GoldFormatError(f"{path}:{n}: unknown field {key!r}: did you mean {meant!r}?")
         q = rec.get("question")
-        if not isinstance(q, str) or not q.strip():
-            raise GoldFormatError(f"{path}:{n}: field 'question' must be a non-empty string")
+        problem = question_problem(q)
+        if problem is not None:
+            raise GoldFormatError(f"{path}:{n}: field 'question' {problem}")
         if "answers" not in rec:
             raise GoldFormatError(f"{path}:{n}: field 'answers' is missing: list every acceptable answer, or [] for a question the documents cannot answer")
         answers = rec["answers"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
 
-from index.text import sentence_spans
+from index.text import sentence_spans, text_problem
 
 
 class SquadAnswer(TypedDict):
@@ -68,6 +68,18 @@ def misspelt_field(key: str, record: dict, fields: tuple[str, ...]) -> str | Non
         return alias
     near = difflib.get_close_matches(key, absent, n=1, cutoff=0.75)
     return near[0] if near else None
+
+
+def question_problem(question: object) -> str | None:
+    """What keeps a question of a SQuAD file or a JSONL gold set from being one, or None: the rule of
+    the `qa` command and the API (``index.text.text_problem``), so that no question is measured or
+    learnt from that no user could ask ("???" would be refused with a 422)."""
+    problem = text_problem(question) if isinstance(question, str) else "empty"
+    if problem == "empty":
+        return "must be a non-empty string"
+    if problem == "no words":
+        return "must contain at least one letter or digit (the API refuses a question without)"
+    return None
 
 
 def read_squad(path: Path) -> list[SquadParagraph]:
@@ -125,8 +137,9 @@ def parse_squad(data: dict, path: Path) -> list[SquadParagraph]:
                     if meant:
                         raise bad(f"{qw}.{key}", f"is not a SQuAD field: did you mean {meant!r}?")
                 question = qa.get("question")
-                if not isinstance(question, str) or not question.strip():
-                    raise bad(f"{qw}.question", "must be a non-empty string")
+                problem = question_problem(question)
+                if problem is not None:
+                    raise bad(f"{qw}.question", problem)
                 if "answers" not in qa:
                     raise bad(f"{qw}.answers", 'is missing: list the answers, or write "answers": [] with "is_impossible": true for a question its paragraph cannot answer')
                 answers = qa["answers"]

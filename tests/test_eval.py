@@ -15,6 +15,15 @@ from qa.evaluation import GoldFormatError, load_gold
 BAD_GOLD = [
     ('{"id": "a", "question": "Qui ?", "answers": ["x"], "document_ids": ["d"]}\n{"id": "b", "question": ""}\n', r"gold.jsonl:2: field 'question'"),
     ('{"id": "a", "question": "Qui ?", "answers": []}\n{not json\n', r"gold.jsonl:2: invalid JSON"),
+    # questions no user could ask: the API refuses them (index.text.text_problem)
+    ('{"id": "a", "question": "Qui ?", "answers": []}\n{"id": "b", "question": "???", "answers": []}\n',
+     r"gold.jsonl:2: field 'question' must contain at least one letter or digit"),
+    ('{"id": "a", "question": "\u200b", "answers": []}\n', r"gold.jsonl:1: field 'question' must contain at least one letter or digit"),
+    ('{"id": "a", "question": " \\t ", "answers": []}\n', r"gold.jsonl:1: field 'question' must be a non-empty string"),
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "... ?", "answers": []}]}]}]}',
+     r"gold.jsonl: data\[0\]\.paragraphs\[0\]\.qas\[0\]\.question must contain at least one letter or digit"),
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": " ", "answers": []}]}]}]}',
+     r"gold.jsonl: data\[0\]\.paragraphs\[0\]\.qas\[0\]\.question must be a non-empty string"),
     # what used to change the numbers silently
     ('{"id": "a", "question": "Qui ?", "document_ids": ["d"]}\n', r"gold.jsonl:1: field 'answers' is missing: list every acceptable answer, or \[\] for"),
     ('{"id": "a", "question": "Qui ?", "answer": ["x"]}\n', r"gold.jsonl:1: unknown field 'answer': did you mean 'answers'\?"),
