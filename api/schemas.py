@@ -16,9 +16,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from index.ingest import normalize_date
 from index.schema import MAX_ID_CHARS, Mode, clean_id, id_problem, metadata_problem, normalize_id
 from index.text import TextProblem, clean_url, control_problem, one_line, text_problem, url_problem
-from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_TOP_K, date_bound, empty_period, filter_id_problem, source_problem
+from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_QUESTION_CHARS, MAX_TOP_K, date_bound, empty_period, filter_id_problem, source_problem
 
-MAX_QUESTION_CHARS = 1_000
 MAX_CONTEXT_CHARS = 100_000
 MAX_DOCUMENTS_PER_REQUEST = 1_000
 MAX_PAGE = 200

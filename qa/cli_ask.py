@@ -13,21 +13,30 @@ import typer
 
 from index.text import TextProblem, has_lone_surrogate, text_problem, visible
 from qa.cli_common import MODE_HELP, USAGE, check_mode, fail, guard, open_service, open_store, read_settings, setup_logging
-from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_TOP_K, Bound, date_bound, empty_period, filter_id_problem, filters_of, source_problem
+from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_QUESTION_CHARS, MAX_TOP_K, Bound, date_bound, empty_period, filter_id_problem, filters_of, source_problem
 
 
 # index.text.text_problem, said of a question or a query given on the command line
 TEXT_PROBLEMS: dict[TextProblem, str] = {"empty": "is empty", "no words": "has no letter or digit"}
 
 
+def too_long(text: str) -> str:
+    """How a question or query (stripped) over the API's MAX_QUESTION_CHARS is said, after "the question is"."""
+    return f"longer than {MAX_QUESTION_CHARS} characters (got {len(text)})"
+
+
 def check_text(value: str, what: str) -> str:
-    """A question or query as given on the command line: stripped, UTF-8, with a word in it."""
+    """A question or query as given on the command line: stripped, UTF-8, with a word in it, at
+    most MAX_QUESTION_CHARS characters (the API's limit)."""
     if has_lone_surrogate(value):  # undecodable bytes, kept as surrogates by Python
         fail(f"the {what} is not valid UTF-8 text")
     problem = text_problem(value)
     if problem is not None:
         fail(f"the {what} {TEXT_PROBLEMS[problem]}")
-    return value.strip()
+    value = value.strip()
+    if len(value) > MAX_QUESTION_CHARS:
+        fail(f"the {what} is {too_long(value)}")
+    return value
 
 
 def check_filters(document_ids: list[str] | None, source: str | None, after: str | None, before: str | None):
@@ -90,8 +99,8 @@ def search(
 
 def _stdin_questions(skipped: list[int]):
     """Questions from stdin, one a line (blank lines skipped); a prompt when a person is typing them.
-    A line that is not UTF-8 or has no word is reported, its number added to ``skipped``, and the
-    rest are still answered."""
+    A line that is not UTF-8, has no word or is too long is reported, its number added to
+    ``skipped``, and the rest are still answered."""
     prompt = sys.stdin.isatty()
     n = 0
     while True:
@@ -112,6 +121,10 @@ def _stdin_questions(skipped: list[int]):
             continue
         if problem is not None:
             typer.echo(f"error: stdin line {n}: no letter or digit, skipped", err=True)
+            skipped.append(n)
+            continue
+        if len(line) > MAX_QUESTION_CHARS:
+            typer.echo(f"error: stdin line {n}: {too_long(line)}, skipped", err=True)
             skipped.append(n)
             continue
         yield line

@@ -51,6 +51,11 @@ def test_one_question_and_errors(seed_index):
     assert empty.exit_code == 1 and empty.stderr.strip() == "error: the question is empty"
     mode = _run(["ask", "-", "--mode", "fuzzy"], seed_index, stdin="x\n")
     assert mode.exit_code == 2 and "--mode must be hybrid, dense or bm25" in mode.stderr
+    # the API's limit, counted as it counts (surrounding whitespace left out)
+    long = _run(["ask", "  " + "Netflix ? " * 101], seed_index)
+    assert long.exit_code == 1 and long.stderr.strip() == "error: the question is longer than 1000 characters (got 1009)"
+    long = _run(["search", "Netflix " * 126], seed_index)
+    assert long.exit_code == 1 and long.stderr.strip() == "error: the query is longer than 1000 characters (got 1007)"
 
 
 def test_search_date_filters_take_partial_dates(seed_index):
@@ -77,11 +82,13 @@ def _run_bytes(args: list[str], data_dir: Path, stdin: bytes):
 
 
 def test_bad_lines_on_stdin_are_reported_and_the_rest_answered(seed_index):
-    res = _run_bytes(["ask", "-", "--json"], seed_index, "Qui dirige le contenu de Netflix ?\n".encode() + b"O\xf9 est le si\xe8ge ?\n???\n" + "Où Netflix ouvre-t-il un bureau ?\n".encode())
+    res = _run_bytes(["ask", "-", "--json"], seed_index, "Qui dirige le contenu de Netflix ?\n".encode() + b"O\xf9 est le si\xe8ge ?\n???\n" + "Où Netflix ouvre-t-il un bureau ?\n".encode()
+                     + ("Netflix ? " * 101).encode())
     assert res.exit_code == 1  # something was skipped
     assert [json.loads(line)["question"] for line in res.stdout.splitlines()] == ["Qui dirige le contenu de Netflix ?", "Où Netflix ouvre-t-il un bureau ?"]
     assert "error: stdin line 2: not UTF-8 text (byte 1), skipped" in res.stderr
     assert "error: stdin line 3: no letter or digit, skipped" in res.stderr
+    assert "error: stdin line 5: longer than 1000 characters (got 1009), skipped" in res.stderr  # the API's limit
 
     empty = _run_bytes(["ask", "-"], seed_index, b"\n  \n")
     assert empty.exit_code == 1 and empty.stdout == ""

@@ -43,6 +43,12 @@ def test_questions_and_queries(text, problem):
     assert _api_takes(SearchRequest, query=text) == (problem is None)
 
 
+@pytest.mark.parametrize("text, ok", [("q" * 1000, True), ("  " + "q" * 1000 + "\n", True), ("q" * 1001, False), ("é" * 1001, False)])
+def test_questions_and_queries_have_one_length_limit(text, ok):
+    assert _cli_takes(check_text, text, "query") == ok
+    assert _api_takes(SearchRequest, query=text) == ok
+
+
 @pytest.mark.parametrize("source, problem", [
     ("numerama.com", None), (" https://www.Numerama.com/x ", None), ("numerama.com\t", None),
     ("", "empty"), ("  ", "empty"),
