@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from index.e5_convert import ModelSourceError, build_folder, built_model_name, cache_problem, check_source, read_e5, replace_folder, source_path, write_manifest, write_sentence_transformer
-from index.hub import model_problem
+from index.hub import load_failure, model_problem
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class Embedder:
         try:
             self.model = SentenceTransformer(path, device=device)
         except (OSError, ValueError) as exc:  # ValueError: a config.json transformers cannot read (an unknown model_type)
-            raise ModelSourceError(f"cannot load embedder {model_name!r} ({' '.join(str(exc).split())}); set QA_EMBEDDER to a local folder or a model id you can download") from exc
+            raise ModelSourceError(load_failure(model_name, "embedder", exc)) from exc
         self.batch_size = batch_size
         dim_fn = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim_fn())

@@ -135,3 +135,10 @@ def model_problem(name: str, kind: ModelKind, path: str | None = None) -> str | 
     if problem is not None:
         return f"cannot load {kind} {name!r}: {problem}; set {variable} to {wanted} (its folder, or a model id you can download), or unset it for the built-in {kind}"
     return None
+
+
+def load_failure(name: str, kind: ModelKind, exc: BaseException) -> str:
+    """The one line for a ``kind`` model that passed ``model_problem`` but that its library could not
+    load (an OSError, or a ValueError for a config.json it cannot read)."""
+    variable, _ = MODEL_SETTINGS[kind]
+    return f"cannot load {kind} {name!r} ({' '.join(str(exc).split())}); set {variable} to a local folder or a model id you can download"

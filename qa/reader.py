@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from index.e5_convert import ModelSourceError, built_model_name, cache_problem, check_source, sha256_file, source_path
-from index.hub import model_problem
+from index.hub import load_failure, model_problem
 from qa.spans import MAX_ANSWER_TOKENS, only_function_words, trim_span, window_spans
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class Reader:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForQuestionAnswering.from_pretrained(path)
         except (OSError, ValueError) as exc:  # ValueError: a config.json transformers cannot read (an unknown model_type)
-            raise ModelSourceError(f"cannot load reader {model_name!r} ({' '.join(str(exc).split())}); set QA_READER to a local folder or a model id you can download") from exc
+            raise ModelSourceError(load_failure(model_name, "reader", exc)) from exc
         self.model.eval()
         self.model = quantize_linear_layers(self.model, quantize)
         meta_file = Path(path) / "qa_reader.json"
