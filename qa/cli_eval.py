@@ -22,7 +22,7 @@ def eval_cmd(
     mode: Optional[str] = typer.Option(None, help=MODE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON report here"),
     errors: bool = typer.Option(False, "--errors", help="List the questions answered wrongly"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="SQuAD files: index their paragraphs into this folder (kept, so a later run reuses them) instead of a temporary one"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="SQuAD files: index their paragraphs into this folder (new, or filled by an earlier qa eval; kept, so a later run reuses them) instead of a temporary one"),
     limit: int = typer.Option(0, min=0, help="Evaluate only the first N questions (0 = all)"),
     corpus: Optional[list[Path]] = typer.Option(None, "--corpus", help="SQuAD files whose paragraphs are indexed too (distractors)"),
 ) -> None:
@@ -34,8 +34,8 @@ def eval_cmd(
     # checked before the models load and the questions run, not after
     mode = check_mode(mode, settings)
     top_k = top_k or settings.top_k
-    if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
-        fail(f"--data-dir {data_dir} is a file: it must be a folder (the index is several files)")
+    if data_dir is not None:
+        _check_data_dir(data_dir)
     to_stdout = out is not None and _is_stdout(out)
     if out is not None and not to_stdout:
         if out.is_dir():
@@ -51,7 +51,9 @@ def eval_cmd(
         except OSError as exc:
             fail(f"--out {out}: cannot write there ({exc.strerror or exc})")
     try:
-        report = opening(settings, run_eval, settings, gold, top_k=top_k, mode=mode, data_dir=data_dir, limit=limit, corpus=corpus)
+        # a failure to open or write the index is said of the folder it is in, --data-dir's when given
+        index_settings = settings.model_copy(update={"data_dir": data_dir}) if data_dir is not None else settings
+        report = opening(index_settings, run_eval, settings, gold, top_k=top_k, mode=mode, data_dir=data_dir, limit=limit, corpus=corpus)
     except EvalSetupError as exc:
         fail(str(exc))
     from qa.evaluation import render_report
@@ -67,6 +69,20 @@ def eval_cmd(
         except OSError as exc:
             fail(f"--out {out}: cannot write the report ({exc.strerror or exc}); the table above has the numbers")
         typer.echo(f"report written to {out}")
+
+
+def _check_data_dir(data_dir: Path) -> None:
+    """--data-dir must be a folder `qa eval` can write in, or create (the SQuAD paragraphs are indexed
+    there; SQLite writes its journal there even to read): found out now, not after the models load."""
+    if data_dir.exists() and not data_dir.is_dir():
+        fail(f"--data-dir {data_dir} is a file: it must be a folder (the index is several files)")
+    if data_dir.is_dir():
+        if not os.access(data_dir, os.W_OK | os.X_OK):  # a read-only mount, say
+            fail(f"--data-dir {data_dir} is not writable: the index is written there (SQLite writes its journal there even to read); give a writable folder")
+        return
+    parent = next((p for p in data_dir.absolute().parents if p.exists()), None)
+    if parent is not None and not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+        fail(f"--data-dir {data_dir} cannot be created: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}; give a writable folder")
 
 
 def _is_stdout(out: Path) -> bool:

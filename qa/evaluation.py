@@ -3,7 +3,8 @@
 Gold sets come as JSONL (``{"id", "question", "answers", "document_ids"}``, one per line; an
 empty ``answers`` list marks a question the documents cannot answer) or SQuAD JSON. SQuAD
 paragraphs are indexed as documents (id ``<article>-<paragraph>``, article title as title) in a
-temporary data directory unless ``--data-dir`` names an existing index.
+temporary data directory unless ``--data-dir`` names a folder (new, or filled by an earlier run:
+never an index of other documents, which the paragraphs would stay in).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import statistics
 import tempfile
 import time
@@ -22,7 +24,7 @@ from index.schema import Document
 from qa.metrics import best_over_references, normalize_answer
 from qa.render import plural
 from qa.settings import Settings
-from qa.squad import SquadFormatError, misspelt_field, parse_squad, question_problem
+from qa.squad import SquadFormatError, misspelt_field, parse_squad, question_problem, read_utf8
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,10 @@ class GoldSet:
     items: list[GoldItem]
     documents: list[Document] = field(default_factory=list)  # SQuAD only: what to index
     kind: str = "jsonl"
+    # where the questions are that repeat an earlier one (the same words, on the same paragraph for
+    # SQuAD), with where that one is: each is asked and scored again, which weighs it twice
+    repeated: list[tuple[str, str]] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # SQuAD: questions whose answers are empty once normalised
 
 
 JSONL_FIELDS = ("id", "question", "answers", "document_ids")
@@ -67,11 +73,11 @@ def load_gold(path: Path) -> GoldSet:
     if path.is_dir():
         raise GoldFormatError(f"{path}: is a folder; give a gold file (JSONL or SQuAD JSON)")
     if not path.is_file():
-        raise GoldFormatError(f"{path}: no such file")
+        raise GoldFormatError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}; give a gold file (JSONL or SQuAD JSON)")
     try:
-        raw = path.read_text(encoding="utf-8-sig")  # a byte-order mark (some Windows editors) is not data
-    except UnicodeDecodeError as exc:
-        raise GoldFormatError(f"{path}: not UTF-8 (byte {exc.start})") from exc
+        raw = read_utf8(path)
+    except SquadFormatError as exc:
+        raise GoldFormatError(str(exc)) from None
     stripped = raw.strip()
     if stripped.startswith(("{", "[")):
         try:
@@ -103,9 +109,16 @@ def _is_object(line: str) -> bool:
         return False
 
 
+def question_key(question: str) -> str:
+    """What makes two gold questions the same question: their words, whatever their case and spacing."""
+    return " ".join(question.split()).casefold()
+
+
 def _load_jsonl(raw: str, path: Path) -> GoldSet:
     items = []
     seen: dict[str, int] = {}
+    asked: dict[str, str] = {}  # question_key -> where it first is
+    repeated: list[tuple[str, str]] = []
     for n, line in enumerate(_lines(raw), 1):
         if not line.strip():
             continue
@@ -142,10 +155,14 @@ def _load_jsonl(raw: str, path: Path) -> GoldSet:
         if qid in seen:
             raise GoldFormatError(f"{path}:{n}: duplicate id {qid!r} (already on line {seen[qid]})")
         seen[qid] = n
-        items.append(GoldItem(qid, q, answers, doc_ids, where=f"{path.name}:{n}"))
+        where = f"{path.name}:{n}"
+        first = asked.setdefault(question_key(q), where)
+        if first != where:
+            repeated.append((where, first))
+        items.append(GoldItem(qid, q, answers, doc_ids, where=where))
     if not items:
         raise GoldFormatError(f"{path}: no questions found")
-    return GoldSet(items, kind="jsonl")
+    return GoldSet(items, kind="jsonl", repeated=repeated)
 
 
 def paragraph_id(title: str, context: str) -> str:
@@ -163,11 +180,17 @@ def _load_squad(data: dict, path: Path) -> GoldSet:
     items, docs = [], []
     not_verbatim: list[str] = []
     unusable: list[str] = []
+    asked: dict[tuple[str, str], str] = {}  # (paragraph, question_key) -> where it first is
+    repeated: list[tuple[str, str]] = []
     for para in paragraphs:
         context, title = para.context, para.title
         pid = paragraph_id(title, context)
         docs.append(Document(pid, context, title=title, metadata={"article": title}))
         for qa in para.questions:
+            # the same words over another paragraph are another question ("Quand ?"); not over the same one
+            first = asked.setdefault((pid, question_key(qa.question)), qa.where)
+            if first != qa.where:
+                repeated.append((qa.where, first))
             texts = [x["text"].strip() for x in qa.answers if x["text"].strip()]
             for x in qa.answers:
                 t, start = x["text"], x["answer_start"]
@@ -183,9 +206,11 @@ def _load_squad(data: dict, path: Path) -> GoldSet:
         log.warning("%s: %s an answer that is not in their context at its answer_start (first: %s)", path, _questions_have(len(not_verbatim)), ", ".join(not_verbatim[:3]))
     if unusable:
         log.warning("%s: %s left out: their answers are empty once normalised (first: %s)", path, plural(len(unusable), "question"), ", ".join(unusable[:3]))
+    if not items and unusable:
+        raise GoldFormatError(f"{path}: no questions left: the answers of every one are empty once normalised (punctuation and articles removed; first: {unusable[0]}): give the answers' words")
     if not items:
         raise GoldFormatError(f"{path}: no questions found (every paragraph's \"qas\" is empty)")
-    return GoldSet(items, docs, kind="squad")
+    return GoldSet(items, docs, kind="squad", repeated=repeated, left_out=unusable)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -215,6 +240,11 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
             raise GoldFormatError(f"{c}: --corpus takes SQuAD JSON files")
         extra_docs += extra.documents
     items = gold.items[:limit] if limit else gold.items
+    if gold.kind == "squad" and data_dir is not None:
+        count, examples = _other_documents(data_dir)
+        if count:  # the paragraphs would stay there for good, among a team's own documents
+            raise EvalSetupError(f"--data-dir {data_dir} holds an index of other documents ({plural(count, 'document')}, such as {', '.join(repr(d) for d in examples)}): "
+                                 f"qa eval would add the paragraphs of {gold_path.name} to it for good; give a new or empty folder, or leave --data-dir out (a temporary index)")
     tmp = None
     if gold.kind == "squad" and data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="qa-eval-")
@@ -252,11 +282,37 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
         report["questions_in_file"] = len(gold.items)
         report["unknown_gold_documents"] = unknown
         report["answers_not_in_documents"] = not_verbatim
+        report["repeated_questions"] = [{"where": where, "same_as": first} for where, first in gold.repeated]
+        report["left_out"] = gold.left_out
         return report
     finally:
         svc.close()
         if tmp:
             tmp.cleanup()
+
+
+_PARAGRAPH_ID = re.compile(r"p-[0-9a-f]{16}")
+
+
+def _other_documents(data_dir: Path, shown: int = 3) -> tuple[int, list[str]]:
+    """How many documents of the index at ``data_dir`` (none if there is none) are not SQuAD
+    paragraphs that `qa eval` put there (``paragraph_id``), and the first ``shown`` of their ids;
+    read only, without the models."""
+    from index.catalog import DocumentCatalog
+
+    catalog = DocumentCatalog(data_dir)
+    try:
+        count, examples, offset = 0, [], 0
+        while True:
+            page, _ = catalog.list_documents(offset=offset, limit=1000)
+            if not page:
+                return count, examples
+            others = [d.id for d in page if not _PARAGRAPH_ID.fullmatch(d.id)]
+            count += len(others)
+            examples += others[: shown - len(examples)]
+            offset += len(page)
+    finally:
+        catalog.close()
 
 
 def _answers_not_in_documents(items: list[GoldItem], texts: dict[str, str]) -> list[str]:
@@ -405,6 +461,13 @@ def render_report(report: dict, errors: bool = False) -> str:
     if report.get("answers_not_in_documents"):
         where = report["answers_not_in_documents"]
         lines.append(f"warning: {_questions_have(len(where))} no answer written as in their gold documents: {', '.join(where[:5])}{', ...' if len(where) > 5 else ''}")
+    if report.get("repeated_questions"):
+        rows = report["repeated_questions"]
+        shown = ", ".join(f"{r['where']} (as {r['same_as']})" for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        lines.append(f"warning: {plural(len(rows), 'question')} {'repeats' if len(rows) == 1 else 'repeat'} an earlier one and {'is' if len(rows) == 1 else 'are'} scored again: {shown}")
+    if report.get("left_out"):
+        where = report["left_out"]
+        lines.append(f"warning: {plural(len(where), 'question')} left out, {'its' if len(where) == 1 else 'their'} answers empty once normalised: {', '.join(where[:5])}{', ...' if len(where) > 5 else ''}")
     if report.get("unknown_gold_documents"):
         unknown = report["unknown_gold_documents"]
         lines.append(f"warning: {plural(len(unknown), 'gold document id')} {'is' if len(unknown) == 1 else 'are'} not in the index: {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from index.text import sentence_spans, text_problem
+from qa.validation import MAX_QUESTION_CHARS
 
 
 class SquadAnswer(TypedDict):
@@ -72,22 +73,40 @@ def misspelt_field(key: str, record: dict, fields: tuple[str, ...]) -> str | Non
 
 def question_problem(question: object) -> str | None:
     """What keeps a question of a SQuAD file or a JSONL gold set from being one, or None: the rule of
-    the `qa` command and the API (``index.text.text_problem``), so that no question is measured or
-    learnt from that no user could ask ("???" would be refused with a 422)."""
+    the `qa` command and the API (``index.text.text_problem``, at most ``MAX_QUESTION_CHARS`` once
+    stripped), so that no question is measured or learnt from that no user could ask ("???" or a
+    question of 1,200 characters would be refused with a 422)."""
     problem = text_problem(question) if isinstance(question, str) else "empty"
     if problem == "empty":
         return "must be a non-empty string"
     if problem == "no words":
         return "must contain at least one letter or digit (the API refuses a question without)"
+    length = len(str(question).strip())
+    if length > MAX_QUESTION_CHARS:
+        return f"must be at most {MAX_QUESTION_CHARS} characters, surrounding whitespace left out (got {length}): the API refuses a longer question"
     return None
+
+
+def read_utf8(path: Path) -> str:
+    """The text of a gold or SQuAD file, a byte-order mark (some Windows editors) left out; bytes
+    that are not UTF-8 (a file saved as Latin-1) are a ``SquadFormatError`` naming the file and the
+    line, and so is a file that cannot be read."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:  # no permission, an I/O error
+        raise SquadFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    bom = b"\xef\xbb\xbf" if data.startswith(b"\xef\xbb\xbf") else b""
+    try:
+        return data[len(bom):].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = len(bom) + exc.start
+        line = data[:at].count(b"\n") + 1
+        raise SquadFormatError(f"{path}:{line}: not UTF-8 text (byte {at} is 0x{data[at]:02x}): save the file as UTF-8") from None
 
 
 def read_squad(path: Path) -> list[SquadParagraph]:
     """A SQuAD JSON file's paragraphs with their questions, every field checked (``SquadFormatError``)."""
-    try:
-        raw = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark (some Windows editors) is not data
-    except UnicodeDecodeError as exc:
-        raise SquadFormatError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    raw = read_utf8(path)
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:

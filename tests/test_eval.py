@@ -57,6 +57,14 @@ BAD_GOLD = [
     ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "Où ?", "is_impossible": false, "answers": []}]}]}]}',
      r"qas\[0\] has \"is_impossible\": false and no answers"),
     ('{"id": "a", "question": "Qui ?", "answers": ["x"], "doc_ids": ["d"]}\n', r"unknown field 'doc_ids': did you mean 'document_ids'\?"),
+    # questions the API refuses as too long (qa.validation.MAX_QUESTION_CHARS) were asked and scored
+    ('{"id": "a", "question": "Qui ?", "answers": []}\n{"id": "b", "question": "' + "Qui " * 250 + '?", "answers": []}\n',
+     r"gold.jsonl:2: field 'question' must be at most 1000 characters, surrounding whitespace left out \(got 1001\): the API refuses a longer question"),
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "' + "Où " * 400 + '?", "answers": []}]}]}]}',
+     r"gold.jsonl: data\[0\]\.paragraphs\[0\]\.qas\[0\]\.question must be at most 1000 characters, surrounding whitespace left out \(got 1201\)"),
+    # every paragraph's answers empty once normalised: not "every qas is empty"
+    ('{"data": [{"title": "T", "paragraphs": [{"context": "Paris, le 3 mai.", "qas": [{"id": "1", "question": "Qui ?", "answers": [{"text": "le", "answer_start": 7}]}]}]}]}',
+     r"gold.jsonl: no questions left: the answers of every one are empty once normalised \(punctuation and articles removed; first: data\[0\]\.paragraphs\[0\]\.qas\[0\]\)"),
 ]
 
 
@@ -299,3 +307,150 @@ def test_gold_document_ids_match_whatever_their_unicode_form(tmp_path, base_sett
     report = run_eval(settings, gold, data_dir=data)
     assert report["unknown_gold_documents"] == []
     assert report["retrieval_document"]["recall@1"] == 1.0
+
+
+def test_a_question_as_long_as_the_api_takes_is_kept(tmp_path):
+    """The API's limit is on the question stripped: 1,000 characters with spaces around are asked."""
+    f = tmp_path / "gold.jsonl"
+    f.write_text(json.dumps({"id": "a", "question": "  " + "Qui " * 249 + "quoi\n", "answers": []}) + "\n", encoding="utf-8")
+    (item,) = load_gold(f).items
+    assert len(item.question.strip()) == 1000
+
+
+def test_a_file_saved_as_latin1_is_named_with_its_line(tmp_path):
+    """It said "not UTF-8 (byte 84)" alone: the line, the byte and what to do."""
+    from qa.squad import SquadFormatError, read_squad
+
+    lines = ['{"id": "a", "question": "Qui ?", "answers": []}', '{"id": "b", "question": "Où ?", "answers": []}']
+    f = tmp_path / "gold.jsonl"
+    f.write_bytes("\ufeff".encode("utf-8") + "\r\n".join(lines).encode("latin-1"))
+    with pytest.raises(GoldFormatError, match=r"^.*gold\.jsonl:2: not UTF-8 text \(byte 78 is 0xf9\): save the file as UTF-8$"):
+        load_gold(f)
+    squad = tmp_path / "squad.json"
+    squad.write_bytes(json.dumps({"data": [{"title": "Été", "paragraphs": []}]}, indent=1, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(SquadFormatError, match=r"squad\.json:4: not UTF-8 text \(byte 30 is 0xc9\): save the file as UTF-8"):
+        read_squad(squad)
+
+
+def test_a_pipe_is_not_said_to_be_missing(tmp_path):
+    fifo = tmp_path / "gold.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(GoldFormatError, match=r"gold\.jsonl: not a regular file; give a gold file \(JSONL or SQuAD JSON\)"):
+        load_gold(fifo)
+    with pytest.raises(GoldFormatError, match=r"missing\.jsonl: no such file; give a gold file"):
+        load_gold(tmp_path / "missing.jsonl")
+
+
+def test_a_gold_file_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
+    """No permission to read it (root reads anything: the refusal is simulated) was a traceback."""
+    from pathlib import Path
+
+    f = tmp_path / "gold.jsonl"
+    f.write_text('{"id": "a", "question": "Qui ?", "answers": []}\n', encoding="utf-8")
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", refused)
+    with pytest.raises(GoldFormatError, match=r"gold\.jsonl: cannot be read \(Permission denied\)$"):
+        load_gold(f)
+
+
+def test_repeated_questions_are_said_where_they_are(tmp_path):
+    """A question pasted twice was asked and scored twice, silently: the same words (whatever their
+    case and spacing) in JSONL, or over the same paragraph in SQuAD (not over another one)."""
+    from qa.evaluation import render_report
+
+    f = tmp_path / "gold.jsonl"
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"id": "a", "question": "Où est le bureau ?", "answers": ["Paris"]}, {"id": "b", "question": "Qui ?", "answers": []},
+        {"id": "c", "question": "où  est le bureau ?", "answers": ["Paris"]}, {"id": "d", "question": "Où est le bureau ?", "answers": ["Lyon"]}]) + "\n", encoding="utf-8")
+    assert load_gold(f).repeated == [("gold.jsonl:3", "gold.jsonl:1"), ("gold.jsonl:4", "gold.jsonl:1")]
+    para = {"context": "Netflix va ouvrir un bureau à Paris.", "qas": [
+        {"id": "q1", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 30}]}, {"id": "q2", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 30}]}]}
+    other = {"context": "La quiche se prépare à Nancy.", "qas": [{"id": "q3", "question": "Où ?", "answers": [{"text": "Nancy", "answer_start": 23}]}]}
+    squad = tmp_path / "squad.json"
+    squad.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [para, other]}]}), encoding="utf-8")
+    assert load_gold(squad).repeated == [("data[0].paragraphs[0].qas[1]", "data[0].paragraphs[0].qas[0]")]
+
+    report = {"gold": "g.jsonl", "kind": "jsonl", "questions": 3, "answerable": 0, "unanswerable": 3,
+              "settings": {"mode": "hybrid", "top_k": 5, "reader": "r", "no_answer_threshold": 0.5}, "retrieval_document": {"questions": 0}, "latency_ms": {},
+              "end_to_end": {"em_answerable": None, "f1_answerable": None, "answered_answerable": None, "no_answer_precision": None, "no_answer_recall": None, "unanswerable_correct": 3},
+              "per_question": [], "repeated_questions": [{"where": "g.jsonl:3", "same_as": "g.jsonl:1"}], "left_out": ["data[0].paragraphs[0].qas[2]"]}
+    text = render_report(report)
+    assert "warning: 1 question repeats an earlier one and is scored again: g.jsonl:3 (as g.jsonl:1)" in text
+    assert "warning: 1 question left out, its answers empty once normalised: data[0].paragraphs[0].qas[2]" in text
+
+
+def test_squad_questions_left_out_are_kept_in_the_gold_set(tmp_path):
+    qas = [{"id": "ok", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 0}]},
+           {"id": "empty", "question": "Qui ?", "answers": [{"text": "le", "answer_start": 7}]}]
+    f = tmp_path / "squad.json"
+    f.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Paris, le 3 mai.", "qas": qas}]}]}), encoding="utf-8")
+    gold = load_gold(f)
+    assert [i.id for i in gold.items] == ["ok"] and gold.left_out == ["data[0].paragraphs[0].qas[1]"]
+
+
+def test_squad_paragraphs_never_go_into_an_index_of_other_documents(tmp_path, base_settings, embedder):
+    """`--data-dir` naming a team's index (or QA_DATA_DIR itself) added the SQuAD paragraphs, and the
+    --corpus distractors, to it for good; an index qa eval made before is reused."""
+    from index.schema import Document
+    from index.store import DocumentCatalog, IndexStore
+    from qa.evaluation import EvalSetupError, paragraph_id, run_eval
+
+    squad = tmp_path / "squad.json"
+    squad.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Netflix va ouvrir un bureau à Paris.", "qas": [
+        {"id": "q1", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 30}]}]}]}]}), encoding="utf-8")
+    team = tmp_path / "team"
+    with IndexStore.open(team, embedder) as store:
+        store.add_documents([Document(id="netflix", title="Netflix", text="Netflix va ouvrir un bureau à Paris en 2020.")])
+    settings = base_settings.model_copy(update={"data_dir": team})
+    with pytest.raises(EvalSetupError, match=r"--data-dir .*team holds an index of other documents \(1 document, such as 'netflix'\): qa eval would add the paragraphs of squad.json to it for good"):
+        run_eval(settings, squad, data_dir=team, corpus=[squad])
+    catalog = DocumentCatalog(team)
+    assert [d.id for d in catalog.list_documents()[0]] == ["netflix"]
+    catalog.close()
+
+    earlier = tmp_path / "earlier"
+    with IndexStore.open(earlier, embedder) as store:
+        store.add_documents([Document(id=paragraph_id("T", "La quiche se prépare à Nancy."), title="T", text="La quiche se prépare à Nancy.")])
+    from qa.evaluation import _other_documents
+
+    assert _other_documents(earlier) == (0, []) and _other_documents(tmp_path / "none") == (0, [])
+
+
+def test_qa_eval_says_which_folder_failed(tmp_path, monkeypatch):
+    """A --data-dir that cannot be written, or that fails while the paragraphs are indexed, was a
+    traceback, or a line naming QA_DATA_DIR, which was not used."""
+    import errno
+
+    from typer.testing import CliRunner
+
+    import qa.cli_eval
+    import qa.evaluation
+    from qa.cli import app
+
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"id": "a", "question": "Qui ?", "answers": []}\n', encoding="utf-8")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    env = {"QA_DATA_DIR": str(tmp_path / "unused")}
+    res = CliRunner().invoke(app, ["eval", str(gold), "--data-dir", str(a_file / "idx")], env=env)
+    assert res.exit_code == 1 and res.stderr.strip() == f"error: --data-dir {a_file / 'idx'} cannot be created: {a_file} is not a folder; give a writable folder"
+    real_access = os.access
+    # a read-only mount (root may write anywhere else)
+    monkeypatch.setattr(qa.cli_eval.os, "access", lambda p, mode: False if str(p).startswith(str(locked)) and mode & os.W_OK else real_access(p, mode))
+    for data_dir, message in [(locked, f"--data-dir {locked} is not writable"), (locked / "idx", f"--data-dir {locked / 'idx'} cannot be created: {locked} is not writable")]:
+        res = CliRunner().invoke(app, ["eval", str(gold), "--data-dir", str(data_dir)], env=env)
+        assert res.exit_code == 1 and res.stderr.startswith(f"error: {message}"), res.stderr
+    monkeypatch.undo()
+
+    def full_disk(settings, gold_path, data_dir=None, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(data_dir / "index.sqlite3"))
+
+    monkeypatch.setattr(qa.evaluation, "run_eval", full_disk)
+    res = CliRunner().invoke(app, ["eval", str(gold), "--data-dir", str(tmp_path / "idx")], env=env)
+    assert res.exit_code == 1 and not isinstance(res.exception, OSError), res.exception  # a traceback
+    assert res.stderr.startswith(f"error: cannot use the index in {tmp_path / 'idx'}: the folder is full"), res.stderr

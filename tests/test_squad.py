@@ -67,3 +67,15 @@ def test_an_answer_without_its_start_is_found_in_its_context(tmp_path):
         {"id": "q", "question": "Où ?", "answers": [{"text": "Paris"}]}]}]}]})
     (item,) = load_squad(f)
     assert item.answers == [{"text": "Paris", "answer_start": None}] and fix_answer(item.context, item.answers[0]) == (30, 35)
+
+
+def test_training_refuses_a_question_the_api_refuses_as_too_long(tmp_path):
+    """One rule (qa.validation.MAX_QUESTION_CHARS, stripped) for gold files, training files and the API."""
+    context = "Netflix va ouvrir un bureau à Paris."
+    fine = _article("T", context, "  " + "Où " * 333 + "?  ", "Paris", "q1")  # 1,000 once stripped
+    f = _write(tmp_path / "s.json", {"data": [fine]})
+    assert len(load_squad(f)[0].question.strip()) == 1000
+    long = _article("T", context, "Où " * 334 + "?", "Paris", "q1")
+    f = _write(tmp_path / "s.json", {"data": [long]})
+    with pytest.raises(ValueError, match=r"s\.json: data\[0\]\.paragraphs\[0\]\.qas\[0\]\.question must be at most 1000 characters, surrounding whitespace left out \(got 1003\)"):
+        load_squad(f)
