@@ -15,10 +15,11 @@ from typing import Annotated, Any, Callable, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL
 
+from api import schemas
 from api.auth import READ, WRITE
 from api.concurrency import ClientGone, InFlight, ModelThreads, set_when_disconnected
 from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
@@ -54,6 +55,7 @@ log = logging.getLogger("api")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 T = TypeVar("T")
+MAX_DOCUMENT_QUERY_CHARS = 1_000  # GET /documents?q=: a title's length at most
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -146,10 +148,23 @@ Rt = Annotated[Runtime, Depends(get_runtime)]
 router = APIRouter()
 
 
+def french_number(n: int) -> str:
+    """``1000`` -> ``"1 000"`` (a narrow no-break space), as the page's script writes numbers (``toLocaleString("fr-FR")``)."""
+    return f"{n:,}".replace(",", "\u202f")
+
+
+def page_html(max_question_chars: int) -> str:
+    """The question page, with the longest question the API takes filled in (its hint, and its script's check)."""
+    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    return html.replace("{{max_question_chars}}", str(max_question_chars)).replace("{{max_question_chars_fr}}", french_number(max_question_chars))
+
+
 # HEAD too: uptime probes use it
 @router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-async def page() -> FileResponse:
-    return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+async def page() -> HTMLResponse:
+    # the limit read when the page is asked for, from where the API's validation reads it: the page
+    # never states another one
+    return HTMLResponse(page_html(schemas.MAX_QUESTION_CHARS), headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
 
 @router.head("/health", include_in_schema=False)  # uptime probes
@@ -274,9 +289,10 @@ async def list_documents(
     svc: Service,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Documents to skip.", json_schema_extra={"format": "int64"})] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 20,
+    q: Annotated[str | None, Query(max_length=MAX_DOCUMENT_QUERY_CHARS, description="Only documents whose title or id contains this text, case, accents and spacing aside (`ete` finds « L’Été »); blank: every document. `total` counts those.")] = None,
 ) -> DocumentPage:
-    """Documents in the index, paginated (without their text)."""
-    items, total = await run_in_threadpool(svc.list_documents, offset, limit)
+    """Documents in the index, by id, paginated (without their text); `q` narrows them by title or id."""
+    items, total = await run_in_threadpool(svc.list_documents, offset, limit, q)
     return DocumentPage(items=[DocumentInfoOut(**asdict(i)) for i in items], total=total, offset=offset, limit=limit)
 
 

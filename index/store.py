@@ -525,8 +525,8 @@ class IndexStore:
         rows = conn.execute("SELECT id, document_id, start_char, end_char, text FROM chunks WHERE document_id=? ORDER BY start_char, end_char", (doc_id,))
         return [Chunk(id=r[0], document_id=r[1], start=r[2], end=r[3], text=r[4]) for r in rows]
 
-    def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[list[DocumentInfo], int]:
-        return list_documents(self._rconn(), offset, limit, self._warned_urls)
+    def list_documents(self, offset: int = 0, limit: int = 50, contains: str | None = None) -> tuple[list[DocumentInfo], int]:
+        return list_documents(self._rconn(), offset, limit, self._warned_urls, contains)
 
     def source_files(self) -> list[tuple[str, str]]:
         """(id, the file it was read from) of every document `qa index` read from a file."""

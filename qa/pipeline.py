@@ -242,8 +242,8 @@ class QAService:
     def get_document(self, doc_id: str) -> Document | None:
         return self.store.get_document(doc_id)
 
-    def list_documents(self, offset: int = 0, limit: int = 50):
-        return self.store.list_documents(offset=offset, limit=limit)
+    def list_documents(self, offset: int = 0, limit: int = 50, contains: str | None = None):
+        return self.store.list_documents(offset=offset, limit=limit, contains=contains)
 
     def health(self) -> dict:
         # a model in a local folder is named by the folder alone: /health is open, the server's paths are not its business

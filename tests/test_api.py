@@ -600,6 +600,45 @@ def test_list_documents_bad_paging(client, params, field):
     assert_names_field(client.get("/documents", params=params), field)
 
 
+@pytest.mark.parametrize("text", [
+    "L’Été  2018", "ŒUVRE Æ ß ẞ ‘x’ ʼy` z", "cafe\u0301 soft\u00adhyphen zero\u200bwidth", "ＦＵＬＬ width ﬁ", "ΣΟΦΙΑ Ελληνικά",
+    "emoji 🎉 Été 𝐀𝐁", "İstanbul", "\u00a0nbsp\u202fnarrow\tTab", "", "\U0001d400\u0301",
+])
+def test_the_documents_list_folds_text_as_the_keyword_index_does(text):
+    """GET /documents?q= folds titles with its own, faster code: the same result as index.text.fold."""
+    from index.catalog import match_key
+    from index.text import fold
+
+    assert match_key(text) == " ".join(fold(text).split())
+
+
+def test_list_documents_by_a_part_of_their_title_or_id(client, service):
+    """`q` keeps the documents whose title or id holds it, case, accents, apostrophes and spacing
+    aside; `total` counts them and pages go on as without it."""
+    docs = [{"id": "q-ete", "title": "L’Été  des séries FRANÇAISES", "text": "Un été de séries."},
+            {"id": "q-oeuvre", "title": "Une œuvre", "text": "Une œuvre nouvelle."},
+            {"id": "Q-ÉTÉ-2", "title": "Sans rapport", "text": "Autre chose."}]
+    assert client.post("/documents", json={"documents": docs}).status_code == 200
+    try:
+        def found(q: str, **params) -> tuple[list[str], int]:
+            page = client.get("/documents", params={"q": q, "limit": 200, **params}).json()
+            return [i["id"] for i in page["items"]], page["total"]
+
+        assert found("l'ete des series francaises") == (["q-ete"], 1)
+        assert found("ÉTÉ") == (["Q-ÉTÉ-2", "q-ete"], 2)  # a title or an id, by id as without q
+        assert found("oeuvre") == (["q-oeuvre"], 1) and found("ŒUVRE") == (["q-oeuvre"], 1)
+        assert found("  des   séries ") == (["q-ete"], 1)
+        assert found("ete", offset=1) == (["q-ete"], 2)
+        assert found("ete", offset=5) == ([], 2)  # past the end: the total still said
+        assert found("no such title") == ([], 0)
+        everything = client.get("/documents", params={"limit": 200}).json()
+        assert found("   ") == ([i["id"] for i in everything["items"]], everything["total"])  # blank: every document
+        assert_names_field(client.get("/documents", params={"q": "x" * 1001}), "q")
+    finally:
+        for d in docs:
+            service.delete_document(d["id"])
+
+
 def test_documents_with_a_slash_in_their_id_can_be_read_and_deleted(client, service):
     """`qa index` takes JSON ids as given ("rubrique/123"): the API reaches them (URL-encoded)."""
     service.add_documents([Document(id="rubrique/123", title="Note", text="Le siège de la rédaction est à Lyon.")])

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
+from api import schemas
 from api.app import create_app
+from api.routes import french_number
+from index.schema import Document
 from tests.api_support import CHROMIUM, CHROMIUM_ARGS, SHOWCASE_QUESTION, build_indexed_service, free_port
 
 pytestmark = pytest.mark.slow
@@ -31,24 +36,32 @@ def service(tmp_path_factory, base_settings):
     svc.close()
 
 
-@pytest.fixture(scope="module")
-def base_url(service):
+@contextmanager
+def serving(app):
+    """``app`` served by uvicorn in a thread of this process; its URL."""
     import uvicorn
 
-    settings, svc = service
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, svc), host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the in-process server did not start")
         time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def base_url(service):
+    settings, svc = service
+    with serving(create_app(settings, svc)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -368,10 +381,46 @@ def test_too_long_or_word_less_questions_are_explained(page, base_url):
     page.fill("#question", "Netflix " * 150)  # 1,199 characters: refused, not cut to 1,000 and sent
     page.press("#question", "Enter")
     expect(page.locator("#error")).to_contain_text("trop longue : 1", timeout=10_000)
-    assert asked == [] and "1 000 caractères au plus" in page.locator("#question-hint").inner_text()
+    assert asked == [] and "1\u202f000 caractères au plus" in page.locator("#question-hint").inner_text()
     page.fill("#question", "???")
     page.press("#question", "Enter")
     expect(page.locator("#error")).to_contain_text("au moins une lettre ou un chiffre", timeout=TIMEOUT_MS)
+
+
+def test_the_page_states_and_checks_the_servers_length_limit(page, base_url):
+    """The limit on the page is the one the API applies (OpenAPI's maxLength), in French ("1 000"),
+    in the hint, the page's own check and the words for a 422."""
+    limit = httpx.get(base_url + "/openapi.json").json()["components"]["schemas"]["AskRequest"]["properties"]["question"]["maxLength"]
+    page.goto(base_url + "/")
+    shown = page.evaluate(f"({limit}).toLocaleString('fr-FR')")
+    assert shown == french_number(limit)  # the server writes numbers as the page's script does
+    expect(page.locator("#question-hint")).to_have_text(shown + " caractères au plus.")
+    _submit(page, "x" * (limit + 1))
+    expect(page.locator("#error")).to_have_text(f"La question est trop longue : {shown} caractères au plus ({french_number(limit + 1)} saisis).")
+
+
+@pytest.mark.parametrize("limit", [40, 1500])
+def test_the_page_follows_another_length_limit(page, base_url, monkeypatch, limit):
+    """Served by an API whose limit is another (the constant its validation reads, patched in this
+    in-process server), the page says that one and lets through what the API takes."""
+    monkeypatch.setattr(schemas, "MAX_QUESTION_CHARS", limit)
+    shown = french_number(limit)
+    page.goto(base_url + "/")
+    expect(page.locator("#question-hint")).to_have_text(shown + " caractères au plus.")
+    asked = _asked(page)
+    _reply(page, 200, SAMPLE)
+    longest = "Où " + "x" * (limit - 5) + " ?"
+    assert httpx.post(base_url + "/search", json={"query": longest, "top_k": 1}, timeout=60).status_code == 200  # the API takes it
+    _submit(page, longest)
+    expect(page.locator("#answers > li")).to_have_count(2, timeout=10_000)
+    assert [b["question"] for b in asked] == [longest]
+    _submit(page, longest + "x")
+    expect(page.locator("#error")).to_have_text(f"La question est trop longue : {shown} caractères au plus ({french_number(limit + 1)} saisis).")
+    assert len(asked) == 1
+    assert httpx.post(base_url + "/search", json={"query": longest + "x"}).status_code == 422  # as the API refuses it
+    _reply(page, 422, {"detail": [{"type": "value_error", "loc": ["body", "question"], "msg": f"Value error, question must be at most {limit} characters"}]})
+    _submit(page, "Une question")
+    expect(page.locator("#error")).to_have_text(f"Question invalide : elle doit contenir entre 1 et {shown} caractères.", timeout=10_000)
 
 
 def test_back_returns_to_the_previous_question(page, base_url):
@@ -543,7 +592,7 @@ def test_a_refused_question_marks_the_field_invalid(page, base_url):
     _submit(page, "   ")
     expect(field).to_have_attribute("aria-invalid", "true")
     assert field.get_attribute("aria-describedby").split() == ["error", "question-hint"]
-    expect(field).to_have_accessible_description("Saisissez une question. 1 000 caractères au plus.")
+    expect(field).to_have_accessible_description("Saisissez une question. 1\u202f000 caractères au plus.")
     _reply(page, 200, SAMPLE)
     _submit(page, "Une question")
     expect(page.locator("#answers > li")).to_have_count(2, timeout=10_000)
@@ -810,6 +859,24 @@ def _shown_documents(page) -> set[str]:
     return {t.removeprefix("document ") for t in ids}
 
 
+def _options(page) -> list[tuple[str, str]]:
+    """(document id, label) of each document the list proposes, in its order."""
+    return [(i.removeprefix("document "), t) for i, t in page.get_by_role("option").evaluate_all(
+        "els => els.map(o => [o.querySelector('.doc-id').textContent, o.querySelector('.option-title').textContent])")]
+
+
+def _active_option(page) -> str | None:
+    """The id of the document under the keyboard, checked against the combobox's ARIA state."""
+    field = page.locator("#document-id")
+    active = field.get_attribute("aria-activedescendant")
+    selected = page.locator("#document-options [aria-selected=true]")
+    if active is None:
+        assert selected.count() == 0
+        return None
+    assert selected.count() == 1 and selected.get_attribute("id") == active
+    return selected.locator(".doc-id").inner_text().removeprefix("document ")
+
+
 def test_filters_are_collapsed_and_list_the_documents(page, base_url):
     docs = _documents(base_url)
     page.goto(base_url + "/")
@@ -820,43 +887,137 @@ def test_filters_are_collapsed_and_list_the_documents(page, base_url):
     page.wait_for_timeout(300)
     assert listed == []  # asked for on the first opening only
     page.click("#filters-summary")
-    expect(page.locator("#document-id option")).to_have_count(len(docs) + 1, timeout=10_000)
-    options = page.locator("#document-id option").evaluate_all("els => els.map(o => [o.value, o.textContent])")
-    assert options[0] == ["", "Tous les documents"]
-    assert {v for v, _ in options[1:]} == set(docs)
-    titles = [t for _, t in options[1:]]
-    assert titles == sorted(titles, key=str.casefold)  # by title, as a reader looks for one
-    dated = next(d for d in docs.values() if d["published"] == "2015-12-08")
-    assert dict(options)[dated["id"]] == dated["title"] + " (8 décembre 2015)"
-    assert all(len(t) <= 90 + len(" (8 décembre 2015)") for t in titles)  # long titles are shortened
     page.click("#filters-summary")
     page.click("#filters-summary")
     page.wait_for_timeout(300)
     assert len(listed) == 1, listed
+    # Down in the field: every document (fewer than the list proposes at once), by title
+    field = page.get_by_role("combobox", name="Document")
+    expect(field).to_have_attribute("aria-expanded", "false")
+    field.focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("option")).to_have_count(len(docs), timeout=10_000)
+    expect(field).to_have_attribute("aria-expanded", "true")
+    assert len(listed) == 1, listed  # the list asked for on opening, shown at once
+    options = _options(page)
+    assert {i for i, _ in options} == set(docs)
+    titles = [t for _, t in options]
+    assert titles == sorted(titles, key=str.casefold)  # by title, as a reader looks for one
+    dated = next(d for d in docs.values() if d["published"] == "2015-12-08")
+    assert dict(options)[dated["id"]] == dated["title"] + " (8 décembre 2015)"
+    assert all(len(t) <= 90 + len(" (8 décembre 2015)") for t in titles)  # long titles are shortened
+    expect(page.locator("#documents-note")).to_have_text(f"{len(docs)} documents.")
+    assert _active_option(page) == options[0][0]
 
 
 def test_a_document_filter_is_sent_and_kept_in_the_link(page, base_url):
     docs = _documents(base_url)
     canada = next(i for i, d in docs.items() if "Canada" in (d["title"] or ""))
+    title = docs[canada]["title"]
     bodies = _asked(page)
     page.goto(base_url + "/")
     page.click("#filters-summary")
-    expect(page.locator("#document-id option")).to_have_count(len(docs) + 1, timeout=10_000)
-    page.select_option("#document-id", canada)
+    page.fill("#document-id", title[:25].upper())  # case aside
+    expect(page.get_by_role("option")).to_have_count(1, timeout=10_000)
+    assert _active_option(page) == canada  # the first match, taken by Enter
+    page.press("#document-id", "Enter")
+    expect(page.locator("#document-options")).to_be_hidden()
+    assert page.input_value("#document-id").startswith(title[:80])
     expect(page.locator("#filters-summary")).to_have_text("Filtres (1 actif)")
+    assert page.locator("#results").is_hidden()  # Enter took the option, it did not ask
     _submit(page, "Où Netflix va-t-il ouvrir un bureau ?")
     _wait_answered(page)
     assert bodies[-1] == {"question": "Où Netflix va-t-il ouvrir un bureau ?", "filters": {"document_ids": [canada]}}
     assert _shown_documents(page) == {canada}
     assert "document_id=" + canada in page.url
     assert page.locator("#status").inner_text().endswith("(filtres appliqués)")
-    # the link asks the same filtered question in a new tab
+    # Back and Forward: the field names the document by its title again
+    chosen = page.input_value("#document-id")
+    page.click("#filters-reset")
+    _submit(page, "Où Netflix va-t-il ouvrir un bureau ?")
+    _wait_answered(page)
+    page.go_back()
+    expect(page.locator("#document-id")).to_have_value(chosen, timeout=10_000)
+    _wait_answered(page)
+    assert bodies[-1]["filters"] == {"document_ids": [canada]}
+    # the link asks the same filtered question in a new tab (which knows the document by its id)
     other = page.context.new_page()
     other.goto(page.url)
     _wait_answered(other)
     assert other.input_value("#document-id") == canada and _shown_documents(other) == {canada}
     assert other.locator("#filters-summary").inner_text() == "Filtres (1 actif)"
     other.close()
+
+
+def test_the_document_field_is_a_combobox_for_the_keyboard(page, base_url):
+    """WAI-ARIA's combobox with a list: typing proposes the matching documents (the first one
+    active), Down and Up move, Enter takes, Escape closes; focus never leaves the field. Text that
+    was not taken from the list is not sent as a document id."""
+    matching = httpx.get(base_url + "/documents", params={"q": "netflix", "limit": 200}).json()
+    n = matching["total"]
+    assert 3 <= n <= 50, n
+    bodies = _asked(page)
+    page.goto(base_url + "/")
+    page.fill("#question", "Où Netflix va-t-il ouvrir un bureau ?")
+    page.click("#filters-summary")
+    field = page.get_by_role("combobox", name="Document")
+    assert field.get_attribute("aria-autocomplete") == "list" and field.get_attribute("aria-controls") == "document-options"
+    expect(page.get_by_role("listbox", name="Documents", include_hidden=True)).to_be_hidden()
+    field.focus()
+    page.keyboard.type("Netflix")
+    expect(page.get_by_role("listbox", name="Documents")).to_be_visible(timeout=10_000)
+    expect(page.get_by_role("option")).to_have_count(n)
+    expect(page.locator("#documents-note")).to_have_text(f"{n} documents contiennent « Netflix ».")
+    ids = [i for i, _ in _options(page)]
+    assert set(ids) == {d["id"] for d in matching["items"]}
+    assert _active_option(page) == ids[0]
+    page.keyboard.press("ArrowDown")
+    assert _active_option(page) == ids[1]
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowUp")  # past the first: the last
+    assert _active_option(page) == ids[-1]
+    page.keyboard.press("Escape")
+    expect(field).to_have_attribute("aria-expanded", "false")
+    assert _active_option(page) is None and field.input_value() == "Netflix"
+    # text typed but no document taken: said, nothing asked
+    page.keyboard.press("Enter")
+    expect(page.locator("#error")).to_have_text("Document « Netflix » : choisissez-le dans la liste proposée, ou effacez le champ.")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    assert bodies == []
+    page.keyboard.press("ArrowDown")  # the same list again, at once
+    expect(field).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("ArrowDown")
+    labels = [t for _, t in _options(page)]
+    page.keyboard.press("Enter")
+    expect(field).to_have_value(labels[1])
+    expect(field).to_have_attribute("aria-expanded", "false")
+    expect(page.locator("#documents-note")).to_contain_text(f"Recherche limitée à ce document ({ids[1]})")
+    assert page.evaluate("document.activeElement.id") == "document-id"
+    page.keyboard.press("Enter")  # the list closed: Enter asks
+    _wait_answered(page)
+    assert bodies[-1]["filters"] == {"document_ids": [ids[1]]}
+    # editing the text drops the document; nothing matches: said
+    page.keyboard.press("End")
+    page.keyboard.type(" zzz")
+    expect(page.locator("#documents-note")).to_contain_text("Aucun document ne contient", timeout=10_000)
+    expect(field).to_have_attribute("aria-expanded", "false")
+    page.keyboard.press("Enter")
+    expect(page.locator("#error")).to_contain_text("choisissez-le dans la liste proposée")
+    # with the mouse: a click takes the option, the field keeps the focus
+    field.fill("")
+    page.keyboard.type("Netflix")
+    expect(page.get_by_role("option")).to_have_count(n, timeout=10_000)
+    page.get_by_role("option").nth(2).click()
+    expect(field).to_have_value(labels[2])
+    assert page.evaluate("document.activeElement.id") == "document-id"
+    page.click("#filters-reset")
+    assert field.input_value() == "" and page.locator("#filters-summary").inner_text() == "Filtres"
+    field.click()  # as a drop-down: the first documents, none active yet
+    expect(page.get_by_role("listbox", name="Documents")).to_be_visible(timeout=10_000)
+    assert page.get_by_role("option").count() == len(_documents(base_url)) and _active_option(page) is None
+    page.keyboard.press("Tab")  # leaving the field closes the list
+    expect(field).to_have_attribute("aria-expanded", "false")
+    assert not page.js_errors, page.js_errors
 
 
 def test_a_date_range_keeps_dated_articles_of_that_period(page, base_url):
@@ -957,7 +1118,7 @@ def test_keyboard_reaches_every_filter(page, base_url):
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "filters-summary"
     page.keyboard.press("Enter")
-    expect(page.locator("#document-id option")).not_to_have_count(1, timeout=10_000)
+    expect(page.locator("#document-id")).to_be_visible()
     seen: list[str] = []
     for _ in range(20):
         page.keyboard.press("Tab")
@@ -974,8 +1135,14 @@ def test_axe_finds_no_violation_with_filters_and_errors(page, base_url):
     found: dict[str, list[str]] = {}
     page.goto(base_url + "/")
     page.click("#filters-summary")
-    expect(page.locator("#document-id option")).not_to_have_count(1, timeout=10_000)
     found["filters"] = _axe_violations(page)
+    page.fill("#document-id", "netflix")
+    expect(page.get_by_role("option").first).to_be_visible(timeout=10_000)
+    page.keyboard.press("ArrowDown")
+    found["documents proposed"] = _axe_violations(page)
+    page.keyboard.press("Enter")
+    found["document chosen"] = _axe_violations(page)
+    page.click("#filters-reset")
     page.fill("#published-after", "2018-03-01")
     page.fill("#published-before", "2017-10-27")
     _submit(page, "Une question")
@@ -995,7 +1162,75 @@ def test_open_filters_fit_a_phone(browser, base_url):
         page = ctx.new_page()
         page.goto(base_url + "/")
         page.click("#filters-summary")
-        expect(page.locator("#document-id option")).not_to_have_count(1, timeout=10_000)
+        page.focus("#document-id")
+        page.keyboard.press("ArrowDown")  # the list open, long titles in it
+        expect(page.get_by_role("option").first).to_be_visible(timeout=10_000)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
     finally:
         ctx.close()
+
+
+# --- a larger index: more documents than a drop-down could hold -----------------------------------
+
+NOTES = 1_100  # more than the 1,000 documents the page's drop-down used to hold
+
+
+@pytest.fixture(scope="module")
+def large_index_url(service, tmp_path_factory):
+    """A server on an index of 1,100 untitled notes and one titled article, the models of `service`
+    shared. The notes share one text, so their passages are embedded once: the index takes about a
+    second to build, not the minute 1,100 distinct texts would."""
+    from index.store import IndexStore
+    from qa.pipeline import QAService
+
+    settings, svc = service
+    settings = settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("large") / "data"})
+    t0 = time.perf_counter()
+    large = QAService(settings, IndexStore.open(settings.data_dir, svc.embedder, **settings.store_options()), svc.reader, svc.embedder)
+    notes = [Document(id=f"note-{i:04d}", text="Une brève sans titre.") for i in range(1, NOTES + 1)]
+    large.add_documents([*notes, Document(id="zz-ete", title="L’Été des séries françaises", published="2018-07-02",
+                                          text="Netflix a acheté trois séries françaises cet été.")])
+    logging.getLogger(__name__).info("large index: %d documents in %.1f s", NOTES + 1, time.perf_counter() - t0)
+    try:
+        with serving(create_app(settings, large)) as url:
+            yield url
+    finally:
+        large.close()
+
+
+def test_any_document_of_a_large_index_can_be_chosen(page, large_index_url):
+    """1,101 documents: the list proposes the first 50 and says how to find the others; typing a part
+    of an id or of a title (accents and case aside) finds any of them, here one past the 1,000th."""
+    url = large_index_url
+    ids = [d["id"] for o in range(0, NOTES + 1, 200) for d in httpx.get(url + "/documents", params={"offset": o, "limit": 200}).json()["items"]]
+    assert len(ids) == NOTES + 1 and ids.index("note-1050") >= 1000  # what the drop-down never showed
+    bodies = _asked(page)
+    page.goto(url + "/")
+    page.click("#filters-summary")
+    page.focus("#document-id")
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("option")).to_have_count(50, timeout=10_000)
+    expect(page.locator("#documents-note")).to_have_text(
+        "1\u202f101 documents : les 50 premiers sont proposés, tapez une partie d’un titre pour trouver les autres.")
+    page.keyboard.type("1050")
+    expect(page.get_by_role("option")).to_have_count(1, timeout=10_000)
+    expect(page.locator("#documents-note")).to_have_text("1 document contient « 1050 ».")
+    assert _options(page) == [("note-1050", "document note-1050")]
+    page.keyboard.press("Enter")
+    expect(page.locator("#document-id")).to_have_value("document note-1050")
+    _submit(page, "Que dit la brève ?")
+    _wait_answered(page)
+    assert bodies[-1]["filters"] == {"document_ids": ["note-1050"]}
+    assert _shown_documents(page) == {"note-1050"}
+    # a title, typed without its accents and capitals
+    page.fill("#document-id", "")
+    page.focus("#document-id")
+    page.keyboard.type("ete des SERIES")
+    expect(page.get_by_role("option")).to_have_count(1, timeout=10_000)
+    page.keyboard.press("Enter")
+    expect(page.locator("#document-id")).to_have_value("L’Été des séries françaises (2 juillet 2018)")
+    # more matches than the list shows: it says so
+    page.fill("#document-id", "note-")
+    expect(page.locator("#documents-note")).to_have_text(
+        "1\u202f100 documents contiennent « note- » : les 50 premiers sont proposés, précisez.", timeout=10_000)
+    assert not page.js_errors, page.js_errors

@@ -23,17 +23,20 @@
   const afterEl = $("published-after");
   const beforeEl = $("published-before");
   const docEl = $("document-id");
+  const docList = $("document-options");
   const docsNote = $("documents-note");
+  const DOCS_HINT = docsNote.textContent;
   const sourceEl = $("source");
   const PAGE_TITLE = document.title;
 
   const MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
     "septembre", "octobre", "novembre", "décembre"];
   const KEY_STORAGE = "qa-search-key";
-  const MAX_CHARS = 1000; // the API's limit on a question
+  // the API's limit on a question, filled in by the server (NaN if the page was not served by it: the API checks alone)
+  const MAX_CHARS = Number.parseInt(input.dataset.maxChars, 10);
   const TIMEOUT_MS = 90000; // a server that does not answer: say so, let the user retry
-  const DOCS_PAGE = 200; // GET /documents' largest page
-  const MAX_DOCS = 1000; // a longer list is no use in a drop-down
+  const DOCS_SHOWN = 50; // documents proposed at once; the others are found by typing
+  const DOCS_DELAY_MS = 200; // the list is asked for once typing pauses this long
   // the filters: URL parameter (GET /search's names) -> field and its name in messages
   const FILTERS = {
     published_after: { el: afterEl, name: "« À partir du »" },
@@ -45,7 +48,16 @@
   const API_FIELDS = { published_after: "published_after", published_before: "published_before", document_ids: "document_id", source: "source" };
   let inFlight = null; // the AbortController of the question being answered
   let inFlightKey = null; // and what it asks: asked again meanwhile (a double click), it is not sent twice
-  let docsState = "idle"; // the documents drop-down: idle, loading, done (failed goes back to idle)
+  // the document field: what the filter keeps is the document chosen in the list, not the text typed
+  let chosenDoc = null; // { id, label }, or null
+  const docLabels = new Map(); // id -> label of the documents listed so far (a link names its document by id)
+  let docsShown = []; // the documents the list proposes, in its order
+  let docsFor = null; // the text they were asked for (null: none yet)
+  let docsTotal = 0; // and how many documents hold it
+  let docsActive = -1; // the option under the keyboard's visual focus
+  let docsRequest = null; // the AbortController of the list being asked for
+  let docsTimer = null;
+  let docsPrimed = false; // the first page is asked for on the first opening of the filters
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -76,6 +88,10 @@
     } catch (e) {
       return null;
     }
+  }
+
+  function frNumber(n) {
+    return Number(n).toLocaleString("fr-FR");
   }
 
   function percent(score) {
@@ -324,7 +340,7 @@
       return {
         text: /letter or digit/.test(msg)
           ? "Question invalide : elle doit contenir au moins une lettre ou un chiffre."
-          : "Question invalide : elle doit contenir entre 1 et 1 000 caractères.",
+          : "Question invalide : elle doit contenir entre 1 et " + (Number.isInteger(MAX_CHARS) ? frNumber(MAX_CHARS) : "…") + " caractères.",
         fields: [input],
       };
     }
@@ -367,9 +383,12 @@
         return { problem: { text: "Date de publication " + name + " incomplète : saisissez le jour, le mois et l’année, ou effacez-la.", fields: [f] } };
       }
     }
+    if (docEl.value.trim() && !chosenDoc) {
+      return { problem: { text: "Document « " + docEl.value.trim() + " » : choisissez-le dans la liste proposée, ou effacez le champ.", fields: [docEl] } };
+    }
     const params = {};
     Object.keys(FILTERS).forEach((name) => {
-      const v = FILTERS[name].el.value.trim();
+      const v = name === "document_id" ? (chosenDoc ? chosenDoc.id : "") : FILTERS[name].el.value.trim();
       if (v) params[name] = v;
     });
     if (params.published_after && params.published_before && params.published_after > params.published_before) {
@@ -404,12 +423,6 @@
     return mo >= 1 && mo <= 12 && check.getUTCDate() === d ? iso : null;
   }
 
-  function documentOption(id, label) {
-    const o = el("option", null, label);
-    o.value = id;
-    return o;
-  }
-
   // The fields from a link's parameters; a problem (a date no field can show) when there is one.
   function setFilters(params) {
     let problem = null;
@@ -420,8 +433,9 @@
       if (iso === null && !problem) problem = { text: "Le lien donne une date " + FILTERS[name].name + " illisible (« " + v + " ») : choisissez-la dans les filtres.", fields: [FILTERS[name].el] };
     });
     const doc = params.get("document_id") || "";
-    if (doc && !Array.from(docEl.options).some((o) => o.value === doc)) docEl.appendChild(documentOption(doc, "document " + doc));
-    docEl.value = doc;
+    chosenDoc = doc ? { id: doc, label: docLabels.get(doc) || doc } : null;
+    docEl.value = chosenDoc ? chosenDoc.label : "";
+    closeDocuments();
     sourceEl.value = params.get("source") || "";
     updateFiltersSummary();
     return problem;
@@ -432,45 +446,160 @@
     return key ? { Authorization: "Bearer " + key } : {};
   }
 
-  // The document drop-down, from GET /documents, on the first opening of the filters.
-  async function loadDocuments() {
-    if (docsState !== "idle") return;
-    docsState = "loading";
-    docsNote.textContent = "Chargement de la liste des documents…";
-    const items = [];
-    let total = 0;
+  // --- the document field: a combobox over GET /documents?q= ----------------------------------
+
+  function documentLabel(d) {
+    const t = d.title || "document " + d.id;
+    return (t.length > 90 ? t.slice(0, 89) + "…" : t) + (d.published ? " (" + frenchDate(d.published) + ")" : "");
+  }
+
+  function closeDocuments() {
+    docList.hidden = true;
+    docEl.setAttribute("aria-expanded", "false");
+    setActiveDocument(-1);
+  }
+
+  function openDocuments() {
+    if (!docsShown.length) return closeDocuments();
+    docList.hidden = false;
+    docEl.setAttribute("aria-expanded", "true");
+  }
+
+  // the option under the keyboard's visual focus (DOM focus stays in the field: aria-activedescendant)
+  function setActiveDocument(i) {
+    docsActive = i;
+    Array.from(docList.children).forEach((li, j) => li.setAttribute("aria-selected", j === i ? "true" : "false"));
+    const li = docList.children[i];
+    if (li) {
+      docEl.setAttribute("aria-activedescendant", li.id);
+      li.scrollIntoView({ block: "nearest" });
+    } else {
+      docEl.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function chooseDocument(i) {
+    const d = docsShown[i];
+    if (!d) return;
+    chosenDoc = { id: d.id, label: documentLabel(d) };
+    docEl.value = chosenDoc.label;
+    closeDocuments();
+    docsNote.textContent = "Recherche limitée à ce document (" + d.id + ") ; effacez le champ pour chercher dans tous.";
+    updateFiltersSummary();
+  }
+
+  function documentsCount(total, shown, text) {
+    if (!total) return text ? "Aucun document ne contient « " + text + " »." : "L’index ne contient aucun document.";
+    const n = frNumber(total) + (total === 1 ? " document" : " documents");
+    const head = text ? n + (total === 1 ? " contient" : " contiennent") + " « " + text + " »" : n;
+    if (total <= shown) return head + ".";
+    return head + " : les " + frNumber(shown) + " premiers sont proposés, " + (text ? "précisez." : "tapez une partie d’un titre pour trouver les autres.");
+  }
+
+  // `open`: the user waits for the list (else it is kept for later); `first`: the first option is
+  // made active, so that Enter takes it (the first match of what was typed, as type-ahead does)
+  function showDocuments(items, total, text, open, first) {
+    docsShown = items.slice().sort((a, b) => (a.title || a.id).localeCompare(b.title || b.id, "fr"));
+    docsFor = text;
+    docsTotal = total;
+    docList.replaceChildren(...docsShown.map((d, i) => {
+      docLabels.set(d.id, documentLabel(d));
+      const li = el("li", "option");
+      li.id = "document-option-" + i;
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", "false");
+      li.dataset.index = String(i);
+      li.appendChild(el("span", "option-title", documentLabel(d)));
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(el("span", "doc-id", "document " + d.id));
+      return li;
+    }));
+    docsActive = -1;
+    if (!open) return;
+    docsNote.textContent = documentsCount(total, items.length, text);
+    if (document.activeElement !== docEl) return;
+    openDocuments();
+    if (docsShown.length && first) setActiveDocument(0);
+  }
+
+  // The documents whose title or id holds `text` (all when blank), the first DOCS_SHOWN by id; a
+  // newer request replaces one on its way. `open`, `first`: as for showDocuments.
+  async function loadDocuments(text, open, first) {
+    if (docsRequest) docsRequest.abort();
+    const controller = new AbortController();
+    docsRequest = controller;
+    let page;
     try {
-      for (let offset = 0; offset < MAX_DOCS; offset += DOCS_PAGE) {
-        const resp = await fetch("documents?offset=" + offset + "&limit=" + DOCS_PAGE, { headers: authHeaders() });
-        if (!resp.ok) {
-          if (resp.status === 401 || resp.status === 403) keyRow.hidden = false;
-          throw new Error(resp.status === 401 || resp.status === 403 ? "une clé d’accès valide est nécessaire" : "erreur " + resp.status);
-        }
-        const page = await resp.json();
-        items.push(...page.items);
-        total = page.total;
-        if (items.length >= total || !page.items.length) break;
+      const url = "documents?limit=" + DOCS_SHOWN + (text ? "&q=" + encodeURIComponent(text) : "");
+      const resp = await fetch(url, { headers: authHeaders(), signal: controller.signal });
+      if (!resp.ok) {
+        if (resp.status === 401 || resp.status === 403) keyRow.hidden = false;
+        throw new Error(resp.status === 401 || resp.status === 403 ? "une clé d’accès valide est nécessaire" : "erreur " + resp.status);
       }
+      page = await resp.json();
     } catch (e) {
-      docsState = "idle"; // the next opening tries again
+      if (controller !== docsRequest) return; // replaced by a newer one
+      docsRequest = null;
+      docsFor = null; // asked again on the next key
+      docsPrimed = false; // and on the next opening of the filters
+      closeDocuments();
       docsNote.textContent = "La liste des documents n’a pas pu être chargée (" + (e instanceof TypeError ? "service injoignable" : e.message) + ").";
       return;
     }
-    const label = (d) => {
-      const t = d.title || "document " + d.id;
-      return (t.length > 90 ? t.slice(0, 89) + "…" : t) + (d.published ? " (" + frenchDate(d.published) + ")" : "");
-    };
-    items.sort((a, b) => (a.title || a.id).localeCompare(b.title || b.id, "fr"));
-    const chosen = docEl.value;
-    const options = [documentOption("", "Tous les documents")].concat(items.map((d) => documentOption(d.id, label(d))));
-    if (chosen && !items.some((d) => d.id === chosen)) options.push(documentOption(chosen, "document " + chosen));
-    docEl.replaceChildren(...options);
-    docEl.value = chosen;
-    docsNote.textContent = total > items.length
-      ? "Les " + items.length.toLocaleString("fr-FR") + " premiers documents sur " + total.toLocaleString("fr-FR") + " sont proposés."
-      : "";
-    docsState = "done";
+    if (controller !== docsRequest) return;
+    docsRequest = null;
+    showDocuments(Array.isArray(page.items) ? page.items : [], Number(page.total) || 0, text, open, first);
   }
+
+  function queueDocuments() {
+    clearTimeout(docsTimer);
+    docsTimer = setTimeout(() => { const text = docEl.value.trim(); loadDocuments(text, true, Boolean(text)); }, DOCS_DELAY_MS);
+  }
+
+  // The list for what the field holds, asked for if it is not at hand; `active`: the option made
+  // active (-1: none, as a click or Alt+Down opens it)
+  function showList(active) {
+    const text = docEl.value.trim();
+    if (docsFor !== text) {
+      clearTimeout(docsTimer);
+      loadDocuments(text, true, active >= 0);
+      return;
+    }
+    docsNote.textContent = documentsCount(docsTotal, docsShown.length, text);
+    openDocuments();
+    if (docsShown.length && active >= 0) setActiveDocument(Math.min(active, docsShown.length - 1));
+  }
+
+  docEl.addEventListener("input", () => {
+    if (chosenDoc && docEl.value !== chosenDoc.label) chosenDoc = null; // edited: no longer that document
+    if (!docEl.value.trim()) docsNote.textContent = DOCS_HINT;
+    queueDocuments();
+  });
+
+  // WAI-ARIA combobox keys: Down opens the list or moves down, Up moves up, Enter takes the option,
+  // Escape closes the list; with the list closed, Enter asks the question as anywhere in the form.
+  docEl.addEventListener("keydown", (ev) => {
+    const open = !docList.hidden;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      if (!open) return showList(ev.altKey ? -1 : ev.key === "ArrowDown" ? 0 : Infinity); // Up: the last one
+      const n = docsShown.length;
+      setActiveDocument(ev.key === "ArrowDown" ? (docsActive + 1) % n : (docsActive <= 0 ? n - 1 : docsActive - 1));
+    } else if (ev.key === "Enter" && open && docsActive >= 0) {
+      ev.preventDefault();
+      chooseDocument(docsActive);
+    } else if (ev.key === "Escape" && open) {
+      ev.preventDefault();
+      closeDocuments();
+    }
+  });
+  docEl.addEventListener("click", () => { if (docList.hidden) showList(-1); }); // as a drop-down opens
+  docEl.addEventListener("blur", closeDocuments);
+  docList.addEventListener("mousedown", (ev) => ev.preventDefault()); // the field keeps the focus
+  docList.addEventListener("click", (ev) => {
+    const li = ev.target.closest("[role=option]");
+    if (li) chooseDocument(Number(li.dataset.index));
+  });
 
   // --- asking ---------------------------------------------------------------------------------
 
@@ -546,7 +675,7 @@
   function check(q) {
     if (!q) return "Saisissez une question.";
     const chars = Array.from(q).length; // code points, as the API counts them (an emoji is one)
-    if (chars > MAX_CHARS) return "La question est trop longue : " + MAX_CHARS.toLocaleString("fr-FR") + " caractères au plus (" + chars.toLocaleString("fr-FR") + " saisis).";
+    if (chars > MAX_CHARS) return "La question est trop longue : " + frNumber(MAX_CHARS) + " caractères au plus (" + frNumber(chars) + " saisis).";
     return null;
   }
 
@@ -581,6 +710,7 @@
 
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
+    closeDocuments();
     const q = input.value.trim();
     const problem = check(q);
     if (problem) return refuse({ text: problem, fields: [input] });
@@ -593,11 +723,18 @@
     ask(q, f.filters);
   });
 
-  filtersBox.addEventListener("toggle", () => { if (filtersBox.open) loadDocuments(); });
+  filtersBox.addEventListener("toggle", () => {
+    if (!filtersBox.open || docsPrimed) return;
+    docsPrimed = true; // the first documents, ready for the first Down key; a key problem is said now
+    loadDocuments("", false, false);
+  });
   form.addEventListener("input", (ev) => { if (filtersBox.contains(ev.target)) updateFiltersSummary(); });
   form.addEventListener("change", (ev) => { if (filtersBox.contains(ev.target)) updateFiltersSummary(); });
   $("filters-reset").addEventListener("click", () => {
     Object.keys(FILTERS).forEach((name) => { FILTERS[name].el.value = ""; });
+    chosenDoc = null;
+    closeDocuments();
+    docsNote.textContent = DOCS_HINT;
     updateFiltersSummary();
     clearInvalid();
     showStatus("Filtres effacés.");
