@@ -72,7 +72,8 @@ def _filter_id(value: str, info: ValidationInfo) -> str:
     return normalize_id(value)
 
 
-# a document id in a filter, not blank, NFC as stored ("cafe" + U+0301 is "café": index.schema.normalize_id)
+# a document id in a filter, not blank, NFC as stored ("cafe" + U+0301 is "café": index.schema.normalize_id);
+# qa.validation.filter_ids strips it too, as ids are stored
 FilterId = Annotated[str, AfterValidator(_filter_id)]
 Domain = Annotated[str | None, AfterValidator(_domain)]
 
@@ -155,7 +156,7 @@ class _Strict(BaseModel):
 class FiltersIn(_DateRange, _Strict):
     """Restricts retrieval; every given condition must hold."""
 
-    document_ids: list[FilterId] | None = Field(None, min_length=1, max_length=1_000, description="Only these documents.")
+    document_ids: list[FilterId] | None = Field(None, min_length=1, max_length=1_000, description="Only these documents (surrounding whitespace ignored, as ids are stored; accents in either Unicode form).")
     source: Domain = Field(None, min_length=1, max_length=253, description='Domain of the source URL, e.g. "numerama.com" (subdomains match; a URL is reduced to its domain).')
 
 
@@ -193,7 +194,7 @@ class SearchQuery(_DateRange, _Strict):
     top_k: int = Field(DEFAULT_SEARCH_TOP_K, ge=1, le=MAX_TOP_K)
     mode: Mode | None = None
     # the same limits as FiltersIn, so that filters() never fails after validation
-    document_id: list[FilterId] | None = Field(None, max_length=1_000, description="Only these documents (repeat the parameter).")
+    document_id: list[FilterId] | None = Field(None, max_length=1_000, description="Only these documents (repeat the parameter; surrounding whitespace ignored, as ids are stored).")
     source: Domain = Field(None, min_length=1, max_length=253, description='URL domain, e.g. "numerama.com".')
 
     def filters(self) -> FiltersIn:

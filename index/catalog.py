@@ -75,7 +75,9 @@ def served_url(doc_id: str, url: str | None, warned: set[str]) -> str | None:
     """A stored document's URL as the store gives it out: None when this version would refuse it
     (``url_problem``: a ``javascript:`` link, which older versions took, would reach every client in
     citations and listings), with a warning naming the document the first time ``warned`` sees it.
-    The document itself is kept and served; only its URL is withheld."""
+    The document itself is kept and served; only its URL is withheld. The first open for writing
+    removes such URLs (``index.writes.drop_refused_urls``); this covers the reads that may not write
+    (`qa docs list` and `show`) until then, and rows an older version writes later."""
     if url is None:
         return None
     problem = url_problem(url, strict=False)
@@ -83,9 +85,14 @@ def served_url(doc_id: str, url: str | None, warned: set[str]) -> str | None:
         return url
     if doc_id not in warned:
         warned.add(doc_id)
-        log.warning("document %r: its stored URL %s, so it is left out of what the index serves; "
-                    "send the document again with its http(s) address", doc_id, problem)
+        log.warning("document %r: its stored URL, which an earlier version took, is not given out: it %s", doc_id, problem)
     return None
+
+
+def shown_url(url: str) -> str:
+    """A stored URL as a log line shows it: quoted, its control characters escaped, a long ``data:``
+    URL cut."""
+    return repr(url if len(url) <= 100 else url[:100] + "…")
 
 
 def get_document(conn: sqlite3.Connection, doc_id: str, warned: set[str]) -> Document | None:

@@ -152,14 +152,26 @@ def front_matter(text: str) -> tuple[int, dict]:
 
 def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
     """(title, url, published) carried by a plain-text or markdown article."""
+    return read_header(text)[:3]
+
+
+def read_header(text: str) -> tuple[str | None, str | None, str | None, list[tuple[int, str, str]]]:
+    """``text_metadata``, with what it changed or left out of what the article's lines hold, for
+    warnings: (line, "title" or "url", note), lines counted from 1 in ``text`` (as ``str.splitlines``
+    cuts them)."""
     title = url = published = None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    for idx, line in enumerate(lines):
+    notes: list[tuple[int, str, str]] = []
+    lines = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    for idx, (lineno, line) in enumerate(lines):
         if url is None:
             m = _URL_LINE.match(line)
             if m:
-                url = m.group(1).rstrip(".,;")
-                url = url if url_problem(url, strict=False) is None else None  # an ESC in it, say: no URL rather than a broken one
+                found = m.group(1).rstrip(".,;")
+                problem = url_problem(found, strict=False)  # an ESC in it, say: no URL rather than a broken one
+                if problem is None:
+                    url = found
+                else:
+                    notes.append((lineno, "url", f"URL ignored: it {problem}"))
                 continue
         if idx < _HEADER_LINES and published is None:
             m = _DATE_TAG.search(line)
@@ -177,10 +189,26 @@ def text_metadata(text: str) -> tuple[str | None, str | None, str | None]:
                 if len(candidate) > MAX_TITLE_CHARS:
                     cut = candidate.rfind(" ", 0, MAX_TITLE_CHARS)
                     candidate = candidate[: cut if cut > 40 else MAX_TITLE_CHARS].rstrip(" ,;:") + "…"
-                title = one_line(candidate)
+                title, note = one_line_title(candidate)
+                if note is not None:
+                    notes.append((lineno, "title", f"title {note}"))
         if idx >= _HEADER_LINES and title is not None:
             break
-    return title, url, published
+    return title, url, published, notes
+
+
+def one_line_title(raw: str) -> tuple[str, str | None]:
+    """``raw`` made a one-line title (``index.text.one_line``: its control characters become spaces),
+    and what that changed, for a warning (None when it is kept as it is). A file is often scraped
+    text, where a stray tab or escape is common: its document is indexed all the same, and the
+    change said, rather than refused as POST /documents refuses it (its client can fix the request)."""
+    title = one_line(raw)
+    at = [i for i, ch in enumerate(raw) if unicodedata.category(ch) == "Cc"]
+    if not at:
+        return title, None
+    first = f"U+{ord(raw[at[0]]):04X} at position {at[0]}"
+    held = f"{len(at)} control characters (the first {first})" if len(at) > 1 else f"a control character ({first})"
+    return title, f"indexed as {title!r}: it held {held}, replaced by spaces"
 
 
 def _read_text(path: Path, html: bool = False) -> str:
@@ -207,16 +235,28 @@ def _read_text(path: Path, html: bool = False) -> str:
 def _load_text(path: Path, name: str) -> list[Document]:
     text = _read_text(path)
     start, keys = front_matter(text) if path.suffix.lower() != ".txt" else (0, {})
+    block = text[:start]
     if start:  # metadata, not the article: the document's text starts after it
         text = text[start:]
         if text_problem(text) is not None:
             raise _Skip("nothing after the front matter")
-    title, url, published = text_metadata(text)
-    if isinstance(keys.get("title"), str):
-        title = one_line(strip_blank(keys["title"])) or title
-    front_url = keys.get("url") or keys.get("link")
-    if isinstance(front_url, str) and url_problem(front_url.strip(), strict=False) is None:
-        url = front_url.strip()
+    title, url, published, notes = read_header(text)
+    below = len(block.splitlines())  # the article's first line is the file's line below + 1
+    if isinstance(keys.get("title"), str) and one_line(strip_blank(keys["title"])):
+        title, note = one_line_title(strip_blank(keys["title"]))
+        notes = [n for n in notes if n[1] != "title"]  # the article's first line is not the title then
+        if note is not None:
+            log.warning("%s: front matter 'title' %s", _at(path, _key_line(block, "title")), note)
+    for lineno, _, note in notes:
+        log.warning("%s: %s", _at(path, below + lineno), note)
+    front_key = "url" if keys.get("url") else "link"
+    front_url = keys.get(front_key)
+    if isinstance(front_url, str):
+        problem = url_problem(front_url.strip(), strict=False)
+        if problem is None:
+            url = front_url.strip()
+        else:
+            log.warning("%s: front matter '%s' ignored: it %s", _at(path, _key_line(block, front_key)), front_key, problem)
     for key in ("date", "published", "publishdate"):
         try:
             found = normalize_date(keys[key]) if isinstance(keys.get(key), str) else None
@@ -226,6 +266,18 @@ def _load_text(path: Path, name: str) -> list[Document]:
             published = found
             break
     return [Document(id=_file_id(name), text=text, title=title, url=url, published=published, metadata={"source_file": str(path.absolute())})]
+
+
+def _at(path: Path, line: int | None) -> str:
+    """Where a warning points: ``path:line``, or the path alone."""
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+def _key_line(block: str, key: str) -> int | None:
+    """The line of a front matter ``block`` (counted from its opening ``---``, the file's first line)
+    where ``key`` is set, if it is on a line of its own."""
+    pattern = re.compile(rf"\s*{re.escape(key)}\s*:", re.IGNORECASE)
+    return next((n for n, line in enumerate(block.splitlines(), start=1) if pattern.match(line)), None)
 
 
 def file_name(path: Path, folder: Path | None = None) -> str:
@@ -305,8 +357,14 @@ def _load_html(path: Path, name: str) -> list[Document]:
         if val:
             meta[key] = val
     url = getattr(doc, "url", None) or None
-    url = url if url is None or url_problem(url, strict=False) is None else None
-    return [Document(id=_file_id(name), text=text, title=one_line(getattr(doc, "title", None) or "") or None, url=url, published=published, metadata=meta)]
+    problem = url_problem(url, strict=False) if url is not None else None
+    if problem is not None:
+        log.warning("%s: the page's URL ignored: it %s", path, problem)
+        url = None
+    title, note = one_line_title(getattr(doc, "title", None) or "")
+    if note is not None:
+        log.warning("%s: the page's title %s", path, note)
+    return [Document(id=_file_id(name), text=text, title=title or None, url=url, published=published, metadata=meta)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -438,6 +496,9 @@ def _take_record(rec, default_id: str, path: Path, n: int, is_line: bool, first:
         return False
     first[doc.id] = n
     docs.append(doc)
+    _, note = one_line_title(rec["title"]) if isinstance(rec.get("title"), str) else (None, None)
+    if note is not None:  # what record_to_document changed: said, not done silently
+        log.warning("%s: %s'title' %s", _at(path, line), prefix, note)
     return True
 
 

@@ -35,14 +35,14 @@ import numpy as np
 
 from index import dense as dense_mod
 from index import snapshot as snapshots
-from index.catalog import DB_NAME, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, search_results, stored_id
+from index.catalog import DB_NAME, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, search_results, shown_url, stored_id
 from index.chunking import chunk_document, content_hash, token_budget
 from index.identity import PROBE_TEXT, RecordedEmbedder, built_with_problem, describe_layout, index_layout, prepare_index, probe_meta, recorded_embedder
 from index.schema import MODES, Chunk, Document, Filters, SearchResult, normalize_id
 from index.snapshot import Snapshot, bump_generation, stored_generation
 from index.storage import ReadConnections, ReindexNeeded, batched, connect, file_lock, meta, rollback, storage_problem
 from index.text import ANALYZER_VERSION
-from index.writes import AddReport, Plan, RebuildReport, plan_batch, reanalyze, stored_documents, stored_vectors, write_rows
+from index.writes import AddReport, Plan, RebuildReport, drop_refused_urls, plan_batch, reanalyze, stored_documents, stored_vectors, write_rows
 
 # what callers import from here (the store's modules are an implementation detail)
 __all__ = [
@@ -164,10 +164,14 @@ class IndexStore:
         c.execute("BEGIN IMMEDIATE")
         try:
             n_chunks, layout = prepare_index(c, self.data_dir, self.embedder, probe, self._configured)
+            # no generation bump: searches read URLs from SQLite, not from the index files
+            dropped = drop_refused_urls(c)
             c.execute("COMMIT")
         except BaseException:
             rollback(c)
             raise
+        for doc_id, url, problem in dropped:
+            log.warning("document %r: removed the URL %s that an earlier version stored (the document is kept): it %s", doc_id, shown_url(url), problem)
         problem = self._built_with_problem(c)
         if problem is not None:
             if n_chunks and not rebuild:

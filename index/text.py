@@ -331,6 +331,9 @@ def visible(text: str, keep: str = "") -> str:
     return "".join((f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") if _hidden(ch, keep) else ch for ch in text)
 
 
+# raised whenever url_problem(strict=False) refuses more: an index's stored URLs are checked again
+# (index.writes.drop_refused_urls) the next time it is opened to write
+URL_RULE_VERSION = "1"
 # schemes whose links run code: browsers ignore leading spaces and letter case
 _SCRIPT_SCHEME = re.compile(r"\s*(javascript|vbscript|data):", re.IGNORECASE)
 

@@ -14,9 +14,9 @@ from typing import NamedTuple
 import numpy as np
 
 from index.schema import Chunk, Document, id_lookups
-from index.storage import batched, read_transaction
+from index.storage import batched, meta, read_transaction
 from index.snapshot import bump_generation, stored_generation
-from index.text import ANALYZER_VERSION, analyze
+from index.text import ANALYZER_VERSION, URL_RULE_VERSION, analyze, url_problem
 
 
 @dataclass
@@ -165,3 +165,32 @@ def reanalyze(c: sqlite3.Connection, passage: Callable[[str | None, str], str]) 
     c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('analyzer', ?)", (ANALYZER_VERSION,))
     bump_generation(c)
     c.execute("COMMIT")
+
+
+def drop_refused_urls(c: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """Inside the write transaction of an open: the URLs that earlier versions stored and this one
+    refuses (``url_problem``: a ``javascript:`` link, a control character), removed once rather than
+    withheld on every read; each such document keeps everything else, and its content hash becomes
+    that of what it holds now, so that sending it again without the URL finds it unchanged. The
+    (id, URL, problem) of each, for the caller to log once the transaction commits.
+
+    Once per index and URL_RULE_VERSION (recorded in meta): the check reads every URL (about a second
+    for 100,000 documents), and this version writes no such URL. One that an older version writes
+    later is still withheld on reads (``index.catalog.served_url``)."""
+    if meta(c, "url_rule") == URL_RULE_VERSION:
+        return []
+    dropped = []
+    for doc_id, url in c.execute("SELECT id, url FROM documents WHERE url IS NOT NULL").fetchall():
+        problem = url_problem(url, strict=False)
+        if problem is not None:
+            dropped.append((doc_id, url, problem))
+    for doc_id, _, _ in dropped:
+        text, title, published, metadata, old_hash = c.execute(
+            "SELECT text, title, published, metadata, content_hash FROM documents WHERE id=?", (doc_id,)).fetchone()
+        try:
+            new_hash = doc_hash(Document(id=doc_id, text=text, title=title, url=None, published=published, metadata=json.loads(metadata)))
+        except ValueError:  # metadata that is not JSON: the document is written again the next time it is sent
+            new_hash = old_hash
+        c.execute("UPDATE documents SET url=NULL, content_hash=? WHERE id=?", (new_hash, doc_id))
+    c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('url_rule', ?)", (URL_RULE_VERSION,))
+    return dropped

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Literal
 
 from index.retrieval import normalize_domain, period_bounds
-from index.schema import Filters, clean_id
+from index.schema import Filters, clean_id, normalize_id
 
 MAX_QUESTION_CHARS = 1_000  # characters of a question or a query (surrounding whitespace left out), at most
 MAX_TOP_K = 50  # passages a question reads or a search returns, at most
@@ -56,9 +56,18 @@ def empty_period(after: date | None, before: date | None) -> bool:
     return after is not None and before is not None and after > before
 
 
+def filter_ids(document_ids: list[str]) -> list[str]:
+    """The stored ids a document filter given ``document_ids`` (checked already) matches: each one as
+    ids are stored (``index.schema.clean_id``: stripped, NFC), so that " 004_x " finds "004_x" as
+    POST /documents and `qa index` would have stored it; and as given (in NFC), for an id that an
+    earlier version stored with its surrounding spaces (it kept a file name's), as GET
+    /documents/{id} finds it."""
+    return list(dict.fromkeys(form for doc_id in document_ids for form in (clean_id(doc_id), normalize_id(doc_id))))
+
+
 def filters_of(document_ids: list[str] | None, source: str | None, after: date | None, before: date | None) -> Filters | None:
-    """The filters a request sets, checked already (``source`` stripped), or None when it sets none:
-    every document."""
+    """The filters a request sets, checked already (``source`` stripped; ``document_ids`` widened by
+    ``filter_ids``), or None when it sets none: every document."""
     if not (document_ids or source or after or before):
         return None
-    return Filters(document_ids=document_ids or None, source=source, published_after=after, published_before=before)
+    return Filters(document_ids=filter_ids(document_ids) if document_ids else None, source=source, published_after=after, published_before=before)

@@ -20,3 +20,28 @@ def store_under_id(data_dir: Path, doc_id: str, stored_id: str) -> None:
         conn.executemany("UPDATE chunks SET id = ?, document_id = ? WHERE id = ?",
                          [(chunk_id(stored_id, start, end, text), stored_id, cid) for cid, start, end, text in chunks])
         conn.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'generation'")
+
+
+def store_url_as_an_older_version(data_dir: Path, doc_id: str, url: str, older_index: bool = True) -> None:
+    """Give the stored document ``doc_id`` the URL ``url`` (``javascript:...``), with the content hash
+    that a version that took such URLs computed for it (the URL is part of it). ``older_index``: the
+    index as such a version left it, which recorded no check of its URLs; else a row that such a
+    version writes into an index this one has opened. The generation is left alone: a URL is in no
+    index file."""
+    import json
+
+    from index.schema import Document
+    from index.writes import doc_hash
+
+    with closing(sqlite3.connect(Path(data_dir) / "index.sqlite3")) as conn, conn:
+        text, title, published, metadata = conn.execute("SELECT text, title, published, metadata FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        old = Document(id=doc_id, text=text, title=title, url=url, published=published, metadata=json.loads(metadata))
+        conn.execute("UPDATE documents SET url = ?, content_hash = ? WHERE id = ?", (url, doc_hash(old), doc_id))
+        if older_index:
+            conn.execute("DELETE FROM meta WHERE key = 'url_rule'")
+
+
+def stored_url(data_dir: Path, doc_id: str) -> str | None:
+    """The URL SQLite holds for ``doc_id``, as stored (no rule of the store applied)."""
+    with closing(sqlite3.connect(Path(data_dir) / "index.sqlite3")) as conn:
+        return conn.execute("SELECT url FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]

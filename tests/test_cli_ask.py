@@ -192,3 +192,26 @@ def test_eval_measures_retrieval_only_where_gold_documents_are_named(seed_index,
     assert e2e["em_answerable"] is None and e2e["f1_answerable"] is None and e2e["answered_answerable"] is None
     table = {line[:34].strip(): line[34:].strip() for line in res.stdout.splitlines() if len(line) > 34}
     assert table["end-to-end F1 (answerable)"] == "-" and table["document recall@1"] == "-"
+
+
+def test_a_document_filter_takes_an_id_with_surrounding_spaces(seed_index, base_settings):
+    """Ids are stored stripped: `--doc " 002_x "` and `"document_ids": [" 002_x "]` matched nothing,
+    silently (a copied id, a script's padding); they match the document, on the command line and over
+    HTTP alike."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    doc_id = "002_affb09736d3cc83f"
+    cli = _run(["search", "Amazon Netflix", "--doc", f" {doc_id}\t", "--json"], seed_index)
+    assert cli.exit_code == 0, cli.stderr
+    hits = json.loads(cli.stdout)["results"]
+    assert hits and {h["document_id"] for h in hits} == {doc_id}
+    settings = base_settings.model_copy(update={"data_dir": seed_index, "api_key": None, "read_key": None, "cors_origins": []})
+    with TestClient(create_app(settings)) as client:
+        for r in (client.post("/search", json={"query": "Amazon Netflix", "filters": {"document_ids": [f" {doc_id} "]}}),
+                  client.get("/search", params={"q": "Amazon Netflix", "document_id": f" {doc_id} "}),
+                  client.post("/ask", json={"question": "Que veut concurrencer Amazon ?", "filters": {"document_ids": [f" {doc_id} "]}})):
+            assert r.status_code == 200, r.text
+            hits = r.json().get("results", r.json().get("passages"))
+            assert hits and {h["document_id"] for h in hits} == {doc_id}, r.text

@@ -429,3 +429,44 @@ def test_help_shows_flags_as_flags():
         out = CliRunner().invoke(app, args).stdout
         assert "<bool>" not in out and "--help" in out, out
         assert "--json" in out or "--errors" in out
+
+
+def test_qa_index_says_what_it_changes_in_a_title(tmp_path):
+    """A title's control characters become spaces (a scraped file is indexed all the same), and `qa
+    index` says so, naming the file, the line and the field; POST /documents refuses the ESC instead
+    (tests/test_validation.py): its client can fix the request."""
+    data = tmp_path / "idx"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "recs.jsonl").write_text(json.dumps({"id": "r1", "title": "Titre\x1b[2J sale", "text": "Le siège est à Lyon."}) + "\n", encoding="utf-8")
+    (tmp_path / "docs" / "note.txt").write_text("\nNote\tdu jour\n\nLe siège est à Nantes.", encoding="utf-8")
+    res = _qa("index", str(tmp_path / "docs"), data_dir=data)
+    assert res.returncode == 0 and "2 read (2 added" in res.stdout, res.stderr
+    assert f"{tmp_path / 'docs' / 'recs.jsonl'}:1: 'title' indexed as 'Titre [2J sale': it held a control character (U+001B at position 5), replaced by spaces" in res.stderr
+    assert f"{tmp_path / 'docs' / 'note.txt'}:2: title indexed as 'Note du jour': it held a control character (U+0009 at position 4), replaced by spaces" in res.stderr
+    assert json.loads(_qa_here("docs", "show", "r1", "--json", data_dir=data).stdout)["title"] == "Titre [2J sale"
+
+
+def test_indexing_again_a_file_whose_script_url_an_older_version_stored(tmp_path, embedder):
+    """Reproduced first: an older version stored a file's `javascript:` URL; `qa index` on the same file
+    then warned "send the document again with its http(s) address" while it was doing just that, and
+    left the file's URL out without a word. Now the index opened to write removes the stored URL once
+    (one warning naming the document and the URL), and the file's URL, left out, is named with its line."""
+    from index.ingest import load_documents
+    from index.store import IndexStore
+    from tests.store_support import store_url_as_an_older_version, stored_url
+
+    data = tmp_path / "idx"
+    art = tmp_path / "art.md"
+    art.write_text("---\ntitle: Article\nurl: javascript:alert(1)\n---\nLe siège est à Lyon depuis 1990.\n", encoding="utf-8")
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents(load_documents([art])[0])
+    store_url_as_an_older_version(data, "art", "javascript:alert(1)")
+    res = _qa("index", str(art), data_dir=data)
+    assert res.returncode == 0, res.stderr
+    assert f"{art}:3: front matter 'url' ignored: it uses the javascript: scheme, which runs code in a browser" in res.stderr
+    assert "document 'art': removed the URL 'javascript:alert(1)' that an earlier version stored (the document is kept)" in res.stderr
+    assert "send the document again" not in res.stderr and "is not given out" not in res.stderr, res.stderr
+    assert "1 read (0 added, 0 updated, 1 unchanged)" in res.stdout  # what the file holds, as stored now
+    assert stored_url(data, "art") is None
+    again = _qa("index", str(art), data_dir=data)
+    assert again.returncode == 0 and "removed the URL" not in again.stderr and "1 unchanged" in again.stdout

@@ -455,3 +455,47 @@ def test_urls_whose_links_would_run_code_are_refused(tmp_path):
     assert [(e.line, e.reason) for e in errors] == [(1, "'url' uses the javascript: scheme, which runs code in a browser: give the article's http(s) address")]
     assert by_id["b"].url == "/2018/10/article-relatif.html", "other URLs are kept as given"
     assert by_id["art"].url is None and by_id["img"].url is None and by_id["art"].text.startswith("Le texte")
+
+
+def test_what_qa_index_changes_in_a_title_or_leaves_out_of_a_url_is_said(tmp_path, caplog, monkeypatch):
+    """A title's control characters become spaces and a URL that would be refused is ignored, so that
+    a scraped file is indexed all the same: each change is a warning naming the file and its line
+    (or record) and the field, not done silently."""
+    recs = [{"id": "a", "title": "Titre\nsur deux\tlignes \x1b[2J", "text": "Le texte de a."}, {"id": "b", "title": "Sans souci", "text": "B."}]
+    (tmp_path / "recs.jsonl").write_text("\n".join(json.dumps(r) for r in recs), encoding="utf-8")
+    (tmp_path / "recs.json").write_text(json.dumps([{"id": "c", "text": "C."}, {"id": "d", "title": "Son\x07nerie", "text": "D."}]), encoding="utf-8")
+    (tmp_path / "art.txt").write_text("\n\nUn titre \x1b]0;pwned\x07 ici\nhttps://c.example/\x1b[31m\n\nLe texte.", encoding="utf-8")
+    (tmp_path / "fm.md").write_text("---\nauthor: X\ntitle: \"Un\\ttitre\"\nurl: javascript:alert(1)\n---\n# Autre\x01titre\n\nLe texte.\n", encoding="utf-8")
+    (tmp_path / "clean.md").write_text("# Un titre\tpropre ?\n\nNon : une tabulation.\n", encoding="utf-8")
+    (tmp_path / "propre.txt").write_text("Un titre propre\n\nLe texte.", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="index"):
+        docs, errors = load_documents([tmp_path])
+    by_id = {d.id: d for d in docs}
+    assert errors == [] and by_id["art"].title == "Un titre ]0;pwned ici" and by_id["art"].url is None
+    assert by_id["fm"].title == "Un titre" and by_id["fm"].url is None and by_id["d"].title == "Son nerie"
+    said = sorted(r.getMessage() for r in caplog.records)
+    assert said == sorted([
+        f"{tmp_path / 'art.txt'}:3: title indexed as 'Un titre ]0;pwned ici': it held 2 control characters (the first U+001B at position 9), replaced by spaces",
+        f"{tmp_path / 'art.txt'}:4: URL ignored: it holds a control character (U+001B at position 18)",
+        f"{tmp_path / 'clean.md'}:1: title indexed as 'Un titre propre ?': it held a control character (U+0009 at position 8), replaced by spaces",
+        f"{tmp_path / 'fm.md'}:3: front matter 'title' indexed as 'Un titre': it held a control character (U+0009 at position 2), replaced by spaces",
+        f"{tmp_path / 'fm.md'}:4: front matter 'url' ignored: it uses the javascript: scheme, which runs code in a browser: give the article's http(s) address",
+        f"{tmp_path / 'recs.json'}: record 2: 'title' indexed as 'Son nerie': it held a control character (U+0007 at position 3), replaced by spaces",
+        f"{tmp_path / 'recs.jsonl'}:1: 'title' indexed as 'Titre sur deux lignes [2J': it held 3 control characters (the first U+000A at position 5), replaced by spaces",
+    ])
+    # an HTML page's title and URL as trafilatura gives them
+    import trafilatura
+    from types import SimpleNamespace
+
+    page = SimpleNamespace(text="Le texte de la page.", title="Titre\x1b de page", url="javascript:alert(1)", date=None)
+    monkeypatch.setattr(trafilatura, "bare_extraction", lambda *a, **k: page)
+    (tmp_path / "html").mkdir()
+    (tmp_path / "html" / "p.html").write_text("<html><body><p>Le texte de la page.</p></body></html>", encoding="utf-8")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="index"):
+        [doc], errors = load_documents([tmp_path / "html"])
+    assert errors == [] and (doc.title, doc.url) == ("Titre de page", None)
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        f"{tmp_path / 'html' / 'p.html'}: the page's URL ignored: it uses the javascript: scheme, which runs code in a browser: give the article's http(s) address",
+        f"{tmp_path / 'html' / 'p.html'}: the page's title indexed as 'Titre de page': it held a control character (U+001B at position 5), replaced by spaces",
+    ]

@@ -15,7 +15,7 @@ import pytest
 
 from index.schema import Document, Filters
 from index.store import AddReport, IndexStore, ReindexNeeded, add_in_batches
-from tests.store_support import store_under_id
+from tests.store_support import store_under_id, store_url_as_an_older_version, stored_url
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -262,37 +262,87 @@ def test_resending_a_document_stored_decomposed_replaces_it(tmp_path, embedder):
 
 
 @pytest.mark.parametrize("url", ["javascript:alert(document.cookie)", " VBScript:MsgBox(1)", "data:text/html,<script>alert(1)</script>"])
-def test_script_urls_stored_by_an_older_version_are_never_served(tmp_path, embedder, caplog, url):
+def test_script_urls_stored_by_an_older_version_are_removed_once_and_never_served(tmp_path, embedder, caplog, monkeypatch, url):
     """Older versions took URLs whose scheme runs code in a browser, and their indexes kept giving them
-    out in citations and listings: they are withheld (the document is kept), with one warning naming
-    the document."""
+    out in citations and listings. Opening the index to write removes them once (one transaction, one
+    warning naming the document and the URL; the document is kept); reads that may not write (the
+    catalog of `qa docs`, open beside it) withhold them, and so does the store for one an older
+    version writes meanwhile."""
     import logging
-    import sqlite3
-    from contextlib import closing
 
     from index.store import DocumentCatalog
+    from index.writes import doc_hash
 
     data = tmp_path / "u"
     with IndexStore.open(data, embedder) as store:
         store.add_documents(synth_docs(3))
-    with closing(sqlite3.connect(data / "index.sqlite3")) as conn, conn:
-        conn.execute("UPDATE documents SET url = ? WHERE id = 'doc-001'", (url,))
-    with caplog.at_level(logging.WARNING, logger="index.store"), IndexStore.open(data, embedder) as store:
-        for _ in range(2):
-            assert store.get_document("doc-001").url is None and store.get_document("doc-001").text.startswith("La bourse")
-            urls = {d.id: d.url for d in store.list_documents()[0]}
-            assert urls == {"doc-000": "https://www.site0.fr/0", "doc-001": None, "doc-002": "https://www.site2.fr/2"}
-            hits = store.search("la bourse de Paris", top_k=3, filters=Filters(document_ids=["doc-001"]))
-            assert [(h.document_id, h.url) for h in hits] == [("doc-001", None)]
-        assert store.counts()["documents"] == 3
-    warnings = [r.getMessage() for r in caplog.records if "URL" in r.getMessage()]
-    assert len(warnings) == 1 and "'doc-001'" in warnings[0] and "scheme, which runs code in a browser" in warnings[0], warnings
-    catalog = DocumentCatalog(data)  # `qa docs list` and `qa docs show`: read only
+    store_url_as_an_older_version(data, "doc-001", url)
+    catalog = DocumentCatalog(data)  # `qa docs list` and `qa docs show`: read only, open throughout
     try:
-        assert catalog.get_document("doc-001").url is None
-        assert {d.id: d.url for d in catalog.list_documents()[0]}["doc-001"] is None
+        with caplog.at_level(logging.WARNING, logger="index.store"):
+            for _ in range(2):
+                assert catalog.get_document("doc-001").url is None
+                assert {d.id: d.url for d in catalog.list_documents()[0]}["doc-001"] is None
+        withheld = [r.getMessage() for r in caplog.records]
+        assert len(withheld) == 1 and "'doc-001': its stored URL, which an earlier version took, is not given out: it " in withheld[0], withheld
+        assert stored_url(data, "doc-001") == url, "a read-only open must not write"
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="index.store"), IndexStore.open(data, embedder) as store:
+            assert stored_url(data, "doc-001") is None
+            for _ in range(2):
+                assert store.get_document("doc-001").url is None and store.get_document("doc-001").text.startswith("La bourse")
+                urls = {d.id: d.url for d in store.list_documents()[0]}
+                assert urls == {"doc-000": "https://www.site0.fr/0", "doc-001": None, "doc-002": "https://www.site2.fr/2"}
+                hits = store.search("la bourse de Paris", top_k=3, filters=Filters(document_ids=["doc-001"]))
+                assert [(h.document_id, h.url) for h in hits] == [("doc-001", None)]
+            assert store.counts()["documents"] == 3
+            # its content hash is that of what it holds now: sent again without the URL, it is unchanged
+            again = next(d for d in synth_docs(3) if d.id == "doc-001")
+            again.url = None
+            assert store.add_documents([again]).documents_unchanged == 1
+            stored = store.get_document("doc-001")
+            assert doc_hash(stored) == doc_hash(again)
+            store.check_consistency()
+        removed = [r.getMessage() for r in caplog.records]
+        assert len(removed) == 1 and removed[0].startswith(f"document 'doc-001': removed the URL {url!r} that an earlier version stored (the document is kept): it ")
+        assert "scheme, which runs code in a browser" in removed[0], removed
+        # the catalog opened before the removal reads on, and now reads no URL
+        assert catalog.get_document("doc-001").url is None and catalog.get_document("doc-000").url == "https://www.site0.fr/0"
     finally:
         catalog.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="index.store"), IndexStore.open(data, embedder) as store:
+        assert caplog.records == [], "removed once: nothing more to say"
+        # an older version writing such a URL meanwhile: withheld, said once
+        store_url_as_an_older_version(data, "doc-002", url, older_index=False)
+        for _ in range(2):
+            assert store.get_document("doc-002").url is None
+        assert [r.getMessage().startswith("document 'doc-002': its stored URL, which an earlier version took, is not given out") for r in caplog.records] == [True]
+    # the URLs are checked once per rule (a second for 100,000 documents): this one waits for the next rule
+    with IndexStore.open(data, embedder) as store:
+        assert stored_url(data, "doc-002") == url and store.get_document("doc-002").url is None
+    monkeypatch.setattr("index.writes.URL_RULE_VERSION", "2")  # a release that refuses more URLs
+    with IndexStore.open(data, embedder) as store:
+        assert stored_url(data, "doc-002") is None
+
+
+def test_a_url_removed_on_open_leaves_the_document_whole_if_its_metadata_is_not_json(tmp_path, embedder):
+    """The content hash is recomputed from the row; a row whose metadata cannot be read keeps its hash
+    (it is then written again the next time it is sent) rather than failing every open."""
+    import sqlite3
+    from contextlib import closing
+
+    data = tmp_path / "m"
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents(synth_docs(2))
+    with closing(sqlite3.connect(data / "index.sqlite3")) as conn, conn:
+        conn.execute("UPDATE documents SET url = 'javascript:x', metadata = '{not json' WHERE id = 'doc-001'")
+        conn.execute("DELETE FROM meta WHERE key = 'url_rule'")  # as an older version left the index
+        before = conn.execute("SELECT content_hash FROM documents WHERE id = 'doc-001'").fetchone()[0]
+    with IndexStore.open(data, embedder) as store:
+        assert store.counts()["documents"] == 2
+    with closing(sqlite3.connect(data / "index.sqlite3")) as conn:
+        assert conn.execute("SELECT url, content_hash FROM documents WHERE id = 'doc-001'").fetchone() == (None, before)
 
 
 def test_hnsw_search_depth_comes_from_the_settings(tmp_path, embedder):
@@ -985,3 +1035,21 @@ def test_the_model_is_recognised_by_its_vectors_not_its_name(tmp_path, embedder)
     conn.close()
     with pytest.raises(ReindexNeeded, match="gives other vectors"):
         IndexStore.open(tmp_path, ReplacedEmbedder(embedder))
+
+
+def test_a_document_filter_reaches_an_id_stored_with_surrounding_spaces(tmp_path, embedder):
+    """Ids are stored stripped, and a filter is read so (qa.validation.filter_ids); an id that an earlier
+    version stored with a file name's surrounding spaces is still reached by its own form."""
+    from qa.validation import filters_of
+
+    data = tmp_path / "s"
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents(synth_docs(3))
+        store_under_id(data, "doc-002", " doc-002 ")
+        assert store.refresh()
+
+        def found(doc_id: str) -> set[str]:
+            return {h.document_id for h in store.search("les vendanges en Bourgogne", top_k=5, filters=filters_of([doc_id], None, None, None))}
+
+        assert found(" doc-001\t") == found("doc-001") == {"doc-001"}
+        assert found(" doc-002 ") == {" doc-002 "} and found("doc-002") == set()

@@ -72,6 +72,50 @@ def test_document_filters(ids, problem):
     assert _api_takes(SearchQuery, q="Netflix", document_id=ids) == (problem is None)
 
 
+@pytest.mark.parametrize("given, matched", [
+    (" 004_x ", ["004_x", " 004_x "]), ("004_x\t", ["004_x", "004_x\t"]), ("004_x", ["004_x"]),
+    (" cafe\u0301", ["caf\u00e9", " caf\u00e9"]),
+])
+def test_document_filters_match_ids_as_they_are_stored(given, matched):
+    """Ids are stored stripped (index.schema.clean_id): " 004_x " matched nothing, over HTTP and on the
+    command line alike; it matches "004_x" now, and still the id as given (an earlier version kept
+    a file name's surrounding spaces)."""
+    from index.schema import clean_id
+
+    assert clean_id(given) == matched[0]
+    assert check_filters([given], None, None, None).document_ids == matched
+    api = FiltersIn(document_ids=[given])
+    assert filters_of(api.document_ids, api.source, api.published_after, api.published_before).document_ids == matched
+    query = SearchQuery(q="Netflix", document_id=[given]).filters()
+    assert filters_of(query.document_ids, None, None, None).document_ids == matched
+
+
+def test_a_title_with_control_characters_is_made_one_line_by_qa_index_and_refused_over_http_if_not_whitespace(caplog, tmp_path):
+    """On purpose, the doors differ (README): a file is often scraped text, where a stray control
+    character is common, and refusing it would skip the document; `qa index` indexes it with spaces
+    in their place, and says so. An API client can fix its request: POST /documents refuses a title
+    with a control character that is not whitespace (ESC, BEL), naming `title`. Line breaks and tabs
+    become spaces through both."""
+    import json
+
+    from index.ingest import load_documents
+
+    for title in ("Titre \x1b[2J", "Son\x07nerie"):
+        with pytest.raises(ValidationError, match="title holds a control character"):
+            DocumentIn(title=title, text="Un texte.")
+    for title, one_line in (("Titre\nsur deux\tlignes\n", "Titre sur deux lignes"), ("Titre\x1b[2J", "Titre [2J")):
+        record = {"id": "a", "title": title, "text": "Un texte."}
+        assert record_to_document(record, "default").title == one_line
+        if "\x1b" not in title:
+            assert DocumentIn(**record).title == one_line
+        (tmp_path / "recs.jsonl").write_text(json.dumps(record), encoding="utf-8")
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="index"):
+            [doc], _ = load_documents([tmp_path / "recs.jsonl"])
+        assert doc.title == one_line
+        assert [r.getMessage().split(": it held")[0] for r in caplog.records] == [f"{tmp_path / 'recs.jsonl'}:1: 'title' indexed as {one_line!r}"]
+
+
 @pytest.mark.parametrize("after, before, ok", [
     ("2017", "2017", True), ("2017-10", None, True), (None, "2017-02", True), ("2017-10-27T10:00:00Z", None, True),
     ("2018", "2017", False), ("hier", None, False), (None, "2017-13", False), ("2017-02-30", None, False), ("", None, False), (None, " ", False),
