@@ -34,15 +34,18 @@ class DocumentInfo:
 
 
 def check_schema_version(data_dir: Path, version: str) -> None:
+    """A ``ReindexNeeded`` saying what to do with an index of another schema version: one line that
+    names the folder (callers print it as it is, without naming the folder again)."""
     if version == SCHEMA_VERSION:
         return
-    newer = version.isdigit() and int(version) > int(SCHEMA_VERSION)
+    if version.isdigit() and int(version) > int(SCHEMA_VERSION):
+        raise ReindexNeeded(
+            f"the index at {data_dir} was written by a newer qa-search (schema version {version}; this one reads "
+            f"version {SCHEMA_VERSION}): use it with that newer qa-search, or set QA_DATA_DIR to a new folder and index your documents again"
+        )
     raise ReindexNeeded(
-        f"index at {data_dir} has schema version {version}"
-        + (" (written by a newer qa-search)" if newer else "")
-        + f"; this one reads version {SCHEMA_VERSION}: "
-        + ("use that newer version, or " if newer else "")
-        + "re-index into a new QA_DATA_DIR"
+        f"the index at {data_dir} has schema version {version}, which this qa-search cannot read (it reads version "
+        f"{SCHEMA_VERSION}): set QA_DATA_DIR to a new folder and index your documents again"
     )
 
 

@@ -79,9 +79,13 @@ def opening(settings: Settings, fn, *args, **kwargs):
 def index_failed(settings: Settings, exc: BaseException) -> NoReturn:
     """Opening the index failed: a full or unwritable folder, or a damaged or newer index, as one
     line; an OSError about anything else (the models' folder) goes on as it is."""
+    from index.storage import ReindexNeeded
+
     storage_fail(settings, exc)
     if isinstance(exc, OSError):
         raise exc
+    if isinstance(exc, ReindexNeeded):  # its line names the folder already
+        fail(str(exc))
     fail(f"cannot read the index at {settings.data_dir}: {exc}")
 
 

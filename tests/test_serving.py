@@ -109,3 +109,28 @@ def test_qa_serve_hands_the_deadline_to_uvicorn():
     config = server_config(settings, "127.0.0.1", 8123, workers=2)
     assert config.http is HeadTimeoutH11Protocol and config.header_timeout == 7.5
     assert (config.app, config.factory, config.workers, config.root_path, config.timeout_graceful_shutdown) == ("api.app:create_app", True, 2, "/qa", 3)
+
+
+@pytest.mark.parametrize("version, line", [
+    ("2", "error: the index at {data} was written by a newer qa-search (schema version 2; this one reads version 1): "
+          "use it with that newer qa-search, or set QA_DATA_DIR to a new folder and index your documents again"),
+    ("0", "error: the index at {data} has schema version 0, which this qa-search cannot read (it reads version 1): "
+          "set QA_DATA_DIR to a new folder and index your documents again"),
+])
+def test_qa_serve_on_an_index_of_another_schema_version_says_so_in_one_line(tmp_path, version, line):
+    """Before the models load: the folder named once (it was twice, "cannot read the index at X:
+    index at X has ..."), and what to do."""
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with sqlite3.connect(data / "index.sqlite3") as conn:
+        conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (version,))
+    conn.close()
+    res = CliRunner().invoke(app, ["serve", "--port", str(free_port())], env={"QA_DATA_DIR": str(data)})
+    assert res.exit_code == 1 and res.stderr.strip() == line.format(data=data)
