@@ -76,7 +76,8 @@ class InFlight:
     It goes on while one of their clients is still there: a client that goes away does not cancel
     the work others wait for. Once the last one has gone, work still queued for a model thread is
     dropped and work under way is told to stop (the computation is given ``stop``, a callable it
-    asks between batches), so clients that time out and retry do not pile up unanswered work.
+    asks as it goes: the reader, before each layer), so clients that time out and retry do not
+    pile up unanswered work.
     """
 
     def __init__(self) -> None:
@@ -104,7 +105,7 @@ class InFlight:
                 watcher.cancel()
             shared.waiters -= 1
             if shared.waiters == 0 and not shared.future.done():
-                shared.stop.set()  # under way: stops at its next batch
+                shared.stop.set()  # under way: stops at its next check (a layer of the reader)
                 shared.future.cancel()  # still waiting for a thread: never runs
                 self._done(key, shared, shared.future)
 

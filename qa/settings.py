@@ -87,8 +87,8 @@ class Settings(BaseSettings):
     # characters of French prose, more than the 100,000 the API takes) bound one request to ~35 s
     extract_max_tokens: int = Field(30_000, ge=1)
     # seconds `qa serve` gives requests in progress to finish after SIGTERM/Ctrl-C before it closes
-    # them; reads still running then stop at their next batch of windows (~5 s on 2 busy cores) and
-    # it exits: together under the 30 s most supervisors wait before a SIGKILL
+    # them; reads still running then stop within one layer of the reader (under a second) and it
+    # exits: together under the 30 s most supervisors wait before a SIGKILL
     shutdown_timeout: float = Field(20.0, gt=0)
     model_threads: int = Field(4, ge=1)  # requests using the models (search, ask, extract, writes) at once per process; others wait
     limit_concurrency: int | None = Field(None, ge=1)  # requests in progress per process beyond this get a 503 (not /health, /metrics)

@@ -135,6 +135,24 @@ def test_a_read_told_to_stop_stops_between_batches(tokenizer):
     assert batches == [4, 4]
 
 
+def test_a_read_told_to_stop_stops_inside_a_batch_between_layers(tokenizer):
+    """A transformer's blocks ask ``stop`` too: a batch of 16 windows is seconds of CPU, a caller
+    that went away (or a server shutting down) now waits for one layer of it, not the whole batch."""
+    model = tiny_random_qa(len(tokenizer))
+    ran: list[int] = []
+    for i, layer in enumerate(model.bert.encoder.layer):
+        layer.register_forward_hook(lambda module, args, out, i=i: ran.append(i))
+    reader = Reader.from_model(model, tokenizer, max_length=64, stride=16, batch_size=4)
+    reader.read("Où ?", [long_passage()])
+    assert len(ran) > 2 * 2  # several batches of two layers
+    ran.clear()
+    with pytest.raises(ReadStopped, match=r"stopped after 0 of \d+ windows"):
+        reader.read("Où ?", [long_passage()], stop=lambda: len(ran) == 1)
+    assert ran == [0], "the second layer of the first batch never ran"
+    ran.clear()
+    assert reader.read("Où ?", ["Netflix investit 7 milliards."]) and ran == [0, 1], "a read with no stop afterwards is whole"
+
+
 def test_trim_span_cleans_edges():
     for raw, want in [("1624.", "1624"), ("(30 000 hommes", "30 000 hommes"), (" 2006, ", "2006"), ("etc.", "etc."), ("(a)", "(a)")]:
         s, e = trim_span(raw, 0, len(raw))
