@@ -23,12 +23,6 @@ async def disconnected(request: Request, poll_s: float = 0.25) -> None:
         await asyncio.sleep(poll_s)
 
 
-async def set_when_disconnected(request: Request, event: threading.Event) -> None:
-    """Set ``event`` (which work in a thread can read) once the client of ``request`` has gone away."""
-    await disconnected(request)
-    event.set()
-
-
 class ModelThreads:
     """Runs model work (searches, reading, writes) in at most ``n`` threads at a time.
 
@@ -71,7 +65,7 @@ class _Shared:
 
 
 class InFlight:
-    """Identical concurrent requests share one computation (keyed per event loop).
+    """Identical concurrent requests share one computation (keyed per event loop): /ask and /extract.
 
     It goes on while one of their clients is still there: a client that goes away does not cancel
     the work others wait for. Once the last one has gone, work still queued for a model thread is

@@ -3,11 +3,9 @@ Retrieval and reading live in ``qa.pipeline`` and ``index``; the app is put toge
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ from starlette.datastructures import URL
 
 from api import schemas
 from api.auth import READ, WRITE
-from api.concurrency import ClientGone, InFlight, ModelThreads, set_when_disconnected
+from api.concurrency import ClientGone, InFlight, ModelThreads
 from api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
 from api.schemas import (
     MAX_OFFSET,
@@ -232,8 +230,6 @@ async def search_get(params: Annotated[SearchQuery, Query()], svc: Service, rt: 
 async def extract(body: ExtractRequest, svc: Service, rt: Rt, request: Request) -> ExtractResponse:
     """Reader only: answers in the given context, offsets into that context. The context may hold
     at most ``QA_EXTRACT_MAX_TOKENS`` reader tokens (30,000 by default; about 4 characters of French each)."""
-    from qa.reader import ReadStopped
-
     t0 = time.perf_counter()
     max_answers = body.max_answers or rt.settings.max_answers
     limit = rt.settings.extract_max_tokens
@@ -244,19 +240,15 @@ async def extract(body: ExtractRequest, svc: Service, rt: Rt, request: Request) 
             "msg": f"context is {tokens} reader tokens long, at most {limit} are read per request "
                    "(QA_EXTRACT_MAX_TOKENS): send the part of the text that holds the answer",
         }])
-    # a client that gives up (a timeout, then a retry) must not leave up to half a minute of reading behind
-    gone = threading.Event()
-    watcher = asyncio.ensure_future(set_when_disconnected(request, gone))
+    # as /ask: identical requests in flight share one reading; a client that gives up (a timeout,
+    # then a retry) ends its request at once, and a reading nobody waits for any more is dropped
+    # if still queued, or stops, instead of leaving up to half a minute of work behind
+    key = ("extract", body.question, body.context, max_answers)
     try:
-        found = await rt.model_threads(svc.extract, body.question, body.context, max_answers, gone.is_set)
-    except ReadStopped as exc:
-        log.info("/extract: the client went away, reading %s", exc)
+        found = await rt.inflight.run(key, lambda stop: svc.extract(body.question, body.context, max_answers, stop), rt.model_threads, request)
+    except ClientGone:
+        log.info("/extract: the client went away before its answer was ready")
         return Response(status_code=499)  # nginx's "client closed request": nobody receives it, metrics count it
-    finally:
-        watcher.cancel()
-        # cancelled (a server shutting down gives up on it): the reading stops at its next batch,
-        # instead of holding the process's exit for as long as it takes
-        gone.set()
     answers = [ExtractedAnswerOut.from_answer(a) for a in found]
     return ExtractResponse(question=body.question, answers=answers, no_answer=not answers, took_ms=(time.perf_counter() - t0) * 1000)
 

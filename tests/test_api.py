@@ -1132,7 +1132,7 @@ class _Client:
 
 
 def _work(name: str, started: list[str], stopped: list[str]):
-    def fn(stop):  # two seconds of work that asks ``stop`` as the reader does between batches
+    def fn(stop):  # two seconds of work that asks ``stop`` as it goes, as the reader does
         started.append(name)
         for _ in range(200):
             if stop():
@@ -1144,9 +1144,9 @@ def _work(name: str, started: list[str], stopped: list[str]):
 
 
 def test_work_whose_clients_all_went_away_is_dropped_or_stopped():
-    """/ask's shared computations: a client that goes away gets ClientGone at once; the work goes on
-    while another client waits for it, never starts if it was still queued for a model thread, and
-    stops at its next batch if it was under way."""
+    """/ask's and /extract's shared computations: a client that goes away gets ClientGone at once;
+    the work goes on while another client waits for it, never starts if it was still queued for a
+    model thread, and stops at its next check if it was under way."""
     from api.concurrency import ClientGone, InFlight, ModelThreads
 
     started: list[str] = []
@@ -1186,6 +1186,101 @@ def test_work_whose_clients_all_went_away_is_dropped_or_stopped():
     asyncio.run(scenario())
     assert started == ["shared", "running"], "work whose client left while it was queued never ran"
     assert stopped == ["running"], "work under way was told to stop once its last client had gone"
+
+
+def test_identical_concurrent_extracts_share_one_computation(api_settings, service, monkeypatch):
+    """/extract goes through the same ``InFlight`` as /ask: identical requests read the context once."""
+    calls = []
+    real_extract = service.extract
+
+    def slow_extract(*args, **kwargs):
+        calls.append(args[1][:8])
+        time.sleep(0.5)
+        return real_extract(*args, **kwargs)
+
+    monkeypatch.setattr(service, "extract", slow_extract)
+    app = create_app(api_settings, service)
+    context = "Netflix investit 7 milliards de dollars dans ses contenus en 2018."
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            same = [c.post("/extract", json={"question": "Combien Netflix investit-il ?", "context": context}) for _ in range(3)]
+            other = c.post("/extract", json={"question": "Combien Netflix investit-il ?", "context": "Autre : " + context})
+            return await asyncio.gather(*same, other)
+
+    *same, other = asyncio.run(scenario())
+    assert all(r.status_code == 200 for r in [*same, other])
+    assert sorted(calls) == sorted([context[:8], "Autre : "]), "the three identical requests were read once, the other one once"
+    assert same[0].json()["answers"] == same[1].json()["answers"] == same[2].json()["answers"] and same[0].json()["answers"]
+
+
+async def _asgi_post(app, path: str, body: dict, gone: asyncio.Event | None = None) -> tuple[int, dict[str, str]]:
+    """POST ``body`` to ``app`` as a server would; the client hangs up once ``gone`` is set. The
+    response's status (0 if none) and headers."""
+    data = json.dumps(body).encode()
+    sent, status, headers = False, 0, {}
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": data, "more_body": False}
+        await (gone or asyncio.Event()).wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = {k.decode().lower(): v.decode() for k, v in message.get("headers", [])}
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http", "path": path,
+             "raw_path": path.encode(), "root_path": "", "query_string": b"", "server": ("test", 80), "client": ("127.0.0.1", 1234),
+             "headers": [(b"host", b"test"), (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]}
+    await app(scope, receive, send)
+    return status, headers
+
+
+def test_an_extract_whose_client_left_ends_at_once_and_is_never_read(api_settings, service, monkeypatch):
+    """QA_MODEL_THREADS=1, QA_LIMIT_CONCURRENCY=2: an /extract queued behind another whose client
+    hangs up ends at once (a 499), gives its place back and is never read, as /ask; it waited for
+    the model thread, holding its place, then read. /extract requests count towards the limit (a
+    503 with Retry-After beyond it)."""
+    calls: list[str] = []
+    release = threading.Event()
+
+    def fake_extract(question, context, max_answers=3, stop=None):
+        calls.append(context)
+        if context == "busy":
+            release.wait(10)
+        return []
+
+    monkeypatch.setattr(service, "extract", fake_extract)
+    app = create_app(api_settings.model_copy(update={"model_threads": 1, "limit_concurrency": 2}), service)
+
+    def ask(context: str, gone: asyncio.Event | None = None) -> asyncio.Future:
+        return asyncio.ensure_future(_asgi_post(app, "/extract", {"question": "Qui ?", "context": context}, gone))
+
+    async def scenario():
+        try:
+            busy = ask("busy")
+            await asyncio.sleep(0.3)  # it holds the one model thread
+            gone = asyncio.Event()
+            queued = ask("queued", gone)
+            await asyncio.sleep(0.3)
+            gone.set()
+            status, _ = await asyncio.wait_for(queued, 5)
+            assert status == 499 and not busy.done()
+            third = ask("third")  # the queued one's place was given back
+            await asyncio.sleep(0.3)
+            status, headers = await _asgi_post(app, "/extract", {"question": "Qui ?", "context": "refused"})
+            assert status == 503 and headers["retry-after"] == "1", "two /extract in progress: the limit is reached"
+        finally:
+            release.set()
+        assert (await busy)[0] == 200 and (await third)[0] == 200
+
+    asyncio.run(scenario())
+    assert calls == ["busy", "third"], "the request whose client left while it was queued was never read"
 
 
 def test_ask_stops_reading_when_told(service):

@@ -161,7 +161,7 @@ def test_a_body_sent_too_slowly_gets_408(server):
 
 
 def test_a_client_that_hangs_up_stops_its_extract(server, http, indexed):
-    """A long /extract whose client goes away stops reading (within a layer of the reader), instead
+    """A long /extract whose client goes away ends (its reading stops within a layer), instead
     of computing for half a minute an answer nobody receives."""
     context = " ".join(indexed.values())
     context = (context * (60_000 // len(context) + 1))[:60_000]  # ~15,000 tokens: ~15 s of reading on 2 cores
@@ -253,7 +253,7 @@ def test_requests_beyond_the_configured_concurrency_get_a_quick_503(server, http
         assert http.get("/health").status_code == 200 and http.get("/metrics").status_code == 200
     finally:
         for sock in held:
-            sock.close()  # their reads stop within a layer of the reader
+            sock.close()  # their requests end, and their reads stop within a layer
     deadline = time.monotonic() + 60
     while (status := http.get("/search", params={"q": "Netflix"}).status_code) == 503:
         assert time.monotonic() < deadline, "the places of the closed requests were not given back"
