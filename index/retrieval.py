@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlsplit
@@ -20,13 +21,24 @@ def candidate_depth(top_k: int) -> int:
     return max(50, 5 * top_k)
 
 
+# A scheme ("javascript:", "mailto:", "ftp://") starts the value, unless what follows the colon is a
+# port ("numerama.com:8080", "localhost:8000/x" name a host); a script scheme is one even then.
+_SCHEME = re.compile(r"(javascript|vbscript|data):|([a-z][a-z0-9+.-]*):(?!\d+(?:[/?#]|$))")
+
+
 def normalize_domain(value: str | None) -> str | None:
-    """"https://www.Numerama.com/x" / "www.numerama.com" / "numerama.com" -> "numerama.com"."""
+    """The site a URL or a domain names, what the source filter matches: "https://www.Numerama.com/x",
+    "www.numerama.com" and "numerama.com" are "numerama.com". None when there is none: a URL of
+    any scheme but http(s) (``javascript:alert(1)`` is no site "javascript", ``ftp://`` and
+    ``mailto:`` links are not web pages), or no host name."""
     if not value:
         return None
     value = value.strip().lower()
+    scheme = _SCHEME.match(value)
+    if scheme and scheme.group(2) not in ("http", "https"):
+        return None
     try:
-        host = urlsplit(value).hostname if "://" in value else value.split("/")[0]
+        host = urlsplit(value).hostname if scheme else value.split("/")[0]
     except ValueError:  # "http://[lien" and the like: no domain to filter on
         return None
     if not host:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from index.ingest import load_documents
-from index.retrieval import date_bounds, normalize_domain, rrf
+from index.retrieval import DocTable, date_bounds, normalize_domain, rrf
 from index.schema import Document, Filters, SearchResult
 from index.store import IndexStore
 
@@ -168,6 +168,8 @@ def test_helpers():
     assert normalize_domain("https://WWW.Numerama.com:443/a?b") == "numerama.com"
     assert normalize_domain("www.numerama.com") == "numerama.com"
     assert normalize_domain(None) is None
+    assert normalize_domain("numerama.com:8080/a") == normalize_domain("https://numerama.com:8080") == "numerama.com"
+    assert normalize_domain("localhost:8000") == "localhost"  # a host and its port, not a scheme
     assert date_bounds("2017-10") == (date(2017, 10, 1).toordinal(), date(2017, 10, 31).toordinal())
     assert date_bounds("2016") == (date(2016, 1, 1).toordinal(), date(2016, 12, 31).toordinal())
     assert date_bounds("2016-02-29")[0] == date(2016, 2, 29).toordinal()
@@ -177,3 +179,18 @@ def test_helpers():
     fused = rrf([np.array([1, 2, 3]), np.array([3, 1])], k=60)
     assert [cid for cid, _ in fused] == [1, 3, 2]
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+
+
+@pytest.mark.parametrize("url", [
+    "javascript:alert(1)", " JavaScript:void(0)", "javascript:1", "javascript://%0aalert(1)", "vbscript:msgbox(1)",
+    "data:text/html,<b>x</b>", "mailto:redaction@numerama.com", "ftp://numerama.com/x", "tel:+33100000000", "http:numerama.com",
+])
+def test_a_url_of_another_scheme_than_http_names_no_site(url):
+    """``javascript:alert(1)`` was the site "javascript" (``mailto:x`` "mailto", ``ftp://numerama.com``
+    "numerama.com"): a source filter on it matched such documents. Only http(s) URLs, or a bare domain,
+    name a site; the others have none, as a document without a URL."""
+    assert normalize_domain(url) is None
+    table = DocTable.build([("a", url, None), ("b", "https://www.numerama.com/x", None)])
+    assert table.domains == ["numerama.com"] and table.domain.tolist() == [-1, 0]
+    for source in ("javascript", "mailto", "numerama.com", "tel", "http", "data", "vbscript"):
+        assert not table.allowed(Filters(source=source))[0], source
