@@ -293,21 +293,38 @@ async def list_documents(
     responses={**_errors(401, 403, 404, 503), 307: {"description": "`/documents/` (no id): redirected to `/documents`, the list"}},
 )
 async def get_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service, request: Request) -> Any:
-    """One document with its full text (answer and passage offsets point into ``text``)."""
+    """One document with its full text (answer and passage offsets point into ``text``). An id with
+    surrounding whitespace reads the document stored without it (`id` gives the stored one)."""
     if not doc_id:  # "/documents/" is the list, as "/health/" is "/health" (Starlette's slash redirect)
         scope = dict(request.scope)
         scope["path"] = scope["path"].rstrip("/")
         return RedirectResponse(str(URL(scope=scope)))
-    doc = await run_in_threadpool(svc.get_document, doc_id)
+    doc = await run_in_threadpool(_read_document, svc, doc_id)
     if doc is None:
         raise HTTPException(404, document_not_found(doc_id))
     return DocumentOut.from_document(doc)
 
 
+def _read_document(svc: Any, doc_id: str) -> Document | None:
+    """The document ``doc_id`` names, else the one it names without its surrounding whitespace (ids
+    are stored stripped, so " x " reads "x": only a read, and the response gives the stored id)."""
+    return svc.get_document(doc_id) or _trimmed_document(svc, doc_id)
+
+
+def _trimmed_document(svc: Any, doc_id: str) -> Document | None:
+    """The document ``doc_id`` stripped of surrounding whitespace names, when that is another id
+    (an id that an older version stored with its spaces is reached as given first)."""
+    trimmed = doc_id.strip()
+    return svc.get_document(trimmed) if trimmed and trimmed != doc_id else None
+
+
 @router.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"], dependencies=WRITE, responses=_errors(401, 403, 404, 500, 503, 507))
 async def delete_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service, rt: Rt) -> DeleteResponse:
-    """Remove a document and its passages from the index."""
+    """Remove a document and its passages from the index. An id with surrounding whitespace deletes
+    only a document stored under it as sent: the 404 names the stored id without it, if any."""
     deleted = await rt.written(svc, svc.delete_document, doc_id)
     if deleted is None:
-        raise HTTPException(404, document_not_found(doc_id))
+        # a delete acts on the id given only: the one without the spaces is named, never removed in its place
+        other = await run_in_threadpool(_trimmed_document, svc, doc_id)
+        raise HTTPException(404, document_not_found(doc_id, other.id if other else None))
     return DeleteResponse(id=deleted, deleted=True)  # the id as stored, whichever Unicode form was sent

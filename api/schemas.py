@@ -131,10 +131,13 @@ def _kinds(annotation: Any) -> set[Any]:
     return {annotation}
 
 
-def document_not_found(doc_id: str) -> str:
-    """The 404 detail for an unknown document id (the API's, and `qa docs --json`'s)."""
+def document_not_found(doc_id: str, trimmed: str | None = None) -> str:
+    """The 404 detail for an unknown document id (the API's, and `qa docs --json`'s); ``trimmed``: the
+    stored id that ``doc_id`` without its surrounding whitespace names, the one to use."""
     if not doc_id:
         return "no document id given: the path ends with '/documents/' (GET /documents lists the documents)"
+    if trimmed is not None:
+        return f"document {doc_id!r} not found; did you mean {trimmed!r}? (ids are stored without surrounding whitespace)"
     return f"document {doc_id!r} not found"
 
 

@@ -9,10 +9,11 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
+from index.schema import Document
 from index.text import has_lone_surrogate, visible
 from qa.cli_common import USAGE, check_data_dir, fail, need_index, open_catalog, open_store, opening, read_index, read_settings, setup_logging, storage_fail
 from qa.render import plural
@@ -133,13 +134,21 @@ def _file_key(source_file: str) -> str:
 def docs_list(
     offset: int = typer.Option(0, min=0, help="Documents to skip"),
     limit: int = typer.Option(50, min=1, max=10_000, help="Documents to list"),
+    search: Optional[str] = typer.Option(
+        None, "--search", metavar="TEXT",
+        help="Only documents whose title or id contains TEXT, case, accents and spacing aside (`ete` finds « L’Été »), as GET /documents?q= does",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the page as GET /documents does (which takes at most 200 a page)"),
 ) -> None:
-    """List the indexed documents (id, chunks, characters, date, title)."""
+    """List the indexed documents (id, chunks, characters, date, title), by id."""
+    if search is not None and not search.strip():  # --search "$UNSET": not "every document"
+        fail("--search must be a part of a title or an id, not empty (leave it out to list every document)", USAGE)
+    if search is not None and has_lone_surrogate(search):  # bytes the shell passed that are not UTF-8
+        fail(f"--search {search!r} is not UTF-8 text: no title or id holds it", USAGE)
     settings = read_settings()
     setup_logging(settings)
     catalog = open_catalog(settings)
-    items, total = catalog.list_documents(offset, limit)
+    items, total = catalog.list_documents(offset, limit, contains=search)
     catalog.close()
     if as_json:
         from api.schemas import DocumentInfoOut, DocumentPage
@@ -150,7 +159,8 @@ def docs_list(
     for i in items:
         typer.echo(f"{visible(i.id)}\t{plural(i.chunks, 'chunk')}\t{plural(i.chars, 'char')}\t{i.published or 's.d.'}\t{visible(i.title or '')}")
     shown = f"{offset + 1}-{offset + len(items)}" if items else "none"
-    typer.echo(f"{plural(total, 'document')} ({shown} shown)", err=True)
+    matching = f" holding {search.strip()!r}" if search is not None else ""
+    typer.echo(f"{plural(total, 'document')}{matching} ({shown} shown)", err=True)
 
 
 def _check_id_text(doc_id: str) -> None:
@@ -158,13 +168,24 @@ def _check_id_text(doc_id: str) -> None:
         fail(f"document id {doc_id!r} is not UTF-8 text: no document has such an id (see `qa docs list`)")
 
 
-def _missing_document(doc_id: str, settings: Settings, as_json: bool, why: str | None = None) -> None:
-    """Exit 1 for an unknown id; with --json, the API's 404 body on stdout too (scripts read it)."""
+def _missing_document(doc_id: str, settings: Settings, as_json: bool, why: str | None = None, trimmed: str | None = None) -> None:
+    """Exit 1 for an unknown id; with --json, the API's 404 body on stdout too (scripts read it).
+    ``trimmed``: the stored id that ``doc_id`` without its surrounding whitespace names."""
     if as_json:
         from api.schemas import document_not_found
 
-        typer.echo(json.dumps({"detail": document_not_found(doc_id)}, ensure_ascii=False))
+        typer.echo(json.dumps({"detail": document_not_found(doc_id, trimmed)}, ensure_ascii=False))
+    if trimmed is not None:
+        fail(f"no document {doc_id!r} in {settings.data_dir}; did you mean {trimmed!r}? (ids are stored without surrounding whitespace)")
     fail(f"no document {doc_id!r} in {settings.data_dir}" + (f": {why}" if why else "") + " (see `qa docs list`)")
+
+
+def _trimmed_document(get: Callable[[str], Document | None], doc_id: str) -> Document | None:
+    """The document ``doc_id`` stripped of surrounding whitespace names, when that is another id (as
+    ids are stored, ``index.schema.clean_id``; an id that an older version stored with its spaces is
+    reached as given first)."""
+    trimmed = doc_id.strip()
+    return get(trimmed) if trimmed and trimmed != doc_id else None
 
 
 def docs_show(
@@ -176,7 +197,8 @@ def docs_show(
     setup_logging(settings)
     _check_id_text(doc_id)
     catalog = open_catalog(settings)
-    doc = catalog.get_document(doc_id)
+    # " x " shows "x" (its id line says so): a read is harmless, as GET /documents/{id} does
+    doc = catalog.get_document(doc_id) or _trimmed_document(catalog.get_document, doc_id)
     catalog.close()
     if doc is None:
         _missing_document(doc_id, settings, as_json)
@@ -223,13 +245,15 @@ def docs_delete(
     try:
         deleted = store.delete_document(doc_id)
         counts = store.counts()
+        # a delete acts on the id given only: " x " names "x" in its error, never deletes it in its place
+        other = _trimmed_document(store.get_document, doc_id) if deleted is None else None
     except (OSError, sqlite3.Error) as exc:  # its transaction rolled back: the document is still there
         storage_fail(settings, exc, kept="; nothing was deleted", always=True, verb="write")
         raise
     finally:
         store.close()
     if deleted is None:
-        _missing_document(doc_id, settings, as_json)
+        _missing_document(doc_id, settings, as_json, trimmed=other.id if other else None)
     if as_json:
         from api.schemas import DeleteResponse
 

@@ -730,6 +730,38 @@ def test_unknown_document_is_404(client):
         assert r.status_code == 404 and "does-not-exist" in r.json()["detail"]
 
 
+def test_an_id_given_with_surrounding_spaces(client, service):
+    """Ids are stored stripped: GET /documents/%20x%20 and DELETE missed "x". GET reads "x" now (the
+    response gives the stored id); DELETE acts on the id given only, its 404 names the one to use.
+    An id that an older version stored with its spaces is reached as given first."""
+    from tests.store_support import store_under_id
+
+    r = client.post("/documents", json={"documents": [{"id": " trim-1 ", "title": "Note", "text": "Le siège est à Nantes."}]})
+    assert r.status_code == 200 and r.json()["documents"][0]["id"] == "trim-1", r.text
+    try:
+        for path in ("/documents/%20trim-1%20", "/documents/%C2%A0trim-1"):
+            got = client.get(path)
+            assert got.status_code == 200 and got.json()["id"] == "trim-1", got.text
+        r = client.delete("/documents/%20trim-1%20")
+        assert r.status_code == 404
+        assert r.json()["detail"] == "document ' trim-1 ' not found; did you mean 'trim-1'? (ids are stored without surrounding whitespace)"
+        assert client.get("/documents/trim-1").status_code == 200  # not deleted in its place
+        assert client.delete("/documents/%20nope%20").json()["detail"] == "document ' nope ' not found"
+        assert client.get("/documents/%20nope%20").json()["detail"] == "document ' nope ' not found"
+        # " trim-2 " stored with its spaces by an older version, beside "trim-2": each reached by its own id
+        service.add_documents([Document(id="trim-2", title="Ancienne", text="Le siège était à Lille.")])
+        store_under_id(service.store.data_dir, "trim-2", " trim-2 ")
+        assert service.store.refresh()
+        service.add_documents([Document(id="trim-2", title="Nouvelle", text="Le siège est à Lille.")])
+        assert client.get("/documents/%20trim-2%20").json()["title"] == "Ancienne"
+        r = client.delete("/documents/%20trim-2%20")
+        assert r.status_code == 200 and r.json()["id"] == " trim-2 "
+        assert client.get("/documents/%20trim-2%20").json()["title"] == "Nouvelle"
+    finally:
+        for doc_id in ("trim-1", "trim-2", " trim-2 "):
+            service.delete_document(doc_id)
+
+
 def test_a_path_that_is_not_utf8_says_so(client, service):
     """/documents/%FF reached the route as U+FFFD ("no document with id '\ufffd'"); a document
     whose id really is U+FFFD is still reached by its UTF-8 bytes."""

@@ -472,3 +472,74 @@ def test_indexing_again_a_file_whose_script_url_an_older_version_stored(tmp_path
     assert stored_url(data, "art") is None
     again = _qa("index", str(art), data_dir=data)
     assert again.returncode == 0 and "removed the URL" not in again.stderr and "1 unchanged" in again.stdout
+
+
+def test_docs_list_search_finds_a_part_of_a_title_or_an_id(tmp_path):
+    """`qa docs list --search TEXT`, as GET /documents?q=: the documents whose title or id holds TEXT,
+    case, accents, apostrophes and spacing aside, by id; `total` (and the count said) counts them."""
+    data = tmp_path / "idx"
+    recs = tmp_path / "recs.jsonl"
+    recs.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"id": "q-ete", "title": "L’Été  des séries FRANÇAISES", "text": "Un été de séries."},
+        {"id": "q-oeuvre", "title": "Une œuvre", "text": "Une œuvre nouvelle."},
+        {"id": "Q-ÉTÉ-2", "title": "Sans rapport", "text": "Autre chose."},
+    ]) + "\n", encoding="utf-8")
+    assert _qa_here("index", str(recs), data_dir=data).returncode == 0
+
+    def found(text: str, *more: str) -> tuple[list[str], int]:
+        res = _qa_here("docs", "list", "--search", text, "--json", *more, data_dir=data)
+        assert res.returncode == 0, res.stderr
+        page = json.loads(res.stdout)
+        return [i["id"] for i in page["items"]], page["total"]
+
+    assert found("l'ete des series francaises") == (["q-ete"], 1)
+    assert found("ÉTÉ") == (["Q-ÉTÉ-2", "q-ete"], 2)  # a title or an id, by id as without --search
+    assert found("oeuvre") == found("ŒUVRE") == (["q-oeuvre"], 1)
+    assert found("  des   séries ") == (["q-ete"], 1)
+    assert found("ete", "--offset", "1") == (["q-ete"], 2) and found("ete", "--limit", "1") == (["Q-ÉTÉ-2"], 2)
+    assert found("no such title") == ([], 0)
+    plain = _qa_here("docs", "list", "--search", "ete", data_dir=data)
+    assert plain.returncode == 0 and plain.stdout.splitlines()[0].startswith("Q-ÉTÉ-2\t1 chunk\t") and plain.stdout.count("\n") == 2
+    assert "2 documents holding 'ete' (1-2 shown)" in plain.stderr
+    # blank is a mistake (`--search "$UNSET"`), not "every document"; text that is not UTF-8 holds nothing
+    for text, said in (("  ", "--search must be a part of a title or an id, not empty"), ("\udcff", "is not UTF-8 text")):
+        res = _qa_here("docs", "list", "--search", text, data_dir=data)
+        assert res.returncode == 2 and said in res.stderr and res.stdout == "", res.stderr
+
+
+def test_an_id_given_with_surrounding_spaces(tmp_path, embedder):
+    """Ids are stored stripped: `qa docs show " note-1 "` found nothing (so did delete). It shows
+    "note-1" now, as GET does; a delete acts on the id given only and its error names the one to
+    use. An id that an older version stored with its spaces is reached as given first."""
+    from index.schema import Document
+    from index.store import IndexStore
+    from tests.store_support import store_under_id
+
+    data = tmp_path / "idx"
+    recs = tmp_path / "recs.jsonl"
+    recs.write_text(json.dumps({"id": " note-1 ", "title": "Note", "text": "Le siège est à Nantes."}) + "\n", encoding="utf-8")
+    assert _qa_here("index", str(recs), data_dir=data).returncode == 0
+    for given in (" note-1 ", "\u00a0note-1\t"):
+        shown = _qa_here("docs", "show", given, "--json", data_dir=data)
+        assert shown.returncode == 0 and json.loads(shown.stdout)["id"] == "note-1", shown.stderr
+    assert _qa_here("docs", "show", " note-1 ", data_dir=data).stdout.startswith("id: note-1\n")
+    deleted = _qa_here("docs", "delete", " note-1 ", data_dir=data)
+    assert deleted.returncode == 1 and deleted.stdout == ""
+    assert deleted.stderr == f"error: no document ' note-1 ' in {data}; did you mean 'note-1'? (ids are stored without surrounding whitespace)\n"
+    as_json = _qa_here("docs", "delete", " note-1 ", "--json", data_dir=data)
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout) == {"detail": "document ' note-1 ' not found; did you mean 'note-1'? (ids are stored without surrounding whitespace)"}
+    assert _qa_here("docs", "show", "note-1", data_dir=data).returncode == 0  # still there
+    unknown = _qa_here("docs", "delete", " nope ", data_dir=data)
+    assert unknown.returncode == 1 and unknown.stderr == f"error: no document ' nope ' in {data} (see `qa docs list`)\n"
+
+    # " old " stored with its spaces by an older version, beside "old": each reached by its own id
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents([Document(id="old", title="Ancienne", text="Le siège était à Lille.")])
+    store_under_id(data, "old", " old ")
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents([Document(id="old", title="Nouvelle", text="Le siège est à Lille.")])
+    assert json.loads(_qa_here("docs", "show", " old ", "--json", data_dir=data).stdout)["title"] == "Ancienne"
+    deleted = _qa_here("docs", "delete", " old ", "--json", data_dir=data)
+    assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"id": " old ", "deleted": True}, deleted.stderr
+    assert json.loads(_qa_here("docs", "show", " old ", "--json", data_dir=data).stdout)["title"] == "Nouvelle"
