@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
@@ -144,6 +144,12 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         # come back as a 2 MB answer)
         errors = [{**e, "input": echoed_input(e["input"])} if "input" in e else e for e in jsonable_encoder(exc.errors())]
         return Response(json.dumps({"detail": errors}, ensure_ascii=False), status_code=422, media_type="application/json")
+
+    # the page's template: its {{...}} are filled in at / (api.routes.page), and its relative URLs
+    # lead nowhere from /static/: never served as it is
+    @app.api_route("/static/index.html", methods=["GET", "HEAD"], include_in_schema=False)
+    async def page_template() -> Response:
+        return RedirectResponse("../")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     own_routes = list(app.router.routes)  # the schema, the docs pages, /static

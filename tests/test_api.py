@@ -1103,6 +1103,16 @@ def test_page_is_served(client):
     assert 'fetch("ask"' in js.text and not re.search(r"fetch\(\s*[\"'`]/", js.text)
 
 
+def test_the_page_template_is_never_served_raw(client):
+    """/static/index.html is the page's template: its {{...}} are filled in at / only, so it sends
+    there rather than state « {{max_question_chars_fr}} caractères au plus » and skip the length check."""
+    for method in ("GET", "HEAD"):
+        r = client.request(method, "/static/index.html", follow_redirects=False)
+        assert r.status_code == 307 and r.headers["location"] == "../", (method, r.status_code)
+    r = client.get("/static/index.html")
+    assert r.status_code == 200 and str(r.url).endswith("/") and 'id="question"' in r.text and not re.search(r"\{\{\w+\}\}", r.text)
+
+
 def test_probes_pass_the_concurrency_limit_under_a_proxy_prefix():
     """uvicorn --root-path /qa puts the prefix in the path: /qa/health is still the probe."""
     from api.middleware import ConcurrencyLimitMiddleware, Places
