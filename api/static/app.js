@@ -481,6 +481,11 @@
   function chooseDocument(i) {
     const d = docsShown[i];
     if (!d) return;
+    // a list still to come for the text typed before (a key, then Enter within the pause) would
+    // reopen over the document taken
+    clearTimeout(docsTimer);
+    if (docsRequest) docsRequest.abort();
+    docsRequest = null;
     chosenDoc = { id: d.id, label: documentLabel(d) };
     docEl.value = chosenDoc.label;
     closeDocuments();
