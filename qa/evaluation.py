@@ -187,10 +187,6 @@ def _load_squad(data: dict, path: Path) -> GoldSet:
         pid = paragraph_id(title, context)
         docs.append(Document(pid, context, title=title, metadata={"article": title}))
         for qa in para.questions:
-            # the same words over another paragraph are another question ("Quand ?"); not over the same one
-            first = asked.setdefault((pid, question_key(qa.question)), qa.where)
-            if first != qa.where:
-                repeated.append((qa.where, first))
             texts = [x["text"].strip() for x in qa.answers if x["text"].strip()]
             for x in qa.answers:
                 t, start = x["text"], x["answer_start"]
@@ -201,6 +197,11 @@ def _load_squad(data: dict, path: Path) -> GoldSet:
                 unusable.append(qa.where)
                 continue
             texts = [t for t in texts if normalize_answer(t)]
+            # the same words over another paragraph are another question ("Quand ?"); not over the
+            # same one. Among the questions scored: one left out above repeats nothing, and is repeated by none
+            first = asked.setdefault((pid, question_key(qa.question)), qa.where)
+            if first != qa.where:
+                repeated.append((qa.where, first))
             items.append(GoldItem(qa.id, qa.question, texts, [pid], pid, context, title, where=qa.where))
     if not_verbatim:
         log.warning("%s: %s an answer that is not in their context at its answer_start (first: %s)", path, _questions_have(len(not_verbatim)), ", ".join(not_verbatim[:3]))
@@ -282,7 +283,8 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
         report["questions_in_file"] = len(gold.items)
         report["unknown_gold_documents"] = unknown
         report["answers_not_in_documents"] = not_verbatim
-        report["repeated_questions"] = [{"where": where, "same_as": first} for where, first in gold.repeated]
+        asked = {it.where for it in items}  # --limit: a repeat past it is not scored at all
+        report["repeated_questions"] = [{"where": where, "same_as": first} for where, first in gold.repeated if where in asked]
         report["left_out"] = gold.left_out
         return report
     finally:

@@ -382,6 +382,39 @@ def test_repeated_questions_are_said_where_they_are(tmp_path):
     assert "warning: 1 question left out, its answers empty once normalised: data[0].paragraphs[0].qas[2]" in text
 
 
+def test_only_questions_scored_are_said_to_be_repeats(tmp_path):
+    """A SQuAD question left out (its answers empty once normalised) is not scored: a later one with
+    the same words is not "scored again", and it is not itself a repeat of one scored."""
+    para = {"context": "Netflix va ouvrir un bureau à Paris le 3 mai.", "qas": [
+        {"id": "q1", "question": "Où ?", "answers": [{"text": "le", "answer_start": 36}]},
+        {"id": "q2", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 30}]},
+        {"id": "q3", "question": "Où ?", "answers": [{"text": "le", "answer_start": 36}]},
+        {"id": "q4", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 30}]}]}
+    squad = tmp_path / "squad.json"
+    squad.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [para]}]}), encoding="utf-8")
+    gold = load_gold(squad)
+    assert gold.left_out == ["data[0].paragraphs[0].qas[0]", "data[0].paragraphs[0].qas[2]"]
+    assert gold.repeated == [("data[0].paragraphs[0].qas[3]", "data[0].paragraphs[0].qas[1]")]
+
+
+def test_a_repeat_past_the_limit_is_not_reported(tmp_path, base_settings, embedder):
+    """--limit 2 asks the first two questions: a third that repeats the first is not "scored again"."""
+    from index.schema import Document
+    from index.store import IndexStore
+    from qa.evaluation import run_eval
+
+    data = tmp_path / "idx"
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents([Document(id="gare", title="Le café de la gare", text="Le café de la gare ouvre à Quimper en 2019.")])
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"id": "a", "question": "Où le café ouvre-t-il ?", "answers": ["Quimper"]}, {"id": "b", "question": "Quand ?", "answers": ["2019"]},
+        {"id": "c", "question": "Où le café ouvre-t-il ?", "answers": ["Quimper"]}]) + "\n", encoding="utf-8")
+    settings = base_settings.model_copy(update={"data_dir": data})
+    assert run_eval(settings, gold, data_dir=data, limit=2)["repeated_questions"] == []
+    assert run_eval(settings, gold, data_dir=data)["repeated_questions"] == [{"where": "gold.jsonl:3", "same_as": "gold.jsonl:1"}]
+
+
 def test_squad_questions_left_out_are_kept_in_the_gold_set(tmp_path):
     qas = [{"id": "ok", "question": "Où ?", "answers": [{"text": "Paris", "answer_start": 0}]},
            {"id": "empty", "question": "Qui ?", "answers": [{"text": "le", "answer_start": 7}]}]
