@@ -45,6 +45,24 @@ class _StoppedInBatch(Exception):
     """Raised by the layer hook (``Reader._watch_layers``) out of the model's forward pass."""
 
 
+class _StopCheck:
+    """The forward pre-hook on each layer of a reader's model: raises ``_StoppedInBatch`` when the
+    read under way in this thread was told to stop. One per model, whatever number of readers wrap it,
+    and holding none of them; a copy or a pickle of the model gets a new, idle one (a thread-local
+    cannot be copied)."""
+
+    def __init__(self) -> None:
+        self.reading = threading.local()
+
+    def __call__(self, module: Any, args: Any) -> None:
+        stop = getattr(self.reading, "stop", None)
+        if stop is not None and stop():
+            raise _StoppedInBatch()
+
+    def __reduce__(self):
+        return (_StopCheck, ())
+
+
 @dataclass
 class ReaderCalibration:
     a: float = 1.0
@@ -195,16 +213,15 @@ class Reader:
         costs a Python call per layer; the read's ``stop`` is per thread, the model is shared."""
         import torch
 
-        self._reading = threading.local()
-        for module in list(self.model.modules()):
-            if isinstance(module, torch.nn.ModuleList):
-                for layer in module:
-                    layer.register_forward_pre_hook(self._stop_check)
-
-    def _stop_check(self, module: Any, args: Any) -> None:
-        stop = getattr(self._reading, "stop", None)
-        if stop is not None and stop():
-            raise _StoppedInBatch()
+        check = getattr(self.model, "_qa_stop_check", None)
+        if check is None:  # a model wrapped again (Reader.from_model) keeps its hooks: not one more per reader
+            check = _StopCheck()
+            for module in list(self.model.modules()):
+                if isinstance(module, torch.nn.ModuleList):
+                    for layer in module:
+                        layer.register_forward_pre_hook(check)
+            self.model._qa_stop_check = check
+        self._reading = check.reading
 
     @property
     def threshold(self) -> float:

@@ -153,6 +153,35 @@ def test_a_read_told_to_stop_stops_inside_a_batch_between_layers(tokenizer):
     assert reader.read("Où ?", ["Netflix investit 7 milliards."]) and ran == [0, 1], "a read with no stop afterwards is whole"
 
 
+def test_a_model_wrapped_again_keeps_one_stop_hook_and_can_be_copied(tokenizer):
+    """Reader.from_model on a model already wrapped (a notebook, a test) added hooks again: each read
+    asked every earlier reader's stop too, and the hooks kept those readers alive. And the hooks held
+    the reader, whose lock and thread-local cannot be copied: the model could no longer be copied or
+    pickled (quantize_dynamic copies it: bench/reader_bench.py failed so)."""
+    import copy
+    import gc
+    import weakref
+
+    model = tiny_random_qa(len(tokenizer))
+    first = Reader.from_model(model, tokenizer, max_length=64, stride=16, batch_size=4)
+    gone = weakref.ref(first)
+    del first
+    reader = Reader.from_model(model, tokenizer, max_length=64, stride=16, batch_size=4)
+    gc.collect()
+    assert gone() is None, "the hooks kept the first reader alive"
+    assert [len(layer._forward_pre_hooks) for layer in model.bert.encoder.layer] == [1, 1]
+    calls: list[int] = []
+    with pytest.raises(ReadStopped, match=r"stopped after 0 of \d+ windows"):
+        reader.read("Où ?", [long_passage()], stop=lambda: bool(calls.append(1)) or len(calls) == 2)
+    assert len(calls) == 2  # before the batch, then before the first layer: once each
+    from qa.reader import quantize_linear_layers
+
+    twin = quantize_linear_layers(model, "attention")  # a copy (bench/reader_bench.py quantises a reader's model so)
+    assert twin is not model and copy.deepcopy(twin) is not None
+    assert Reader.from_model(twin, tokenizer, max_length=64, stride=16).read("Où ?", ["Netflix investit 7 milliards."])
+    assert [len(layer._forward_pre_hooks) for layer in twin.bert.encoder.layer] == [1, 1]
+
+
 def test_trim_span_cleans_edges():
     for raw, want in [("1624.", "1624"), ("(30 000 hommes", "30 000 hommes"), (" 2006, ", "2006"), ("etc.", "etc."), ("(a)", "(a)")]:
         s, e = trim_span(raw, 0, len(raw))
