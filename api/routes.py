@@ -47,13 +47,12 @@ from api.schemas import (
 )
 from index.schema import MAX_ID_CHARS, Document, Filters
 from qa.settings import Settings
-from qa.validation import DEFAULT_SEARCH_TOP_K, filters_of
+from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_DOCUMENT_QUERY_CHARS, filters_of
 
 log = logging.getLogger("api")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 T = TypeVar("T")
-MAX_DOCUMENT_QUERY_CHARS = 1_000  # GET /documents?q=: a title's length at most
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

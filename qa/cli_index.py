@@ -18,6 +18,7 @@ from index.text import has_lone_surrogate, visible
 from qa.cli_common import USAGE, check_data_dir, fail, need_index, open_catalog, open_store, opening, read_index, read_settings, setup_logging, storage_fail
 from qa.render import plural
 from qa.settings import Settings
+from qa.validation import MAX_DOCUMENT_QUERY_CHARS
 
 log = logging.getLogger("qa.cli")
 
@@ -145,6 +146,8 @@ def docs_list(
         fail("--search must be a part of a title or an id, not empty (leave it out to list every document)", USAGE)
     if search is not None and has_lone_surrogate(search):  # bytes the shell passed that are not UTF-8
         fail(f"--search {search!r} is not UTF-8 text: no title or id holds it", USAGE)
+    if search is not None and len(search) > MAX_DOCUMENT_QUERY_CHARS:  # counted as GET /documents?q= counts it
+        fail(f"--search must be at most {MAX_DOCUMENT_QUERY_CHARS} characters, as GET /documents?q= (got {len(search)})", USAGE)
     settings = read_settings()
     setup_logging(settings)
     catalog = open_catalog(settings)

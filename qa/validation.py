@@ -15,6 +15,7 @@ from index.retrieval import normalize_domain, period_bounds
 from index.schema import Filters, clean_id, normalize_id
 
 MAX_QUESTION_CHARS = 1_000  # characters of a question or a query (surrounding whitespace left out), at most
+MAX_DOCUMENT_QUERY_CHARS = 1_000  # characters of the text GET /documents?q= and `qa docs list --search` look for in titles and ids, at most
 MAX_TOP_K = 50  # passages a question reads or a search returns, at most
 MAX_ANSWERS = 20  # answers a question or an extraction returns, at most
 DEFAULT_SEARCH_TOP_K = 10  # passages a search returns by default (QA_TOP_K is what a question reads)

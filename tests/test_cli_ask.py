@@ -215,3 +215,22 @@ def test_a_document_filter_takes_an_id_with_surrounding_spaces(seed_index, base_
             assert r.status_code == 200, r.text
             hits = r.json().get("results", r.json().get("passages"))
             assert hits and {h["document_id"] for h in hits} == {doc_id}, r.text
+
+
+def test_docs_search_takes_the_text_get_documents_takes(seed_index):
+    """`qa docs list --search` had no limit where GET /documents?q= refuses a longer text: one limit
+    (qa.validation.MAX_DOCUMENT_QUERY_CHARS), read here from the API's own description of itself."""
+    from fastapi.openapi.utils import get_openapi
+
+    from api.routes import router
+
+    spec = get_openapi(title="qa-search", version="test", routes=router.routes)
+    q = next(p for p in spec["paths"]["/documents"]["get"]["parameters"] if p["name"] == "q")
+    limit = next(s["maxLength"] for s in q["schema"]["anyOf"] if "maxLength" in s)
+    assert limit == 1000
+    longest = _run(["docs", "list", "--search", "é" * limit], seed_index)
+    assert longest.exit_code == 0 and longest.stdout == "", longest.stderr
+    assert longest.stderr.strip() == f"0 documents holding {'é' * limit!r} (none shown)"
+    longer = _run(["docs", "list", "--search", "é" * (limit + 1)], seed_index)
+    assert longer.exit_code == 2 and longer.stdout == ""
+    assert longer.stderr.strip() == "error: --search must be at most 1000 characters, as GET /documents?q= (got 1001)"
