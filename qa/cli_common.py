@@ -23,6 +23,7 @@ def read_settings() -> Settings:
 
 
 USAGE = 2  # the command line is wrong (an option's value), as click's own usage errors; 1 is any other failure
+INTERRUPTED = 130  # stopped by Ctrl-C (SIGINT): 128 + its number, as a shell reports a command the signal ended
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -71,6 +71,16 @@ def eval_cmd(
         typer.echo(f"report written to {out}")
 
 
+def eval_interrupted(out: Optional[Path] = None, **_: object) -> str:
+    """What a Ctrl-C during `qa eval` leaves (``qa.cli.interruptible``): no report, and the --out
+    file as it was, since the report replaces it in one rename, at the very end."""
+    if out is None or _is_stdout(out):
+        return "no report written"
+    if out.is_file():
+        return f"no report written; {out} is left as it was"
+    return f"no report written to {out}"
+
+
 def _check_data_dir(data_dir: Path) -> None:
     """--data-dir must be a folder `qa eval` can write in, or create (the SQuAD paragraphs are indexed
     there; SQLite writes its journal there even to read): found out now, not after the models load."""
@@ -188,3 +198,14 @@ def train_reader(
     write_checksum(out)
     write_model_card(out)
     typer.echo(f"reader artifact: {out} (model card: {out.parent / 'MODEL_CARD.md'})")
+
+
+def train_interrupted(run_dir: Path = Path("runs/reader"), **_: object) -> str:
+    """What a Ctrl-C during `qa train-reader` leaves (``qa.cli.interruptible``): the last checkpoint
+    in --run-dir, which the same command resumes from (``qa.train_reader.train``), if one was written."""
+    from qa.train_reader import TrainConfig
+
+    checkpoint = run_dir / "last.pt"  # replaced in one rename: whole even if stopped as it was written
+    if checkpoint.is_file():
+        return f"the last checkpoint, {checkpoint}, is kept: run the same command again to resume from it"
+    return f"no checkpoint in {run_dir} yet (one is written every {TrainConfig.checkpoint_every} steps and at each epoch's end): the same command starts over"
