@@ -203,9 +203,9 @@ def train_reader(
 def train_interrupted(run_dir: Path = Path("runs/reader"), **_: object) -> str:
     """What a Ctrl-C during `qa train-reader` leaves (``qa.cli.interruptible``): the last checkpoint
     in --run-dir, which the same command resumes from (``qa.train_reader.train``), if one was written."""
-    from qa.train_reader import TrainConfig
+    from qa.train_reader import TrainConfig, checkpoint_path
 
-    checkpoint = run_dir / "last.pt"  # replaced in one rename: whole even if stopped as it was written
+    checkpoint = checkpoint_path(run_dir)  # replaced in one rename: whole even if stopped as it was written
     if checkpoint.is_file():
         return f"the last checkpoint, {checkpoint}, is kept: run the same command again to resume from it"
     return f"no checkpoint in {run_dir} yet (one is written every {TrainConfig.checkpoint_every} steps and at each epoch's end): the same command starts over"

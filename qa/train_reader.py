@@ -255,6 +255,11 @@ def param_groups(model, cfg: TrainConfig, n_layers: int) -> list[dict]:
     return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
 
 
+def checkpoint_path(run_dir: Path) -> Path:
+    """Where a run keeps the checkpoint it resumes from (replaced in one rename, so always whole)."""
+    return Path(run_dir) / "last.pt"
+
+
 def train(cfg: TrainConfig) -> dict:
     import torch
 
@@ -314,7 +319,7 @@ def train(cfg: TrainConfig) -> dict:
     data_seed = cfg.seed if cfg.data_seed < 0 else cfg.data_seed
     epoch_batches = [length_grouped_batches(lengths, cfg.batch_size, random.Random(data_seed * 100 + e)) for e in range(cfg.epochs)]
 
-    ckpt = cfg.run_dir / "last.pt"
+    ckpt = checkpoint_path(cfg.run_dir)
     step = 0
     history: list[dict] = []
     if ckpt.exists():
@@ -331,8 +336,11 @@ def train(cfg: TrainConfig) -> dict:
         trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
         state = {"model": trainable, "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step, "history": history, "torch_rng": torch.get_rng_state(), "config": {k: str(v) for k, v in asdict(cfg).items()}}
         tmp = ckpt.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, ckpt)
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, ckpt)
+        finally:  # stopped mid-save (Ctrl-C): no half-written copy left beside the whole last one
+            tmp.unlink(missing_ok=True)
 
     model.train()
     t_start, seen = time.time(), 0

@@ -12,7 +12,7 @@ import torch
 from index.e5_convert import read_e5, source_path
 from qa.reader_artifact import FROZEN, apply_artifact, pack_artifact, read_artifact_meta
 from qa.squad import SquadItem, make_removed_negatives
-from qa.train_reader import TrainConfig, param_groups, train, trim_source
+from qa.train_reader import TrainConfig, checkpoint_path, param_groups, train, trim_source
 
 
 def tiny_qa():
@@ -146,6 +146,32 @@ def test_training_run_writes_artifact_and_resumes(tmp_path, trimmed, caplog, emb
     caplog.set_level("INFO", logger="qa.train_reader")
     train(cfg)
     assert any("resumed from" in r.getMessage() and "step 2/2" in r.getMessage() for r in caplog.records)
+
+
+def test_a_run_stopped_while_saving_a_checkpoint_keeps_the_last_whole_one_only(tmp_path, trimmed, embedder, monkeypatch, caplog):
+    squad = _tiny_squad(tmp_path / "tiny.json")
+    src = tmp_path / "src.bin"
+    items = json.loads(squad.read_text())["data"]
+    trim_source([p["context"] for a in items for p in a["paragraphs"]] + [q["question"] for a in items for p in a["paragraphs"] for q in p["qas"]], src)
+    cfg = TrainConfig(train_file=squad, dev_file=squad, run_dir=tmp_path / "run", out_artifact=tmp_path / "r.zip", epochs=1, batch_size=2,
+                      device="cpu", source=str(src), checkpoint_every=1)
+    real_save, saves = torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        saves.append(f)
+        if len(saves) == 2:  # Ctrl-C halfway through writing the second checkpoint
+            Path(f).write_bytes(b"half a checkpoint")
+            raise KeyboardInterrupt
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    assert sorted(p.name for p in cfg.run_dir.iterdir()) == ["last.pt"]  # no 'last.tmp' of 150 MB left beside it
+    monkeypatch.setattr(torch, "save", real_save)
+    caplog.set_level("INFO", logger="qa.train_reader")
+    train(cfg)  # the same command resumes from the whole checkpoint
+    assert any("resumed from" in r.getMessage() and str(checkpoint_path(cfg.run_dir)) in r.getMessage() and "step 1/" in r.getMessage() for r in caplog.records)
 
 
 def test_training_continues_from_an_artifact(tmp_path, trimmed, embedder):
