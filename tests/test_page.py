@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -940,11 +942,12 @@ def test_a_document_filter_is_sent_and_kept_in_the_link(page, base_url):
     expect(page.locator("#document-id")).to_have_value(chosen, timeout=10_000)
     _wait_answered(page)
     assert bodies[-1]["filters"] == {"document_ids": [canada]}
-    # the link asks the same filtered question in a new tab (which knows the document by its id)
+    # the link asks the same filtered question in a new tab, which asks for the document's title
     other = page.context.new_page()
     other.goto(page.url)
     _wait_answered(other)
-    assert other.input_value("#document-id") == canada and _shown_documents(other) == {canada}
+    expect(other.locator("#document-id")).to_have_value(chosen, timeout=10_000)
+    assert _shown_documents(other) == {canada}
     assert other.locator("#filters-summary").inner_text() == "Filtres (1 actif)"
     other.close()
 
@@ -1188,6 +1191,238 @@ def test_open_filters_fit_a_phone(browser, base_url):
         page.keyboard.press("ArrowDown")  # the list open, long titles in it
         expect(page.get_by_role("option").first).to_be_visible(timeout=10_000)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    finally:
+        ctx.close()
+
+
+# --- the document field as people use it: typing fast, a slow or silent server, links, a phone ----
+
+
+def _until(page, done, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        page.wait_for_timeout(50)
+
+
+def _hold_searches(page) -> list:
+    """Requests for the documents holding a text are held until the test answers them (in order)."""
+    held: list = []
+    page.route("**/documents?*q=*", lambda route: held.append(route))
+    return held
+
+
+def test_enter_right_after_typing_takes_the_document_and_keeps_its_note(page, base_url):
+    """A typist who presses Enter before the list has caught up with the last key: the document is
+    taken, and the search still queued for the last key does not come back over it (it used to ask
+    for the taken document's label, find none, and say « Aucun document ne contient … »)."""
+    docs = _documents(base_url)
+    bodies = _asked(page)
+    page.goto(base_url + "/")
+    page.fill("#question", "Où Netflix va-t-il ouvrir un bureau ?")
+    page.click("#filters-summary")
+    page.click("#document-id")
+    page.keyboard.type("net")
+    expect(page.locator("#documents-note")).to_contain_text("« net »", timeout=10_000)
+    first = _active_option(page)
+    page.keyboard.type("f")
+    page.keyboard.press("Enter")  # within the 200 ms the page waits before asking for "netf"
+    expect(page.locator("#document-id")).to_have_value(re.compile(re.escape((docs[first]["title"] or "")[:40])))
+    page.wait_for_timeout(800)  # the queued search would be back by now
+    expect(page.locator("#documents-note")).to_have_text(f"Recherche limitée à ce document ({first}) ; effacez le champ pour chercher dans tous.")
+    expect(page.locator("#document-id")).to_have_attribute("aria-expanded", "false")
+    page.keyboard.press("Enter")  # one Enter more asks
+    _wait_answered(page)
+    assert bodies[-1]["filters"] == {"document_ids": [first]}
+    assert not page.js_errors, page.js_errors
+
+
+def test_a_slow_list_is_waited_for_and_its_first_match_taken(page, base_url):
+    """The server slow to list: what is shown is for an earlier text, so no option of it stays under
+    the keyboard; after a second the note says the search goes on; Enter waits for the list of
+    what was typed and takes its first match, not the first of the old list."""
+    docs = _documents(base_url)
+    amazon = next(i for i, d in docs.items() if (d["title"] or "").startswith("Amazon"))
+    held = _hold_searches(page)
+    page.goto(base_url + "/")
+    page.click("#filters-summary")
+    field = page.locator("#document-id")
+    field.click()
+    page.keyboard.type("a")
+    _until(page, lambda: len(held) == 1)
+    held.pop(0).continue_()  # the list for "a": every document, the first active
+    expect(page.locator("#documents-note")).to_have_text(f"{len(docs)} documents contiennent « a ».", timeout=10_000)
+    stale_first = _active_option(page)
+    assert stale_first != amazon
+    page.keyboard.type("mazon")
+    _until(page, lambda: len(held) == 1)  # "amazon" asked for, its answer held
+    assert _active_option(page) is None  # the old list's first is not what Enter would take
+    expect(page.locator("#documents-note")).to_have_text("Recherche des documents…", timeout=5_000)
+    page.keyboard.press("Enter")
+    assert field.input_value() == "amazon"  # nothing taken yet
+    held.pop(0).continue_()
+    expect(field).to_have_value(re.compile("^Amazon veut concurrencer"), timeout=10_000)
+    expect(page.locator("#documents-note")).to_have_text(f"Recherche limitée à ce document ({amazon}) ; effacez le champ pour chercher dans tous.")
+    expect(field).to_have_attribute("aria-expanded", "false")
+    page.wait_for_timeout(500)
+    assert held == [] and field.get_attribute("aria-expanded") == "false"  # nothing asked for or opened after
+    assert not page.js_errors, page.js_errors
+
+
+def test_a_silent_or_lost_server_is_said_and_enter_takes_nothing(page, base_url):
+    """A server that never answers the list: after 15 s the note says so; one that cannot be reached:
+    said at once. Enter then takes no document, and the next key asks again."""
+    page.clock.install()
+    held = _hold_searches(page)
+    page.goto(base_url + "/")
+    page.click("#filters-summary")
+    page.click("#document-id")
+    page.keyboard.type("canada")
+    page.clock.run_for(300)
+    _until(page, lambda: len(held) == 1)
+    page.keyboard.press("Enter")
+    page.clock.run_for(16_000)
+    expect(page.locator("#documents-note")).to_have_text(
+        "La liste des documents n’a pas pu être chargée (le service met trop de temps à répondre).", timeout=5_000)
+    assert page.input_value("#document-id") == "canada"
+    page.unroute("**/documents?*q=*")
+    page.route("**/documents?*q=*", lambda route: route.abort("connectionrefused"))
+    page.keyboard.type("s")
+    page.clock.run_for(300)
+    expect(page.locator("#documents-note")).to_have_text(
+        "La liste des documents n’a pas pu être chargée (service injoignable).", timeout=5_000)
+    page.unroute("**/documents?*q=*")
+    page.keyboard.press("Backspace")
+    page.clock.run_for(300)
+    expect(page.get_by_role("option")).to_have_count(1, timeout=10_000)
+
+
+def test_down_on_a_chosen_document_lists_the_documents(page, base_url):
+    """The field shows the chosen document's label, which is no search (shortened, with its date):
+    Down or a click lists the documents as on an empty field, and closing the list says the
+    chosen one again. (Down used to search the label, find nothing and say « Aucun document … ».)"""
+    docs = _documents(base_url)
+    page.goto(base_url + "/")
+    page.click("#filters-summary")
+    field = page.locator("#document-id")
+    field.click()
+    page.keyboard.type("2016")
+    expect(page.get_by_role("option")).to_have_count(1, timeout=10_000)
+    page.keyboard.press("Enter")
+    chosen_note = page.locator("#documents-note").inner_text()
+    assert chosen_note.startswith("Recherche limitée à ce document")
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("option")).to_have_count(len(docs), timeout=10_000)
+    expect(field).to_have_attribute("aria-expanded", "true")
+    expect(page.locator("#documents-note")).to_have_text(f"{len(docs)} documents.")
+    page.keyboard.press("Escape")
+    expect(page.locator("#documents-note")).to_have_text(chosen_note)
+    page.click("#question")
+    field.click()
+    expect(page.get_by_role("option")).to_have_count(len(docs), timeout=10_000)
+    page.get_by_role("option").last.click()
+    expect(page.locator("#documents-note")).to_have_text(re.compile(r"^Recherche limitée à ce document"))
+    assert page.locator("#documents-note").inner_text() != chosen_note  # another one
+    assert not page.js_errors, page.js_errors
+
+
+def test_a_link_and_history_name_the_document_by_its_title(page, base_url):
+    """A link opened afresh shows its document by title, as the list does, and says the search is
+    limited to it; Back and Forward say so too; a link to a document the index lacks says that."""
+    docs = _documents(base_url)
+    dated = next(i for i, d in docs.items() if d["published"] == "2015-12-08")
+    label = docs[dated]["title"] + " (8 décembre 2015)"
+    note = f"Recherche limitée à ce document ({dated}) ; effacez le champ pour chercher dans tous."
+    question = "Combien de séries originales Netflix veut-il produire ?"
+    page.goto(base_url + "/?" + urlencode({"q": question, "document_id": dated}))
+    _wait_answered(page)
+    page.click("#filters-summary")
+    expect(page.locator("#document-id")).to_have_value(label, timeout=10_000)
+    expect(page.locator("#documents-note")).to_have_text(note)
+    # another question on every document, then Back to this one
+    page.click("#filters-reset")
+    _submit(page, question)
+    _wait_answered(page)
+    expect(page.locator("#documents-note")).to_have_text("Tapez une partie de son titre ou de son identifiant, puis choisissez-le dans la liste.")
+    page.go_back()
+    expect(page.locator("#document-id")).to_have_value(label, timeout=10_000)
+    expect(page.locator("#documents-note")).to_have_text(note)
+    page.go_forward()
+    expect(page.locator("#document-id")).to_have_value("", timeout=10_000)
+    expect(page.locator("#documents-note")).to_have_text("Tapez une partie de son titre ou de son identifiant, puis choisissez-le dans la liste.")
+    page.goto(base_url + "/?" + urlencode({"q": question, "document_id": "inconnu"}))
+    _wait_answered(page)
+    page.click("#filters-summary")
+    expect(page.locator("#documents-note")).to_have_text(
+        "Le lien désigne le document « inconnu », absent de l’index : effacez le champ pour chercher dans tous.", timeout=10_000)
+    assert page.input_value("#document-id") == "inconnu"
+    assert not [e for e in page.js_errors if "Failed to load resource" not in e], page.js_errors
+
+
+def test_text_not_taken_from_the_list_is_no_active_filter(page, base_url):
+    """« Filtres (1 actif) » counts a document once one is taken, not text typed in the field."""
+    page.goto(base_url + "/")
+    page.click("#filters-summary")
+    page.click("#document-id")
+    page.keyboard.type("zorglub")
+    expect(page.locator("#documents-note")).to_have_text("Aucun document ne contient « zorglub ».", timeout=10_000)
+    expect(page.locator("#filters-summary")).to_have_text("Filtres")
+    page.fill("#document-id", "")
+    page.keyboard.type("canada")
+    expect(page.get_by_role("option")).to_have_count(1, timeout=10_000)
+    page.keyboard.press("Enter")
+    expect(page.locator("#filters-summary")).to_have_text("Filtres (1 actif)")
+
+
+def test_a_long_document_id_or_typed_word_wraps_on_a_phone(browser, base_url):
+    """On a 375-pixel screen the note naming a chosen document's long id, and the error quoting a
+    long word typed in the field, wrap: the page never scrolls sideways."""
+    long_id = "x" * 80
+    items = [{"id": long_id, "title": "Anticonstitutionnellement" * 6, "url": None, "published": "2018-07-02", "chunks": 1, "chars": 10}]
+    ctx = browser.new_context(viewport={"width": 375, "height": 740}, locale="fr-FR")
+    try:
+        page = ctx.new_page()
+        page.route("**/documents?*q=*", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                   body=json.dumps({"items": items, "total": 1, "offset": 0, "limit": 50})))
+        page.goto(base_url + "/")
+        page.click("#filters-summary")
+        page.click("#document-id")
+        page.keyboard.type("anti")
+        expect(page.get_by_role("option")).to_have_count(1, timeout=10_000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.keyboard.press("Enter")
+        expect(page.locator("#documents-note")).to_contain_text(long_id)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.fill("#document-id", "y" * 80)
+        _submit(page, "Une question")
+        expect(page.locator("#error")).to_contain_text("y" * 80)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    finally:
+        ctx.close()
+
+
+def test_the_reply_to_asking_is_in_sight_on_a_phone_with_the_filters_open(browser, base_url):
+    """On a phone the open filters push the messages below the screen: the reply to « Demander »
+    (a refusal, the progress then the count) is scrolled into sight, without moving the focus."""
+    ctx = browser.new_context(viewport={"width": 375, "height": 740}, locale="fr-FR")
+    in_sight = "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }"
+    try:
+        page = ctx.new_page()
+        page.goto(base_url + "/")
+        page.fill("#question", "Une question")
+        page.click("#filters-summary")
+        page.fill("#document-id", "pas choisi")
+        page.evaluate("window.scrollTo(0, 0)")
+        page.click("#ask-button")
+        expect(page.locator("#error")).to_contain_text("choisissez-le dans la liste proposée")
+        assert page.locator("#error").evaluate(in_sight)
+        assert page.evaluate("document.activeElement.id") == "ask-button"
+        page.fill("#document-id", "")
+        _reply(page, 200, SAMPLE)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.click("#ask-button")
+        expect(page.locator("#status")).to_have_text("2 réponses", timeout=10_000)
+        assert page.locator("#status").evaluate(in_sight)
     finally:
         ctx.close()
 

@@ -37,6 +37,8 @@
   const TIMEOUT_MS = 90000; // a server that does not answer: say so, let the user retry
   const DOCS_SHOWN = 50; // documents proposed at once; the others are found by typing
   const DOCS_DELAY_MS = 200; // the list is asked for once typing pauses this long
+  const DOCS_SLOW_MS = 1000; // a list not back by then: the note says it is on its way
+  const DOCS_TIMEOUT_MS = 15000; // nor by then: the note says so, the next key asks again
   // the filters: URL parameter (GET /search's names) -> field and its name in messages
   const FILTERS = {
     published_after: { el: afterEl, name: "« À partir du »" },
@@ -56,6 +58,8 @@
   let docsTotal = 0; // and how many documents hold it
   let docsActive = -1; // the option under the keyboard's visual focus
   let docsRequest = null; // the AbortController of the list being asked for
+  let docsRequestFor = null; // and the text it is for
+  let docsTakeFirst = false; // Enter came before the list of what was typed: take its first document
   let docsTimer = null;
   let docsPrimed = false; // the first page is asked for on the first opening of the filters
 
@@ -406,7 +410,8 @@
   }
 
   function updateFiltersSummary() {
-    const n = Object.keys(FILTERS).filter((name) => FILTERS[name].el.value.trim()).length;
+    // the document once taken from the list: text only typed filters nothing (asking says so)
+    const n = Object.keys(FILTERS).filter((name) => (name === "document_id" ? chosenDoc : FILTERS[name].el.value.trim())).length;
     filtersSummary.textContent = n ? "Filtres (" + n + (n === 1 ? " actif)" : " actifs)") : "Filtres";
   }
 
@@ -433,9 +438,12 @@
       if (iso === null && !problem) problem = { text: "Le lien donne une date " + FILTERS[name].name + " illisible (« " + v + " ») : choisissez-la dans les filtres.", fields: [FILTERS[name].el] };
     });
     const doc = params.get("document_id") || "";
+    cancelDocuments();
     chosenDoc = doc ? { id: doc, label: docLabels.get(doc) || doc } : null;
     docEl.value = chosenDoc ? chosenDoc.label : "";
     closeDocuments();
+    noteChosen();
+    if (chosenDoc && !docLabels.has(doc)) nameLinkedDocument(doc);
     sourceEl.value = params.get("source") || "";
     updateFiltersSummary();
     return problem;
@@ -453,10 +461,35 @@
     return (t.length > 90 ? t.slice(0, 89) + "…" : t) + (d.published ? " (" + frenchDate(d.published) + ")" : "");
   }
 
+  // The note under the field when no list is shown: the document taken, or how to find one.
+  function noteChosen() {
+    docsNote.textContent = chosenDoc
+      ? "Recherche limitée à ce document (" + chosenDoc.id + ") ; effacez le champ pour chercher dans tous."
+      : DOCS_HINT;
+  }
+
+  // The field shows the taken document's label, which is no search (shortened, with its date): the
+  // list is then the first documents, as for an empty field.
+  function documentsQuery() {
+    return chosenDoc && docEl.value === chosenDoc.label ? "" : docEl.value.trim();
+  }
+
   function closeDocuments() {
+    const wasOpen = !docList.hidden;
     docList.hidden = true;
     docEl.setAttribute("aria-expanded", "false");
     setActiveDocument(-1);
+    if (wasOpen && chosenDoc) noteChosen(); // the count was for the list: say the document kept
+  }
+
+  // nothing more asked for or queued: a list on its way would come back over a newer state
+  function cancelDocuments() {
+    clearTimeout(docsTimer);
+    docsTakeFirst = false;
+    if (!docsRequest) return;
+    const c = docsRequest;
+    docsRequest = null; // first: the aborted request sees it is no longer the current one
+    c.abort();
   }
 
   function openDocuments() {
@@ -481,16 +514,33 @@
   function chooseDocument(i) {
     const d = docsShown[i];
     if (!d) return;
-    // a list still to come for the text typed before (a key, then Enter within the pause) would
-    // reopen over the document taken
-    clearTimeout(docsTimer);
-    if (docsRequest) docsRequest.abort();
-    docsRequest = null;
+    cancelDocuments(); // the search queued for the last key typed is moot
     chosenDoc = { id: d.id, label: documentLabel(d) };
     docEl.value = chosenDoc.label;
     closeDocuments();
-    docsNote.textContent = "Recherche limitée à ce document (" + d.id + ") ; effacez le champ pour chercher dans tous.";
+    noteChosen();
     updateFiltersSummary();
+  }
+
+  // A link names its document by id: its title is asked for, to show it as the list does. A
+  // document the index lacks is said (the question is asked all the same: it finds no passage).
+  async function nameLinkedDocument(id) {
+    const still = () => chosenDoc && chosenDoc.id === id && docEl.value === id; // not changed meanwhile
+    let d = null;
+    try {
+      const resp = await fetch("documents/" + encodeURIComponent(id), { headers: authHeaders() });
+      if (resp.status === 404 && still()) {
+        docsNote.textContent = "Le lien désigne le document « " + id + " », absent de l’index : effacez le champ pour chercher dans tous.";
+      }
+      if (resp.ok) d = await resp.json();
+    } catch (e) {
+      d = null; // the id stays shown: the filter works without the title
+    }
+    if (!d || !still()) return;
+    const label = documentLabel(d);
+    docLabels.set(id, label);
+    chosenDoc.label = label;
+    docEl.value = label;
   }
 
   function documentsCount(total, shown, text) {
@@ -521,6 +571,10 @@
     }));
     docsActive = -1;
     if (!open) return;
+    if (docsTakeFirst) { // Enter was pressed for this text: its first match is taken
+      docsTakeFirst = false;
+      if (docsShown.length) return chooseDocument(0);
+    }
     docsNote.textContent = documentsCount(total, items.length, text);
     if (document.activeElement !== docEl) return;
     openDocuments();
@@ -533,6 +587,10 @@
     if (docsRequest) docsRequest.abort();
     const controller = new AbortController();
     docsRequest = controller;
+    docsRequestFor = text;
+    let timedOut = false;
+    const slow = setTimeout(() => { if (open) docsNote.textContent = "Recherche des documents…"; }, DOCS_SLOW_MS);
+    const timer = setTimeout(() => { timedOut = true; controller.abort(); }, DOCS_TIMEOUT_MS);
     let page;
     try {
       const url = "documents?limit=" + DOCS_SHOWN + (text ? "&q=" + encodeURIComponent(text) : "");
@@ -547,9 +605,14 @@
       docsRequest = null;
       docsFor = null; // asked again on the next key
       docsPrimed = false; // and on the next opening of the filters
+      docsTakeFirst = false;
       closeDocuments();
-      docsNote.textContent = "La liste des documents n’a pas pu être chargée (" + (e instanceof TypeError ? "service injoignable" : e.message) + ").";
+      const why = timedOut ? "le service met trop de temps à répondre" : e instanceof TypeError ? "service injoignable" : e.message;
+      docsNote.textContent = "La liste des documents n’a pas pu être chargée (" + why + ").";
       return;
+    } finally {
+      clearTimeout(slow);
+      clearTimeout(timer);
     }
     if (controller !== docsRequest) return;
     docsRequest = null;
@@ -558,13 +621,13 @@
 
   function queueDocuments() {
     clearTimeout(docsTimer);
-    docsTimer = setTimeout(() => { const text = docEl.value.trim(); loadDocuments(text, true, Boolean(text)); }, DOCS_DELAY_MS);
+    docsTimer = setTimeout(() => { const text = documentsQuery(); loadDocuments(text, true, Boolean(text)); }, DOCS_DELAY_MS);
   }
 
   // The list for what the field holds, asked for if it is not at hand; `active`: the option made
   // active (-1: none, as a click or Alt+Down opens it)
   function showList(active) {
-    const text = docEl.value.trim();
+    const text = documentsQuery();
     if (docsFor !== text) {
       clearTimeout(docsTimer);
       loadDocuments(text, true, active >= 0);
@@ -577,6 +640,9 @@
 
   docEl.addEventListener("input", () => {
     if (chosenDoc && docEl.value !== chosenDoc.label) chosenDoc = null; // edited: no longer that document
+    docsTakeFirst = false;
+    // the list shown is for the text before: none of it stays under the keyboard (Enter waits for the new one)
+    setActiveDocument(-1);
     if (!docEl.value.trim()) docsNote.textContent = DOCS_HINT;
     queueDocuments();
   });
@@ -593,6 +659,13 @@
     } else if (ev.key === "Enter" && open && docsActive >= 0) {
       ev.preventDefault();
       chooseDocument(docsActive);
+    } else if (ev.key === "Enter" && !chosenDoc && docEl.value.trim() && docsFor !== docEl.value.trim()) {
+      // typed faster than the list came (or it could not be had): its first match is taken when it comes
+      ev.preventDefault();
+      const text = docEl.value.trim();
+      clearTimeout(docsTimer);
+      if (!(docsRequest && docsRequestFor === text)) loadDocuments(text, true, true);
+      docsTakeFirst = true;
     } else if (ev.key === "Escape" && open) {
       ev.preventDefault();
       closeDocuments();
@@ -713,8 +786,17 @@
     ask(q, f.filters);
   }
 
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
+  // On a phone the open filters push the messages below the screen: the reply to « Demander » (a
+  // refusal, or the progress, which the count or an error then replaces in place) is scrolled into
+  // sight. The focus stays where it is (see markInvalid).
+  function revealReply() {
+    const shown = errorEl.textContent ? errorEl : statusEl;
+    const r = shown.getBoundingClientRect();
+    if (r.top < 0 || r.bottom > window.innerHeight) shown.scrollIntoView({ block: "nearest" });
+  }
+
+  function submitted() {
+    docsTakeFirst = false; // asked with what the field holds now
     closeDocuments();
     const q = input.value.trim();
     const problem = check(q);
@@ -726,6 +808,12 @@
     url.search = new URLSearchParams(Object.assign({ q: q }, f.params)).toString();
     if (url.href !== window.location.href) window.history.pushState(null, "", url);
     ask(q, f.filters);
+  }
+
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    submitted();
+    revealReply();
   });
 
   filtersBox.addEventListener("toggle", () => {
@@ -737,6 +825,7 @@
   form.addEventListener("change", (ev) => { if (filtersBox.contains(ev.target)) updateFiltersSummary(); });
   $("filters-reset").addEventListener("click", () => {
     Object.keys(FILTERS).forEach((name) => { FILTERS[name].el.value = ""; });
+    cancelDocuments();
     chosenDoc = null;
     closeDocuments();
     docsNote.textContent = DOCS_HINT;
