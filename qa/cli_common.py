@@ -49,13 +49,20 @@ def guard(fn, *args, **kwargs):
 
 
 def check_data_dir(settings: Settings) -> None:
-    if settings.data_dir.exists() and not settings.data_dir.is_dir():
-        fail(f"QA_DATA_DIR {settings.data_dir} is a file: it must be a folder (the index is several files)")
-    parent = next((p for p in settings.data_dir.absolute().parents if p.exists()), None)
-    if not settings.data_dir.exists() and parent is not None and not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
-        fail(f"QA_DATA_DIR {settings.data_dir} cannot be created: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}")
-    if settings.data_dir.is_dir() and not os.access(settings.data_dir, os.W_OK | os.X_OK):  # a read-only mount, say
-        fail(f"QA_DATA_DIR {settings.data_dir} is not writable: the index is written there, and SQLite writes its journal there even to read")
+    check_index_folder(settings.data_dir, "QA_DATA_DIR")
+
+
+def check_index_folder(folder: Path, name: str, fix: str = "") -> None:
+    """``folder`` (the setting or option ``name``) must be a folder that the index can be written in, or
+    created in: found out at once, in one line naming it, not after the models load; ``fix`` ends
+    the line when the folder cannot be used."""
+    if folder.exists() and not folder.is_dir():
+        fail(f"{name} {folder} is a file: it must be a folder (the index is several files)")
+    parent = next((p for p in folder.absolute().parents if p.exists()), None)
+    if not folder.exists() and parent is not None and not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+        fail(f"{name} {folder} cannot be created: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}{fix}")
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):  # a read-only mount, say
+        fail(f"{name} {folder} is not writable: the index is written there, and SQLite writes its journal there even to read{fix}")
 
 
 def need_index(data_dir: Path) -> None:

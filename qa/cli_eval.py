@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from qa.cli_common import MODE_HELP, USAGE, check_mode, fail, guard, opening, read_settings, setup_logging
+from qa.cli_common import MODE_HELP, USAGE, check_index_folder, check_mode, fail, guard, opening, read_settings, setup_logging
 from qa.validation import MAX_TOP_K
 
 
@@ -35,7 +35,7 @@ def eval_cmd(
     mode = check_mode(mode, settings)
     top_k = top_k or settings.top_k
     if data_dir is not None:
-        _check_data_dir(data_dir)
+        check_index_folder(data_dir, "--data-dir", fix="; give a writable folder")  # the SQuAD paragraphs are indexed there
     to_stdout = out is not None and _is_stdout(out)
     if out is not None and not to_stdout:
         if out.is_dir():
@@ -79,20 +79,6 @@ def eval_interrupted(out: Optional[Path] = None, **_: object) -> str:
     if out.is_file():
         return f"no report written; {out} is left as it was"
     return f"no report written to {out}"
-
-
-def _check_data_dir(data_dir: Path) -> None:
-    """--data-dir must be a folder `qa eval` can write in, or create (the SQuAD paragraphs are indexed
-    there; SQLite writes its journal there even to read): found out now, not after the models load."""
-    if data_dir.exists() and not data_dir.is_dir():
-        fail(f"--data-dir {data_dir} is a file: it must be a folder (the index is several files)")
-    if data_dir.is_dir():
-        if not os.access(data_dir, os.W_OK | os.X_OK):  # a read-only mount, say
-            fail(f"--data-dir {data_dir} is not writable: the index is written there (SQLite writes its journal there even to read); give a writable folder")
-        return
-    parent = next((p for p in data_dir.absolute().parents if p.exists()), None)
-    if parent is not None and not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
-        fail(f"--data-dir {data_dir} cannot be created: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}; give a writable folder")
 
 
 def _is_stdout(out: Path) -> bool:
