@@ -280,7 +280,7 @@ async def list_documents(
     svc: Service,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Documents to skip.", json_schema_extra={"format": "int64"})] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 20,
-    q: Annotated[str | None, Query(max_length=MAX_DOCUMENT_QUERY_CHARS, description="Only documents whose title or id contains this text, case, accents and spacing aside (`ete` finds « L’Été »); blank: every document. `total` counts those.")] = None,
+    q: Annotated[str | None, Query(max_length=MAX_DOCUMENT_QUERY_CHARS, description="Only documents whose title or id contains this text, case, accents, punctuation and spacing aside (`l ete` finds « L’Été »); blank or punctuation only: every document. `total` counts those.")] = None,
 ) -> DocumentPage:
     """Documents in the index, by id, paginated (without their text); `q` narrows them by title or id."""
     items, total = await run_in_threadpool(svc.list_documents, offset, limit, q)

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 import typer
 
+from index.catalog import match_key
 from index.schema import Document
 from index.text import has_lone_surrogate, visible
 from qa.cli_common import USAGE, check_data_dir, fail, need_index, open_catalog, open_store, opening, read_index, read_settings, setup_logging, storage_fail
@@ -137,7 +138,7 @@ def docs_list(
     limit: int = typer.Option(50, min=1, max=10_000, help="Documents to list"),
     search: Optional[str] = typer.Option(
         None, "--search", metavar="TEXT",
-        help="Only documents whose title or id contains TEXT, case, accents and spacing aside (`ete` finds « L’Été »), as GET /documents?q= does",
+        help="Only documents whose title or id contains TEXT, case, accents, punctuation and spacing aside (`l ete` finds « L’Été »), as GET /documents?q= does",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the page as GET /documents does (which takes at most 200 a page)"),
 ) -> None:
@@ -148,6 +149,8 @@ def docs_list(
         fail(f"--search {search!r} is not UTF-8 text: no title or id holds it", USAGE)
     if search is not None and len(search) > MAX_DOCUMENT_QUERY_CHARS:  # counted as GET /documents?q= counts it
         fail(f"--search must be at most {MAX_DOCUMENT_QUERY_CHARS} characters, as GET /documents?q= (got {len(search)})", USAGE)
+    if search is not None and not match_key(search):  # "--": no more a search than a blank one
+        fail("--search must hold a letter or a digit: punctuation counts as a space (leave it out to list every document)", USAGE)
     settings = read_settings()
     setup_logging(settings)
     catalog = open_catalog(settings)

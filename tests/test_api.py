@@ -603,17 +603,41 @@ def test_list_documents_bad_paging(client, params, field):
 @pytest.mark.parametrize("text", [
     "L’Été  2018", "ŒUVRE Æ ß ẞ ‘x’ ʼy` z", "cafe\u0301 soft\u00adhyphen zero\u200bwidth", "ＦＵＬＬ width ﬁ", "ΣΟΦΙΑ Ελληνικά",
     "emoji 🎉 Été 𝐀𝐁", "İstanbul", "\u00a0nbsp\u202fnarrow\tTab", "", "\U0001d400\u0301",
+    'le géant du "streaming"', "« L’Été », — dit-il… (bis) ½ n°5 3,5 % C++ & C#", "004_c05-x.y/z:1", "ASCII: a-b_c.d `e` ~!@#$%^&*()+={}[]|\\;'<>?,",
+    "«\u00a0premier\u00a0»", "मानक हिन्दी", "x\x1by\x7fz", "¡¿ «» ‹› ‚„ ‐‑‒–—―",
 ])
-def test_the_documents_list_folds_text_as_the_keyword_index_does(text):
-    """GET /documents?q= folds titles with its own, faster code: the same result as index.text.fold."""
+def test_the_documents_list_folds_text_as_the_keyword_index_does_punctuation_aside(text):
+    """GET /documents?q= reads titles, ids and the text searched as index.text.fold does, with its
+    own, faster code, and one difference: every punctuation mark, symbol, space or control
+    character (Unicode categories P, S, Z and Cc), which fold keeps (the keyword index needs the
+    apostrophe of « l’ »), is a space there, runs of them one space, none at the ends."""
+    import unicodedata
+
     from index.catalog import match_key
     from index.text import fold
 
-    assert match_key(text) == " ".join(fold(text).split())
+    def as_space(ch: str) -> bool:
+        return unicodedata.category(ch)[0] in "PSZ" or unicodedata.category(ch) == "Cc"
+
+    assert match_key(text) == " ".join("".join(" " if as_space(c) else c for c in fold(text)).split())
+
+
+def test_punctuation_is_a_space_in_a_documents_search():
+    """`géant du "streaming"` was not found by « geant du streaming », nor « L’Été » by « l ete »:
+    quotes and apostrophes counted as letters. Ids are read so too, so a whole id or its pieces
+    between _ - . find it, whichever of them is typed."""
+    from index.catalog import match_key
+
+    assert match_key('Le géant du "streaming", ce dernier') == "le geant du streaming ce dernier"
+    assert match_key("« L’Été » — 2018…") == "l ete 2018"
+    assert match_key("004_c0583748e5709aa4") == "004 c0583748e5709aa4"
+    for typed in ("004_c05", "004-C05", "004 c05", "c0583748e5709aa4", "004_c0583748e5709aa4"):
+        assert match_key(typed) in match_key("004_c0583748e5709aa4"), typed
+    assert match_key("« — »") == match_key("  ") == "" and match_key(None) == ""
 
 
 def test_list_documents_by_a_part_of_their_title_or_id(client, service):
-    """`q` keeps the documents whose title or id holds it, case, accents, apostrophes and spacing
+    """`q` keeps the documents whose title or id holds it, case, accents, punctuation and spacing
     aside; `total` counts them and pages go on as without it."""
     docs = [{"id": "q-ete", "title": "L’Été  des séries FRANÇAISES", "text": "Un été de séries."},
             {"id": "q-oeuvre", "title": "Une œuvre", "text": "Une œuvre nouvelle."},
@@ -631,8 +655,15 @@ def test_list_documents_by_a_part_of_their_title_or_id(client, service):
         assert found("ete", offset=1) == (["q-ete"], 2)
         assert found("ete", offset=5) == ([], 2)  # past the end: the total still said
         assert found("no such title") == ([], 0)
+        # punctuation is a space, in titles, ids and `q` alike
+        assert found("l ete des series") == found("L'ÉTÉ, des séries") == (["q-ete"], 1)
+        assert found("geant du streaming") == found('géant du « streaming »') == (["004_c0583748e5709aa4"], 1)
+        for piece in ("004_c05", "004 C05", "c0583748e5709aa4", "004-c0583748e5709aa4", "004_c0583748e5709aa4"):
+            assert found(piece) == (["004_c0583748e5709aa4"], 1), piece
+        assert found("ete 2") == (["Q-ÉTÉ-2"], 1)
         everything = client.get("/documents", params={"limit": 200}).json()
         assert found("   ") == ([i["id"] for i in everything["items"]], everything["total"])  # blank: every document
+        assert found(" « — » ") == found("   ")  # punctuation alone is blank
         assert_names_field(client.get("/documents", params={"q": "x" * 1001}), "q")
     finally:
         for d in docs:

@@ -476,13 +476,14 @@ def test_indexing_again_a_file_whose_script_url_an_older_version_stored(tmp_path
 
 def test_docs_list_search_finds_a_part_of_a_title_or_an_id(tmp_path):
     """`qa docs list --search TEXT`, as GET /documents?q=: the documents whose title or id holds TEXT,
-    case, accents, apostrophes and spacing aside, by id; `total` (and the count said) counts them."""
+    case, accents, punctuation and spacing aside, by id; `total` (and the count said) counts them."""
     data = tmp_path / "idx"
     recs = tmp_path / "recs.jsonl"
     recs.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
         {"id": "q-ete", "title": "L’Été  des séries FRANÇAISES", "text": "Un été de séries."},
         {"id": "q-oeuvre", "title": "Une œuvre", "text": "Une œuvre nouvelle."},
         {"id": "Q-ÉTÉ-2", "title": "Sans rapport", "text": "Autre chose."},
+        {"id": "004_c0583748", "title": 'Le géant du "streaming"', "text": "Une plateforme."},
     ]) + "\n", encoding="utf-8")
     assert _qa_here("index", str(recs), data_dir=data).returncode == 0
 
@@ -498,11 +499,15 @@ def test_docs_list_search_finds_a_part_of_a_title_or_an_id(tmp_path):
     assert found("  des   séries ") == (["q-ete"], 1)
     assert found("ete", "--offset", "1") == (["q-ete"], 2) and found("ete", "--limit", "1") == (["Q-ÉTÉ-2"], 2)
     assert found("no such title") == ([], 0)
+    # punctuation is a space, in titles, ids and TEXT alike
+    assert found("l ete, des series") == (["q-ete"], 1)
+    assert found("geant du streaming") == found("004_c05") == found("004 C05") == found("004-c0583748") == (["004_c0583748"], 1)
     plain = _qa_here("docs", "list", "--search", "ete", data_dir=data)
     assert plain.returncode == 0 and plain.stdout.splitlines()[0].startswith("Q-ÉTÉ-2\t1 chunk\t") and plain.stdout.count("\n") == 2
     assert "2 documents holding 'ete' (1-2 shown)" in plain.stderr
     # blank is a mistake (`--search "$UNSET"`), not "every document"; text that is not UTF-8 holds nothing
-    for text, said in (("  ", "--search must be a part of a title or an id, not empty"), ("\udcff", "is not UTF-8 text")):
+    for text, said in (("  ", "--search must be a part of a title or an id, not empty"), ("\udcff", "is not UTF-8 text"),
+                       ("« — »", "--search must hold a letter or a digit: punctuation counts as a space")):
         res = _qa_here("docs", "list", "--search", text, data_dir=data)
         assert res.returncode == 2 and said in res.stderr and res.stdout == "", res.stderr
 
