@@ -749,16 +749,28 @@ def test_a_refused_filter_is_named_with_the_services_own_words(page, base_url):
     assert page.locator("#source").get_attribute("aria-describedby") == "source-hint"
 
 
+LIVE_REGIONS = "[aria-live]:not([aria-live=off]), [role=alert], [role=status], [role=log], [role=marquee], [role=timer]"
+
+
+def _live_regions_saying(page, text: str) -> list[str]:
+    """The ids of the page's live regions whose text holds ``text``."""
+    return page.evaluate("([sel, text]) => Array.from(document.querySelectorAll(sel)).filter(e => e.textContent.includes(text)).map(e => e.id)",
+                         [LIVE_REGIONS, text])
+
+
 def test_errors_and_statuses_are_announced_once(page, base_url):
-    """Two live regions, never filled together: an error interrupts (role=alert, assertive), progress
-    and counts wait (role=status, polite); nothing else on the page is live, no region is nested in
-    another, and neither is ever hidden (a region that appears is not always announced)."""
+    """Each message is announced once, by one live region. The question's two, never filled
+    together: an error interrupts (role=alert, assertive), progress and counts wait (role=status,
+    polite), neither ever hidden (a region that appears is not always announced); the document
+    field's note is its combobox's own polite status. Nothing else on the page is live, and no
+    region is nested in another (its message would be heard twice)."""
     page.goto(base_url + "/")
-    live = page.evaluate("() => Array.from(document.querySelectorAll('[aria-live], [role=alert], [role=status], [role=log], [role=marquee], [role=timer]')).map(e => e.id)")
-    assert live == ["error", "status"], live
+    live = page.evaluate(f"() => Array.from(document.querySelectorAll('{LIVE_REGIONS}')).map(e => e.id)")
+    assert live == ["documents-note", "error", "status"], live
     assert page.locator("#error").get_attribute("role") == "alert" and page.locator("#error").get_attribute("aria-live") is None
     assert page.locator("#status").get_attribute("role") == "status"
-    nested = page.evaluate("() => ['error', 'status'].some(id => document.getElementById(id).parentElement.closest('[aria-live], [role=alert], [role=status]'))")
+    assert page.locator("#documents-note").get_attribute("role") == "status"
+    nested = page.evaluate(f"() => {json.dumps(live)}.some(id => document.getElementById(id).parentElement.closest('{LIVE_REGIONS}'))")
     assert nested is False
     _reply(page, 502, {"detail": "bad gateway"})
     _submit(page, "Une question")
@@ -796,9 +808,9 @@ def test_each_answer_quotes_its_source_with_a_source_cue(page, base_url):
     assert caption.locator("a.title").get_attribute("href") == "https://example.org/a"
     assert caption.locator("time").get_attribute("datetime") == "2018-01-02" and "2 janvier 2018" in caption.inner_text()
     assert "document a" in caption.inner_text()
-    # no URL: the title as text, still after "Source :"; no date: none shown
+    # no URL: the title as text, still after "Source :"; no date: none shown; no title: the id, once
     caption2 = second.locator("figcaption.source")
-    assert " ".join(caption2.inner_text().split()).startswith("Source : c")
+    assert " ".join(caption2.inner_text().split()) == "Source : document c confiance 50 %"
     assert caption2.locator("a").count() == 0 and caption2.locator("time").count() == 0
     assert second.locator("blockquote").get_attribute("cite") is None
 
@@ -863,8 +875,8 @@ def _shown_documents(page) -> set[str]:
 
 def _options(page) -> list[tuple[str, str]]:
     """(document id, label) of each document the list proposes, in its order."""
-    return [(i.removeprefix("document "), t) for i, t in page.get_by_role("option").evaluate_all(
-        "els => els.map(o => [o.querySelector('.doc-id').textContent, o.querySelector('.option-title').textContent])")]
+    return [(i, t) for i, t in page.get_by_role("option").evaluate_all(
+        "els => els.map(o => [o.dataset.id, o.querySelector('.option-title').textContent])")]
 
 
 def _active_option(page) -> str | None:
@@ -876,7 +888,7 @@ def _active_option(page) -> str | None:
         assert selected.count() == 0
         return None
     assert selected.count() == 1 and selected.get_attribute("id") == active
-    return selected.locator(".doc-id").inner_text().removeprefix("document ")
+    return selected.get_attribute("data-id")
 
 
 def test_filters_are_collapsed_and_list_the_documents(page, base_url):
@@ -1360,6 +1372,57 @@ def test_a_link_and_history_name_the_document_by_its_title(page, base_url):
     assert not [e for e in page.js_errors if "Failed to load resource" not in e], page.js_errors
 
 
+def test_a_document_search_matching_nothing_is_announced_once(page, base_url):
+    """« Aucun document ne contient … » was said only in the note under the field, which was no
+    live region: a screen reader heard nothing when the text typed matched no document. The note is
+    the combobox's polite status now (as the count of the documents found, said there too): the
+    message is in one live region, written once (the same text written again is heard again)."""
+    page.goto(base_url + "/")
+    page.click("#filters-summary")
+    page.click("#document-id")
+    page.keyboard.type("zorglub")
+    message = "Aucun document ne contient « zorglub »."
+    expect(page.locator("#documents-note")).to_have_text(message, timeout=10_000)
+    assert _live_regions_saying(page, message) == ["documents-note"]
+    assert page.locator("#documents-note").get_attribute("role") == "status"  # polite: typing is not interrupted
+    assert page.locator("#status").inner_text() == "" and page.locator("#error").inner_text() == ""
+    page.evaluate("() => { window.noteWrites = 0; new MutationObserver(r => { window.noteWrites += r.length; })"
+                  ".observe(document.getElementById('documents-note'), {childList: true, characterData: true, subtree: true}); }")
+    page.keyboard.press("ArrowDown")  # the same empty list again: nothing new to say
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.noteWrites") == 0
+    # the count of the documents found is heard the same way, once
+    page.fill("#document-id", "")
+    page.keyboard.type("canada")
+    expect(page.locator("#documents-note")).to_have_text("1 document contient « canada ».", timeout=10_000)
+    assert _live_regions_saying(page, "1 document contient") == ["documents-note"]
+    assert not page.js_errors, page.js_errors
+
+
+def test_punctuation_alone_is_no_document_search(page, base_url):
+    """The server reads punctuation as spaces, so « — » alone holds nothing to look for: the page
+    lists the first documents as for an empty field (not « N documents contiennent « — » »), and
+    Enter takes none of them."""
+    docs = _documents(base_url)
+    page.goto(base_url + "/")
+    page.fill("#question", "Une question")
+    page.click("#filters-summary")
+    page.click("#document-id")
+    page.keyboard.type("« — »")
+    expect(page.locator("#documents-note")).to_have_text(f"{len(docs)} documents.", timeout=10_000)
+    page.keyboard.press("Escape")
+    page.keyboard.press("Enter")
+    expect(page.locator("#error")).to_contain_text("Document « « — » » : choisissez-le dans la liste proposée")
+    assert page.input_value("#document-id") == "« — »"
+    # and a title typed with other punctuation than its own is found
+    page.fill("#document-id", "")
+    page.keyboard.type("geant du streaming")
+    expect(page.get_by_role("option")).to_have_count(1, timeout=10_000)
+    assert _options(page)[0][0] == "004_c0583748e5709aa4"
+    assert not page.js_errors, page.js_errors
+
+
 def test_text_not_taken_from_the_list_is_no_active_filter(page, base_url):
     """« Filtres (1 actif) » counts a document once one is taken, not text typed in the field."""
     page.goto(base_url + "/")
@@ -1473,6 +1536,8 @@ def test_any_document_of_a_large_index_can_be_chosen(page, large_index_url):
     page.keyboard.type("1050")
     expect(page.get_by_role("option")).to_have_count(1, timeout=10_000)
     expect(page.locator("#documents-note")).to_have_text("1 document contient « 1050 ».")
+    # an untitled document is labelled by its id: said once (it read « document note-1050 document note-1050 »)
+    assert page.get_by_role("option").inner_text() == "document note-1050"
     assert _options(page) == [("note-1050", "document note-1050")]
     page.keyboard.press("Enter")
     expect(page.locator("#document-id")).to_have_value("document note-1050")
@@ -1480,11 +1545,14 @@ def test_any_document_of_a_large_index_can_be_chosen(page, large_index_url):
     _wait_answered(page)
     assert bodies[-1]["filters"] == {"document_ids": ["note-1050"]}
     assert _shown_documents(page) == {"note-1050"}
+    # its answer and passage source lines name it once too (they read « note-1050 document note-1050 »)
+    assert [s.count("note-1050") for s in page.locator("#results .source").all_text_contents()] == [1] * page.locator("#results .source").count()
     # a title, typed without its accents and capitals
     page.fill("#document-id", "")
     page.focus("#document-id")
     page.keyboard.type("ete des SERIES")
     expect(page.get_by_role("option")).to_have_count(1, timeout=10_000)
+    assert page.get_by_role("option").inner_text() == "L’Été des séries françaises (2 juillet 2018) document zz-ete"  # a title: its id after it
     page.keyboard.press("Enter")
     expect(page.locator("#document-id")).to_have_value("L’Été des séries françaises (2 juillet 2018)")
     # more matches than the list shows: it says so

@@ -223,9 +223,11 @@
     const div = el(tag || "div", "source");
     if (label) div.appendChild(el("span", "source-label", label));
     const href = safeUrl(item.url);
-    const title = item.title || item.document_id;
+    // an untitled document is named by its id, once: « document <id> » stands for its title
+    const title = item.title || "document " + item.document_id;
+    const titleClass = item.title ? "title" : "title doc-id";
     if (href) {
-      const a = el("a", "title", title);
+      const a = el("a", titleClass, title);
       a.href = href;
       a.target = "_blank";
       a.rel = "noopener noreferrer";
@@ -233,14 +235,14 @@
       a.appendChild(el("span", "visually-hidden", " (nouvel onglet)"));
       div.appendChild(a);
     } else {
-      div.appendChild(el("span", "title", title));
+      div.appendChild(el("span", titleClass, title));
     }
     if (item.published) {
       const t = el("time", "date", frenchDate(item.published));
       t.dateTime = String(item.published);
       div.appendChild(t);
     }
-    div.appendChild(el("span", "doc-id", "document " + item.document_id));
+    if (item.title) div.appendChild(el("span", "doc-id", "document " + item.document_id));
     if (withScore) div.appendChild(el("span", "score", "confiance " + percent(item.score)));
     return div;
   }
@@ -461,17 +463,27 @@
     return (t.length > 90 ? t.slice(0, 89) + "…" : t) + (d.published ? " (" + frenchDate(d.published) + ")" : "");
   }
 
+  // The note under the field is the combobox's polite live region (role=status): its counts, « Aucun
+  // document ne contient … » and the document taken are heard as they come. Only a change is
+  // written: the same text written again would be announced again.
+  function setNote(text) {
+    if (docsNote.textContent !== text) docsNote.textContent = text;
+  }
+
   // The note under the field when no list is shown: the document taken, or how to find one.
   function noteChosen() {
-    docsNote.textContent = chosenDoc
+    setNote(chosenDoc
       ? "Recherche limitée à ce document (" + chosenDoc.id + ") ; effacez le champ pour chercher dans tous."
-      : DOCS_HINT;
+      : DOCS_HINT);
   }
 
   // The field shows the taken document's label, which is no search (shortened, with its date): the
   // list is then the first documents, as for an empty field.
+  // Punctuation alone is no search either: the server reads punctuation as spaces (index.catalog.match_key).
   function documentsQuery() {
-    return chosenDoc && docEl.value === chosenDoc.label ? "" : docEl.value.trim();
+    if (chosenDoc && docEl.value === chosenDoc.label) return "";
+    const text = docEl.value.trim();
+    return /[\p{L}\p{N}]/u.test(text) ? text : "";
   }
 
   function closeDocuments() {
@@ -530,7 +542,7 @@
     try {
       const resp = await fetch("documents/" + encodeURIComponent(id), { headers: authHeaders() });
       if (resp.status === 404 && still()) {
-        docsNote.textContent = "Le lien désigne le document « " + id + " », absent de l’index : effacez le champ pour chercher dans tous.";
+        setNote("Le lien désigne le document « " + id + " », absent de l’index : effacez le champ pour chercher dans tous.");
       }
       if (resp.ok) d = await resp.json();
     } catch (e) {
@@ -564,9 +576,12 @@
       li.setAttribute("role", "option");
       li.setAttribute("aria-selected", "false");
       li.dataset.index = String(i);
+      li.dataset.id = d.id;
       li.appendChild(el("span", "option-title", documentLabel(d)));
-      li.appendChild(document.createTextNode(" "));
-      li.appendChild(el("span", "doc-id", "document " + d.id));
+      if (d.title) { // an untitled one is labelled « document <id> » already: its id is said once
+        li.appendChild(document.createTextNode(" "));
+        li.appendChild(el("span", "doc-id", "document " + d.id));
+      }
       return li;
     }));
     docsActive = -1;
@@ -575,7 +590,7 @@
       docsTakeFirst = false;
       if (docsShown.length) return chooseDocument(0);
     }
-    docsNote.textContent = documentsCount(total, items.length, text);
+    setNote(documentsCount(total, items.length, text));
     if (document.activeElement !== docEl) return;
     openDocuments();
     if (docsShown.length && first) setActiveDocument(0);
@@ -589,7 +604,7 @@
     docsRequest = controller;
     docsRequestFor = text;
     let timedOut = false;
-    const slow = setTimeout(() => { if (open) docsNote.textContent = "Recherche des documents…"; }, DOCS_SLOW_MS);
+    const slow = setTimeout(() => { if (open) setNote("Recherche des documents…"); }, DOCS_SLOW_MS);
     const timer = setTimeout(() => { timedOut = true; controller.abort(); }, DOCS_TIMEOUT_MS);
     let page;
     try {
@@ -608,7 +623,7 @@
       docsTakeFirst = false;
       closeDocuments();
       const why = timedOut ? "le service met trop de temps à répondre" : e instanceof TypeError ? "service injoignable" : e.message;
-      docsNote.textContent = "La liste des documents n’a pas pu être chargée (" + why + ").";
+      setNote("La liste des documents n’a pas pu être chargée (" + why + ").");
       return;
     } finally {
       clearTimeout(slow);
@@ -633,7 +648,7 @@
       loadDocuments(text, true, active >= 0);
       return;
     }
-    docsNote.textContent = documentsCount(docsTotal, docsShown.length, text);
+    setNote(documentsCount(docsTotal, docsShown.length, text));
     openDocuments();
     if (docsShown.length && active >= 0) setActiveDocument(Math.min(active, docsShown.length - 1));
   }
@@ -643,7 +658,7 @@
     docsTakeFirst = false;
     // the list shown is for the text before: none of it stays under the keyboard (Enter waits for the new one)
     setActiveDocument(-1);
-    if (!docEl.value.trim()) docsNote.textContent = DOCS_HINT;
+    if (!docEl.value.trim()) setNote(DOCS_HINT);
     queueDocuments();
   });
 
@@ -659,10 +674,10 @@
     } else if (ev.key === "Enter" && open && docsActive >= 0) {
       ev.preventDefault();
       chooseDocument(docsActive);
-    } else if (ev.key === "Enter" && !chosenDoc && docEl.value.trim() && docsFor !== docEl.value.trim()) {
+    } else if (ev.key === "Enter" && !chosenDoc && documentsQuery() && docsFor !== documentsQuery()) {
       // typed faster than the list came (or it could not be had): its first match is taken when it comes
       ev.preventDefault();
-      const text = docEl.value.trim();
+      const text = documentsQuery();
       clearTimeout(docsTimer);
       if (!(docsRequest && docsRequestFor === text)) loadDocuments(text, true, true);
       docsTakeFirst = true;
@@ -828,7 +843,7 @@
     cancelDocuments();
     chosenDoc = null;
     closeDocuments();
-    docsNote.textContent = DOCS_HINT;
+    setNote(DOCS_HINT);
     updateFiltersSummary();
     clearInvalid();
     showStatus("Filtres effacés.");
