@@ -834,6 +834,9 @@
   filtersBox.addEventListener("toggle", () => {
     if (!filtersBox.open || docsPrimed) return;
     docsPrimed = true; // the first documents, ready for the first Down key; a key problem is said now
+    // toggle comes a task after the opening: a list already asked for (a Down key pressed in between)
+    // is not replaced by this one, which would not open it
+    if (docsRequest || docsFor !== null) return;
     loadDocuments("", false, false);
   });
   form.addEventListener("input", (ev) => { if (filtersBox.contains(ev.target)) updateFiltersSummary(); });
