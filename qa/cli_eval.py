@@ -22,7 +22,7 @@ def eval_cmd(
     mode: Optional[str] = typer.Option(None, help=MODE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON report here"),
     errors: bool = typer.Option(False, "--errors", help="List the questions answered wrongly"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="SQuAD files: index their paragraphs into this folder (new, or filled by an earlier qa eval; kept, so a later run reuses them) instead of a temporary one"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="SQuAD files: index their paragraphs into this folder (new, or filled by an earlier qa eval; kept, so a later run reuses them) instead of a temporary one; JSONL files: the index to read instead of QA_DATA_DIR"),
     limit: int = typer.Option(0, min=0, help="Evaluate only the first N questions (0 = all)"),
     corpus: Optional[list[Path]] = typer.Option(None, "--corpus", help="SQuAD files whose paragraphs are indexed too (distractors)"),
 ) -> None:

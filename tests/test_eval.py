@@ -452,6 +452,20 @@ def test_squad_paragraphs_never_go_into_an_index_of_other_documents(tmp_path, ba
     assert _other_documents(earlier) == (0, []) and _other_documents(tmp_path / "none") == (0, [])
 
 
+def test_a_jsonl_gold_set_reads_the_index_data_dir_names(tmp_path):
+    """--data-dir with a JSONL gold file is the index read, instead of QA_DATA_DIR (--help and README say so)."""
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"id": "a", "question": "Qui ?", "answers": []}\n', encoding="utf-8")
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(app, ["eval", str(gold), "--data-dir", str(tmp_path / "empty")], env={"QA_DATA_DIR": str(tmp_path / "unused")})
+    assert res.exit_code == 1 and res.stderr.startswith(f"error: no index at {tmp_path / 'empty'}:"), res.stderr
+    assert not (tmp_path / "unused").exists() and not any((tmp_path / "empty").iterdir())
+
+
 def test_qa_eval_says_which_folder_failed(tmp_path, monkeypatch):
     """A --data-dir that cannot be written, or that fails while the paragraphs are indexed, was a
     traceback, or a line naming QA_DATA_DIR, which was not used."""
