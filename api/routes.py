@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Callable, TypeVar
 
@@ -150,6 +151,7 @@ def french_number(n: int) -> str:
     return f"{n:,}".replace(",", "\u202f")
 
 
+@lru_cache(maxsize=4)  # read from disk and filled in once per limit, not on every GET /
 def page_html(max_question_chars: int) -> str:
     """The question page, with the longest question the API takes filled in (its hint, and its script's check)."""
     html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
