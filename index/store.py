@@ -42,7 +42,7 @@ from index.schema import MODES, Chunk, Document, Filters, SearchResult, normaliz
 from index.snapshot import Snapshot, bump_generation, stored_generation
 from index.storage import ReadConnections, ReindexNeeded, batched, connect, file_lock, meta, rollback, storage_problem
 from index.text import ANALYZER_VERSION
-from index.writes import AddReport, Plan, RebuildReport, drop_refused_urls, plan_batch, reanalyze, stored_documents, stored_vectors, write_rows
+from index.writes import AddReport, Plan, RebuildReport, drop_refused_urls, match_key_problems, plan_batch, reanalyze, stored_documents, stored_vectors, update_match_keys, write_rows
 
 # what callers import from here (the store's modules are an implementation detail)
 __all__ = [
@@ -166,10 +166,13 @@ class IndexStore:
             n_chunks, layout = prepare_index(c, self.data_dir, self.embedder, probe, self._configured)
             # no generation bump: searches read URLs from SQLite, not from the index files
             dropped = drop_refused_urls(c)
+            keyed = update_match_keys(c)  # no generation bump either: no index file holds them
             c.execute("COMMIT")
         except BaseException:
             rollback(c)
             raise
+        if keyed:
+            log.info("stored the match keys of %d documents for the documents search (GET /documents?q=, qa docs list --search)", keyed)
         for doc_id, url, problem in dropped:
             log.warning("document %r: removed the URL %s that an earlier version stored (the document is kept): it %s", doc_id, shown_url(url), problem)
         problem = self._built_with_problem(c)
@@ -556,6 +559,7 @@ class IndexStore:
         (in memory and on disk)."""
         with self._write_lock:
             problems = snapshots.consistency_problems(self._rconn(), self._snap, self.data_dir, self.dense_kind, int(self.embedder.dim))
+            problems += match_key_problems(self._rconn())
         if problems:
             raise RuntimeError("index inconsistent: " + "; ".join(problems))
 

@@ -45,3 +45,45 @@ def stored_url(data_dir: Path, doc_id: str) -> str | None:
     """The URL SQLite holds for ``doc_id``, as stored (no rule of the store applied)."""
     with closing(sqlite3.connect(Path(data_dir) / "index.sqlite3")) as conn:
         return conn.execute("SELECT url FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
+
+
+def stored_match_keys(data_dir: Path) -> dict[str, tuple[str, str]]:
+    """The documents search's keys SQLite holds: id -> (title key, id key)."""
+    with closing(sqlite3.connect(Path(data_dir) / "index.sqlite3")) as conn:
+        return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT id, title_key, id_key FROM document_keys")}
+
+
+def drop_match_keys(data_dir: Path) -> None:
+    """The index as a release from before the documents search stored its keys left it: no table of
+    keys, none of its triggers, nothing of them in meta."""
+    with closing(sqlite3.connect(Path(data_dir) / "index.sqlite3")) as conn, conn:
+        for name in ("document_keys_on_insert", "document_keys_on_update", "document_keys_on_delete"):
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("DROP TABLE document_keys")
+        conn.execute("DELETE FROM meta WHERE key IN ('match_key_rule', 'match_keys_missing')")
+
+
+def write_as_an_older_version(data_dir: Path, doc_id: str, title: str, text: str | None = None) -> None:
+    """What a release that stores no match keys writes into an index this one has opened: the row of
+    ``doc_id`` with ``title`` through its upsert (a new document when ``text`` is given, with no chunk;
+    else the stored one, re-titled). Only the documents table changes, as the documents search sees it."""
+    with closing(sqlite3.connect(Path(data_dir) / "index.sqlite3")) as conn, conn:
+        if text is None:
+            text = conn.execute("SELECT text FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
+            n_chunks = conn.execute("SELECT n_chunks FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
+        else:
+            n_chunks = 0
+        conn.execute(
+            """INSERT INTO documents(id, title, url, published, metadata, text, content_hash, chars, n_chunks)
+               VALUES (?, ?, NULL, NULL, '{}', ?, 'older', ?, ?)
+               ON CONFLICT(id) DO UPDATE SET title=excluded.title, url=excluded.url, published=excluded.published,
+                 metadata=excluded.metadata, text=excluded.text, content_hash=excluded.content_hash,
+                 chars=excluded.chars, n_chunks=excluded.n_chunks""",
+            (doc_id, title, text, len(text), n_chunks),
+        )
+
+
+def match_keys_state(data_dir: Path) -> dict[str, str]:
+    """What meta says of the stored match keys (their rule, whether some are missing)."""
+    with closing(sqlite3.connect(Path(data_dir) / "index.sqlite3")) as conn:
+        return dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('match_key_rule', 'match_keys_missing')"))

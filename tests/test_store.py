@@ -15,7 +15,8 @@ import pytest
 
 from index.schema import Document, Filters
 from index.store import AddReport, IndexStore, ReindexNeeded, add_in_batches
-from tests.store_support import store_under_id, store_url_as_an_older_version, stored_url
+from tests.store_support import (drop_match_keys, match_keys_state, store_under_id, store_url_as_an_older_version, stored_match_keys, stored_url,
+                                 write_as_an_older_version)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -343,6 +344,171 @@ def test_a_url_removed_on_open_leaves_the_document_whole_if_its_metadata_is_not_
         assert store.counts()["documents"] == 2
     with closing(sqlite3.connect(data / "index.sqlite3")) as conn:
         assert conn.execute("SELECT url, content_hash FROM documents WHERE id = 'doc-001'").fetchone() == (None, before)
+
+
+def _found(lister, text: str, offset: int = 0, limit: int = 50) -> tuple[list[str], int]:
+    items, total = lister(offset, limit, text)
+    return [d.id for d in items], total
+
+
+def test_the_documents_search_keys_are_stored_with_each_write(tmp_path, embedder, monkeypatch):
+    """The keys of titles and ids that the documents search reads (GET /documents?q=, `qa docs list
+    --search`) are written with the documents, follow a new title, go with a deletion; a search then
+    calls match_key on the text searched only, not on every title and id (a second per 100,000
+    documents, on every key typed in the page's document field)."""
+    import index.catalog
+
+    data = tmp_path / "k"
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents([Document(id="q-ete", title="L’Été  des séries", text="Un été de séries."),
+                             Document(id="Note_12", title=None, text="Une note.")])
+        assert stored_match_keys(data) == {"q-ete": ("l ete des series", "q ete"), "Note_12": ("", "note 12")}
+        # indexed again with a new title: its keys follow
+        store.add_documents([Document(id="q-ete", title="Une Œuvre", text="Un été de séries.")])
+        assert stored_match_keys(data) == {"q-ete": ("une oeuvre", "q ete"), "Note_12": ("", "note 12")}
+        assert _found(store.list_documents, "oeuvre") == (["q-ete"], 1) and _found(store.list_documents, "series") == ([], 0)
+        real, keyed = index.catalog.match_key, []
+        monkeypatch.setattr("index.catalog.match_key", lambda text: keyed.append(text) or real(text))
+        assert _found(store.list_documents, "NOTE-12") == (["Note_12"], 1) and _found(store.list_documents, "e") == (["Note_12", "q-ete"], 2)
+        assert keyed == ["NOTE-12", "e"], "one key per search, none per document"
+        monkeypatch.undo()
+        store.check_consistency()  # which compares the stored keys with the documents
+        assert store.delete_document("q-ete") == "q-ete"
+        assert stored_match_keys(data) == {"Note_12": ("", "note 12")}
+        assert _found(store.list_documents, "oeuvre") == ([], 0)
+        store.check_consistency()
+        import sqlite3
+        from contextlib import closing
+
+        with closing(sqlite3.connect(data / "index.sqlite3")) as conn, conn:
+            conn.execute("UPDATE document_keys SET title_key = 'stale'")
+        with pytest.raises(RuntimeError, match=r"stored match keys disagree with the documents for 1 documents \(first: \['Note_12'\]\)"):
+            store.check_consistency()
+
+
+# documents of tests/test_api.py's ?q= test, and what each text finds (ids by id, total)
+SEARCHED = [Document(id="q-ete", title="L’Été  des séries FRANÇAISES", text="Un été de séries."),
+            Document(id="q-oeuvre", title="Une œuvre", text="Une œuvre nouvelle."),
+            Document(id="Q-ÉTÉ-2", title="Sans rapport", text="Autre chose."),
+            Document(id="004_c0583748", title='Le géant du "streaming"', text="Une plateforme.")]
+FOUND = {("l'ete des series francaises", 0, 50): (["q-ete"], 1), ("ÉTÉ", 0, 50): (["Q-ÉTÉ-2", "q-ete"], 2),
+         ("ŒUVRE", 0, 50): (["q-oeuvre"], 1), ("ete", 1, 50): (["q-ete"], 2), ("ete", 0, 1): (["Q-ÉTÉ-2"], 2),
+         ("ete", 5, 50): ([], 2), ("e", 1, 2): (["Q-ÉTÉ-2", "q-ete"], 4), ("no such title", 0, 50): ([], 0),
+         ("geant du streaming", 0, 50): (["004_c0583748"], 1), ("004 C05", 0, 50): (["004_c0583748"], 1),
+         ("« — »", 0, 2): (["004_c0583748", "Q-ÉTÉ-2"], 4)}
+
+
+def _all_found(lister) -> dict:
+    return {(text, offset, limit): _found(lister, text, offset, limit) for text, offset, limit in FOUND}
+
+
+def test_an_index_without_stored_keys_is_searched_read_only_then_given_them_on_open_for_writing(tmp_path, embedder, caplog):
+    """An index from a release that stored no keys for the documents search: `qa docs list --search`
+    (read only: it must not write) reads every title and id as that release did, with the same
+    pages; the first open for writing stores the keys, once, and the search reads them then."""
+    import logging
+    import sqlite3
+    from contextlib import closing
+
+    from index.catalog import match_key
+    from index.store import DocumentCatalog
+
+    data = tmp_path / "old"
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents(SEARCHED)
+        assert _all_found(store.list_documents) == FOUND
+    drop_match_keys(data)
+    catalog = DocumentCatalog(data)
+    try:
+        assert _all_found(catalog.list_documents) == FOUND
+
+        def tables() -> set[str]:
+            with closing(sqlite3.connect(data / "index.sqlite3")) as conn:
+                return {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+
+        assert "document_keys" not in tables() and match_keys_state(data) == {}, "read only: nothing written"
+        with caplog.at_level(logging.INFO, logger="index.store"), IndexStore.open(data, embedder) as store:
+            assert stored_match_keys(data) == {d.id: (match_key(d.title), match_key(d.id)) for d in SEARCHED}
+            assert match_keys_state(data) == {"match_key_rule": "1"}
+            assert _all_found(store.list_documents) == FOUND
+            store.check_consistency()
+        assert [r.getMessage() for r in caplog.records if "match keys" in r.getMessage()] == [
+            "stored the match keys of 4 documents for the documents search (GET /documents?q=, qa docs list --search)"]
+        # the catalog opened before reads the stored keys now, with the same pages
+        assert _all_found(catalog.list_documents) == FOUND
+    finally:
+        catalog.close()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="index.store"), IndexStore.open(data, embedder):
+        assert not [r for r in caplog.records if "match keys" in r.getMessage()], "stored once"
+
+
+def test_documents_an_older_release_writes_are_found_and_keyed_by_the_next_write(tmp_path, embedder):
+    """A release that stores no keys may still write into the index (it keeps schema version 1): the
+    keys of a document it re-titles go, one it deletes takes them along, one it adds has none, and
+    the search reads every title again until this release's next write (or open for writing) fills
+    in the missing keys."""
+    from index.catalog import match_key
+    from index.store import DocumentCatalog
+
+    data = tmp_path / "mixed"
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents(SEARCHED)
+        write_as_an_older_version(data, "q-oeuvre", "Les séries de l’été")
+        write_as_an_older_version(data, "older-1", "Des séries anciennes", text="Écrit par une version antérieure.")
+        catalog = DocumentCatalog(data)
+        try:
+            for lister in (store.list_documents, catalog.list_documents):
+                assert _found(lister, "series") == (["older-1", "q-ete", "q-oeuvre"], 3)
+                assert _found(lister, "oeuvre") == (["q-oeuvre"], 1)  # its id still holds it; its title no more
+                assert _found(lister, "une oeuvre") == ([], 0)
+            assert match_keys_state(data) == {"match_key_rule": "1", "match_keys_missing": "1"}
+            store.add_documents([Document(id="new-1", title="Nouveauté", text="Écrit par cette version.")])
+            docs = {"q-ete": SEARCHED[0].title, "q-oeuvre": "Les séries de l’été", "Q-ÉTÉ-2": "Sans rapport",
+                    "004_c0583748": SEARCHED[3].title, "older-1": "Des séries anciennes", "new-1": "Nouveauté"}
+            assert stored_match_keys(data) == {i: (match_key(t), match_key(i)) for i, t in docs.items()}
+            assert match_keys_state(data) == {"match_key_rule": "1"}
+            for lister in (store.list_documents, catalog.list_documents):
+                assert _found(lister, "series") == (["older-1", "q-ete", "q-oeuvre"], 3) and _found(lister, "une oeuvre") == ([], 0)
+            store.check_consistency()
+            # an older release's deletion takes the keys along: nothing missing then
+            import sqlite3
+            from contextlib import closing
+
+            with closing(sqlite3.connect(data / "index.sqlite3")) as conn, conn:
+                conn.execute("DELETE FROM documents WHERE id = 'older-1'")
+            assert "older-1" not in stored_match_keys(data) and match_keys_state(data) == {"match_key_rule": "1"}
+            assert _found(catalog.list_documents, "series") == (["q-ete", "q-oeuvre"], 2)
+        finally:
+            catalog.close()
+
+
+def test_stored_keys_of_another_rule_are_not_read_and_are_computed_again(tmp_path, embedder, monkeypatch):
+    """A release that reads titles otherwise (MATCH_KEY_VERSION raised) does not search keys stored
+    under the earlier rule (nor under a later one): it reads every title until its first open for
+    writing computes them all again."""
+    import sqlite3
+    from contextlib import closing
+
+    from index.store import DocumentCatalog
+
+    data = tmp_path / "rule"
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents(SEARCHED)
+    with closing(sqlite3.connect(data / "index.sqlite3")) as conn, conn:
+        conn.execute("UPDATE document_keys SET title_key = 'as the earlier rule read it'")
+    for module in ("index.catalog", "index.writes"):
+        monkeypatch.setattr(f"{module}.MATCH_KEY_VERSION", "2")
+    catalog = DocumentCatalog(data)
+    try:
+        assert _all_found(catalog.list_documents) == FOUND and _found(catalog.list_documents, "earlier rule") == ([], 0)
+        with IndexStore.open(data, embedder) as store:
+            assert match_keys_state(data) == {"match_key_rule": "2"}
+            assert "as the earlier rule read it" not in {k for k, _ in stored_match_keys(data).values()}
+            assert _all_found(store.list_documents) == FOUND
+            store.check_consistency()
+    finally:
+        catalog.close()
 
 
 def test_hnsw_search_depth_comes_from_the_settings(tmp_path, embedder):
