@@ -1203,6 +1203,25 @@ def test_the_model_is_recognised_by_its_vectors_not_its_name(tmp_path, embedder)
         IndexStore.open(tmp_path, ReplacedEmbedder(embedder))
 
 
+def test_the_index_scale_benchmark_measures_a_flat_and_an_hnsw_index(tmp_path, embedder):
+    """bench/index_scale.py (README "Benchmarks"): its synthetic embedder knows the vectors of its
+    questions only, and the store asks every embedder for its probe passage on open (a KeyError: the
+    benchmark failed before indexing anything); and its HNSW rows reopened the flat index with
+    dense_index="hnsw", which an index ignores until a rebuild (they measured the flat index again)."""
+    from bench.index_scale import SyntheticEmbedder, reopen_as_hnsw
+
+    base = np.random.default_rng(0).standard_normal((8, embedder.dim)).astype(np.float32)
+    question = "Qui cultive le pinot noir ?"
+    synthetic = SyntheticEmbedder(embedder.tokenizer, base, {question: base[0] / np.linalg.norm(base[0])})
+    with IndexStore.open(tmp_path, synthetic, dense_index="flat") as store:
+        store.add_documents(synth_docs(3))
+    assert reopen_as_hnsw(tmp_path, synthetic) > 0
+    with IndexStore.open(tmp_path, synthetic, dense_index="hnsw") as store:
+        assert store.dense_kind == "hnsw" and store.counts() == {"documents": 3, "chunks": 3}
+        assert len(store.search(question, top_k=2, mode="dense")) == 2
+    assert [p.name.split("-")[1] for p in tmp_path.glob("dense-*.faiss")] == ["hnsw"]
+
+
 def test_a_document_filter_reaches_an_id_stored_with_surrounding_spaces(tmp_path, embedder):
     """Ids are stored stripped, and a filter is read so (qa.validation.filter_ids); an id that an earlier
     version stored with a file name's surrounding spaces is still reached by its own form."""
