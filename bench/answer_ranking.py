@@ -37,7 +37,7 @@ import numpy as np
 
 from index.schema import Filters
 from qa.evaluation import load_gold
-from qa.metrics import best_over_references
+from qa.metrics import best_over_references, normalize_answer
 from qa.pipeline import QAService, answer_score
 from qa.reader import ReaderCalibration, expected_artifact_sha256
 from qa.settings import Settings
@@ -53,6 +53,9 @@ RULES = {
     "0.85*prob + 0.15*retrieval (before)": lambda c, w: 0.85 * c["prob"] + 0.15 * c["ret"],
     "first passage only": lambda c, w: c["margin"] - 1e6 * c["rank"],
 }
+# answer voting: candidates with the same normalised text (from several passages, or several
+# windows) pool their evidence, log-sum-exp of (margin - w * rank) over the group, times beta
+VOTE_WEIGHTS = [(w, beta) for w in (1.0, 2.0, 3.0) for beta in (0.5, 1.0, 2.0)]
 WEIGHTS = {"w*retrieval": [0.0, 4.0, 8.0, 16.0, 32.0, 64.0], "w*rank": [0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]}
 
 
@@ -77,7 +80,8 @@ def collect(svc: QAService, items, top_k: int, on_topic: bool = False) -> list[d
         for rank, (p, ps) in enumerate(zip(passages, spans)):
             for s in ps:
                 em, f1 = best_over_references(s.text, it.answers) if (it.answers and not on_topic) else (0.0, 0.0)
-                cands.append({"margin": s.margin, "logit": s.logit, "prob": s.score, "ret": p.score / best, "rank": rank, "f1": f1, "em": em})
+                cands.append({"margin": s.margin, "logit": s.logit, "prob": s.score, "ret": p.score / best, "rank": rank, "f1": f1, "em": em,
+                              "norm": normalize_answer(s.text)})
         rows.append({"id": it.id, "cands": cands})
     return rows
 
@@ -90,6 +94,30 @@ def top_f1(rows, rule, w) -> tuple[float, float]:
             ems.append(0.0)
             continue
         top = max(r["cands"], key=lambda c: rule(c, w))
+        f1s.append(top["f1"])
+        ems.append(top["em"])
+    return 100 * float(np.mean(ems)), 100 * float(np.mean(f1s))
+
+
+def vote_f1(rows, w: float, beta: float) -> tuple[float, float]:
+    """EM and F1 of the top answer when the candidates of one normalised text vote (``VOTE_WEIGHTS``);
+    the group's best candidate is the answer given."""
+    f1s, ems = [], []
+    for r in rows:
+        groups: dict[str, list[dict]] = {}
+        for c in r["cands"]:
+            groups.setdefault(c["norm"], []).append(c)
+        if not groups:
+            f1s.append(0.0)
+            ems.append(0.0)
+            continue
+
+        def pooled(g: list[dict]) -> float:
+            xs = [c["margin"] - w * c["rank"] for c in g]
+            m = max(xs)
+            return m + beta * math.log(sum(math.exp(x - m) for x in xs))
+
+        top = max(max(groups.values(), key=pooled), key=lambda c: c["margin"] - w * c["rank"])
         f1s.append(top["f1"])
         ems.append(top["em"])
     return 100 * float(np.mean(ems)), 100 * float(np.mean(f1s))
@@ -114,7 +142,8 @@ def main() -> None:
     settings = Settings(data_dir=args.seed_index)
     # the cache holds what was read with these exact inputs; anything else is recomputed
     params = {"dev": str(args.dev), "limit": args.limit, "top_k": args.top_k, "piaf_index": str(args.piaf_index.resolve()),
-              "seed_index": str(args.seed_index.resolve()), "reader": settings.reader, "artifact": expected_artifact_sha256(settings.reader_artifact)}
+              "seed_index": str(args.seed_index.resolve()), "reader": settings.reader, "artifact": expected_artifact_sha256(settings.reader_artifact),
+              "fields": 2}  # 2: candidates carry their normalised text
     cached = json.loads(args.candidates.read_text()) if args.candidates.is_file() else None
     if cached is not None and cached.get("params") != params:
         print(f"{args.candidates} was made with other inputs: reading the questions again")
@@ -142,6 +171,12 @@ def main() -> None:
             b = top_f1(pos[half:], rule, w)
             results.append({"rule": name, "w": w, "choose_em": a[0], "choose_f1": a[1], "check_em": b[0], "check_f1": b[1]})
             print(f"{name:40s} w={w:<4} first half EM {a[0]:5.1f} F1 {a[1]:5.1f} | second half EM {b[0]:5.1f} F1 {b[1]:5.1f}")
+    for w, beta in VOTE_WEIGHTS:
+        a = vote_f1(pos[:half], w, beta)
+        b = vote_f1(pos[half:], w, beta)
+        name = f"vote: log-sum-exp of (margin - w*rank) over the same answer, beta={beta}"
+        results.append({"rule": name, "w": w, "choose_em": a[0], "choose_f1": a[1], "check_em": b[0], "check_f1": b[1]})
+        print(f"{name:40s} w={w:<4} first half EM {a[0]:5.1f} F1 {a[1]:5.1f} | second half EM {b[0]:5.1f} F1 {b[1]:5.1f}")
     oracle = 100 * float(np.mean([max((c["f1"] for c in r["cands"]), default=0.0) for r in pos]))
     print(f"oracle (best candidate among those read): F1 {oracle:.1f}")
 
