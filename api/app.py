@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -49,6 +49,70 @@ except importlib.metadata.PackageNotFoundError:  # run from a checkout that was 
 
 MAX_ECHOED_CHARS = 500
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+STARTUP_FAILURE = 3  # uvicorn's exit status for an app that cannot start (uvicorn.config.STARTUP_FAILURE)
+
+
+class StartupProblem(RuntimeError):
+    """The service cannot start, for a reason its message says in one line, naming what to fix (the
+    index folder, the models), as `qa serve` says it before starting uvicorn."""
+
+
+def startup_exit(message: str) -> NoReturn:
+    """The factory, called by uvicorn, cannot make the app: ``message`` logged as one line, and the
+    exit status uvicorn gives its own factory errors (an exception here was a traceback)."""
+    if not logging.getLogger().handlers:
+        setup_logging("INFO")
+    log.error("%s", message)
+    raise SystemExit(STARTUP_FAILURE)
+
+
+def load_service(settings: Settings) -> "QAService":
+    """The service of ``settings`` (its models, its index), a known failure as a StartupProblem: the
+    index folder and the index are checked before the models load, as `qa serve` does."""
+    import sqlite3
+
+    from index.e5_convert import ModelSourceError
+    from index.store import DocumentCatalog, ReindexNeeded, index_exists
+    from qa.cli_common import folder_problem, index_problem
+    from qa.pipeline import QAService
+
+    problem = folder_problem(settings.data_dir, "QA_DATA_DIR")
+    if problem is not None:
+        raise StartupProblem(problem)
+    try:
+        if index_exists(settings.data_dir):
+            DocumentCatalog(settings.data_dir).close()  # damaged or newer: said before the models load
+        return QAService.from_settings(settings)
+    except (ModelSourceError, ReindexNeeded) as exc:  # their lines name what to fix
+        raise StartupProblem(str(exc)) from None
+    except (sqlite3.DatabaseError, OSError) as exc:
+        problem = index_problem(settings, exc)  # None: not the index folder's (the models' folder): the traceback says what
+        if problem is None:
+            raise
+        raise StartupProblem(problem) from None
+
+
+class StartupProblemReport:
+    """The outermost layer of the app, for the lifespan only. Starlette reports a failed start-up to
+    the server with the exception's traceback as its message, which uvicorn logs; a StartupProblem is
+    logged as its one line by the lifespan, so the server is told of the failure (uvicorn exits,
+    status 3) with no message."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def report(message: Any) -> None:
+            # sent from inside starlette's `except` around the lifespan: the exception is the one handled
+            if message["type"] == "lifespan.startup.failed" and isinstance(sys.exc_info()[1], StartupProblem):
+                message = {**message, "message": ""}
+            await send(message)
+
+        await self.app(scope, receive, report)
 
 
 def end_with_parent() -> None:
@@ -77,15 +141,23 @@ def echoed_input(value: Any) -> Any:
 
 
 def create_app(settings: Settings | None = None, service: "QAService | None" = None) -> FastAPI:
-    """App factory. With ``service=None`` the models are loaded once, in the lifespan."""
-    settings = settings or load_settings()  # a bad QA_* variable: a SettingsError naming it
+    """App factory. With ``service=None`` the models are loaded once, in the lifespan. A setting that
+    cannot be used is a SettingsError; with ``settings=None`` (uvicorn calls it so) it is one line
+    logged and the exit status 3, as the service's own start-up failures (``load_service``) are."""
+    from_env = settings is None
+    try:
+        settings = settings or load_settings()  # a bad QA_* variable: a SettingsError naming it
+        problem = settings.keys_problem()
+        if problem is not None:
+            raise SettingsError(problem)
+    except SettingsError as exc:
+        if not from_env:  # the caller's own settings: its error to handle
+            raise
+        startup_exit(str(exc))
     end_with_parent()
     if not logging.getLogger().handlers:  # a worker process of `qa serve --workers N`, or another ASGI server
         setup_logging(settings.log_level)  # as `qa` does (faiss's loader would report each library it tries)
     log.setLevel(settings.log_level.upper())
-    problem = settings.keys_problem()
-    if problem is not None:
-        raise SettingsError(problem)
     for name, key, what in (("QA_API_KEY", settings.api_key, "writes"), ("QA_READ_KEY", settings.read_key, "reads")):
         if key is not None and configured_key(key) is None:  # set, but to spaces: almost surely a mistake
             log.warning("%s is set but blank: %s need no key", name, what)
@@ -97,11 +169,13 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     async def lifespan(app: FastAPI):
         owned = False
         if app.state.service is None:
-            from qa.pipeline import QAService
-
             log.info("loading models and opening the index in %s", settings.data_dir)
             t0 = time.perf_counter()
-            app.state.service = await run_in_threadpool(QAService.from_settings, settings)
+            try:
+                app.state.service = await run_in_threadpool(load_service, settings)
+            except StartupProblem as exc:  # one line, and StartupProblemReport keeps its traceback out of the server's log
+                log.error("%s", exc)
+                raise
             owned = True
             log.info("service ready in %.1f s", time.perf_counter() - t0)
         await run_in_threadpool(runtime.refresh_gauges, app.state.service)
@@ -191,5 +265,6 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"],
         )
     app.add_middleware(RequestMiddleware, metrics=runtime.metrics, routes=routes)
+    app.add_middleware(StartupProblemReport)
 
     return app

@@ -1,5 +1,6 @@
 """What the `qa` commands share: settings, one-line errors and their exit status, opening the index
-and the models, --mode."""
+and the models, --mode. Pure functions make the lines (``folder_problem``, ``index_problem``): the
+API's start-up (``api.app``, under bare uvicorn) says its failures with them too."""
 
 from __future__ import annotations
 
@@ -56,13 +57,22 @@ def check_index_folder(folder: Path, name: str, fix: str = "") -> None:
     """``folder`` (the setting or option ``name``) must be a folder that the index can be written in, or
     created in: found out at once, in one line naming it, not after the models load; ``fix`` ends
     the line when the folder cannot be used."""
+    problem = folder_problem(folder, name, fix)
+    if problem is not None:
+        fail(problem)
+
+
+def folder_problem(folder: Path, name: str, fix: str = "") -> str | None:
+    """Why ``folder`` (the setting or option ``name``) cannot hold the index, in one line naming it
+    and ending with ``fix``, or None."""
     if folder.exists() and not folder.is_dir():
-        fail(f"{name} {folder} is a file: it must be a folder (the index is several files)")
+        return f"{name} {folder} is a file: it must be a folder (the index is several files)"
     parent = next((p for p in folder.absolute().parents if p.exists()), None)
     if not folder.exists() and parent is not None and not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
-        fail(f"{name} {folder} cannot be created: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}{fix}")
+        return f"{name} {folder} cannot be created: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}{fix}"
     if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):  # a read-only mount, say
-        fail(f"{name} {folder} is not writable: the index is written there, and SQLite writes its journal there even to read{fix}")
+        return f"{name} {folder} is not writable: the index is written there, and SQLite writes its journal there even to read{fix}"
+    return None
 
 
 def need_index(data_dir: Path) -> None:
@@ -87,19 +97,36 @@ def opening(settings: Settings, fn, *args, **kwargs):
 def index_failed(settings: Settings, exc: BaseException) -> NoReturn:
     """Opening the index failed: a full or unwritable folder, or a damaged or newer index, as one
     line; an OSError about anything else (the models' folder) goes on as it is."""
+    problem = index_problem(settings, exc)
+    if problem is None:
+        raise exc
+    fail(problem)
+
+
+def index_problem(settings: Settings, exc: BaseException) -> str | None:
+    """``index_failed``'s line for ``exc``, or None for an OSError about anything but the index folder."""
     from index.storage import ReindexNeeded
 
-    storage_fail(settings, exc)
+    problem = storage_problem_line(settings, exc)
+    if problem is not None:
+        return problem
     if isinstance(exc, OSError):
-        raise exc
+        return None
     if isinstance(exc, ReindexNeeded):  # its line names the folder already
-        fail(str(exc))
-    fail(f"cannot read the index at {settings.data_dir}: {exc}")
+        return str(exc)
+    return f"cannot read the index at {settings.data_dir}: {exc}"
 
 
 def storage_fail(settings: Settings, exc: BaseException, kept: str = "", always: bool = False, verb: str = "use") -> None:
     """A full or unwritable index folder (any failure to write to it, with ``always``), as one line
     saying what to do; returns for anything else, such as an error about the models' folder."""
+    problem = storage_problem_line(settings, exc, kept, always, verb)
+    if problem is not None:
+        fail(problem)
+
+
+def storage_problem_line(settings: Settings, exc: BaseException, kept: str = "", always: bool = False, verb: str = "use") -> str | None:
+    """``storage_fail``'s line for ``exc``, or None."""
     import sqlite3
 
     from index.store import storage_problem
@@ -108,15 +135,16 @@ def storage_fail(settings: Settings, exc: BaseException, kept: str = "", always:
         name = exc.filename if isinstance(exc.filename, str) else None
         folder = os.path.abspath(settings.data_dir)
         if name is None or os.path.commonpath([folder, os.path.abspath(name)]) != folder:
-            return
+            return None
     elif not isinstance(exc, sqlite3.Error):
-        return
+        return None
     problem = storage_problem(exc)
     if problem is not None:
         what = "make room on its disk" if problem == "full" else "make it writable"
-        fail(f"cannot {verb} the index in {settings.data_dir}: the folder is {problem} ({exc}){kept}; {what} and run the command again")
+        return f"cannot {verb} the index in {settings.data_dir}: the folder is {problem} ({exc}){kept}; {what} and run the command again"
     if always:
-        fail(f"cannot {verb} the index in {settings.data_dir}: {exc}{kept}; check its disk and run the command again")
+        return f"cannot {verb} the index in {settings.data_dir}: {exc}{kept}; check its disk and run the command again"
+    return None
 
 
 def open_store(settings: Settings, rebuild: bool = False, create: bool = False):

@@ -1401,6 +1401,37 @@ def test_an_app_in_a_fresh_process_logs_like_qa(tmp_path):
     assert out.stdout.split() == ["False"]  # no "Loading weights" bar from each worker
 
 
+def test_start_up_says_a_read_only_index_folder_in_one_line_before_any_model_loads(tmp_path, base_settings, monkeypatch):
+    """Under bare uvicorn, what `qa serve` checks before it starts uvicorn: a folder the index cannot
+    be written in (a read-only mount, which root cannot get around either: the permission check is
+    answered as such a mount answers it) is the line `qa serve` says, not a traceback after the models load."""
+    from pathlib import Path
+
+    from api.app import StartupProblem
+
+    data = tmp_path / "ro"
+    data.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == data and mode & os.W_OK else real_access(path, mode, **kw))
+    settings = base_settings.model_copy(update={"data_dir": data, "embedder": "no-such-embedder"})  # no model is reached
+    with pytest.raises(StartupProblem) as info, TestClient(create_app(settings)):
+        pass
+    assert str(info.value) == f"QA_DATA_DIR {data} is not writable: the index is written there, and SQLite writes its journal there even to read"
+
+
+def test_a_bad_setting_ends_the_factory_in_one_line(monkeypatch, caplog):
+    """uvicorn calls create_app() with no settings: a QA_* variable that cannot be used is logged as
+    one line and ends the process with uvicorn's start-up failure status (it was a traceback); a
+    caller's own Settings still get the SettingsError (test_a_read_key_without_a_write_key_is_refused)."""
+    monkeypatch.setenv("QA_READ_KEY", "r")
+    monkeypatch.delenv("QA_API_KEY", raising=False)
+    with caplog.at_level(logging.ERROR, logger="api"), pytest.raises(SystemExit) as info:
+        create_app()
+    assert info.value.code == 3
+    assert [r.getMessage() for r in caplog.records] == ["QA_READ_KEY is set but QA_API_KEY is not: anyone could add and delete documents while reads need a key; "
+                                                        "set QA_API_KEY (the key for writes) too"]
+
+
 def test_service_missing_answers_503_before_start_up(api_settings):
     c = TestClient(create_app(api_settings))  # no lifespan run: nothing loaded
     r = c.get("/health")

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -403,6 +404,50 @@ def test_a_server_that_cannot_start_exits_non_zero(tmp_path, workers):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=START_TIMEOUT_S)
     assert done.returncode == 3, done.stderr[-3000:]
     assert "Application startup failed" in done.stderr
+
+
+def _unusable(case: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a server that cannot start, for ``case``."""
+    data = tmp_path / "data"
+    if case == "newer index":  # written by a newer qa-search (what a team rolling back would meet)
+        data.mkdir()
+        with sqlite3.connect(data / "index.sqlite3") as conn:
+            conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+        conn.close()
+    elif case == "damaged index":
+        data.mkdir()
+        (data / "index.sqlite3").write_text("not a database")
+    elif case == "folder is a file":
+        data.write_text("x")
+    env = {"QA_DATA_DIR": str(data)}
+    if case == "bad setting":
+        env["QA_TOP_K"] = "many"
+    elif case == "no model source":
+        env |= {"QA_MODELS_DIR": str(tmp_path / "no-models"), "QA_E5_SOURCE": str(tmp_path / "no-such.bin")}
+    return env
+
+
+@pytest.mark.parametrize("case", ["newer index", "damaged index", "folder is a file", "bad setting", "no model source"])
+def test_bare_uvicorn_says_why_it_cannot_start_as_qa_serve_does(tmp_path, case):
+    """`uvicorn api.app:create_app --factory` (the README's other way to serve) on what `qa serve`
+    says in one line before it starts uvicorn: the same line, logged at ERROR, no traceback (the
+    lifespan's or the factory's exception was logged whole by uvicorn), and uvicorn's start-up
+    failure status."""
+    env = {**os.environ, **_unusable(case, tmp_path), "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    served = subprocess.run([sys.executable, "-m", "qa.cli", "serve", "--port", str(free_port())],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+    assert served.returncode == 1 and served.stderr.strip().splitlines()[-1].startswith("error: "), served.stderr
+    line = served.stderr.strip().splitlines()[-1].removeprefix("error: ")
+    if case == "newer index":
+        assert line == (f"the index at {tmp_path / 'data'} was written by a newer qa-search (schema version 99; this one reads version 1): "
+                        "use it with that newer qa-search, or set QA_DATA_DIR to a new folder and index your documents again")
+    bare = subprocess.run([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(free_port())],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+    assert bare.returncode == 3, bare.stderr[-3000:]
+    assert "Traceback" not in bare.stderr and f" ERROR api: {line}\n" in bare.stderr, bare.stderr[-3000:]
+    assert bare.stderr.count(line) == 1
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are tied to their parent with Linux's prctl")
