@@ -43,14 +43,15 @@ def check_schema_version(data_dir: Path, version: str) -> None:
     names the folder (callers print it as it is, without naming the folder again)."""
     if version == SCHEMA_VERSION:
         return
+    new_folder = "{give_folder} a new folder and index your documents again"  # ReindexNeeded.naming: QA_DATA_DIR or --data-dir
     if version.isdigit() and int(version) > int(SCHEMA_VERSION):
         raise ReindexNeeded(
-            f"the index at {data_dir} was written by a newer qa-search (schema version {version}; this one reads "
-            f"version {SCHEMA_VERSION}): use it with that newer qa-search, or set QA_DATA_DIR to a new folder and index your documents again"
+            f"the index at {data_dir} was written by a newer qa-search (schema version {version}; this one reads version {SCHEMA_VERSION})",
+            f"use it with that newer qa-search, or {new_folder}",
         )
     raise ReindexNeeded(
-        f"the index at {data_dir} has schema version {version}, which this qa-search cannot read (it reads version "
-        f"{SCHEMA_VERSION}): set QA_DATA_DIR to a new folder and index your documents again"
+        f"the index at {data_dir} has schema version {version}, which this qa-search cannot read (it reads version {SCHEMA_VERSION})",
+        new_folder,
     )
 
 

@@ -18,7 +18,22 @@ SQL_VARS = 900  # values per "IN (...)" query: SQLite limits the parameters of o
 
 
 class ReindexNeeded(RuntimeError):
-    """The index cannot be used as configured (another embedding model, another schema version)."""
+    """The index cannot be used as configured (another embedding model, another schema version).
+
+    The message is ``problem``, then ``fix`` (what to do) when there is one. Where the fix is to use
+    another folder, ``fix`` says so with "{give_folder}": the message says it with QA_DATA_DIR, and
+    ``naming`` with the option a command took the folder from instead (`qa eval --data-dir`)."""
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        self.problem, self.fix = problem, fix
+        super().__init__(self.naming("QA_DATA_DIR"))
+
+    def naming(self, folder: str) -> str:
+        """The message, the index folder given by ``folder``: a setting (QA_DATA_DIR) or an option (--data-dir)."""
+        if not self.fix:
+            return self.problem
+        give_folder = f"give {folder}" if folder.startswith("-") else f"set {folder} to"
+        return f"{self.problem}: {self.fix.format(give_folder=give_folder)}"
 
 
 def storage_problem(exc: BaseException) -> str | None:

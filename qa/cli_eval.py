@@ -50,10 +50,20 @@ def eval_cmd(
             _write_text(target, "", probe=True)
         except OSError as exc:
             fail(f"--out {out}: cannot write there ({exc.strerror or exc})")
+    from index.storage import ReindexNeeded
+
+    def evaluate() -> dict:
+        try:
+            return run_eval(settings, gold, top_k=top_k, mode=mode, data_dir=data_dir, limit=limit, corpus=corpus)
+        except ReindexNeeded as exc:  # "set QA_DATA_DIR to a new folder" is not what to do with --data-dir
+            if data_dir is None:
+                raise
+            raise EvalSetupError(exc.naming("--data-dir")) from None
+
     try:
         # a failure to open or write the index is said of the folder it is in, --data-dir's when given
         index_settings = settings.model_copy(update={"data_dir": data_dir}) if data_dir is not None else settings
-        report = opening(index_settings, run_eval, settings, gold, top_k=top_k, mode=mode, data_dir=data_dir, limit=limit, corpus=corpus)
+        report = opening(index_settings, evaluate)
     except EvalSetupError as exc:
         fail(str(exc))
     from qa.evaluation import render_report

@@ -251,8 +251,10 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
         tmp = tempfile.TemporaryDirectory(prefix="qa-eval-")
         data_dir = Path(tmp.name)
     svc_settings = settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
+    # a JSONL gold set read against --data-dir: what to do names that option, not QA_DATA_DIR
+    other_index = "give --data-dir the folder of your index, or leave it out to read QA_DATA_DIR's" if gold.kind == "jsonl" and data_dir is not None else None
     if gold.kind == "jsonl" and not index_exists(svc_settings.data_dir):  # reading must not create one
-        raise EvalSetupError(f"no index at {svc_settings.data_dir}: run `qa index data/articles` first (or set QA_DATA_DIR to your index)")
+        raise EvalSetupError(f"no index at {svc_settings.data_dir}: {other_index or 'run `qa index data/articles` first (or set QA_DATA_DIR to your index)'}")
     svc = QAService.from_settings(svc_settings)
     try:
         to_index = (gold.documents if gold.kind == "squad" else []) + extra_docs
@@ -261,7 +263,7 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
             rep = svc.add_documents(to_index, progress=False)
             log.info("indexed %d paragraphs (%d chunks embedded) in %.0fs", len(to_index), rep.chunks_added, time.time() - t0)
         if svc.store.counts()["documents"] == 0:
-            raise GoldFormatError(f"the index at {svc_settings.data_dir} is empty: run `qa index data/articles` (or set QA_DATA_DIR) first")
+            raise GoldFormatError(f"the index at {svc_settings.data_dir} is empty: {other_index or 'run `qa index data/articles` (or set QA_DATA_DIR) first'}")
         gold_texts = {}  # each gold document read once: whether it exists, and its text
         stored_ids = {}  # a gold id written in another Unicode form than the index's ("cafe\u0301"): the index's
         for d in {d for it in items for d in it.document_ids}:

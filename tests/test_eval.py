@@ -466,6 +466,38 @@ def test_a_jsonl_gold_set_reads_the_index_data_dir_names(tmp_path):
     assert not (tmp_path / "unused").exists() and not any((tmp_path / "empty").iterdir())
 
 
+def test_qa_eval_advice_names_data_dir_when_it_was_given(tmp_path):
+    """An index in --data-dir that qa eval cannot read said to "set QA_DATA_DIR", which the user had
+    not used: what to do names --data-dir. Without it, QA_DATA_DIR's index is said as before."""
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"id": "a", "question": "Qui ?", "answers": []}\n', encoding="utf-8")
+    squad = tmp_path / "squad.json"
+    squad.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "Où ?", "answers": []}]}]}]}), encoding="utf-8")
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    with sqlite3.connect(newer / "index.sqlite3") as conn:
+        conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    conn.close()
+    problem = f"the index at {newer} was written by a newer qa-search (schema version 99; this one reads version 1): use it with that newer qa-search, or "
+    env = {"QA_DATA_DIR": str(tmp_path / "unused")}
+    for gold_file in (gold, squad):  # the index read, or the one the paragraphs go into
+        res = CliRunner().invoke(app, ["eval", str(gold_file), "--data-dir", str(newer)], env=env)
+        assert res.exit_code == 1 and res.stderr.strip() == f"error: {problem}give --data-dir a new folder and index your documents again", res.stderr
+    res = CliRunner().invoke(app, ["eval", str(gold)], env={"QA_DATA_DIR": str(newer)})
+    assert res.exit_code == 1 and res.stderr.strip() == f"error: {problem}set QA_DATA_DIR to a new folder and index your documents again", res.stderr
+    missing = tmp_path / "missing"
+    res = CliRunner().invoke(app, ["eval", str(gold), "--data-dir", str(missing)], env=env)
+    assert res.exit_code == 1 and res.stderr.strip() == f"error: no index at {missing}: give --data-dir the folder of your index, or leave it out to read QA_DATA_DIR's", res.stderr
+    assert not (tmp_path / "unused").exists() and not missing.exists()
+
+
 def test_qa_eval_says_which_folder_failed(tmp_path, monkeypatch):
     """A --data-dir that cannot be written, or that fails while the paragraphs are indexed, was a
     traceback, or a line naming QA_DATA_DIR, which was not used."""
