@@ -7,7 +7,8 @@ count once) for dense, BM25 and hybrid retrieval, with the mean query latency.
     .venv/bin/python bench/retrieval_piaf.py --max-questions 100  # quicker look
 
 The index lives in --data-dir (default runs/bench/piaf-index) and is reused between runs: only missing
-paragraphs are embedded. Writes a markdown table to stdout and JSON to bench/results/.
+paragraphs are embedded. A --data-dir holding other documents (a team's index) is refused: the paragraphs
+would stay in it. Writes a markdown table to stdout and JSON to bench/results/.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import hashlib
 import json
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -36,6 +38,25 @@ MODES = ("dense", "bm25", "hybrid")
 
 def paragraph_id(split: str, title: str, context: str) -> str:
     return f"piaf-{split}-" + hashlib.blake2b(f"{title}\x00{context}".encode(), digest_size=8).hexdigest()
+
+
+PARAGRAPH_ID = re.compile(r"piaf-(train|dev)-[0-9a-f]{16}")
+
+
+def other_documents(data_dir: Path) -> list[str]:
+    """Ids of the documents in the index at ``data_dir`` that this benchmark did not put there (a
+    team's own index, say, which the PIAF paragraphs must not go into for good); read only."""
+    from index.catalog import DocumentCatalog
+
+    catalog = DocumentCatalog(data_dir)
+    try:
+        others, offset = [], 0
+        while page := catalog.list_documents(offset=offset, limit=1000)[0]:
+            others += [d.id for d in page if not PARAGRAPH_ID.fullmatch(d.id)]
+            offset += len(page)
+        return others
+    finally:
+        catalog.close()
 
 
 def load_piaf(piaf_dir: Path) -> tuple[list[Document], list[tuple[str, str]]]:
@@ -105,6 +126,10 @@ def main() -> None:
 
         store_mod.TITLE_IN_PASSAGE = False
     settings = Settings()
+    others = other_documents(args.data_dir)
+    if others:
+        sys.exit(f"--data-dir {args.data_dir} holds {len(others)} document{'' if len(others) == 1 else 's'} this benchmark did not index (such as {others[0]!r}): "
+                 "the PIAF paragraphs would be added to them for good; give a new folder or one an earlier run filled")
     t0 = time.perf_counter()
     embedder = Embedder(settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size)
     print(f"embedder {embedder.identity} loaded in {time.perf_counter() - t0:.1f}s", flush=True)

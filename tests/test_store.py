@@ -1222,6 +1222,26 @@ def test_the_index_scale_benchmark_measures_a_flat_and_an_hnsw_index(tmp_path, e
     assert [p.name.split("-")[1] for p in tmp_path.glob("dense-*.faiss")] == ["hnsw"]
 
 
+def test_the_piaf_retrieval_benchmark_never_adds_its_paragraphs_to_an_index_of_other_documents(tmp_path, embedder):
+    """bench/retrieval_piaf.py --data-dir DIR added every PIAF paragraph to DIR for good, a team's
+    index included; it now refuses such a folder before loading anything, and reuses its own."""
+    from bench.retrieval_piaf import other_documents, paragraph_id
+
+    team = tmp_path / "team"
+    with IndexStore.open(team, embedder) as store:
+        store.add_documents([Document(id="netflix", title="Netflix", text="Netflix va ouvrir un bureau à Paris en 2020.")])
+    run = subprocess.run([sys.executable, "bench/retrieval_piaf.py", "--data-dir", str(team)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert f"--data-dir {team} holds 1 document this benchmark did not index (such as 'netflix')" in run.stderr
+    with IndexStore.open(team, embedder) as store:
+        assert [d.id for d in store.list_documents()[0]] == ["netflix"]
+
+    own = tmp_path / "own"
+    with IndexStore.open(own, embedder) as store:
+        store.add_documents([Document(id=paragraph_id("dev", "T", "La quiche se prépare à Nancy."), title="T", text="La quiche se prépare à Nancy.")])
+    assert other_documents(own) == [] and other_documents(tmp_path / "none") == []
+
+
 def test_a_document_filter_reaches_an_id_stored_with_surrounding_spaces(tmp_path, embedder):
     """Ids are stored stripped, and a filter is read so (qa.validation.filter_ids); an id that an earlier
     version stored with a file name's surrounding spaces is still reached by its own form."""
