@@ -22,8 +22,10 @@ log = logging.getLogger("index.store")  # the store's messages keep one name, wh
 SCHEMA_VERSION = "1"
 DB_NAME = "index.sqlite3"
 # Raised by every release that changes what match_key gives for a text: the keys stored for the
-# documents search (table document_keys) are then computed again, once, by the first open for writing
-MATCH_KEY_VERSION = "1"
+# documents search (table document_keys) are then computed again, once, by the first open for writing.
+# The Unicode version is part of it: match_key decomposes and classifies characters by the running
+# Python's tables, which a Python upgrade may extend (new accented letters, new punctuation)
+MATCH_KEY_VERSION = f"1 (Unicode {unicodedata.unidata_version})"
 MATCH_KEY_RULE = "match_key_rule"  # meta: the MATCH_KEY_VERSION of the stored keys
 MATCH_KEYS_MISSING = "match_keys_missing"  # meta, present when some document was written without its keys
 

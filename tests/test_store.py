@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index.catalog import MATCH_KEY_VERSION
 from index.schema import Document, Filters
 from index.store import AddReport, IndexStore, ReindexNeeded, add_in_batches
 from tests.store_support import (drop_match_keys, match_keys_state, store_under_id, store_url_as_an_older_version, stored_match_keys, stored_url,
@@ -429,7 +430,7 @@ def test_an_index_without_stored_keys_is_searched_read_only_then_given_them_on_o
         assert "document_keys" not in tables() and match_keys_state(data) == {}, "read only: nothing written"
         with caplog.at_level(logging.INFO, logger="index.store"), IndexStore.open(data, embedder) as store:
             assert stored_match_keys(data) == {d.id: (match_key(d.title), match_key(d.id)) for d in SEARCHED}
-            assert match_keys_state(data) == {"match_key_rule": "1"}
+            assert match_keys_state(data) == {"match_key_rule": MATCH_KEY_VERSION}
             assert _all_found(store.list_documents) == FOUND
             store.check_consistency()
         assert [r.getMessage() for r in caplog.records if "match keys" in r.getMessage()] == [
@@ -462,12 +463,12 @@ def test_documents_an_older_release_writes_are_found_and_keyed_by_the_next_write
                 assert _found(lister, "series") == (["older-1", "q-ete", "q-oeuvre"], 3)
                 assert _found(lister, "oeuvre") == (["q-oeuvre"], 1)  # its id still holds it; its title no more
                 assert _found(lister, "une oeuvre") == ([], 0)
-            assert match_keys_state(data) == {"match_key_rule": "1", "match_keys_missing": "1"}
+            assert match_keys_state(data) == {"match_key_rule": MATCH_KEY_VERSION, "match_keys_missing": "1"}
             store.add_documents([Document(id="new-1", title="Nouveauté", text="Écrit par cette version.")])
             docs = {"q-ete": SEARCHED[0].title, "q-oeuvre": "Les séries de l’été", "Q-ÉTÉ-2": "Sans rapport",
                     "004_c0583748": SEARCHED[3].title, "older-1": "Des séries anciennes", "new-1": "Nouveauté"}
             assert stored_match_keys(data) == {i: (match_key(t), match_key(i)) for i, t in docs.items()}
-            assert match_keys_state(data) == {"match_key_rule": "1"}
+            assert match_keys_state(data) == {"match_key_rule": MATCH_KEY_VERSION}
             for lister in (store.list_documents, catalog.list_documents):
                 assert _found(lister, "series") == (["older-1", "q-ete", "q-oeuvre"], 3) and _found(lister, "une oeuvre") == ([], 0)
             store.check_consistency()
@@ -477,7 +478,7 @@ def test_documents_an_older_release_writes_are_found_and_keyed_by_the_next_write
 
             with closing(sqlite3.connect(data / "index.sqlite3")) as conn, conn:
                 conn.execute("DELETE FROM documents WHERE id = 'older-1'")
-            assert "older-1" not in stored_match_keys(data) and match_keys_state(data) == {"match_key_rule": "1"}
+            assert "older-1" not in stored_match_keys(data) and match_keys_state(data) == {"match_key_rule": MATCH_KEY_VERSION}
             assert _found(catalog.list_documents, "series") == (["q-ete", "q-oeuvre"], 2)
         finally:
             catalog.close()
@@ -509,6 +510,27 @@ def test_stored_keys_of_another_rule_are_not_read_and_are_computed_again(tmp_pat
             store.check_consistency()
     finally:
         catalog.close()
+
+
+def test_stored_keys_follow_the_unicode_tables_they_were_made_with(tmp_path, embedder, monkeypatch):
+    """match_key reads characters through the running Python's Unicode tables; keys stored under
+    another Unicode version (an upgraded interpreter) are not read, and are computed again."""
+    import sqlite3
+    import unicodedata
+    from contextlib import closing
+
+    from index.catalog import match_keys_searchable
+
+    data = tmp_path / "unicode"
+    with IndexStore.open(data, embedder) as store:
+        store.add_documents(SEARCHED)
+    assert unicodedata.unidata_version in MATCH_KEY_VERSION and match_keys_state(data) == {"match_key_rule": MATCH_KEY_VERSION}
+    with closing(sqlite3.connect(data / "index.sqlite3")) as conn, conn:  # as a Python with older tables stored them
+        conn.execute("UPDATE meta SET value = '1 (Unicode 3.2.0)' WHERE key = 'match_key_rule'")
+    with closing(sqlite3.connect(data / "index.sqlite3")) as conn:
+        assert not match_keys_searchable(conn)
+    with IndexStore.open(data, embedder) as store:
+        assert match_keys_state(data) == {"match_key_rule": MATCH_KEY_VERSION} and _all_found(store.list_documents) == FOUND
 
 
 def test_hnsw_search_depth_comes_from_the_settings(tmp_path, embedder):
