@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from index.e5_convert import ModelSourceError, build_folder, built_model_name, cache_problem, check_source, read_e5, replace_folder, source_path, write_manifest, write_sentence_transformer
-from index.hub import load_failure, model_problem
+from index.hub import load_failure, model_problem, weights_failure
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Embedder:
     """Encodes passages and queries with the model's own prompts, L2-normalised float32."""
 
     def __init__(self, model_name: str, models_dir: Path, batch_size: int = 32, device: str = "cpu", source: Path | None = None):
+        from safetensors import SafetensorError
         from sentence_transformers import SentenceTransformer
 
         self.name = model_name
@@ -69,6 +71,11 @@ class Embedder:
             self.model = SentenceTransformer(path, device=device)
         except (OSError, ValueError) as exc:  # ValueError: a config.json transformers cannot read (an unknown model_type)
             raise ModelSourceError(load_failure(model_name, "embedder", exc)) from exc
+        except (SafetensorError, pickle.UnpicklingError, RuntimeError) as exc:  # what a damaged weights file raises: said if it is that
+            line = weights_failure(model_name, "embedder", exc)
+            if line is None:
+                raise
+            raise ModelSourceError(line) from exc
         self.batch_size = batch_size
         dim_fn = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim_fn())

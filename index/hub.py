@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 from pathlib import Path
 from typing import Literal
@@ -142,3 +143,38 @@ def load_failure(name: str, kind: ModelKind, exc: BaseException) -> str:
     load (an OSError, or a ValueError for a config.json it cannot read)."""
     variable, _ = MODEL_SETTINGS[kind]
     return f"cannot load {kind} {name!r} ({' '.join(str(exc).split())}); set {variable} to a local folder or a model id you can download"
+
+
+
+def _weights_detail(exc: BaseException) -> str | None:
+    """What ``exc``, raised while a model loads, says of its weights file, or None when it is not
+    about the weights (a bug, to be seen with its traceback): a safetensors file that is truncated
+    or not one, a pytorch_model.bin that torch cannot unpickle or unzip, tensors whose shapes differ
+    from config.json (transformers' load report). RuntimeErrors are told apart by their text."""
+    from safetensors import SafetensorError
+
+    if isinstance(exc, SafetensorError):
+        return " ".join(str(exc).split())
+    if isinstance(exc, pickle.UnpicklingError):
+        return "its pytorch_model.bin is not a checkpoint torch can load"
+    if isinstance(exc, RuntimeError):
+        text = str(exc)
+        if "ignore_mismatched_sizes" in text or "size mismatch" in text:
+            return "tensor shapes differ from its config.json"
+        if "PytorchStreamReader" in text:
+            return "its pytorch_model.bin is damaged or incomplete"
+    return None
+
+
+def weights_failure(name: str, kind: ModelKind, exc: BaseException) -> str | None:
+    """The one line for a ``kind`` model whose folder passed ``model_problem`` but whose weights
+    cannot be loaded (damaged, or not the model its config.json describes), or None when ``exc``
+    is not that."""
+    detail = _weights_detail(exc)
+    if detail is None:
+        return None
+    variable, wanted = MODEL_SETTINGS[kind]
+    return (
+        f"cannot load {kind} {name!r}: its weights cannot be used ({detail}); copy the model again, "
+        f"or set {variable} to {wanted} (its folder, or a model id you can download), or unset it for the built-in {kind}"
+    )

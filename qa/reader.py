@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
 import threading
 import warnings
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from index.e5_convert import ModelSourceError, built_model_name, cache_problem, check_source, sha256_file, source_path
-from index.hub import load_failure, model_problem
+from index.hub import load_failure, model_problem, weights_failure
 from qa.spans import MAX_ANSWER_TOKENS, only_function_words, trim_span, window_spans
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ class Reader:
         source: Path | None = None,
         length_penalty: float | None = None,
     ):
+        from safetensors import SafetensorError
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
         self.name = model_name
@@ -173,6 +175,11 @@ class Reader:
             self.model = AutoModelForQuestionAnswering.from_pretrained(path)
         except (OSError, ValueError) as exc:  # ValueError: a config.json transformers cannot read (an unknown model_type)
             raise ModelSourceError(load_failure(model_name, "reader", exc)) from exc
+        except (SafetensorError, pickle.UnpicklingError, RuntimeError) as exc:  # what a damaged weights file raises: said if it is that
+            line = weights_failure(model_name, "reader", exc)
+            if line is None:
+                raise
+            raise ModelSourceError(line) from exc
         self.model.eval()
         self.model = quantize_linear_layers(self.model, quantize)
         meta_file = Path(path) / "qa_reader.json"

@@ -61,3 +61,32 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
+
+
+def broken_model_folder(dest: Path, kind: str, weights: str) -> Path:
+    """A copy of the built-in ``kind`` ("reader" or "embedder") at ``dest`` whose files pass the
+    checks made before loading but whose weights hold no usable model: ``weights`` "truncated" (the
+    first 64 KiB of the real model.safetensors) or "shapes" (a valid file whose one tensor has a shape
+    config.json does not give it)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    from index.embeddings import resolve_embedder
+    from qa.reader import resolve_reader
+
+    settings = Settings()
+    if kind == "reader":
+        built = Path(resolve_reader(settings.reader, settings.models_dir, settings.reader_artifact))
+        key = "bert.embeddings.word_embeddings.weight"
+    else:
+        built = Path(resolve_embedder(settings.embedder, settings.models_dir))
+        key = "embeddings.word_embeddings.weight"
+    shutil.copytree(built, dest, ignore=shutil.ignore_patterns("model.safetensors", "qa_*.json"))
+    if weights == "truncated":
+        with open(built / "model.safetensors", "rb") as whole:
+            (dest / "model.safetensors").write_bytes(whole.read(64 * 1024))
+    else:
+        save_file({key: torch.zeros(10, 384)}, str(dest / "model.safetensors"))
+    return dest

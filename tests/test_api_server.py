@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api_support import REPO, SHOWCASE_QUESTION, article_documents, free_port
+from tests.api_support import REPO, SHOWCASE_QUESTION, article_documents, broken_model_folder, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -448,6 +448,26 @@ def test_bare_uvicorn_says_why_it_cannot_start_as_qa_serve_does(tmp_path, case):
     assert bare.returncode == 3, bare.stderr[-3000:]
     assert "Traceback" not in bare.stderr and f" ERROR api: {line}\n" in bare.stderr, bare.stderr[-3000:]
     assert bare.stderr.count(line) == 1
+
+
+@pytest.mark.parametrize("command", ["qa serve", "uvicorn"])
+def test_a_reader_whose_weights_do_not_load_is_one_line(tmp_path, command):
+    """A QA_READER folder that passes the checks made before start (config, tokenizer, weights file)
+    but whose weights do not fit its config.json failed the start-up with transformers' traceback, under
+    `qa serve` and bare uvicorn: it is the one line naming the folder and QA_READER, logged at ERROR,
+    with uvicorn's start-up failure status."""
+    folder = broken_model_folder(tmp_path / "model", "reader", "shapes")
+    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "QA_READER": str(folder),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    args = ["qa.cli", "serve"] if command == "qa serve" else ["uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1"]
+    done = subprocess.run([sys.executable, "-m", *args, "--port", str(free_port())],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+    assert done.returncode == 3, done.stderr[-3000:]
+    line = (f"cannot load reader {str(folder)!r}: its weights cannot be used (tensor shapes differ from its config.json); copy the model again, "
+            "or set QA_READER to a question-answering model (its folder, or a model id you can download), or unset it for the built-in reader")
+    assert "Traceback" not in done.stderr and f" ERROR api: {line}\n" in done.stderr, done.stderr[-3000:]
+    assert done.stderr.count(line) == 1
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are tied to their parent with Linux's prctl")

@@ -4,6 +4,9 @@ stdin with the models loaded once."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -234,3 +237,23 @@ def test_docs_search_takes_the_text_get_documents_takes(seed_index):
     longer = _run(["docs", "list", "--search", "é" * (limit + 1)], seed_index)
     assert longer.exit_code == 2 and longer.stdout == ""
     assert longer.stderr.strip() == "error: --search must be at most 1000 characters, as GET /documents?q= (got 1001)"
+
+
+@pytest.mark.parametrize(("kind", "weights"), [("reader", "truncated"), ("reader", "shapes"), ("embedder", "truncated")])
+def test_a_model_folder_with_unusable_weights_is_one_line(seed_index, tmp_path, kind, weights):
+    """A QA_READER or QA_EMBEDDER folder with a config, a tokenizer and a weights file, but a weights
+    file that is truncated or does not fit its config.json, ended `qa ask` in a traceback (safetensors'
+    or transformers' error): it is one line naming the folder and the setting to change."""
+    from tests.api_support import broken_model_folder
+
+    folder = broken_model_folder(tmp_path / "model", kind, weights)
+    variable = "QA_READER" if kind == "reader" else "QA_EMBEDDER"
+    env = {**os.environ, "QA_DATA_DIR": str(seed_index), variable: str(folder),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "Qui dirige le contenu de Netflix ?"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
+    detail = "tensor shapes differ from its config.json" if weights == "shapes" else "Error while deserializing header"
+    assert done.stderr.startswith(f"error: cannot load {kind} {str(folder)!r}: its weights cannot be used ({detail}"), done.stderr
+    assert f"set {variable} to " in done.stderr
