@@ -60,9 +60,14 @@ def recorded_embedder(data_dir: Path) -> RecordedEmbedder | None:
     return RecordedEmbedder(recorded["embedder"], int(recorded["dim"]))
 
 
-def built_with_problem(conn: sqlite3.Connection, data_dir: Path, embedder, probe: Callable[[], np.ndarray | None]) -> str | None:
-    """Why ``embedder`` cannot read or write the index (another model), or None. ``probe`` gives its
-    vector for PROBE_TEXT (None without the model), asked only when the index recorded one.
+# "{give_folder}": the index folder as the command took it (ReindexNeeded.naming)
+REINDEX_FIX = "re-index with `qa index --rebuild ...` or {give_folder} another folder"
+
+
+def built_with_problem(conn: sqlite3.Connection, data_dir: Path, embedder, probe: Callable[[], np.ndarray | None]) -> tuple[str, str] | None:
+    """Why ``embedder`` cannot read or write the index (another model) and what to do, as
+    ReindexNeeded takes them, or None. ``probe`` gives its vector for PROBE_TEXT (None without the
+    model), asked only when the index recorded one.
 
     The index keeps the vector its model gave PROBE_TEXT: a model is the same when it gives the
     same vector, whatever its name or path (a folder moved, a trailing slash), and another one
@@ -77,15 +82,13 @@ def built_with_problem(conn: sqlite3.Connection, data_dir: Path, embedder, probe
             return None
         return (
             f"index at {data_dir} was built with {built_with}, and the model you configured "
-            f"({embedder.identity}) gives other vectors (its weights changed?): "
-            "re-index with `qa index --rebuild ...` or point QA_DATA_DIR elsewhere"
-        )
+            f"({embedder.identity}) gives other vectors (its weights changed?)"
+        ), REINDEX_FIX
     if built_with == embedder.identity and same_dim:
         return None
     return (
-        f"index at {data_dir} was built with {built_with}; you configured {embedder.identity}: "
-        "re-index with `qa index --rebuild ...` or point QA_DATA_DIR elsewhere"
-    )
+        f"index at {data_dir} was built with {built_with}; you configured {embedder.identity}"
+    ), REINDEX_FIX
 
 
 def probe_meta(vector: np.ndarray | None) -> list[tuple[str, str]]:

@@ -178,7 +178,7 @@ class IndexStore:
         problem = self._built_with_problem(c)
         if problem is not None:
             if n_chunks and not rebuild:
-                raise ReindexNeeded(problem)
+                raise ReindexNeeded(*problem)
             return True
         if layout is not None and layout != self._configured and not rebuild:
             # one chunk size and one dense index type for the whole index: it keeps its own
@@ -216,8 +216,8 @@ class IndexStore:
                 self._probe_vector = self.embedder.encode_queries([PROBE_TEXT])[0]
         return self._probe_vector
 
-    def _built_with_problem(self, conn) -> str | None:
-        """Why this store's embedder cannot read or write the index (another model), or None."""
+    def _built_with_problem(self, conn) -> tuple[str, str] | None:
+        """Why this store's embedder cannot read or write the index (another model) and what to do, or None."""
         return built_with_problem(conn, self.data_dir, self.embedder, self._probe)
 
     def _probe_meta(self) -> list[tuple[str, str]]:
@@ -445,7 +445,7 @@ class IndexStore:
         """After another process wrote: stop if it re-embedded the index with another model."""
         problem = self._built_with_problem(conn)
         if problem is not None:
-            raise ReindexNeeded(problem)
+            raise ReindexNeeded(*problem)
 
     def _next_snapshot(self, removed: np.ndarray, add_ids: np.ndarray, add_vecs: np.ndarray, *, rebuild: bool = False) -> Snapshot:
         """Inside the write transaction, before its commit (the connection sees its own rows): the

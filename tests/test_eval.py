@@ -533,3 +533,24 @@ def test_qa_eval_says_which_folder_failed(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["eval", str(gold), "--data-dir", str(tmp_path / "idx")], env=env)
     assert res.exit_code == 1 and not isinstance(res.exception, OSError), res.exception  # a traceback
     assert res.stderr.startswith(f"error: cannot use the index in {tmp_path / 'idx'}: the folder is full"), res.stderr
+
+
+def test_an_index_of_another_model_names_data_dir_when_it_was_given(tmp_path, embedder):
+    """An index in --data-dir built with another embedding model said to "point QA_DATA_DIR
+    elsewhere", which the user had not used: it names --data-dir, and QA_DATA_DIR without it."""
+    from typer.testing import CliRunner
+
+    from index.store import IndexStore
+    from qa.cli import app
+    from tests.test_store import OtherEmbedder, synth_docs
+
+    other = tmp_path / "other"
+    with IndexStore.open(other, OtherEmbedder(embedder)) as store:
+        store.add_documents(synth_docs(2))
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"id": "a", "question": "Qui ?", "answers": []}\n', encoding="utf-8")
+    problem = f"index at {other} was built with other-model:8; you configured {embedder.identity}: re-index with `qa index --rebuild ...` or "
+    res = CliRunner().invoke(app, ["eval", str(gold), "--data-dir", str(other)], env={"QA_DATA_DIR": str(tmp_path / "unused")})
+    assert res.exit_code == 1 and res.stderr.strip() == f"error: {problem}give --data-dir another folder", res.stderr
+    res = CliRunner().invoke(app, ["eval", str(gold)], env={"QA_DATA_DIR": str(other)})
+    assert res.exit_code == 1 and res.stderr.strip() == f"error: {problem}set QA_DATA_DIR to another folder", res.stderr
