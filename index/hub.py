@@ -145,7 +145,6 @@ def load_failure(name: str, kind: ModelKind, exc: BaseException) -> str:
     return f"cannot load {kind} {name!r} ({' '.join(str(exc).split())}); set {variable} to a local folder or a model id you can download"
 
 
-
 def _weights_detail(exc: BaseException) -> str | None:
     """What ``exc``, raised while a model loads, says of its weights file, or None when it is not
     about the weights (a bug, to be seen with its traceback): a safetensors file that is truncated
