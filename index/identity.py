@@ -60,8 +60,8 @@ def recorded_embedder(data_dir: Path) -> RecordedEmbedder | None:
     return RecordedEmbedder(recorded["embedder"], int(recorded["dim"]))
 
 
-# "{give_folder}": the index folder as the command took it (ReindexNeeded.naming)
-REINDEX_FIX = "re-index with `qa index --rebuild ...` or {give_folder} another folder"
+# "{rebuild}", "{give_folder}": said of the index folder as the command took it (ReindexNeeded.naming)
+REINDEX_FIX = "re-index with {rebuild} or {give_folder} another folder"
 
 
 def built_with_problem(conn: sqlite3.Connection, data_dir: Path, embedder, probe: Callable[[], np.ndarray | None]) -> tuple[str, str] | None:

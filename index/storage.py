@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shlex
 import sqlite3
 import threading
 import time
@@ -21,19 +22,25 @@ class ReindexNeeded(RuntimeError):
     """The index cannot be used as configured (another embedding model, another schema version).
 
     The message is ``problem``, then ``fix`` (what to do) when there is one. Where the fix is to use
-    another folder, ``fix`` says so with "{give_folder}": the message says it with QA_DATA_DIR, and
-    ``naming`` with the option a command took the folder from instead (`qa eval --data-dir`)."""
+    another folder, ``fix`` says so with "{give_folder}", and where it is to rebuild the index, with
+    "{rebuild}": the message says them with QA_DATA_DIR, and ``naming`` with the option a command
+    took the folder from instead (`qa eval --data-dir`)."""
 
     def __init__(self, problem: str, fix: str = "") -> None:
         self.problem, self.fix = problem, fix
         super().__init__(self.naming("QA_DATA_DIR"))
 
-    def naming(self, folder: str) -> str:
-        """The message, the index folder given by ``folder``: a setting (QA_DATA_DIR) or an option (--data-dir)."""
+    def naming(self, folder: str, path: Path | None = None) -> str:
+        """The message, the index folder given by ``folder``: a setting (QA_DATA_DIR) or an option
+        (--data-dir, whose folder is ``path``: `qa index` writes to QA_DATA_DIR only, so the rebuild
+        command sets it to that folder)."""
         if not self.fix:
             return self.problem
         give_folder = f"give {folder}" if folder.startswith("-") else f"set {folder} to"
-        return f"{self.problem}: {self.fix.format(give_folder=give_folder)}"
+        rebuild = "`qa index --rebuild ...`"
+        if folder.startswith("-") and path is not None:
+            rebuild = f"`QA_DATA_DIR={shlex.quote(str(path))} qa index --rebuild ...`"
+        return f"{self.problem}: {self.fix.format(give_folder=give_folder, rebuild=rebuild)}"
 
 
 def storage_problem(exc: BaseException) -> str | None:

@@ -58,7 +58,7 @@ def eval_cmd(
         except ReindexNeeded as exc:  # "set QA_DATA_DIR to a new folder" is not what to do with --data-dir
             if data_dir is None:
                 raise
-            raise EvalSetupError(exc.naming("--data-dir")) from None
+            raise EvalSetupError(exc.naming("--data-dir", data_dir)) from None
 
     try:
         # a failure to open or write the index is said of the folder it is in, --data-dir's when given

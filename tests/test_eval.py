@@ -549,8 +549,34 @@ def test_an_index_of_another_model_names_data_dir_when_it_was_given(tmp_path, em
         store.add_documents(synth_docs(2))
     gold = tmp_path / "gold.jsonl"
     gold.write_text('{"id": "a", "question": "Qui ?", "answers": []}\n', encoding="utf-8")
-    problem = f"index at {other} was built with other-model:8; you configured {embedder.identity}: re-index with `qa index --rebuild ...` or "
+    problem = f"index at {other} was built with other-model:8; you configured {embedder.identity}: re-index with "
     res = CliRunner().invoke(app, ["eval", str(gold), "--data-dir", str(other)], env={"QA_DATA_DIR": str(tmp_path / "unused")})
-    assert res.exit_code == 1 and res.stderr.strip() == f"error: {problem}give --data-dir another folder", res.stderr
+    assert res.exit_code == 1, res.stderr
+    assert res.stderr.strip() == f"error: {problem}`QA_DATA_DIR={other} qa index --rebuild ...` or give --data-dir another folder", res.stderr
     res = CliRunner().invoke(app, ["eval", str(gold)], env={"QA_DATA_DIR": str(other)})
-    assert res.exit_code == 1 and res.stderr.strip() == f"error: {problem}set QA_DATA_DIR to another folder", res.stderr
+    assert res.exit_code == 1 and res.stderr.strip() == f"error: {problem}`qa index --rebuild ...` or set QA_DATA_DIR to another folder", res.stderr
+
+
+def test_the_rebuild_advice_for_a_data_dir_sets_qa_data_dir_to_it(tmp_path, embedder):
+    """`qa index` writes to QA_DATA_DIR only, so "re-index with `qa index --rebuild ...`" under
+    `qa eval --data-dir DIR` rebuilt another folder than DIR: the advice sets QA_DATA_DIR to DIR
+    (quoted for the shell)."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from index.store import IndexStore
+    from qa.cli import app
+    from tests.test_store import OtherEmbedder, synth_docs
+
+    other = tmp_path / "index of l'autre"
+    with IndexStore.open(other, OtherEmbedder(embedder)) as store:
+        store.add_documents(synth_docs(2))
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"id": "a", "question": "Qui ?", "answers": []}\n', encoding="utf-8")
+    res = CliRunner().invoke(app, ["eval", str(gold), "--data-dir", str(other)], env={"QA_DATA_DIR": str(tmp_path / "unused")})
+    assert res.exit_code == 1, res.stderr
+    advice = res.stderr.split("re-index with `", 1)[1].split("`", 1)[0]
+    assert advice == f"QA_DATA_DIR={shlex.quote(str(other))} qa index --rebuild ...", res.stderr
+    words = shlex.split(advice)
+    assert words[0] == f"QA_DATA_DIR={other}" and words[1:4] == ["qa", "index", "--rebuild"]
