@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from index.e5_convert import ModelSourceError, build_folder, built_model_name, cache_problem, check_source, read_e5, replace_folder, source_path, write_manifest, write_sentence_transformer
-from index.hub import load_failure, model_problem, weights_failure
+from index.hub import loading_failure, model_problem, no_vocabulary_detail, tokenizer_failure, tokenizer_without_vocabulary, weights_failure
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,14 @@ class Embedder:
         try:
             self.model = SentenceTransformer(path, device=device)
         except (OSError, ValueError) as exc:  # ValueError: a config.json transformers cannot read (an unknown model_type)
-            raise ModelSourceError(load_failure(model_name, "embedder", exc)) from exc
+            raise ModelSourceError(loading_failure(model_name, "embedder", path, exc)) from exc
         except (SafetensorError, pickle.UnpicklingError, RuntimeError) as exc:  # what a damaged weights file raises: said if it is that
             line = weights_failure(model_name, "embedder", exc)
             if line is None:
                 raise
             raise ModelSourceError(line) from exc
+        if tokenizer_without_vocabulary(self.model.tokenizer):  # loaded without error, but every text would embed alike
+            raise ModelSourceError(tokenizer_failure(model_name, "embedder", no_vocabulary_detail(Path(path))))
         self.batch_size = batch_size
         dim_fn = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim_fn())

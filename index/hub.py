@@ -177,3 +177,68 @@ def weights_failure(name: str, kind: ModelKind, exc: BaseException) -> str | Non
         f"cannot load {kind} {name!r}: its weights cannot be used ({detail}); copy the model again, "
         f"or set {variable} to {wanted} (its folder, or a model id you can download), or unset it for the built-in {kind}"
     )
+
+
+# the tokenizer files that are JSON, which transformers reads without naming them when they are not
+TOKENIZER_JSON_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+# plain French words, which any tokenizer with a vocabulary splits into something other than its unknown token
+TOKENIZER_PROBE = "Qui dirige le contenu de Netflix ?"
+
+
+def damaged_tokenizer_file(folder: Path) -> str | None:
+    """The first tokenizer JSON file in ``folder`` (or its sentence-transformers Transformer module)
+    that is not JSON (truncated, random bytes, not UTF-8), said with its path and why, or None.
+    Read only after a load failed: the libraries' own error does not name the file."""
+    where = _transformer_folder(folder) or folder
+    for name in TOKENIZER_JSON_FILES:
+        file = where / name
+        if not file.is_file():
+            continue
+        try:
+            json.loads(file.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            return f"{file} is not UTF-8 text"
+        except ValueError as exc:
+            return f"{file} is not valid JSON ({' '.join(str(exc).split())})"
+    return None
+
+
+def tokenizer_without_vocabulary(tokenizer) -> bool:
+    """Whether ``tokenizer`` turns plain words into its unknown token only: what transformers builds,
+    without an error, from a tokenizer_config.json whose vocabulary file (tokenizer.json, a
+    sentencepiece model) is missing; such a model reads every text as unknown tokens."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        return False
+    ids = tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]
+    return bool(ids) and all(i == unk for i in ids)
+
+
+def tokenizer_failure(name: str, kind: ModelKind, detail: str) -> str:
+    """The one line for a ``kind`` model whose tokenizer files cannot be used (``detail`` says which and why)."""
+    variable, wanted = MODEL_SETTINGS[kind]
+    return (
+        f"cannot load {kind} {name!r}: its tokenizer cannot be used ({detail}); copy the model again, "
+        f"or set {variable} to {wanted} (its folder, or a model id you can download), or unset it for the built-in {kind}"
+    )
+
+
+def no_vocabulary_detail(folder: Path) -> str:
+    """What a tokenizer without a vocabulary (``tokenizer_without_vocabulary``) lacks in ``folder``."""
+    where = _transformer_folder(folder) or folder
+    try:
+        config = json.loads((where / "tokenizer_config.json").read_text(encoding="utf-8"))
+        named = [str(config[key]) for key in ("vocab_file", "tokenizer_file") if isinstance(config.get(key), str)]
+    except (OSError, ValueError, TypeError):
+        named = []
+    missing = [f for f in named if not (where / f).is_file()]
+    lacks = " or ".join(dict.fromkeys(["tokenizer.json", *missing]))
+    return f"it reads every word as unknown: {where} has no {lacks} to take its vocabulary from"
+
+
+def loading_failure(name: str, kind: ModelKind, path: str | Path, exc: BaseException) -> str:
+    """``load_failure``'s line, or when the local folder ``path`` holds a tokenizer JSON file that
+    is not JSON (which the libraries' OSError or ValueError does not name), ``tokenizer_failure``'s."""
+    folder = Path(path).expanduser()
+    damaged = damaged_tokenizer_file(folder) if folder.is_dir() else None
+    return tokenizer_failure(name, kind, damaged) if damaged else load_failure(name, kind, exc)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from index.e5_convert import ModelSourceError, built_model_name, cache_problem, check_source, sha256_file, source_path
-from index.hub import load_failure, model_problem, weights_failure
+from index.hub import loading_failure, model_problem, no_vocabulary_detail, tokenizer_failure, tokenizer_without_vocabulary, weights_failure
 from qa.spans import MAX_ANSWER_TOKENS, only_function_words, trim_span, window_spans
 
 log = logging.getLogger(__name__)
@@ -174,12 +174,14 @@ class Reader:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForQuestionAnswering.from_pretrained(path)
         except (OSError, ValueError) as exc:  # ValueError: a config.json transformers cannot read (an unknown model_type)
-            raise ModelSourceError(load_failure(model_name, "reader", exc)) from exc
+            raise ModelSourceError(loading_failure(model_name, "reader", path, exc)) from exc
         except (SafetensorError, pickle.UnpicklingError, RuntimeError) as exc:  # what a damaged weights file raises: said if it is that
             line = weights_failure(model_name, "reader", exc)
             if line is None:
                 raise
             raise ModelSourceError(line) from exc
+        if tokenizer_without_vocabulary(self.tokenizer):  # loaded without error, but would find no answer anywhere
+            raise ModelSourceError(tokenizer_failure(model_name, "reader", no_vocabulary_detail(Path(path))))
         self.model.eval()
         self.model = quantize_linear_layers(self.model, quantize)
         meta_file = Path(path) / "qa_reader.json"

@@ -90,3 +90,38 @@ def broken_model_folder(dest: Path, kind: str, weights: str) -> Path:
     else:
         save_file({key: torch.zeros(10, 384)}, str(dest / "model.safetensors"))
     return dest
+
+
+def broken_tokenizer_folder(dest: Path, kind: str, damage: str) -> Path:
+    """A copy of the built-in ``kind`` ("reader" or "embedder") at ``dest`` (its weights linked, not
+    copied) whose tokenizer cannot be used: ``damage`` "truncated" (the first 64 KiB of tokenizer.json),
+    "random" (tokenizer.json random bytes), "config" (tokenizer_config.json cut off mid-object) or
+    "vocabulary" (no tokenizer.json, and a tokenizer_config.json naming a sentencepiece.bpe.model that
+    is not there: transformers builds a tokenizer that knows no word, without an error)."""
+    import json
+    import os
+    import shutil
+
+    from index.embeddings import resolve_embedder
+    from qa.reader import resolve_reader
+
+    settings = Settings()
+    if kind == "reader":
+        built = Path(resolve_reader(settings.reader, settings.models_dir, settings.reader_artifact))
+    else:
+        built = Path(resolve_embedder(settings.embedder, settings.models_dir))
+    shutil.copytree(built, dest, ignore=shutil.ignore_patterns("model.safetensors", "qa_manifest.json", "qa_source.json"))
+    os.symlink(built / "model.safetensors", dest / "model.safetensors")
+    tokenizer, config = dest / "tokenizer.json", dest / "tokenizer_config.json"
+    if damage == "truncated":
+        tokenizer.write_bytes(tokenizer.read_bytes()[: 64 * 1024])
+    elif damage == "random":
+        tokenizer.write_bytes(os.urandom(64 * 1024))
+    elif damage == "config":
+        config.write_text('{"backend": "tokenizers",\n', encoding="utf-8")
+    else:
+        tokenizer.unlink()
+        fields = json.loads(config.read_text(encoding="utf-8"))
+        fields.pop("backend", None)
+        config.write_text(json.dumps({**fields, "tokenizer_class": "XLMRobertaTokenizer", "vocab_file": "sentencepiece.bpe.model"}), encoding="utf-8")
+    return dest

@@ -257,3 +257,30 @@ def test_a_model_folder_with_unusable_weights_is_one_line(seed_index, tmp_path, 
     detail = "tensor shapes differ from its config.json" if weights == "shapes" else "Error while deserializing header"
     assert done.stderr.startswith(f"error: cannot load {kind} {str(folder)!r}: its weights cannot be used ({detail}"), done.stderr
     assert f"set {variable} to " in done.stderr
+
+
+@pytest.mark.parametrize(("kind", "damage"), [("reader", "truncated"), ("embedder", "random"), ("reader", "config"), ("reader", "vocabulary"), ("embedder", "vocabulary")])
+def test_a_model_folder_with_an_unusable_tokenizer_is_one_line_naming_it(seed_index, tmp_path, kind, damage):
+    """A QA_READER or QA_EMBEDDER folder whose tokenizer.json or tokenizer_config.json is not JSON was
+    one line quoting the JSON parser ("Unterminated string ...") or, for the embedder, saying no
+    processor could be made, without naming the file; one whose vocabulary file is missing loaded a
+    tokenizer that reads every word as unknown: the reader found no answer, the embedder's vectors
+    were taken for another model's. Each is one line naming the tokenizer file and the setting."""
+    from tests.api_support import broken_tokenizer_folder
+
+    folder = broken_tokenizer_folder(tmp_path / "model", kind, damage)
+    variable = "QA_READER" if kind == "reader" else "QA_EMBEDDER"
+    env = {**os.environ, "QA_DATA_DIR": str(seed_index), variable: str(folder),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "Qui dirige le contenu de Netflix ?"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
+    detail = {
+        "truncated": f"{folder / 'tokenizer.json'} is not valid JSON (Unterminated string",
+        "random": f"{folder / 'tokenizer.json'} is not UTF-8 text",
+        "config": f"{folder / 'tokenizer_config.json'} is not valid JSON (",
+        "vocabulary": f"it reads every word as unknown: {folder} has no tokenizer.json or sentencepiece.bpe.model",
+    }[damage]
+    assert done.stderr.startswith(f"error: cannot load {kind} {str(folder)!r}: its tokenizer cannot be used ({detail}"), done.stderr
+    assert f"set {variable} to " in done.stderr
