@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import pickle
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from index.e5_convert import ModelSourceError, build_folder, built_model_name, cache_problem, check_source, read_e5, replace_folder, source_path, write_manifest, write_sentence_transformer
-from index.hub import loading_failure, model_problem, no_vocabulary_detail, tokenizer_failure, tokenizer_without_vocabulary, weights_failure
+from index.hub import check_tokenizer, loading, model_problem
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,6 @@ class Embedder:
     """Encodes passages and queries with the model's own prompts, L2-normalised float32."""
 
     def __init__(self, model_name: str, models_dir: Path, batch_size: int = 32, device: str = "cpu", source: Path | None = None):
-        from safetensors import SafetensorError
         from sentence_transformers import SentenceTransformer
 
         self.name = model_name
@@ -67,17 +65,9 @@ class Embedder:
         problem = model_problem(model_name, "embedder", path)
         if problem is not None:
             raise ModelSourceError(problem)
-        try:
+        with loading(model_name, "embedder", path):
             self.model = SentenceTransformer(path, device=device)
-        except (OSError, ValueError) as exc:  # ValueError: a config.json transformers cannot read (an unknown model_type)
-            raise ModelSourceError(loading_failure(model_name, "embedder", path, exc)) from exc
-        except (SafetensorError, pickle.UnpicklingError, RuntimeError) as exc:  # what a damaged weights file raises: said if it is that
-            line = weights_failure(model_name, "embedder", exc)
-            if line is None:
-                raise
-            raise ModelSourceError(line) from exc
-        if tokenizer_without_vocabulary(self.model.tokenizer):  # loaded without error, but every text would embed alike
-            raise ModelSourceError(tokenizer_failure(model_name, "embedder", no_vocabulary_detail(Path(path))))
+        check_tokenizer(self.model.tokenizer, model_name, "embedder", path)  # else every text might embed alike
         self.batch_size = batch_size
         dim_fn = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim_fn())

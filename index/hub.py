@@ -14,8 +14,9 @@ import json
 import os
 import pickle
 import socket
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 from urllib.parse import urlsplit
 
 ModelKind = Literal["embedder", "reader"]
@@ -242,3 +243,32 @@ def loading_failure(name: str, kind: ModelKind, path: str | Path, exc: BaseExcep
     folder = Path(path).expanduser()
     damaged = damaged_tokenizer_file(folder) if folder.is_dir() else None
     return tokenizer_failure(name, kind, damaged) if damaged else load_failure(name, kind, exc)
+
+
+@contextmanager
+def loading(name: str, kind: ModelKind, path: str | Path) -> Iterator[None]:
+    """Around the load of a ``kind`` model from ``path``: what a folder that cannot be used raises
+    (``loading_failure``'s OSError or ValueError, ``weights_failure``'s damaged weights) as its one
+    line, a ModelSourceError; anything else (a bug) keeps its traceback."""
+    from safetensors import SafetensorError
+
+    from index.e5_convert import ModelSourceError
+
+    try:
+        yield
+    except (OSError, ValueError) as exc:  # ValueError: a config.json transformers cannot read (an unknown model_type)
+        raise ModelSourceError(loading_failure(name, kind, path, exc)) from exc
+    except (SafetensorError, pickle.UnpicklingError, RuntimeError) as exc:  # what a damaged weights file raises: said if it is that
+        line = weights_failure(name, kind, exc)
+        if line is None:
+            raise
+        raise ModelSourceError(line) from exc
+
+
+def check_tokenizer(tokenizer, name: str, kind: ModelKind, path: str | Path) -> None:
+    """A ModelSourceError when the ``kind`` model's tokenizer, loaded without an error from ``path``,
+    reads every word as unknown (``tokenizer_without_vocabulary``)."""
+    from index.e5_convert import ModelSourceError
+
+    if tokenizer_without_vocabulary(tokenizer):
+        raise ModelSourceError(tokenizer_failure(name, kind, no_vocabulary_detail(Path(path))))

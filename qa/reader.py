@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import pickle
 import threading
 import warnings
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from index.e5_convert import ModelSourceError, built_model_name, cache_problem, check_source, sha256_file, source_path
-from index.hub import loading_failure, model_problem, no_vocabulary_detail, tokenizer_failure, tokenizer_without_vocabulary, weights_failure
+from index.hub import check_tokenizer, loading, model_problem
 from qa.spans import MAX_ANSWER_TOKENS, only_function_words, trim_span, window_spans
 
 log = logging.getLogger(__name__)
@@ -162,7 +161,6 @@ class Reader:
         source: Path | None = None,
         length_penalty: float | None = None,
     ):
-        from safetensors import SafetensorError
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
         self.name = model_name
@@ -170,18 +168,10 @@ class Reader:
         problem = model_problem(model_name, "reader", path)
         if problem is not None:
             raise ModelSourceError(problem)
-        try:
+        with loading(model_name, "reader", path):
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForQuestionAnswering.from_pretrained(path)
-        except (OSError, ValueError) as exc:  # ValueError: a config.json transformers cannot read (an unknown model_type)
-            raise ModelSourceError(loading_failure(model_name, "reader", path, exc)) from exc
-        except (SafetensorError, pickle.UnpicklingError, RuntimeError) as exc:  # what a damaged weights file raises: said if it is that
-            line = weights_failure(model_name, "reader", exc)
-            if line is None:
-                raise
-            raise ModelSourceError(line) from exc
-        if tokenizer_without_vocabulary(self.tokenizer):  # loaded without error, but would find no answer anywhere
-            raise ModelSourceError(tokenizer_failure(model_name, "reader", no_vocabulary_detail(Path(path))))
+        check_tokenizer(self.tokenizer, model_name, "reader", path)  # else it might find no answer anywhere
         self.model.eval()
         self.model = quantize_linear_layers(self.model, quantize)
         meta_file = Path(path) / "qa_reader.json"

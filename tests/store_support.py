@@ -87,3 +87,13 @@ def match_keys_state(data_dir: Path) -> dict[str, str]:
     """What meta says of the stored match keys (their rule, whether some are missing)."""
     with closing(sqlite3.connect(Path(data_dir) / "index.sqlite3")) as conn:
         return dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('match_key_rule', 'match_keys_missing')"))
+
+
+def newer_index(data_dir: Path, version: str = "99") -> Path:
+    """``data_dir`` made to hold an index as a newer qa-search writes it (schema ``version``), with
+    nothing else: what a team rolling back a release meets."""
+    Path(data_dir).mkdir(parents=True)
+    with closing(sqlite3.connect(Path(data_dir) / "index.sqlite3")) as conn, conn:
+        conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (version,))
+    return Path(data_dir)

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -410,11 +409,9 @@ def _unusable(case: str, tmp_path: Path) -> dict[str, str]:
     """The environment of a server that cannot start, for ``case``."""
     data = tmp_path / "data"
     if case == "newer index":  # written by a newer qa-search (what a team rolling back would meet)
-        data.mkdir()
-        with sqlite3.connect(data / "index.sqlite3") as conn:
-            conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
-        conn.close()
+        from tests.store_support import newer_index
+
+        newer_index(data)
     elif case == "damaged index":
         data.mkdir()
         (data / "index.sqlite3").write_text("not a database")

@@ -239,6 +239,18 @@ def test_docs_search_takes_the_text_get_documents_takes(seed_index):
     assert longer.stderr.strip() == "error: --search must be at most 1000 characters, as GET /documents?q= (got 1001)"
 
 
+def _ask_one_line_error(seed_index, cwd, variable: str, folder) -> subprocess.CompletedProcess:
+    """`qa ask` run for real with the model setting ``variable`` on ``folder``: it must fail with one
+    line (exit 1, no traceback)."""
+    env = {**os.environ, "QA_DATA_DIR": str(seed_index), variable: str(folder),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "Qui dirige le contenu de Netflix ?"],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
+    return done
+
+
 @pytest.mark.parametrize(("kind", "weights"), [("reader", "truncated"), ("reader", "shapes"), ("embedder", "truncated")])
 def test_a_model_folder_with_unusable_weights_is_one_line(seed_index, tmp_path, kind, weights):
     """A QA_READER or QA_EMBEDDER folder with a config, a tokenizer and a weights file, but a weights
@@ -248,12 +260,7 @@ def test_a_model_folder_with_unusable_weights_is_one_line(seed_index, tmp_path, 
 
     folder = broken_model_folder(tmp_path / "model", kind, weights)
     variable = "QA_READER" if kind == "reader" else "QA_EMBEDDER"
-    env = {**os.environ, "QA_DATA_DIR": str(seed_index), variable: str(folder),
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
-    done = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "Qui dirige le contenu de Netflix ?"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
+    done = _ask_one_line_error(seed_index, tmp_path, variable, folder)
     detail = "tensor shapes differ from its config.json" if weights == "shapes" else "Error while deserializing header"
     assert done.stderr.startswith(f"error: cannot load {kind} {str(folder)!r}: its weights cannot be used ({detail}"), done.stderr
     assert f"set {variable} to " in done.stderr
@@ -270,12 +277,7 @@ def test_a_model_folder_with_an_unusable_tokenizer_is_one_line_naming_it(seed_in
 
     folder = broken_tokenizer_folder(tmp_path / "model", kind, damage)
     variable = "QA_READER" if kind == "reader" else "QA_EMBEDDER"
-    env = {**os.environ, "QA_DATA_DIR": str(seed_index), variable: str(folder),
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
-    done = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "Qui dirige le contenu de Netflix ?"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
+    done = _ask_one_line_error(seed_index, tmp_path, variable, folder)
     detail = {
         "truncated": f"{folder / 'tokenizer.json'} is not valid JSON (Unterminated string",
         "random": f"{folder / 'tokenizer.json'} is not UTF-8 text",

@@ -116,12 +116,9 @@ def test_docs_on_a_missing_or_damaged_index(tmp_path):
     assert bad.returncode == 1 and bad.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
     bad_delete = _qa_here("docs", "delete", "x", data_dir=damaged)
     assert bad_delete.returncode == 1 and bad_delete.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
-    newer = tmp_path / "newer"
-    newer.mkdir()
-    with sqlite3.connect(newer / "index.sqlite3") as conn:
-        conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
-    conn.close()
+    from tests.store_support import newer_index
+
+    newer = newer_index(tmp_path / "newer")
     newer_line = (f"error: the index at {newer} was written by a newer qa-search (schema version 99; this one reads version 1): "
                   "use it with that newer qa-search, or set QA_DATA_DIR to a new folder and index your documents again")
     later = _qa_here("docs", "list", data_dir=newer)  # the folder named once

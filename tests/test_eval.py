@@ -469,8 +469,6 @@ def test_a_jsonl_gold_set_reads_the_index_data_dir_names(tmp_path):
 def test_qa_eval_advice_names_data_dir_when_it_was_given(tmp_path):
     """An index in --data-dir that qa eval cannot read said to "set QA_DATA_DIR", which the user had
     not used: what to do names --data-dir. Without it, QA_DATA_DIR's index is said as before."""
-    import sqlite3
-
     from typer.testing import CliRunner
 
     from qa.cli import app
@@ -479,12 +477,9 @@ def test_qa_eval_advice_names_data_dir_when_it_was_given(tmp_path):
     gold.write_text('{"id": "a", "question": "Qui ?", "answers": []}\n', encoding="utf-8")
     squad = tmp_path / "squad.json"
     squad.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Paris.", "qas": [{"id": "1", "question": "Où ?", "answers": []}]}]}]}), encoding="utf-8")
-    newer = tmp_path / "newer"
-    newer.mkdir()
-    with sqlite3.connect(newer / "index.sqlite3") as conn:
-        conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
-    conn.close()
+    from tests.store_support import newer_index
+
+    newer = newer_index(tmp_path / "newer")
     problem = f"the index at {newer} was written by a newer qa-search (schema version 99; this one reads version 1): use it with that newer qa-search, or "
     env = {"QA_DATA_DIR": str(tmp_path / "unused")}
     for gold_file in (gold, squad):  # the index read, or the one the paragraphs go into
