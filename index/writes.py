@@ -189,10 +189,9 @@ def update_match_keys(c: sqlite3.Connection) -> int:
     of the documents an older release wrote since (it writes none). How many documents got keys.
 
     Computing them all reads every title and id: under 2 s for 100,000 documents on 2 cores."""
-    state = dict(c.execute("SELECT key, value FROM meta WHERE key IN (?, ?)", (MATCH_KEY_RULE, MATCH_KEYS_MISSING)).fetchall())
-    if state.get(MATCH_KEY_RULE) == MATCH_KEY_VERSION and MATCH_KEYS_MISSING not in state:
+    if match_keys_searchable(c):
         return 0
-    if state.get(MATCH_KEY_RULE) == MATCH_KEY_VERSION:  # some missing: those only
+    if meta(c, MATCH_KEY_RULE) == MATCH_KEY_VERSION:  # some missing: those only
         docs = c.execute("SELECT id, title FROM documents d WHERE NOT EXISTS (SELECT 1 FROM document_keys k WHERE k.id = d.id)").fetchall()
     else:  # none yet, or of another rule
         c.execute("DELETE FROM document_keys")
