@@ -149,8 +149,10 @@ def split_sentences(text: str) -> list[str]:
 # BM25 analysis
 # --------------------------------------------------------------------------------------------
 
-# stored terms of another version are re-analysed when an index opens (fr-3: grouped thousands joined)
-ANALYZER_VERSION = "fr-3"
+# stored terms of another version are re-analysed when an index opens (fr-3: grouped thousands joined).
+# The Unicode version is part of it: tokens (\w, isalnum) and accent folding (NFKD) follow the running
+# Python's tables, which an upgrade may extend, and a question must be analysed as the passages were
+ANALYZER_VERSION = f"fr-3 (Unicode {unicodedata.unidata_version})"
 
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss", "’": "'", "‘": "'", "ʼ": "'", "`": "'"})
 _ELISION = re.compile(r"(?<![\w])(?:l|d|qu|j|n|s|c|m|t|jusqu|lorsqu|puisqu|quoiqu|presqu)'(?=\w)")

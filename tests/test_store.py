@@ -1149,6 +1149,9 @@ def test_source_files_skip_metadata_that_is_not_json(tmp_path, embedder):
     ("fr-1", "Arthur Mensch est le co\u00adfondateur de Mistral AI, une entreprise parisienne.", "arthur mensch co fondateur mistral", "cofondateur", "cofond"),
     # fr-2 read "2\u202f905" as the terms "2" and "905"
     ("fr-2", "Le catalogue de Netflix compte 2\u202f905 titres en septembre.", "catalogu netflix compt 2 905 titr septembr", "2905", "2905"),
+    # fr-3 did not record the Unicode tables the terms were made with (here, those of a Python that
+    # did not know "ꞵ", U+A7B5, added in Unicode 8.0, as a letter): they are made again with this one's
+    ("fr-3", "Le code \ua7b5eta de Netflix est sorti en septembre.", "cod eta netflix sort septembr", "\ua7b5eta", "\ua7b5et"),
 ])
 def test_terms_of_an_older_analyser_are_redone_when_the_index_opens(tmp_path, embedder, old, text, old_terms, query, term):
     """An index written before the analyser changed gets its BM25 terms analysed again on open, so a
