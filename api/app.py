@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import route_key_problem, route_keys
 from api.concurrency import InFlight, ModelThreads
 from api.metrics import ApiMetrics
-from api.middleware import AuthGateMiddleware, BodyGuardMiddleware, ConcurrencyLimitMiddleware, PathMiddleware, Places, RequestMiddleware
+from api.middleware import AuthGateMiddleware, BodyGuardMiddleware, ConcurrencyLimitMiddleware, PathMiddleware, Places, RequestMiddleware, json_body
 from api.routes import STATIC_DIR, Runtime, router
 from qa.logs import setup_logging
 from qa.settings import Settings, SettingsError, configured_key, load_settings
@@ -210,14 +210,14 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         request_id = request.scope.get("state", {}).get("request_id")
         log.error("request_id=%s %s; then restart the server", request_id, exc)
         detail = "the index was rebuilt with another embedding model by another process: the server must be restarted (details in its log)"
-        return Response(json.dumps({"detail": detail, "request_id": request_id}, ensure_ascii=False), status_code=503, media_type="application/json")
+        return Response(json_body({"detail": detail, "request_id": request_id}), status_code=503, media_type="application/json")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         # FastAPI's 422, but a large offending value is not sent back whole (a 2 MB body would
         # come back as a 2 MB answer)
         errors = [{**e, "input": echoed_input(e["input"])} if "input" in e else e for e in jsonable_encoder(exc.errors())]
-        return Response(json.dumps({"detail": errors}, ensure_ascii=False), status_code=422, media_type="application/json")
+        return Response(json_body({"detail": errors}), status_code=422, media_type="application/json")
 
     # the page's template: its {{...}} are filled in at / (api.routes.page), and its relative URLs
     # lead nowhere from /static/: never served as it is

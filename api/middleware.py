@@ -23,6 +23,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import ApiMetrics
+from api.schemas import api_json
 from index.text import has_lone_surrogate, json_nodes, visible
 
 log = logging.getLogger("api")
@@ -31,8 +32,13 @@ REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 
 
+def json_body(content: Any) -> bytes:
+    """A body written here as FastAPI writes the API's others (``api_json``): one style byte for byte."""
+    return api_json(content).encode("utf-8")
+
+
 def _json_response(status: int, body: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] | None = None) -> tuple[Message, Message]:
-    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    payload = json_body(body)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     headers += extra_headers or []
     return (

@@ -30,6 +30,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
+from api.middleware import json_body
 from qa.settings import Settings
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ class HeadTimeoutH11Protocol(H11Protocol):
         if received and self.conn.our_state is h11.IDLE:
             client = "%s:%d" % self.client if self.client else "a client"
             log.info("closed the connection of %s: its request head did not come within %g s (QA_HEADER_TIMEOUT)", client, self.header_timeout)
-            body = f'{{"detail": "request head not received within {self.header_timeout:g} s"}}'.encode()
+            body = json_body({"detail": f"request head not received within {self.header_timeout:g} s"})
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
             self.transport.write(self.conn.send(h11.Response(status_code=408, headers=headers, reason=b"Request Timeout")) or b"")
             self.transport.write(self.conn.send(h11.Data(data=body)) or b"")

@@ -1071,6 +1071,41 @@ def test_internal_error_is_500_with_request_id_and_no_trace(client, service, mon
     assert any("req-500-test" in rec.getMessage() for rec in caplog.records)
 
 
+def test_every_error_body_is_written_as_fastapi_writes_its_own(api_settings, service, monkeypatch):
+    """The bodies written by the middleware and our handlers (401/403 of a key, 404 of a path, 413,
+    415, 422, 500, 503) had a space after each ',' and ':', those of FastAPI (404 of a document,
+    405, every 200) none: a client comparing or logging raw bodies saw two styles. One now."""
+    from index.store import ReindexNeeded
+
+    def compact(r) -> bytes:
+        return json.dumps(r.json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    json_type = {"content-type": "application/json"}
+    with make_client(api_settings, service, api_key="writer-key", limit_concurrency=None) as c:
+        answers = [
+            c.post("/documents", json={"documents": []}),
+            c.post("/documents", json={"documents": []}, headers={"Authorization": "Bearer nope"}),
+            c.get("/nowhere"),
+            c.get("/a%00b"),
+            c.get("/documents/no-such-document"),
+            c.put("/ask", json={}),
+            c.post("/ask", content=b'{"question": "' + b"x" * (api_settings.max_body_bytes + 10) + b'"}', headers=json_type),
+            c.post("/ask", content=b"question=x", headers={"content-type": "application/x-www-form-urlencoded"}),
+            c.post("/ask", json={}),
+            c.post("/ask", content=b'{"question": NaN}', headers=json_type),
+            c.get("/search", params={"q": "Netflix", "top_k": "beaucoup"}),
+            c.get("/search", params={"q": "Netflix"}),
+        ]
+        monkeypatch.setattr(service, "search", lambda *a, **k: (_ for _ in ()).throw(ReindexNeeded("index at /data was built with another model")))
+        answers.append(c.get("/search", params={"q": "Netflix"}))
+        monkeypatch.setattr(service, "search", lambda *a, **k: 1 / 0)
+        answers.append(c.get("/search", params={"q": "Netflix"}))
+    assert [r.status_code for r in answers] == [401, 403, 404, 404, 404, 405, 413, 415, 422, 422, 422, 200, 503, 500]
+    for r in answers:
+        assert r.content == compact(r), (r.status_code, r.content[:300])
+    assert answers[0].content == b'{"detail":"missing API key: send the header Authorization: Bearer <key>"}'
+
+
 def test_metrics_use_route_templates_and_index_gauges(client, documents):
     client.get("/documents/does-not-exist")
     client.post("/ask", json={"question": "Qui ?", "top_k": 1})
