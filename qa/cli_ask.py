@@ -3,7 +3,6 @@ and filters checked by the rules of the API (``qa.validation``, ``index.text.tex
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -85,10 +84,10 @@ def search(
     results = store.search(query, top_k=top_k, mode=mode, filters=filters)
     took = (time.perf_counter() - t0) * 1000
     if as_json:  # exactly what GET /search answers
-        from api.schemas import SearchHit, SearchResponse
+        from api.schemas import SearchHit, SearchResponse, api_json
 
         resp = SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=took)
-        typer.echo(json.dumps(resp.model_dump(mode="json"), ensure_ascii=False, indent=1))
+        typer.echo(api_json(resp.model_dump(mode="json")))
         return
     if not results:
         typer.echo("Aucun passage trouvé.")
@@ -147,6 +146,7 @@ def ask(
     top_k = top_k or settings.top_k
     max_answers = max_answers or settings.max_answers
     from qa.render import render_ask
+    from api.schemas import api_json
     from qa.serialize import ask_payload
 
     svc = open_service(settings)
@@ -155,8 +155,8 @@ def ask(
     for q in _stdin_questions(skipped) if many else [question]:
         result = svc.ask(q, top_k=top_k, max_answers=max_answers, mode=mode)
         answered += 1
-        if as_json:  # JSON Lines when reading many questions, so that each response is one line
-            typer.echo(json.dumps(ask_payload(result), ensure_ascii=False, indent=None if many else 1))
+        if as_json:  # one line, as every --json: JSON Lines when reading many questions
+            typer.echo(api_json(ask_payload(result)))
         else:
             typer.echo(render_ask(result) + ("\n" if many else ""))
     if many and not answered and not skipped and not sys.stdin.isatty():
@@ -195,10 +195,10 @@ def extract(
     answers = svc.extract(question, text, max_answers=max_answers or settings.max_answers)
     took = (time.perf_counter() - t0) * 1000
     if as_json:
-        from api.schemas import ExtractedAnswerOut, ExtractResponse
+        from api.schemas import ExtractedAnswerOut, ExtractResponse, api_json
 
         resp = ExtractResponse(question=question, answers=[ExtractedAnswerOut.from_answer(a) for a in answers], no_answer=not answers, took_ms=took)
-        typer.echo(json.dumps(resp.model_dump(mode="json"), ensure_ascii=False, indent=1))
+        typer.echo(api_json(resp.model_dump(mode="json")))
         return
     from qa.render import render_extract
 

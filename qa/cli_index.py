@@ -157,10 +157,10 @@ def docs_list(
     items, total = catalog.list_documents(offset, limit, contains=search)
     catalog.close()
     if as_json:
-        from api.schemas import DocumentInfoOut, DocumentPage
+        from api.schemas import DocumentInfoOut, DocumentPage, api_json
 
         page = DocumentPage(items=[DocumentInfoOut(**asdict(i)) for i in items], total=total, offset=offset, limit=limit)
-        typer.echo(json.dumps(page.model_dump(mode="json"), ensure_ascii=False, indent=1))
+        typer.echo(api_json(page.model_dump(mode="json")))
         return
     for i in items:
         typer.echo(f"{visible(i.id)}\t{plural(i.chunks, 'chunk')}\t{plural(i.chars, 'char')}\t{i.published or 's.d.'}\t{visible(i.title or '')}")
@@ -178,9 +178,9 @@ def _missing_document(doc_id: str, settings: Settings, as_json: bool, why: str |
     """Exit 1 for an unknown id; with --json, the API's 404 body on stdout too (scripts read it).
     ``trimmed``: the stored id that ``doc_id`` without its surrounding whitespace names."""
     if as_json:
-        from api.schemas import document_not_found
+        from api.schemas import api_json, document_not_found
 
-        typer.echo(json.dumps({"detail": document_not_found(doc_id, trimmed)}, ensure_ascii=False))
+        typer.echo(api_json({"detail": document_not_found(doc_id, trimmed)}))
     if trimmed is not None:
         fail(f"no document {doc_id!r} in {settings.data_dir}; did you mean {trimmed!r}? (ids are stored without surrounding whitespace)")
     fail(f"no document {doc_id!r} in {settings.data_dir}" + (f": {why}" if why else "") + " (see `qa docs list`)")
@@ -209,10 +209,10 @@ def docs_show(
     if doc is None:
         _missing_document(doc_id, settings, as_json)
     if as_json:
-        from api.schemas import DocumentOut
+        from api.schemas import DocumentOut, api_json
 
         out = DocumentOut.from_document(doc)
-        typer.echo(json.dumps(out.model_dump(mode="json"), ensure_ascii=False, indent=1))
+        typer.echo(api_json(out.model_dump(mode="json")))
         return
     for label, value in (("id", doc.id), ("title", doc.title), ("url", doc.url), ("published", doc.published)):
         if value:
@@ -261,8 +261,8 @@ def docs_delete(
     if deleted is None:
         _missing_document(doc_id, settings, as_json, trimmed=other.id if other else None)
     if as_json:
-        from api.schemas import DeleteResponse
+        from api.schemas import DeleteResponse, api_json
 
-        typer.echo(json.dumps(DeleteResponse(id=deleted, deleted=True).model_dump(mode="json"), ensure_ascii=False, indent=1))
+        typer.echo(api_json(DeleteResponse(id=deleted, deleted=True).model_dump(mode="json")))
         return
     typer.echo(f"deleted {deleted}; index now {plural(counts['documents'], 'document')} / {plural(counts['chunks'], 'chunk')}")

@@ -125,3 +125,13 @@ def broken_tokenizer_folder(dest: Path, kind: str, damage: str) -> Path:
         fields.pop("backend", None)
         config.write_text(json.dumps({**fields, "tokenizer_class": "XLMRobertaTokenizer", "vocab_file": "sentencepiece.bpe.model"}), encoding="utf-8")
     return dest
+
+
+def json_lines(stdout: str) -> list:
+    """The documents a --json output holds, asserting that each is one line written as the API writes
+    its bodies (no space after "," and ":", non-ASCII as is): what jq and line-by-line readers take."""
+    assert stdout.endswith("\n"), stdout
+    lines = stdout.splitlines()
+    for line in lines:
+        assert line == json.dumps(json.loads(line), ensure_ascii=False, separators=(",", ":")), line[:300]
+    return [json.loads(line) for line in lines]

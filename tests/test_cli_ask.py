@@ -129,6 +129,28 @@ def test_extract_checks_its_input(seed_index, tmp_path):
     assert wordless.exit_code == 1 and wordless.stderr.strip() == "error: stdin: the context has no letter or digit"
 
 
+def test_every_json_output_is_one_line_written_as_the_api_writes_it(seed_index, tmp_path):
+    """`qa ask --json` of one question, `qa search --json` and `qa extract --json` printed indented
+    JSON, `qa ask - --json` one response a line: each is now one document a line, written as the API
+    writes its bodies (what jq and scripts reading line by line take)."""
+    from tests.api_support import json_lines
+
+    ctx = tmp_path / "ctx.txt"
+    ctx.write_text("Netflix va ouvrir un bureau à Paris.", encoding="utf-8")
+    for args, keys in (
+        (["ask", "Où Netflix ouvre-t-il un bureau ?", "--json"], {"question", "answers", "passages"}),
+        (["search", "Netflix bureau Paris", "--json", "--mode", "bm25"], {"query", "results"}),
+        (["extract", "Où Netflix ouvre-t-il un bureau ?", str(ctx), "--json"], {"question", "answers"}),
+    ):
+        res = _run(args, seed_index)
+        assert res.exit_code == 0, res.stderr
+        [out] = json_lines(res.stdout)
+        assert keys <= set(out), out
+    many = _run(["ask", "-", "--json"], seed_index, stdin="Où Netflix ouvre-t-il un bureau ?\nQui dirige le contenu de Netflix ?\n")
+    assert many.exit_code == 0, many.stderr
+    assert [a["question"] for a in json_lines(many.stdout)] == ["Où Netflix ouvre-t-il un bureau ?", "Qui dirige le contenu de Netflix ?"]
+
+
 def test_defaults_come_from_the_settings_as_in_the_api(seed_index):
     """QA_TOP_K, QA_MAX_ANSWERS and QA_RETRIEVAL_MODE are the defaults of `qa ask`, `qa search` and `qa eval` too."""
     env = {"QA_DATA_DIR": str(seed_index), "QA_TOP_K": "2", "QA_MAX_ANSWERS": "1", "QA_RETRIEVAL_MODE": "bm25"}

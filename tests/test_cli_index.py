@@ -196,6 +196,25 @@ def test_index_reports_what_it_skips_and_replaces(tmp_path, monkeypatch):
     assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"id": "note", "deleted": True}
 
 
+def test_docs_json_outputs_are_one_line_written_as_the_api_writes_it(tmp_path):
+    """`qa docs list/show/delete --json` printed indented JSON while their 404 body was one line: each
+    is now one document a line, written as the API writes its bodies."""
+    from tests.api_support import json_lines
+
+    data = tmp_path / "idx"
+    note = tmp_path / "note.txt"
+    note.write_text("Une note\n\nLe siège est à Lyon.", encoding="utf-8")
+    assert _qa_here("index", str(note), data_dir=data).returncode == 0
+    listed = _qa_here("docs", "list", "--json", data_dir=data)
+    assert [i["id"] for i in json_lines(listed.stdout)[0]["items"]] == ["note"]
+    assert json_lines(_qa_here("docs", "show", "note", "--json", data_dir=data).stdout)[0]["text"] == "Une note\n\nLe siège est à Lyon."
+    for args in (("docs", "show", "nope", "--json"), ("docs", "delete", "nope", "--json")):
+        missing = _qa_here(*args, data_dir=data)
+        assert missing.returncode == 1 and json_lines(missing.stdout) == [{"detail": "document 'nope' not found"}]
+    deleted = _qa_here("docs", "delete", "note", "--json", data_dir=data)
+    assert deleted.returncode == 0 and json_lines(deleted.stdout) == [{"id": "note", "deleted": True}]
+
+
 def test_an_id_is_one_whatever_the_unicode_form_of_its_accents(tmp_path, embedder):
     """As over HTTP: a JSON record's id is stored in NFC (as a file's name is), and `qa docs show`,
     `qa docs delete` and `qa search --doc` reach the document in either form, also one an older
