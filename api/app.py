@@ -62,7 +62,7 @@ def startup_exit(message: str) -> NoReturn:
     exit status uvicorn gives its own factory errors (an exception here was a traceback)."""
     if not logging.getLogger().handlers:
         setup_logging("INFO")
-    log.error("%s", message)
+    log.critical("%s", message)  # CRITICAL: the one line an operator must see, whatever QA_LOG_LEVEL
     raise SystemExit(STARTUP_FAILURE)
 
 
@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
             try:
                 app.state.service = await run_in_threadpool(load_service, settings)
             except StartupProblem as exc:  # one line, and StartupProblemReport keeps its traceback out of the server's log
-                log.error("%s", exc)
+                log.critical("%s", exc)  # as startup_exit's: seen whatever QA_LOG_LEVEL (uvicorn's own line says only that it failed)
                 raise
             owned = True
             log.info("service ready in %.1f s", time.perf_counter() - t0)

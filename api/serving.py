@@ -151,7 +151,7 @@ def run_server(settings: Settings, host: str, port: int, workers: int) -> int:
         supervisor = _Supervisor(config, sockets=[config.bind_socket()])
         supervisor.run()
         if not supervisor.stop_asked:
-            log.error("a worker could not start (see above): the server stopped")
+            log.critical("a worker could not start (see above): the server stopped")
             return STARTUP_FAILURE
         return 0
     server = uvicorn.Server(config)

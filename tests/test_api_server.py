@@ -385,24 +385,38 @@ def test_metrics_count_every_worker(tmp_path):
     assert list(tmp_path.glob("qa-metrics-*")) == []  # the metrics folder goes with the server
 
 
+def _re_embedded_index(data: Path, embedder) -> None:
+    """An index at ``data`` that records another model's vector for the probe passage: what `qa serve`
+    cannot tell before the app loads its embedder (the app's start-up fails with ReindexNeeded)."""
+    import sqlite3
+
+    from index.schema import Document
+    from index.store import IndexStore
+
+    store = IndexStore.open(data, embedder)
+    store.add_documents([Document(id="note", title="Note", text="Note\n\nLe siège est à Lyon.")])
+    store.close()
+    with sqlite3.connect(data / "index.sqlite3") as conn:
+        probe = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'embedder_probe'").fetchone()[0])
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'embedder_probe'", (json.dumps([-x for x in probe]),))
+    conn.close()
+
+
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_server_that_cannot_start_exits_non_zero(tmp_path, workers):
+def test_a_server_that_cannot_start_exits_non_zero(tmp_path, workers, embedder):
     """A supervisor restarts (or reports) a server that exits non-zero: `qa serve --workers 2` whose
-    workers could not load a model exited 0, as a stop asked for would. Both now exit with uvicorn's
-    startup-failure status, 3."""
-    # the files of a model folder, so that it passes the checks made before start, but no model in them: it fails to load
-    broken = tmp_path / "not-a-model"
-    broken.mkdir()
-    (broken / "config.json").write_text('{"model_type": "bert", "architectures": ["BertForQuestionAnswering"]}')
-    (broken / "tokenizer.json").write_text("{}")
-    (broken / "model.safetensors").write_bytes(b"not weights")
-    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "QA_READER": str(tmp_path / "not-a-model"), "TMPDIR": str(tmp_path),
+    workers could not start exited 0, as a stop asked for would. Both now exit with uvicorn's
+    startup-failure status, 3, for what only the app finds out as it starts (here an index
+    re-embedded with another model), its line logged at CRITICAL."""
+    _re_embedded_index(tmp_path / "data", embedder)
+    env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "TMPDIR": str(tmp_path),
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     done = subprocess.run([sys.executable, "-m", "qa.cli", "serve", "--port", str(free_port()), "--workers", str(workers)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=START_TIMEOUT_S)
     assert done.returncode == 3, done.stderr[-3000:]
     assert "Application startup failed" in done.stderr
+    assert f" CRITICAL api: index at {tmp_path / 'data'} was built with " in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]
 
 
 def _unusable(case: str, tmp_path: Path) -> dict[str, str]:
@@ -428,9 +442,9 @@ def _unusable(case: str, tmp_path: Path) -> dict[str, str]:
 @pytest.mark.parametrize("case", ["newer index", "damaged index", "folder is a file", "bad setting", "no model source"])
 def test_bare_uvicorn_says_why_it_cannot_start_as_qa_serve_does(tmp_path, case):
     """`uvicorn api.app:create_app --factory` (the README's other way to serve) on what `qa serve`
-    says in one line before it starts uvicorn: the same line, logged at ERROR, no traceback (the
-    lifespan's or the factory's exception was logged whole by uvicorn), and uvicorn's start-up
-    failure status."""
+    says in one line before it starts uvicorn: the same line, no traceback (the lifespan's or the
+    factory's exception was logged whole by uvicorn), and uvicorn's start-up failure status. Logged
+    at CRITICAL: at ERROR, QA_LOG_LEVEL=CRITICAL left only uvicorn's "Application startup failed"."""
     env = {**os.environ, **_unusable(case, tmp_path), "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     served = subprocess.run([sys.executable, "-m", "qa.cli", "serve", "--port", str(free_port())],
@@ -441,18 +455,18 @@ def test_bare_uvicorn_says_why_it_cannot_start_as_qa_serve_does(tmp_path, case):
         assert line == (f"the index at {tmp_path / 'data'} was written by a newer qa-search (schema version 99; this one reads version 1): "
                         "use it with that newer qa-search, or set QA_DATA_DIR to a new folder and index your documents again")
     bare = subprocess.run([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(free_port())],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+                          cwd=tmp_path, env={**env, "QA_LOG_LEVEL": "CRITICAL"}, capture_output=True, text=True, timeout=START_TIMEOUT_S)
     assert bare.returncode == 3, bare.stderr[-3000:]
-    assert "Traceback" not in bare.stderr and f" ERROR api: {line}\n" in bare.stderr, bare.stderr[-3000:]
+    assert "Traceback" not in bare.stderr and f" CRITICAL api: {line}\n" in bare.stderr, bare.stderr[-3000:]
     assert bare.stderr.count(line) == 1
 
 
 @pytest.mark.parametrize("command", ["qa serve", "uvicorn"])
 def test_a_reader_whose_weights_do_not_load_is_one_line(tmp_path, command):
-    """A QA_READER folder that passes the checks made before start (config, tokenizer, weights file)
+    """A QA_READER folder that passes the checks made on its files (config, tokenizer, weights file)
     but whose weights do not fit its config.json failed the start-up with transformers' traceback, under
-    `qa serve` and bare uvicorn: it is the one line naming the folder and QA_READER, logged at ERROR,
-    with uvicorn's start-up failure status."""
+    `qa serve` and bare uvicorn: it is the one line naming the folder and QA_READER, logged at CRITICAL
+    (whatever QA_LOG_LEVEL), with uvicorn's start-up failure status."""
     folder = broken_model_folder(tmp_path / "model", "reader", "shapes")
     env = {**os.environ, "QA_DATA_DIR": str(tmp_path / "data"), "QA_READER": str(folder),
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
@@ -463,7 +477,7 @@ def test_a_reader_whose_weights_do_not_load_is_one_line(tmp_path, command):
     assert done.returncode == 3, done.stderr[-3000:]
     line = (f"cannot load reader {str(folder)!r}: its weights cannot be used (tensor shapes differ from its config.json); copy the model again, "
             "or set QA_READER to a question-answering model (its folder, or a model id you can download), or unset it for the built-in reader")
-    assert "Traceback" not in done.stderr and f" ERROR api: {line}\n" in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and f" CRITICAL api: {line}\n" in done.stderr, done.stderr[-3000:]
     assert done.stderr.count(line) == 1
 
 
