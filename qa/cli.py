@@ -1,4 +1,4 @@
-"""The ``qa`` command: models, index, docs (list, show, delete), search, ask, extract, serve, eval, train-reader.
+"""The ``qa`` command: models, index, docs (list, show, delete), backup, search, ask, extract, serve, eval, train-reader.
 
 Each group of commands is a module of its own (``qa.cli_serve``, ``qa.cli_index``, ``qa.cli_ask``,
 ``qa.cli_eval``; what they share is ``qa.cli_common``); they are put together here, in the order
@@ -16,7 +16,7 @@ import typer
 from qa.cli_ask import ask, extract, search
 from qa.cli_common import INTERRUPTED
 from qa.cli_eval import eval_cmd, eval_interrupted, train_interrupted, train_reader
-from qa.cli_index import docs_delete, docs_list, docs_show, index
+from qa.cli_index import backup, backup_interrupted, docs_delete, docs_list, docs_show, index
 from qa.cli_serve import models, serve
 
 # what an interruption leaves: a fixed text, or one made from the command's own arguments
@@ -54,6 +54,7 @@ app.add_typer(docs_app, name="docs")
 docs_app.command("list")(interruptible(docs_list, UNCHANGED))
 docs_app.command("show")(interruptible(docs_show, UNCHANGED))
 docs_app.command("delete")(interruptible(docs_delete, "the delete is one atomic write: the document is either gone or whole (`qa docs show` tells)"))
+app.command()(interruptible(backup, backup_interrupted))
 app.command()(interruptible(ask, UNCHANGED))
 app.command()(interruptible(extract, UNCHANGED))
 # a Ctrl-C once it serves is its normal stop (status 0, qa.cli_serve): this is one during its checks

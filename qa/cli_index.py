@@ -1,4 +1,4 @@
-"""`qa index` and `qa docs` (list, show, delete): the documents of the index."""
+"""`qa index`, `qa docs` (list, show, delete): the documents of the index, and `qa backup`: a copy of it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import typer
 from index.catalog import match_key
 from index.schema import Document
 from index.text import has_lone_surrogate, visible
-from qa.cli_common import USAGE, check_data_dir, fail, need_index, open_catalog, open_store, opening, read_index, read_settings, setup_logging, storage_fail
+from qa.cli_common import USAGE, check_data_dir, fail, guard, need_index, open_catalog, open_store, opening, read_index, read_settings, setup_logging, storage_fail
 from qa.render import plural
 from qa.settings import Settings
 from qa.validation import MAX_DOCUMENT_QUERY_CHARS
@@ -266,3 +266,31 @@ def docs_delete(
         typer.echo(api_json(DeleteResponse(id=deleted, deleted=True).model_dump(mode="json")))
         return
     typer.echo(f"deleted {deleted}; index now {plural(counts['documents'], 'document')} / {plural(counts['chunks'], 'chunk')}")
+
+
+def backup(
+    dest: str = typer.Argument(..., help="A new folder for the copy, outside QA_DATA_DIR (its parent must exist)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Copy the index in QA_DATA_DIR to DEST while servers and `qa index` go on writing (restore: set QA_DATA_DIR to the copy)."""
+    from index.backup import BackupError, backup_index
+
+    if not dest.strip():  # qa backup "$UNSET": not the current folder
+        fail("an empty path was given", USAGE)
+    settings = read_settings()
+    setup_logging(settings, verbose)
+    need_index(settings.data_dir)
+    try:
+        rep = guard(backup_index, settings.data_dir, Path(dest))
+    except BackupError as exc:
+        fail(str(exc))
+    files = "with its dense and BM25 index files" if rep.index_files else "without its dense and BM25 index files (its first open rebuilds them from the database)"
+    typer.echo(
+        f"backed up {plural(rep.documents, 'document')} / {plural(rep.chunks, 'chunk')} (generation {rep.generation}) to {rep.dest}, "
+        f"{files}: {rep.size_bytes / 1e6:.1f} MB, {rep.seconds:.1f}s; to restore, set QA_DATA_DIR to it (see README, Backing up)"
+    )
+
+
+def backup_interrupted(dest: str, **_) -> str:
+    """What a Ctrl-C during `qa backup` leaves: nothing at DEST (``index.backup`` removes its partial copy)."""
+    return f"no backup was written to {dest}; the index was not changed"

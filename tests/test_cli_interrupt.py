@@ -113,6 +113,7 @@ COMMAND_LINES = {
     "docs list": ["docs", "list", "--search", "ete"],
     "docs show": ["docs", "show", "x"],
     "docs delete": ["docs", "delete", "x"],
+    "backup": ["backup", "copy"],
     "ask": ["ask", "Qui ?"],
     "extract": ["extract", "Qui ?", "context.txt"],
     "serve": ["serve"],
@@ -142,6 +143,8 @@ def test_every_command_says_it_was_interrupted(command, tmp_path):
     assert stderr.count("\n") == 1 and stderr.startswith("interrupted: "), stderr
     if command == "eval":
         assert stderr == "interrupted: no report written to report.json\n"
+    if command == "backup":
+        assert stderr == "interrupted: no backup was written to copy; the index was not changed\n"
     if command == "train-reader":  # runs/reader, from the current folder, holds no checkpoint
         assert stderr.startswith("interrupted: no checkpoint in runs/reader yet ("), stderr
 
