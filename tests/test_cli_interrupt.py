@@ -187,7 +187,7 @@ def test_qa_ask_from_stdin_interrupted_between_questions(tmp_path, embedder):
     store.add_documents([Document(id="note", title="Note", text="Le siège de la société est à Nantes depuis 2010.")])
     store.close()
     running = Running([*QA, "ask", "-", "--json"], env={"QA_DATA_DIR": str(data)}, stdin="Où est le siège de la société ?\n")
-    running.wait_for("stdout", '"question": "Où est le siège de la société ?"')  # then it waits for the next line
+    running.wait_for("stdout", '"question":"Où est le siège de la société ?"')  # then it waits for the next line
     status, stdout, stderr = running.interrupt()
     assert status == 130 and json.loads(stdout)["question"] == "Où est le siège de la société ?", (status, stdout, stderr)
     assert _said(stderr) == "interrupted: nothing was changed"
