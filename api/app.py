@@ -48,6 +48,7 @@ except importlib.metadata.PackageNotFoundError:  # run from a checkout that was 
     VERSION = "0+unknown"
 
 MAX_ECHOED_CHARS = 500
+WRITE_ROUTES = ("add_documents", "delete_document")  # their 503 for a damaged index says nothing was written
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STARTUP_FAILURE = 3  # uvicorn's exit status for an app that cannot start (uvicorn.config.STARTUP_FAILURE)
 
@@ -201,7 +202,11 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     app.state.service = service
     app.state.runtime = runtime
 
+    import sqlite3
+
+    from index.storage import damaged_line, is_damaged
     from index.store import ReindexNeeded
+    from index.text import visible
 
     @app.exception_handler(ReindexNeeded)
     async def reindex_needed(request: Request, exc: ReindexNeeded) -> Response:
@@ -210,6 +215,20 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         request_id = request.scope.get("state", {}).get("request_id")
         log.error("request_id=%s %s; then restart the server", request_id, exc)
         detail = "the index was rebuilt with another embedding model by another process: the server must be restarted (details in its log)"
+        return Response(json_body({"detail": detail, "request_id": request_id}), status_code=503, media_type="application/json")
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def index_damaged(request: Request, exc: sqlite3.DatabaseError) -> Response:
+        # a page of the index found damaged by a read or a write: the operator's to fix (restore a
+        # backup), in one line of the log, not a traceback; the client gets a 503, as for a folder
+        # that cannot be written, and what does not read the damaged pages goes on being served
+        if not is_damaged(exc):
+            raise exc  # anything else is an internal error (RequestMiddleware logs its traceback)
+        request_id = request.scope.get("state", {}).get("request_id")
+        log.error("request_id=%s %s %s: %s", request_id, request.method, visible(request.url.path), damaged_line(settings.data_dir, str(exc)))
+        writes = getattr(request.scope.get("endpoint"), "__name__", None) in WRITE_ROUTES
+        written = "nothing was written; " if writes else ""
+        detail = f"the server's index is damaged: {written}the operator must restore it (the server's log says what to do)"
         return Response(json_body({"detail": detail, "request_id": request_id}), status_code=503, media_type="application/json")
 
     @app.exception_handler(RequestValidationError)

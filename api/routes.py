@@ -69,7 +69,7 @@ ERR = {
     413: {"model": ErrorResponse, "description": "Body over the configured size limit"},
     415: {"model": ErrorResponse, "description": "Body is not JSON (send Content-Type: application/json)"},
     500: {"model": ErrorResponse, "description": "Internal error (logged with the request id)"},
-    503: {"model": ErrorResponse, "description": "Service not loaded yet, or busy: more requests in progress than QA_LIMIT_CONCURRENCY (retry after Retry-After seconds); for writes, also: the index folder cannot be written (nothing was written)"},
+    503: {"model": ErrorResponse, "description": "Service not loaded yet, or busy: more requests in progress than QA_LIMIT_CONCURRENCY (retry after Retry-After seconds); for writes, also: the index folder cannot be written (nothing was written); the server's index is damaged (its operator must restore it)"},
     507: {"model": ErrorResponse, "description": "The server's index storage is full: nothing was written"},
 }
 
@@ -183,7 +183,17 @@ async def health(svc: Service, rt: Rt) -> HealthResponse:
 )
 async def prometheus_metrics(svc: Service, rt: Rt) -> Response:
     """Prometheus metrics: requests and latency per route template, index size."""
-    await run_in_threadpool(rt.refresh_gauges, svc)
+    import sqlite3
+
+    from index.storage import damaged_line, is_damaged
+
+    try:
+        await run_in_threadpool(rt.refresh_gauges, svc)
+    except sqlite3.DatabaseError as exc:
+        if not is_damaged(exc):
+            raise
+        # the metrics are how the damage shows (the 503s counted): served, the index size as last read
+        log.error("/metrics: the index size is not updated: %s", damaged_line(rt.settings.data_dir, str(exc)))
     return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -31,10 +31,11 @@ from pathlib import Path
 
 from index.catalog import DB_NAME, index_exists, open_read_only
 from index.snapshot import dense_path, keyword_path, load_snapshot, stored_generation
-from index.storage import meta, storage_problem
+from index.storage import damaged_line, is_damaged, meta, storage_problem
 
 log = logging.getLogger(__name__)
 
+NOT_WRITTEN = "no backup was written"
 PARTIAL = ".partial-"  # a backup in progress: ".<DEST name>.partial-<pid>", beside DEST
 
 
@@ -73,16 +74,11 @@ def dest_problem(data_dir: Path, dest: Path) -> str | None:
 
 def failure_line(exc: BaseException, data_dir: Path, dest: Path) -> str:
     """A backup's failure to write its copy (``exc``), in one line that says nothing was written."""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary result code
-    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):  # the copy is the index's pages as they are
-        return damaged_line(data_dir, str(exc))
+    if is_damaged(exc):  # the copy is the index's pages as they are
+        return damaged_line(data_dir, str(exc), NOT_WRITTEN)
     if storage_problem(exc) == "full":  # only the copy is written ("not writable" may be either side: said as it is)
         return f"cannot write the backup to {dest}: its disk is full ({exc}); nothing was written: make room and run the command again"
     return f"cannot back up the index at {data_dir} to {dest}: {exc}; nothing was written"
-
-
-def damaged_line(data_dir: Path, why: str) -> str:
-    return f"the index at {data_dir} is damaged ({why}): no backup was written; restore an earlier backup, or index the documents again"
 
 
 def backup_index(data_dir: Path, dest: Path) -> BackupReport:
@@ -133,7 +129,7 @@ def copy_database(data_dir: Path, copy: Path) -> tuple[int, int, int]:
         target.execute("PRAGMA journal_mode=DELETE")
         bad = [r[0] for r in target.execute("PRAGMA quick_check")]
         if bad != ["ok"]:  # the live database is damaged, not only the copy
-            raise BackupError(damaged_line(data_dir, "; ".join(bad[:3])))
+            raise BackupError(damaged_line(data_dir, "\n".join(bad[:3]), NOT_WRITTEN))
         gen = stored_generation(target)
         documents = target.execute("SELECT count(*) FROM documents").fetchone()[0]
         chunks = target.execute("SELECT count(*) FROM chunks").fetchone()[0]

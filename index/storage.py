@@ -61,6 +61,31 @@ def storage_problem(exc: BaseException) -> str | None:
     return None
 
 
+# what to do with a damaged index, the same words wherever it is found (the CLI's lines, `qa backup`,
+# the server's log): the damaged database cannot be repaired in place, and `qa index` cannot rewrite it
+DAMAGED_FIX = 'restore an earlier backup (README, "Backing up"), or index the documents again in a new folder'
+
+
+def is_damaged(exc: BaseException) -> bool:
+    """Whether ``exc`` says the index's database is damaged: a page that is not what SQLite wrote
+    ("database disk image is malformed"), or a file that is no database at all."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary result code
+    return isinstance(exc, sqlite3.DatabaseError) and code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def damaged_line(data_dir: Path, why: str, outcome: str = "") -> str:
+    """One line saying the index at ``data_dir`` is damaged (``why``: SQLite's words), what came of
+    the command (``outcome``: "no backup was written"), and what to do."""
+    return f"the index at {data_dir} is damaged ({one_line(why)}): {outcome + '; ' if outcome else ''}{DAMAGED_FIX}"
+
+
+def one_line(text: str) -> str:
+    """``text``'s lines joined by "; " (``PRAGMA quick_check`` reports "*** in database main ***"
+    then a line per problem), without that header."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("*** in database")]
+    return "; ".join(lines)
+
+
 def rollback(c: sqlite3.Connection) -> None:
     """Undo the open transaction, if SQLite has not already: after SQLITE_FULL it rolls back by
     itself, and a second ROLLBACK would replace "database or disk is full" by "no transaction"."""

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from index.text import TextProblem, has_lone_surrogate, text_problem, visible
-from qa.cli_common import MODE_HELP, USAGE, check_mode, fail, guard, open_service, open_store, read_settings, setup_logging
+from qa.cli_common import MODE_HELP, USAGE, check_mode, fail, guard, open_service, open_store, read_settings, reading, setup_logging
 from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_QUESTION_CHARS, MAX_TOP_K, Bound, date_bound, empty_period, filter_id_problem, filters_of, source_problem
 
 
@@ -81,7 +81,7 @@ def search(
 
     store = open_store(settings)
     t0 = time.perf_counter()
-    results = store.search(query, top_k=top_k, mode=mode, filters=filters)
+    results = reading(settings, store.search, query, top_k=top_k, mode=mode, filters=filters)
     took = (time.perf_counter() - t0) * 1000
     if as_json:  # exactly what GET /search answers
         from api.schemas import SearchHit, SearchResponse, api_json
@@ -153,7 +153,7 @@ def ask(
     skipped: list[int] = []
     answered = 0
     for q in _stdin_questions(skipped) if many else [question]:
-        result = svc.ask(q, top_k=top_k, max_answers=max_answers, mode=mode)
+        result = reading(settings, svc.ask, q, top_k=top_k, max_answers=max_answers, mode=mode)
         answered += 1
         if as_json:  # one line, as every --json: JSON Lines when reading many questions
             typer.echo(api_json(ask_payload(result)))

@@ -95,8 +95,8 @@ def opening(settings: Settings, fn, *args, **kwargs):
 
 
 def index_failed(settings: Settings, exc: BaseException) -> NoReturn:
-    """Opening the index failed: a full or unwritable folder, or a damaged or newer index, as one
-    line; an OSError about anything else (the models' folder) goes on as it is."""
+    """Opening or reading the index failed: a full or unwritable folder, or a damaged or newer index,
+    as one line; an OSError about anything else (the models' folder) goes on as it is."""
     problem = index_problem(settings, exc)
     if problem is None:
         raise exc
@@ -129,7 +129,7 @@ def storage_problem_line(settings: Settings, exc: BaseException, kept: str = "",
     """``storage_fail``'s line for ``exc``, or None."""
     import sqlite3
 
-    from index.store import storage_problem
+    from index.storage import damaged_line, is_damaged, storage_problem
 
     if isinstance(exc, OSError):  # only the index folder's own files are blamed on it
         name = exc.filename if isinstance(exc.filename, str) else None
@@ -138,6 +138,8 @@ def storage_problem_line(settings: Settings, exc: BaseException, kept: str = "",
             return None
     elif not isinstance(exc, sqlite3.Error):
         return None
+    if is_damaged(exc):  # not the folder's fault, and running the command again would fail alike
+        return damaged_line(settings.data_dir, str(exc), kept.removeprefix("; "))
     problem = storage_problem(exc)
     if problem is not None:
         what = "make room on its disk" if problem == "full" else "make it writable"
@@ -167,6 +169,17 @@ def read_index(settings: Settings, fn):
     try:
         return fn(settings.data_dir)
     except (RuntimeError, sqlite3.DatabaseError, OSError) as exc:
+        index_failed(settings, exc)
+
+
+def reading(settings: Settings, fn, *args, **kwargs):
+    """``fn`` reading the index already open (``open_catalog``'s, ``open_store``'s): a page found
+    damaged only now is one line too, as it is when opening."""
+    import sqlite3
+
+    try:
+        return fn(*args, **kwargs)
+    except sqlite3.DatabaseError as exc:
         index_failed(settings, exc)
 
 

@@ -16,7 +16,7 @@ import typer
 from index.catalog import match_key
 from index.schema import Document
 from index.text import has_lone_surrogate, visible
-from qa.cli_common import USAGE, check_data_dir, fail, guard, need_index, open_catalog, open_store, opening, read_index, read_settings, setup_logging, storage_fail
+from qa.cli_common import USAGE, check_data_dir, fail, guard, need_index, open_catalog, open_store, opening, read_index, read_settings, reading, setup_logging, storage_fail
 from qa.render import plural
 from qa.settings import Settings
 from qa.validation import MAX_DOCUMENT_QUERY_CHARS
@@ -154,8 +154,10 @@ def docs_list(
     settings = read_settings()
     setup_logging(settings)
     catalog = open_catalog(settings)
-    items, total = catalog.list_documents(offset, limit, contains=search)
-    catalog.close()
+    try:
+        items, total = reading(settings, catalog.list_documents, offset, limit, contains=search)
+    finally:
+        catalog.close()
     if as_json:
         from api.schemas import DocumentInfoOut, DocumentPage, api_json
 
@@ -204,8 +206,10 @@ def docs_show(
     _check_id_text(doc_id)
     catalog = open_catalog(settings)
     # " x " shows "x" (its id line says so): a read is harmless, as GET /documents/{id} does
-    doc = catalog.get_document(doc_id) or _trimmed_document(catalog.get_document, doc_id)
-    catalog.close()
+    try:
+        doc = reading(settings, lambda: catalog.get_document(doc_id) or _trimmed_document(catalog.get_document, doc_id))
+    finally:
+        catalog.close()
     if doc is None:
         _missing_document(doc_id, settings, as_json)
     if as_json:

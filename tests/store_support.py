@@ -97,3 +97,18 @@ def newer_index(data_dir: Path, version: str = "99") -> Path:
         conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (version,))
     return Path(data_dir)
+
+
+def damage_pages(data_dir: Path, name: str) -> list[int]:
+    """Overwrite with garbage every page of the table or index ``name`` in the index at
+    ``data_dir`` (as a disk or a copy gone wrong leaves them); its page numbers."""
+    db = Path(data_dir) / "index.sqlite3"
+    with closing(sqlite3.connect(db)) as conn:
+        pages = [r[0] for r in conn.execute("SELECT pageno FROM dbstat WHERE name = ? ORDER BY pageno", (name,))]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    assert pages, name
+    with open(db, "r+b") as f:
+        for page in pages:
+            f.seek(size * (page - 1))
+            f.write(b"\x0d\xff\xff\xff\xff\xff\xff\xff" * (size // 8))
+    return pages

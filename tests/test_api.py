@@ -1502,6 +1502,46 @@ def test_a_full_index_folder_is_a_507_and_nothing_is_written(client, service, ca
     assert r.status_code == 200 and client.delete("/documents/full-1").status_code == 200
 
 
+def test_a_damaged_index_is_a_503_and_one_line_of_log(client, api_settings, service, monkeypatch, caplog):
+    """A page of the index found damaged while the server runs (a read or a write meets it): each
+    request that needs it is a JSON 503 (the operator's to fix, as a folder that cannot be written),
+    the log has one line naming the folder and what to do, and no traceback (it was a 500 "internal
+    error" and a traceback per request); /metrics is still served, /health says it is not well."""
+    import sqlite3
+
+    def damaged(*args, **kwargs):
+        exc = sqlite3.DatabaseError("database disk image is malformed")
+        exc.sqlite_errorcode = sqlite3.SQLITE_CORRUPT
+        raise exc
+
+    for name in ("search", "ask", "list_documents", "get_document", "add_documents", "delete_document", "health"):
+        monkeypatch.setattr(service, name, damaged)
+    calls = [("get", "/health", None), ("get", "/documents", None), ("get", "/documents/x", None), ("get", "/search?q=Netflix", None),
+             ("post", "/ask", {"question": "Qui dirige Netflix ?"}), ("post", "/documents", {"documents": [{"id": "note-1", "title": "Note", "text": "Le siège est à Lyon."}]}),
+             ("delete", "/documents/x", None)]
+    line = (f"the index at {api_settings.data_dir} is damaged (database disk image is malformed): "
+            'restore an earlier backup (README, "Backing up"), or index the documents again in a new folder')
+    for method, path, body in calls:
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="api"):
+            r = client.request(method.upper(), path, json=body)
+        written = "nothing was written; " if method != "get" and path != "/ask" else ""
+        assert r.status_code == 503 and r.json() == {
+            "detail": f"the server's index is damaged: {written}the operator must restore it (the server's log says what to do)",
+            "request_id": r.headers["x-request-id"]}, (path, r.text)
+        errors = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+        assert [rec.getMessage() for rec in errors] == [f"request_id={r.headers['x-request-id']} {method.upper()} {path.split('?')[0]}: {line}"], path
+        assert not any(rec.exc_info for rec in caplog.records) and "Traceback" not in caplog.text, path
+    with caplog.at_level(logging.ERROR, logger="api"):
+        r = client.get("/metrics")
+    assert r.status_code == 200 and 'status="503"' in r.text
+    assert not any(rec.exc_info for rec in caplog.records)
+    # any other error of the database is still an internal error, its traceback logged
+    monkeypatch.setattr(service, "search", lambda *a, **k: (_ for _ in ()).throw(sqlite3.DatabaseError("something else")))
+    r = client.get("/search?q=Netflix")
+    assert r.status_code == 500 and r.json()["detail"] == "internal error"
+
+
 def test_model_work_runs_in_a_bounded_number_of_threads():
     """QA_MODEL_THREADS: at most that many searches / reads / writes run at once (each thread that
     runs torch keeps its own OpenMP team and buffers); the others wait in the event loop. Writes

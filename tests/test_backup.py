@@ -255,7 +255,24 @@ def test_a_damaged_index_is_one_line_and_no_backup(indexed, tmp_path):
     res = _qa_here("backup", str(tmp_path / "copy"), data_dir=data)
     assert res.returncode == 1 and res.stderr == (
         f"error: the index at {data} is damaged (database disk image is malformed): no backup was written; "
-        "restore an earlier backup, or index the documents again\n"), res.stderr
+        'restore an earlier backup (README, "Backing up"), or index the documents again in a new folder\n'), res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
+
+
+def test_damage_that_only_the_check_finds_is_one_line(indexed, tmp_path):
+    """An index of the chunks damaged: the copy is made, and its check says where, in one line (it
+    printed "*** in database main ***" on a line of its own, then a line per problem)."""
+    import shutil
+
+    from tests.store_support import damage_pages
+
+    data = tmp_path / "idx"
+    shutil.copytree(indexed, data)
+    pages = damage_pages(data, "chunks_document")
+    res = _qa_here("backup", str(tmp_path / "copy"), data_dir=data)
+    assert res.returncode == 1 and res.stderr == (
+        f"error: the index at {data} is damaged (Page {pages[0]}: btreeInitPage() returns error code 11): no backup was written; "
+        'restore an earlier backup (README, "Backing up"), or index the documents again in a new folder\n'), res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
 
 

@@ -113,9 +113,9 @@ def test_docs_on_a_missing_or_damaged_index(tmp_path):
     damaged.mkdir()
     (damaged / "index.sqlite3").write_text("not a database")
     bad = _qa_here("docs", "list", data_dir=damaged)
-    assert bad.returncode == 1 and bad.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
+    assert bad.returncode == 1 and bad.stderr.strip() == damaged_line(damaged, "file is not a database")
     bad_delete = _qa_here("docs", "delete", "x", data_dir=damaged)
-    assert bad_delete.returncode == 1 and bad_delete.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
+    assert bad_delete.returncode == 1 and bad_delete.stderr.strip() == damaged_line(damaged, "file is not a database")
     from tests.store_support import newer_index
 
     newer = newer_index(tmp_path / "newer")
@@ -142,6 +142,49 @@ def test_docs_on_a_missing_or_damaged_index(tmp_path):
             "use it with that newer qa-search, or set QA_DATA_DIR to a new folder and index your documents again"), (args, res.stderr)
 
 
+def damaged_line(data_dir: Path, why: str = "database disk image is malformed", outcome: str = "") -> str:
+    """The one line of a command that found the index at ``data_dir`` damaged."""
+    return f"error: the index at {data_dir} is damaged ({why}): {outcome + '; ' if outcome else ''}restore an earlier backup (README, \"Backing up\"), or index the documents again in a new folder"
+
+
+def test_a_damaged_index_is_one_line_saying_what_to_do(tmp_path, embedder, monkeypatch):
+    """A page of the database overwritten (a disk or a copy gone wrong), whether a command finds it
+    as it opens the index or only as it reads it: one line naming the folder and what to do, never
+    a traceback (the reads of `qa docs list` and `show` ended in one; a delete said "check its disk
+    and run the command again", which fails alike)."""
+    from index.schema import Document
+    from index.store import IndexStore
+    from tests.store_support import damage_pages
+
+    clean = tmp_path / "clean"
+    with IndexStore.open(clean, embedder) as store:
+        store.add_documents([Document(id=f"d{i}", title=f"Café {i}", text=f"Le café numéro {i} ouvre à Quimper.") for i in range(3)])
+    documents, keys, chunk_index = (tmp_path / n for n in ("documents", "keys", "chunk-index"))
+    for folder, name in ((documents, "documents"), (keys, "document_keys"), (chunk_index, "chunks_document")):
+        shutil.copytree(clean, folder)
+        damage_pages(folder, name)
+    for args in (("docs", "list"), ("docs", "list", "--search", "café"), ("docs", "list", "--json"), ("docs", "show", "d1"),
+                 ("docs", "show", "d1", "--json"), ("docs", "delete", "d1")):
+        res = _qa_here(*args, data_dir=documents)
+        assert (res.returncode, res.stdout, res.stderr) == (1, "", damaged_line(documents) + "\n"), (args, res.stderr)
+    # the search keys only: the list is read, a search of it is not
+    assert _qa_here("docs", "list", data_dir=keys).returncode == 0
+    res = _qa_here("docs", "list", "--search", "café", data_dir=keys)
+    assert (res.returncode, res.stdout, res.stderr) == (1, "", damaged_line(keys) + "\n"), res.stderr
+    # an index of the chunks: the index opens, the delete finds it and writes nothing
+    res = _qa_here("docs", "delete", "d1", data_dir=chunk_index)
+    assert (res.returncode, res.stderr) == (1, damaged_line(chunk_index, outcome="nothing was deleted") + "\n"), res.stderr
+    # a page found damaged by a search, once the index is open
+    def damaged_read(self, *args, **kwargs):
+        exc = sqlite3.DatabaseError("database disk image is malformed")
+        exc.sqlite_errorcode = sqlite3.SQLITE_CORRUPT
+        raise exc
+
+    monkeypatch.setattr(IndexStore, "search", damaged_read)
+    res = _qa_here("search", "café", data_dir=clean)
+    assert (res.returncode, res.stdout, res.stderr) == (1, "", damaged_line(clean) + "\n"), res.stderr
+
+
 def test_index_errors_are_one_clear_line(tmp_path):
     missing = _qa("index", str(tmp_path / "nope"), data_dir=tmp_path / "idx")
     assert missing.returncode == 1 and missing.stderr.strip() == f"error: no such file or folder: {tmp_path / 'nope'}"
@@ -161,7 +204,7 @@ def test_reading_commands_never_create_an_index(tmp_path):
     damaged.mkdir()
     (damaged / "index.sqlite3").write_text("not a database")
     res = _qa_here("search", "Netflix", data_dir=damaged)
-    assert res.returncode == 1 and res.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
+    assert res.returncode == 1 and res.stderr.strip() == damaged_line(damaged, "file is not a database")
 
 
 def test_index_reports_what_it_skips_and_replaces(tmp_path, monkeypatch):
@@ -258,7 +301,7 @@ def test_serve_checks_before_loading_models(tmp_path):
     damaged.mkdir()
     (damaged / "index.sqlite3").write_text("not a database")
     res = _qa_here("serve", data_dir=damaged)
-    assert res.returncode == 1 and res.stderr.strip() == f"error: cannot read the index at {damaged}: file is not a database"
+    assert res.returncode == 1 and res.stderr.strip() == damaged_line(damaged, "file is not a database")
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         res = _qa_here("serve", "--port", str(port), data_dir=tmp_path / "new")
