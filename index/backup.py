@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -98,9 +99,10 @@ def backup_index(data_dir: Path, dest: Path) -> BackupReport:
     tmp = dest.with_name(f".{dest.name}{PARTIAL}{os.getpid()}")
     try:
         shutil.rmtree(tmp, ignore_errors=True)  # a stopped backup's, whose process had this process's id
-        tmp.mkdir()
+        tmp.mkdir(mode=0o700)  # readable by no one else until it has the index's own modes
         gen, documents, chunks = copy_database(data_dir, tmp / DB_NAME)
         index_files = copy_index_files(data_dir, tmp, gen)
+        copy_modes(data_dir, tmp)
         _fsync_tree(tmp)
         if dest.exists() or dest.is_symlink():  # made meanwhile: a rename would replace an empty folder
             raise BackupError(f"{dest} was created while the backup was written: give a new folder")
@@ -158,11 +160,21 @@ def copy_index_files(data_dir: Path, backup: Path, gen: int) -> bool:
         return True
 
 
+def copy_modes(data_dir: Path, backup: Path) -> None:
+    """The permissions of the index folder and its database given to their copies: a private index
+    (0700, 0600) must not give a backup that every user can read, as the modes SQLite and mkdir give
+    new files (0644, 0755 under the usual umask) would. Its owner keeps full access to the folder."""
+    shutil.copymode(data_dir / DB_NAME, backup / DB_NAME)
+    os.chmod(backup, stat.S_IMODE(Path(data_dir).stat().st_mode) | stat.S_IRWXU)
+
+
 def _copy_folder(source: Path, copy: Path) -> None:
-    """``source`` copied file by file (a failure keeps its errno, which copytree folds into a string)."""
-    copy.mkdir()
+    """``source`` copied file by file (a failure keeps its errno, which copytree folds into a string),
+    with its files' and its own permissions."""
+    copy.mkdir(mode=0o700)
     for p in source.iterdir():
         _copy_folder(p, copy / p.name) if p.is_dir() else shutil.copy2(p, copy / p.name)
+    shutil.copymode(source, copy)
 
 
 def _left_out(copies: list[Path], why: str) -> bool:

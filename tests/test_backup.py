@@ -105,6 +105,28 @@ def test_a_backup_searches_and_answers_as_the_index(indexed, tmp_path, embedder)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_a_backup_keeps_the_permissions_of_the_index(indexed, tmp_path):
+    """A private index (folder 0700, files 0600) was backed up as a folder 0755 and a database 0644
+    (the modes mkdir and SQLite give new files): every user of the machine could read its documents,
+    where `cp -r` keeps them private. The copy has the index's modes."""
+    import shutil
+    import stat
+
+    data = tmp_path / "idx"
+    shutil.copytree(indexed, data)
+    for p in [data, *data.rglob("*")]:
+        p.chmod(0o700 if p.is_dir() else 0o600)
+    (data / "index.sqlite3").chmod(0o640)  # not the umask's, nor the folder's: copied as it is
+    rep = backup_index(data, tmp_path / "copy")
+    assert rep.index_files
+
+    def modes(root: Path) -> dict[str, str]:
+        return {str(p.relative_to(root)): oct(stat.S_IMODE(p.stat().st_mode)) for p in [root, *root.rglob("*")]}
+
+    assert modes(rep.dest) == {k: v for k, v in modes(data).items() if k != "write.lock" and "-wal" not in k and "-shm" not in k}
+    assert oct(stat.S_IMODE(rep.dest.stat().st_mode)) == "0o700" and oct(stat.S_IMODE((rep.dest / "index.sqlite3").stat().st_mode)) == "0o640"
+
+
 # A writer in its own process that stops at the store's crash points named in argv[2] (index.store
 # calls _crash_point at each: before its commit, once committed, once each index file is written),
 # says where, and goes on at a line on its stdin.
