@@ -107,12 +107,16 @@ def backup_index(data_dir: Path, dest: Path) -> BackupReport:
         if dest.exists() or dest.is_symlink():  # made meanwhile: a rename would replace an empty folder
             raise BackupError(f"{dest} was created while the backup was written: give a new folder")
         os.rename(tmp, dest)
-        _fsync(dest.parent)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, (OSError, sqlite3.Error)):
             raise BackupError(failure_line(exc, data_dir, dest)) from exc
         raise
+    # DEST is whole from here: a failure must not say that nothing was written
+    try:
+        _fsync(dest.parent)  # the rename itself on disk
+    except OSError as exc:  # a folder one may write in but not read (a drop box, mode 0333) cannot be synced
+        log.warning("cannot sync %s (%s): %s is whole, but a power cut now may lose its name", dest.parent, exc, dest)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     return BackupReport(dest, gen, documents, chunks, size, index_files, time.monotonic() - t0)
 
@@ -189,7 +193,12 @@ def remove_stale_partials(dest: Path) -> None:
     the folders of processes that no longer run."""
     pattern = re.compile(rf"^\.{re.escape(dest.name)}{re.escape(PARTIAL)}(\d+)$")
     parent = dest.absolute().parent
-    for p in parent.iterdir():
+    try:
+        names = list(parent.iterdir())
+    except OSError as exc:  # a folder one may write in but not list (a drop box, mode 0333): none to find
+        log.info("cannot look for what stopped backups left in %s (%s)", parent, exc)
+        return
+    for p in names:
         m = pattern.match(p.name)
         if m and not _running(int(m.group(1))):
             log.info("removing %s, left by a backup that was stopped", p)

@@ -263,6 +263,33 @@ def test_a_destination_that_cannot_be_used_is_one_line(indexed, tmp_path, monkey
     assert not (indexed / "copy").exists()
 
 
+def test_a_backup_into_a_folder_it_cannot_list_is_made(indexed, tmp_path, monkeypatch):
+    """A drop box (mode 0333: one may create in it, not list or read it): looking for what stopped
+    backups left there was a traceback (PermissionError) before anything was copied, and syncing the
+    folder once the backup was renamed into it said "nothing was written" next to a whole backup. The
+    test answers as such a folder does for a user other than root, whom permissions do not stop."""
+    box = tmp_path / "box"
+    box.mkdir()
+    real_iterdir, real_open = Path.iterdir, os.open
+
+    def iterdir(self):
+        if self == box:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    def os_open(path, flags, *args, **kwargs):
+        if Path(path) == box and not flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    monkeypatch.setattr(os, "open", os_open)
+    res = _qa_here("backup", str(box / "copy"), data_dir=indexed)
+    monkeypatch.undo()
+    assert res.returncode == 0 and res.stdout.startswith("backed up 5 documents / "), (res.stdout, res.stderr)
+    assert [p.name for p in box.iterdir()] == ["copy"] and _state(box / "copy") == _state(indexed)
+
+
 def test_a_damaged_index_is_one_line_and_no_backup(indexed, tmp_path):
     import shutil
 
