@@ -14,7 +14,7 @@ from typing import Callable, Union
 import typer
 
 from qa.cli_ask import ask, extract, search
-from qa.cli_common import INTERRUPTED
+from qa.cli_common import INTERRUPTED, TERMINATED, Terminated
 from qa.cli_eval import eval_cmd, eval_interrupted, train_interrupted, train_reader
 from qa.cli_index import backup, backup_interrupted, docs_delete, docs_list, docs_show, index
 from qa.cli_serve import models, serve
@@ -27,7 +27,8 @@ UNCHANGED = "nothing was changed"
 
 def interruptible(command: Callable[..., None], state: State) -> Callable[..., None]:
     """``command``, ending on Ctrl-C (SIGINT) with one line on stderr, "interrupted: <state>", and
-    exit status 130 (128 + SIGINT, as a shell reports a command a Ctrl-C ended). Typer alone exits
+    exit status 130 (128 + SIGINT, as a shell reports a command a Ctrl-C ended); 143 for a SIGTERM
+    that the command turned into an interruption (``qa.cli_common.terminable``). Typer alone exits
     130 saying nothing, which leaves the user to guess whether a report, an index or a checkpoint
     was written. A command that knows more where it stops (`qa index` in its writes) says it itself."""
 
@@ -35,11 +36,11 @@ def interruptible(command: Callable[..., None], state: State) -> Callable[..., N
     def run(*args, **kwargs) -> None:
         try:
             command(*args, **kwargs)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             said = state if isinstance(state, str) else state(**kwargs)
             # on a terminal the "^C" it echoed, or `qa ask -`'s prompt, is still on the line
             typer.echo(("\n" if sys.stderr.isatty() else "") + f"interrupted: {said}", err=True)
-            raise typer.Exit(INTERRUPTED) from None
+            raise typer.Exit(TERMINATED if isinstance(exc, Terminated) else INTERRUPTED) from None
 
     return run
 

@@ -5,6 +5,9 @@ API's start-up (``api.app``, under bare uvicorn) says its failures with them too
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -25,6 +28,26 @@ def read_settings() -> Settings:
 
 USAGE = 2  # the command line is wrong (an option's value), as click's own usage errors; 1 is any other failure
 INTERRUPTED = 130  # stopped by Ctrl-C (SIGINT): 128 + its number, as a shell reports a command the signal ended
+TERMINATED = 143  # stopped by SIGTERM (a supervisor's stop, `timeout`): 128 + its number
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interruption inside ``terminable``: the command cleans up as on Ctrl-C."""
+
+
+@contextmanager
+def terminable() -> Iterator[None]:
+    """SIGTERM is an interruption (``Terminated``) inside: for a command whose partial work must not
+    outlive it (`qa backup`'s partial copy), as Python's default SIGTERM ends it without cleaning up."""
+
+    def stop(signum, frame) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

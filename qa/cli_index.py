@@ -16,7 +16,7 @@ import typer
 from index.catalog import match_key
 from index.schema import Document
 from index.text import has_lone_surrogate, visible
-from qa.cli_common import USAGE, check_data_dir, fail, guard, need_index, open_catalog, open_store, opening, read_index, read_settings, reading, setup_logging, storage_fail
+from qa.cli_common import USAGE, check_data_dir, fail, guard, need_index, open_catalog, open_store, opening, read_index, read_settings, reading, setup_logging, storage_fail, terminable
 from qa.render import plural
 from qa.settings import Settings
 from qa.validation import MAX_DOCUMENT_QUERY_CHARS
@@ -285,7 +285,8 @@ def backup(
     setup_logging(settings, verbose)
     need_index(settings.data_dir)
     try:
-        rep = guard(backup_index, settings.data_dir, Path(dest))
+        with terminable():  # a supervisor's or `timeout`'s SIGTERM removes the partial copy too
+            rep = guard(backup_index, settings.data_dir, Path(dest))
     except BackupError as exc:
         fail(str(exc))
     files = "with its dense and BM25 index files" if rep.index_files else "without its dense and BM25 index files (its first open rebuilds them from the database)"

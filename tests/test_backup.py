@@ -389,6 +389,15 @@ def test_a_backup_stopped_midway_leaves_no_destination(indexed, tmp_path):
     assert status == 130 and stderr == f"interrupted: no backup was written to {dest}; the index was not changed\n", (status, stderr)
     assert list(tmp_path.iterdir()) == []
 
+    # stopped by SIGTERM (a supervisor's stop, `timeout`): cleaned up as on Ctrl-C, with SIGTERM's status.
+    # Python's default ended it on the spot, leaving its partial copy (as big as the index) behind
+    terminated = Running([sys.executable, "-c", STOPPED, "backup", str(dest)], env=env)
+    terminated.wait_for("stdout", "copied")
+    terminated.proc.send_signal(signal.SIGTERM)
+    terminated.wait_for("stderr", f"interrupted: no backup was written to {dest}; the index was not changed")
+    assert terminated.proc.wait(timeout=60) == 143
+    assert list(tmp_path.iterdir()) == []
+
     # killed (SIGKILL, a reboot): its temporary folder stays, never DEST; the next backup to DEST removes it
     killed = Running([sys.executable, "-c", STOPPED, "backup", str(dest)], env=env)
     killed.wait_for("stdout", "copied")
