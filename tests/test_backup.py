@@ -293,14 +293,11 @@ def test_a_backup_into_a_folder_it_cannot_list_is_made(indexed, tmp_path, monkey
 def test_a_damaged_index_is_one_line_and_no_backup(indexed, tmp_path):
     import shutil
 
+    from tests.store_support import damage_pages
+
     data = tmp_path / "idx"
     shutil.copytree(indexed, data)
-    with closing(sqlite3.connect(data / "index.sqlite3")) as conn:
-        page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'documents'").fetchone()[0]
-        size = conn.execute("PRAGMA page_size").fetchone()[0]
-    with open(data / "index.sqlite3", "r+b") as f:  # the documents table's first page: garbage
-        f.seek(size * (page - 1))
-        f.write(b"\x0d\xff\xff\xff\xff\xff\xff\xff" * 8)
+    damage_pages(data, "documents")
     res = _qa_here("backup", str(tmp_path / "copy"), data_dir=data)
     assert res.returncode == 1 and res.stderr == (
         f"error: the index at {data} is damaged (database disk image is malformed): no backup was written; "
