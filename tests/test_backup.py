@@ -16,7 +16,7 @@ import pytest
 
 from index.backup import PARTIAL, backup_index
 from tests.store_support import newer_index
-from tests.test_cli_interrupt import Running
+from tests.test_cli_interrupt import Running, stopping_at
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = ["Combien Netflix investit-il dans les contenus en 2018 ?", "Quelle série française Amazon a-t-il achetée ?"]
@@ -290,34 +290,22 @@ def test_a_backup_into_a_folder_it_cannot_list_is_made(indexed, tmp_path, monkey
     assert [p.name for p in box.iterdir()] == ["copy"] and _state(box / "copy") == _state(indexed)
 
 
-def test_a_damaged_index_is_one_line_and_no_backup(indexed, tmp_path):
+@pytest.mark.parametrize("damaged, why", [
+    ("documents", "database disk image is malformed"),
+    # only the copy's check finds it, and said it over lines ("*** in database main ***", then a line per problem)
+    ("chunks_document", "Page {page}: btreeInitPage() returns error code 11"),
+])
+def test_a_damaged_index_is_one_line_and_no_backup(indexed, tmp_path, damaged, why):
     import shutil
 
     from tests.store_support import damage_pages
 
     data = tmp_path / "idx"
     shutil.copytree(indexed, data)
-    damage_pages(data, "documents")
+    pages = damage_pages(data, damaged)
     res = _qa_here("backup", str(tmp_path / "copy"), data_dir=data)
     assert res.returncode == 1 and res.stderr == (
-        f"error: the index at {data} is damaged (database disk image is malformed): no backup was written; "
-        'restore an earlier backup (README, "Backing up"), or index the documents again in a new folder\n'), res.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
-
-
-def test_damage_that_only_the_check_finds_is_one_line(indexed, tmp_path):
-    """An index of the chunks damaged: the copy is made, and its check says where, in one line (it
-    printed "*** in database main ***" on a line of its own, then a line per problem)."""
-    import shutil
-
-    from tests.store_support import damage_pages
-
-    data = tmp_path / "idx"
-    shutil.copytree(indexed, data)
-    pages = damage_pages(data, "chunks_document")
-    res = _qa_here("backup", str(tmp_path / "copy"), data_dir=data)
-    assert res.returncode == 1 and res.stderr == (
-        f"error: the index at {data} is damaged (Page {pages[0]}: btreeInitPage() returns error code 11): no backup was written; "
+        f"error: the index at {data} is damaged ({why.format(page=pages[0])}): no backup was written; "
         'restore an earlier backup (README, "Backing up"), or index the documents again in a new folder\n'), res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
 
@@ -359,19 +347,7 @@ def test_a_backup_to_a_full_disk_is_one_line_and_leaves_nothing(indexed, tmp_pat
 
 
 # stops `qa backup` once its database is copied into its temporary folder, after a line the test waits for
-STOPPED = """
-import sys, time
-import index.backup
-
-def stopped(*args, **kwargs):
-    print("copied", flush=True)
-    time.sleep(600)
-
-index.backup.copy_index_files = stopped
-sys.argv[0] = "qa"
-from qa.cli import app
-app()
-"""
+STOPPED = stopping_at("index.backup", "copy_index_files", "copied")
 
 
 def test_a_backup_stopped_midway_leaves_no_destination(indexed, tmp_path):

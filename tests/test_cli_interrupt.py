@@ -90,20 +90,26 @@ def _said(stderr: str) -> str:
     return stderr.strip().splitlines()[-1]
 
 
-# stops any command where it first reads its settings, after printing a line the test waits for
-BLOCKED = """
+def stopping_at(module: str, function: str, line: str) -> str:
+    """A script running the `qa` command of its arguments that, where it calls ``module.function``,
+    prints ``line`` (for the test to wait for) and stops there, to be interrupted."""
+    return f"""
 import sys, time
-import qa.settings
+import {module}
 
-def blocked(*args, **kwargs):
-    print("blocked", flush=True)
+def stopped(*args, **kwargs):
+    print({line!r}, flush=True)
     time.sleep(600)
 
-qa.settings.load_settings = blocked
+{module}.{function} = stopped
 sys.argv[0] = "qa"
 from qa.cli import app
 app()
 """
+
+
+# stops any command where it first reads its settings
+BLOCKED = stopping_at("qa.settings", "load_settings", "blocked")
 
 # one command line for each command of `qa` (the test checks none is missing)
 COMMAND_LINES = {
