@@ -19,6 +19,7 @@ from index.schema import MAX_ID_CHARS, Mode, clean_id, id_problem, metadata_prob
 from index.text import TextProblem, clean_url, control_problem, one_line, text_problem, url_problem
 from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_QUESTION_CHARS, MAX_TOP_K, date_bound, empty_period, filter_id_problem, source_problem
 
+
 def api_json(content: Any) -> str:
     """JSON as the API writes every body (FastAPI's JSONResponse): one line, no space after "," and
     ":", non-ASCII characters as they are. The CLI's --json prints the same, one document a line."""
