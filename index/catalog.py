@@ -261,9 +261,44 @@ def search_results(conn: sqlite3.Connection, ranked: list[tuple[int, float]], wa
     return out
 
 
+def database_tables(db: Path) -> set[str] | None:
+    """The names of the tables in the SQLite database ``db``, read without writing to it; None when it
+    cannot be read that way (damaged, or a WAL database in a folder that cannot be written): the open
+    that follows says why."""
+    try:
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    except (sqlite3.Error, OSError):
+        return None
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+
+
 def index_exists(data_dir: Path) -> bool:
-    """Whether ``data_dir`` holds an index (commands that only read must not create one)."""
-    return (Path(data_dir) / DB_NAME).is_file()
+    """Whether ``data_dir`` holds an index (commands that only read must not create one). An empty
+    file (``touch``, a copy that failed) or a database with no table is none: opening one to write
+    makes it an index."""
+    db = Path(data_dir) / DB_NAME
+    try:
+        if not db.is_file() or db.stat().st_size == 0:
+            return False
+    except OSError:
+        return True  # cannot be looked at: the open says why
+    tables = database_tables(db)
+    return tables is None or bool(tables)
+
+
+def refuse_foreign(data_dir: Path) -> None:
+    """A ReindexNeeded when ``data_dir``'s index.sqlite3 is some other program's database: tables, but
+    not this project's. Opening it would add this project's tables to it (and switch it to WAL)."""
+    db = Path(data_dir) / DB_NAME
+    tables = database_tables(db) if db.is_file() else None
+    if tables and "meta" not in tables:
+        names = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise ReindexNeeded(f"{db} is not a qa-search index (it holds other tables: {names}) and is left as it is", "{give_folder} another folder")
 
 
 def open_read_only(data_dir: Path) -> sqlite3.Connection | None:
@@ -271,6 +306,7 @@ def open_read_only(data_dir: Path) -> sqlite3.Connection | None:
     is no index there (nothing is created)."""
     if not index_exists(data_dir):
         return None
+    refuse_foreign(data_dir)
     db = Path(data_dir) / DB_NAME
     conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
     try:

@@ -35,7 +35,7 @@ import numpy as np
 
 from index import dense as dense_mod
 from index import snapshot as snapshots
-from index.catalog import DB_NAME, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, search_results, shown_url, stored_id
+from index.catalog import DB_NAME, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, refuse_foreign, search_results, shown_url, stored_id
 from index.chunking import chunk_document, content_hash, token_budget
 from index.identity import PROBE_TEXT, RecordedEmbedder, built_with_problem, describe_layout, index_layout, prepare_index, probe_meta, recorded_embedder
 from index.schema import MODES, Chunk, Document, Filters, SearchResult, normalize_id
@@ -136,6 +136,7 @@ class IndexStore:
         every stored document is re-chunked and re-embedded with this embedder (one atomic write)."""
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
+        refuse_foreign(data_dir)  # before connecting: that alone would switch the database to WAL
         store = cls(data_dir, embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, dense_index=dense_index, rrf_k=rrf_k, ef_search=ef_search)
         try:
             with store._write_lock:

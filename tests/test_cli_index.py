@@ -207,6 +207,38 @@ def test_reading_commands_never_create_an_index(tmp_path):
     assert res.returncode == 1 and res.stderr.strip() == damaged_line(damaged, "file is not a database")
 
 
+def test_an_empty_index_file_is_no_index_and_another_programs_database_is_left_alone(tmp_path):
+    """An empty index.sqlite3 (``touch``, a copy that failed) is no index for the commands that read
+    (they said "no such table: meta", or created the tables); `qa index` makes it one. A database of
+    another program in that place is refused by every command, and never written to."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "index.sqlite3").touch()
+    no_index = f"error: no index at {empty}: run `qa index data/articles` first (or set QA_DATA_DIR to your index)"
+    for args in (["search", "Netflix"], ["docs", "list"]):
+        res = _qa_here(*args, data_dir=empty)
+        assert (res.returncode, res.stderr.strip()) == (1, no_index), res.stderr
+    assert sorted(p.name for p in empty.iterdir()) == ["index.sqlite3"] and (empty / "index.sqlite3").stat().st_size == 0
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Le siège\n\nLe siège d'Acme est à Lyon.", encoding="utf-8")
+    assert _qa_here("index", str(doc), data_dir=empty).returncode == 0
+    assert _qa_here("docs", "list", data_dir=empty).stdout.startswith("doc\t1 chunk\t")
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    db = foreign / "index.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes(body TEXT)")
+        conn.execute("INSERT INTO notes VALUES ('à garder')")
+    conn.close()
+    before = db.read_bytes()
+    refused = f"error: {db} is not a qa-search index (it holds other tables: notes) and is left as it is: set QA_DATA_DIR to another folder"
+    for args in (["search", "Netflix"], ["docs", "list"], ["index", str(doc)], ["backup", str(tmp_path / "copy")], ["serve"]):
+        res = _qa_here(*args, data_dir=foreign)
+        assert (res.returncode, res.stderr.strip()) == (1, refused), (args, res.stderr)
+    assert db.read_bytes() == before and sorted(p.name for p in foreign.iterdir()) == ["index.sqlite3"]
+
+
 def test_index_reports_what_it_skips_and_replaces(tmp_path, monkeypatch):
     data = tmp_path / "idx"
     empty = _qa_here("index", "", data_dir=data)  # qa index "$UNSET": not the current folder
