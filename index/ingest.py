@@ -1,9 +1,10 @@
-"""Reading files and folders into Documents: .txt, .md, .html/.htm, .json, .jsonl.
+"""Reading files and folders into Documents: .txt, .md, .html/.htm, .json, .jsonl, .pdf, .docx.
 
 A file that cannot be read is reported (IngestError) and the others go on. Plain-text files keep
 their text verbatim (only a leading byte-order mark and a Markdown front matter block are dropped):
-chunk offsets and citations slice it. A file's documents are named after its path inside the folder
-given (``file_name``).
+chunk offsets and citations slice it. A PDF's or a Word file's text is what is extracted from it
+(``pdf_text``, ``_docx_blocks``): offsets slice that text. A file's documents are named after its
+path inside the folder given (``file_name``).
 """
 
 from __future__ import annotations
@@ -13,20 +14,31 @@ import logging
 import os
 import re
 import unicodedata
+import zipfile
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index.schema import Document, clean_id, id_problem, metadata_problem
-from index.text import clean_url, has_lone_surrogate, lone_surrogate_at, one_line, strip_blank, text_problem, url_problem
+from index.text import clean_url, has_lone_surrogate, has_words, lone_surrogate_at, one_line, strip_blank, text_problem, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 JSON_SUFFIXES = {".json"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | JSONL_SUFFIXES
+PDF_SUFFIXES = {".pdf"}
+DOCX_SUFFIXES = {".docx"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | JSONL_SUFFIXES | PDF_SUFFIXES | DOCX_SUFFIXES
+SUPPORTED_TYPES = ".txt, .md, .html, .json, .jsonl, .pdf and .docx"  # what the messages list
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # imported when a file of their type is read
+    from lxml.etree import _Element
+    from pypdf import PdfReader
 
 MAX_TITLE_CHARS = 200
 _HEADER_LINES = 12  # metadata (URL, date, byline) is looked for in the first non-empty lines
@@ -186,15 +198,20 @@ def read_header(text: str) -> tuple[str | None, str | None, str | None, list[tup
             candidate = _DATE_TAG.sub("", line, count=1) if _DATE_TAG.match(line.strip()) else line
             candidate = strip_blank(_MD_TITLE.sub("", strip_blank(candidate)))  # a second BOM is not part of a title
             if candidate:
-                if len(candidate) > MAX_TITLE_CHARS:
-                    cut = candidate.rfind(" ", 0, MAX_TITLE_CHARS)
-                    candidate = candidate[: cut if cut > 40 else MAX_TITLE_CHARS].rstrip(" ,;:") + "…"
-                title, note = one_line_title(candidate)
+                title, note = one_line_title(short_title(candidate))
                 if note is not None:
                     notes.append((lineno, "title", f"title {note}"))
         if idx >= _HEADER_LINES and title is not None:
             break
     return title, url, published, notes
+
+
+def short_title(title: str) -> str:
+    """``title`` cut to MAX_TITLE_CHARS at a space, with "…": a whole first paragraph is no title."""
+    if len(title) <= MAX_TITLE_CHARS:
+        return title
+    cut = title.rfind(" ", 0, MAX_TITLE_CHARS)
+    return title[: cut if cut > 40 else MAX_TITLE_CHARS].rstrip(" ,;:") + "…"
 
 
 def one_line_title(raw: str) -> tuple[str, str | None]:
@@ -365,6 +382,297 @@ def _load_html(path: Path, name: str) -> list[Document]:
     if note is not None:
         log.warning("%s: the page's title %s", path, note)
     return [Document(id=_file_id(name), text=text, title=title or None, url=url, published=published, metadata=meta)]
+
+
+# --------------------------------------------------------------------------------------------
+# PDF and Word
+# --------------------------------------------------------------------------------------------
+
+# what producers write in place of a title: "Microsoft Word - rapport.docx", "untitled", a file name or path
+_JUNK_TITLE = re.compile(
+    r"(?:microsoft (?:office )?(?:word|powerpoint|excel)\s*-.*|untitled\W*\d*|sans titre\W*\d*|document\s*\d*|titre|title|"
+    r"no title|pr[ée]sentation powerpoint|powerpoint presentation|.*\.(?:docx?|odt|rtf|pdf|pptx?|xlsx?|txt|html?|tex|dvi|indd|qxd)|"
+    r"\w+:/\S*|\S*[/\\]\S*)",
+    re.IGNORECASE,
+)
+_URL_IN_TITLE = re.compile(r"\S*://\S*")  # a title that is only a URL ("<https://…>"), as browsers print one
+_LINE_END = ".!?…"
+# words no sentence, and hardly a heading, ends with: after them a line goes on ("un budget de" / "148 millions")
+_GOES_ON = frozenset(
+    "le la les un une des du de au aux à et ou ni mais que qui dont pour par sur sous dans avec sans chez "
+    "depuis pendant selon parmi ce cet cette ces sa ses leurs mon ma mes ton ta tes notre nos votre vos "
+    "the of and in for with".split()  # not "son", "car", "vers", "entre", "contre", "to": nouns or verbs too
+)
+_LAST_WORD = re.compile(r"(?<!\w)[^\W\d_]+\Z")
+_LETTERS_AT_END = re.compile(r"[^\W\d_]*\Z")
+_LETTERS_AT_START = re.compile(r"[^\W\d_]*")
+_WORD = re.compile(r"[^\W\d_]+")
+_COMPOUND = re.compile(r"[^\W\d_]+-[^\W\d_]+")
+_PDF_DATE = re.compile(r"\s*(?:D:)?(\d{4})(\d{2})?(\d{2})?")
+# python-docx's own template: a file it wrote without its own date and author says these
+_PYTHON_DOCX_CREATED, _PYTHON_DOCX_AUTHOR = datetime(2013, 12, 23, 23, 15), "python-docx"
+
+
+def is_junk_title(title: str) -> bool:
+    """Whether a PDF's /Title or a .docx's title property is a producer's placeholder or a file name
+    rather than the document's title: the first line of its text is taken instead."""
+    title = strip_blank(title)
+    return not has_words(_URL_IN_TITLE.sub(" ", title)) or _JUNK_TITLE.fullmatch(title) is not None
+
+
+def pdf_date(raw: object) -> str | None:
+    """A PDF date ("D:20240315103000+01'00'", "D:2024") as an ISO date ("2024-03-15", "2024"), in
+    the time zone it is written in; None when it does not parse."""
+    m = _PDF_DATE.match(raw) if isinstance(raw, str) else None
+    if m is None or int(m.group(1)) < 1900:
+        return None
+    try:
+        return normalize_date("-".join(part for part in m.groups() if part))
+    except ValueError:
+        return None
+
+
+def printable(text: str) -> str:
+    """Extracted text the index can store and terminals show: control characters other than line
+    breaks and tabs become spaces, an unpaired surrogate (a broken font map) U+FFFD."""
+    return "".join(
+        " " if unicodedata.category(ch) == "Cc" and ch not in "\n\t\r" else "\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch
+        for ch in text
+    )
+
+
+def _joined(prev: str, line: str, words: Collection[str], compounds: Collection[str]) -> str | None:
+    """``prev`` and the ``line`` printed below it as one line, when the sentence goes on; else None."""
+    first = line[0]
+    if prev.endswith("\xad") and first.isalpha():  # a soft hyphen only ever splits a word
+        return prev[:-1] + line
+    if len(prev) > 1 and prev[-1] == "-" and not prev[-2].isspace() and first.isalnum():  # not " -", a dash
+        left, right = _LETTERS_AT_END.search(prev, 0, len(prev) - 1).group(), _LETTERS_AT_START.match(line).group()
+        whole = (left + right).lower()
+        if left and right and first.islower() and whole in words and f"{left}-{right}".lower() not in compounds:
+            return prev[:-1] + line  # "investisse-" + "ments": the document writes "investissements" elsewhere
+        return prev + line  # "porte-" + "monnaie", "133992-" + "netflix" (a URL), or a word split that cannot be told
+    if _URL_LINE.match(prev) or _URL_LINE.match(line):  # a URL on a line of its own is the document's (read_header)
+        return None
+    last = _LAST_WORD.search(prev)
+    if (first.islower() and prev[-1] not in _LINE_END) or prev[-1] == "," or (last is not None and last.group().lower() in _GOES_ON):
+        return f"{prev} {line}"
+    return None
+
+
+def join_lines(raw: str, words: Collection[str] = (), compounds: Collection[str] = ()) -> str:
+    """A PDF page's text as pypdf extracts it, one line per printed line, made readable: lines
+    stripped, runs of blank lines made one, and a line that the sentence goes on from joined to
+    the next one (the sentence splitter ends a sentence at every line break). A sentence goes on
+    when the next line starts with a lower-case letter after a line that ends without a full stop,
+    after a comma or a word no sentence ends with ("de", "la", "et": ``_GOES_ON``), neither line a
+    URL, and after a hyphen that ends a line; that hyphen is kept ("porte-monnaie",
+    "Saint-Étienne") unless the lower-case ``words`` of the document hold the word whole and its
+    ``compounds`` not with the hyphen ("investisse-ments" -> "investissements"). A soft hyphen
+    (U+00AD) at a line end always goes."""
+    out: list[str] = []
+    for line in raw.splitlines():
+        line = line.strip()
+        if not line:
+            if out and out[-1]:
+                out.append("")  # one blank line: a paragraph break
+            continue
+        joined = _joined(out[-1], line, words, compounds) if out and out[-1] else None
+        if joined is None:
+            out.append(line)
+        else:
+            out[-1] = joined
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out)
+
+
+def pdf_text(pages: list[str]) -> str:
+    """The document text of a PDF's pages (as pypdf extracts them): each page's lines joined where
+    a sentence goes on (``join_lines``), pages separated by a blank line."""
+    whole = "\n".join(pages)
+    words = {w.lower() for w in _WORD.findall(whole)}
+    compounds = {c.lower() for c in _COMPOUND.findall(whole)}  # never across a line break: [^\W] stops there
+    return "\n\n".join(text for text in (join_lines(page, words, compounds) for page in pages) if text)
+
+
+def _why(exc: BaseException) -> str:
+    """A library's exception as a short clause of an IngestError line."""
+    said = one_line(str(exc)).strip()
+    said = said if len(said) <= 160 else said[:159] + "…"
+    return f"{type(exc).__name__}: {said}" if said else type(exc).__name__
+
+
+def _page_list(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:10]))
+    return shown + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
+
+
+def _extracted_document(path: Path, name: str, text: str, own_title: object, own_date: str | None, meta: dict, what: str) -> Document:
+    """The Document of a PDF or Word file's extracted ``text``: its own title when it is one (else the
+    first line, as for a .txt), the date its first lines give (a byline, as for a .txt), else its own
+    (``own_date``: when the file was made), a URL only from a URL line at the top."""
+    title, url, published, notes = read_header(text)
+    if isinstance(own_title, str) and not is_junk_title(own_title):
+        title, note = one_line_title(short_title(strip_blank(own_title)))
+        notes = [n for n in notes if n[1] != "title"]
+        if note is not None:
+            log.warning("%s: the %s title %s", path, what, note)
+    for lineno, _, note in notes:
+        log.warning("%s: line %d of its text: %s", path, lineno, note)
+    return Document(id=_file_id(name), text=text, title=title, url=url, published=published or own_date, metadata=meta)
+
+
+def _pdf_info(reader: PdfReader, path: Path) -> tuple[object, str | None, object]:
+    """A PDF's /Title, /CreationDate (``pdf_date``) and /Author; none when its /Info cannot be read
+    (the text is indexed all the same)."""
+    try:
+        info = reader.metadata
+        if info is None:
+            return None, None, None
+        return info.title, pdf_date(info.creation_date_raw), info.author
+    except Exception as exc:  # a damaged /Info dictionary
+        log.warning("%s: its title, date and author not read (damaged?): %s", path, _why(exc))
+        return None, None, None
+
+
+def _load_pdf(path: Path, name: str) -> list[Document]:
+    from pypdf import PasswordType, PdfReader
+
+    with path.open("rb") as fh:  # a file object: pypdf reads what it needs (given a path, it copies the whole file into memory)
+        head = fh.read(1024)
+        if not head.strip():
+            raise _Skip("empty file")
+        if b"%PDF-" not in head:
+            raise _Skip("not a PDF file (no %PDF- header): an HTML page or another format named .pdf?")
+        fh.seek(0)
+        pages: list[str] = []
+        blank: list[int] = []
+        try:
+            reader = PdfReader(fh)
+            if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+                # a file locked only against editing opens with the empty password: it is read
+                raise _Skip("encrypted: decrypt it first (it opens only with a password)")
+            count = len(reader.pages)
+            for number, page in enumerate(reader.pages, start=1):
+                try:
+                    raw = printable(page.extract_text())
+                except Exception as exc:  # one damaged page; the others are read
+                    log.warning("%s: page %d not read (damaged?): %s", path, number, _why(exc))
+                    blank.append(number)
+                    continue
+                if text_problem(raw) is None:
+                    pages.append(raw)
+                else:
+                    blank.append(number)
+            own_title, own_date, author = _pdf_info(reader, path)
+        except _Skip:
+            raise
+        except OSError:
+            raise
+        except Exception as exc:  # pypdf meets a damaged file with any exception: one line, not a traceback
+            raise _Skip(f"not a readable PDF (damaged?): {_why(exc)}") from None
+    if count == 0:
+        raise _Skip("a PDF with no pages")
+    if not pages:
+        raise _Skip("no text layer (a scan?): run OCR first")
+    if blank:
+        log.warning("%s: %d of its %d pages hold no text (images, scans?) and are not indexed: page %s", path, len(blank), count, _page_list(blank))
+    meta: dict = {"source_file": str(path.absolute()), "pages": count}
+    if isinstance(author, str) and has_words(author):
+        meta["author"] = one_line(strip_blank(author))
+    return [_extracted_document(path, name, pdf_text(pages), own_title, own_date, meta, "PDF's")]
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+@lru_cache(maxsize=1)
+def _docx_paths() -> dict:
+    """XPath queries on a .docx body (lxml compiles them once)."""
+    from lxml import etree
+
+    ns = {"w": _W[1:-1], "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006"}
+    return {
+        # a paragraph's text: its runs' text, tabs and breaks, tracked insertions and content controls
+        # included (python-docx's Paragraph.text leaves them out), deleted or moved-away text and text
+        # boxes (paragraphs of their own, anchored anywhere) not
+        "parts": etree.XPath(
+            "./descendant::w:r[not(ancestor::w:txbxContent or ancestor::w:del or ancestor::w:moveFrom or ancestor::mc:Fallback)]"
+            "/*[self::w:t or self::w:tab or self::w:br or self::w:cr or self::w:noBreakHyphen]", namespaces=ns),
+        "style": etree.XPath("string(./w:pPr/w:pStyle/@w:val)", namespaces=ns),
+        "rows": etree.XPath("./w:tr | ./w:sdt/w:sdtContent/w:tr", namespaces=ns),
+        "cells": etree.XPath("./w:tc | ./w:sdt/w:sdtContent/w:tc", namespaces=ns),
+        "cell_paragraphs": etree.XPath(".//w:p[not(ancestor::w:txbxContent)]", namespaces=ns),
+    }
+
+
+def _paragraph_text(p: _Element) -> str:
+    """The text of a ``<w:p>`` element (see ``_docx_paths``)."""
+    out = []
+    for el in _docx_paths()["parts"](p):
+        tag = el.tag
+        out.append((el.text or "") if tag == _W + "t" else "\t" if tag == _W + "tab" else "-" if tag == _W + "noBreakHyphen" else "\n")
+    return "".join(out)
+
+
+def _docx_blocks(body: _Element, style_names: dict[str, str]) -> list[tuple[str, str]]:
+    """A Word document's ``body`` element in reading order: (text, style name) for each paragraph
+    with text, (its cells' text joined by " | ", "table") for each table row (a cell merged across
+    columns is one cell), the paragraphs and tables of content controls too. Headers, footers, notes
+    and text boxes are not in the body's flow."""
+    paths = _docx_paths()
+    blocks: list[tuple[str, str]] = []
+    for el in body.iterchildren():
+        if el.tag == _W + "p":
+            text = _paragraph_text(el).strip()
+            if text:
+                blocks.append((text, style_names.get(paths["style"](el), "")))
+        elif el.tag == _W + "tbl":
+            for row in paths["rows"](el):
+                texts = [" ".join(" ".join(_paragraph_text(p) for p in paths["cell_paragraphs"](cell)).split()) for cell in paths["cells"](row)]
+                if any(texts):
+                    blocks.append((" | ".join(t for t in texts if t), "table"))
+        elif el.tag == _W + "sdt":  # a content control around paragraphs or tables
+            for content in el.iterchildren(_W + "sdtContent"):
+                blocks.extend(_docx_blocks(content, style_names))
+    return blocks
+
+
+def _load_docx(path: Path, name: str) -> list[Document]:
+    import docx
+
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if not head:
+        raise _Skip("empty file")
+    if head.startswith(b"\xd0\xcf\x11\xe0"):  # an OLE file: Word 97-2003, or a .docx Word encrypted with a password
+        raise _Skip("not a .docx file but an old Word .doc or a password-protected document: save it as .docx, without a password")
+    if not zipfile.is_zipfile(path):
+        raise _Skip("not a .docx file (not a zip archive): damaged, or another format named .docx?")
+    try:
+        document = docx.Document(str(path))
+        # style ids are the writer's language's ("Titre1"), names Word's own ("Heading 1")
+        blocks = _docx_blocks(document.element.body, {style.style_id: style.name or "" for style in document.styles})
+        props = document.core_properties
+        own_title, created, author = props.title, props.created, props.author
+    except OSError:
+        raise
+    except Exception as exc:  # a zip that is not a Word document, or a damaged one: one line
+        raise _Skip(f"not a readable Word .docx file: {_why(exc)}") from None
+    text = printable("\n\n".join(t for t, _ in blocks))
+    if text_problem(text) is not None:
+        raise _Skip("no text in the document (only images?)")
+    if not (isinstance(own_title, str) and not is_junk_title(own_title)):
+        # else a heading at the top: "Title" or "Heading 1" (Word stores these names whatever its language)
+        own_title = next((t for t, style in blocks[:_HEADER_LINES] if style.lower().startswith(("title", "heading"))), None)
+    own_date = None
+    if isinstance(created, datetime) and created.replace(tzinfo=None) != _PYTHON_DOCX_CREATED:
+        own_date = created.date().isoformat()
+    meta: dict = {"source_file": str(path.absolute())}
+    if isinstance(author, str) and has_words(author) and author != _PYTHON_DOCX_AUTHOR:
+        meta["author"] = one_line(strip_blank(author))
+    return [_extracted_document(path, name, text, own_title, own_date, meta, "document's")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -556,13 +864,13 @@ def _expand(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[IngestError
             if p.suffix.lower() in SUPPORTED_SUFFIXES:
                 files.append((p, file_name(p)))
             else:
-                errors.append(IngestError(str(p), None, f"unsupported file type {p.suffix or '(none)'!r} (use .txt, .md, .html, .json or .jsonl)"))
+                errors.append(IngestError(str(p), None, f"unsupported file type {p.suffix or '(none)'!r} (use {SUPPORTED_TYPES.replace(' and ', ' or ')})"))
         else:
             errors.append(IngestError(str(p), None, "no such file or folder"))
     files = _once_per_file(files)
     if other_types:  # a site mirror's images and style sheets: said, not errors
         kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(other_types.items(), key=lambda kv: (-kv[1], kv[0])))
-        log.warning("not read: %d files of other types in the folders (%s); qa index reads .txt, .md, .html, .json and .jsonl", sum(other_types.values()), kinds)
+        log.warning("not read: %d files of other types in the folders (%s); qa index reads %s", sum(other_types.values()), kinds, SUPPORTED_TYPES)
     return files, errors
 
 
@@ -606,6 +914,10 @@ def load_documents(paths: list[Path]) -> tuple[list[Document], list[IngestError]
                 got, errs = _load_html(f, name), []
             elif suffix in JSON_SUFFIXES:
                 got, errs = _load_json(f, name)
+            elif suffix in PDF_SUFFIXES:
+                got, errs = _load_pdf(f, name), []
+            elif suffix in DOCX_SUFFIXES:
+                got, errs = _load_docx(f, name), []
             else:
                 got, errs = _load_jsonl(f, name)
         except _Skip as exc:

@@ -25,7 +25,7 @@ log = logging.getLogger("qa.cli")
 
 
 def index(
-    paths: Optional[list[str]] = typer.Argument(None, help="Files or folders (.txt .md .html .json .jsonl); none with --rebuild alone"),
+    paths: Optional[list[str]] = typer.Argument(None, help="Files or folders (.txt .md .html .json .jsonl .pdf .docx); none with --rebuild alone"),
     rebuild: bool = typer.Option(False, help="Re-chunk every stored document with the configured model, chunk size and dense index type (after changing one of them; passages already embedded by the same model keep their vectors); nothing is lost"),
     batch_docs: int = typer.Option(500, "--batch-docs", min=1, help="Documents written per atomic step: an interrupted run keeps the steps done, and running it again resumes"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),

@@ -19,6 +19,9 @@ def setup_logging(level_name: str, verbose: bool = False) -> None:
     # trafilatura warns "discarding data: None" for every page element it drops; our own message
     # says when a page has no main text
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
+    # pypdf warns about what it repairs in a damaged PDF ("EOF marker not found"), without the file's
+    # name; qa index says in one line which file it could not read
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         from transformers.utils import logging as hf_logging
 

@@ -639,3 +639,33 @@ def test_an_id_given_with_surrounding_spaces(tmp_path, embedder):
     deleted = _qa_here("docs", "delete", " old ", "--json", data_dir=data)
     assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"id": " old ", "deleted": True}, deleted.stderr
     assert json.loads(_qa_here("docs", "show", " old ", "--json", data_dir=data).stdout)["title"] == "Nouvelle"
+
+
+def test_a_pdf_and_a_docx_are_indexed_searched_and_answered(tmp_path):
+    """With the real models: `qa index` reads a PDF (lines joined, two pages) and a .docx; `qa search`
+    finds them and `qa ask` answers from the PDF, its offsets slicing the extracted text."""
+    from tests.document_files import write_docx, write_pdf
+
+    docs, data = tmp_path / "docs", tmp_path / "idx"
+    docs.mkdir()
+    write_pdf(docs / "budget.pdf", [
+        ["Budget de la ville de Besançon", "Le conseil municipal a voté un budget de", "148 millions d’euros pour l’année 2024.",
+         "La rénovation de la piscine Mallarmé coûtera", "12 millions d’euros."],
+        ["Le maire, Anne Vignot, a présenté le budget en séance."],
+    ], {"/Title": "Budget 2024", "/CreationDate": "D:20240315"})
+    write_docx(docs / "note.docx", [("Le tramway de Besançon", "Heading 1"), ("Le tramway transporte 60 000 voyageurs par jour.", None)])
+    (docs / "cut.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog")  # a download cut short
+    res = _qa("index", str(docs), data_dir=data)
+    assert res.returncode == 1 and "2 read (2 added" in res.stdout and "skipped: 1 (files or records, listed above)" in res.stdout, res.stderr
+    # one line for the damaged file, not pypdf's own warnings about it
+    [said] = [line for line in res.stderr.splitlines() if "cut.pdf" in line or "pypdf" in line]
+    assert said.startswith(f"skipped {docs / 'cut.pdf'}: not a readable PDF (damaged?): Pdf"), res.stderr
+    found = json.loads(_qa_here("search", "rénovation de la piscine", "--json", data_dir=data).stdout)
+    assert found["results"][0]["document_id"] == "budget" and found["results"][0]["title"] == "Budget 2024"
+    assert json.loads(_qa_here("search", "voyageurs du tramway", "--json", data_dir=data).stdout)["results"][0]["document_id"] == "note"
+    asked = _qa_here("ask", "Combien coûtera la rénovation de la piscine Mallarmé ?", "--json", data_dir=data)
+    assert asked.returncode == 0, asked.stderr
+    top = json.loads(asked.stdout)["answers"][0]
+    text = json.loads(_qa_here("docs", "show", "budget", "--json", data_dir=data).stdout)["text"]
+    assert text.startswith("Budget de la ville de Besançon\nLe conseil municipal a voté un budget de 148 millions d’euros pour l’année 2024.\n")
+    assert top["document_id"] == "budget" and "12 millions" in top["text"] and text[top["start"] : top["end"]] == top["text"]

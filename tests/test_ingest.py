@@ -233,12 +233,12 @@ def test_file_names_no_request_could_name_are_refused(tmp_path):
 def test_files_of_other_types_in_folders_are_counted(tmp_path, caplog):
     import logging
 
-    for name in ("a.pdf", "b.pdf", "c.xml", "ok.txt"):
+    for name in ("a.odt", "b.odt", "c.xml", "ok.txt"):
         (tmp_path / name).write_text("Un texte.", encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="index.ingest"):
         docs, errors = load_documents([tmp_path])
     assert [d.id for d in docs] == ["ok"] and errors == []
-    assert "not read: 3 files of other types in the folders (2 .pdf, 1 .xml)" in caplog.text
+    assert "not read: 3 files of other types in the folders (2 .odt, 1 .xml); qa index reads .txt, .md, .html, .json, .jsonl, .pdf and .docx" in caplog.text
 
 
 def test_bad_files_are_reported_and_the_rest_is_read(tmp_path):
@@ -257,8 +257,8 @@ def test_bad_files_are_reported_and_the_rest_is_read(tmp_path):
     (tmp_path / "recs.jsonl").write_text("\n".join(lines), encoding="utf-8")
     (tmp_path / "broken.json").write_text('{"id": "x", "text": ', encoding="utf-8")
     (tmp_path / "dots.txt").write_text("...\n\u200b", encoding="utf-8")  # nothing a search could find
-    (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4")  # unsupported types in a folder are ignored
-    docs, errors = load_documents([tmp_path, tmp_path / "notes.pdf", tmp_path / "missing.txt"])
+    (tmp_path / "notes.odt").write_bytes(b"PK\x03\x04")  # unsupported types in a folder are ignored
+    docs, errors = load_documents([tmp_path, tmp_path / "notes.odt", tmp_path / "missing.txt"])
     assert sorted(d.id for d in docs) == ["good", "ok1", "ok2", "ok3"]
     got = {(e.path.split("/")[-1], e.line): e.reason for e in errors}
     assert all(isinstance(e, IngestError) for e in errors)
@@ -269,7 +269,7 @@ def test_bad_files_are_reported_and_the_rest_is_read(tmp_path):
     assert "text" in got[("recs.jsonl", 4)]
     assert got[("recs.jsonl", 5)].startswith("'published': ")  # the field is named
     assert "invalid JSON" in got[("broken.json", 1)]
-    assert "unsupported" in got[("notes.pdf", None)]
+    assert got[("notes.odt", None)] == "unsupported file type '.odt' (use .txt, .md, .html, .json, .jsonl, .pdf or .docx)"
     assert "no such file" in got[("missing.txt", None)]
     assert got[("dots.txt", None)] == "no letter or digit in the file"
     assert len(errors) == 10
