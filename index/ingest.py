@@ -3,7 +3,7 @@
 A file that cannot be read is reported (IngestError) and the others go on. Plain-text files keep
 their text verbatim (only a leading byte-order mark and a Markdown front matter block are dropped):
 chunk offsets and citations slice it. A PDF's or a Word file's text is what is extracted from it
-(``pdf_text``, ``_docx_blocks``): offsets slice that text. A file's documents are named after its
+(``index.pdf_text``, ``index.docx_text``): offsets slice that text. A file's documents are named after its
 path inside the folder given (``file_name``).
 """
 
@@ -16,15 +16,15 @@ import re
 import unicodedata
 import zipfile
 from collections import Counter
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.schema import Document, clean_id, id_problem, metadata_problem
-from index.text import clean_url, has_lone_surrogate, has_words, lone_surrogate_at, one_line, strip_blank, text_problem, url_problem
+from index.docx_text import docx_blocks
+from index.pdf_text import pdf_text
+from index.text import URL_LINE, clean_url, has_lone_surrogate, has_words, lone_surrogate_at, one_line, printable, strip_blank, text_problem, url_problem
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -37,7 +37,6 @@ SUPPORTED_TYPES = ".txt, .md, .html, .json, .jsonl, .pdf and .docx"  # what the 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # imported when a file of their type is read
-    from lxml.etree import _Element
     from pypdf import PdfReader
 
 MAX_TITLE_CHARS = 200
@@ -134,7 +133,6 @@ def _french_date(line: str) -> str | None:
 # plain text
 # --------------------------------------------------------------------------------------------
 
-_URL_LINE = re.compile(r"^\s*(?:[-*•+]\s*)?(?:\[[^\]]*\]\()?<?(https?://[^\s<>()]+)>?\)?\s*$")
 _BARE_URL = re.compile(r"^\s*(?:[-*•+]\s*)?<?https?://\S+\s*$")
 _MD_TITLE = re.compile(r"^\s*#+\s*")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
@@ -176,7 +174,7 @@ def read_header(text: str) -> tuple[str | None, str | None, str | None, list[tup
     lines = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
     for idx, (lineno, line) in enumerate(lines):
         if url is None:
-            m = _URL_LINE.match(line)
+            m = URL_LINE.match(line)
             if m:
                 found = m.group(1).rstrip(".,;")
                 problem = url_problem(found, strict=False)  # an ESC in it, say: no URL rather than a broken one
@@ -396,18 +394,6 @@ _JUNK_TITLE = re.compile(
     re.IGNORECASE,
 )
 _URL_IN_TITLE = re.compile(r"\S*://\S*")  # a title that is only a URL ("<https://…>"), as browsers print one
-_LINE_END = ".!?…"
-# words no sentence, and hardly a heading, ends with: after them a line goes on ("un budget de" / "148 millions")
-_GOES_ON = frozenset(
-    "le la les un une des du de au aux à et ou ni mais que qui dont pour par sur sous dans avec sans chez "
-    "depuis pendant selon parmi ce cet cette ces sa ses leurs mon ma mes ton ta tes notre nos votre vos "
-    "the of and in for with".split()  # not "son", "car", "vers", "entre", "contre", "to": nouns or verbs too
-)
-_LAST_WORD = re.compile(r"(?<!\w)[^\W\d_]+\Z")
-_LETTERS_AT_END = re.compile(r"[^\W\d_]*\Z")
-_LETTERS_AT_START = re.compile(r"[^\W\d_]*")
-_WORD = re.compile(r"[^\W\d_]+")
-_COMPOUND = re.compile(r"[^\W\d_]+-[^\W\d_]+")
 _PDF_DATE = re.compile(r"\s*(?:D:)?(\d{4})(\d{2})?(\d{2})?")
 # python-docx's own template: a file it wrote without its own date and author says these
 _PYTHON_DOCX_CREATED, _PYTHON_DOCX_AUTHOR = datetime(2013, 12, 23, 23, 15), "python-docx"
@@ -430,70 +416,6 @@ def pdf_date(raw: object) -> str | None:
         return normalize_date("-".join(part for part in m.groups() if part))
     except ValueError:
         return None
-
-
-def printable(text: str) -> str:
-    """Extracted text the index can store and terminals show: control characters other than line
-    breaks and tabs become spaces, an unpaired surrogate (a broken font map) U+FFFD."""
-    return "".join(
-        " " if unicodedata.category(ch) == "Cc" and ch not in "\n\t\r" else "\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch
-        for ch in text
-    )
-
-
-def _joined(prev: str, line: str, words: Collection[str], compounds: Collection[str]) -> str | None:
-    """``prev`` and the ``line`` printed below it as one line, when the sentence goes on; else None."""
-    first = line[0]
-    if prev.endswith("\xad") and first.isalpha():  # a soft hyphen only ever splits a word
-        return prev[:-1] + line
-    if len(prev) > 1 and prev[-1] == "-" and not prev[-2].isspace() and first.isalnum():  # not " -", a dash
-        left, right = _LETTERS_AT_END.search(prev, 0, len(prev) - 1).group(), _LETTERS_AT_START.match(line).group()
-        whole = (left + right).lower()
-        if left and right and first.islower() and whole in words and f"{left}-{right}".lower() not in compounds:
-            return prev[:-1] + line  # "investisse-" + "ments": the document writes "investissements" elsewhere
-        return prev + line  # "porte-" + "monnaie", "133992-" + "netflix" (a URL), or a word split that cannot be told
-    if _URL_LINE.match(prev) or _URL_LINE.match(line):  # a URL on a line of its own is the document's (read_header)
-        return None
-    last = _LAST_WORD.search(prev)
-    if (first.islower() and prev[-1] not in _LINE_END) or prev[-1] == "," or (last is not None and last.group().lower() in _GOES_ON):
-        return f"{prev} {line}"
-    return None
-
-
-def join_lines(raw: str, words: Collection[str] = (), compounds: Collection[str] = ()) -> str:
-    """A PDF page's text as pypdf extracts it, one line per printed line, made readable: lines
-    stripped, runs of blank lines made one, and a line that the sentence goes on from joined to
-    the next one (the sentence splitter ends a sentence at every line break). A sentence goes on
-    when the next line starts with a lower-case letter after a line that ends without a full stop,
-    after a comma or a word no sentence ends with ("de", "la", "et": ``_GOES_ON``), neither line a
-    URL, and after a hyphen that ends a line; that hyphen is kept ("porte-monnaie",
-    "Saint-Étienne") unless the lower-case ``words`` of the document hold the word whole and its
-    ``compounds`` not with the hyphen ("investisse-ments" -> "investissements"). A soft hyphen
-    (U+00AD) at a line end always goes."""
-    out: list[str] = []
-    for line in raw.splitlines():
-        line = line.strip()
-        if not line:
-            if out and out[-1]:
-                out.append("")  # one blank line: a paragraph break
-            continue
-        joined = _joined(out[-1], line, words, compounds) if out and out[-1] else None
-        if joined is None:
-            out.append(line)
-        else:
-            out[-1] = joined
-    while out and not out[-1]:
-        out.pop()
-    return "\n".join(out)
-
-
-def pdf_text(pages: list[str]) -> str:
-    """The document text of a PDF's pages (as pypdf extracts them): each page's lines joined where
-    a sentence goes on (``join_lines``), pages separated by a blank line."""
-    whole = "\n".join(pages)
-    words = {w.lower() for w in _WORD.findall(whole)}
-    compounds = {c.lower() for c in _COMPOUND.findall(whole)}  # never across a line break: [^\W] stops there
-    return "\n\n".join(text for text in (join_lines(page, words, compounds) for page in pages) if text)
 
 
 def _why(exc: BaseException) -> str:
@@ -584,61 +506,6 @@ def _load_pdf(path: Path, name: str) -> list[Document]:
     return [_extracted_document(path, name, pdf_text(pages), own_title, own_date, meta, "PDF's")]
 
 
-_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
-
-
-@lru_cache(maxsize=1)
-def _docx_paths() -> dict:
-    """XPath queries on a .docx body (lxml compiles them once)."""
-    from lxml import etree
-
-    ns = {"w": _W[1:-1], "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006"}
-    return {
-        # a paragraph's text: its runs' text, tabs and breaks, tracked insertions and content controls
-        # included (python-docx's Paragraph.text leaves them out), deleted or moved-away text and text
-        # boxes (paragraphs of their own, anchored anywhere) not
-        "parts": etree.XPath(
-            "./descendant::w:r[not(ancestor::w:txbxContent or ancestor::w:del or ancestor::w:moveFrom or ancestor::mc:Fallback)]"
-            "/*[self::w:t or self::w:tab or self::w:br or self::w:cr or self::w:noBreakHyphen]", namespaces=ns),
-        "style": etree.XPath("string(./w:pPr/w:pStyle/@w:val)", namespaces=ns),
-        "rows": etree.XPath("./w:tr | ./w:sdt/w:sdtContent/w:tr", namespaces=ns),
-        "cells": etree.XPath("./w:tc | ./w:sdt/w:sdtContent/w:tc", namespaces=ns),
-        "cell_paragraphs": etree.XPath(".//w:p[not(ancestor::w:txbxContent)]", namespaces=ns),
-    }
-
-
-def _paragraph_text(p: _Element) -> str:
-    """The text of a ``<w:p>`` element (see ``_docx_paths``)."""
-    out = []
-    for el in _docx_paths()["parts"](p):
-        tag = el.tag
-        out.append((el.text or "") if tag == _W + "t" else "\t" if tag == _W + "tab" else "-" if tag == _W + "noBreakHyphen" else "\n")
-    return "".join(out)
-
-
-def _docx_blocks(body: _Element, style_names: dict[str, str]) -> list[tuple[str, str]]:
-    """A Word document's ``body`` element in reading order: (text, style name) for each paragraph
-    with text, (its cells' text joined by " | ", "table") for each table row (a cell merged across
-    columns is one cell), the paragraphs and tables of content controls too. Headers, footers, notes
-    and text boxes are not in the body's flow."""
-    paths = _docx_paths()
-    blocks: list[tuple[str, str]] = []
-    for el in body.iterchildren():
-        if el.tag == _W + "p":
-            text = _paragraph_text(el).strip()
-            if text:
-                blocks.append((text, style_names.get(paths["style"](el), "")))
-        elif el.tag == _W + "tbl":
-            for row in paths["rows"](el):
-                texts = [" ".join(" ".join(_paragraph_text(p) for p in paths["cell_paragraphs"](cell)).split()) for cell in paths["cells"](row)]
-                if any(texts):
-                    blocks.append((" | ".join(t for t in texts if t), "table"))
-        elif el.tag == _W + "sdt":  # a content control around paragraphs or tables
-            for content in el.iterchildren(_W + "sdtContent"):
-                blocks.extend(_docx_blocks(content, style_names))
-    return blocks
-
-
 def _load_docx(path: Path, name: str) -> list[Document]:
     import docx
 
@@ -653,7 +520,7 @@ def _load_docx(path: Path, name: str) -> list[Document]:
     try:
         document = docx.Document(str(path))
         # style ids are the writer's language's ("Titre1"), names Word's own ("Heading 1")
-        blocks = _docx_blocks(document.element.body, {style.style_id: style.name or "" for style in document.styles})
+        blocks = docx_blocks(document.element.body, {style.style_id: style.name or "" for style in document.styles})
         props = document.core_properties
         own_title, created, author = props.title, props.created, props.author
     except OSError:

@@ -370,3 +370,16 @@ def clean_url(url: str | None) -> str | None:
     if url is None or not url.strip():
         return None
     return url.strip()
+
+
+# a URL on a line of its own, bare, in <>, as a Markdown link or a list item: a document's own URL
+URL_LINE = re.compile(r"^\s*(?:[-*•+]\s*)?(?:\[[^\]]*\]\()?<?(https?://[^\s<>()]+)>?\)?\s*$")
+
+
+def printable(text: str) -> str:
+    """Extracted text the index can store and terminals show: control characters other than line
+    breaks and tabs become spaces, an unpaired surrogate (a broken font map) U+FFFD."""
+    return "".join(
+        " " if unicodedata.category(ch) == "Cc" and ch not in "\n\t\r" else "\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch
+        for ch in text
+    )

@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 import pytest
 
 from index.chunking import chunk_document
-from index.ingest import is_junk_title, join_lines, load_documents, pdf_date
+from index.ingest import is_junk_title, load_documents, pdf_date
+from index.pdf_text import join_lines
 from index.text import split_sentences
 from tests.document_files import write_docx, write_pdf
 
