@@ -305,6 +305,31 @@ def test_a_busy_service_is_not_called_an_internal_error(page, base_url):
     assert "Erreur interne" not in page.locator("#error").inner_text()
 
 
+def test_a_damaged_index_is_for_its_administrator_to_restore_not_to_retry(page, base_url, service, monkeypatch):
+    """The server's 503 for a damaged index (its own words, from its handler) was shown as any 503:
+    "momentanément indisponible ... Réessayez dans quelques instants", when asking again fails alike
+    until the administrator restores the index. The page says so, with no advice to retry."""
+    import sqlite3
+
+    _, svc = service
+
+    def damaged(*args, **kwargs):
+        exc = sqlite3.DatabaseError("database disk image is malformed")
+        exc.sqlite_errorcode = sqlite3.SQLITE_CORRUPT
+        raise exc
+
+    monkeypatch.setattr(svc, "ask", damaged)
+    page.goto(base_url + "/")
+    with page.expect_response("**/ask") as reply:
+        _submit(page, "Où Netflix ouvre-t-il un bureau ?")
+    assert reply.value.status == 503 and reply.value.json()["detail"].startswith("the server's index is damaged"), reply.value.text()
+    expect(page.locator("#error")).to_have_text("L’index du service est endommagé (erreur 503) : signalez-le à son administrateur, qui doit le restaurer.",
+                                                timeout=10_000)
+    assert "essay" not in page.locator("#error").inner_text()
+    assert page.input_value("#question") == "Où Netflix ouvre-t-il un bureau ?"
+    assert not [e for e in page.js_errors if "Failed to load resource" not in e], page.js_errors
+
+
 def test_back_to_the_page_without_a_question_clears_the_answers(page, base_url):
     ask(page, base_url, SHOWCASE_QUESTION)
     page.go_back()  # to "/" without ?q=

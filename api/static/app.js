@@ -364,6 +364,8 @@
     if (status === 429) return { text: "Trop de questions en peu de temps (erreur 429). Patientez, puis réessayez " + when(wait) + "." };
     if (status === 503 && /^busy\b/.test(detail)) return { text: "Le service est occupé par d’autres questions (erreur 503). Réessayez " + when(wait) + "." };
     if (status === 503 && /not loaded/.test(detail)) return { text: "Le service est en cours de démarrage (erreur 503). Réessayez " + when(wait) + "." };
+    // only its administrator can restore a damaged index: asking again would fail alike
+    if (status === 503 && /\bindex is damaged\b/.test(detail)) return { text: "L’index du service est endommagé (erreur 503) : signalez-le à son administrateur, qui doit le restaurer." };
     if (status === 502 || status === 503) return { text: "Le service est momentanément indisponible (erreur " + status + "). Réessayez " + (wait === null ? "dans quelques instants" : when(wait)) + "." };
     if (status === 504) return { text: "Le service a mis trop de temps à répondre (erreur 504). Réessayez dans un moment." };
     if (status === 408) return { text: "La question n’est pas parvenue au service à temps. Réessayez." };
