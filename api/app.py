@@ -72,8 +72,10 @@ def load_service(settings: Settings) -> "QAService":
     index folder and the index are checked before the models load, as `qa serve` does."""
     import sqlite3
 
+    from index.catalog import damage_found
     from index.e5_convert import ModelSourceError
-    from index.store import DocumentCatalog, ReindexNeeded, index_exists
+    from index.storage import damaged_line
+    from index.store import ReindexNeeded
     from qa.cli_common import folder_problem, index_problem
     from qa.pipeline import QAService
 
@@ -81,8 +83,10 @@ def load_service(settings: Settings) -> "QAService":
     if problem is not None:
         raise StartupProblem(problem)
     try:
-        if index_exists(settings.data_dir):
-            DocumentCatalog(settings.data_dir).close()  # damaged or newer: said before the models load
+        # newer, or damaged anywhere (not only where opening reads): said before the models load
+        damage = damage_found(settings.data_dir)  # None without an index: the service starts empty
+        if damage is not None:
+            raise StartupProblem(damaged_line(settings.data_dir, damage))
         return QAService.from_settings(settings)
     except (ModelSourceError, ReindexNeeded) as exc:  # their lines name what to fix
         raise StartupProblem(str(exc)) from None

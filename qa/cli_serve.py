@@ -138,7 +138,9 @@ def _serve_preflight(settings: Settings, host: str, port: int) -> None:
     checked first, each as one line."""
     import socket
 
-    from index.store import DocumentCatalog, index_exists
+    from index.catalog import damage_found
+    from index.storage import damaged_line
+    from index.store import index_exists
 
     from qa.settings import configured_key
 
@@ -149,7 +151,10 @@ def _serve_preflight(settings: Settings, host: str, port: int) -> None:
         typer.echo(f"warning: listening on {host} with no QA_API_KEY: anyone who reaches port {port} can add and delete documents", err=True)
     check_data_dir(settings)
     if index_exists(settings.data_dir):
-        read_index(settings, DocumentCatalog).close()  # damaged or newer: one line
+        # newer, or damaged anywhere (not only where opening reads): one line now, not after the models load
+        damage = read_index(settings, damage_found)
+        if damage is not None:
+            fail(damaged_line(settings.data_dir, damage))
     else:
         typer.echo(f"note: no index at {settings.data_dir} yet: the service starts empty (add documents with `qa index` or POST /documents)", err=True)
     try:  # the port, before the models load

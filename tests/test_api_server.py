@@ -461,6 +461,37 @@ def test_bare_uvicorn_says_why_it_cannot_start_as_qa_serve_does(tmp_path, case):
     assert bare.stderr.count(line) == 1
 
 
+@pytest.mark.parametrize("table", ["documents", "chunks", "chunks_hash"])
+def test_an_index_damaged_anywhere_stops_the_server_before_the_models_load(tmp_path, embedder, table):
+    """Pages of the index overwritten where opening it without the models does not read (its
+    documents, its chunks, an index of the chunks): `qa serve` loaded the models, then failed with
+    status 3 (a model problem, for a supervisor), or served. SQLite's check of every page now runs
+    first (a few ms here): status 1 with the damaged line, no model loaded. Bare uvicorn says the
+    same line before loading any model (here its reader could not even be found)."""
+    from index.schema import Document
+    from index.storage import DAMAGED_FIX
+    from index.store import IndexStore
+    from tests.store_support import damage_pages
+
+    data = tmp_path / "data"
+    store = IndexStore.open(data, embedder)
+    store.add_documents([Document(id=f"note-{i}", title=f"Note {i}", text=f"Note {i}\n\nLe siège numéro {i} est à Lyon.") for i in range(20)])
+    store.close()
+    damage_pages(data, table)
+    env = {**os.environ, "QA_DATA_DIR": str(data), "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    served = subprocess.run([sys.executable, "-m", "qa.cli", "serve", "--port", str(free_port())],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+    assert served.returncode == 1, served.stderr[-3000:]
+    line = served.stderr.strip().splitlines()[-1].removeprefix("error: ")
+    assert re.fullmatch(rf"the index at {re.escape(str(data))} is damaged \(.+\): {re.escape(DAMAGED_FIX)}", line), served.stderr[-3000:]
+    assert "loading models" not in served.stderr and "Traceback" not in served.stderr
+    bare = subprocess.run([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(free_port())],
+                          cwd=tmp_path, env={**env, "QA_READER": str(tmp_path / "no-such-reader")}, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+    assert bare.returncode == 3, bare.stderr[-3000:]
+    assert "Traceback" not in bare.stderr and f" CRITICAL api: {line}\n" in bare.stderr, bare.stderr[-3000:]
+
+
 @pytest.mark.parametrize("command", ["qa serve", "uvicorn"])
 def test_a_reader_whose_weights_do_not_load_is_one_line(tmp_path, command):
     """A QA_READER folder that passes the checks made on its files (config, tokenizer, weights file)
