@@ -30,7 +30,7 @@ from index.keyword import KeywordIndex
 from index.retrieval import DocTable, candidate_depth, rrf
 from index.schema import Filters
 from index.text import analyze
-from index.storage import meta, read_transaction
+from index.storage import meta, one_line, read_transaction
 
 log = logging.getLogger("index.store")  # the store's messages keep one name, whichever module logs them
 
@@ -118,42 +118,85 @@ def build_keyword(conn: sqlite3.Connection) -> KeywordIndex:
     return KeywordIndex.build(np.asarray(ids, dtype=np.int64), terms)
 
 
+@dataclass(frozen=True)
+class Unusable:
+    """Why an index file of SQLite's generation is not loaded, as the rebuild's log line says it:
+    ``damaged`` (it cannot be read, or it does not fit the database) is a warning, a file missing
+    (none of any generation: a backup restored without them, files deleted) or stale (only another
+    generation's: a write stopped between its commit and its files) is the recovery doing its job."""
+
+    why: str
+    damaged: bool
+
+
+def _missing(path: Path, gen: int, pattern: re.Pattern[str]) -> Unusable:
+    """``path``, the file of generation ``gen``, is not there: missing, or stale when the folder
+    holds the same file of another generation (``pattern``'s group: which ``cleanup`` removes next)."""
+    others = sorted(int(m.group(1)) for p in path.parent.iterdir() if (m := pattern.fullmatch(p.name)) and int(m.group(1)) != gen)
+    if not others:
+        return Unusable(f"{path} is missing", damaged=False)
+    if others[-1] < gen:  # the files of an earlier generation: a write committed, then stopped
+        return Unusable(f"{path} is missing, and the one of generation {others[-1]} is stale "
+                        "(a write stopped after its commit, before writing its index files)", damaged=False)
+    return Unusable(f"{path} is missing, and the one of generation {others[-1]} is stale (of another state of the database)", damaged=False)
+
+
+def _load_dense(path: Path, kind: str, gen: int, chunks: int, dim: int) -> object | Unusable:
+    """The dense index file of generation ``gen``, or why it cannot be used."""
+    if not path.is_file():
+        return _missing(path, gen, re.compile(rf"dense-{re.escape(kind)}-(\d+)\.faiss"))
+    try:
+        dense = dense_mod.load(path)
+    except Exception as exc:  # a damaged file is rebuilt, never trusted
+        return Unusable(f"{path} is damaged ({one_line(str(exc))})", damaged=True)
+    if dense.ntotal != chunks or dense.d != dim:
+        return Unusable(f"{path} is damaged, or not this database's: {dense.ntotal} vectors of dimension {dense.d} "
+                              f"for {chunks} chunks of dimension {dim}", damaged=True)
+    return dense
+
+
+def _load_keyword(path: Path, gen: int, chunks: int) -> KeywordIndex | Unusable:
+    """The BM25 index folder of generation ``gen``, or why it cannot be used."""
+    if not path.is_dir():
+        return _missing(path, gen, re.compile(r"bm25-(\d+)"))
+    try:
+        keyword = KeywordIndex.load(path)
+    except Exception as exc:
+        return Unusable(f"{path} is damaged ({one_line(str(exc))})", damaged=True)
+    if len(keyword) != chunks:
+        return Unusable(f"{path} is damaged, or not this database's: {len(keyword)} rows for {chunks} chunks", damaged=True)
+    return keyword
+
+
+def _say_rebuilding(what: str, gen: int, source: str, problem: Unusable) -> None:
+    """The rebuild of ``what``, with why: a warning when its file was damaged; at generation 0 (a
+    new, empty index) a file missing is nothing to report."""
+    level = logging.WARNING if problem.damaged else logging.INFO if gen else logging.DEBUG
+    log.log(level, "rebuilding %s of generation %d from %s: %s", what, gen, source, problem.why)
+
+
 def load_snapshot(conn: sqlite3.Connection, data_dir: Path, kind: str, dim: int, repair: bool) -> Snapshot | None:
-    """Load the index files of SQLite's generation; with ``repair`` (write lock held) rebuild missing
-    or mismatching ones from SQLite, else return None when they are not there yet."""
+    """Load the index files of SQLite's generation; with ``repair`` (write lock held) rebuild missing,
+    stale or damaged ones from SQLite, saying which, else return None when they are not there yet
+    (said by the caller's repair, if it comes: another process may be writing them)."""
     gen, ids, chunk_doc, docs = read_state(conn)
-    dense = keyword = None
     dpath, kpath = dense_path(data_dir, kind, gen), keyword_path(data_dir, gen)
-    if dpath.is_file():
-        try:
-            dense = dense_mod.load(dpath)
-            if dense.ntotal != len(ids) or dense.d != dim:
-                log.warning("%s does not match the database (%d vectors, %d chunks): rebuilding", dpath, dense.ntotal, len(ids))
-                dense = None
-        except Exception as exc:  # a damaged file is rebuilt, never trusted
-            log.warning("cannot read %s (%s): rebuilding", dpath, exc)
-            dense = None
-    if kpath.is_dir():
-        try:
-            keyword = KeywordIndex.load(kpath)
-            if len(keyword) != len(ids):
-                keyword = None
-        except Exception as exc:
-            log.warning("cannot read %s (%s): rebuilding", kpath, exc)
-            keyword = None
-    if dense is None or keyword is None:
+    dense = _load_dense(dpath, kind, gen, len(ids), dim)
+    keyword = _load_keyword(kpath, gen, len(ids))
+    if isinstance(dense, Unusable) or isinstance(keyword, Unusable):
         if not repair:
             return None
-        say = log.info if gen else log.debug  # generation 0: a new, empty index, nothing to report
         cleanup(data_dir, kind, gen)  # leftovers first: on a full disk they hold the room the rebuilt files need
-        if dense is None:
-            say("rebuilding the dense index of generation %d from stored vectors", gen)
-            dense = build_dense(conn, dim, kind)
-            _save_or_serve(lambda: dense_mod.save(dense, dpath), dpath, data_dir)
-        if keyword is None:
-            say("rebuilding the BM25 index of generation %d from stored terms", gen)
-            keyword = build_keyword(conn)
-            _save_or_serve(lambda: keyword.save(kpath), kpath, data_dir)
+        if isinstance(dense, Unusable):
+            _say_rebuilding("the dense index", gen, "stored vectors", dense)
+            built = build_dense(conn, dim, kind)
+            _save_or_serve(lambda: dense_mod.save(built, dpath), dpath, data_dir)
+            dense = built
+        if isinstance(keyword, Unusable):
+            _say_rebuilding("the BM25 index", gen, "stored terms", keyword)
+            terms = build_keyword(conn)
+            _save_or_serve(lambda: terms.save(kpath), kpath, data_dir)
+            keyword = terms
     return Snapshot(gen, dense, keyword, ids, chunk_doc, docs)
 
 

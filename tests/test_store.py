@@ -726,6 +726,76 @@ def test_index_files_that_fail_to_be_written_are_rebuilt(tmp_path, embedder, mon
     c.close()
 
 
+def _rebuilt_files(data: Path, embedder, caplog) -> list[tuple[str, str]]:
+    """Open the index at ``data`` (it must then be consistent): the rebuild lines logged, (level, message)."""
+    import logging
+
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="index.store"):
+        store = IndexStore.open(data, embedder)
+    store.check_consistency()
+    store.close()
+    return [(r.levelname, r.getMessage()) for r in caplog.records if "rebuil" in r.getMessage()]
+
+
+def test_rebuilt_index_files_are_said_to_be_missing_stale_or_damaged(tmp_path, embedder, caplog):
+    """An index file rebuilt from SQLite was said as "rebuilding the dense index of generation 2
+    from stored vectors", whatever befell it (a damaged file was also warned of twice, and a BM25
+    folder that does not fit the database not at all). Each rebuild now says which file and why:
+    missing (a backup restored without them), stale (only an earlier generation's: a write stopped
+    after its commit), damaged (unreadable, or not this database's): a warning for the last alone."""
+    base = tmp_path / "base"
+    store = IndexStore.open(base, embedder)
+    store.add_documents(synth_docs(2))
+    shutil.copy2(base / "dense-flat-1.faiss", tmp_path / "dense-flat-1.faiss")
+    shutil.copytree(base / "bm25-1", tmp_path / "bm25-1")
+    store.add_documents(synth_docs(3, prefix="new"))
+    store.close()
+    dense, bm25 = "the dense index of generation 2 from stored vectors", "the BM25 index of generation 2 from stored terms"
+
+    def case(name: str) -> Path:
+        data = tmp_path / name
+        shutil.copytree(base, data)
+        return data
+
+    data = case("missing")
+    (data / "dense-flat-2.faiss").unlink()
+    shutil.rmtree(data / "bm25-2")
+    assert _rebuilt_files(data, embedder, caplog) == [
+        ("INFO", f"rebuilding {dense}: {data / 'dense-flat-2.faiss'} is missing"),
+        ("INFO", f"rebuilding {bm25}: {data / 'bm25-2'} is missing"),
+    ]
+    data = case("stale")  # as a write killed between its commit and its files leaves the folder
+    (data / "dense-flat-2.faiss").unlink()
+    shutil.rmtree(data / "bm25-2")
+    shutil.copy2(tmp_path / "dense-flat-1.faiss", data)
+    shutil.copytree(tmp_path / "bm25-1", data / "bm25-1")
+    stopped = "is stale (a write stopped after its commit, before writing its index files)"
+    assert _rebuilt_files(data, embedder, caplog) == [
+        ("INFO", f"rebuilding {dense}: {data / 'dense-flat-2.faiss'} is missing, and the one of generation 1 {stopped}"),
+        ("INFO", f"rebuilding {bm25}: {data / 'bm25-2'} is missing, and the one of generation 1 {stopped}"),
+    ]
+    assert not (data / "dense-flat-1.faiss").exists() and not (data / "bm25-1").exists()
+    data = case("unreadable")
+    with open(data / "dense-flat-2.faiss", "r+b") as f:
+        f.truncate(1000)
+    (data / "bm25-2" / "ids.npy").write_bytes(b"garbage")
+    lines = _rebuilt_files(data, embedder, caplog)
+    assert [level for level, _ in lines] == ["WARNING", "WARNING"], lines
+    assert lines[0][1].startswith(f"rebuilding {dense}: {data / 'dense-flat-2.faiss'} is damaged (") and "read error" in lines[0][1], lines
+    assert lines[1][1].startswith(f"rebuilding {bm25}: {data / 'bm25-2'} is damaged ("), lines
+    assert all("\n" not in message for _, message in lines)
+    data = case("other")  # files of another state of the index under this generation's names
+    shutil.copy2(tmp_path / "dense-flat-1.faiss", data / "dense-flat-2.faiss")
+    shutil.rmtree(data / "bm25-2")
+    shutil.copytree(tmp_path / "bm25-1", data / "bm25-2")
+    assert _rebuilt_files(data, embedder, caplog) == [
+        ("WARNING", f"rebuilding {dense}: {data / 'dense-flat-2.faiss'} is damaged, or not this database's: 2 vectors of dimension 384 for 5 chunks of dimension 384"),
+        ("WARNING", f"rebuilding {bm25}: {data / 'bm25-2'} is damaged, or not this database's: 2 rows for 5 chunks"),
+    ]
+    assert _rebuilt_files(base, embedder, caplog) == []  # sound files are loaded, as before
+
+
 def test_a_full_disk_as_faiss_reports_it_never_fails_reads_or_a_committed_write(tmp_path, embedder, monkeypatch, caplog):
     """faiss says "disk full" with a RuntimeError, not an OSError: a committed write is still
     answered as done, other handles and fresh opens serve the index from memory while the files
