@@ -330,6 +330,40 @@ def test_a_damaged_index_is_for_its_administrator_to_restore_not_to_retry(page, 
     assert not [e for e in page.js_errors if "Failed to load resource" not in e], page.js_errors
 
 
+def test_an_index_re_embedded_elsewhere_and_a_damaged_one_in_the_document_list_are_said(page, base_url, service, monkeypatch):
+    """The 503 of an index re-indexed with another model by another process ("the server must be
+    restarted") was shown as a moment's unavailability to retry, and a damaged index made the
+    document list say only "erreur 503": each now says what it is, from the real handlers' bodies."""
+    import sqlite3
+
+    from index.storage import ReindexNeeded
+
+    _, svc = service
+
+    def re_embedded(*args, **kwargs):
+        raise ReindexNeeded("the index was built with another embedding model")
+
+    def damaged(*args, **kwargs):
+        exc = sqlite3.DatabaseError("database disk image is malformed")
+        exc.sqlite_errorcode = sqlite3.SQLITE_CORRUPT
+        raise exc
+
+    monkeypatch.setattr(svc, "ask", re_embedded)
+    monkeypatch.setattr(svc, "list_documents", damaged)
+    page.goto(base_url + "/")
+    with page.expect_response("**/ask") as reply:
+        _submit(page, "Où Netflix ouvre-t-il un bureau ?")
+    assert reply.value.status == 503 and "must be restarted" in reply.value.json()["detail"], reply.value.text()
+    expect(page.locator("#error")).to_have_text(
+        "Le service doit être redémarré par son administrateur (erreur 503) : son index a été reconstruit avec un autre modèle.", timeout=10_000)
+    page.click("#filters-summary")
+    page.click("#document-id")
+    page.keyboard.type("canada")
+    expect(page.locator("#documents-note")).to_have_text(
+        "La liste des documents n’a pas pu être chargée (l’index du service est endommagé : signalez-le à son administrateur).", timeout=10_000)
+    assert not [e for e in page.js_errors if "Failed to load resource" not in e], page.js_errors
+
+
 def test_back_to_the_page_without_a_question_clears_the_answers(page, base_url):
     ask(page, base_url, SHOWCASE_QUESTION)
     page.go_back()  # to "/" without ?q=

@@ -366,6 +366,8 @@
     if (status === 503 && /not loaded/.test(detail)) return { text: "Le service est en cours de démarrage (erreur 503). Réessayez " + when(wait) + "." };
     // only its administrator can restore a damaged index: asking again would fail alike
     if (status === 503 && /\bindex is damaged\b/.test(detail)) return { text: "L’index du service est endommagé (erreur 503) : signalez-le à son administrateur, qui doit le restaurer." };
+    // another process re-indexed with another model: only a restart of the server helps
+    if (status === 503 && /\bmust be restarted\b/.test(detail)) return { text: "Le service doit être redémarré par son administrateur (erreur 503) : son index a été reconstruit avec un autre modèle." };
     if (status === 502 || status === 503) return { text: "Le service est momentanément indisponible (erreur " + status + "). Réessayez " + (wait === null ? "dans quelques instants" : when(wait)) + "." };
     if (status === 504) return { text: "Le service a mis trop de temps à répondre (erreur 504). Réessayez dans un moment." };
     if (status === 408) return { text: "La question n’est pas parvenue au service à temps. Réessayez." };
@@ -614,7 +616,9 @@
       const resp = await fetch(url, { headers: authHeaders(), signal: controller.signal });
       if (!resp.ok) {
         if (resp.status === 401 || resp.status === 403) keyRow.hidden = false;
-        throw new Error(resp.status === 401 || resp.status === 403 ? "une clé d’accès valide est nécessaire" : "erreur " + resp.status);
+        const detail = resp.status === 503 ? await resp.json().then((b) => String(b && b.detail), () => "") : "";
+        throw new Error(resp.status === 401 || resp.status === 403 ? "une clé d’accès valide est nécessaire"
+          : /\bindex is damaged\b/.test(detail) ? "l’index du service est endommagé : signalez-le à son administrateur" : "erreur " + resp.status);
       }
       page = await resp.json();
     } catch (e) {
