@@ -48,7 +48,7 @@ except importlib.metadata.PackageNotFoundError:  # run from a checkout that was 
     VERSION = "0+unknown"
 
 MAX_ECHOED_CHARS = 500
-WRITE_ROUTES = ("add_documents", "delete_document")  # their 503 for a damaged index says nothing was written
+WRITE_ROUTES = ("add_documents", "add_document_files", "delete_document")  # their 503 for a damaged index says nothing was written
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STARTUP_FAILURE = 3  # uvicorn's exit status for an app that cannot start (uvicorn.config.STARTUP_FAILURE)
 
@@ -143,6 +143,20 @@ def echoed_input(value: Any) -> Any:
     """A 422's ``input`` as sent back: as given, unless its JSON is over MAX_ECHOED_CHARS characters."""
     size = len(json.dumps(value, ensure_ascii=False))
     return value if size <= MAX_ECHOED_CHARS else f"({size} characters of JSON, not repeated here)"
+
+
+def binary_files(node: Any) -> None:
+    """Files in a schema (``UploadFile``: a string of ``contentMediaType`` application/octet-stream,
+    as OpenAPI 3.1 writes them) also marked ``format: binary``, as OpenAPI 3.0 wrote them: the
+    Swagger UI of /docs offers a file field only for those (it showed a text box of random characters)."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and node.get("contentMediaType") == "application/octet-stream":
+            node.setdefault("format", "binary")
+        for value in node.values():
+            binary_files(value)
+    elif isinstance(node, list):
+        for value in node:
+            binary_files(value)
 
 
 def create_app(settings: Settings | None = None, service: "QAService | None" = None) -> FastAPI:
@@ -264,6 +278,8 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = default_openapi()
+        for component in schema.get("components", {}).get("schemas", {}).values():
+            binary_files(component)
         for route in routes:
             for method in getattr(route, "methods", ()):
                 op = schema["paths"].get(getattr(route, "path_format", None), {}).get(method.lower())
@@ -279,7 +295,10 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     places = Places(settings.limit_concurrency) if settings.limit_concurrency is not None else None
     if places is not None:
         app.add_middleware(ConcurrencyLimitMiddleware, places=places)
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, routes=routes, timeout_s=settings.body_timeout, places=places)
+    app.add_middleware(
+        BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes, routes=routes,
+        timeout_s=settings.body_timeout, places=places,
+    )
     app.add_middleware(AuthGateMiddleware, routes=routes, problem=lambda route, authorization: route_key_problem(route, authorization, settings))
     app.add_middleware(PathMiddleware, routes=routes)
     if settings.cors_origins:

@@ -386,20 +386,34 @@ def _is_json(content_type: str) -> bool:
     return content_type == "application/json" or (content_type.startswith("application/") and content_type.endswith("+json"))
 
 
+def takes_files(route: Any) -> bool:
+    """Whether ``route`` takes its body as form fields and files (``File(...)`` parameters: POST
+    /documents/files), read from multipart/form-data; every other body this API takes is JSON."""
+    from fastapi import params
+
+    body_field = getattr(route, "body_field", None)
+    return isinstance(getattr(body_field, "field_info", None), params.Form)
+
+
 class BodyGuardMiddleware:
     """Guards request bodies before the app parses them: over ``max_body_bytes`` (413); not all
     there within ``timeout_s`` (408); not JSON
     (415: every body this API takes is JSON); not UTF-8 (400); ``NaN`` or unpaired surrogates
     (422 naming the field, see ``json_body_problem``). Query strings too, of every method: a
     parameter that is not UTF-8 once percent-decoded is a 422 naming it (``query_problems``).
+    A route that takes files (``takes_files``: POST /documents/files) takes multipart/form-data
+    instead, up to ``max_upload_bytes`` (413 beyond, 415 for any other type); its parts are the
+    route's to judge.
 
-    The body is read (at most ``max_body_bytes``) before the app sees it and then replayed, so the
+    The body is read (at most its limit) before the app sees it and then replayed, so the
     size check also holds for chunked uploads without a Content-Length.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, routes: list | None = None, timeout_s: float | None = None, places: Places | None = None):
+    def __init__(self, app: ASGIApp, max_body_bytes: int, routes: list | None = None, timeout_s: float | None = None, places: Places | None = None,
+                 max_upload_bytes: int | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_body_bytes if max_upload_bytes is None else max_upload_bytes
         self.routes = routes
         self.timeout_s = timeout_s  # for the whole body: uvicorn waits for a trickling client forever
         self.places = places  # QA_LIMIT_CONCURRENCY: taken once the body is here, before it is judged
@@ -415,6 +429,7 @@ class BodyGuardMiddleware:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        files = False
         if self.routes is not None:
             route = endpoint_route(scope, self.routes)
             # no endpoint takes this body (404, 405, "/ask/" redirected to "/ask"): the router answers
@@ -423,10 +438,12 @@ class BodyGuardMiddleware:
             if route is None or getattr(route, "body_field", True) is None:
                 await self.app(scope, receive, send)
                 return
+            files = takes_files(route)
+        limit = self.max_upload_bytes if files else self.max_body_bytes
         headers = Headers(scope=scope)
-        too_large = {"detail": f"request body too large: at most {self.max_body_bytes} bytes"}
+        too_large = {"detail": f"request body too large: at most {limit} bytes" + ("; send fewer or smaller files per request" if files else "")}
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             for m in _json_response(413, too_large):
                 await send(m)
             return
@@ -434,7 +451,7 @@ class BodyGuardMiddleware:
         chunks: list[bytes] = []
         size = 0
         with anyio.move_on_after(self.timeout_s) as waited:
-            while size <= self.max_body_bytes:
+            while size <= limit:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return
@@ -444,7 +461,7 @@ class BodyGuardMiddleware:
                 if not message.get("more_body", False):
                     break
         # answered outside the deadline's scope: it must not cut a response being sent
-        if size > self.max_body_bytes:
+        if size > limit:
             for m in _json_response(413, too_large):
                 await send(m)
             return
@@ -455,20 +472,26 @@ class BodyGuardMiddleware:
             return
         body = b"".join(chunks)
         if self.places is None or self.places.exempt(scope):
-            await self._judged(scope, receive, send, headers, body)
+            await self._judged(scope, receive, send, headers, body, files)
             return
         if not self.places.take(scope):
             await self.places.refuse(send)
             return
         try:
-            await self._judged(scope, receive, send, headers, body)
+            await self._judged(scope, receive, send, headers, body, files)
         finally:
             self.places.give_back()
 
-    async def _judged(self, scope: Scope, receive: Receive, send: Send, headers: Headers, body: bytes) -> None:
+    async def _judged(self, scope: Scope, receive: Receive, send: Send, headers: Headers, body: bytes, files: bool = False) -> None:
         """The body judged, then replayed to the app."""
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if body:
+        if body and files:
+            refusal = _files_refusal(content_type)
+            if refusal is not None:
+                for m in _json_response(*refusal):
+                    await send(m)
+                return
+        elif body:
             # parsing and walking up to max_body_bytes of JSON takes seconds of CPU: off the event
             # loop, so that other requests (/health) are not stalled meanwhile
             refusal = await run_in_threadpool(self._refusal, body, content_type)
@@ -501,3 +524,11 @@ class BodyGuardMiddleware:
         if problem is not None:
             return 422, {"detail": [problem]}
         return None
+
+
+def _files_refusal(content_type: str) -> tuple[int, dict[str, Any]] | None:
+    """A body for a route that takes files is multipart/form-data (what ``curl -F`` and HTML forms send)."""
+    if content_type == "multipart/form-data":
+        return None
+    got = f"got {content_type!r}" if content_type else "none was sent"
+    return 415, {"detail": f"request body must be multipart/form-data, each file a part named 'files', as curl -F files=@rapport.pdf sends it ({got})"}

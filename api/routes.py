@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Callable, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request
+from fastapi import APIRouter, Depends, File, HTTPException, Path as PathParam, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -46,6 +47,7 @@ from api.schemas import (
     SearchResponse,
     document_not_found,
 )
+from api.uploads import Upload, UploadNotSaved, UploadRefused, read_uploads
 from index.schema import MAX_ID_CHARS, Document, Filters
 from qa.settings import Settings
 from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_DOCUMENT_QUERY_CHARS, filters_of
@@ -278,6 +280,11 @@ async def add_documents(body: DocumentsIn, svc: Service, rt: Rt) -> DocumentsAdd
             }])
         seen.add(doc_id)
         docs.append(Document(id=doc_id, text=d.text, title=d.title, url=d.url, published=d.published, metadata=d.metadata))
+    return await _added(svc, rt, docs)
+
+
+async def _added(svc: Any, rt: Runtime, docs: list[Document]) -> DocumentsAdded:
+    """``docs`` written (POST /documents and POST /documents/files), and what that changed."""
     report = await rt.written(svc, svc.add_documents, docs)
     counts = report.chunk_counts or {}
     return DocumentsAdded(
@@ -285,6 +292,39 @@ async def add_documents(body: DocumentsIn, svc: Service, rt: Rt) -> DocumentsAdd
         added=report.documents_added, updated=report.documents_updated, unchanged=report.documents_unchanged,
         chunks_added=report.chunks_added, chunks_removed=report.chunks_removed,
     )
+
+
+UPLOAD_ERRORS = {
+    **_errors(401, 403, 408, 500, 503, 507),
+    400: {"model": ErrorResponse, "description": "Body is not well-formed multipart/form-data"},
+    413: {"model": ErrorResponse, "description": "Body over QA_MAX_UPLOAD_BYTES"},
+    415: {"model": ErrorResponse, "description": "Body is not multipart/form-data (curl -F files=@rapport.pdf)"},
+    422: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},  # FastAPI's own 422 model
+          "description": "A file that cannot be read (`loc` names its part: [\"body\", \"files\", i]), a file name that "
+                         "cannot be one, or one document id given by two files: nothing was written"},
+}
+
+
+@router.post("/documents/files", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=UPLOAD_ERRORS)
+async def add_document_files(
+    files: Annotated[list[UploadFile], File(description="One or more files (.txt, .md, .html, .json, .jsonl, .pdf, .docx), each a part named `files`.")],
+    svc: Service, rt: Rt,
+) -> DocumentsAdded:
+    """Add or update the documents of files, read as `qa index` reads files of their names (ids: the
+    file name without its extension, or a JSON record's own `id`). All or nothing: if any file cannot
+    be read, nothing is written and the 422 names each part at fault."""
+    uploads = [Upload(f.filename, f.file) for f in files]
+    try:
+        docs = await run_in_threadpool(read_uploads, uploads, schemas.MAX_DOCUMENTS_PER_REQUEST)  # saving and parsing files: off the event loop
+    except UploadRefused as exc:
+        raise RequestValidationError(exc.errors) from None
+    except UploadNotSaved as exc:
+        from index.storage import storage_problem
+
+        log.error("POST /documents/files: the files could not be saved to be read in the temporary folder %s: %s", tempfile.gettempdir(), exc.cause)
+        status = 507 if storage_problem(exc.cause) == "full" else 503
+        raise HTTPException(status, "the server could not store the files to read them: nothing was written; send them again later (the operator's log says why)") from None
+    return await _added(svc, rt, docs)
 
 
 @router.get("/documents", response_model=DocumentPage, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 503))

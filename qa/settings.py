@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     root_path: str = ""  # uvicorn's, for `qa serve`: the prefix a reverse proxy serves the app under ("/qa")
     cors_origins: list[str] = []
     max_body_bytes: int = Field(2_000_000, ge=1)
+    max_upload_bytes: int = Field(50_000_000, ge=1)  # POST /documents/files (multipart): PDF and Word files are larger than JSON
     body_timeout: float = Field(30.0, gt=0)  # seconds a client has to send its whole request body (408 after)
     # seconds a client has to send a request's head (`qa serve`): uvicorn waits forever for a client
     # trickling header lines (slowloris); heads are a packet or two, so this only cuts such clients

@@ -121,7 +121,7 @@ def test_openapi_schema_is_complete(client):
     paths = spec["paths"]
     expected = {
         "/ask": {"post"}, "/search": {"get", "post"}, "/extract": {"post"}, "/documents": {"get", "post"},
-        "/documents/{doc_id}": {"get", "delete"}, "/health": {"get"}, "/metrics": {"get"},
+        "/documents/{doc_id}": {"get", "delete"}, "/documents/files": {"post"}, "/health": {"get"}, "/metrics": {"get"},
     }
     for path, methods in expected.items():
         assert methods <= set(paths[path]), (path, paths.get(path))
@@ -137,7 +137,15 @@ def test_openapi_schema_is_complete(client):
     assert response_ref("/ask", "post") == "AskResponse"
     assert response_ref("/search", "post") == response_ref("/search", "get") == "SearchResponse"
     assert response_ref("/extract", "post") == "ExtractResponse"
-    assert response_ref("/documents", "post") == "DocumentsAdded"
+    assert response_ref("/documents", "post") == response_ref("/documents/files", "post") == "DocumentsAdded"
+    upload = paths["/documents/files"]["post"]
+    assert upload["tags"] == ["documents"] and {"400", "401", "403", "408", "413", "415", "422", "503", "507"} <= set(upload["responses"])
+    assert response_ref("/documents/files", "post", "413") == response_ref("/documents/files", "post", "415") == "ErrorResponse"
+    assert response_ref("/documents/files", "post", "422") == "HTTPValidationError"
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert schemas[form]["required"] == ["files"] and schemas[form]["properties"]["files"]["type"] == "array"
+    # format binary: /docs (Swagger UI) offers a file field for it, a text box of random characters without
+    assert schemas[form]["properties"]["files"]["items"] == {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
     assert response_ref("/documents", "get") == "DocumentPage"
     assert response_ref("/documents/{doc_id}", "get") == "DocumentOut"
     assert response_ref("/documents/{doc_id}", "get", "404") == "ErrorResponse"
@@ -155,7 +163,7 @@ def test_openapi_schema_serves_generated_clients(client):
     as the strings the server takes, and the limits it enforces."""
     spec = client.get("/openapi.json").json()
     ids = sorted(op["operationId"] for ops in spec["paths"].values() for op in ops.values())
-    assert ids == ["add_documents", "ask", "delete_document", "extract", "get_document", "health", "list_documents",
+    assert ids == ["add_document_files", "add_documents", "ask", "delete_document", "extract", "get_document", "health", "list_documents",
                    "prometheus_metrics", "search", "search_get"]
     schemas = spec["components"]["schemas"]
     for name in ("SearchHit", "AnswerOut", "CitationOut"):
@@ -182,6 +190,7 @@ def test_openapi_security_follows_the_configured_keys(api_settings, service):
         assert paths["/ask"]["post"]["security"] == paths["/search"]["get"]["security"] == reads, update
         assert paths["/documents/{doc_id}"]["get"]["security"] == reads, update
         assert paths["/documents"]["post"]["security"] == paths["/documents/{doc_id}"]["delete"]["security"] == writes, update
+        assert paths["/documents/files"]["post"]["security"] == writes, update
         assert "security" not in paths["/health"]["get"]
 
 
@@ -949,6 +958,206 @@ def test_published_dates_follow_the_rule_of_qa_index(client):
         client.delete("/documents/dated-doc")
 
 
+# --- POST /documents/files ---------------------------------------------------------------------
+
+
+def multipart(*parts: tuple[bytes, bytes], field: bytes = b"files") -> dict:
+    """A multipart/form-data body of (file name, content) parts written byte for byte (httpx
+    percent-encodes a name's control characters): keyword arguments of ``client.post``."""
+    body = b"".join(b'--BOUNDARY\r\nContent-Disposition: form-data; name="' + field + b'"; filename="' + name + b'"\r\n'
+                    b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n" for name, data in parts)
+    return {"content": body + b"--BOUNDARY--\r\n", "headers": {"content-type": "multipart/form-data; boundary=BOUNDARY"}}
+
+
+def test_files_are_indexed_as_qa_index_reads_them(client, documents):
+    note = "Note de service\n\nLa cantine de l'agence de Brest ferme le vendredi à partir de mars.\n"
+    page = "<html><head><title>Agence de Rennes</title></head><body><article><h1>Agence de Rennes</h1><p>L'agence de Rennes déménage rue de Nantes en juin, annonce la direction régionale.</p></article></body></html>"
+    records = '{"id": "upload-rec-1", "title": "Premier", "text": "Le premier enregistrement parle de la gare de Morlaix."}\n'
+    files = [("files", ("../../../etc/upload-note.txt", note.encode())), ("files", ("C:\\Exports\\upload-page.html", page.encode())),
+             ("files", ("export.jsonl", records.encode()))]
+    r = client.post("/documents/files", files=files)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ids = ["upload-note", "upload-page", "upload-rec-1"]  # file names without their suffix, a record's own id
+    assert [d["id"] for d in body["documents"]] == ids and all(d["chunks"] >= 1 for d in body["documents"])
+    assert (body["added"], body["updated"], body["unchanged"]) == (3, 0, 0)
+    try:
+        got = client.get("/documents/upload-note").json()
+        assert got["text"] == note and got["title"] == "Note de service"  # kept byte for byte, as `qa index` keeps a .txt
+        assert got["metadata"] == {"source_file": "upload-note.txt"}  # the name sent, not where the server saved it
+        assert client.get("/documents/upload-page").json()["metadata"]["source_file"] == "upload-page.html"
+        assert client.get("/documents/upload-rec-1").json()["metadata"] == {}
+        hits = client.post("/search", json={"query": "cantine agence Brest", "filters": {"document_ids": ids}}).json()["results"]
+        assert hits and hits[0]["document_id"] == "upload-note" and note[hits[0]["start"]:hits[0]["end"]] == hits[0]["text"]
+        again = client.post("/documents/files", files=files).json()
+        assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 3)
+        assert client.get("/health").json()["documents"] == len(documents) + 3
+    finally:
+        for doc_id in ids:
+            client.delete(f"/documents/{doc_id}")
+    assert 'route="/documents/files",status="200"' in client.get("/metrics").text
+
+
+def test_one_file_that_cannot_be_read_writes_nothing(client, documents, tmp_path):
+    from tests.document_files import write_pdf
+
+    pdf = write_pdf(tmp_path / "bon.pdf", [["Un rapport lisible sur la gare de Quimperlé."]]).read_bytes()
+    files = [("files", ("upload-ok.txt", "Un texte lisible sur le port de Douarnenez.".encode())), ("files", ("upload-bon.pdf", pdf)),
+             ("files", ("upload-abime.pdf", pdf[: len(pdf) // 2])), ("files", ("photo.jpg", b"\xff\xd8\xff"))]
+    r = client.post("/documents/files", files=files)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert [d["loc"] for d in detail] == [["body", "files", 2], ["body", "files", 3]]
+    assert detail[0]["msg"].startswith("Value error, upload-abime.pdf: ") and detail[0]["input"] == "upload-abime.pdf"
+    assert detail[1]["msg"] == "Value error, photo.jpg: unsupported file type '.jpg' (use .txt, .md, .html, .json, .jsonl, .pdf or .docx)"
+    assert "/tmp" not in r.text and "qa-upload" not in r.text  # the server's temporary paths are not told
+    assert client.get("/documents/upload-ok").status_code == client.get("/documents/upload-bon").status_code == 404
+    assert client.get("/health").json()["documents"] == len(documents)
+    # a JSONL export with a bad line: refused whole, the line named
+    r = client.post("/documents/files", files=[("files", ("export.jsonl", b'{"id": "upload-j1", "text": "Un."}\n{"id": "upload-j2"}\n'))])
+    assert r.status_code == 422 and r.json()["detail"][0]["msg"] == "Value error, export.jsonl:2: missing or empty 'text'", r.text
+    assert client.get("/documents/upload-j1").status_code == 404
+    # one id from two files: both named
+    r = client.post("/documents/files", files=[("files", ("upload-x.txt", b"Un texte.")), ("files", ("upload-x.md", b"Un autre texte."))])
+    [err] = r.json()["detail"]
+    assert r.status_code == 422 and err["loc"] == ["body", "files", 1], r.text
+    assert "upload-x.md gives the document id 'upload-x', as upload-x.txt (part 0) does" in err["msg"]
+
+
+@pytest.mark.parametrize(
+    "name, says",
+    [
+        (b"..", "no last component"), (b".", "no last component"), (b"", "no file name"), (b"dossier/", "no last component"),
+        (b"a\x00b.txt", "U+0000"), (b"a\x1b[31mb.txt", "U+001B"), (b"a\x07b.txt", "U+0007"),
+    ],
+)
+def test_an_upload_whose_name_cannot_be_a_file_here_is_422_naming_its_part(client, name, says):
+    r = client.post("/documents/files", **multipart((b"ok.txt", b"Un texte."), (name, b"Un autre texte.")))
+    assert r.status_code == 422, r.text
+    [err] = r.json()["detail"]
+    assert err["loc"] == ["body", "files", 1] and says in err["msg"], err
+    assert client.get("/documents/ok").status_code == 404
+
+
+def test_an_upload_named_with_a_path_is_saved_under_its_last_component(client, tmp_path, monkeypatch):
+    for name in (b"../../../../tmp/upload-evil.txt", b"..\\..\\upload-evil.txt", b"/etc/upload-evil.txt"):
+        r = client.post("/documents/files", **multipart((name, b"Un texte venu d'ailleurs.")))
+        assert r.status_code == 200 and r.json()["documents"][0]["id"] == "upload-evil", r.text
+        assert client.get("/documents/upload-evil").json()["metadata"]["source_file"] == "upload-evil.txt"
+        assert client.delete("/documents/upload-evil").status_code == 200
+    assert not os.path.exists("/tmp/upload-evil.txt") and not os.path.exists("/etc/upload-evil.txt")
+
+
+def test_an_upload_needs_files_sent_as_multipart(client):
+    r = client.post("/documents/files", **multipart((b"a.txt", b"Un texte."), field=b"fichier"))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "files"] and r.json()["detail"][0]["type"] == "missing"
+    r = client.post("/documents/files", json={"documents": [{"title": "T", "text": "Un texte."}]})
+    assert r.status_code == 415 and r.json()["detail"] == (
+        "request body must be multipart/form-data, each file a part named 'files', as curl -F files=@rapport.pdf sends it (got 'application/json')")
+    assert client.post("/documents/files", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
+    assert "none was sent" in client.post("/documents/files", content=b"x").json()["detail"]
+    r = client.post("/documents/files", content=b"--x\r\n", headers={"content-type": "multipart/form-data"})
+    assert r.status_code == 400 and r.json()["detail"] == "Missing boundary in multipart."
+    # every other route stays JSON only
+    for path in ("/documents", "/ask", "/search", "/extract"):
+        r = client.post(path, files=[("files", ("a.txt", b"Un texte."))])
+        assert r.status_code == 415 and "Content-Type: application/json" in r.json()["detail"], path
+
+
+def test_an_upload_over_its_limit_is_413(api_settings, service):
+    with make_client(api_settings, service, max_upload_bytes=2_000, max_body_bytes=1_000) as small:
+        big = [("files", ("upload-gros.txt", b"Un texte. " * 300))]
+        r = small.post("/documents/files", files=big)
+        assert r.status_code == 413, r.text
+        assert r.json()["detail"] == "request body too large: at most 2000 bytes; send fewer or smaller files per request"
+
+        def chunked():  # no Content-Length: still refused
+            yield multipart((b"upload-gros.txt", b"Un texte. " * 300))["content"]
+
+        r = small.post("/documents/files", content=chunked(), headers=multipart()["headers"])
+        assert r.status_code == 413
+        # over QA_MAX_BODY_BYTES, under QA_MAX_UPLOAD_BYTES: each route its own limit
+        fits = [("files", ("upload-moyen.txt", b"Un texte. " * 120))]
+        r = small.post("/documents/files", files=fits)
+        assert r.status_code == 200, r.text
+        assert small.delete("/documents/upload-moyen").status_code == 200
+        r = small.post("/documents", json={"documents": [{"id": "upload-moyen", "title": "T", "text": "Un texte. " * 120}]})
+        assert r.status_code == 413 and r.json()["detail"] == "request body too large: at most 1000 bytes"
+        assert 'route="/documents/files",status="413"' in small.get("/metrics").text
+
+
+def test_an_upload_needs_the_write_key_before_its_body_is_judged(api_settings, service):
+    with make_client(api_settings, service, api_key="writer-key", read_key="reader-key", max_upload_bytes=1_000) as c:
+        bodies = [
+            {"files": [("files", ("upload-k.txt", b"Un texte."))]},  # fine with the key
+            {"files": [("files", ("upload-k.txt", b"x" * 2_000))]},  # 413 with it
+            {"json": {"documents": []}},  # 415
+            multipart((b"..", b"x")),  # 422
+        ]
+        def post(kw: dict, key: str | None = None) -> httpx.Response:
+            headers = {**kw.get("headers", {}), **({"Authorization": f"Bearer {key}"} if key else {})}
+            return c.post("/documents/files", **{**kw, "headers": headers})
+
+        for kw in bodies:
+            r = post(kw)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", r.text
+            assert post(kw, "nope").status_code == 403
+            r = post(kw, "reader-key")
+            assert r.status_code == 403 and r.json()["detail"] == "this key (QA_READ_KEY) opens reads only: writes need QA_API_KEY"
+        assert [post(kw, "writer-key").status_code for kw in bodies] == [200, 413, 415, 422]
+        assert c.delete("/documents/upload-k", headers={"Authorization": "Bearer writer-key"}).status_code == 200
+
+
+def test_an_upload_waits_for_no_place_and_holds_one(api_settings, service, monkeypatch):
+    """QA_LIMIT_CONCURRENCY counts uploads as other requests: one in progress holds a place."""
+    real = service.add_documents
+
+    def slow(docs):
+        time.sleep(1.0)
+        return real(docs)
+
+    monkeypatch.setattr(service, "add_documents", slow)
+    app = create_app(api_settings.model_copy(update={"limit_concurrency": 1}), service)
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            first = asyncio.ensure_future(c.post("/documents/files", files=[("files", ("upload-lent.txt", b"Un texte lent."))]))
+            await asyncio.sleep(0.4)
+            second = await c.post("/documents/files", files=[("files", ("upload-vite.txt", b"Un texte vite."))])
+            return await first, second
+
+    first, second = asyncio.run(scenario())
+    assert first.status_code == 200, first.text
+    assert second.status_code == 503 and "QA_LIMIT_CONCURRENCY" in second.json()["detail"], second.text
+    monkeypatch.setattr(service, "add_documents", real)
+    with TestClient(app) as c:
+        assert c.delete("/documents/upload-lent").status_code == 200
+        assert c.get("/documents/upload-vite").status_code == 404
+
+
+
+def test_a_temporary_folder_that_cannot_take_the_files_is_the_operators_to_fix(client, tmp_path, monkeypatch, caplog):
+    import errno
+    import tempfile
+
+    import api.uploads
+
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("x")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_folder))
+    files = [("files", ("upload-tmp.txt", b"Un texte."))]
+    with caplog.at_level(logging.ERROR, logger="api"):
+        r = client.post("/documents/files", files=files)
+    assert r.status_code == 503, r.text
+    assert r.json()["detail"] == "the server could not store the files to read them: nothing was written; send them again later (the operator's log says why)"
+    assert str(not_a_folder) in caplog.text and "Traceback" not in caplog.text  # the operator's log names the folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(api.uploads.shutil, "copyfileobj", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+    r = client.post("/documents/files", files=files)
+    assert r.status_code == 507 and "nothing was written" in r.json()["detail"], r.text
+    assert client.get("/documents/upload-tmp").status_code == 404
+
+
 # --- auth ------------------------------------------------------------------------------------
 
 
@@ -1495,9 +1704,11 @@ def test_a_full_index_folder_is_a_507_and_nothing_is_written(client, service, ca
         assert r.status_code == 507, r.text
         assert "full: nothing was written" in r.json()["detail"] and "/" not in r.json()["detail"].split("(")[0]
         assert "database or disk is full" in caplog.text  # the operator's log has the cause
+        r = client.post("/documents/files", files=[("files", ("full-2.txt", ("Un long texte sur les vendanges. " * 3000).encode()))])
+        assert r.status_code == 507 and "full: nothing was written" in r.json()["detail"], r.text
     finally:
         conn.execute(f"PRAGMA max_page_count = {before}")
-    assert client.get("/documents/full-1").status_code == 404
+    assert client.get("/documents/full-1").status_code == client.get("/documents/full-2").status_code == 404
     r = client.post("/documents", json={"documents": [{"id": "full-1", "title": "T", "text": "Un texte court."}]})
     assert r.status_code == 200 and client.delete("/documents/full-1").status_code == 200
 
@@ -1532,6 +1743,8 @@ def test_a_damaged_index_is_a_503_and_one_line_of_log(client, api_settings, serv
         errors = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
         assert [rec.getMessage() for rec in errors] == [f"request_id={r.headers['x-request-id']} {method.upper()} {path.split('?')[0]}: {line}"], path
         assert not any(rec.exc_info for rec in caplog.records) and "Traceback" not in caplog.text, path
+    r = client.post("/documents/files", files=[("files", ("note-1.txt", "Le siège est à Lyon.".encode()))])
+    assert r.status_code == 503 and r.json()["detail"].startswith("the server's index is damaged: nothing was written; "), r.text
     with caplog.at_level(logging.ERROR, logger="api"):
         r = client.get("/metrics")
     assert r.status_code == 200 and 'status="503"' in r.text

@@ -124,16 +124,58 @@ def test_search(http, indexed):
     assert http.post("/search", json={"query": "   "}).status_code == 422
 
 
+def test_pdf_and_word_files_sent_over_http_are_answered_from(http, indexed, tmp_path):
+    """POST /documents/files: a PDF and a Word file as a client sends them (curl -F files=@...),
+    read as `qa index` reads them; answers and passages slice the text stored."""
+    from tests.document_files import write_docx, write_pdf
+
+    pdf = write_pdf(tmp_path / "rapport-cooperative.pdf", [
+        ["Rapport annuel de la coopérative", "La coopérative laitière de Landerneau a collecté 412 millions",
+         "de litres de lait en 2022, selon son rapport annuel."],
+        ["Elle emploie 860 salariés dans le Finistère."],
+    ])
+    docx = write_docx(tmp_path / "note-vendanges.docx", [("Note sur les vendanges", "Heading 1"),
+                                                          ("Les vendanges du domaine de Saumur ont commencé le 4 septembre.", None)])
+    files = [("files", ("rapport-cooperative.pdf", pdf.read_bytes(), "application/pdf")),
+             ("files", ("note-vendanges.docx", docx.read_bytes(), "application/vnd.openxmlformats-officedocument.wordprocessingml.document"))]
+    assert http.post("/documents/files", files=files).status_code == 401
+    auth = {"Authorization": f"Bearer {KEY}"}
+    r = http.post("/documents/files", files=files, headers=auth)
+    assert r.status_code == 200, r.text
+    ids = ["rapport-cooperative", "note-vendanges"]
+    assert [d["id"] for d in r.json()["documents"]] == ids and r.json()["added"] == 2
+    try:
+        stored = {i: http.get(f"/documents/{i}").json() for i in ids}
+        texts = {i: d["text"] for i, d in stored.items()}
+        assert "412 millions de litres de lait" in texts["rapport-cooperative"]  # the PDF's lines joined where the sentence goes on
+        assert [stored[i]["metadata"]["source_file"] for i in ids] == ["rapport-cooperative.pdf", "note-vendanges.docx"]
+        r = http.post("/ask", json={"question": "Combien de litres de lait la coopérative de Landerneau a-t-elle collectés ?",
+                                    "filters": {"document_ids": ids}})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["answers"] and "412 millions" in body["answers"][0]["text"], body["answers"]
+        for a in body["answers"]:
+            assert texts[a["document_id"]][a["start"]:a["end"]] == a["text"]
+            for c in a["citations"]:
+                assert texts[c["document_id"]][c["start"]:c["end"]] == a["text"]
+        hits = http.get("/search", params={"q": "vendanges Saumur", "document_id": ids, "top_k": 2}).json()["results"]
+        assert hits and hits[0]["document_id"] == "note-vendanges"
+        assert all(texts[h["document_id"]][h["start"]:h["end"]] == h["text"] for h in hits)
+    finally:
+        for i in ids:
+            http.delete(f"/documents/{i}", headers=auth)
+
+
 def test_page_and_metrics(http, indexed):
     assert http.get("/").status_code == 200
     text = http.get("/metrics").text
     assert 'route="/ask"' in text and "qa_index_documents" in text
 
 
-def _raw_post(base: str, path: str, head_extra: str, body: bytes) -> socket.socket:
+def _raw_post(base: str, path: str, head_extra: str, body: bytes, content_type: str = "application/json") -> socket.socket:
     host, port = base.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=30)
-    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{head_extra}\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n{head_extra}\r\n"
     sock.sendall(head.encode() + body)
     return sock
 
@@ -143,10 +185,17 @@ def _count(metrics: str, route: str, status: int) -> float:
     return sum(float(v) for v in re.findall(pattern, metrics))
 
 
-def test_a_body_sent_too_slowly_gets_408(server):
-    """uvicorn waits for a body forever; a client trickling one must not hold a connection and a task."""
-    body = json.dumps({"question": "Qui ?", "context": "Un texte."}).encode()
-    sock = _raw_post(server["base"], "/extract", f"Content-Length: {len(body)}\r\n", body[:10])
+@pytest.mark.parametrize("route", ["/extract", "/documents/files"])
+def test_a_body_sent_too_slowly_gets_408(server, route):
+    """uvicorn waits for a body forever; a client trickling one must not hold a connection and a task.
+    Files are no exception: an upload has QA_BODY_TIMEOUT to arrive whole."""
+    if route == "/extract":
+        body, content_type = json.dumps({"question": "Qui ?", "context": "Un texte."}).encode(), "application/json"
+    else:
+        body = b'--B\r\nContent-Disposition: form-data; name="files"; filename="a.txt"\r\n\r\nUn texte.\r\n--B--\r\n'
+        content_type = "multipart/form-data; boundary=B"
+    head = f"Content-Length: {len(body)}\r\nAuthorization: Bearer {KEY}\r\n"
+    sock = _raw_post(server["base"], route, head, body[:10], content_type)
     t0 = time.monotonic()
     reply = b""
     while b"\r\n\r\n" not in reply:

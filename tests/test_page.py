@@ -516,7 +516,7 @@ def test_long_words_wrap_on_a_phone(browser, base_url):
     ctx.close()
 
 
-def test_interactive_docs_work_without_internet(page, base_url):
+def test_interactive_docs_work_without_internet(page, base_url, service):
     """/docs and /redoc load their scripts from this server (FastAPI's defaults use a CDN that an
     offline machine cannot reach), and the operations render. (ReDoc's "powered by" logo still
     points to its site: an image, nothing breaks without it.)"""
@@ -526,6 +526,20 @@ def test_interactive_docs_work_without_internet(page, base_url):
     page.goto(base_url + "/docs")
     expect(page.locator(".opblock-summary-path", has_text="/ask").first).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.locator(".opblock-summary-path", has_text="/documents/{doc_id}").first).to_be_visible()
+    # the upload (multipart/form-data): tried out, its operation offers a file field (it was a text
+    # box of random characters) and sends the file chosen
+    upload = page.locator(".opblock-post", has=page.locator(".opblock-summary-path", has_text="/documents/files"))
+    upload.locator(".opblock-summary").click()
+    upload.get_by_role("button", name="Try it out").click()
+    chooser = upload.locator('input[type="file"]').first
+    expect(chooser).to_be_visible(timeout=TIMEOUT_MS)
+    chooser.set_input_files(files=[{"name": "essai-docs.txt", "mimeType": "text/plain", "buffer": "Un texte envoyé depuis /docs.".encode()}])
+    upload.get_by_role("button", name="Execute").click()
+    try:
+        expect(upload.locator(".live-responses-table tr.response .response-col_status").first).to_have_text("200", timeout=TIMEOUT_MS)
+        assert service[1].get_document("essai-docs").metadata == {"source_file": "essai-docs.txt"}
+    finally:
+        service[1].delete_document("essai-docs")
     page.goto(base_url + "/redoc")
     expect(page.get_by_text("/documents/{doc_id}").first).to_be_attached(timeout=TIMEOUT_MS)
     assert outside == [], outside

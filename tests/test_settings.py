@@ -16,6 +16,8 @@ from qa.settings import SettingsError, load_settings
         ({"QA_TOP_K": "0"}, "QA_TOP_K='0': Input should be greater than or equal to 1"),
         ({"QA_RETRIEVAL_MODE": "fuzzy"}, "QA_RETRIEVAL_MODE='fuzzy': Input should be 'hybrid', 'dense' or 'bm25'"),
         ({"QA_PORT": "70000"}, "QA_PORT='70000': Input should be less than or equal to 65535"),
+        ({"QA_MAX_UPLOAD_BYTES": "50MB"}, "QA_MAX_UPLOAD_BYTES='50MB': Input should be a valid integer"),
+        ({"QA_MAX_UPLOAD_BYTES": "0"}, "QA_MAX_UPLOAD_BYTES='0': Input should be greater than or equal to 1"),
         ({"QA_LOG_LEVEL": "loud"}, "QA_LOG_LEVEL='LOUD': Input should be 'CRITICAL'"),
         ({"QA_CORS_ORIGINS": "http://a.example"}, 'QA_CORS_ORIGINS is not valid JSON (lists are written in JSON: ["https://a.example"])'),
     ],
