@@ -1,7 +1,9 @@
 """A PDF's text as pypdf extracts it, made readable for chunking and the reader: pure functions.
 
 pypdf gives one line per printed line, and the sentence splitter ends a sentence at every line break,
-so the lines of one sentence are joined; pages are a blank line apart."""
+so the lines of one sentence are joined; pages are a blank line apart. Lines printed at the top or
+bottom of most pages (a running header or footer, a page number) are not the document's text: they
+are left out, else they would cut the sentence that goes on across a page break."""
 
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ _LETTERS_AT_END = re.compile(r"[^\W\d_]*\Z")
 _LETTERS_AT_START = re.compile(r"[^\W\d_]*")
 _WORD = re.compile(r"[^\W\d_]+")
 _COMPOUND = re.compile(r"[^\W\d_]+-[^\W\d_]+")
+_DIGITS = re.compile(r"\d+")
+# a running header or footer is among the first or last lines pypdf gives of a page: a browser's
+# print puts its date-and-title header and its URL-and-page footer last, a word processor at each edge
+_EDGE_LINES = 3
 
 
 def _joined(prev: str, line: str, words: Collection[str], compounds: Collection[str]) -> str | None:
@@ -70,10 +76,58 @@ def join_lines(raw: str, words: Collection[str] = (), compounds: Collection[str]
     return "\n".join(out)
 
 
+def _running_key(line: str) -> str:
+    """What a running header or footer keeps from page to page: its text, numbers aside ("Page 2 sur 9")."""
+    return _DIGITS.sub("0", " ".join(line.split()))
+
+
+def without_running_lines(pages: list[str]) -> list[str]:
+    """``pages`` without the lines printed at their top or bottom on most of them (a running header or
+    footer, a page number): among a page's first or last ``_EDGE_LINES`` lines on at least two pages and
+    on two thirds of them, numbers aside. Only such lines at a page's edges go, read from the edge in
+    (the same words within a page are the document's), and not from the first page's top."""
+    if len(pages) < 2:
+        return pages
+    texts = [[line.strip() for line in page.splitlines() if line.strip()] for page in pages]
+    counts: dict[str, int] = {}
+    for page in texts:
+        for key in {_running_key(line) for line in page[:_EDGE_LINES] + page[-_EDGE_LINES:]}:
+            counts[key] = counts.get(key, 0) + 1
+    running = {key for key, n in counts.items() if n >= 2 and 3 * n >= 2 * len(pages)}
+    if not running:
+        return pages
+    out = []
+    for number, page in enumerate(pages):
+        lines = page.splitlines()
+        filled = [i for i, line in enumerate(lines) if line.strip()]  # blank lines are paragraph breaks: kept
+        top, bottom = 0, len(filled)
+        # the first page's top lines start the document, cutting no sentence: its title there may be the header's words
+        while number > 0 and top < min(_EDGE_LINES, bottom) and _running_key(lines[filled[top]]) in running:
+            top += 1
+        while bottom > max(top, len(filled) - _EDGE_LINES) and _running_key(lines[filled[bottom - 1]]) in running:
+            bottom -= 1
+        dropped = set(filled[:top] + filled[bottom:])
+        out.append("\n".join(line for i, line in enumerate(lines) if i not in dropped))
+    return out
+
+
 def pdf_text(pages: list[str]) -> str:
-    """The document text of a PDF's pages (as pypdf extracts them): each page's lines joined where
-    a sentence goes on (``join_lines``), pages separated by a blank line."""
+    """The document text of a PDF's pages (as pypdf extracts them): running headers and footers left
+    out (``without_running_lines``), each page's lines joined where a sentence goes on
+    (``join_lines``), pages separated by a blank line unless a sentence goes on from one to the next
+    (joined as lines are)."""
+    pages = without_running_lines(pages)
     whole = "\n".join(pages)
     words = {w.lower() for w in _WORD.findall(whole)}
     compounds = {c.lower() for c in _COMPOUND.findall(whole)}  # never across a line break: [^\W] stops there
-    return "\n\n".join(text for text in (join_lines(page, words, compounds) for page in pages) if text)
+    out = ""
+    for text in (join_lines(page, words, compounds) for page in pages):
+        if not text:
+            continue
+        last, first = out[out.rfind("\n") + 1 :], text.split("\n", 1)[0]
+        joined = _joined(last, first, words, compounds) if last else None
+        if joined is None:
+            out = f"{out}\n\n{text}" if out else text
+        else:  # the sentence goes on across the page break, as it would across a line break
+            out = out[: len(out) - len(last)] + joined + text[len(first) :]
+    return out

@@ -10,7 +10,7 @@ import pytest
 
 from index.chunking import chunk_document
 from index.ingest import is_junk_title, load_documents, pdf_date
-from index.pdf_text import join_lines
+from index.pdf_text import join_lines, pdf_text, without_running_lines
 from index.text import split_sentences
 from tests.document_files import write_docx, write_pdf
 
@@ -97,6 +97,38 @@ def test_pdf_lines_are_joined_where_a_sentence_goes_on(raw, expected):
 def test_a_hyphen_goes_only_where_the_document_writes_the_word_whole():
     raw = "les investisse-\nments et le porte-\nmonnaie"
     assert join_lines(raw, words={"investissements", "portemonnaie"}, compounds={"porte-monnaie"}) == "les investissements et le porte-monnaie"
+
+
+def test_running_headers_and_footers_are_left_out_and_a_sentence_goes_on_across_pages(tmp_path):
+    # as a browser prints a page (header and footer last) and a word processor (one at each edge)
+    browser = [
+        ["Le festival a réuni près de 6 000", "11/25/26, 7:04 AM Rapport annuel", "file:///C:/rapport.html 1/3"],
+        ["participants, un record.", "La ville a consacré 780 000 euros aux investissements,", "11/25/26, 7:04 AM Rapport annuel",
+         "file:///C:/rapport.html 2/3"],
+        ["essentiellement pour la salle de lecture.", "11/25/26, 7:04 AM Rapport annuel", "file:///C:/rapport.html 3/3"],
+    ]
+    write_pdf(tmp_path / "imprime.pdf", browser)
+    word = [["Mairie de Besançon – Budget 2024", "Le budget est voté.", "Il finance la", "Page 1 sur 2"],
+            ["Mairie de Besançon – Budget 2024", "rénovation de l’école.", "Page 2 sur 2"]]
+    write_pdf(tmp_path / "budget.pdf", word)
+    docs, errors = load_documents([tmp_path])
+    assert errors == []
+    assert {doc.id: doc.text for doc in docs} == {
+        "imprime": "Le festival a réuni près de 6 000 participants, un record.\n"
+                   "La ville a consacré 780 000 euros aux investissements, essentiellement pour la salle de lecture.",
+        # the first page's top lines are kept: the title, often the header's words, may be there alone
+        "budget": "Mairie de Besançon – Budget 2024\nLe budget est voté.\nIl finance la rénovation de l’école.",
+    }
+
+
+def test_only_lines_at_the_edges_of_most_pages_are_running_ones():
+    pages = ["Titre\nUn texte.\n\nUn autre paragraphe.\n1", "Titre\nLa suite.\n2", "Autre\nTitre\nFin.\n3"]
+    # "Titre" and the page numbers are at an edge of every page (the first page's top stays); the blank line is a paragraph break
+    assert without_running_lines(pages) == ["Titre\nUn texte.\n\nUn autre paragraphe.", "La suite.", "Autre\nTitre\nFin."]
+    assert without_running_lines(["Titre\nUn texte.\n1"]) == ["Titre\nUn texte.\n1"]  # one page: nothing repeats
+    # on one page of three only, or within a page (not from its edge in), a line is the document's
+    assert without_running_lines(["Note\nA.", "B.\nC.", "D.\nE."]) == ["Note\nA.", "B.\nC.", "D.\nE."]
+    assert pdf_text(["Un titre\nLa fin.", "Suite\nencore"]) == "Un titre\nLa fin.\n\nSuite encore"  # a page break after a full stop stays
 
 
 @pytest.mark.parametrize("title", ["Microsoft Word - budget_2024.docx", "untitled", "Untitled-1", "Sans titre", "Document1",
