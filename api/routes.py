@@ -47,7 +47,7 @@ from api.schemas import (
     SearchResponse,
     document_not_found,
 )
-from api.uploads import Upload, UploadNotSaved, UploadRefused, read_uploads
+from api.uploads import Upload, UploadNotSaved, UploadRefused, part_problems, read_uploads
 from index.schema import MAX_ID_CHARS, Document, Filters
 from qa.settings import Settings
 from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_DOCUMENT_QUERY_CHARS, filters_of
@@ -301,11 +301,22 @@ UPLOAD_ERRORS = {
     415: {"model": ErrorResponse, "description": "Body is not multipart/form-data (curl -F files=@rapport.pdf)"},
     422: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},  # FastAPI's own 422 model
           "description": "A file that cannot be read (`loc` names its part: [\"body\", \"files\", i]), a file name that "
-                         "cannot be one, or one document id given by two files: nothing was written"},
+                         "cannot be one, one document id given by two files, or a part that is not a file named `files` (another "
+                         "part name, a text field): nothing was written"},
 }
 
 
-@router.post("/documents/files", response_model=DocumentsAdded, tags=["documents"], dependencies=WRITE, responses=UPLOAD_ERRORS)
+async def _file_parts_only(request: Request) -> None:
+    """A 422 for parts that are not files named ``files`` (``api.uploads.part_problems``), before
+    FastAPI reads the ``files`` ones: another part would be left out unsaid. The form is the one
+    FastAPI has parsed already (Starlette keeps it)."""
+    problems = part_problems(list((await request.form()).multi_items()))
+    if problems:
+        raise RequestValidationError(problems)
+
+
+@router.post("/documents/files", response_model=DocumentsAdded, tags=["documents"], dependencies=[*WRITE, Depends(_file_parts_only)],
+             responses=UPLOAD_ERRORS)
 async def add_document_files(
     files: Annotated[list[UploadFile], File(description="One or more files (.txt, .md, .html, .json, .jsonl, .pdf, .docx), each a part named `files`.")],
     svc: Service, rt: Rt,

@@ -67,6 +67,36 @@ def upload_name(sent: str | None) -> str:
     return base
 
 
+FILES_PART = "files"
+_HOW = "curl -F files=@rapport.pdf"
+
+
+def part_problems(parts: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """FastAPI-style 422 errors for the parts of a multipart body (name, then a ``str`` for a text
+    field, else the file) that are not files sent as ``files``: a text field named so (``curl -F
+    files=rapport.pdf`` without its ``@`` sends the name, not the file) and a part of another name
+    (``-F file=@note.docx``), which would otherwise not be read, unsaid, or answered only "Field
+    required". ``loc``'s ``i`` counts the ``files`` parts from 0, as FastAPI's does."""
+    problems: list[dict[str, Any]] = []
+    i = 0
+    for name, value in parts:
+        text = isinstance(value, str)
+        if name == FILES_PART:
+            if text:
+                problems.append(_problem(i, value, f"part {i} is a text field, not a file: send the file itself, "
+                                                   f"an @ before its path ({_HOW})"))
+            i += 1
+            continue
+        what = "a text field" if text else f"the file {getattr(value, 'filename', None)!r}"
+        problems.append({"type": "extra_forbidden", "loc": ("body", name),
+                         "msg": f"Extra inputs are not permitted: a part named {name!r} ({what}) is not read; "
+                                f"send each file as a part named {FILES_PART!r} ({_HOW})",
+                         "input": value if text else getattr(value, "filename", None)})
+    if problems and i == 0:
+        problems.insert(0, {"type": "missing", "loc": ("body", FILES_PART), "msg": "Field required", "input": None})
+    return _capped(problems)
+
+
 def _problem(i: int, name: str, msg: str) -> dict[str, Any]:
     return {"type": "value_error", "loc": ("body", "files", i), "msg": f"Value error, {msg}", "input": name}
 

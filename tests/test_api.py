@@ -1064,6 +1064,27 @@ def test_an_upload_needs_files_sent_as_multipart(client):
         assert r.status_code == 415 and "Content-Type: application/json" in r.json()["detail"], path
 
 
+def test_a_part_that_is_not_a_file_sent_as_files_is_422_naming_it(client):
+    # -F file=@... beside -F files=@...: that file would be left out, the answer a 200 without it
+    r = client.post("/documents/files", files=[("files", ("upload-a.txt", b"Un texte.")), ("file", ("upload-b.txt", b"Un autre texte."))])
+    assert r.status_code == 422, r.text
+    [err] = r.json()["detail"]
+    assert err["loc"] == ["body", "file"] and err["type"] == "extra_forbidden" and err["input"] == "upload-b.txt"
+    assert err["msg"] == ("Extra inputs are not permitted: a part named 'file' (the file 'upload-b.txt') is not read; "
+                          "send each file as a part named 'files' (curl -F files=@rapport.pdf)")
+    assert client.get("/documents/upload-a").status_code == 404
+    # curl -F files=rapport.pdf, without its @, sends the name as a text field: not "Expected UploadFile, received: <class 'str'>"
+    r = client.post("/documents/files", data={"files": "rapport.pdf"}, files=[("files", ("upload-a.txt", b"Un texte."))])
+    assert r.status_code == 422, r.text
+    [err] = r.json()["detail"]
+    assert err["loc"] == ["body", "files", 0] and err["input"] == "rapport.pdf"
+    assert err["msg"] == "Value error, part 0 is a text field, not a file: send the file itself, an @ before its path (curl -F files=@rapport.pdf)"
+    # only parts of another name: the one missing is said first
+    r = client.post("/documents/files", **multipart((b"a.txt", b"Un texte."), field=b"file"))
+    assert [(e["type"], e["loc"]) for e in r.json()["detail"]] == [("missing", ["body", "files"]), ("extra_forbidden", ["body", "file"])]
+    assert client.get("/documents/upload-a").status_code == 404
+
+
 def test_an_upload_over_its_limit_is_413(api_settings, service):
     with make_client(api_settings, service, max_upload_bytes=2_000, max_body_bytes=1_000) as small:
         big = [("files", ("upload-gros.txt", b"Un texte. " * 300))]
