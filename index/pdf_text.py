@@ -15,7 +15,7 @@ from index.text import URL_LINE
 _LINE_END = ".!?…"
 # words no sentence, and hardly a heading, ends with: after them a line goes on ("un budget de" / "148 millions")
 _GOES_ON = frozenset(
-    "le la les un une des du de au aux à et ou ni mais que qui dont pour par sur sous dans avec sans chez "
+    "le la les un une des du de au aux à en et ou ni mais que qui dont pour par sur sous dans avec sans chez "
     "depuis pendant selon parmi ce cet cette ces sa ses leurs mon ma mes ton ta tes notre nos votre vos "
     "the of and in for with".split()  # not "son", "car", "vers", "entre", "contre", "to": nouns or verbs too
 )

@@ -79,6 +79,7 @@ def test_chunks_slice_the_extracted_text(tmp_path, embedder):
     ("un budget de\n148 millions", "un budget de 148 millions"),  # no sentence ends with "de", "la", "et"...
     ("le président de la\nRépublique", "le président de la République"),
     ("l’école et\nLyon", "l’école et Lyon"),
+    ("depuis sa création en\n2015", "depuis sa création en 2015"),  # "en", a preposition: never a sentence's end
     ("Rapport\nLa ville", "Rapport\nLa ville"),
     ("qu’il\nLe texte", "qu’il\nLe texte"),  # "il", not "qu"
     ("jusqu’à\nBesançon", "jusqu’à Besançon"),
