@@ -28,10 +28,16 @@ _DIGITS = re.compile(r"\d+")
 # a running header or footer is among the first or last lines pypdf gives of a page: a browser's
 # print puts its date-and-title header and its URL-and-page footer last, a word processor at each edge
 _EDGE_LINES = 3
+# a line at least this share of the text's width (``text_width``) fills it: its sentence goes on below
+# unless it ends one, whatever the next line starts with ("atteint désormais" / "23 874 personnes")
+_FULL = 0.8
+_MIN_LINES_FOR_WIDTH = 20  # fewer lines tell no width: a title may be the longest
+_LIST_ITEM = re.compile(r"(\d+[.)]|[•▪◦·*–—-])\s")
 
 
-def _joined(prev: str, line: str, words: Collection[str], compounds: Collection[str]) -> str | None:
-    """``prev`` and the ``line`` printed below it as one line, when the sentence goes on; else None."""
+def _joined(prev: str, line: str, words: Collection[str], compounds: Collection[str], full: bool = False) -> str | None:
+    """``prev`` and the ``line`` printed below it as one line, when the sentence goes on; else None.
+    ``full``: the line printed last in ``prev`` fills the text's width."""
     first = line[0]
     if prev.endswith("\xad") and first.isalpha():  # a soft hyphen only ever splits a word
         return prev[:-1] + line
@@ -46,10 +52,25 @@ def _joined(prev: str, line: str, words: Collection[str], compounds: Collection[
     last = _LAST_WORD.search(prev)
     if (first.islower() and prev[-1] not in _LINE_END) or prev[-1] == "," or (last is not None and last.group().lower() in _GOES_ON):
         return f"{prev} {line}"
+    if full and prev[-1].isalpha() and "/" not in prev.rsplit(None, 1)[-1] and (first.isupper() or first.isdigit()) and not _LIST_ITEM.match(line):
+        return f"{prev} {line}"  # "Mme Claire" / "Fontaine": a heading is shorter, a list item marked, a reference ends with its URL
     return None
 
 
-def join_lines(raw: str, words: Collection[str] = (), compounds: Collection[str] = ()) -> str:
+def text_width(pages: list[str]) -> int:
+    """The width of a document's text in characters: the length 90% of its lines reach at most
+    (headings and paragraph ends are shorter); 0 (unknown) under ``_MIN_LINES_FOR_WIDTH`` lines."""
+    lengths = sorted(len(line.strip()) for page in pages for line in page.splitlines() if line.strip())
+    if len(lengths) < _MIN_LINES_FOR_WIDTH:
+        return 0
+    return lengths[int(0.9 * (len(lengths) - 1))]
+
+
+def _fills(line: str, width: int) -> bool:
+    return width > 0 and len(line) >= _FULL * width
+
+
+def join_lines(raw: str, words: Collection[str] = (), compounds: Collection[str] = (), width: int = 0) -> str:
     """A PDF page's text as pypdf extracts it, one line per printed line, made readable: lines
     stripped, runs of blank lines made one, and a line that the sentence goes on from joined to
     the next one (the sentence splitter ends a sentence at every line break). A sentence goes on
@@ -58,15 +79,19 @@ def join_lines(raw: str, words: Collection[str] = (), compounds: Collection[str]
     URL, and after a hyphen that ends a line; that hyphen is kept ("porte-monnaie",
     "Saint-Étienne") unless the lower-case ``words`` of the document hold the word whole and its
     ``compounds`` not with the hyphen ("investisse-ments" -> "investissements"). A soft hyphen
-    (U+00AD) at a line end always goes."""
+    (U+00AD) at a line end always goes. Given the text's ``width`` (``text_width``), a line that
+    fills it and ends with a letter (not a URL's) goes on into a next line starting with a capital
+    or a digit too, unless that line is a list item ("1. ", "• ")."""
     out: list[str] = []
+    last = ""  # the line printed last: whether it fills the width
     for line in raw.splitlines():
         line = line.strip()
         if not line:
             if out and out[-1]:
                 out.append("")  # one blank line: a paragraph break
             continue
-        joined = _joined(out[-1], line, words, compounds) if out and out[-1] else None
+        joined = _joined(out[-1], line, words, compounds, _fills(last, width)) if out and out[-1] else None
+        last = line
         if joined is None:
             out.append(line)
         else:
@@ -115,17 +140,21 @@ def pdf_text(pages: list[str]) -> str:
     """The document text of a PDF's pages (as pypdf extracts them): running headers and footers left
     out (``without_running_lines``), each page's lines joined where a sentence goes on
     (``join_lines``), pages separated by a blank line unless a sentence goes on from one to the next
-    (joined as lines are)."""
+    (joined as lines are, when the next page starts with a lower-case letter)."""
     pages = without_running_lines(pages)
+    width = text_width(pages)
     whole = "\n".join(pages)
     words = {w.lower() for w in _WORD.findall(whole)}
     compounds = {c.lower() for c in _COMPOUND.findall(whole)}  # never across a line break: [^\W] stops there
     out = ""
-    for text in (join_lines(page, words, compounds) for page in pages):
+    for page in pages:
+        text = join_lines(page, words, compounds, width)
         if not text:
             continue
         last, first = out[out.rfind("\n") + 1 :], text.split("\n", 1)[0]
-        joined = _joined(last, first, words, compounds) if last else None
+        # only into a lower-case line: one starting otherwise at a page's top may be a running header
+        # on too few pages to be told one (a chapter's), which would land in the sentence
+        joined = _joined(last, first, words, compounds) if last and first[0].islower() else None
         if joined is None:
             out = f"{out}\n\n{text}" if out else text
         else:  # the sentence goes on across the page break, as it would across a line break

@@ -10,7 +10,7 @@ import pytest
 
 from index.chunking import chunk_document
 from index.ingest import is_junk_title, load_documents, pdf_date
-from index.pdf_text import join_lines, pdf_text, without_running_lines
+from index.pdf_text import join_lines, pdf_text, text_width, without_running_lines
 from index.text import split_sentences
 from tests.document_files import write_docx, write_pdf
 
@@ -98,6 +98,36 @@ def test_pdf_lines_are_joined_where_a_sentence_goes_on(raw, expected):
 def test_a_hyphen_goes_only_where_the_document_writes_the_word_whole():
     raw = "les investisse-\nments et le porte-\nmonnaie"
     assert join_lines(raw, words={"investissements", "portemonnaie"}, compounds={"porte-monnaie"}) == "les investissements et le porte-monnaie"
+
+
+FULL = "Le nombre d’inscrits actifs atteint désormais"  # 46 characters: fills a text 50 wide (4/5 of it)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (f"{FULL}\n23 874 personnes.", f"{FULL} 23 874 personnes."),  # a line that fills the width goes on
+    ("La directrice de l’établissement, Mme Claire\nFontaine, souligne.", "La directrice de l’établissement, Mme Claire Fontaine, souligne."),
+    ("2. Budget et investissements\nLe budget", "2. Budget et investissements\nLe budget"),  # a heading is shorter
+    (f"{FULL}\n1. Premier point", f"{FULL}\n1. Premier point"),  # a list item
+    (f"{FULL}\n• Premier point", f"{FULL}\n• Premier point"),
+    ("Introduction . . . . . . . . . . . . . . . . . . 1\n2 Structures", "Introduction . . . . . . . . . . . . . . . . . . 1\n2 Structures"),  # a contents line
+    ("Les prêts de documents ont également augmenté :\nLes livres", "Les prêts de documents ont également augmenté :\nLes livres"),
+    ("https://example.org/un-tres-long-chemin/vers/la-page\nSuite", "https://example.org/un-tres-long-chemin/vers/la-page\nSuite"),  # a URL line
+    ("[RFC] Key words, https://www.ietf.org/rfc/rfc2119.html\nRFC-3023", "[RFC] Key words, https://www.ietf.org/rfc/rfc2119.html\nRFC-3023"),  # a reference
+])
+def test_a_line_that_fills_the_width_goes_on_into_a_capital_or_a_digit(raw, expected):
+    assert join_lines(raw, width=50) == expected
+    assert join_lines(f"{FULL}\nSuite") == f"{FULL}\nSuite"  # without a width, as before
+
+
+def test_the_text_width_is_what_most_lines_reach_and_a_page_break_goes_on_into_lower_case_only():
+    body = [f"Une ligne de texte justifiée qui remplit la page {c}." for c in "abcdefghijklmnopqrstuv"]  # 51 characters
+    assert text_width(["\n".join(["Titre", *body])]) == 51
+    assert text_width(["\n".join(body[:19])]) == 0  # too few lines to tell a width: a title may be the longest
+    # across a page break, only into a lower-case line: at a page's top, another may be a chapter's running header
+    pages = ["\n".join(["Rapport", *body[:11], "La directrice de l’établissement, Mme Claire"]), "\n".join(["Fontaine, souligne.", *body[11:]])]
+    assert "Mme Claire\n\nFontaine, souligne." in pdf_text(pages)
+    pages = ["\n".join([*body[:11], "un budget de"]), "\n".join(["Chapitre 2 : Budget 12", "148 millions.", *body[11:]])]
+    assert "un budget de\n\nChapitre 2 : Budget 12\n148 millions." in pdf_text(pages)
 
 
 def test_running_headers_and_footers_are_left_out_and_a_sentence_goes_on_across_pages(tmp_path):
