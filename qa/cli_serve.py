@@ -156,7 +156,7 @@ def _serve_preflight(settings: Settings, host: str, port: int) -> None:
         if damage is not None:
             fail(damaged_line(settings.data_dir, damage))
     else:
-        typer.echo(f"note: no index at {settings.data_dir} yet: the service starts empty (add documents with `qa index` or POST /documents)", err=True)
+        typer.echo(f"note: no index at {settings.data_dir} yet: the service starts empty (add documents with `qa index`, POST /documents or POST /documents/files)", err=True)
     try:  # the port, before the models load
         with socket.create_server((host, port)):
             pass
