@@ -8,6 +8,7 @@ are left out, else they would cut the sentence that goes on across a page break.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection
 
 from index.text import URL_LINE
@@ -33,6 +34,9 @@ _EDGE_LINES = 3
 _FULL = 0.8
 _MIN_LINES_FOR_WIDTH = 20  # fewer lines tell no width: a title may be the longest
 _LIST_ITEM = re.compile(r"(\d+[.)]|[•▪◦·*–—-])\s")
+# typographic ligatures (U+FB00-FB06: "ﬁ", "ﬀ", "ﬂ"...) that a PDF's fonts map text to: letters in
+# the text that answers quote ("ﬁnancés" -> "financés"); "œ" and "æ" are French letters and stay
+_TYPE_LIGATURES = str.maketrans({chr(c): unicodedata.normalize("NFKC", chr(c)) for c in range(0xFB00, 0xFB07)})
 
 
 def _joined(prev: str, line: str, words: Collection[str], compounds: Collection[str], full: bool = False) -> str | None:
@@ -140,8 +144,9 @@ def pdf_text(pages: list[str]) -> str:
     """The document text of a PDF's pages (as pypdf extracts them): running headers and footers left
     out (``without_running_lines``), each page's lines joined where a sentence goes on
     (``join_lines``), pages separated by a blank line unless a sentence goes on from one to the next
-    (joined as lines are, when the next page starts with a lower-case letter)."""
-    pages = without_running_lines(pages)
+    (joined as lines are, when the next page starts with a lower-case letter). Typographic ligatures
+    ("ﬁ") are their letters."""
+    pages = without_running_lines([page.translate(_TYPE_LIGATURES) for page in pages])
     width = text_width(pages)
     whole = "\n".join(pages)
     words = {w.lower() for w in _WORD.findall(whole)}

@@ -130,6 +130,13 @@ def test_the_text_width_is_what_most_lines_reach_and_a_page_break_goes_on_into_l
     assert "un budget de\n\nChapitre 2 : Budget 12\n148 millions." in pdf_text(pages)
 
 
+def test_typographic_ligatures_are_their_letters_and_french_ones_stay():
+    """pypdf gives the ligature a font drew ("ﬁnancés"): answers quoted it as such. "œ" is a French
+    letter, not a ligature of type, and stays."""
+    text = pdf_text(["Les eﬀets visuels sont ﬁnancés par l’État.\nLe cœur du ﬂux : oﬃce, aﬄux, ﬅyle, ﬆop."])
+    assert text == "Les effets visuels sont financés par l’État.\nLe cœur du flux : office, afflux, style, stop."
+
+
 def test_running_headers_and_footers_are_left_out_and_a_sentence_goes_on_across_pages(tmp_path):
     # as a browser prints a page (header and footer last) and a word processor (one at each edge)
     browser = [
