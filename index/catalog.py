@@ -277,36 +277,45 @@ def database_tables(db: Path) -> set[str] | None:
         conn.close()
 
 
-def index_exists(data_dir: Path) -> bool:
-    """Whether ``data_dir`` holds an index (commands that only read must not create one). An empty
-    file (``touch``, a copy that failed) or a database with no table is none: opening one to write
-    makes it an index."""
+def _index_tables(data_dir: Path) -> set[str] | None:
+    """The tables of ``data_dir``'s index.sqlite3: none (an empty set) for no file, an empty file
+    (``touch``, a copy that failed) or a database with no table; None when it cannot be looked at
+    without writing (the open that follows says why)."""
     db = Path(data_dir) / DB_NAME
     try:
         if not db.is_file() or db.stat().st_size == 0:
-            return False
+            return set()
     except OSError:
-        return True  # cannot be looked at: the open says why
-    tables = database_tables(db)
-    return tables is None or bool(tables)
+        return None
+    return database_tables(db)
+
+
+def index_exists(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds an index (commands that only read must not create one). An empty
+    file or a database with no table is none: opening one to write makes it an index."""
+    return _index_tables(data_dir) != set()
 
 
 def refuse_foreign(data_dir: Path) -> None:
     """A ReindexNeeded when ``data_dir``'s index.sqlite3 is some other program's database: tables, but
     not this project's. Opening it would add this project's tables to it (and switch it to WAL)."""
-    db = Path(data_dir) / DB_NAME
-    tables = database_tables(db) if db.is_file() else None
+    _refuse_foreign(data_dir, _index_tables(data_dir))
+
+
+def _refuse_foreign(data_dir: Path, tables: set[str] | None) -> None:
+    """``refuse_foreign`` with the ``tables`` read (``_index_tables``)."""
     if tables and "meta" not in tables:
         names = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
-        raise ReindexNeeded(f"{db} is not a qa-search index (it holds other tables: {names}) and is left as it is", "{give_folder} another folder")
+        raise ReindexNeeded(f"{Path(data_dir) / DB_NAME} is not a qa-search index (it holds other tables: {names}) and is left as it is", "{give_folder} another folder")
 
 
 def open_read_only(data_dir: Path) -> sqlite3.Connection | None:
     """A read-only connection to the index at ``data_dir``, its schema version checked; None when there
     is no index there (nothing is created)."""
-    if not index_exists(data_dir):
+    tables = _index_tables(data_dir)
+    if tables == set():
         return None
-    refuse_foreign(data_dir)
+    _refuse_foreign(data_dir, tables)  # the tables read once, not again
     db = Path(data_dir) / DB_NAME
     conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
     try:
