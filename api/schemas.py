@@ -280,7 +280,9 @@ class SearchHit(BaseModel):
     text: str = Field(..., description="The passage; equals the document text [start:end].")
     start: int = Field(..., description="Character offset of the passage in the document text.")
     end: int
-    score: float
+    score: float = Field(..., description="How well the passage matches, higher is better: 0..1 in hybrid mode with the default "
+                                          "fusion (QA_FUSION=convex), the cosine similarity in dense mode, the BM25 score in bm25 mode. "
+                                          "It orders one response's passages; it is not a probability.")
 
     @classmethod
     def from_result(cls, r: Any) -> "SearchHit":

@@ -166,7 +166,7 @@ def main() -> None:
         "title_in_passage": not args.no_title,
         "dense_index": settings.dense_index,
         "chunk_tokens": settings.chunk_tokens,
-        "rrf_k": settings.rrf_k,
+        "fusion": {"kind": settings.fusion, "dense_weight": settings.dense_weight, "rrf_k": settings.rrf_k},
         "documents": counts["documents"],
         "chunks": counts["chunks"],
         "questions": len(questions),

@@ -1,4 +1,5 @@
-"""Pieces of retrieval that need no index: filters over document metadata and reciprocal rank fusion."""
+"""Pieces of retrieval that need no index: filters over document metadata and the fusion of the dense
+and BM25 lists (a convex combination of normalised scores, or reciprocal rank fusion)."""
 
 from __future__ import annotations
 
@@ -152,3 +153,61 @@ def rrf(ranked_lists: list[np.ndarray], k: int = 60) -> list[tuple[int, float]]:
         for rank, cid in enumerate(ids.tolist(), start=1):
             scores[cid] = scores.get(cid, 0.0) + 1.0 / (k + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+FUSIONS = ("convex", "rrf")
+# Scores are normalised against each list's best NORM_DEPTH candidates whatever the search's depth, so a
+# chunk's fused score, and the order of the first results, do not depend on top_k.
+NORM_DEPTH = 50
+
+
+def normalized_scores(scores: np.ndarray, ref_depth: int = NORM_DEPTH) -> np.ndarray:
+    """Scores of a list sorted best first, mapped to 0..1 by the min and max of its first ``ref_depth``
+    (min-max normalisation); deeper ones, below that min, are 0. A list whose reference scores are all
+    equal maps them to 1."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        return scores
+    ref = scores[:ref_depth]
+    lo, hi = float(ref.min()), float(ref.max())
+    if hi <= lo:
+        return np.where(scores >= hi, 1.0, 0.0)
+    return np.clip((scores - lo) / (hi - lo), 0.0, 1.0)
+
+
+def convex_fusion(lists: list[tuple[np.ndarray, np.ndarray]], weights: list[float], ref_depth: int = NORM_DEPTH) -> list[tuple[int, float]]:
+    """score(id) = sum over lists of weight * normalised score (0 where the list lacks the id), best
+    first, ties by id. ``lists`` are (ids, scores) sorted best first, higher scores better."""
+    fused: dict[int, float] = {}
+    for (ids, scores), w in zip(lists, weights, strict=True):
+        for cid, v in zip(np.asarray(ids).tolist(), normalized_scores(scores, ref_depth).tolist()):
+            fused[cid] = fused.get(cid, 0.0) + w * v
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How a hybrid search makes one ranking of its dense and BM25 lists.
+
+    ``convex`` (the default): ``dense_weight`` * normalised cosine + (1 - ``dense_weight``) *
+    normalised BM25, scores 0..1; on PIAF dev it puts the gold paragraph first more often than RRF
+    (``bench/retrieval_fusion.py``, README "Retrieval"). ``rrf``: reciprocal rank fusion with
+    constant ``rrf_k``, blind to how far apart the scores are."""
+
+    kind: str = "convex"
+    dense_weight: float = 0.4
+    rrf_k: int = 60
+
+    def __post_init__(self):
+        if self.kind not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, not {self.kind!r}")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ValueError(f"dense_weight must be between 0 and 1, not {self.dense_weight}")
+        if self.rrf_k < 1:
+            raise ValueError(f"rrf_k must be at least 1, not {self.rrf_k}")
+
+    def fuse(self, dense: tuple[np.ndarray, np.ndarray], bm25: tuple[np.ndarray, np.ndarray]) -> list[tuple[int, float]]:
+        """(chunk id, fused score), best first, of the (ids, scores) lists of both searches."""
+        if self.kind == "rrf":
+            return rrf([dense[0], bm25[0]], self.rrf_k)
+        return convex_fusion([dense, bm25], [self.dense_weight, 1.0 - self.dense_weight])

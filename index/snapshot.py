@@ -27,7 +27,7 @@ import numpy as np
 
 from index import dense as dense_mod
 from index.keyword import KeywordIndex
-from index.retrieval import DocTable, candidate_depth, rrf
+from index.retrieval import DocTable, Fusion, candidate_depth
 from index.schema import Filters
 from index.text import analyze
 from index.storage import meta, one_line, read_transaction
@@ -46,9 +46,9 @@ class Snapshot:
 
 
 def rank(snap: Snapshot | None, query: str, top_k: int, mode: str, filters: Filters | None,
-         encode_query: Callable[[str], np.ndarray], kind: str, ef_search: int, rrf_k: int) -> list[tuple[int, float]]:
-    """The best chunks of ``snap`` for ``query`` as (chunk id, score): ``hybrid`` (RRF of dense and
-    BM25), ``dense`` or ``bm25``; filters are applied before the lists are cut, so ``top_k`` chunks
+         encode_query: Callable[[str], np.ndarray], kind: str, ef_search: int, fusion: Fusion) -> list[tuple[int, float]]:
+    """The best chunks of ``snap`` for ``query`` as (chunk id, score): ``hybrid`` (dense and BM25 lists
+    fused by ``fusion``), ``dense`` or ``bm25``; filters are applied before the lists are cut, so ``top_k`` chunks
     come back whenever that many match."""
     if top_k <= 0 or not query or not query.strip() or snap is None or len(snap.chunk_ids) == 0:
         return []
@@ -66,7 +66,7 @@ def rank(snap: Snapshot | None, query: str, top_k: int, mode: str, filters: Filt
     if mode in ("bm25", "hybrid"):
         lists.append(snap.keyword.search(analyze(query), depth, row_mask))
     if mode == "hybrid":
-        return rrf([ids for ids, _ in lists], rrf_k)[:top_k]
+        return fusion.fuse(*lists)[:top_k]
     ids, scores = lists[0]
     return list(zip(ids.tolist(), scores.tolist()))[:top_k]
 

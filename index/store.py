@@ -37,6 +37,7 @@ from index import dense as dense_mod
 from index import snapshot as snapshots
 from index.catalog import DB_NAME, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, refuse_foreign, search_results, shown_url, stored_id
 from index.chunking import chunk_document, content_hash, token_budget
+from index.retrieval import Fusion
 from index.identity import PROBE_TEXT, RecordedEmbedder, built_with_problem, describe_layout, index_layout, prepare_index, probe_meta, recorded_embedder
 from index.schema import MODES, Chunk, Document, Filters, SearchResult, normalize_id
 from index.snapshot import Snapshot, bump_generation, stored_generation
@@ -84,7 +85,7 @@ def passage_text(title: str | None, text: str) -> str:
 
 
 class IndexStore:
-    def __init__(self, data_dir: Path, embedder, *, chunk_tokens: int, overlap_tokens: int, dense_index: str, rrf_k: int, ef_search: int = dense_mod.HNSW_EF_SEARCH):
+    def __init__(self, data_dir: Path, embedder, *, chunk_tokens: int, overlap_tokens: int, dense_index: str, fusion: Fusion = Fusion(), ef_search: int = dense_mod.HNSW_EF_SEARCH):
         if dense_index not in dense_mod.KINDS:
             raise ValueError(f"dense_index must be one of {dense_mod.KINDS}, not {dense_index!r}")
         if ef_search < 1:
@@ -93,7 +94,7 @@ class IndexStore:
         self.data_dir = Path(data_dir)
         self.embedder = embedder
         self.dense_kind = dense_index
-        self.rrf_k = int(rrf_k)
+        self.fusion = fusion
         self.chunk_size, self.overlap = token_budget(embedder, chunk_tokens, overlap_tokens, TITLE_RESERVED_TOKENS)
         if (self.chunk_size, self.overlap) != (int(chunk_tokens), int(overlap_tokens)):
             log.warning(
@@ -126,7 +127,7 @@ class IndexStore:
         chunk_tokens: int = 200,
         overlap_tokens: int = 40,
         dense_index: str = "flat",
-        rrf_k: int = 60,
+        fusion: Fusion = Fusion(),
         ef_search: int = dense_mod.HNSW_EF_SEARCH,
         rebuild: bool = False,
     ) -> "IndexStore":
@@ -137,7 +138,7 @@ class IndexStore:
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         refuse_foreign(data_dir)  # before connecting: that alone would switch the database to WAL
-        store = cls(data_dir, embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, dense_index=dense_index, rrf_k=rrf_k, ef_search=ef_search)
+        store = cls(data_dir, embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, dense_index=dense_index, fusion=fusion, ef_search=ef_search)
         try:
             with store._write_lock:
                 stale = store._init_schema(rebuild)
@@ -565,7 +566,7 @@ class IndexStore:
             raise RuntimeError("index inconsistent: " + "; ".join(problems))
 
     def search(self, query: str, top_k: int = 10, mode: str = "hybrid", filters: Filters | None = None) -> list[SearchResult]:
-        """Best chunks for ``query``: ``hybrid`` (RRF of dense and BM25), ``dense`` or ``bm25``; filters
+        """Best chunks for ``query``: ``hybrid`` (dense and BM25 fused, see ``Fusion``), ``dense`` or ``bm25``; filters
         are applied before the lists are cut, so ``top_k`` results come back whenever that many match."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -576,7 +577,7 @@ class IndexStore:
                 self.refresh()
             except (sqlite3.Error, OSError) as exc:  # the snapshot this process has is still whole: serve it
                 log.warning("cannot pick up the latest writes to %s (%s): serving the index as it was", self.data_dir, exc)
-        ranked = snapshots.rank(self._snap, query, top_k, mode, filters, self._encode_query, self.dense_kind, self.ef_search, self.rrf_k)
+        ranked = snapshots.rank(self._snap, query, top_k, mode, filters, self._encode_query, self.dense_kind, self.ef_search, self.fusion)
         return search_results(self._rconn(), ranked, self._warned_urls) if ranked else []
 
     def _encode_query(self, query: str) -> np.ndarray:

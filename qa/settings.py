@@ -58,7 +58,10 @@ class Settings(BaseSettings):
 
     # retrieval and reading
     retrieval_mode: Mode = "hybrid"
-    rrf_k: int = Field(60, ge=1)
+    # how hybrid search fuses its dense and BM25 lists (index.retrieval.Fusion; bench/retrieval_fusion.py)
+    fusion: Literal["convex", "rrf"] = "convex"
+    dense_weight: float = Field(0.4, ge=0.0, le=1.0)  # convex fusion: the dense list's share
+    rrf_k: int = Field(60, ge=1)  # rrf fusion: its constant
     top_k: int = Field(5, ge=1, le=MAX_TOP_K)  # the limits of a request
     max_answers: int = Field(3, ge=1, le=MAX_ANSWERS)
     max_answer_tokens: int = Field(MAX_ANSWER_TOKENS, ge=1)
@@ -118,11 +121,13 @@ class Settings(BaseSettings):
 
     def store_options(self) -> dict:
         """Keyword arguments of ``IndexStore.open`` that come from the settings."""
+        from index.retrieval import Fusion  # index.retrieval reads dates with index.ingest: not at every import
+
         return {
             "chunk_tokens": self.chunk_tokens,
             "overlap_tokens": self.chunk_overlap_tokens,
             "dense_index": self.dense_index,
-            "rrf_k": self.rrf_k,
+            "fusion": Fusion(self.fusion, self.dense_weight, self.rrf_k),
             "ef_search": self.hnsw_ef_search,
         }
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from index.ingest import load_documents
-from index.retrieval import DocTable, date_bounds, normalize_domain, rrf
+from index.retrieval import NORM_DEPTH, DocTable, Fusion, convex_fusion, date_bounds, normalize_domain, normalized_scores, rrf
 from index.schema import Document, Filters, SearchResult
 from index.store import IndexStore
 
@@ -194,3 +194,54 @@ def test_a_url_of_another_scheme_than_http_names_no_site(url):
     assert table.domains == ["numerama.com"] and table.domain.tolist() == [-1, 0]
     for source in ("javascript", "mailto", "numerama.com", "tel", "http", "data", "vbscript"):
         assert not table.allowed(Filters(source=source))[0], source
+
+
+def test_normalized_scores_map_the_reference_candidates_to_0_1():
+    import numpy as np
+
+    assert normalized_scores(np.array([9.0, 5.0, 1.0])).tolist() == [1.0, 0.5, 0.0]
+    assert normalized_scores(np.array([], dtype=np.float32)).tolist() == []
+    # one candidate, or equal scores: all of them full marks (BM25 finding one chunk is no weak match)
+    assert normalized_scores(np.array([3.2])).tolist() == [1.0]
+    assert normalized_scores(np.array([0.7, 0.7])).tolist() == [1.0, 1.0]
+    # candidates beyond the reference depth are 0, not negative: a deeper search changes no score
+    deep = np.linspace(1.0, 0.0, NORM_DEPTH + 10)
+    scaled = normalized_scores(deep)
+    assert scaled[:NORM_DEPTH].tolist() == pytest.approx(normalized_scores(deep[:NORM_DEPTH]).tolist())
+    assert scaled[NORM_DEPTH:].tolist() == [0.0] * 10
+
+
+def test_convex_fusion_weighs_normalised_scores():
+    import numpy as np
+
+    dense = (np.array([1, 2, 3]), np.array([0.9, 0.8, 0.5]))  # normalised 1, 0.75, 0
+    bm25 = (np.array([3, 4]), np.array([12.0, 2.0]))  # normalised 1, 0
+    fused = dict(convex_fusion([dense, bm25], [0.4, 0.6]))
+    assert fused == pytest.approx({1: 0.4, 2: 0.3, 3: 0.6, 4: 0.0})
+    assert [cid for cid, _ in convex_fusion([dense, bm25], [0.4, 0.6])] == [3, 1, 2, 4]
+    # one list empty (no query word in the vocabulary): the other's order, ties by id
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+    assert [cid for cid, _ in convex_fusion([dense, empty], [0.4, 0.6])] == [1, 2, 3]
+    assert convex_fusion([empty, empty], [0.4, 0.6]) == []
+
+
+def test_fusion_choices():
+    import numpy as np
+
+    dense = (np.array([1, 2, 3]), np.array([0.9, 0.8, 0.5]))
+    bm25 = (np.array([3, 1]), np.array([12.0, 2.0]))
+    assert Fusion("rrf", rrf_k=60).fuse(dense, bm25) == rrf([dense[0], bm25[0]], 60)  # QA_FUSION=rrf: the ranking of before
+    assert Fusion(dense_weight=1.0).fuse(dense, bm25)[0][0] == 1 and Fusion(dense_weight=0.0).fuse(dense, bm25)[0][0] == 3
+    for bad in ({"kind": "sum"}, {"dense_weight": 1.5}, {"rrf_k": 0}):
+        with pytest.raises(ValueError):
+            Fusion(**bad)
+
+
+def test_hybrid_results_do_not_depend_on_top_k(seed_store):
+    """Deeper searches (top_k 20 reads 100 candidates a list) keep the order of the first results:
+    /search?top_k=3 shows the first three of what /ask reads with more passages."""
+    for question, _ in QUESTIONS:
+        short = [(r.chunk_id, round(r.score, 9)) for r in seed_store.search(question, top_k=3)]
+        long = [(r.chunk_id, round(r.score, 9)) for r in seed_store.search(question, top_k=20)]
+        assert long[:3] == short, question
+        assert all(0.0 <= s <= 1.0 for _, s in long)

@@ -15,6 +15,8 @@ from qa.settings import SettingsError, load_settings
         ({"QA_TOP_K": "abc"}, "QA_TOP_K='abc': Input should be a valid integer"),
         ({"QA_TOP_K": "0"}, "QA_TOP_K='0': Input should be greater than or equal to 1"),
         ({"QA_RETRIEVAL_MODE": "fuzzy"}, "QA_RETRIEVAL_MODE='fuzzy': Input should be 'hybrid', 'dense' or 'bm25'"),
+        ({"QA_FUSION": "sum"}, "QA_FUSION='sum': Input should be 'convex' or 'rrf'"),
+        ({"QA_DENSE_WEIGHT": "1.5"}, "QA_DENSE_WEIGHT='1.5': Input should be less than or equal to 1"),
         ({"QA_PORT": "70000"}, "QA_PORT='70000': Input should be less than or equal to 65535"),
         ({"QA_MAX_UPLOAD_BYTES": "50MB"}, "QA_MAX_UPLOAD_BYTES='50MB': Input should be a valid integer"),
         ({"QA_MAX_UPLOAD_BYTES": "0"}, "QA_MAX_UPLOAD_BYTES='0': Input should be greater than or equal to 1"),
