@@ -8,6 +8,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from index.tables import Row, TableCell, table_lines
+
 if TYPE_CHECKING:
     from lxml.etree import _Element
 
@@ -31,7 +33,18 @@ def _docx_paths() -> dict:
         "rows": etree.XPath("./w:tr | ./w:sdt/w:sdtContent/w:tr", namespaces=ns),
         "cells": etree.XPath("./w:tc | ./w:sdt/w:sdtContent/w:tc", namespaces=ns),
         "cell_paragraphs": etree.XPath(".//w:p[not(ancestor::w:txbxContent)]", namespaces=ns),
+        # Word's "Repeat as header row at the top of each page" (w:val="0"/"false" turns it off)
+        "is_header": etree.XPath("boolean(./w:trPr/w:tblHeader[not(@w:val='0' or @w:val='false' or @w:val='off')])", namespaces=ns),
+        "grid_before": etree.XPath("string(./w:trPr/w:gridBefore/@w:val)", namespaces=ns),
+        "span": etree.XPath("string(./w:tcPr/w:gridSpan/@w:val)", namespaces=ns),
+        # a cell continuing a vertical merge: no w:val, or "continue" ("restart" opens one)
+        "continues": etree.XPath("boolean(./w:tcPr/w:vMerge[not(@w:val='restart')])", namespaces=ns),
     }
+
+
+def _int(value: str, default: int) -> int:
+    """A span or skip count; a damaged file's (not a number, 0, absurd) counts as ``default``."""
+    return int(value) if value.isdecimal() and 0 < int(value) <= 1000 else default
 
 
 def _paragraph_text(p: _Element) -> str:
@@ -43,11 +56,37 @@ def _paragraph_text(p: _Element) -> str:
     return "".join(out)
 
 
+def _table_rows(tbl: _Element) -> tuple[list[Row], int]:
+    """A ``<w:tbl>``'s rows (a cell merged across columns is one cell spanning them; one continuing a
+    vertical merge has the text of the merge's first cell, which Word shows across the rows) and how
+    many leading rows are marked as header rows."""
+    paths = _docx_paths()
+    rows: list[Row] = []
+    above: dict[int, str] = {}  # each grid column's text in the row above
+    marked, leading = 0, True
+    for tr in paths["rows"](tbl):
+        leading = leading and paths["is_header"](tr)
+        marked += leading
+        col = _int(paths["grid_before"](tr), 0)
+        row = [TableCell("", col)] if col else []
+        for tc in paths["cells"](tr):
+            span = _int(paths["span"](tc), 1)
+            if paths["continues"](tc):
+                text = above.get(col, "")
+            else:
+                text = " ".join(" ".join(_paragraph_text(p) for p in paths["cell_paragraphs"](tc)).split())
+            row.append(TableCell(text, span))
+            above[col] = text
+            col += span
+        rows.append(row)
+    return rows, marked
+
+
 def docx_blocks(body: _Element, style_names: dict[str, str]) -> list[tuple[str, str]]:
     """A Word document's ``body`` element in reading order: (text, style name) for each paragraph
-    with text, (its cells' text joined by " | ", "table") for each table row (a cell merged across
-    columns is one cell), the paragraphs and tables of content controls too. Headers, footers, notes
-    and text boxes are not in the body's flow."""
+    with text, (line, "table") for each table row with text (``index.tables.table_lines``: a data row
+    under a header row names its columns), the paragraphs and tables of content controls too.
+    Headers, footers, notes and text boxes are not in the body's flow."""
     paths = _docx_paths()
     blocks: list[tuple[str, str]] = []
     for el in body.iterchildren():
@@ -56,10 +95,8 @@ def docx_blocks(body: _Element, style_names: dict[str, str]) -> list[tuple[str, 
             if text:
                 blocks.append((text, style_names.get(paths["style"](el), "")))
         elif el.tag == _W + "tbl":
-            for row in paths["rows"](el):
-                texts = [" ".join(" ".join(_paragraph_text(p) for p in paths["cell_paragraphs"](cell)).split()) for cell in paths["cells"](row)]
-                if any(texts):
-                    blocks.append((" | ".join(t for t in texts if t), "table"))
+            rows, marked = _table_rows(el)
+            blocks.extend((line, "table") for line in table_lines(rows, marked))
         elif el.tag == _W + "sdt":  # a content control around paragraphs or tables
             for content in el.iterchildren(_W + "sdtContent"):
                 blocks.extend(docx_blocks(content, style_names))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from index.schema import Document, clean_id, id_problem, metadata_problem
 from index.docx_text import docx_blocks
+from index.html_tables import rewrite_tables
 from index.pdf_text import pdf_text
 from index.text import URL_LINE, clean_url, has_lone_surrogate, has_words, lone_surrogate_at, one_line, printable, strip_blank, text_problem, url_problem
 
@@ -359,6 +360,12 @@ def _load_html(path: Path, name: str) -> list[Document]:
     text = (getattr(doc, "text", None) or "") if doc is not None else ""
     if not text.strip():
         raise _Skip("no main text found in the HTML")
+    body = getattr(doc, "body", None)
+    if body is not None and rewrite_tables(body):
+        # the text trafilatura gives, from its tree with the tables that have a header rewritten
+        from trafilatura.xml import xmltotxt
+
+        text = xmltotxt(body, False)
     published = None
     raw_date = getattr(doc, "date", None)
     if raw_date:

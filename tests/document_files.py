@@ -44,10 +44,13 @@ def write_pdf(path: Path, pages: list[list[str]], metadata: dict[str, str] | Non
 
 
 def write_docx(path: Path, paragraphs: list[tuple[str, str | None]], table: list[list[str]] | None = None,
-               title: str = "", created: datetime | None = datetime(2023, 5, 4, 9, 30, tzinfo=timezone.utc), header: str = "") -> Path:
+               title: str = "", created: datetime | None = datetime(2023, 5, 4, 9, 30, tzinfo=timezone.utc), header: str = "",
+               table_header_rows: int = 0) -> Path:
     """A .docx of ``paragraphs`` ((text, style), style None for body text, "Heading 1"...), then
-    ``table``'s rows if given, with core properties ``title`` and ``created`` and a page ``header``."""
+    ``table``'s rows if given (its first ``table_header_rows`` marked as Word's repeated header rows),
+    with core properties ``title`` and ``created`` and a page ``header``."""
     import docx
+    from docx.oxml import OxmlElement
 
     document = docx.Document()
     for text, style in paragraphs:
@@ -57,6 +60,8 @@ def write_docx(path: Path, paragraphs: list[tuple[str, str | None]], table: list
         for r, row in enumerate(table):
             for c, cell in enumerate(row):
                 grid.cell(r, c).text = cell
+        for row in grid.rows[:table_header_rows]:
+            row._tr.get_or_add_trPr().append(OxmlElement("w:tblHeader"))
     document.core_properties.title = title
     if created is not None:
         document.core_properties.created = created
