@@ -89,18 +89,37 @@ def labelled_line(labels: list[str], row: Row) -> str:
     return " ; ".join(parts)
 
 
+def title_rows(rows: list[Row]) -> int:
+    """How many leading rows hold text in their first cell only, in a table of two columns or more:
+    a title over the table ("Tableau 3 : budget", one cell merged across it; an HTML ``<caption>``),
+    not a header whose names would label every column."""
+    n = 0
+    if width(rows) >= 2:
+        while n < len(rows) and rows[n] and rows[n][0].text and not any(c.text for c in rows[n][1:]):
+            n += 1
+    return n
+
+
+def names_columns(rows: list[Row], marked_header_rows: int = 0) -> bool:
+    """Whether ``table_lines`` writes the table's data rows with their columns' names: under its title
+    rows, a header (``header_rows``) with a row below it, and two columns or more."""
+    titles = title_rows(rows)
+    n = header_rows(rows[titles:], max(0, marked_header_rows - titles))
+    return 0 < n < len(rows) - titles and width(rows) >= 2
+
+
 def table_lines(rows: list[Row], marked_header_rows: int = 0) -> list[str]:
-    """A table's text, a line per row with text: with a header (``header_rows``) and at least two
-    columns, the header rows as bare lines then each data row ``labelled_line``; else every row a
-    bare line (a table of one column, one that is all header, one without a recognisable header)."""
-    n = header_rows(rows, marked_header_rows)
-    columns = width(rows)
-    if n == 0 or n == len(rows) or columns < 2:
-        lines = [bare_line(row) for row in rows]
-    else:
-        labels = column_labels(rows[:n], columns)
-        header_texts = [[c.text for c in row] for row in rows[:n]]
-        # a header row repeated further down (a page's top in a long table) stays as it is
-        lines = [bare_line(row) for row in rows[:n]] + [
-            bare_line(row) if [c.text for c in row] in header_texts else labelled_line(labels, row) for row in rows[n:]]
+    """A table's text, a line per row with text: when it ``names_columns``, its title and header rows
+    as bare lines, then each data row ``labelled_line``; else every row a bare line (a table of one
+    column, one that is all header, one without a recognisable header). ``marked_header_rows``: how
+    many leading rows the document marks as its header."""
+    if not names_columns(rows, marked_header_rows):
+        return [line for line in map(bare_line, rows) if line]
+    titles = title_rows(rows)
+    n = titles + header_rows(rows[titles:], max(0, marked_header_rows - titles))
+    labels = column_labels(rows[titles:n], width(rows))
+    header_texts = [[c.text for c in row] for row in rows[titles:n]]
+    # a header row repeated further down (a page's top in a long table) stays as it is
+    lines = [bare_line(row) for row in rows[:n]] + [
+        bare_line(row) if [c.text for c in row] in header_texts else labelled_line(labels, row) for row in rows[n:]]
     return [line for line in lines if line]

@@ -7,7 +7,7 @@ import pytest
 
 from index.chunking import chunk_document
 from index.ingest import load_documents
-from index.tables import TableCell, column_labels, header_rows, labelled_line, looks_like_header, table_lines
+from index.tables import TableCell, column_labels, header_rows, labelled_line, looks_like_header, names_columns, table_lines, title_rows
 from tests.document_files import write_docx
 
 
@@ -77,6 +77,18 @@ def test_table_lines_with_a_header():
     assert table_lines([row("Pays", "Prix", "Part"), row("Japon", "1 490 yens", "12,5 %")])[1] == "Pays : Japon ; Prix : 1 490 yens ; Part : 12,5 %"
 
 
+def test_a_title_row_over_the_table_is_a_line_not_the_columns_names():
+    title = [TableCell("Tableau 3 : budget de Cinévia", 3)]  # a cell merged across the table
+    assert title_rows([title] + YEARS) == 1 and title_rows(YEARS) == 0
+    assert title_rows([row("Tableau 3", "", "")] + YEARS) == 1  # so an HTML caption, padded by trafilatura
+    assert title_rows([row("Villes"), row("Lyon")]) == 0  # one column: no title
+    assert table_lines([title] + YEARS)[:3] == [
+        "Tableau 3 : budget de Cinévia", "Année | Budget contenu | Abonnés", "Année : 2017 ; Budget contenu : 6 milliards ; Abonnés : 110 millions"]
+    # marked with the header (Word's repeated rows), it is still a title
+    assert table_lines([title] + YEARS, marked_header_rows=2)[2] == "Année : 2017 ; Budget contenu : 6 milliards ; Abonnés : 110 millions"
+    assert names_columns([title] + YEARS) and not names_columns([title, YEARS[0]])
+
+
 def test_tables_without_a_usable_header_keep_their_cells_joined_by_bars():
     assert table_lines([row("Ville", "Population"), row("Besançon", "120 000")]) == ["Ville | Population", "Besançon | 120 000"]
     assert table_lines([row("2017", "6", "110"), row("2018", "", "139")]) == ["2017 | 6 | 110", "2018 | 139"]
@@ -116,12 +128,25 @@ def _merge_cells_vertically(path):
     document.save(str(path))
 
 
+def _merge_first_row(path):
+    """The table's first row one cell merged across it (Word's gridSpan), as a title over the table."""
+    import docx
+
+    document = docx.Document(str(path))
+    grid = document.tables[0]
+    grid.cell(0, 0).merge(grid.cell(0, len(grid.columns) - 1))
+    document.save(str(path))
+
+
 def test_a_docx_table_under_a_header_names_its_columns_and_chunks_slice_its_text(tmp_path, embedder):
     prose = ("Le tableau suivant donne le budget consacré aux contenus et le nombre d’abonnés en fin d’année.", None)
     write_docx(tmp_path / "marked.docx", [prose], table=[["Année", "Budget"], ["2017", "6 milliards"], ["2018", "8 milliards"]], table_header_rows=1)
     write_docx(tmp_path / "unmarked.docx", [prose], table=[["Région", "Année", "Abonnés"], ["Nord", "2017", "1 million"], ["", "2018", "1,2 million"]])
     _merge_cells_vertically(tmp_path / "unmarked.docx")
     write_docx(tmp_path / "pairs.docx", [prose], table=[["Nom", "Jean Dupont"], ["Adresse", "3 rue des Lilas"]])
+    write_docx(tmp_path / "titled.docx", [prose], table=[["Tableau 3 : abonnés", "", ""], ["Pays", "Lancement", "Abonnés"], ["Japon", "2015", "6 millions"]],
+               table_header_rows=2)
+    _merge_first_row(tmp_path / "titled.docx")
     docs, errors = load_documents([tmp_path])
     assert errors == []
     texts = {d.id: d.text for d in docs}
@@ -129,6 +154,7 @@ def test_a_docx_table_under_a_header_names_its_columns_and_chunks_slice_its_text
     assert texts["unmarked"] == (prose[0] + "\n\nRégion | Année | Abonnés\n\nRégion : Nord ; Année : 2017 ; Abonnés : 1 million\n\n"
                                  "Région : Nord ; Année : 2018 ; Abonnés : 1,2 million")
     assert texts["pairs"] == prose[0] + "\n\nNom | Jean Dupont\n\nAdresse | 3 rue des Lilas"
+    assert texts["titled"] == prose[0] + "\n\nTableau 3 : abonnés\n\nPays | Lancement | Abonnés\n\nPays : Japon ; Lancement : 2015 ; Abonnés : 6 millions"
     for doc in docs:
         chunks = chunk_document(doc, embedder.tokenizer, size=24, overlap=4)
         assert len(chunks) > 1 and all(doc.text[c.start:c.end] == c.text for c in chunks)
