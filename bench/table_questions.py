@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/table_questions.py                  # prints the results, writes nothing
     .venv/bin/python bench/table_questions.py --out bench/results/table_questions.json
+    .venv/bin/python bench/table_questions.py --html               # the report as an HTML page
 
 What is measured how (printed with the results too):
 
@@ -9,7 +10,8 @@ What is measured how (printed with the results too):
   report in French: seven paragraphs of prose and two tables, "Année | Budget contenu | Abonnés |
   Chiffre d'affaires" (10 data rows, its first row marked as a repeated header, ``w:tblHeader``) and
   "Pays | Lancement | Abonnés | Prix mensuel" (8 data rows, no header mark: the first row is its
-  header); beside it three .txt files of related prose, so that search has passages to rank.
+  header); with --html, ``rapport.html``, the same text as a page (``<h1>``, ``<h2>``, ``<p>``), the
+  first table's header row of ``<th>`` in a ``<thead>``, the second's of ``<td>``; beside it three .txt files of related prose, so that search has passages to rank.
   None of the prose holds an answer.
 * `qa index` into a fresh ``QA_DATA_DIR`` with the shipped models (default settings: chunks of 200
   tokens), then each question through ``qa ask - --json`` (hybrid retrieval, top 5 passages) and
@@ -110,6 +112,25 @@ QUESTIONS = [
 ]
 
 
+def write_html(folder: Path) -> None:
+    from html import escape
+
+    def table(rows: list[list[str]], th: bool) -> str:
+        head = "".join(f"<th>{escape(c)}</th>" for c in rows[0]) if th else "".join(f"<td>{escape(c)}</td>" for c in rows[0])
+        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
+        return f"<table>{'<thead>' if th else ''}<tr>{head}</tr>{'</thead>' if th else ''}<tbody>{body}</tbody></table>"
+
+    parts = []
+    for i, (text, style) in enumerate(PROSE):
+        tag = {"Title": "h1", "Heading 1": "h2"}.get(style or "", "p")
+        parts.append(f"<{tag}>{escape(text)}</{tag}>")
+        parts.extend(table(rows, th) for after, rows, th in ((4, YEARS, True), (6, COUNTRIES, False)) if i == after)
+    page = f"<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>{escape(PROSE[0][0])}</title></head><body><article>{''.join(parts)}</article></body></html>"
+    (folder / "rapport.html").write_text(page, encoding="utf-8")
+    for name, text in OTHERS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+
+
 def write_corpus(folder: Path) -> None:
     import docx
     from docx.oxml import OxmlElement
@@ -148,11 +169,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path)
     ap.add_argument("--show-text", action="store_true", help="print the report's text as indexed")
+    ap.add_argument("--html", action="store_true", help="the report as an HTML page, not a .docx")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         corpus, data = Path(tmp, "corpus"), Path(tmp, "data")
         corpus.mkdir()
-        write_corpus(corpus)
+        (write_html if args.html else write_corpus)(corpus)
         env = {**os.environ, "QA_DATA_DIR": str(data)}
         qa(env, "index", str(corpus))
         if args.show_text:
