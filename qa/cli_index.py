@@ -224,13 +224,14 @@ def docs_show(
     if doc.metadata:
         typer.echo(f"metadata: {json.dumps(doc.metadata, ensure_ascii=False)}")
     typer.echo("")
-    # after the header's blank line, the text as stored when redirected (offsets count in it: no line
-    # break added, and color=True stops click from stripping what looks like colour codes); on a
+    # after the header's blank line, the text as stored when redirected (offsets count in it;
+    # color=True stops click from stripping what looks like colour codes), then one line break, as on
+    # a terminal: without it the shell's prompt came on the text's last line (`| cat`, ssh); on a
     # terminal, its escapes shown, not obeyed
     if sys.stdout.isatty():
         typer.echo(visible(doc.text.replace("\r\n", "\n"), keep="\n\t"))  # a lone CR would overwrite the line shown
     else:
-        typer.echo(doc.text, color=True, nl=False)
+        typer.echo(doc.text, color=True)
 
 
 def docs_delete(

@@ -87,7 +87,7 @@ def test_index_in_batches_then_again_skips_everything(tmp_path):
     assert "\x1b" not in out and "\x07" not in out and "\\x1b[2J\\x1b]0;pwned\\x07" in out, out
     shown = _qa_here("docs", "show", "esc", data_dir=data).stdout
     header, text = shown.split("\n\n", 1)
-    assert text == esc.read_text(encoding="utf-8")  # exactly, no line break added
+    assert text == esc.read_text(encoding="utf-8") + "\n"  # exactly, then the line break that ends the output
     assert f"metadata: {json.dumps({'source_file': str(esc)})}" in header.splitlines()
     again = _qa_here("docs", "delete", doc_id, data_dir=data)
     assert again.returncode == 1 and again.stderr.strip().startswith(f"error: no document '{doc_id}'") and "Traceback" not in again.stderr
@@ -269,6 +269,25 @@ def test_index_reports_what_it_skips_and_replaces(tmp_path, monkeypatch):
     assert edited.returncode == 0 and "warning" not in edited.stderr and "1 updated" in edited.stdout
     deleted = _qa_here("docs", "delete", "note", "--json", data_dir=data)
     assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"id": "note", "deleted": True}
+
+
+def test_docs_show_ends_its_output_with_a_line_break(tmp_path):
+    """Redirected or piped (`| cat`, ssh), `qa docs show` wrote the text and no line break after it:
+    the shell's prompt came on its last line. The text is written as stored, then one line break,
+    whether it ends with one or not (so the text is the output after the header's blank line, less
+    its last character); --json stays the API's answer, one line."""
+    from api.schemas import api_json
+
+    data = tmp_path / "idx"
+    texts = {"flat": "Une note\n\nLe siège est à Lyon.", "ended": "Une autre note\n\nLe siège est à Nantes.\n"}
+    for name, text in texts.items():
+        (tmp_path / f"{name}.txt").write_text(text, encoding="utf-8")
+        assert _qa_here("index", str(tmp_path / f"{name}.txt"), data_dir=data).returncode == 0
+    for name, text in texts.items():
+        shown = _qa_here("docs", "show", name, data_dir=data)
+        assert shown.returncode == 0 and shown.stdout.split("\n\n", 1)[1] == text + "\n", shown.stdout
+        as_json = _qa_here("docs", "show", name, "--json", data_dir=data).stdout
+        assert as_json.count("\n") == 1 and as_json == api_json(json.loads(as_json)) + "\n" and json.loads(as_json)["text"] == text
 
 
 def test_docs_json_outputs_are_one_line_written_as_the_api_writes_it(tmp_path):
