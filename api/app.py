@@ -72,21 +72,19 @@ def load_service(settings: Settings) -> "QAService":
     index folder and the index are checked before the models load, as `qa serve` does."""
     import sqlite3
 
-    from index.catalog import damage_found
     from index.e5_convert import ModelSourceError
-    from index.storage import damaged_line
     from index.store import ReindexNeeded
-    from qa.cli_common import folder_problem, index_problem
+    from qa.cli_common import folder_problem, index_problem, served_index_problem
     from qa.pipeline import QAService
 
     problem = folder_problem(settings.data_dir, "QA_DATA_DIR")
     if problem is not None:
         raise StartupProblem(problem)
+    # newer, damaged anywhere (not only where opening reads), unreadable: said before the models load
+    problem = served_index_problem(settings)  # None without an index: the service starts empty
+    if problem is not None:
+        raise StartupProblem(problem)
     try:
-        # newer, or damaged anywhere (not only where opening reads): said before the models load
-        damage = damage_found(settings.data_dir)  # None without an index: the service starts empty
-        if damage is not None:
-            raise StartupProblem(damaged_line(settings.data_dir, damage))
         return QAService.from_settings(settings)
     except (ModelSourceError, ReindexNeeded) as exc:  # their lines name what to fix
         raise StartupProblem(str(exc)) from None

@@ -346,7 +346,7 @@ def damage_found(data_dir: Path) -> str | None:
     if conn is None:
         return None
     try:
-        _read_through(Path(data_dir) / DB_NAME)
+        _read_through(Path(data_dir) / DB_NAME)  # an OSError names the file (the callers' line says it)
         found = [row[0] for row in conn.execute(f"PRAGMA quick_check({DAMAGE_LINES})")]
     finally:
         conn.close()

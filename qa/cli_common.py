@@ -4,6 +4,7 @@ API's start-up (``api.app``, under bare uvicorn) says its failures with them too
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from collections.abc import Iterator
@@ -117,20 +118,23 @@ def opening(settings: Settings, fn, *args, **kwargs):
         index_failed(settings, exc)
 
 
-def index_failed(settings: Settings, exc: BaseException) -> NoReturn:
-    """Opening or reading the index failed: a full or unwritable folder, or a damaged or newer index,
-    as one line; an OSError about anything else (the models' folder) goes on as it is."""
-    problem = index_problem(settings, exc)
+def index_failed(settings: Settings, exc: BaseException, verb: str = "use") -> NoReturn:
+    """Opening or reading the index failed: a full or unwritable folder, a file of the index that
+    cannot be read, or a damaged or newer index, as one line; an OSError about anything else (the
+    models' folder) goes on as it is."""
+    problem = index_problem(settings, exc, verb)
     if problem is None:
         raise exc
     fail(problem)
 
 
-def index_problem(settings: Settings, exc: BaseException) -> str | None:
-    """``index_failed``'s line for ``exc``, or None for an OSError about anything but the index folder."""
+def index_problem(settings: Settings, exc: BaseException, verb: str = "use") -> str | None:
+    """``index_failed``'s line for ``exc``, or None for an OSError about anything but the index
+    folder; ``verb``: "read" for an OSError of a read (``storage_problem_line``)."""
     from index.storage import ReindexNeeded
 
-    problem = storage_problem_line(settings, exc)
+    # any OSError naming a file of the index folder is one line (an I/O error was a traceback)
+    problem = storage_problem_line(settings, exc, always=isinstance(exc, OSError), verb=verb)
     if problem is not None:
         return problem
     if isinstance(exc, OSError):
@@ -148,8 +152,18 @@ def storage_fail(settings: Settings, exc: BaseException, kept: str = "", always:
         fail(problem)
 
 
+# what to do when a file of the index cannot be read, by errno (else: check its disk)
+READ_FIXES = {
+    errno.EACCES: "make it readable by the user this runs as",
+    errno.EPERM: "make it readable by the user this runs as",
+    errno.ENOENT: "it was removed or moved while it was read: put it back",
+}
+
+
 def storage_problem_line(settings: Settings, exc: BaseException, kept: str = "", always: bool = False, verb: str = "use") -> str | None:
-    """``storage_fail``'s line for ``exc``, or None."""
+    """``storage_fail``'s line for ``exc``, or None. With ``verb`` "read", an OSError is a failure to
+    read the file it names (its permissions, its disk, gone meanwhile), not the folder's space or
+    write access: its line says so whatever ``always``."""
     import sqlite3
 
     from index.storage import damaged_line, is_damaged, storage_problem
@@ -159,6 +173,8 @@ def storage_problem_line(settings: Settings, exc: BaseException, kept: str = "",
         folder = os.path.abspath(settings.data_dir)
         if name is None or os.path.commonpath([folder, os.path.abspath(name)]) != folder:
             return None
+        if verb == "read":  # the error names the file; "the folder is not writable" would send the user the wrong way
+            return f"cannot read the index in {settings.data_dir}: {exc}{kept}; {READ_FIXES.get(exc.errno, 'check its disk')} and run the command again"
     elif not isinstance(exc, sqlite3.Error):
         return None
     if is_damaged(exc):  # not the folder's fault, and running the command again would fail alike
@@ -186,13 +202,37 @@ def open_store(settings: Settings, rebuild: bool = False, create: bool = False):
 
 
 def read_index(settings: Settings, fn):
-    """``fn(data_dir)`` on the configured index without any model, a damaged or newer index as one line."""
+    """``fn(data_dir)`` on the configured index without any model, a damaged or newer index, or a
+    file of it that cannot be read, as one line."""
     import sqlite3
 
     try:
         return fn(settings.data_dir)
-    except (RuntimeError, sqlite3.DatabaseError, OSError) as exc:
+    except OSError as exc:  # a read of the index's own files (SQLite's own failures are sqlite3 errors)
+        index_failed(settings, exc, verb="read")
+    except (RuntimeError, sqlite3.DatabaseError) as exc:
         index_failed(settings, exc)
+
+
+def served_index_problem(settings: Settings) -> str | None:
+    """What stops the index in QA_DATA_DIR from being served, checked before the models load (by
+    `qa serve`, and by the app as it starts under another command), as one line: a newer schema,
+    a damaged page anywhere (``index.catalog.damage_found``), a file that cannot be read; None
+    when it can be, or when there is no index yet."""
+    import sqlite3
+
+    from index.catalog import damage_found
+    from index.storage import damaged_line
+
+    try:
+        damage = damage_found(settings.data_dir)
+    except (RuntimeError, sqlite3.DatabaseError, OSError) as exc:  # ReindexNeeded, a file that is no database, a failed read
+        # an OSError is a read of the database (a failing disk, a file it may not read, one gone meanwhile)
+        problem = index_problem(settings, exc, verb="read" if isinstance(exc, OSError) else "use")
+        if problem is None:  # an OSError about another folder than the index's: its traceback says what
+            raise
+        return problem
+    return None if damage is None else damaged_line(settings.data_dir, damage)
 
 
 def reading(settings: Settings, fn, *args, **kwargs):

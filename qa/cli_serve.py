@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from qa.cli_common import USAGE, check_data_dir, fail, guard, read_index, read_settings, setup_logging
+from qa.cli_common import USAGE, check_data_dir, fail, guard, read_settings, served_index_problem, setup_logging
 from qa.settings import Settings
 
 
@@ -138,8 +138,6 @@ def _serve_preflight(settings: Settings, host: str, port: int) -> None:
     checked first, each as one line."""
     import socket
 
-    from index.catalog import damage_found
-    from index.storage import damaged_line
     from index.store import index_exists
 
     from qa.settings import configured_key
@@ -151,10 +149,10 @@ def _serve_preflight(settings: Settings, host: str, port: int) -> None:
         typer.echo(f"warning: listening on {host} with no QA_API_KEY: anyone who reaches port {port} can add and delete documents", err=True)
     check_data_dir(settings)
     if index_exists(settings.data_dir):
-        # newer, or damaged anywhere (not only where opening reads): one line now, not after the models load
-        damage = read_index(settings, damage_found)
-        if damage is not None:
-            fail(damaged_line(settings.data_dir, damage))
+        # newer, damaged anywhere (not only where opening reads), unreadable: one line now, not after the models load
+        problem = served_index_problem(settings)
+        if problem is not None:
+            fail(problem)
     else:
         typer.echo(f"note: no index at {settings.data_dir} yet: the service starts empty (add documents with `qa index`, POST /documents or POST /documents/files)", err=True)
     try:  # the port, before the models load

@@ -541,6 +541,67 @@ def test_an_index_damaged_anywhere_stops_the_server_before_the_models_load(tmp_p
     assert "Traceback" not in bare.stderr and f" CRITICAL api: {line}\n" in bare.stderr, bare.stderr[-3000:]
 
 
+# runs `qa serve` or uvicorn (sys.argv[1:]) with the read-through of the index check (index.catalog._read_through)
+# failing as $READ_FAILS says: "vanished", the database really moved away between SQLite's open and that read;
+# an errno name, the open failing so. EIO needs a failing disk, and EACCES a user other than root, which
+# the tests run as (SQLite, which opens the file first, would be refused first anyway)
+FAILING_READ = """
+import builtins, errno, os, sys
+import index.catalog
+
+def failing_open(path, *args, **kwargs):
+    how = os.environ["READ_FAILS"]
+    if how == "vanished":
+        os.rename(path, str(path) + ".moved")
+        return builtins.open(path, *args, **kwargs)
+    code = getattr(errno, how)
+    raise OSError(code, os.strerror(code), str(path))
+
+index.catalog.open = failing_open  # the module's name for the builtin: _read_through alone calls it
+if sys.argv[1] == "qa":
+    sys.argv[1:] = sys.argv[2:]
+    from qa.cli import app
+    app()
+else:
+    import uvicorn
+    uvicorn.main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("how, fix", [
+    ("EIO", "check its disk"),
+    ("EACCES", "make it readable by the user this runs as"),
+    ("vanished", "it was removed or moved while it was read: put it back"),
+])
+def test_an_index_that_cannot_be_read_through_is_one_line(tmp_path, embedder, how, fix):
+    """The index check before the models load reads the database through first; an OSError there (a
+    failing disk, a file the service's user cannot read, one moved away meanwhile) was a traceback,
+    from `qa serve` (status 1) and from bare uvicorn's start-up. It is one line naming the file and
+    what to do: `qa serve`'s error, status 1; bare uvicorn's CRITICAL line, status 3."""
+    from index.schema import Document
+    from index.store import IndexStore
+
+    data = tmp_path / "data"
+    store = IndexStore.open(data, embedder)
+    store.add_documents([Document(id="note", title="Note", text="Note\n\nLe siège est à Lyon.")])
+    store.close()
+    db = data / "index.sqlite3"
+    env = {**os.environ, "QA_DATA_DIR": str(data), "READ_FAILS": how, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    errno_line = {"EIO": f"[Errno 5] Input/output error: '{db}'", "EACCES": f"[Errno 13] Permission denied: '{db}'",
+                  "vanished": f"[Errno 2] No such file or directory: '{db}'"}[how]
+    line = f"cannot read the index in {data}: {errno_line}; {fix} and run the command again"
+    for command, status in (("qa", 1), ("uvicorn", 3)):
+        args = ["serve", "--port", str(free_port())] if command == "qa" else ["api.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(free_port())]
+        done = subprocess.run([sys.executable, "-c", FAILING_READ, command, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+        assert done.returncode == status and "Traceback" not in done.stderr, done.stderr[-3000:]
+        said = f"error: {line}\n" if command == "qa" else f" CRITICAL api: {line}\n"
+        assert said in done.stderr and done.stderr.count(line) == 1, done.stderr[-3000:]
+        assert "service ready" not in done.stderr  # said before the models load
+        if how == "vanished":  # put back for the next command
+            (data / "index.sqlite3.moved").rename(db)
+
+
 @pytest.mark.parametrize("command", ["qa serve", "uvicorn"])
 def test_a_reader_whose_weights_do_not_load_is_one_line(tmp_path, command):
     """A QA_READER folder that passes the checks made on its files (config, tokenizer, weights file)
