@@ -67,9 +67,10 @@ def startup_exit(message: str) -> NoReturn:
     raise SystemExit(STARTUP_FAILURE)
 
 
-def load_service(settings: Settings) -> "QAService":
+def load_service(settings: Settings, check_index: bool = True) -> "QAService":
     """The service of ``settings`` (its models, its index), a known failure as a StartupProblem: the
-    index folder and the index are checked before the models load, as `qa serve` does."""
+    index folder and the index are checked before the models load, as `qa serve` does (the index
+    itself only with ``check_index``: `qa serve` has just done it)."""
     import sqlite3
 
     from index.e5_convert import ModelSourceError
@@ -81,7 +82,7 @@ def load_service(settings: Settings) -> "QAService":
     if problem is not None:
         raise StartupProblem(problem)
     # newer, damaged anywhere (not only where opening reads), unreadable: said before the models load
-    problem = served_index_problem(settings)  # None without an index: the service starts empty
+    problem = served_index_problem(settings) if check_index else None  # None without an index: the service starts empty
     if problem is not None:
         raise StartupProblem(problem)
     try:
@@ -93,6 +94,14 @@ def load_service(settings: Settings) -> "QAService":
         if problem is None:
             raise
         raise StartupProblem(problem) from None
+
+
+def create_app_checked() -> FastAPI:
+    """The factory `qa serve` gives uvicorn (``api.serving.APP``): its preflight has just checked
+    every page of the index (``qa.cli_common.served_index_problem``, up to 1.5 s per GB), so neither
+    the app nor each worker of ``--workers N`` reads it all again. Run by another command
+    (``uvicorn api.app:create_app --factory``, gunicorn), ``create_app`` checks it as it starts."""
+    return create_app(index_checked=True)
 
 
 class StartupProblemReport:
@@ -157,10 +166,11 @@ def binary_files(node: Any) -> None:
             binary_files(value)
 
 
-def create_app(settings: Settings | None = None, service: "QAService | None" = None) -> FastAPI:
-    """App factory. With ``service=None`` the models are loaded once, in the lifespan. A setting that
-    cannot be used is a SettingsError; with ``settings=None`` (uvicorn calls it so) it is one line
-    logged and the exit status 3, as the service's own start-up failures (``load_service``) are."""
+def create_app(settings: Settings | None = None, service: "QAService | None" = None, index_checked: bool = False) -> FastAPI:
+    """App factory. With ``service=None`` the models are loaded once, in the lifespan, after a check
+    of every page of the index unless ``index_checked``. A setting that cannot be used is a
+    SettingsError; with ``settings=None`` (uvicorn calls it so) it is one line logged and the exit
+    status 3, as the service's own start-up failures (``load_service``) are."""
     from_env = settings is None
     try:
         settings = settings or load_settings()  # a bad QA_* variable: a SettingsError naming it
@@ -189,7 +199,7 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
             log.info("loading models and opening the index in %s", settings.data_dir)
             t0 = time.perf_counter()
             try:
-                app.state.service = await run_in_threadpool(load_service, settings)
+                app.state.service = await run_in_threadpool(load_service, settings, not index_checked)
             except StartupProblem as exc:  # one line, and StartupProblemReport keeps its traceback out of the server's log
                 log.critical("%s", exc)  # as startup_exit's: seen whatever QA_LOG_LEVEL (uvicorn's own line says only that it failed)
                 raise

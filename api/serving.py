@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("api")
 
-APP = "api.app:create_app"
+APP = "api.app:create_app_checked"  # qa serve has checked the index: the app does not again (each worker would)
 
 
 def stop_on_sigterm_as_on_ctrl_c() -> None:

@@ -383,6 +383,37 @@ def _serve_two_workers(tmp_path, log, **env_extra) -> tuple[subprocess.Popen, st
         time.sleep(0.5)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_qa_serve_checks_the_index_once(tmp_path, embedder, workers):
+    """`qa serve` read the whole index and ran SQLite's check of every page before uvicorn started,
+    then the app did it again as it started, and each worker of --workers N too (1.5 s per GB each):
+    once now, by `qa serve`. Bare uvicorn, which no preflight precedes, checks it as the app starts
+    (test_an_index_damaged_anywhere_stops_the_server_before_the_models_load)."""
+    from index.schema import Document
+    from index.store import IndexStore
+
+    data = tmp_path / "data"
+    store = IndexStore.open(data, embedder)
+    store.add_documents([Document(id="note", title="Note", text="Note\n\nLe siège est à Lyon.")])
+    store.close()
+    with open(tmp_path / "serve.log", "w") as log:
+        if workers == 2:
+            proc, _ = _serve_two_workers(tmp_path, log, QA_LOG_LEVEL="INFO")
+        else:
+            env = {**os.environ, "QA_DATA_DIR": str(data), "QA_LOG_LEVEL": "INFO", "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(free_port())], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while "Application startup complete" not in (tmp_path / "serve.log").read_text():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    stop(proc, timeout=60)
+                    pytest.fail((tmp_path / "serve.log").read_text()[-4000:])
+                time.sleep(0.5)
+        stop(proc, timeout=60)
+    text = (tmp_path / "serve.log").read_text()
+    assert proc.returncode == 0 and text.count(f"checked every page of the index in {data} in ") == 1, text[-4000:]
+
+
 def _children(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` (from /proc)."""
     found = []

@@ -111,7 +111,7 @@ def test_qa_serve_hands_the_deadline_to_uvicorn():
     settings = Settings(header_timeout=7.5, shutdown_timeout=3, root_path="/qa")
     config = server_config(settings, "127.0.0.1", 8123, workers=2)
     assert config.http is HeadTimeoutH11Protocol and config.header_timeout == 7.5
-    assert (config.app, config.factory, config.workers, config.root_path, config.timeout_graceful_shutdown) == ("api.app:create_app", True, 2, "/qa", 3)
+    assert (config.app, config.factory, config.workers, config.root_path, config.timeout_graceful_shutdown) == ("api.app:create_app_checked", True, 2, "/qa", 3)
 
 
 @pytest.mark.parametrize("version, line", [
