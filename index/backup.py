@@ -45,6 +45,16 @@ class BackupError(RuntimeError):
     the destination."""
 
 
+class InterruptedWhole(KeyboardInterrupt):
+    """An interruption (``interruption``: Ctrl-C, or SIGTERM where the caller turns it into one) that
+    came once the backup was renamed to ``dest``, as it ended (syncing the rename): ``dest`` is a
+    whole backup, its files synced before the rename, and is kept."""
+
+    def __init__(self, dest: Path, interruption: KeyboardInterrupt) -> None:
+        super().__init__(f"interrupted once the backup at {dest} was whole")
+        self.dest, self.interruption = dest, interruption
+
+
 @dataclass(frozen=True)
 class BackupReport:
     dest: Path
@@ -87,7 +97,8 @@ def backup_index(data_dir: Path, dest: Path) -> BackupReport:
 
     Raises BackupError (one line) when ``dest`` cannot be used or the copy cannot be written, and
     ReindexNeeded for an index written by a newer release; an interruption (KeyboardInterrupt)
-    removes the partial copy before it goes on."""
+    removes the partial copy before it goes on, and one that comes once the copy is renamed to
+    ``dest`` is an InterruptedWhole (``dest`` is kept)."""
     data_dir, dest = Path(data_dir), Path(dest)
     t0 = time.monotonic()
     if not index_exists(data_dir):
@@ -97,9 +108,11 @@ def backup_index(data_dir: Path, dest: Path) -> BackupReport:
         raise BackupError(problem)
     remove_stale_partials(dest)
     tmp = dest.with_name(f".{dest.name}{PARTIAL}{os.getpid()}")
+    made: os.stat_result | None = None  # the partial copy's folder, which the rename makes DEST
     try:
         shutil.rmtree(tmp, ignore_errors=True)  # a stopped backup's, whose process had this process's id
         tmp.mkdir(mode=0o700)  # readable by no one else until it has the index's own modes
+        made = tmp.stat()
         gen, documents, chunks = copy_database(data_dir, tmp / DB_NAME)
         index_files = copy_index_files(data_dir, tmp, gen)
         copy_modes(data_dir, tmp)
@@ -108,17 +121,35 @@ def backup_index(data_dir: Path, dest: Path) -> BackupReport:
             raise BackupError(f"{dest} was created while the backup was written: give a new folder")
         os.rename(tmp, dest)
     except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt) and _renamed(made, dest):  # it came as the rename returned
+            raise InterruptedWhole(dest, exc) from None
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, (OSError, sqlite3.Error)):
             raise BackupError(failure_line(exc, data_dir, dest)) from exc
         raise
-    # DEST is whole from here: a failure must not say that nothing was written
+    # DEST is whole from here: neither a failure nor an interruption may say that nothing was written
     try:
-        _fsync(dest.parent)  # the rename itself on disk
+        _sync_rename(dest)
+        size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    except KeyboardInterrupt as exc:
+        raise InterruptedWhole(dest, exc) from None
+    return BackupReport(dest, gen, documents, chunks, size, index_files, time.monotonic() - t0)
+
+
+def _renamed(made: os.stat_result | None, dest: Path) -> bool:
+    """Whether ``dest`` is the folder ``made`` (the partial copy, renamed)."""
+    try:
+        return made is not None and os.path.samestat(made, dest.stat())
+    except OSError:
+        return False
+
+
+def _sync_rename(dest: Path) -> None:
+    """The rename to ``dest`` on disk (its parent folder synced); a warning when it cannot be."""
+    try:
+        _fsync(dest.parent)
     except OSError as exc:  # a folder one may write in but not read (a drop box, mode 0333) cannot be synced
         log.warning("cannot sync %s (%s): %s is whole, but a power cut now may lose its name", dest.parent, exc, dest)
-    size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
-    return BackupReport(dest, gen, documents, chunks, size, index_files, time.monotonic() - t0)
 
 
 def copy_database(data_dir: Path, copy: Path) -> tuple[int, int, int]:

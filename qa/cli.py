@@ -8,13 +8,12 @@ Each group of commands is a module of its own (``qa.cli_serve``, ``qa.cli_index`
 from __future__ import annotations
 
 import functools
-import sys
 from typing import Callable, Union
 
 import typer
 
 from qa.cli_ask import ask, extract, search
-from qa.cli_common import INTERRUPTED, TERMINATED, Terminated
+from qa.cli_common import interrupted
 from qa.cli_eval import eval_cmd, eval_interrupted, train_interrupted, train_reader
 from qa.cli_index import backup, backup_interrupted, docs_delete, docs_list, docs_show, index
 from qa.cli_serve import models, serve
@@ -37,10 +36,7 @@ def interruptible(command: Callable[..., None], state: State) -> Callable[..., N
         try:
             command(*args, **kwargs)
         except KeyboardInterrupt as exc:
-            said = state if isinstance(state, str) else state(**kwargs)
-            # on a terminal the "^C" it echoed, or `qa ask -`'s prompt, is still on the line
-            typer.echo(("\n" if sys.stderr.isatty() else "") + f"interrupted: {said}", err=True)
-            raise typer.Exit(TERMINATED if isinstance(exc, Terminated) else INTERRUPTED) from None
+            interrupted(state if isinstance(state, str) else state(**kwargs), exc)
 
     return run
 

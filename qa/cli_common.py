@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +50,14 @@ def terminable() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted(said: str, exc: KeyboardInterrupt) -> NoReturn:
+    """End the command stopped by ``exc``: one line on stderr, "interrupted: <said>", and exit status
+    130 (Ctrl-C), or 143 for a SIGTERM that ``terminable`` turned into an interruption."""
+    # on a terminal the "^C" it echoed, or `qa ask -`'s prompt, is still on the line
+    typer.echo(("\n" if sys.stderr.isatty() else "") + f"interrupted: {said}", err=True)
+    raise typer.Exit(TERMINATED if isinstance(exc, Terminated) else INTERRUPTED) from None
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -16,7 +16,7 @@ import typer
 from index.catalog import match_key
 from index.schema import Document
 from index.text import has_lone_surrogate, visible
-from qa.cli_common import USAGE, check_data_dir, fail, guard, need_index, open_catalog, open_store, opening, read_index, read_settings, reading, setup_logging, storage_fail, terminable
+from qa.cli_common import USAGE, check_data_dir, fail, guard, interrupted, need_index, open_catalog, open_store, opening, read_index, read_settings, reading, setup_logging, storage_fail, terminable
 from qa.render import plural
 from qa.settings import Settings
 from qa.validation import MAX_DOCUMENT_QUERY_CHARS
@@ -278,7 +278,7 @@ def backup(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Copy the index in QA_DATA_DIR to DEST while servers and `qa index` go on writing (restore: set QA_DATA_DIR to the copy)."""
-    from index.backup import BackupError, backup_index
+    from index.backup import BackupError, InterruptedWhole, backup_index
 
     if not dest.strip():  # qa backup "$UNSET": not the current folder
         fail("an empty path was given", USAGE)
@@ -290,6 +290,8 @@ def backup(
             rep = guard(backup_index, settings.data_dir, Path(dest))
     except BackupError as exc:
         fail(str(exc))
+    except InterruptedWhole as exc:  # as it ended: "no backup was written" (backup_interrupted) would be false
+        interrupted(backup_kept(exc.dest), exc.interruption)
     files = "with its dense and BM25 index files" if rep.index_files else "without its dense and BM25 index files (its first open rebuilds them from the database)"
     typer.echo(
         f"backed up {plural(rep.documents, 'document')} / {plural(rep.chunks, 'chunk')} (generation {rep.generation}) to {rep.dest}, "
@@ -300,3 +302,8 @@ def backup(
 def backup_interrupted(dest: str, **_) -> str:
     """What a Ctrl-C during `qa backup` leaves: nothing at DEST (``index.backup`` removes its partial copy)."""
     return f"no backup was written to {dest}; the index was not changed"
+
+
+def backup_kept(dest: Path) -> str:
+    """What a Ctrl-C that comes once the copy is renamed to DEST, as `qa backup` ends, leaves."""
+    return f"it came once the backup was whole: {dest} is a complete backup and is kept (remove it if you do not want it); the index was not changed"

@@ -380,3 +380,61 @@ def test_a_backup_stopped_midway_leaves_no_destination(indexed, tmp_path):
     res = _qa_here("backup", str(dest), data_dir=indexed)
     assert res.returncode == 0, res.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["copy"]
+
+
+# runs `qa backup` stopping, after a line the test waits for, as it ends: once its copy is renamed to DEST
+# ($STOP_AT=rename: as the rename returns; sync: in the sync of DEST's parent folder that follows)
+STOPPED_WHOLE = """
+import os, sys, time
+from pathlib import Path
+import index.backup
+
+def stop(line):
+    print(line, flush=True)
+    time.sleep(600)
+
+real_rename, real_fsync = os.rename, index.backup._fsync
+dest = Path(sys.argv[2]).absolute()
+
+def rename(source, target, *args, **kwargs):
+    real_rename(source, target, *args, **kwargs)
+    if os.environ["STOP_AT"] == "rename" and Path(target).absolute() == dest:
+        stop("renamed")
+
+def fsync(path):
+    if os.environ["STOP_AT"] == "sync" and Path(path).absolute() == dest.parent and dest.is_dir():
+        stop("syncing")
+    real_fsync(path)
+
+os.rename, index.backup._fsync = rename, fsync
+sys.argv[0] = "qa"
+from qa.cli import app
+app()
+"""
+
+
+@pytest.mark.parametrize("stop_at, line", [("sync", "syncing"), ("rename", "renamed")])
+def test_a_backup_stopped_as_it_ends_says_it_is_whole_and_keeps_it(indexed, tmp_path, stop_at, line):
+    """Ctrl-C in the sync that follows the rename of the copy to DEST (or as the rename returns) said
+    "no backup was written to DEST" beside DEST, a whole backup. It says DEST is a complete backup,
+    kept; SIGTERM there too, with its own status."""
+    import signal
+
+    dest = tmp_path / "copy"
+    env = {"QA_DATA_DIR": str(indexed), "STOP_AT": stop_at}
+    kept = (f"interrupted: it came once the backup was whole: {dest} is a complete backup and is kept "
+            "(remove it if you do not want it); the index was not changed\n")
+    running = Running([sys.executable, "-c", STOPPED_WHOLE, "backup", str(dest)], env=env)
+    running.wait_for("stdout", line)
+    status, _, stderr = running.interrupt()
+    assert status == 130 and stderr == kept, (status, stderr)
+    assert [p.name for p in tmp_path.iterdir()] == ["copy"] and _state(dest) == _state(indexed) and not _problems(dest)
+
+    again = tmp_path / "again"
+    again.mkdir()
+    terminated = Running([sys.executable, "-c", STOPPED_WHOLE, "backup", str(again / "copy")], env=env)
+    terminated.wait_for("stdout", line)
+    terminated.proc.send_signal(signal.SIGTERM)
+    terminated.wait_for("stderr", "interrupted: it came once the backup was whole: ")
+    assert terminated.proc.wait(timeout=60) == 143
+    assert [p.name for p in again.iterdir()] == ["copy"] and _state(again / "copy") == _state(indexed)
