@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from index.schema import Document, clean_id, id_problem, metadata_problem
 from index.docx_text import docx_blocks
+from index.file_errors import json_syntax, not_utf8
 from index.html_tables import rewrite_tables
 from index.pdf_text import pdf_text
 from index.text import URL_LINE, clean_url, has_lone_surrogate, has_words, lone_surrogate_at, one_line, printable, strip_blank, text_problem, url_problem
@@ -236,7 +237,7 @@ def _read_text(path: Path, html: bool = False) -> str:
     except UnicodeDecodeError as exc:
         if not html:
             line = data[: exc.start].count(b"\n") + 1
-            raise _Skip(f"not valid UTF-8 (byte {exc.start}: {exc.reason})", line) from None
+            raise _Skip(not_utf8(data, exc.start), line) from None
         text = _decode_html(data)
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -619,7 +620,7 @@ def _load_json(path: Path, name: str) -> tuple[list[Document], list[IngestError]
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise _Skip(f"invalid JSON: {exc.msg}", exc.lineno) from None
+        raise _Skip(json_syntax(exc), exc.lineno) from None
     records = data if isinstance(data, list) else [data]
     if isinstance(data, dict) and isinstance(data.get("documents"), list):
         records = data["documents"]
@@ -690,18 +691,20 @@ def _load_jsonl(path: Path, name: str) -> tuple[list[Document], list[IngestError
         raise _Skip("empty file")
     docs, errors, records, indexed = [], [], [], []
     first_line: dict[str, int] = {}
+    line_start = 0  # the byte offset of the line in the file, for the message of one that is not UTF-8
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        start, line_start = line_start, line_start + len(raw) + 1
         if not raw.strip():
             continue
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            errors.append(IngestError(str(path), lineno, f"not valid UTF-8 ({exc.reason})"))
+            errors.append(IngestError(str(path), lineno, not_utf8(data, start + exc.start)))
             continue
         try:
             rec = json.loads(line.lstrip("\ufeff"))
         except json.JSONDecodeError as exc:
-            errors.append(IngestError(str(path), lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+            errors.append(IngestError(str(path), lineno, json_syntax(exc)))
             continue
         if _take_record(rec, f"{name}-{lineno}", path, lineno, True, first_line, docs, errors):
             indexed.append(rec)

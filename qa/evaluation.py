@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from index.file_errors import json_syntax
 from index.retrieval import candidate_depth
 from index.schema import Document
 from qa.metrics import best_over_references, normalize_answer
@@ -85,7 +86,7 @@ def load_gold(path: Path) -> GoldSet:
         except json.JSONDecodeError as exc:
             # a SQuAD file with a syntax error, unless its first line is a whole object (JSONL)
             if stripped.startswith("{") and '"data"' in stripped[:200] and not _is_object(_lines(stripped)[0]):
-                raise GoldFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+                raise GoldFormatError(f"{path}:{exc.lineno}: {json_syntax(exc)}") from exc
             whole = None  # JSONL: read line by line below, which names the bad line
         if isinstance(whole, dict) and "data" in whole and "question" not in whole:  # else one JSONL question with an extra field
             return _load_squad(whole, path)
@@ -125,7 +126,7 @@ def _load_jsonl(raw: str, path: Path) -> GoldSet:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise GoldFormatError(f"{path}:{n}: invalid JSON ({exc.msg})") from exc
+            raise GoldFormatError(f"{path}:{n}: {json_syntax(exc)}") from exc
         if not isinstance(rec, dict):
             raise GoldFormatError(f"{path}:{n}: expected an object with id, question, answers, document_ids")
         for key in rec:  # a misspelt field would silently change what is measured

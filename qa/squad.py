@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
 
+from index.file_errors import json_syntax, not_utf8
 from index.text import sentence_spans, text_problem
 from qa.validation import MAX_QUESTION_CHARS
 
@@ -101,7 +102,7 @@ def read_utf8(path: Path) -> str:
     except UnicodeDecodeError as exc:
         at = len(bom) + exc.start
         line = data[:at].count(b"\n") + 1
-        raise SquadFormatError(f"{path}:{line}: not UTF-8 text (byte {at} is 0x{data[at]:02x}): save the file as UTF-8") from None
+        raise SquadFormatError(f"{path}:{line}: {not_utf8(data, at)}") from None
 
 
 def read_squad(path: Path) -> list[SquadParagraph]:
@@ -110,7 +111,7 @@ def read_squad(path: Path) -> list[SquadParagraph]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise SquadFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+        raise SquadFormatError(f"{path}:{exc.lineno}: {json_syntax(exc)}") from None
     if not isinstance(data, dict) or "data" not in data:
         raise SquadFormatError(f'{path}: not a SQuAD-format file ({{"data": [...]}})')
     return parse_squad(data, path)

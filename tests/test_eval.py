@@ -15,6 +15,11 @@ from qa.evaluation import GoldFormatError, load_gold
 BAD_GOLD = [
     ('{"id": "a", "question": "Qui ?", "answers": ["x"], "document_ids": ["d"]}\n{"id": "b", "question": ""}\n', r"gold.jsonl:2: field 'question'"),
     ('{"id": "a", "question": "Qui ?", "answers": []}\n{not json\n', r"gold.jsonl:2: invalid JSON"),
+    # the usual hand-written mistakes: where, and what to change
+    ('{"id": "a", "question": "Qui ?", "answers": []}\n{"id": "b", "question": "Où ?", "answers": ["x"],}\n',
+     r"gold.jsonl:2: invalid JSON: Expecting property name enclosed in double quotes \(column 50\): remove the comma before '\}' \(JSON allows no trailing comma\)$"),
+    ('{"id": "a", "question": "Qui ?", "answers": ["x", ]}\n', r"gold.jsonl:1: invalid JSON: .* \(column 51\): remove the comma before '\]'"),
+    ("{'id': 'a', 'question': 'Qui ?', 'answers': []}\n", r"gold.jsonl:1: invalid JSON: .*: write names and strings in double quotes"),
     # questions no user could ask: the API refuses them (index.text.text_problem)
     ('{"id": "a", "question": "Qui ?", "answers": []}\n{"id": "b", "question": "???", "answers": []}\n',
      r"gold.jsonl:2: field 'question' must contain at least one letter or digit"),

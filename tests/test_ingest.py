@@ -275,6 +275,30 @@ def test_bad_files_are_reported_and_the_rest_is_read(tmp_path):
     assert len(errors) == 10
 
 
+def test_files_saved_as_windows_1252_and_hand_written_json_say_what_to_fix(tmp_path):
+    """A .txt saved by Windows' Notepad in cp1252 said "not valid UTF-8 (byte 35: invalid continuation
+    byte)", and a JSONL line with a trailing comma "Expecting property name enclosed in double quotes":
+    the symptom, not the fix. They now say what to change, as `qa eval` does for its gold files."""
+    (tmp_path / "cafe.txt").write_bytes("Compte rendu\n\nLe café a changé.\n".encode("cp1252"))
+    lines = [json.dumps({"id": "ok", "text": "Bon."}), '{"id": "virgule", "text": "Du texte.",}',
+             "{'id': 'quotes', 'text': 'Du texte.'}", '{"id": "latin", "text": "Été."}', '{"id": "liste", "text": "x", "tags": ["a", ]}']
+    (tmp_path / "export.jsonl").write_bytes("\n".join(lines).encode("cp1252"))
+    (tmp_path / "one.json").write_text('{"id": "x",\n "text": "Un texte.",\n}', encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    assert [d.id for d in docs] == ["ok"]
+    got = {(e.path.split("/")[-1], e.line): e.reason for e in errors}
+    assert got[("cafe.txt", 3)] == "not UTF-8 text (byte 20 is 0xe9): save the file as UTF-8"
+    assert got[("export.jsonl", 2)] == ("invalid JSON: Expecting property name enclosed in double quotes (column 39): "
+                                        "remove the comma before '}' (JSON allows no trailing comma)")
+    assert got[("export.jsonl", 3)] == ("invalid JSON: Expecting property name enclosed in double quotes (column 2): "
+                                        "write names and strings in double quotes (\"), not single quotes")
+    latin_at = len("\n".join(lines[:3])) + 1 + lines[3].index("É")  # the byte's offset in the file, as for a .txt
+    assert got[("export.jsonl", 4)] == f"not UTF-8 text (byte {latin_at} is 0xc9): save the file as UTF-8"
+    assert got[("export.jsonl", 5)].endswith("remove the comma before ']' (JSON allows no trailing comma)")
+    assert got[("one.json", 3)].endswith("remove the comma before '}' (JSON allows no trailing comma)")
+    assert len(errors) == 6
+
+
 def test_duplicate_ids_are_reported(tmp_path):
     (tmp_path / "a.txt").write_text("Titre\ntexte", encoding="utf-8")
     (tmp_path / "b.jsonl").write_text(json.dumps({"id": "a", "text": "autre"}) + "\n", encoding="utf-8")
