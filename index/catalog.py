@@ -12,6 +12,7 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from index.schema import Document, SearchResult, id_lookups
@@ -224,6 +225,25 @@ def list_documents(conn: sqlite3.Connection, offset: int, limit: int, warned: se
             total = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
             rows = conn.execute(f"SELECT {columns} FROM documents ORDER BY id LIMIT :limit OFFSET :offset", params).fetchall()
     return [DocumentInfo(doc_id, title, served_url(doc_id, url, warned), *rest) for doc_id, title, url, *rest in rows], total
+
+
+def meant_document_id(list_documents: Callable[..., tuple[list[DocumentInfo], int]], doc_id: str, file_types: Collection[str] = ()) -> str | None:
+    """The stored id that ``doc_id``, not stored, most likely meant, or None: one written the same once
+    case, accents and punctuation are set aside (``KB-101`` for ``kb-101``), or, when ``doc_id`` ends with
+    one of ``file_types`` (".txt"), the file's name given for the id it was indexed under
+    (``note.txt`` for ``note``). ``list_documents``: a catalog's or a store's, whose documents search
+    reads the same keys (``match_key``), so this costs one search, not a scan of every id."""
+    stem, dot, ext = doc_id.rpartition(".")
+    tries = [doc_id] + ([stem] if dot and stem and f".{ext.lower()}" in file_types else [])
+    for text in tries:
+        key = match_key(text)
+        if not key:
+            continue
+        items, _ = list_documents(0, 50, contains=text)
+        same = sorted(i.id for i in items if i.id != doc_id and match_key(i.id) == key)
+        if same:
+            return same[0]
+    return None
 
 
 def _search_stored_keys(conn: sqlite3.Connection, params: dict) -> tuple[list[tuple], int]:

@@ -275,9 +275,10 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
         for it in items:  # results name documents as stored
             it.document_ids = [stored_ids.get(d, d) for d in it.document_ids]
         unknown = sorted({d for it in items for d in it.document_ids} - set(gold_texts))
-        if unknown:  # a wrong gold id reads as a retrieval miss: say which ones
+        unknown_details = [_unknown_document(svc.store.list_documents, d, items) for d in unknown]
+        if unknown:  # a wrong gold id reads as a retrieval miss: say which ones, where, and what was meant
             log.warning("%s %s not in the index at %s: %s (answerable questions citing only them count as retrieval misses)",
-                        plural(len(unknown), "gold document id"), "is" if len(unknown) == 1 else "are", svc_settings.data_dir, ", ".join(repr(d) for d in unknown[:5]) + (", ..." if len(unknown) > 5 else ""))
+                        plural(len(unknown), "gold document id"), "is" if len(unknown) == 1 else "are", svc_settings.data_dir, _unknown_listed(unknown_details))
         not_verbatim = _answers_not_in_documents(items, gold_texts)
         if not_verbatim:  # such a question can never be answered exactly: probably a typo or a paraphrase
             log.warning("%s no answer written as in their gold documents (first: %s)", _questions_have(len(not_verbatim)), ", ".join(not_verbatim[:3]))
@@ -285,6 +286,7 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
         report["settings"]["limit"] = limit or None  # a partial run must not read as the whole set
         report["questions_in_file"] = len(gold.items)
         report["unknown_gold_documents"] = unknown
+        report["unknown_gold_document_details"] = unknown_details
         report["answers_not_in_documents"] = not_verbatim
         asked = {it.where for it in items}  # --limit: a repeat past it is not scored at all
         report["repeated_questions"] = [{"where": where, "same_as": first} for where, first in gold.repeated if where in asked]
@@ -294,6 +296,26 @@ def run_eval(settings: Settings, gold_path: Path, top_k: int = 5, mode: str = "h
         svc.close()
         if tmp:
             tmp.cleanup()
+
+
+def _unknown_document(list_documents, doc_id: str, items: list[GoldItem]) -> dict:
+    """A gold id the index lacks: where the questions citing it are, and the stored id it most likely
+    means (the file's name given for the id it was indexed under, ``notes.txt`` for ``notes``; another case)."""
+    from index.catalog import meant_document_id
+    from index.ingest import SUPPORTED_SUFFIXES
+
+    return {"id": doc_id, "where": [it.where for it in items if doc_id in it.document_ids],
+            "did_you_mean": meant_document_id(list_documents, doc_id, SUPPORTED_SUFFIXES)}
+
+
+def _unknown_listed(details: list[dict]) -> str:
+    """``'notes.txt' (gold.jsonl:3; did you mean 'notes'?), ...``: the first five unknown gold ids."""
+    def one(d: dict) -> str:
+        where = ", ".join(d["where"][:3]) + (", ..." if len(d["where"]) > 3 else "")
+        meant = f"; did you mean {d['did_you_mean']!r}?" if d.get("did_you_mean") else ""
+        return f"{d['id']!r} ({where}{meant})"
+
+    return ", ".join(one(d) for d in details[:5]) + (", ..." if len(details) > 5 else "")
 
 
 _PARAGRAPH_ID = re.compile(r"p-[0-9a-f]{16}")
@@ -475,7 +497,7 @@ def render_report(report: dict, errors: bool = False) -> str:
         lines.append(f"warning: {plural(len(where), 'question')} left out, {'its' if len(where) == 1 else 'their'} answers empty once normalised: {', '.join(where[:5])}{', ...' if len(where) > 5 else ''}")
     if report.get("unknown_gold_documents"):
         unknown = report["unknown_gold_documents"]
-        lines.append(f"warning: {plural(len(unknown), 'gold document id')} {'is' if len(unknown) == 1 else 'are'} not in the index: {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}")
+        lines.append(f"warning: {plural(len(unknown), 'gold document id')} {'is' if len(unknown) == 1 else 'are'} not in the index: {_unknown_listed(report['unknown_gold_document_details'])}")
     lines.append("")
     lines.append(f"{'metric':<34}{'value':>10}")
     lines.append("-" * 44)

@@ -203,7 +203,8 @@ def test_eval_measures_retrieval_only_where_gold_documents_are_named(seed_index,
     assert retrieval["recall@10"] == 2 / 3 and retrieval["mrr"] == (1 / ranks["a"] + 1 / ranks["e"]) / 3
     assert report["unknown_gold_documents"] == ["nope_doc"]
     assert "retrieval: 1 answerable question without document_ids is left out of it" in res.stdout
-    assert "warning: 1 gold document id is not in the index: nope_doc" in res.stdout
+    assert "warning: 1 gold document id is not in the index: 'nope_doc' (team.jsonl:3)" in res.stdout
+    assert report["unknown_gold_document_details"] == [{"id": "nope_doc", "where": ["team.jsonl:3"], "did_you_mean": None}]
     assert [r["where"] for r in report["per_question"]] == [f"team.jsonl:{n}" for n in (1, 2, 3, 4, 5)]
     assert report["answers_not_in_documents"] == ["team.jsonl:5"]  # "sept milliards" is written "7 milliards"
     assert "warning: 1 question has no answer written as in their gold documents: team.jsonl:5" in res.stdout

@@ -457,6 +457,42 @@ def test_squad_paragraphs_never_go_into_an_index_of_other_documents(tmp_path, ba
     assert _other_documents(earlier) == (0, []) and _other_documents(tmp_path / "none") == (0, [])
 
 
+def test_an_unknown_gold_id_is_named_with_its_lines_and_the_id_it_likely_means(tmp_path, embedder):
+    """A team that wrote a file's name ("cr-reunion.txt") or another case ("KB-101") as a gold id was
+    told only "1 gold document id is not in the index: cr-reunion.txt": not on which line, nor that
+    the index holds 'cr-reunion'. Its questions silently counted as retrieval misses."""
+    from index.catalog import meant_document_id
+    from index.ingest import SUPPORTED_SUFFIXES
+    from index.schema import Document
+    from index.store import DocumentCatalog, IndexStore
+    from qa.evaluation import GoldItem, _unknown_document, render_report
+
+    team = tmp_path / "team"
+    with IndexStore.open(team, embedder) as store:
+        store.add_documents([Document(id=i, title=t, text=f"{t} : le siège est à Lyon.") for i, t in
+                             (("cr-reunion", "Compte rendu"), ("kb-101", "Notes de frais"), ("kb-1010", "Parking"), ("Été-2024", "Congés"))])
+        assert meant_document_id(store.list_documents, "cr-reunion.txt", SUPPORTED_SUFFIXES) == "cr-reunion"
+    catalog = DocumentCatalog(team)
+    meant = {d: meant_document_id(catalog.list_documents, d, SUPPORTED_SUFFIXES) for d in
+             ("cr-reunion.txt", "cr-reunion.PDF", "KB-101", "kb_101", "ete-2024.md", "cr-reunion.xlsx", "kb-10", "nope", "...")}
+    catalog.close()
+    assert meant == {"cr-reunion.txt": "cr-reunion", "cr-reunion.PDF": "cr-reunion", "KB-101": "kb-101", "kb_101": "kb-101",
+                     "ete-2024.md": "Été-2024", "cr-reunion.xlsx": None, "kb-10": None, "nope": None, "...": None}
+
+    items = [GoldItem("a", "Qui ?", ["x"], ["cr-reunion.txt"], where="gold.jsonl:3"), GoldItem("b", "Où ?", ["y"], ["nope", "cr-reunion.txt"], where="gold.jsonl:7")]
+    catalog = DocumentCatalog(team)
+    details = [_unknown_document(catalog.list_documents, d, items) for d in ("cr-reunion.txt", "nope")]
+    catalog.close()
+    assert details == [{"id": "cr-reunion.txt", "where": ["gold.jsonl:3", "gold.jsonl:7"], "did_you_mean": "cr-reunion"},
+                       {"id": "nope", "where": ["gold.jsonl:7"], "did_you_mean": None}]
+    report = {"gold": "gold.jsonl", "questions": 2, "answerable": 2, "unanswerable": 0, "settings": {"mode": "hybrid", "top_k": 5, "reader": "r", "no_answer_threshold": 0.1},
+              "retrieval_document": {"questions": 2}, "end_to_end": {"em_answerable": None, "f1_answerable": None, "answered_answerable": None,
+                                                                   "no_answer_precision": None, "no_answer_recall": None},
+              "latency_ms": {}, "per_question": [], "unknown_gold_documents": ["cr-reunion.txt", "nope"], "unknown_gold_document_details": details}
+    assert ("warning: 2 gold document ids are not in the index: 'cr-reunion.txt' (gold.jsonl:3, gold.jsonl:7; did you mean 'cr-reunion'?), "
+            "'nope' (gold.jsonl:7)") in render_report(report)
+
+
 def test_a_jsonl_gold_set_reads_the_index_data_dir_names(tmp_path):
     """--data-dir with a JSONL gold file is the index read, instead of QA_DATA_DIR (--help and README say so)."""
     from typer.testing import CliRunner
