@@ -34,6 +34,7 @@ from api.concurrency import InFlight, ModelThreads
 from api.metrics import ApiMetrics
 from api.middleware import AuthGateMiddleware, BodyGuardMiddleware, ConcurrencyLimitMiddleware, PathMiddleware, Places, RequestMiddleware, json_body
 from api.routes import STATIC_DIR, Runtime, router
+from api.schemas import AskRequest, DocumentsIn, ExtractRequest, SearchQuery, SearchRequest, meant_field
 from qa.logs import setup_logging
 from qa.settings import Settings, SettingsError, configured_key, load_settings
 
@@ -49,6 +50,8 @@ except importlib.metadata.PackageNotFoundError:  # run from a checkout that was 
 
 MAX_ECHOED_CHARS = 500
 WRITE_ROUTES = ("add_documents", "add_document_files", "delete_document")  # their 503 for a damaged index says nothing was written
+# the request model of each route that takes one, by endpoint name: where a 422 looks up the field meant
+REQUEST_MODELS = {"ask": AskRequest, "search": SearchRequest, "search_get": SearchQuery, "extract": ExtractRequest, "add_documents": DocumentsIn}
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STARTUP_FAILURE = 3  # uvicorn's exit status for an app that cannot start (uvicorn.config.STARTUP_FAILURE)
 
@@ -262,6 +265,11 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         # FastAPI's 422, but a large offending value is not sent back whole (a 2 MB body would
         # come back as a 2 MB answer)
         errors = [{**e, "input": echoed_input(e["input"])} if "input" in e else e for e in jsonable_encoder(exc.errors())]
+        root = REQUEST_MODELS.get(getattr(request.scope.get("endpoint"), "__name__", None))
+        for e in errors:  # an unknown field: which one was meant ("after" for "published_after"), as `qa eval` says
+            meant = meant_field(root, e["loc"]) if root is not None and e.get("type") == "extra_forbidden" and e.get("loc") else None
+            if meant is not None:
+                e["msg"] = f"{e['msg']}: did you mean {meant!r}?"
         return Response(json_body({"detail": errors}), status_code=422, media_type="application/json")
 
     # the page's template: its {{...}} are filled in at / (api.routes.page), and its relative URLs

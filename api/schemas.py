@@ -6,11 +6,12 @@ Validation errors raised here become FastAPI's usual 422 answers, whose ``loc`` 
 
 from __future__ import annotations
 
+import difflib
 import json
 import types
 import typing
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
@@ -152,6 +153,9 @@ def document_not_found(doc_id: str, trimmed: str | None = None) -> str:
 class _Strict(BaseModel):
     # unknown fields are refused (a typo such as "topk" must not be silently ignored)
     model_config = ConfigDict(extra="forbid")
+    # names people send for one of the fields, too far from it for a close match ("date" for
+    # "published", the CLI's "after" for "published_after"): the 422 says which was meant (meant_field)
+    FIELD_HINTS: ClassVar[dict[str, str]] = {}
 
     @field_validator("*", mode="before")
     @classmethod
@@ -167,11 +171,16 @@ class _Strict(BaseModel):
 class FiltersIn(_DateRange, _Strict):
     """Restricts retrieval; every given condition must hold."""
 
+    FIELD_HINTS = {"after": "published_after", "since": "published_after", "from": "published_after", "date_from": "published_after",
+                   "before": "published_before", "until": "published_before", "to": "published_before", "date_to": "published_before",
+                   "document_id": "document_ids", "doc": "document_ids", "docs": "document_ids", "ids": "document_ids", "site": "source", "domain": "source"}
+
     document_ids: list[FilterId] | None = Field(None, min_length=1, max_length=1_000, description="Only these documents (surrounding whitespace ignored, as ids are stored; accents in either Unicode form).")
     source: Domain = Field(None, min_length=1, max_length=253, description='Domain of the source URL, e.g. "numerama.com" (subdomains match; a URL is reduced to its domain).')
 
 
 class AskRequest(_Strict):
+    FIELD_HINTS = {"query": "question", "q": "question", "k": "top_k"}
     question: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"The question, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).", examples=["Combien Netflix investit-il dans les contenus en 2018 ?"])
     top_k: Count | None = Field(None, ge=1, le=MAX_TOP_K, description="Passages to read (server default: 5).")
     max_answers: Count | None = Field(None, ge=1, le=MAX_ANSWERS, description="Answers to return at most (server default: 3).")
@@ -180,6 +189,7 @@ class AskRequest(_Strict):
 
 
 class SearchRequest(_Strict):
+    FIELD_HINTS = {"question": "query", "q": "query", "text": "query", "k": "top_k"}
     query: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"Search text, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).", examples=["investissements de Netflix en France"])
     top_k: Count | None = Field(None, ge=1, le=MAX_TOP_K, description=f"Passages to return (default: {DEFAULT_SEARCH_TOP_K}).")
     mode: Mode | None = Field(None, description="Retrieval mode (server default: hybrid).")
@@ -187,6 +197,7 @@ class SearchRequest(_Strict):
 
 
 class ExtractRequest(_Strict):
+    FIELD_HINTS = {"text": "context", "passage": "context", "document": "context"}
     question: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description=f"The question, 1 to {MAX_QUESTION_CHARS} characters (surrounding whitespace ignored).")
     context: str = Field(..., max_length=MAX_CONTEXT_CHARS, json_schema_extra={"minLength": 1}, description="The text to read; answer offsets point into it, unchanged.")
     max_answers: Count | None = Field(None, ge=1, le=MAX_ANSWERS, description="Answers to return at most (server default: 3).")
@@ -201,6 +212,10 @@ class SearchQuery(_DateRange, _Strict):
     """Query parameters of ``GET /search`` (the flat form of a ``SearchRequest``); unknown ones are
     refused, like unknown fields of a body (a misspelt filter must not silently widen the search)."""
 
+    FIELD_HINTS = {"query": "q", "question": "q", "k": "top_k", "after": "published_after", "since": "published_after", "from": "published_after",
+                   "before": "published_before", "until": "published_before", "to": "published_before",
+                   "document_ids": "document_id", "doc": "document_id", "site": "source", "domain": "source"}
+
     q: ShortText = Field(..., json_schema_extra=_TEXT_LIMITS, description="Search text.")
     top_k: int = Field(DEFAULT_SEARCH_TOP_K, ge=1, le=MAX_TOP_K)
     mode: Mode | None = None
@@ -213,6 +228,8 @@ class SearchQuery(_DateRange, _Strict):
 
 
 class DocumentIn(_Strict):
+    FIELD_HINTS = {"date": "published", "published_at": "published", "publication_date": "published", "created": "published",
+                   "body": "text", "content": "text", "link": "url", "name": "title", "meta": "metadata"}
     id: str | None = Field(None, json_schema_extra={"maxLength": MAX_ID_CHARS}, description="Stable id (at most 256 characters, no control characters; the same rule as `qa index`), stored in Unicode NFC (accents sent decomposed are composed: one id however they were typed); when absent, the first 16 hex digits of the SHA-1 of the text.")
     title: str = Field(..., max_length=1_000)
     text: str = Field(..., min_length=1)
@@ -265,7 +282,41 @@ class DocumentIn(_Strict):
 
 
 class DocumentsIn(_Strict):
+    FIELD_HINTS = {"docs": "documents", "items": "documents", "records": "documents"}
     documents: list[DocumentIn] = Field(..., min_length=1, max_length=MAX_DOCUMENTS_PER_REQUEST)
+
+
+def meant_field(root: type[BaseModel], loc: typing.Sequence[str | int]) -> str | None:
+    """The field of ``root`` (a request model) that the unknown field at ``loc`` (a 422's ``loc``:
+    ``("body", "filters", "after")``, ``("body", "documents", 0, "date")``, ``("query", "after")``)
+    was most likely meant to be, or None: a name people send for it (``FIELD_HINTS``), or a close
+    spelling ("topk")."""
+    model: type[BaseModel] | None = root
+    for part in loc[1:-1]:
+        if isinstance(part, int):  # an item of a list: its model is the list's
+            continue
+        field = model.model_fields.get(part) if model else None
+        model = _model_in(field.annotation) if field else None
+    name = loc[-1] if loc else None
+    if model is None or not isinstance(name, str):
+        return None
+    known = [n for n in model.model_fields if n != name]
+    hint = getattr(model, "FIELD_HINTS", {}).get(name.lower())
+    if hint in known:
+        return hint
+    near = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.75)
+    return near[0] if near else None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The request model an annotation holds (``FiltersIn | None``, ``list[DocumentIn]``), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 # --- responses ------------------------------------------------------------------------------

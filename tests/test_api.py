@@ -298,6 +298,28 @@ def test_ask_bad_input_is_422_naming_the_field(client, payload, field):
     assert_names_field(client.post("/ask", json=payload), field)
 
 
+def test_an_unknown_field_says_which_field_was_meant(client):
+    """A team trying the API sent the CLI's names (`--after` as "after"), an export's "date" for
+    "published", or "text" for /extract's "context", and got "Extra inputs are not permitted" alone:
+    the 422 now says which field was meant, where one is (a name people use, or a close spelling)."""
+    cases = [
+        ("POST", "/search", {"query": "budget", "filters": {"after": "2017", "site": "numerama.com"}},
+         {("body", "filters", "after"): "published_after", ("body", "filters", "site"): "source"}),
+        ("POST", "/ask", {"question": "Qui ?", "topk": 3, "filters": {"sources": ["x"], "document_id": ["a"]}},
+         {("body", "topk"): "top_k", ("body", "filters", "sources"): "source", ("body", "filters", "document_id"): "document_ids"}),
+        ("GET", "/search?q=budget&after=2017&document_ids=a&zzz=1",
+         None, {("query", "after"): "published_after", ("query", "document_ids"): "document_id", ("query", "zzz"): None}),
+        ("POST", "/extract", {"question": "Où ?", "context": "Paris.", "text": "Paris."}, {("body", "text"): "context"}),
+        ("POST", "/documents", {"documents": [{"id": "n", "title": "T", "text": "Du texte.", "date": "2025-03-01", "author": "X"}]},
+         {("body", "documents", 0, "date"): "published", ("body", "documents", 0, "author"): None}),
+    ]
+    for method, url, body, meant in cases:
+        r = client.request(method, url, json=body)
+        assert r.status_code == 422, r.text
+        got = {tuple(e["loc"]): e["msg"] for e in r.json()["detail"] if e["type"] == "extra_forbidden"}
+        assert got == {loc: "Extra inputs are not permitted" + (f": did you mean {field!r}?" if field else "") for loc, field in meant.items()}, (url, got)
+
+
 def test_question_of_1000_characters_is_accepted(client):
     q = ("Netflix investit-il en France ? " * 40)[:1000]
     assert client.post("/ask", json={"question": q, "top_k": 1, "max_answers": 1}).status_code == 200
