@@ -46,6 +46,7 @@ from api.schemas import (
     SearchRequest,
     SearchResponse,
     document_not_found,
+    similar_document,
 )
 from api.uploads import Upload, UploadNotSaved, UploadRefused, part_problems, read_uploads
 from index.schema import MAX_ID_CHARS, Document, Filters
@@ -363,7 +364,7 @@ async def get_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)
         return RedirectResponse(str(URL(scope=scope)))
     doc = await run_in_threadpool(_read_document, svc, doc_id)
     if doc is None:
-        raise HTTPException(404, document_not_found(doc_id))
+        raise HTTPException(404, document_not_found(doc_id, similar=await run_in_threadpool(similar_document, svc.list_documents, doc_id)))
     return DocumentOut.from_document(doc)
 
 
@@ -388,5 +389,6 @@ async def delete_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHA
     if deleted is None:
         # a delete acts on the id given only: the one without the spaces is named, never removed in its place
         other = await run_in_threadpool(_trimmed_document, svc, doc_id)
-        raise HTTPException(404, document_not_found(doc_id, other.id if other else None))
+        similar = None if other else await run_in_threadpool(similar_document, svc.list_documents, doc_id)
+        raise HTTPException(404, document_not_found(doc_id, other.id if other else None, similar))
     return DeleteResponse(id=deleted, deleted=True)  # the id as stored, whichever Unicode form was sent

@@ -140,14 +140,32 @@ def _kinds(annotation: Any) -> set[Any]:
     return {annotation}
 
 
-def document_not_found(doc_id: str, trimmed: str | None = None) -> str:
+def document_not_found(doc_id: str, trimmed: str | None = None, similar: str | None = None) -> str:
     """The 404 detail for an unknown document id (the API's, and `qa docs --json`'s); ``trimmed``: the
-    stored id that ``doc_id`` without its surrounding whitespace names, the one to use."""
+    stored id that ``doc_id`` without its surrounding whitespace names, the one to use; ``similar``:
+    the stored id it most likely means otherwise (``index.catalog.meant_document_id``: another case,
+    or a file's name given for its id)."""
     if not doc_id:
         return "no document id given: the path ends with '/documents/' (GET /documents lists the documents)"
     if trimmed is not None:
         return f"document {doc_id!r} not found; did you mean {trimmed!r}? (ids are stored without surrounding whitespace)"
+    if similar is not None:
+        return f"document {doc_id!r} not found; did you mean {similar!r}?"
     return f"document {doc_id!r} not found"
+
+
+def similar_document(list_documents: typing.Callable[..., Any], doc_id: str) -> str | None:
+    """The stored id an unknown ``doc_id`` most likely means, for its 404 (the API's and `qa docs`'):
+    written the same but for case, accents and punctuation, or the name of the file it was indexed from."""
+    import sqlite3
+
+    from index.catalog import meant_document_id
+    from index.ingest import SUPPORTED_SUFFIXES
+
+    try:
+        return meant_document_id(list_documents, doc_id, SUPPORTED_SUFFIXES)
+    except sqlite3.DatabaseError:  # the documents search's keys damaged: a hint never turns a 404 into a failure
+        return None
 
 
 class _Strict(BaseModel):

@@ -176,15 +176,19 @@ def _check_id_text(doc_id: str) -> None:
         fail(f"document id {doc_id!r} is not UTF-8 text: no document has such an id (see `qa docs list`)")
 
 
-def _missing_document(doc_id: str, settings: Settings, as_json: bool, why: str | None = None, trimmed: str | None = None) -> None:
+def _missing_document(doc_id: str, settings: Settings, as_json: bool, why: str | None = None, trimmed: str | None = None,
+                      similar: str | None = None) -> None:
     """Exit 1 for an unknown id; with --json, the API's 404 body on stdout too (scripts read it).
-    ``trimmed``: the stored id that ``doc_id`` without its surrounding whitespace names."""
+    ``trimmed``: the stored id that ``doc_id`` without its surrounding whitespace names; ``similar``:
+    the one it most likely means otherwise (``api.schemas.similar_document``)."""
     if as_json:
         from api.schemas import api_json, document_not_found
 
-        typer.echo(api_json({"detail": document_not_found(doc_id, trimmed)}))
+        typer.echo(api_json({"detail": document_not_found(doc_id, trimmed, similar)}))
     if trimmed is not None:
         fail(f"no document {doc_id!r} in {settings.data_dir}; did you mean {trimmed!r}? (ids are stored without surrounding whitespace)")
+    if similar is not None:
+        fail(f"no document {doc_id!r} in {settings.data_dir}; did you mean {similar!r}? (see `qa docs list`)")
     fail(f"no document {doc_id!r} in {settings.data_dir}" + (f": {why}" if why else "") + " (see `qa docs list`)")
 
 
@@ -206,12 +210,17 @@ def docs_show(
     _check_id_text(doc_id)
     catalog = open_catalog(settings)
     # " x " shows "x" (its id line says so): a read is harmless, as GET /documents/{id} does
+    similar = None
     try:
         doc = reading(settings, lambda: catalog.get_document(doc_id) or _trimmed_document(catalog.get_document, doc_id))
+        if doc is None:
+            from api.schemas import similar_document
+
+            similar = similar_document(catalog.list_documents, doc_id)
     finally:
         catalog.close()
     if doc is None:
-        _missing_document(doc_id, settings, as_json)
+        _missing_document(doc_id, settings, as_json, similar=similar)
     if as_json:
         from api.schemas import DocumentOut, api_json
 
@@ -258,13 +267,18 @@ def docs_delete(
         counts = store.counts()
         # a delete acts on the id given only: " x " names "x" in its error, never deletes it in its place
         other = _trimmed_document(store.get_document, doc_id) if deleted is None else None
+        similar = None
+        if deleted is None and other is None:
+            from api.schemas import similar_document
+
+            similar = similar_document(store.list_documents, doc_id)
     except (OSError, sqlite3.Error) as exc:  # its transaction rolled back: the document is still there
         storage_fail(settings, exc, kept="; nothing was deleted", always=True, verb="write")
         raise
     finally:
         store.close()
     if deleted is None:
-        _missing_document(doc_id, settings, as_json, trimmed=other.id if other else None)
+        _missing_document(doc_id, settings, as_json, trimmed=other.id if other else None, similar=similar)
     if as_json:
         from api.schemas import DeleteResponse, api_json
 

@@ -792,6 +792,24 @@ def test_unknown_document_is_404(client):
         assert r.status_code == 404 and "does-not-exist" in r.json()["detail"]
 
 
+def test_an_unknown_id_names_the_id_it_likely_means(client):
+    """`GET`/`DELETE /documents/KB-101` or `.../rapport.pdf` (the file's name) said only "not found";
+    the 404 now names the stored id written the same but for case and punctuation, or indexed from that file."""
+    r = client.post("/documents", json={"documents": [{"id": "kb-101", "title": "Notes de frais", "text": "Avant le 5 du mois."},
+                                                      {"id": "rapport", "title": "Rapport", "text": "Le budget est de 480 000 euros."}]})
+    assert r.status_code == 200, r.text
+    try:
+        for given, meant in (("KB-101", "kb-101"), ("kb_101", "kb-101"), ("rapport.pdf", "rapport"), ("Rapport.DOCX", "rapport")):
+            for r in (client.get(f"/documents/{given}"), client.delete(f"/documents/{given}")):
+                assert r.status_code == 404 and r.json()["detail"] == f"document {given!r} not found; did you mean {meant!r}?", r.text
+        for given in ("kb-10", "rapport.xlsx", "nope"):
+            assert client.get(f"/documents/{given}").json()["detail"] == f"document {given!r} not found"
+        assert client.get("/documents/kb-101").status_code == 200 and client.get("/documents/rapport").status_code == 200  # nothing deleted
+    finally:
+        for doc_id in ("kb-101", "rapport"):
+            client.delete(f"/documents/{doc_id}")
+
+
 def test_an_id_given_with_surrounding_spaces(client, service):
     """Ids are stored stripped: GET /documents/%20x%20 and DELETE missed "x". GET reads "x" now (the
     response gives the stored id); DELETE acts on the id given only, its 404 names the one to use.

@@ -647,6 +647,14 @@ def test_an_id_given_with_surrounding_spaces(tmp_path, embedder):
     assert _qa_here("docs", "show", "note-1", data_dir=data).returncode == 0  # still there
     unknown = _qa_here("docs", "delete", " nope ", data_dir=data)
     assert unknown.returncode == 1 and unknown.stderr == f"error: no document ' nope ' in {data} (see `qa docs list`)\n"
+    # another case, or the file's name: the id meant is named (as GET and DELETE /documents/{id} do), nothing is deleted
+    for verb in ("show", "delete"):
+        for given in ("NOTE-1", "note-1.txt"):
+            res = _qa_here("docs", verb, given, data_dir=data)
+            assert res.returncode == 1 and res.stderr == f"error: no document {given!r} in {data}; did you mean 'note-1'? (see `qa docs list`)\n", res.stderr
+        as_json = _qa_here("docs", verb, "NOTE-1", "--json", data_dir=data)
+        assert json.loads(as_json.stdout) == {"detail": "document 'NOTE-1' not found; did you mean 'note-1'?"}
+    assert _qa_here("docs", "show", "note-1", data_dir=data).returncode == 0
 
     # " old " stored with its spaces by an older version, beside "old": each reached by its own id
     with IndexStore.open(data, embedder) as store:
