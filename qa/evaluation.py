@@ -476,7 +476,7 @@ def _pct_or_none(values) -> float | None:
 
 def render_report(report: dict, errors: bool = False) -> str:
     squad = report.get("kind") == "squad"
-    lines = [f"gold: {report['gold']} ({report['questions']} questions: {report['answerable']} answerable, {report['unanswerable']} unanswerable)"]
+    lines = [f"gold: {report['gold']} ({plural(report['questions'], 'question')}: {report['answerable']} answerable, {report['unanswerable']} unanswerable)"]
     if report.get("questions_in_file", report["questions"]) > report["questions"]:
         lines.append(f"only the first {report['questions']} of its {report['questions_in_file']} questions (--limit)")
     s = report["settings"]

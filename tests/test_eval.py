@@ -491,6 +491,9 @@ def test_an_unknown_gold_id_is_named_with_its_lines_and_the_id_it_likely_means(t
               "latency_ms": {}, "per_question": [], "unknown_gold_documents": ["cr-reunion.txt", "nope"], "unknown_gold_document_details": details}
     assert ("warning: 2 gold document ids are not in the index: 'cr-reunion.txt' (gold.jsonl:3, gold.jsonl:7; did you mean 'cr-reunion'?), "
             "'nope' (gold.jsonl:7)") in render_report(report)
+    assert render_report(report).startswith("gold: gold.jsonl (2 questions: 2 answerable, 0 unanswerable)\n")
+    one = {**report, "questions": 1, "answerable": 1}  # a set of one question said "1 questions"
+    assert render_report(one).startswith("gold: gold.jsonl (1 question: 1 answerable, 0 unanswerable)\n")
 
 
 def test_a_jsonl_gold_set_reads_the_index_data_dir_names(tmp_path):
