@@ -77,6 +77,19 @@ def word_edge_masks(text: str, offsets: list[tuple[int, int]], allowed: np.ndarr
     return starts, ends
 
 
+# a blank line (spaces aside) ends a paragraph, a heading, a table row of a Word file; a line break alone
+# does not: hard-wrapped text (Markdown, e-mails) breaks lines inside sentences
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")
+
+
+def paragraph_ids(text: str, offsets: list[tuple[int, int]]) -> np.ndarray:
+    """For each token, how many paragraph breaks of ``text`` come before it starts: a span whose ends
+    differ would cross one. (Tokens outside ``text``, the question's, get numbers that mean nothing.)"""
+    breaks = np.asarray([m.start() for m in _PARAGRAPH_BREAK.finditer(text)], dtype=np.int64)
+    starts = np.asarray([o[0] for o in offsets], dtype=np.int64)
+    return np.searchsorted(breaks, starts, side="right") if len(breaks) else np.zeros(len(offsets), dtype=np.int64)
+
+
 def window_spans(
     text: str,
     offsets: list[tuple[int, int]],
@@ -87,10 +100,12 @@ def window_spans(
     n_best: int = 5,
     length_penalty: float = 0.0,
 ) -> list[SpanCandidate]:
-    """Best spans of one (question, ``text``) window: in the passage, on word edges. What the reader
-    serves and what training measures on dev (and fits the no-answer threshold on) alike."""
+    """Best spans of one (question, ``text``) window: in the passage, on word edges, within one
+    paragraph. What the reader serves and what training measures on dev (and fits the no-answer
+    threshold on) alike."""
     starts, ends = word_edge_masks(text, offsets, context_token_mask(sequence_ids, offsets))
-    return best_spans(start_logits, end_logits, offsets, starts, max_answer_tokens, n_best=n_best, length_penalty=length_penalty, end_allowed=ends)
+    return best_spans(start_logits, end_logits, offsets, starts, max_answer_tokens, n_best=n_best, length_penalty=length_penalty,
+                      end_allowed=ends, paragraphs=paragraph_ids(text, offsets))
 
 
 def best_spans(
@@ -104,6 +119,7 @@ def best_spans(
     cls_index: int = 0,
     length_penalty: float = 0.0,
     end_allowed: np.ndarray | None = None,
+    paragraphs: np.ndarray | None = None,
 ) -> list[SpanCandidate]:
     """Best spans of one window, highest ``start+end`` logit first.
 
@@ -113,6 +129,8 @@ def best_spans(
     are taken off per token of the span: the reader otherwise runs on across list items
     ("2.905 titres en septembre contre 558"); its value is chosen on dev (``bench/span_length.py``).
     ``end_allowed``, when given, is the mask for ends (``allowed`` then holds for starts only).
+    ``paragraphs``, when given, numbers each token's paragraph (``paragraph_ids``): a span starts and
+    ends in one, so an answer never runs from a heading into the text below it, or across table rows.
     """
     start_logits = np.asarray(start_logits, dtype=np.float64)
     end_logits = np.asarray(end_logits, dtype=np.float64)
@@ -126,7 +144,7 @@ def best_spans(
     cands: list[SpanCandidate] = []
     for s in starts:
         for e in ends:
-            if e < s or e - s + 1 > max_answer_tokens:
+            if e < s or e - s + 1 > max_answer_tokens or (paragraphs is not None and paragraphs[s] != paragraphs[e]):
                 continue
             cands.append(
                 SpanCandidate(

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qa.reader import Reader, ReadStopped
-from qa.spans import best_spans, context_token_mask, only_function_words, trim_span, word_edge_masks
+from qa.spans import best_spans, context_token_mask, only_function_words, paragraph_ids, trim_span, window_spans, word_edge_masks
 
 
 @pytest.fixture(scope="module")
@@ -323,3 +323,28 @@ def test_spans_never_start_or_end_inside_a_word(tokenizer):
         assert all(offsets[i][1] not in (cut, cut + 1) for i in np.flatnonzero(ends)), text
         assert all(offsets[i][0] not in (cut, cut + 1) for i in np.flatnonzero(starts)), text
 
+
+
+def test_spans_never_cross_a_paragraph_break(tokenizer):
+    """A heading, a paragraph and a table row of a Word file are blocks apart, a blank line between:
+    the reader ran from one into the next ("Plafonds de remboursement Poste | Paris | Province Hôtel").
+    A line break alone (hard-wrapped text) is inside a paragraph and may be crossed."""
+    def spans(text: str, first: str, last: str):
+        enc = tokenizer("Quel plafond ?", text, return_offsets_mapping=True)
+        offsets, seq = enc["offset_mapping"], enc.sequence_ids()
+        start_logits, end_logits = np.zeros(len(offsets)), np.zeros(len(offsets))
+        a, b = text.index(first), text.index(last) + len(last)
+        start_logits[[i for i, (s, e) in enumerate(offsets) if seq[i] == 1 and s == a]] = 9.0
+        end_logits[[i for i, (s, e) in enumerate(offsets) if seq[i] == 1 and e == b]] = 9.0
+        # as the reader serves them: trimmed of the spaces a token may carry
+        return [text[slice(*trim_span(text, c.start_char, c.end_char))] for c in window_spans(text, offsets, seq, start_logits, end_logits, n_best=20)]
+
+    text = "Plafonds de remboursement\n\nHôtel à Paris : 150 euros\n \nRepas : 20 euros"
+    got = spans(text, "Plafonds", "150 euros")
+    assert got and all("\n" not in g for g in got)  # the best logits cross a break: never served
+    assert "Hôtel à Paris : 150 euros" in spans(text, "Hôtel", "150 euros")
+    wrapped = "Le budget de Netflix atteint\n8 milliards de dollars en 2018."
+    assert spans(wrapped, "Le budget", "8 milliards")[0] == "Le budget de Netflix atteint\n8 milliards"
+    # a blank line made of spaces or tabs is a break too; each token numbered by the breaks before it
+    assert paragraph_ids("a\n\t\nb c\n\nd", [(0, 1), (4, 5), (6, 7), (9, 10)]).tolist() == [0, 1, 1, 2]
+    assert paragraph_ids("a b", [(0, 1), (2, 3)]).tolist() == [0, 0]
