@@ -403,6 +403,12 @@ class DocumentCatalog:
     def get_document(self, doc_id: str) -> Document | None:
         return get_document(self._conn, doc_id, self._warned_urls) if self._conn else None
 
+    def counts(self) -> dict[str, int]:
+        """Documents and chunks, as ``IndexStore.counts`` (what `qa index` says when it has nothing to add)."""
+        if self._conn is None:
+            return {"documents": 0, "chunks": 0}
+        return {table: self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("documents", "chunks")}
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()

@@ -50,6 +50,12 @@ def index(
     for e in errors:
         where = f"{e.path}:{e.line}" if e.line else e.path
         typer.echo(f"skipped {where}: {e.reason}", err=True)
+    if not docs and not rebuild:  # nothing to embed: say so without loading the embedder (seconds of torch start-up)
+        check_data_dir(settings)  # as a run with something to index would: the folder is found wrong now, not later
+        from index.writes import AddReport
+
+        _say_indexed(docs, errors, AddReport(), _counts_without_models(settings), t0)
+        return
 
     from index.store import AddReport, add_in_batches
 
@@ -86,17 +92,36 @@ def index(
         raise
     counts = store.counts()
     store.close()
-    now = f"index now {plural(counts['documents'], 'document')} / {plural(counts['chunks'], 'chunk')}"
     if not paths:  # --rebuild alone: nothing was read
-        typer.echo(f"{now}, {time.time() - t0:.1f}s")
+        typer.echo(f"{_index_now(counts)}, {time.time() - t0:.1f}s")
         return
+    _say_indexed(docs, errors, rep, counts, t0)
+
+
+def _index_now(counts: dict) -> str:
+    return f"index now {plural(counts['documents'], 'document')} / {plural(counts['chunks'], 'chunk')}"
+
+
+def _say_indexed(docs: list[Document], errors: list, rep, counts: dict, t0: float) -> None:
+    """`qa index`'s summary line; exit status 1 when a file or record was skipped."""
     typer.echo(
         f"documents: {len(docs)} read ({rep.documents_added} added, {rep.documents_updated} updated, {rep.documents_unchanged} unchanged), "
-        f"chunks: {rep.chunks_added} added ({rep.chunks_embedded} embedded, the others reused stored vectors), {rep.chunks_removed} removed, {now}, "
+        f"chunks: {rep.chunks_added} added ({rep.chunks_embedded} embedded, the others reused stored vectors), {rep.chunks_removed} removed, {_index_now(counts)}, "
         f"skipped: {len(errors)}{' (files or records, listed above)' if errors else ''}, {time.time() - t0:.1f}s"
     )
     if errors:  # what could be read is indexed; the status tells scripts that something was not
         raise typer.Exit(1)
+
+
+def _counts_without_models(settings: Settings) -> dict:
+    """What the index in QA_DATA_DIR holds, read without the embedder (none there: empty, not created)."""
+    from index.catalog import DocumentCatalog
+
+    catalog = read_index(settings, DocumentCatalog)
+    try:
+        return reading(settings, catalog.counts)
+    finally:
+        catalog.close()
 
 
 def _replaced_from_other_files(store, docs):

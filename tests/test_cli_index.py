@@ -271,6 +271,37 @@ def test_index_reports_what_it_skips_and_replaces(tmp_path, monkeypatch):
     assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"id": "note", "deleted": True}
 
 
+def test_index_with_nothing_readable_says_so_without_loading_the_embedder(tmp_path):
+    """Every file skipped (or none to read): the lines and the summary come without the embedder, which
+    took seconds to load for nothing; an embedder that cannot load stands in for a timer."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "latin1.txt").write_bytes("Le siège".encode("latin-1"))
+    (bad / "recs.jsonl").write_text('{"id": "r1"}\n', encoding="utf-8")
+    no_model = {"QA_EMBEDDER": "./no-such-model"}
+    data = tmp_path / "idx"
+    res = _qa_here("index", str(bad), data_dir=data, env=no_model)
+    assert res.returncode == 1, res.stderr  # as before: something was skipped
+    assert "cannot load embedder" not in res.stderr
+    assert f"skipped {bad / 'latin1.txt'}:1: not UTF-8 text" in res.stderr and f"skipped {bad / 'recs.jsonl'}:1: missing or empty 'text'" in res.stderr
+    assert res.stdout.startswith("documents: 0 read (0 added, 0 updated, 0 unchanged)")
+    assert "index now 0 documents / 0 chunks, skipped: 2 (files or records, listed above)" in res.stdout
+    assert not data.exists()  # nothing was written: no empty index is created either
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = _qa_here("index", str(empty), data_dir=data, env=no_model)
+    assert res.returncode == 0 and "index now 0 documents / 0 chunks, skipped: 0," in res.stdout, res.stderr
+    # an index there: its counts, read without the model
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Le siège\n\nLe siège d'Acme est à Lyon.", encoding="utf-8")
+    assert _qa_here("index", str(doc), data_dir=data).returncode == 0
+    res = _qa_here("index", str(bad), data_dir=data, env=no_model)
+    assert res.returncode == 1 and "index now 1 document / 1 chunk, skipped: 2" in res.stdout, res.stderr
+    # a file that can be read still needs the model: the run goes on to load it
+    res = _qa_here("index", str(doc), data_dir=data, env=no_model)
+    assert res.returncode == 1 and "cannot load embedder './no-such-model'" in res.stderr
+
+
 def test_docs_show_ends_its_output_with_a_line_break(tmp_path):
     """Redirected or piped (`| cat`, ssh), `qa docs show` wrote the text and no line break after it:
     the shell's prompt came on its last line. The text is written as stored, then one line break,
