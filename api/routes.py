@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from html import escape
 from pathlib import Path
 from typing import Annotated, Any, Callable, TypeVar
 
@@ -50,7 +52,7 @@ from api.schemas import (
 )
 from api.uploads import Upload, UploadNotSaved, UploadRefused, part_problems, read_uploads
 from index.schema import MAX_ID_CHARS, Document, Filters
-from qa.settings import Settings
+from qa.settings import DEFAULT_PAGE_SUBTITLE, DEFAULT_PAGE_TITLE, Settings
 from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_DOCUMENT_QUERY_CHARS, filters_of
 
 log = logging.getLogger("api")
@@ -154,19 +156,29 @@ def french_number(n: int) -> str:
     return f"{n:,}".replace(",", "\u202f")
 
 
-@lru_cache(maxsize=4)  # read from disk and filled in once per limit, not on every GET /
-def page_html(max_question_chars: int) -> str:
-    """The question page, with the longest question the API takes filled in (its hint, and its script's check)."""
+@lru_cache(maxsize=4)  # read from disk and filled in once per limit and wording, not on every GET /
+def page_html(max_question_chars: int, title: str = DEFAULT_PAGE_TITLE, subtitle: str = DEFAULT_PAGE_SUBTITLE) -> str:
+    """The question page, with the longest question the API takes filled in (its hint, and its script's
+    check) and its title and subtitle (QA_PAGE_TITLE, QA_PAGE_SUBTITLE) as text: escaped, so that
+    no setting can add markup or a script to the page."""
     html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
-    return html.replace("{{max_question_chars}}", str(max_question_chars)).replace("{{max_question_chars_fr}}", french_number(max_question_chars))
+    values = {
+        "max_question_chars": str(max_question_chars),
+        "max_question_chars_fr": french_number(max_question_chars),
+        "page_title": escape(title, quote=True),
+        "page_subtitle": escape(subtitle, quote=True),
+    }
+    # one pass: a title holding "{{...}}" is shown as written, never filled in itself
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: values.get(m.group(1), m.group(0)), html)
 
 
 # HEAD too: uptime probes use it
 @router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-async def page() -> HTMLResponse:
+async def page(rt: Rt) -> HTMLResponse:
     # the limit read when the page is asked for, from where the API's validation reads it: the page
     # never states another one
-    return HTMLResponse(page_html(schemas.MAX_QUESTION_CHARS), headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+    html = page_html(schemas.MAX_QUESTION_CHARS, rt.settings.page_title, rt.settings.page_subtitle)
+    return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
 
 @router.head("/health", include_in_schema=False)  # uptime probes

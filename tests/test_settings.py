@@ -21,6 +21,8 @@ from qa.settings import SettingsError, load_settings
         ({"QA_MAX_UPLOAD_BYTES": "50MB"}, "QA_MAX_UPLOAD_BYTES='50MB': Input should be a valid integer"),
         ({"QA_MAX_UPLOAD_BYTES": "0"}, "QA_MAX_UPLOAD_BYTES='0': Input should be greater than or equal to 1"),
         ({"QA_LOG_LEVEL": "loud"}, "QA_LOG_LEVEL='LOUD': Input should be 'CRITICAL'"),
+        ({"QA_PAGE_TITLE": "  "}, "QA_PAGE_TITLE='  ': Value error, must hold some text (leave it unset for the default)"),
+        ({"QA_PAGE_SUBTITLE": "x" * 501}, "QA_PAGE_SUBTITLE='" + "x" * 501 + "': String should have at most 500 characters"),
         ({"QA_CORS_ORIGINS": "http://a.example"}, 'QA_CORS_ORIGINS is not valid JSON (lists are written in JSON: ["https://a.example"])'),
     ],
 )
@@ -41,3 +43,9 @@ def test_good_variables_are_read(monkeypatch):
     monkeypatch.setenv("QA_READER_QUANTIZE", "yes")
     s = load_settings()
     assert (s.log_level, s.top_k, s.reader_quantize) == ("DEBUG", 7, "all")
+
+
+def test_the_page_title_is_read_as_one_line(monkeypatch):
+    monkeypatch.setenv("QA_PAGE_TITLE", "  Base\n documentaire  d'Acme ")
+    s = load_settings()
+    assert s.page_title == "Base documentaire d'Acme" and s.page_subtitle.startswith("Posez une question")
