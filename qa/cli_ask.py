@@ -6,13 +6,13 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
 from index.text import TextProblem, has_lone_surrogate, text_problem, visible
 from qa.cli_common import MODE_HELP, USAGE, check_mode, fail, guard, open_service, open_store, read_settings, reading, setup_logging
-from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_QUESTION_CHARS, MAX_TOP_K, Bound, date_bound, empty_period, filter_id_problem, filters_of, source_problem
+from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_QUESTION_CHARS, MAX_TOP_K, Bound, date_bound, empty_period, filter_id_problem, filter_ids, filters_of, source_problem
 
 
 # index.text.text_problem, said of a question or a query given on the command line
@@ -62,6 +62,22 @@ def check_filters(document_ids: list[str] | None, source: str | None, after: str
     return filters_of(document_ids, source.strip() if source is not None else None, first, last)
 
 
+def unknown_document_lines(document_ids: list[str], get_document: Callable[[str], object], list_documents: Callable, data_dir: Path) -> list[str]:
+    """A warning line for each --doc that names no stored document, with the id it likely means
+    (``api.schemas.similar_document``: another case, the file's name): a filter on it alone finds
+    nothing, which said nothing of the mistyped id."""
+    from api.schemas import similar_document
+
+    lines = []
+    for doc_id in dict.fromkeys(document_ids):
+        if any(get_document(form) is not None for form in filter_ids([doc_id])):  # as the filter matches it
+            continue
+        similar = similar_document(list_documents, doc_id.strip())
+        hint = f"; did you mean {similar!r}?" if similar is not None else ""
+        lines.append(f"warning: --doc {doc_id!r}: no such document in {data_dir}{hint} (see `qa docs list`)")
+    return lines
+
+
 def search(
     query: str,
     top_k: int = typer.Option(DEFAULT_SEARCH_TOP_K, "--top-k", min=1, max=MAX_TOP_K, help=f"Passages to show ({DEFAULT_SEARCH_TOP_K}, as GET /search)"),
@@ -80,6 +96,8 @@ def search(
     filters = check_filters(doc, source, after, before)  # before the model loads
 
     store = open_store(settings)
+    for line in reading(settings, unknown_document_lines, doc or [], store.get_document, store.list_documents, settings.data_dir):
+        typer.echo(line, err=True)  # the search still runs (other ids may be right), its empty result explained
     t0 = time.perf_counter()
     results = reading(settings, store.search, query, top_k=top_k, mode=mode, filters=filters)
     took = (time.perf_counter() - t0) * 1000

@@ -230,7 +230,7 @@ def test_a_document_filter_takes_an_id_with_surrounding_spaces(seed_index, base_
 
     doc_id = "002_affb09736d3cc83f"
     cli = _run(["search", "Amazon Netflix", "--doc", f" {doc_id}\t", "--json"], seed_index)
-    assert cli.exit_code == 0, cli.stderr
+    assert cli.exit_code == 0 and "warning" not in cli.stderr, cli.stderr
     hits = json.loads(cli.stdout)["results"]
     assert hits and {h["document_id"] for h in hits} == {doc_id}
     settings = base_settings.model_copy(update={"data_dir": seed_index, "api_key": None, "read_key": None, "cors_origins": []})
@@ -241,6 +241,24 @@ def test_a_document_filter_takes_an_id_with_surrounding_spaces(seed_index, base_
             assert r.status_code == 200, r.text
             hits = r.json().get("results", r.json().get("passages"))
             assert hits and {h["document_id"] for h in hits} == {doc_id}, r.text
+
+
+def test_a_document_filter_naming_no_document_is_said(seed_index):
+    """`--doc x.txt` (the file's name, not the id it was indexed under) or a mistyped id found nothing,
+    silently: a warning names each such id, and the one it likely means; the others still filter."""
+    doc_id = "002_affb09736d3cc83f"
+    res = _run(["search", "Amazon Netflix", "--doc", f"{doc_id}.txt", "--doc", "nope", "--doc", f" {doc_id} ", "--json"], seed_index)
+    assert res.exit_code == 0, res.stderr
+    assert res.stderr.splitlines() == [
+        f"warning: --doc '{doc_id}.txt': no such document in {seed_index}; did you mean '{doc_id}'? (see `qa docs list`)",
+        f"warning: --doc 'nope': no such document in {seed_index} (see `qa docs list`)",
+    ]
+    hits = json.loads(res.stdout)["results"]  # stdout stays the API's JSON
+    assert hits and {h["document_id"] for h in hits} == {doc_id}
+    # an id in other capitals, alone: nothing is found, and why is said
+    res = _run(["search", "Amazon Netflix", "--doc", doc_id.upper()], seed_index)
+    assert res.exit_code == 0 and res.stdout.strip() == "Aucun passage trouvé."
+    assert res.stderr.strip() == f"warning: --doc '{doc_id.upper()}': no such document in {seed_index}; did you mean '{doc_id}'? (see `qa docs list`)"
 
 
 def test_docs_search_takes_the_text_get_documents_takes(seed_index):
