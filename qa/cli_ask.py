@@ -152,15 +152,20 @@ def ask(
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=MAX_TOP_K, help="Passages to read (default: QA_TOP_K, 5)"),
     max_answers: Optional[int] = typer.Option(None, "--max-answers", min=1, max=MAX_ANSWERS, help="Answers to show at most (default: QA_MAX_ANSWERS, 3)"),
     mode: Optional[str] = typer.Option(None, help=MODE_HELP),
+    doc: Optional[list[str]] = typer.Option(None, "--doc", help="Only these document ids"),
+    source: Optional[str] = typer.Option(None, help="URL domain, e.g. numerama.com"),
+    after: Optional[str] = typer.Option(None, help="Published on or after (YYYY-MM-DD; YYYY-MM or YYYY: from the start of that period)"),
+    before: Optional[str] = typer.Option(None, help="Published on or before (YYYY-MM-DD; YYYY-MM or YYYY: up to the end of that period)"),
     as_json: bool = typer.Option(False, "--json", help="Print exactly the /ask response (with '-': one response a line)"),
 ) -> None:
-    """Answer a question from the indexed documents, with sources."""
+    """Answer a question from the indexed documents, with sources (the filters of qa search, as /ask's)."""
     settings = read_settings()
     setup_logging(settings)
     many = question == "-"
     if not many:
         question = check_text(question, "question")
     mode = check_mode(mode, settings)
+    filters = check_filters(doc, source, after, before)  # before the models load
     top_k = top_k or settings.top_k
     max_answers = max_answers or settings.max_answers
     from qa.render import render_ask
@@ -168,10 +173,12 @@ def ask(
     from qa.serialize import ask_payload
 
     svc = open_service(settings)
+    for line in reading(settings, unknown_document_lines, doc or [], svc.store.get_document, svc.store.list_documents, settings.data_dir):
+        typer.echo(line, err=True)  # asked all the same (other ids may be right), its "no answer" explained
     skipped: list[int] = []
     answered = 0
     for q in _stdin_questions(skipped) if many else [question]:
-        result = reading(settings, svc.ask, q, top_k=top_k, max_answers=max_answers, mode=mode)
+        result = reading(settings, svc.ask, q, top_k=top_k, max_answers=max_answers, mode=mode, filters=filters)
         answered += 1
         if as_json:  # one line, as every --json: JSON Lines when reading many questions
             typer.echo(api_json(ask_payload(result)))

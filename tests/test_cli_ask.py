@@ -261,6 +261,25 @@ def test_a_document_filter_naming_no_document_is_said(seed_index):
     assert res.stderr.strip() == f"warning: --doc '{doc_id.upper()}': no such document in {seed_index}; did you mean '{doc_id}'? (see `qa docs list`)"
 
 
+def test_ask_takes_the_filters_of_search_and_of_the_api(seed_index):
+    """/ask takes filters; `qa ask` had none (`--doc` was a usage error): the same options as
+    `qa search`, checked by the same rules before the models load."""
+    amazon, stranger = "002_affb09736d3cc83f", "004_c0583748e5709aa4"  # both hold Netflix's 2018 budget
+    for doc_id in (amazon, stranger):
+        res = _run(["ask", "combien Netflix investit-il en 2018 ?", "--doc", doc_id, "--json"], seed_index)
+        assert res.exit_code == 0, res.stderr
+        answers = json.loads(res.stdout)["answers"]
+        assert answers and {c["document_id"] for a in answers for c in a["citations"]} == {doc_id}
+        assert {p["document_id"] for p in json.loads(res.stdout)["passages"]} == {doc_id}
+    res = _run(["ask", "combien Netflix investit-il en 2018 ?", "--after", "2017-10", "--before", "2017-10", "--json"], seed_index)
+    assert res.exit_code == 0 and {p["document_id"] for p in json.loads(res.stdout)["passages"]} == {stranger}
+    res = _run(["ask", "combien Netflix investit-il en 2018 ?", "--after", "2018", "--before", "2017"], seed_index)
+    assert res.exit_code == 2 and res.stderr.strip() == "error: --after 2018 is later than --before 2017"
+    res = _run(["ask", "combien Netflix investit-il en 2018 ?", "--doc", f"{amazon}.txt"], seed_index)
+    assert res.exit_code == 0
+    assert f"warning: --doc '{amazon}.txt': no such document in {seed_index}; did you mean '{amazon}'?" in res.stderr
+
+
 def test_docs_search_takes_the_text_get_documents_takes(seed_index):
     """`qa docs list --search` had no limit where GET /documents?q= refuses a longer text: one limit
     (qa.validation.MAX_DOCUMENT_QUERY_CHARS), read here from the API's own description of itself."""
