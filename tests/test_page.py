@@ -717,6 +717,9 @@ def test_the_title_and_subtitle_are_settings_shown_as_text(page, service):
         expect(page).to_have_title("Où Netflix ouvre-t-il un bureau ? — " + title + " — qa-search", timeout=10_000)
     assert "<script>window" not in raw and "&lt;script&gt;" in raw and "&quot;x&quot; &#x27;y&#x27; &amp;" in raw
     assert "{{max_question_chars}}" in raw  # filled in once: a title is never a template
+    # nothing else on the page, nor in what its script writes, speaks of "articles" for another collection
+    js = (Path(__file__).resolve().parents[1] / "api" / "static" / "app.js").read_text(encoding="utf-8")
+    assert "articles" not in raw.replace(subtitle, "") and "articles" not in js
 
 
 def test_the_default_title_and_subtitle_are_the_news_ones(page, base_url):

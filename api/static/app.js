@@ -276,11 +276,11 @@
     noAnswer.hidden = answers.length > 0;
     if (filtered) {
       noAnswerHint.textContent = passages.length
-        ? "Les articles retenus par les filtres ne semblent pas contenir la réponse. Les passages les plus proches sont listés ci-dessous."
+        ? "Les documents retenus par les filtres ne semblent pas contenir la réponse. Les passages les plus proches sont listés ci-dessous."
         : "Aucun passage ne correspond à la question avec ces filtres : élargissez-les ou effacez-les.";
     } else {
       noAnswerHint.textContent = passages.length
-        ? "Les articles indexés ne semblent pas contenir la réponse. Les passages les plus proches sont listés ci-dessous."
+        ? "Les documents indexés ne semblent pas contenir la réponse. Les passages les plus proches sont listés ci-dessous."
         : "Aucun passage ne correspond à la question : l’index est peut-être vide.";
     }
     answers.forEach((a) => {
