@@ -16,7 +16,7 @@ import re
 import unicodedata
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -678,6 +678,9 @@ def _take_record(rec, default_id: str, path: Path, n: int, is_line: bool, first:
         errors.append(IngestError(str(path), line, f"{prefix}duplicate document id {doc.id!r} (already {where}); skipped"))
         return False
     first[doc.id] = n
+    if "source_file" not in doc.metadata:  # as a file's documents: which export it came from
+        # a record's own "source_file" (an export of another system naming its original) is its data: kept
+        doc = replace(doc, metadata={**doc.metadata, "source_file": str(path.absolute())})
     docs.append(doc)
     _, note = one_line_title(rec["title"]) if isinstance(rec.get("title"), str) else (None, None)
     if note is not None:  # what record_to_document changed: said, not done silently

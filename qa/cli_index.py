@@ -65,6 +65,12 @@ def index(
         typer.echo(f"rebuilt: {plural(r.documents, 'document')} re-chunked, {plural(r.chunks_before, 'chunk')} replaced by {r.chunks} "
                    f"({r.embedded} embedded, the others kept their vectors)")
     for d, old_source in _replaced_from_other_files(store, docs):
+        if _is_export(d.metadata["source_file"]):  # a record names itself: its id, not its file's name
+            typer.echo(
+                f"warning: document {d.id!r} was indexed from {old_source}; a record of {d.metadata['source_file']} has the same "
+                "id and another text, and replaces it: change one of the ids to keep both", err=True,
+            )
+            continue
         typer.echo(
             f"warning: document {d.id!r} was indexed from {old_source}; {d.metadata['source_file']} has the same "
             "name (the id) and another text, and replaces it: rename one of the files to keep both", err=True,
@@ -129,11 +135,11 @@ def _replaced_from_other_files(store, docs):
     has, with another text: indexing them replaces that document, which must not happen silently."""
     for d in docs:
         source = d.metadata.get("source_file")
-        if source is None:
+        if not isinstance(source, str):  # a record's own may be anything
             continue
         old = store.get_document(d.id)
         old_source = (old.metadata or {}).get("source_file") if old is not None else None
-        if old_source and _file_key(old_source) != _file_key(source) and old.text != d.text:
+        if isinstance(old_source, str) and old_source and _file_key(old_source) != _file_key(source) and old.text != d.text:
             yield d, old_source
 
 
@@ -148,8 +154,16 @@ def _indexed_under_another_id(store, docs):
             by_file.setdefault(_file_key(source), []).append(doc_id)
     for d in docs:
         source = d.metadata.get("source_file")
-        for other_id in by_file.get(_file_key(source), []) if source else []:
+        # an export holds many records, each named by its own id: its other ids are other records
+        for other_id in by_file.get(_file_key(source), []) if isinstance(source, str) and not _is_export(source) else []:
             yield d, other_id
+
+
+def _is_export(source_file: str) -> bool:
+    """Whether a document's source is a JSON or JSONL export (its records name themselves), not a file named after it."""
+    from index.ingest import JSON_SUFFIXES, JSONL_SUFFIXES
+
+    return Path(source_file).suffix.lower() in JSON_SUFFIXES | JSONL_SUFFIXES
 
 
 def _file_key(source_file: str) -> str:

@@ -1026,7 +1026,7 @@ def test_files_are_indexed_as_qa_index_reads_them(client, documents):
         assert got["text"] == note and got["title"] == "Note de service"  # kept byte for byte, as `qa index` keeps a .txt
         assert got["metadata"] == {"source_file": "upload-note.txt"}  # the name sent, not where the server saved it
         assert client.get("/documents/upload-page").json()["metadata"]["source_file"] == "upload-page.html"
-        assert client.get("/documents/upload-rec-1").json()["metadata"] == {}
+        assert client.get("/documents/upload-rec-1").json()["metadata"] == {"source_file": "export.jsonl"}  # the export it came in
         hits = client.post("/search", json={"query": "cantine agence Brest", "filters": {"document_ids": ids}}).json()["results"]
         assert hits and hits[0]["document_id"] == "upload-note" and note[hits[0]["start"]:hits[0]["end"]] == hits[0]["text"]
         again = client.post("/documents/files", files=files).json()

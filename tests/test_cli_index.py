@@ -302,6 +302,21 @@ def test_index_with_nothing_readable_says_so_without_loading_the_embedder(tmp_pa
     assert res.returncode == 1 and "cannot load embedder './no-such-model'" in res.stderr
 
 
+def test_a_record_replacing_one_of_another_export_is_said_as_a_record(tmp_path):
+    """Records now name their export: one whose id another export's record has replaces it with a
+    warning, which speaks of the record's id (not of renaming a file)."""
+    data = tmp_path / "idx"
+    (tmp_path / "crm.jsonl").write_text(json.dumps({"id": "fiche-1", "text": "La cantine ouvre à midi."}) + "\n", encoding="utf-8")
+    (tmp_path / "erp.jsonl").write_text(json.dumps({"id": "fiche-1", "text": "La piscine ferme en août."}) + "\n", encoding="utf-8")
+    assert _qa_here("index", str(tmp_path / "crm.jsonl"), data_dir=data).returncode == 0
+    second = _qa_here("index", str(tmp_path / "erp.jsonl"), data_dir=data)
+    assert second.returncode == 0, second.stderr
+    assert second.stderr.splitlines() == [
+        f"warning: document 'fiche-1' was indexed from {tmp_path / 'crm.jsonl'}; a record of {tmp_path / 'erp.jsonl'} "
+        "has the same id and another text, and replaces it: change one of the ids to keep both"
+    ]
+
+
 def test_docs_show_ends_its_output_with_a_line_break(tmp_path):
     """Redirected or piped (`| cat`, ssh), `qa docs show` wrote the text and no line break after it:
     the shell's prompt came on its last line. The text is written as stored, then one line break,

@@ -111,9 +111,25 @@ def test_json_and_jsonl_records(tmp_path):
     assert errors == []
     by_id = {d.id: d for d in docs}
     assert sorted(by_id) == ["l1", "l2", "r1", "r2", "solo"]
-    assert by_id["r1"].published == "2017-10" and by_id["r1"].metadata == {"lang": "fr"} and by_id["r1"].url == "https://a.fr/1"
+    assert by_id["r1"].published == "2017-10" and by_id["r1"].url == "https://a.fr/1"
+    assert by_id["r1"].metadata == {"lang": "fr", "source_file": str((tmp_path / "many.json").absolute())}
     assert by_id["r2"].published == "2018-01-02"
     assert by_id["l2"].title == "Deux"
+
+
+def test_records_name_the_export_they_were_read_from(tmp_path, monkeypatch):
+    """A record's documents had no source_file (a file's have its absolute path): nobody could tell
+    which export it came from, and `qa index --prune` could not tell that a record left its export."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exports").mkdir()
+    lines = [{"id": "a", "text": "Un texte."}, {"id": "b", "text": "Deux textes.", "metadata": {"source_file": "crm/fiche-12.pdf"}}]
+    (tmp_path / "exports" / "crm.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n", encoding="utf-8")
+    (tmp_path / "exports" / "one.json").write_text(json.dumps({"id": "solo", "text": "Seul."}), encoding="utf-8")
+    docs, errors = load_documents([Path("exports")])  # a relative folder: the paths stored are absolute all the same
+    assert errors == []
+    by_id = {d.id: d.metadata.get("source_file") for d in docs}
+    # the record's own source_file (an export of another system naming its original) is its data: kept
+    assert by_id == {"a": str(tmp_path / "exports" / "crm.jsonl"), "b": "crm/fiche-12.pdf", "solo": str(tmp_path / "exports" / "one.json")}
 
 
 def test_other_fields_of_records_are_kept_in_metadata_and_named(tmp_path, caplog):
@@ -124,7 +140,8 @@ def test_other_fields_of_records_are_kept_in_metadata_and_named(tmp_path, caplog
     (tmp_path / "export.jsonl").write_text(json.dumps(rec) + "\n", encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="index.ingest"):
         (doc,), errors = load_documents([tmp_path / "export.jsonl"])
-    assert errors == [] and doc.metadata == {"author": "kept", "date": "2023-06-17"} and doc.published is None
+    assert errors == [] and doc.metadata == {"author": "kept", "date": "2023-06-17", "source_file": str((tmp_path / "export.jsonl").absolute())}
+    assert doc.published is None
     assert "fields 'author', 'date' are not document fields" in caplog.text and "name it 'published'" in caplog.text
     assert "not stored where 'metadata' already has the key: 'author'" in caplog.text
 

@@ -96,7 +96,8 @@ def test_files_are_read_as_qa_index_reads_files_of_their_names(tmp_path, own_tmp
     for got, want in zip(docs, expected):
         assert (got.text, got.title, got.url, got.published) == (want.text, want.title, want.url, want.published)
     # source_file names the file as sent, never the server's temporary path; a record's own is kept
-    assert [d.metadata.get("source_file") for d in docs] == ["rapport.pdf", "note.docx", "cr.md", "export.csv", None]
+    # and a record without one is named after the export it was sent in, as `qa index` names it after its file
+    assert [d.metadata.get("source_file") for d in docs] == ["rapport.pdf", "note.docx", "cr.md", "export.csv", "export.jsonl"]
     assert docs[0].metadata["pages"] == 2 and docs[2].title == "Compte rendu" and docs[2].published == "2021-05-03"
     assert list(own_tmp.iterdir()) == []  # the temporary folder is gone
 
