@@ -386,6 +386,15 @@ def _read_through(path: Path) -> None:
             pass
 
 
+def source_files(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(id, the file it was read from) of every document whose metadata names one (``source_file``)."""
+    rows = conn.execute(
+        # CASE, not AND: SQLite's JSON functions raise on rows that are not JSON (NaN stored by older versions)
+        "SELECT id, json_extract(metadata, '$.source_file') FROM documents "
+        "WHERE CASE WHEN json_valid(metadata) THEN json_type(metadata, '$.source_file') = 'text' ELSE 0 END")
+    return [(r[0], r[1]) for r in rows]
+
+
 class DocumentCatalog:
     """The documents of an index, read only and without the models (what `qa docs list` and `qa docs show`
     need: opening an IndexStore loads the embedder, seconds of torch start-up, to check the index's vectors).
@@ -408,6 +417,9 @@ class DocumentCatalog:
         if self._conn is None:
             return {"documents": 0, "chunks": 0}
         return {table: self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("documents", "chunks")}
+
+    def source_files(self) -> list[tuple[str, str]]:
+        return source_files(self._conn) if self._conn else []
 
     def close(self) -> None:
         if self._conn is not None:

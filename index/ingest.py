@@ -16,7 +16,7 @@ import re
 import unicodedata
 import zipfile
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -678,7 +678,7 @@ def _take_record(rec, default_id: str, path: Path, n: int, is_line: bool, first:
         errors.append(IngestError(str(path), line, f"{prefix}duplicate document id {doc.id!r} (already {where}); skipped"))
         return False
     first[doc.id] = n
-    if "source_file" not in doc.metadata:  # as a file's documents: which export it came from
+    if "source_file" not in doc.metadata:  # as a file's documents: which export it came from (qa index --prune reads it)
         # a record's own "source_file" (an export of another system naming its original) is its data: kept
         doc = replace(doc, metadata={**doc.metadata, "source_file": str(path.absolute())})
     docs.append(doc)
@@ -777,16 +777,34 @@ def _once_per_file(files: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
     return kept
 
 
+@dataclass
+class Loaded:
+    """What ``read_files`` read: the documents, one IngestError per unreadable file or record, and
+    the files read (those with an error among them)."""
+
+    documents: list[Document] = field(default_factory=list)
+    errors: list[IngestError] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
 def load_documents(paths: list[Path]) -> tuple[list[Document], list[IngestError]]:
     """Documents from files and folders (recursively), with one IngestError per unreadable file or record."""
+    loaded = read_files(paths)
+    return loaded.documents, loaded.errors
+
+
+def read_files(paths: list[Path]) -> Loaded:
+    """``load_documents``, with the files it read."""
     files, errors = _expand(paths)
     docs: list[Document] = []
+    read: list[Path] = []
     seen: dict[str, str] = {}
     for f, name in files:
         if has_lone_surrogate(str(f)):  # a name in another encoding (Latin-1 "café"): it could be neither stored nor served
             errors.append(IngestError(str(f).encode("utf-8", "surrogateescape").decode("utf-8", "replace"), None, "the file's path is not UTF-8 text: rename it"))
             continue
         suffix = f.suffix.lower()
+        read.append(f)
         try:
             if suffix in TEXT_SUFFIXES:
                 got, errs = _load_text(f, name), []
@@ -813,4 +831,4 @@ def load_documents(paths: list[Path]) -> tuple[list[Document], list[IngestError]
                 continue
             seen[d.id] = str(f)
             docs.append(d)
-    return docs, errors
+    return Loaded(docs, errors, read)

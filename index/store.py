@@ -35,7 +35,7 @@ import numpy as np
 
 from index import dense as dense_mod
 from index import snapshot as snapshots
-from index.catalog import DB_NAME, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, refuse_foreign, search_results, shown_url, stored_id
+from index.catalog import DB_NAME, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, refuse_foreign, search_results, shown_url, source_files, stored_id
 from index.chunking import chunk_document, content_hash, token_budget
 from index.retrieval import Fusion
 from index.identity import PROBE_TEXT, RecordedEmbedder, built_with_problem, describe_layout, index_layout, prepare_index, probe_meta, recorded_embedder
@@ -420,19 +420,41 @@ class IndexStore:
             doc_id = stored_id(c, doc_id)  # "cafe\u0301" deletes "café"
             if doc_id is None:
                 return None
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                removed = np.asarray([r[0] for r in c.execute("SELECT id FROM chunks WHERE document_id=?", (doc_id,))], dtype=np.int64)
+            self._delete_rows(c, [doc_id])
+            return doc_id
+
+    def delete_from_sources(self, sources: dict[str, str]) -> tuple[list[str], int]:
+        """Remove, in one write, the documents of these stored ids whose ``source_file`` is still the
+        one given (id -> source_file; one written again meanwhile from another file, by another
+        process, is kept): the ids removed and how many chunks went with them (`qa index --prune`)."""
+        with self._write_lock, file_lock(self.data_dir):
+            self._check_open()
+            self._sync_for_write()
+            c = self._wconn
+            ids = [doc_id for doc_id, source in sources.items() if c.execute(
+                # CASE, not AND: SQLite's JSON functions raise on rows that are not JSON (see source_files)
+                "SELECT 1 FROM documents WHERE id=? AND CASE WHEN json_valid(metadata) "
+                "THEN json_extract(metadata, '$.source_file') IS ? ELSE 0 END", (doc_id, source)).fetchone()]
+            return ids, self._delete_rows(c, ids) if ids else 0
+
+    def _delete_rows(self, c, ids: list[str]) -> int:
+        """Under both locks: one transaction removing these stored documents, their chunks, vectors
+        and keyword entries, then the new snapshot published; the chunks removed."""
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            removed: list[int] = []
+            for doc_id in ids:
+                removed += [r[0] for r in c.execute("SELECT id FROM chunks WHERE document_id=?", (doc_id,))]
                 c.execute("DELETE FROM chunks WHERE document_id=?", (doc_id,))
                 c.execute("DELETE FROM documents WHERE id=?", (doc_id,))
-                bump_generation(c)
-                snap = self._next_snapshot(removed, np.zeros(0, np.int64), np.zeros((0, int(self.embedder.dim)), np.float32))
-                c.execute("COMMIT")
-            except BaseException:
-                rollback(c)
-                raise
-            self._publish(snap)
-            return doc_id
+            bump_generation(c)
+            snap = self._next_snapshot(np.asarray(removed, dtype=np.int64), np.zeros(0, np.int64), np.zeros((0, int(self.embedder.dim)), np.float32))
+            c.execute("COMMIT")
+        except BaseException:
+            rollback(c)
+            raise
+        self._publish(snap)
+        return len(removed)
 
     def _sync_for_write(self) -> None:
         """Under the file lock: if another process wrote since our snapshot, start from its state
@@ -539,11 +561,7 @@ class IndexStore:
 
     def source_files(self) -> list[tuple[str, str]]:
         """(id, the file it was read from) of every document `qa index` read from a file."""
-        rows = self._rconn().execute(
-            # CASE, not AND: SQLite's JSON functions raise on rows that are not JSON (NaN stored by older versions)
-            "SELECT id, json_extract(metadata, '$.source_file') FROM documents "
-            "WHERE CASE WHEN json_valid(metadata) THEN json_type(metadata, '$.source_file') = 'text' ELSE 0 END")
-        return [(r[0], r[1]) for r in rows]
+        return source_files(self._rconn())
 
     def counts(self) -> dict:
         conn = self._rconn()

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 import typer
 
-from index.catalog import match_key
+from index.catalog import index_exists, match_key
 from index.schema import Document
 from index.text import has_lone_surrogate, visible
 from qa.cli_common import USAGE, check_data_dir, fail, guard, interrupted, need_index, open_catalog, open_store, opening, read_index, read_settings, reading, setup_logging, storage_fail, terminable
@@ -28,15 +28,26 @@ def index(
     paths: Optional[list[str]] = typer.Argument(None, help="Files or folders (.txt .md .html .json .jsonl .pdf .docx); none with --rebuild alone"),
     rebuild: bool = typer.Option(False, help="Re-chunk every stored document with the configured model, chunk size and dense index type (after changing one of them; passages already embedded by the same model keep their vectors); nothing is lost"),
     batch_docs: int = typer.Option(500, "--batch-docs", min=1, help="Documents written per atomic step: an interrupted run keeps the steps done, and running it again resumes"),
+    prune: bool = typer.Option(
+        False, "--prune",
+        help="Then remove the documents read before from these files and folders whose source is gone: a file removed, a record "
+             "no longer in its export (as rsync --delete). A file read with an error keeps its documents; documents sent over "
+             "HTTP and those of other folders are never removed",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --prune: list what it would remove; nothing is indexed or removed"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Index documents into QA_DATA_DIR (only new or changed chunks are embedded)."""
     settings = read_settings()
     setup_logging(settings, verbose)
-    from index.ingest import load_documents
+    from index.ingest import read_files
 
     t0 = time.time()
     paths = paths or []
+    if dry_run and not prune:
+        fail("--dry-run goes with --prune", USAGE)
+    if prune and not paths:
+        fail("--prune needs the files or folders whose documents it keeps in step (qa index FOLDER --prune)", USAGE)
     if not paths and not rebuild:
         fail("give the files or folders to index (or --rebuild alone to re-chunk what the index holds)", USAGE)
     if not paths:
@@ -46,11 +57,15 @@ def index(
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
         fail(f"no such file or folder: {missing[0]}")
-    docs, errors = load_documents([Path(p) for p in paths])
+    loaded = read_files([Path(p) for p in paths])
+    docs, errors = loaded.documents, loaded.errors
     for e in errors:
         where = f"{e.path}:{e.line}" if e.line else e.path
         typer.echo(f"skipped {where}: {e.reason}", err=True)
-    if not docs and not rebuild:  # nothing to embed: say so without loading the embedder (seconds of torch start-up)
+    if dry_run:
+        _prune_preview(settings, paths, loaded, errors)
+        return
+    if not docs and not rebuild and not prune:  # nothing to embed: say so without loading the embedder (seconds of torch start-up)
         check_data_dir(settings)  # as a run with something to index would: the folder is found wrong now, not later
         from index.writes import AddReport
 
@@ -96,22 +111,36 @@ def index(
         store.close()
         storage_fail(settings, exc, kept=f"; the first {done} of {len(docs)} documents are indexed and kept", always=True, verb="write")
         raise
+    removed = None
+    if prune:  # once every addition is written: an interrupted or failed run removes nothing
+        try:
+            stale = _stale(store.source_files(), paths, loaded)
+            removed, chunks = store.delete_from_sources({s.id: s.source_file for s in stale})
+            rep.chunks_removed += chunks
+        except (OSError, sqlite3.Error) as exc:  # its transaction rolled back: nothing was removed
+            store.close()
+            storage_fail(settings, exc, kept=f"; the {len(docs)} documents read are indexed, nothing was removed", always=True, verb="write")
+            raise
+        reasons = {s.id: s.reason() for s in stale}
+        for doc_id in removed:
+            typer.echo(f"removed {visible(doc_id)}: {visible(reasons[doc_id])}")
     counts = store.counts()
     store.close()
     if not paths:  # --rebuild alone: nothing was read
         typer.echo(f"{_index_now(counts)}, {time.time() - t0:.1f}s")
         return
-    _say_indexed(docs, errors, rep, counts, t0)
+    _say_indexed(docs, errors, rep, counts, t0, removed)
 
 
 def _index_now(counts: dict) -> str:
     return f"index now {plural(counts['documents'], 'document')} / {plural(counts['chunks'], 'chunk')}"
 
 
-def _say_indexed(docs: list[Document], errors: list, rep, counts: dict, t0: float) -> None:
-    """`qa index`'s summary line; exit status 1 when a file or record was skipped."""
+def _say_indexed(docs: list[Document], errors: list, rep, counts: dict, t0: float, removed: list[str] | None = None) -> None:
+    """`qa index`'s summary line (with what --prune removed, when it ran); exit status 1 when a file or record was skipped."""
+    pruned = f", {len(removed)} removed (--prune)" if removed is not None else ""
     typer.echo(
-        f"documents: {len(docs)} read ({rep.documents_added} added, {rep.documents_updated} updated, {rep.documents_unchanged} unchanged), "
+        f"documents: {len(docs)} read ({rep.documents_added} added, {rep.documents_updated} updated, {rep.documents_unchanged} unchanged){pruned}, "
         f"chunks: {rep.chunks_added} added ({rep.chunks_embedded} embedded, the others reused stored vectors), {rep.chunks_removed} removed, {_index_now(counts)}, "
         f"skipped: {len(errors)}{' (files or records, listed above)' if errors else ''}, {time.time() - t0:.1f}s"
     )
@@ -128,6 +157,29 @@ def _counts_without_models(settings: Settings) -> dict:
         return reading(settings, catalog.counts)
     finally:
         catalog.close()
+
+
+def _stale(stored, paths: list[str], loaded):
+    """What --prune removes (``index.pruning.stale_documents``) after reading ``paths`` into ``loaded``."""
+    from index.pruning import stale_documents
+
+    return stale_documents(stored, [Path(p) for p in paths], [d.id for d in loaded.documents], loaded.files, [e.path for e in loaded.errors])
+
+
+def _prune_preview(settings: Settings, paths: list[str], loaded, errors) -> None:
+    """--prune --dry-run: the documents it would remove, read from the catalog (no model loaded)."""
+    stale = []
+    if index_exists(settings.data_dir):
+        catalog = open_catalog(settings)
+        try:
+            stale = _stale(reading(settings, catalog.source_files), paths, loaded)
+        finally:
+            catalog.close()
+    for s in stale:
+        typer.echo(f"would remove {visible(s.id)}: {visible(s.reason())}")
+    typer.echo(f"would remove {plural(len(stale), 'document')} (--dry-run: nothing was indexed or removed)")
+    if errors:
+        raise typer.Exit(1)
 
 
 def _replaced_from_other_files(store, docs):
