@@ -65,7 +65,7 @@ def index(
     if dry_run:
         _prune_preview(settings, paths, loaded, errors)
         return
-    if not docs and not rebuild and not prune:  # nothing to embed: say so without loading the embedder (seconds of torch start-up)
+    if not docs and not rebuild and not prune:  # nothing to embed (nor, without --prune, to remove): said without loading the embedder
         check_data_dir(settings)  # as a run with something to index would: the folder is found wrong now, not later
         from index.writes import AddReport
 

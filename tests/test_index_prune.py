@@ -140,3 +140,20 @@ def test_stale_documents_rule(tmp_path):
     assert [(s.id, s.file_gone) for s in got] == [("dotted", True), ("exported", False), ("failed", True), ("gone", True), ("here", False), ("linked", True)]
     assert got[1].reason() == f"no longer in {docs / 'here.txt'}" and got[3].reason() == f"{gone} is gone"
 
+
+
+def test_prune_of_a_folder_emptied_removes_its_documents(tmp_path):
+    """Nothing left to read is no reason to skip --prune: `qa index` without documents returns before
+    loading the models, but with --prune it still removes what the emptied folder held."""
+    data, docs = tmp_path / "idx", tmp_path / "docs"
+    docs.mkdir()
+    (docs / "port.txt").write_text("Le port de Brest accueille trois navires.\n", encoding="utf-8")
+    assert _qa_here("index", str(docs), data_dir=data).returncode == 0
+    (docs / "port.txt").unlink()
+    plain = _qa_here("index", str(docs), data_dir=data)
+    assert plain.returncode == 0 and "index now 1 document" in plain.stdout, plain.stdout
+    pruned = _qa_here("index", str(docs), "--prune", data_dir=data)
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.splitlines()[0] == f"removed port: {docs / 'port.txt'} is gone"
+    assert "1 removed (--prune)" in pruned.stdout and "index now 0 documents" in pruned.stdout
+    assert _ids(data) == set()
