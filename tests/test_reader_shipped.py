@@ -54,11 +54,10 @@ def test_answers_are_ranked_by_penalised_reader_score(service):
                 assert a.score == pytest.approx(a.reader_score, abs=1e-4)
 
 
-# Known failure, tracked in the reader issue (kept open): the reader (dev F1 63.4, below the bar of
-# 75) gets 4 of these 6 right ("16" for the 31 series of 2016; Canada's "sept millions" subscribers for
-# the worldwide 100 million). Not strict, so the suite stays green while it fails; it reports XPASS
-# once a better reader is shipped.
-@pytest.mark.xfail(reason="reader below the quality bar (dev F1 63.4 < 75): issue 4 open", strict=False)
+# The reader issue's bar: at least 5 of these 6 right with their citations. With RRF retrieval the reader
+# got 4 (an xfail until the twenty-second session); with convex fusion (README "Retrieval") it gets 5:
+# "31" and "100 millions" now come from the passage that holds them, and the Canadian cities still get
+# "Amsterdam et Rome", the existing offices named beside them.
 def test_answers_seed_questions_correctly(service):
     correct = 0
     for question, golds, doc_ids in CASES:
