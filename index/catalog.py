@@ -386,6 +386,11 @@ def _read_through(path: Path) -> None:
             pass
 
 
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many documents and chunks the index holds."""
+    return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("documents", "chunks")}
+
+
 def source_files(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     """(id, the file it was read from) of every document whose metadata names one (``source_file``)."""
     rows = conn.execute(
@@ -414,9 +419,7 @@ class DocumentCatalog:
 
     def counts(self) -> dict[str, int]:
         """Documents and chunks, as ``IndexStore.counts`` (what `qa index` says when it has nothing to add)."""
-        if self._conn is None:
-            return {"documents": 0, "chunks": 0}
-        return {table: self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("documents", "chunks")}
+        return counts(self._conn) if self._conn else {"documents": 0, "chunks": 0}
 
     def source_files(self) -> list[tuple[str, str]]:
         return source_files(self._conn) if self._conn else []

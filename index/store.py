@@ -35,7 +35,7 @@ import numpy as np
 
 from index import dense as dense_mod
 from index import snapshot as snapshots
-from index.catalog import DB_NAME, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, refuse_foreign, search_results, shown_url, source_files, stored_id
+from index.catalog import DB_NAME, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, counts, refuse_foreign, search_results, shown_url, source_files, stored_id
 from index.chunking import chunk_document, content_hash, token_budget
 from index.retrieval import Fusion
 from index.identity import PROBE_TEXT, RecordedEmbedder, built_with_problem, describe_layout, index_layout, prepare_index, probe_meta, recorded_embedder
@@ -564,11 +564,7 @@ class IndexStore:
         return source_files(self._rconn())
 
     def counts(self) -> dict:
-        conn = self._rconn()
-        return {
-            "documents": conn.execute("SELECT count(*) FROM documents").fetchone()[0],
-            "chunks": conn.execute("SELECT count(*) FROM chunks").fetchone()[0],
-        }
+        return counts(self._rconn())
 
     @property
     def generation(self) -> int:
