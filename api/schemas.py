@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from index.ingest import normalize_date
 from index.schema import MAX_ID_CHARS, Mode, clean_id, id_problem, metadata_problem, normalize_id
 from index.text import TextProblem, clean_url, control_problem, one_line, text_problem, url_problem
-from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_QUESTION_CHARS, MAX_TOP_K, date_bound, empty_period, filter_id_problem, source_problem
+from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_QUESTION_CHARS, MAX_TOP_K, date_bound, empty_period, filter_id_problem, source_problem, unknown_document_ids
 
 
 def api_json(content: Any) -> str:
@@ -337,7 +337,33 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+MAX_SUGGESTIONS = 10  # a "did you mean" reads the documents search once per unknown id
+
+
+def filter_warnings(document_ids: list[str] | None, field: str, stored_among: typing.Callable[[list[str]], set[str]],
+                    list_documents: typing.Callable[..., Any]) -> list["FilterWarning"]:
+    """A warning for each filter id that names no stored document, with the id it likely means
+    (``similar_document``) for the first ``MAX_SUGGESTIONS``: a filter on it matches nothing, and an
+    empty answer alone would not say why. ``field``: where the ids were sent."""
+    if not document_ids:
+        return []
+    unknown = unknown_document_ids(document_ids, stored_among)
+    return [FilterWarning(field=field, value=doc_id, message=f"no document has the id {doc_id!r}: this filter matches nothing",
+                          did_you_mean=similar_document(list_documents, doc_id.strip()) if n < MAX_SUGGESTIONS else None)
+            for n, doc_id in enumerate(unknown)]
+
+
 # --- responses ------------------------------------------------------------------------------
+
+
+class FilterWarning(BaseModel):
+    """Something in the request that was taken but most likely not meant: the response is still the
+    one asked for (other ids may be right)."""
+
+    field: str = Field(..., description='Where it was sent: "filters.document_ids" (POST), "document_id" (GET /search).')
+    value: str = Field(..., description="The value as sent.")
+    message: str
+    did_you_mean: str | None = Field(None, description="The stored id it most likely means (another case or accents, or a file's name given for its id), if any.")
 
 
 class SearchHit(BaseModel):
@@ -404,18 +430,21 @@ class AskResponse(BaseModel):
     no_answer: bool
     passages: list[SearchHit] = Field(..., description="The passages that were read.")
     took_ms: TookMs
+    warnings: list[FilterWarning] = Field(default_factory=list, description="Filter ids that name no document (empty when there are none).")
 
     @classmethod
-    def from_result(cls, result: Any) -> "AskResponse":
+    def from_result(cls, result: Any, warnings: list[FilterWarning] = ()) -> "AskResponse":
         """From a ``qa.pipeline.AskResult``: what both ``POST /ask`` and ``qa ask --json`` print."""
         answers = [AnswerOut.from_answer(a) for a in result.answers]
-        return cls(question=result.question, answers=answers, no_answer=not answers, passages=[SearchHit.from_result(p) for p in result.passages], took_ms=result.took_ms)
+        return cls(question=result.question, answers=answers, no_answer=not answers, passages=[SearchHit.from_result(p) for p in result.passages],
+                   took_ms=result.took_ms, warnings=list(warnings))
 
 
 class SearchResponse(BaseModel):
     query: str
     results: list[SearchHit]
     took_ms: TookMs
+    warnings: list[FilterWarning] = Field(default_factory=list, description="Filter ids that name no document (empty when there are none).")
 
 
 class ExtractedAnswerOut(BaseModel):

@@ -12,7 +12,7 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 from index.schema import Document, SearchResult, id_lookups
@@ -391,6 +391,15 @@ def counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("documents", "chunks")}
 
 
+def stored_among(conn: sqlite3.Connection, ids: Iterable[str]) -> set[str]:
+    """Which of these exact ids are stored (one query per 500: SQLite bounds a statement's parameters)."""
+    ids, found = list(dict.fromkeys(ids)), set()
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        found.update(r[0] for r in conn.execute(f"SELECT id FROM documents WHERE id IN ({','.join('?' * len(part))})", part))
+    return found
+
+
 def source_files(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     """(id, the file it was read from) of every document whose metadata names one (``source_file``)."""
     rows = conn.execute(
@@ -423,6 +432,9 @@ class DocumentCatalog:
 
     def source_files(self) -> list[tuple[str, str]]:
         return source_files(self._conn) if self._conn else []
+
+    def stored_among(self, ids: Iterable[str]) -> set[str]:
+        return stored_among(self._conn, ids) if self._conn else set()
 
     def close(self) -> None:
         if self._conn is not None:

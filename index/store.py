@@ -28,14 +28,14 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from index import dense as dense_mod
 from index import snapshot as snapshots
-from index.catalog import DB_NAME, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, counts, refuse_foreign, search_results, shown_url, source_files, stored_id
+from index.catalog import DB_NAME, DocumentCatalog, DocumentInfo, get_document, index_exists, list_documents, counts, refuse_foreign, search_results, shown_url, source_files, stored_among, stored_id
 from index.chunking import chunk_document, content_hash, token_budget
 from index.retrieval import Fusion
 from index.identity import PROBE_TEXT, RecordedEmbedder, built_with_problem, describe_layout, index_layout, prepare_index, probe_meta, recorded_embedder
@@ -565,6 +565,10 @@ class IndexStore:
 
     def counts(self) -> dict:
         return counts(self._rconn())
+
+    def stored_among(self, ids: Iterable[str]) -> set[str]:
+        """Which of these exact ids are stored (a filter on any other matches nothing)."""
+        return stored_among(self._rconn(), ids)
 
     @property
     def generation(self) -> int:

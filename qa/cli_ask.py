@@ -12,7 +12,7 @@ import typer
 
 from index.text import TextProblem, has_lone_surrogate, text_problem, visible
 from qa.cli_common import MODE_HELP, USAGE, check_mode, fail, guard, open_service, open_store, read_settings, reading, setup_logging
-from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_QUESTION_CHARS, MAX_TOP_K, Bound, date_bound, empty_period, filter_id_problem, filter_ids, filters_of, source_problem
+from qa.validation import DEFAULT_SEARCH_TOP_K, MAX_ANSWERS, MAX_QUESTION_CHARS, MAX_TOP_K, Bound, date_bound, empty_period, filter_id_problem, filters_of, source_problem
 
 
 # index.text.text_problem, said of a question or a query given on the command line
@@ -62,20 +62,17 @@ def check_filters(document_ids: list[str] | None, source: str | None, after: str
     return filters_of(document_ids, source.strip() if source is not None else None, first, last)
 
 
-def unknown_document_lines(document_ids: list[str], get_document: Callable[[str], object], list_documents: Callable, data_dir: Path) -> list[str]:
-    """A warning line for each --doc that names no stored document, with the id it likely means
-    (``api.schemas.similar_document``: another case, the file's name): a filter on it alone finds
-    nothing, which said nothing of the mistyped id."""
-    from api.schemas import similar_document
+def doc_warnings(document_ids: list[str], stored_among: Callable[[list[str]], set[str]], list_documents: Callable, data_dir: Path) -> list:
+    """The API's warnings (``api.schemas.filter_warnings``) for each --doc that names no stored
+    document, each also printed on stderr with the id it likely means: a filter on it alone finds
+    nothing, which said nothing of the mistyped id. The search still runs (other ids may be right)."""
+    from api.schemas import filter_warnings
 
-    lines = []
-    for doc_id in dict.fromkeys(document_ids):
-        if any(get_document(form) is not None for form in filter_ids([doc_id])):  # as the filter matches it
-            continue
-        similar = similar_document(list_documents, doc_id.strip())
-        hint = f"; did you mean {similar!r}?" if similar is not None else ""
-        lines.append(f"warning: --doc {doc_id!r}: no such document in {data_dir}{hint} (see `qa docs list`)")
-    return lines
+    warnings = filter_warnings(document_ids, "--doc", stored_among, list_documents)
+    for w in warnings:
+        hint = f"; did you mean {w.did_you_mean!r}?" if w.did_you_mean is not None else ""
+        typer.echo(f"warning: --doc {w.value!r}: no such document in {data_dir}{hint} (see `qa docs list`)", err=True)
+    return warnings
 
 
 def search(
@@ -96,15 +93,14 @@ def search(
     filters = check_filters(doc, source, after, before)  # before the model loads
 
     store = open_store(settings)
-    for line in reading(settings, unknown_document_lines, doc or [], store.get_document, store.list_documents, settings.data_dir):
-        typer.echo(line, err=True)  # the search still runs (other ids may be right), its empty result explained
+    warnings = reading(settings, doc_warnings, doc or [], store.stored_among, store.list_documents, settings.data_dir)
     t0 = time.perf_counter()
     results = reading(settings, store.search, query, top_k=top_k, mode=mode, filters=filters)
     took = (time.perf_counter() - t0) * 1000
     if as_json:  # exactly what GET /search answers
         from api.schemas import SearchHit, SearchResponse, api_json
 
-        resp = SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=took)
+        resp = SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=took, warnings=warnings)
         typer.echo(api_json(resp.model_dump(mode="json")))
         return
     if not results:
@@ -173,15 +169,14 @@ def ask(
     from qa.serialize import ask_payload
 
     svc = open_service(settings)
-    for line in reading(settings, unknown_document_lines, doc or [], svc.store.get_document, svc.store.list_documents, settings.data_dir):
-        typer.echo(line, err=True)  # asked all the same (other ids may be right), its "no answer" explained
+    warnings = reading(settings, doc_warnings, doc or [], svc.stored_among, svc.list_documents, settings.data_dir)
     skipped: list[int] = []
     answered = 0
     for q in _stdin_questions(skipped) if many else [question]:
         result = reading(settings, svc.ask, q, top_k=top_k, max_answers=max_answers, mode=mode, filters=filters)
         answered += 1
         if as_json:  # one line, as every --json: JSON Lines when reading many questions
-            typer.echo(api_json(ask_payload(result)))
+            typer.echo(api_json(ask_payload(result, warnings)))
         else:
             typer.echo(render_ask(result) + ("\n" if many else ""))
     if many and not answered and not skipped and not sys.stdin.isatty():

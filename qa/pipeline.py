@@ -245,6 +245,9 @@ class QAService:
     def list_documents(self, offset: int = 0, limit: int = 50, contains: str | None = None):
         return self.store.list_documents(offset=offset, limit=limit, contains=contains)
 
+    def stored_among(self, ids: list[str]) -> set[str]:
+        return self.store.stored_among(ids)
+
     def health(self) -> dict:
         # a model in a local folder is named by the folder alone: /health is open, the server's paths are not its business
         return {**self.store.counts(), "embedder": _shown_model(self.embedder.identity), "reader": _shown_model(self.reader.name)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from qa.pipeline import AskResult
 
 
-def ask_payload(result: AskResult) -> dict:
+def ask_payload(result: AskResult, warnings: list = ()) -> dict:
     from api.schemas import AskResponse
 
-    return AskResponse.from_result(result).model_dump(mode="json")
+    return AskResponse.from_result(result, warnings).model_dump(mode="json")

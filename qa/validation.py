@@ -8,6 +8,7 @@ documents are in ``index.schema`` and ``index.text``, which `qa index` applies t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Literal
 
@@ -64,6 +65,14 @@ def filter_ids(document_ids: list[str]) -> list[str]:
     earlier version stored with its surrounding spaces (it kept a file name's), as GET
     /documents/{id} finds it."""
     return list(dict.fromkeys(form for doc_id in document_ids for form in (clean_id(doc_id), normalize_id(doc_id))))
+
+
+def unknown_document_ids(document_ids: list[str], stored_among: Callable[[list[str]], set[str]]) -> list[str]:
+    """The ids of ``document_ids`` (checked already) that a filter on them matches no document by
+    (none of their ``filter_ids`` forms is stored), each once, in the order given."""
+    ids = list(dict.fromkeys(document_ids))
+    found = stored_among(filter_ids(ids))
+    return [doc_id for doc_id in ids if not found.intersection(filter_ids([doc_id]))]
 
 
 def filters_of(document_ids: list[str] | None, source: str | None, after: date | None, before: date | None) -> Filters | None:

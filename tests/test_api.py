@@ -201,7 +201,7 @@ def test_ask_shape_and_offsets(client, documents):
     r = client.post("/ask", json={"question": f"  {SHOWCASE_QUESTION} ", "top_k": 4, "max_answers": 2})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"question", "answers", "no_answer", "passages", "took_ms"}
+    assert set(body) == {"question", "answers", "no_answer", "passages", "took_ms", "warnings"}
     assert body["question"] == SHOWCASE_QUESTION
     assert body["took_ms"] >= 0
     assert 0 < len(body["passages"]) <= 4
@@ -426,7 +426,7 @@ def test_search_post(client, documents, mode):
     r = client.post("/search", json=payload)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"query", "results", "took_ms"} and body["query"] == "investissements de Netflix"
+    assert set(body) == {"query", "results", "took_ms", "warnings"} and body["query"] == "investissements de Netflix"
     assert body["took_ms"] == round(body["took_ms"], 1)  # as `qa search --json` prints it
     assert 0 < len(body["results"]) <= 3
     for hit in body["results"]:

@@ -261,6 +261,44 @@ def test_a_document_filter_naming_no_document_is_said(seed_index):
     assert res.stderr.strip() == f"warning: --doc '{doc_id.upper()}': no such document in {seed_index}; did you mean '{doc_id}'? (see `qa docs list`)"
 
 
+def test_the_api_warns_of_a_document_filter_naming_no_document(seed_index, base_settings):
+    """A service calling /search or /ask with a mistyped id got an empty result and no word of why
+    (the CLI warned on stderr): the response says which ids name no document, where they were sent,
+    and the id likely meant; the right ids still filter, and a request without such ids has none."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    doc_id = "002_affb09736d3cc83f"
+    settings = base_settings.model_copy(update={"data_dir": seed_index, "api_key": None, "read_key": None, "cors_origins": []})
+    wrong = [f"{doc_id}.txt", "nope", f" {doc_id} ", doc_id.upper()]
+    with TestClient(create_app(settings)) as client:
+        posted = client.post("/search", json={"query": "Amazon Netflix", "filters": {"document_ids": wrong}})
+        got = client.get("/search", params={"q": "Amazon Netflix", "document_id": wrong})
+        asked = client.post("/ask", json={"question": "Que veut concurrencer Amazon ?", "filters": {"document_ids": wrong}})
+        for r, field in ((posted, "filters.document_ids"), (got, "document_id"), (asked, "filters.document_ids")):
+            assert r.status_code == 200, r.text
+            assert r.json()["warnings"] == [
+                {"field": field, "value": f"{doc_id}.txt", "message": f"no document has the id '{doc_id}.txt': this filter matches nothing", "did_you_mean": doc_id},
+                {"field": field, "value": "nope", "message": "no document has the id 'nope': this filter matches nothing", "did_you_mean": None},
+                {"field": field, "value": doc_id.upper(), "message": f"no document has the id '{doc_id.upper()}': this filter matches nothing", "did_you_mean": doc_id},
+            ], r.text
+            hits = r.json().get("results", r.json().get("passages"))
+            assert hits and {h["document_id"] for h in hits} == {doc_id}
+        for r in (client.post("/search", json={"query": "Amazon Netflix", "filters": {"document_ids": [doc_id]}}),
+                  client.get("/search", params={"q": "Amazon Netflix"}),
+                  client.post("/ask", json={"question": "Que veut concurrencer Amazon ?", "filters": {"source": "numerama.com"}})):
+            assert r.status_code == 200 and r.json()["warnings"] == [], r.text
+        schema = client.get("/openapi.json").json()["components"]["schemas"]
+        assert "warnings" in schema["SearchResponse"]["properties"] and "warnings" in schema["AskResponse"]["properties"]
+    # the CLI's --json is the API's response, its warnings included (field: the option)
+    cli = _run(["search", "Amazon Netflix", "--doc", "nope", "--doc", doc_id, "--json"], seed_index)
+    assert cli.exit_code == 0 and json.loads(cli.stdout)["warnings"] == [
+        {"field": "--doc", "value": "nope", "message": "no document has the id 'nope': this filter matches nothing", "did_you_mean": None}]
+    cli = _run(["ask", "Que veut concurrencer Amazon ?", "--doc", doc_id.upper(), "--json"], seed_index)
+    assert cli.exit_code == 0 and [w["did_you_mean"] for w in json.loads(cli.stdout)["warnings"]] == [doc_id]
+
+
 def test_ask_takes_the_filters_of_search_and_of_the_api(seed_index):
     """/ask takes filters; `qa ask` had none (`--doc` was a usage error): the same options as
     `qa search`, checked by the same rules before the models load."""
