@@ -3,6 +3,7 @@
     .venv/bin/python bench/table_questions.py                  # prints the results, writes nothing
     .venv/bin/python bench/table_questions.py --out bench/results/table_questions.json
     .venv/bin/python bench/table_questions.py --html               # the report as an HTML page
+    .venv/bin/python bench/table_questions.py --grouped            # the HTML page's table of two header rows
 
 What is measured how (printed with the results too):
 
@@ -12,7 +13,10 @@ What is measured how (printed with the results too):
   "Pays | Lancement | Abonnés | Prix mensuel" (8 data rows, no header mark: the first row is its
   header); with --html, ``rapport.html``, the same text as a page (``<h1>``, ``<h2>``, ``<p>``), the
   first table's header row of ``<th>`` in a ``<thead>``, the second's of ``<td>``; beside it three .txt files of related prose, so that search has passages to rank.
-  None of the prose holds an answer.
+  None of the prose holds an answer. With --grouped, the HTML page has a third table, "Genre" over
+  "Films" and "Séries" each spanning "2023 | 2024" (two header rows of ``<th>``, no ``<thead>``:
+  ``rowspan`` and ``colspan``), and the questions are the 6 on it (``GROUPED_QUESTIONS``), whose
+  answers need both header rows (films or series, and the year).
 * `qa index` into a fresh ``QA_DATA_DIR`` with the shipped models (default settings: chunks of 200
   tokens), then each question through ``qa ask - --json`` (hybrid retrieval, top 5 passages) and
   ``qa search --json`` (hybrid, top 10).
@@ -95,6 +99,24 @@ OTHERS = {
     "consommateurs dénoncent le partage de compte devenu payant et la multiplication des offres "
     "avec publicité, tandis que les abonnés comparent les prix d’un pays à l’autre.",
 }
+# a table of two header rows (--grouped): "Genre" spans both, "Films" and "Séries" each span two years
+GENRES_HEAD = ["Genre", "Films", "Séries"]
+GENRES_YEARS = ["2023", "2024"]
+GENRES = [
+    ["Drame", "14", "18", "9", "12"],
+    ["Comédie", "21", "17", "6", "11"],
+    ["Documentaire", "8", "13", "15", "19"],
+    ["Animation", "5", "7", "3", "4"],
+    ["Thriller", "10", "16", "22", "25"],
+]
+GROUPED_QUESTIONS = [
+    ("Combien de séries de comédie Cinévia a-t-elle produites en 2024 ?", "11", "Comédie"),
+    ("Combien de films documentaires Cinévia a-t-elle produits en 2023 ?", "8", "Documentaire"),
+    ("Combien de séries de thriller Cinévia a-t-elle produites en 2023 ?", "22", "Thriller"),
+    ("Combien de films d’animation Cinévia a-t-elle produits en 2024 ?", "7", "Animation"),
+    ("Combien de films dramatiques Cinévia a-t-elle produits en 2024 ?", "18", "Drame"),
+    ("Combien de séries documentaires Cinévia a-t-elle produites en 2024 ?", "19", "Documentaire"),
+]
 # (question, answer cell, the row's key cell)
 QUESTIONS = [
     ("Quel était le budget contenu de Cinévia en 2018 ?", "8 milliards", "2018"),
@@ -112,7 +134,22 @@ QUESTIONS = [
 ]
 
 
-def write_html(folder: Path) -> None:
+def grouped_table() -> str:
+    """The --grouped table: two header rows of <th>, "Genre" spanning both, each group two years."""
+    from html import escape
+
+    first = f'<th rowspan="2">{escape(GENRES_HEAD[0])}</th>' + "".join(f'<th colspan="2">{escape(h)}</th>' for h in GENRES_HEAD[1:])
+    second = "".join(f"<th>{y}</th>" for _ in GENRES_HEAD[1:] for y in GENRES_YEARS)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in GENRES)
+    return (f"<p>{escape(GROUPED_PROSE)}</p><table><caption>Productions originales par genre</caption>"
+            f"<tr>{first}</tr><tr>{second}</tr>{body}</table>")
+
+
+GROUPED_PROSE = ("Cinévia produit chaque année davantage de films et de séries originaux. Le nombre de productions "
+                 "originales par genre est donné ci-dessous pour les deux derniers exercices.")
+
+
+def write_html(folder: Path, grouped: bool = False) -> None:
     from html import escape
 
     def table(rows: list[list[str]], th: bool) -> str:
@@ -125,6 +162,8 @@ def write_html(folder: Path) -> None:
         tag = {"Title": "h1", "Heading 1": "h2"}.get(style or "", "p")
         parts.append(f"<{tag}>{escape(text)}</{tag}>")
         parts.extend(table(rows, th) for after, rows, th in ((4, YEARS, True), (6, COUNTRIES, False)) if i == after)
+        if grouped and i == 6:
+            parts.append(grouped_table())
     page = f"<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>{escape(PROSE[0][0])}</title></head><body><article>{''.join(parts)}</article></body></html>"
     (folder / "rapport.html").write_text(page, encoding="utf-8")
     for name, text in OTHERS.items():
@@ -170,18 +209,23 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--show-text", action="store_true", help="print the report's text as indexed")
     ap.add_argument("--html", action="store_true", help="the report as an HTML page, not a .docx")
+    ap.add_argument("--grouped", action="store_true", help="the HTML page with a table of two header rows, and the questions on it")
     args = ap.parse_args()
+    questions = GROUPED_QUESTIONS if args.grouped else QUESTIONS
     with tempfile.TemporaryDirectory() as tmp:
         corpus, data = Path(tmp, "corpus"), Path(tmp, "data")
         corpus.mkdir()
-        (write_html if args.html else write_corpus)(corpus)
+        if args.html or args.grouped:
+            write_html(corpus, grouped=args.grouped)
+        else:
+            write_corpus(corpus)
         env = {**os.environ, "QA_DATA_DIR": str(data)}
         qa(env, "index", str(corpus))
         if args.show_text:
             print(qa(env, "docs", "show", "rapport"))
-        asked = [json.loads(line) for line in qa(env, "ask", "-", "--json", stdin="\n".join(q for q, _, _ in QUESTIONS) + "\n").splitlines() if line.strip()]
+        asked = [json.loads(line) for line in qa(env, "ask", "-", "--json", stdin="\n".join(q for q, _, _ in questions) + "\n").splitlines() if line.strip()]
         rows = []
-        for (question, cell, key), resp in zip(QUESTIONS, asked, strict=True):
+        for (question, cell, key), resp in zip(questions, asked, strict=True):
             answers = [a["text"] for a in resp.get("answers", [])]
             first = norm(answers[0]) if answers else ""
             hits = json.loads(qa(env, "search", question, "--json"))

@@ -350,6 +350,7 @@ def _decode_html(data: bytes) -> str:
 
 def _load_html(path: Path, name: str) -> list[Document]:
     import trafilatura
+    from trafilatura.utils import load_html
 
     html = _read_text(path, html=True)
     # the date only from the page's markup (meta tags, <time>, URL): the extensive search guesses one
@@ -362,7 +363,9 @@ def _load_html(path: Path, name: str) -> list[Document]:
     if not text.strip():
         raise _Skip("no main text found in the HTML")
     body = getattr(doc, "body", None)
-    if body is not None and rewrite_tables(body):
+    # the page's own tables, parsed again (trafilatura's tree is the one it consumed): their header rows and spans
+    page = load_html(html) if body is not None and body.find(".//table") is not None else None
+    if body is not None and rewrite_tables(body, page):
         # the text trafilatura gives, from its tree with the tables that have a header rewritten
         from trafilatura.xml import xmltotxt
 

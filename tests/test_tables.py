@@ -178,6 +178,7 @@ def test_an_html_table_with_th_names_its_columns_the_others_stay_as_trafilatura_
     (tmp_path / "rapport.html").write_text(HTML, encoding="utf-8")
     # a page without a table with a header: trafilatura's text, as before
     (tmp_path / "sans.html").write_text(HTML.replace("<th>", "<td>").replace("</th>", "</td>").replace("<caption>Budget et abonnés</caption>", "")
+                                        .replace("<thead>", "").replace("</thead>", "")  # a <thead> row is a header row, of <td> too
                                         .replace("<td>Abonnés</td>", "<td>Abonnés</td><td>2019</td>"), encoding="utf-8")
     docs, errors = load_documents([tmp_path])
     assert errors == []
@@ -198,3 +199,113 @@ def test_an_html_table_with_th_names_its_columns_the_others_stay_as_trafilatura_
     doc = next(d for d in docs if d.id == "rapport")
     chunks = chunk_document(doc, embedder.tokenizer, size=24, overlap=4)
     assert len(chunks) > 1 and all(doc.text[c.start:c.end] == c.text for c in chunks)
+
+
+# a page as a browser saves it ("Enregistrer sous…"): navigation, breadcrumb, cookie banner and footer
+# around the article; its tables have two header rows, cells spanning columns and rows
+SAVED_PAGE = """<!DOCTYPE html>
+<html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Aides au logement 2024 : plafonds et montants | Service public du logement</title>
+<link rel="stylesheet" href="./Aides au logement_files/main.css"><script src="./Aides au logement_files/analytics.js"></script>
+</head><body>
+<div id="cookie-banner"><p>Ce site utilise des cookies pour mesurer son audience.</p><button>Accepter</button><button>Refuser</button></div>
+<header><a href="https://logement.example.fr/">Service public du logement</a>
+<nav><ul><li><a href="/aides">Aides</a></li><li><a href="/demarches">Démarches</a></li><li><a href="/contact">Contact</a></li></ul></nav></header>
+<main><nav aria-label="fil d'Ariane"><ol><li><a href="/">Accueil</a></li><li><a href="/aides">Aides</a></li><li>Plafonds 2024</li></ol></nav>
+<article><h1>Aides au logement 2024 : plafonds et montants</h1>
+<p>Les plafonds de ressources de l’aide au logement dépendent de la zone où se trouve le logement et de la composition du foyer.
+Ils sont révisés chaque année au 1er janvier par arrêté ministériel, après avis du conseil national de l’habitat.</p>
+<table class="table-striped">
+<caption>Plafonds de ressources annuels</caption>
+<thead>
+<tr><th rowspan="2">Foyer</th><th colspan="2">Plafonds</th><th rowspan="2">Aide maximale</th></tr>
+<tr><th>Paris</th><th>Province</th></tr>
+</thead>
+<tbody>
+<tr><td>Personne seule</td><td>25 000 €</td><td>19 000 €</td><td>300 €</td></tr>
+<tr><td>Couple</td><td>37 000 €</td><td>28 000 €</td><td>450 €</td></tr>
+</tbody></table>
+<p>Le montant de l’aide versée chaque mois est calculé sur les ressources des douze derniers mois et sur le loyer payé, dans la limite
+d’un loyer plafond qui dépend lui aussi de la zone.</p>
+<table>
+<tr><th></th><th colspan="2">Loyer plafond</th><th colspan="2">Forfait charges</th></tr>
+<tr><th>Zone</th><th>Seul</th><th>En couple</th><th>Seul</th><th>En couple</th></tr>
+<tr><th rowspan="2">Zone 1</th><td>320 €</td><td>390 €</td><td>55 €</td><td>70 €</td></tr>
+<tr><td>330 €</td><td>400 €</td><td>57 €</td><td>72 €</td></tr>
+<tr><th>Zone 2</th><td>280 €</td><td>340 €</td><td>50 €</td><td>64 €</td></tr>
+</table>
+<p>Les demandes se font en ligne sur le site de la caisse d’allocations familiales, qui verse l’aide directement au bailleur
+lorsque celui-ci en fait la demande.</p>
+</article></main>
+<footer><ul><li><a href="/mentions-legales">Mentions légales</a></li><li><a href="/accessibilite">Accessibilité : partiellement conforme</a></li>
+<li><a href="/plan">Plan du site</a></li></ul><p>© 2024 Service public du logement</p></footer>
+</body></html>"""
+
+
+def test_an_html_table_with_two_header_rows_names_each_column_after_both_through_qa_index(tmp_path):
+    """The saved page indexed by `qa index`: a header of two rows (a <thead>, or leading rows of <th>)
+    names each column after both rows, a cell spanning columns names each of them, a cell spanning
+    rows is in each row it covers (as Word's merged cells are); the chunks slice the stored text."""
+    import json
+    import sqlite3
+    from contextlib import closing
+
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "plafonds.html").write_text(SAVED_PAGE, encoding="utf-8")
+    data = tmp_path / "data"
+    env = {"QA_DATA_DIR": str(data), "QA_CHUNK_TOKENS": "40", "QA_CHUNK_OVERLAP_TOKENS": "8"}
+    indexed = CliRunner().invoke(app, ["index", str(site)], env=env)
+    assert indexed.exit_code == 0, indexed.output
+    shown = CliRunner().invoke(app, ["docs", "show", "plafonds", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    text = json.loads(shown.stdout)["text"]
+    lines = text.split("\n")
+    start = lines.index("Plafonds de ressources annuels")
+    assert lines[start:start + 5] == [
+        "Plafonds de ressources annuels",
+        "Foyer | Plafonds | Aide maximale",
+        "Foyer | Paris | Province | Aide maximale",  # "Foyer" spans both header rows
+        "Foyer : Personne seule ; Plafonds Paris : 25 000 € ; Plafonds Province : 19 000 € ; Aide maximale : 300 €",
+        "Foyer : Couple ; Plafonds Paris : 37 000 € ; Plafonds Province : 28 000 € ; Aide maximale : 450 €",
+    ]
+    start = lines.index("Loyer plafond | Forfait charges")
+    assert lines[start:start + 5] == [
+        "Loyer plafond | Forfait charges",
+        "Zone | Seul | En couple | Seul | En couple",
+        "Zone : Zone 1 ; Loyer plafond Seul : 320 € ; Loyer plafond En couple : 390 € ; Forfait charges Seul : 55 € ; Forfait charges En couple : 70 €",
+        "Zone : Zone 1 ; Loyer plafond Seul : 330 € ; Loyer plafond En couple : 400 € ; Forfait charges Seul : 57 € ; Forfait charges En couple : 72 €",
+        "Zone : Zone 2 ; Loyer plafond Seul : 280 € ; Loyer plafond En couple : 340 € ; Forfait charges Seul : 50 € ; Forfait charges En couple : 64 €",
+    ]
+    assert "Mentions légales" not in text and "cookies" not in text  # the boilerplate is left out, as before
+    with closing(sqlite3.connect(data / "index.sqlite3")) as conn:
+        chunks = conn.execute("SELECT start_char, end_char, text FROM chunks WHERE document_id = 'plafonds' ORDER BY start_char").fetchall()
+    assert len(chunks) > 2 and all(text[s:e] == t for s, e, t in chunks)
+
+
+def test_a_table_trafilatura_writes_otherwise_than_the_page_keeps_its_first_th_row_as_header(tmp_path):
+    """A table whose cells trafilatura's tree does not match the page's (here a cell it empties) is
+    read from that tree alone, as before: its first row of <th> names the columns, the cell under a
+    colspan's second column (empty there) is named by none."""
+    page = SAVED_PAGE.replace("<td>25 000 €</td>", '<td><span style="display:none">Montant :</span>25 000 €</td>')
+    (tmp_path / "plafonds.html").write_text(page, encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    assert errors == []
+    lines = docs[0].text.split("\n")
+    assert "Foyer : Personne seule ; Plafonds : 25 000 € ; 19 000 € ; Aide maximale : 300 €" in lines
+    # the page's other table matches its own: both its header rows name its columns
+    assert "Zone : Zone 2 ; Loyer plafond Seul : 280 € ; Loyer plafond En couple : 340 € ; Forfait charges Seul : 50 € ; Forfait charges En couple : 64 €" in lines
+
+
+def test_a_thead_row_of_td_cells_is_a_header_row(tmp_path):
+    """A <thead> marks its rows as the header, whatever their cells: a two-column table (which needs
+    the mark) names its columns."""
+    page = HTML.replace("<table><tr><td>Pays</td><td>Lancement</td></tr>", "<table><thead><tr><td>Pays</td><td>Lancement</td></tr></thead>")
+    (tmp_path / "rapport.html").write_text(page, encoding="utf-8")
+    docs, errors = load_documents([tmp_path])
+    assert errors == []
+    assert "\nPays | Lancement\nPays : France ; Lancement : 2014\n" in docs[0].text
