@@ -15,7 +15,7 @@ What is measured how (printed with the results too):
   first table's header row of ``<th>`` in a ``<thead>``, the second's of ``<td>``; beside it three .txt files of related prose, so that search has passages to rank.
   None of the prose holds an answer. With --grouped, the HTML page has a third table, "Genre" over
   "Films" and "Séries" each spanning "2023 | 2024" (two header rows of ``<th>``, no ``<thead>``:
-  ``rowspan`` and ``colspan``), and the questions are the 6 on it (``GROUPED_QUESTIONS``), whose
+  ``rowspan`` and ``colspan``), and the questions are the 12 on it (``GROUPED_QUESTIONS``), whose
   answers need both header rows (films or series, and the year).
 * `qa index` into a fresh ``QA_DATA_DIR`` with the shipped models (default settings: chunks of 200
   tokens), then each question through ``qa ask - --json`` (hybrid retrieval, top 5 passages) and
@@ -116,6 +116,12 @@ GROUPED_QUESTIONS = [
     ("Combien de films d’animation Cinévia a-t-elle produits en 2024 ?", "7", "Animation"),
     ("Combien de films dramatiques Cinévia a-t-elle produits en 2024 ?", "18", "Drame"),
     ("Combien de séries documentaires Cinévia a-t-elle produites en 2024 ?", "19", "Documentaire"),
+    ("Combien de films de comédie Cinévia a-t-elle produits en 2023 ?", "21", "Comédie"),
+    ("Combien de séries d’animation Cinévia a-t-elle produites en 2023 ?", "3", "Animation"),
+    ("Combien de films de thriller Cinévia a-t-elle produits en 2024 ?", "16", "Thriller"),
+    ("Combien de séries dramatiques Cinévia a-t-elle produites en 2023 ?", "9", "Drame"),
+    ("Combien de séries de thriller Cinévia a-t-elle produites en 2024 ?", "25", "Thriller"),
+    ("Combien de films documentaires Cinévia a-t-elle produits en 2024 ?", "13", "Documentaire"),
 ]
 # (question, answer cell, the row's key cell)
 QUESTIONS = [
