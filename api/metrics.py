@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the route)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -22,6 +22,11 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # the server's memory, CPU time, open files and start time (process_*), what a monitor alerts
+        # on: each worker holds its own models (~1 GB). Not in multiprocess mode (--workers N), where
+        # /metrics adds up the workers' files and prometheus_client cannot add these up
+        if not multiprocess_dir():
+            ProcessCollector(registry=self.registry)
         self.requests = Counter(
             "qa_http_requests_total", "HTTP requests by method, route template and status code.",
             ["method", "route", "status"], registry=self.registry,

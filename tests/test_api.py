@@ -1389,6 +1389,20 @@ def test_metrics_use_route_templates_and_index_gauges(client, documents):
     assert re.search(r"^qa_index_chunks \d", text, re.M)
 
 
+def test_metrics_give_the_server_process_memory_and_cpu(client):
+    """A monitor alerts on the server's memory (each process holds its models, ~1 GB) and CPU: the
+    standard process_* series are there, the resident memory that of this process."""
+    import resource
+
+    text = client.get("/metrics").text
+    m = re.search(r"^process_resident_memory_bytes (\S+)$", text, re.M)
+    assert m, text[:500]
+    # ru_maxrss (KiB on Linux) is the peak: the current RSS is at most that, and at least 100 MB with the models loaded
+    assert 100e6 < float(m.group(1)) <= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    for name in ("process_cpu_seconds_total", "process_start_time_seconds", "process_open_fds"):
+        assert re.search(rf"^{name} [0-9.e+]+$", text, re.M), name
+
+
 def test_made_up_methods_are_one_metric_series_and_paths_are_logged_escaped(api_settings, service, caplog):
     with make_client(api_settings, service) as c:
         for i in range(5):  # any token is a valid HTTP method: each must not be a new series
