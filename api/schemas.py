@@ -353,6 +353,23 @@ def filter_warnings(document_ids: list[str] | None, field: str, stored_among: ty
             for n, doc_id in enumerate(unknown)]
 
 
+def source_warnings(source: str | None, field: str, sites: typing.Callable[[], list[str]]) -> list["FilterWarning"]:
+    """A warning when a source filter is on a site that no stored document is on (nor on one of its
+    subdomains), with the stored site it likely means: like an unknown id, it matches nothing, and an
+    empty answer alone would not say why (``intranet`` for ``intranet.exemple.fr``). ``field``: where
+    it was sent."""
+    from index.retrieval import meant_site, normalize_domain, on_site
+
+    if not source:
+        return []
+    want = normalize_domain(source)
+    stored = sites()
+    if any(on_site(site, want) for site in stored):
+        return []
+    return [FilterWarning(field=field, value=source, message=f"no document is on the site {want or source!r} or its subdomains: this filter matches nothing",
+                          did_you_mean=meant_site(want, stored))]
+
+
 # --- responses ------------------------------------------------------------------------------
 
 
@@ -360,10 +377,10 @@ class FilterWarning(BaseModel):
     """Something in the request that was taken but most likely not meant: the response is still the
     one asked for (other ids may be right)."""
 
-    field: str = Field(..., description='Where it was sent: "filters.document_ids" (POST), "document_id" (GET /search).')
+    field: str = Field(..., description='Where it was sent: "filters.document_ids" or "filters.source" (POST), "document_id" or "source" (GET /search).')
     value: str = Field(..., description="The value as sent.")
     message: str
-    did_you_mean: str | None = Field(None, description="The stored id it most likely means (another case or accents, or a file's name given for its id), if any.")
+    did_you_mean: str | None = Field(None, description="The stored id it most likely means (another case or accents, or a file's name given for its id), or for a source the stored site (`intranet.exemple.fr` for `intranet`), if any.")
 
 
 class SearchHit(BaseModel):
@@ -430,7 +447,7 @@ class AskResponse(BaseModel):
     no_answer: bool
     passages: list[SearchHit] = Field(..., description="The passages that were read.")
     took_ms: TookMs
-    warnings: list[FilterWarning] = Field(default_factory=list, description="Filter ids that name no document (empty when there are none).")
+    warnings: list[FilterWarning] = Field(default_factory=list, description="Filter ids, or a source, that match no document (empty when there are none).")
 
     @classmethod
     def from_result(cls, result: Any, warnings: list[FilterWarning] = ()) -> "AskResponse":
@@ -444,7 +461,7 @@ class SearchResponse(BaseModel):
     query: str
     results: list[SearchHit]
     took_ms: TookMs
-    warnings: list[FilterWarning] = Field(default_factory=list, description="Filter ids that name no document (empty when there are none).")
+    warnings: list[FilterWarning] = Field(default_factory=list, description="Filter ids, or a source, that match no document (empty when there are none).")
 
 
 class ExtractedAnswerOut(BaseModel):

@@ -4,6 +4,7 @@ and BM25 lists (a convex combination of normalised scores, or reciprocal rank fu
 from __future__ import annotations
 
 import calendar
+import difflib
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -48,6 +49,26 @@ def normalize_domain(value: str | None) -> str | None:
     if host.startswith("www."):
         host = host[4:]
     return host or None
+
+
+def on_site(site: str, want: str | None) -> bool:
+    """Whether a document of ``site`` passes a source filter on the site ``want`` (``normalize_domain``
+    of the filter): the site itself or one of its subdomains."""
+    return bool(want) and (site == want or site.endswith("." + want))
+
+
+def meant_site(want: str | None, sites: list[str]) -> str | None:
+    """The stored site a source filter on ``want``, which matches none, most likely means: one that
+    holds it as whole labels ("intranet" for "intranet.exemple.fr", "exemple" for "exemple.fr"; the
+    shortest), else one or a parent domain of one spelt nearly the same ("exmple.fr")."""
+    if not want:
+        return None
+    names = sorted({".".join(s.split(".")[i:]) for s in sites for i in range(len(s.split(".")) - 1)} | set(sites))
+    holding = [n for n in names if f".{want}." in f".{n}."]
+    if holding:
+        return min(holding, key=lambda n: (len(n), n))
+    close = difflib.get_close_matches(want, names, n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 def period_bounds(value: str) -> tuple[date, date]:
@@ -125,7 +146,7 @@ class DocTable:
             mask = both(m)
         if filters.source:
             want = normalize_domain(filters.source)
-            ok = [i for i, d in enumerate(self.domains) if want and (d == want or d.endswith("." + want))]
+            ok = [i for i, d in enumerate(self.domains) if on_site(d, want)]
             mask = both(np.isin(self.domain, np.asarray(ok, dtype=np.int32)))
         if filters.published_after is not None or filters.published_before is not None:
             m = self.lo != NO_DATE

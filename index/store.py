@@ -570,6 +570,11 @@ class IndexStore:
         """Which of these exact ids are stored (a filter on any other matches nothing)."""
         return stored_among(self._rconn(), ids)
 
+    def sites(self) -> list[str]:
+        """The sites of the documents searched (``index.retrieval.normalize_domain`` of their URLs): what
+        a source filter can match, read from the snapshot searches use (no query)."""
+        return list(self._snap.docs.domains) if self._snap else []
+
     @property
     def generation(self) -> int:
         return self._snap.generation if self._snap else 0

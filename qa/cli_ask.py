@@ -75,6 +75,18 @@ def doc_warnings(document_ids: list[str], stored_among: Callable[[list[str]], se
     return warnings
 
 
+def site_warnings(source: str | None, sites: Callable[[], list[str]], data_dir: Path) -> list:
+    """The API's warning (``api.schemas.source_warnings``) for a --source that no stored document is
+    on, also printed on stderr with the site it likely means."""
+    from api.schemas import source_warnings
+
+    warnings = source_warnings(source, "--source", sites)
+    for w in warnings:
+        hint = f"; did you mean {w.did_you_mean!r}?" if w.did_you_mean is not None else ""
+        typer.echo(f"warning: --source {w.value!r}: no document in {data_dir} is on that site{hint}", err=True)
+    return warnings
+
+
 def search(
     query: str,
     top_k: int = typer.Option(DEFAULT_SEARCH_TOP_K, "--top-k", min=1, max=MAX_TOP_K, help=f"Passages to show ({DEFAULT_SEARCH_TOP_K}, as GET /search)"),
@@ -96,6 +108,7 @@ def search(
     warnings = reading(settings, doc_warnings, doc or [], store.stored_among, store.list_documents, settings.data_dir)
     t0 = time.perf_counter()
     results = reading(settings, store.search, query, top_k=top_k, mode=mode, filters=filters)
+    warnings += site_warnings(source, store.sites, settings.data_dir)  # the sites of the snapshot searched
     took = (time.perf_counter() - t0) * 1000
     if as_json:  # exactly what GET /search answers
         from api.schemas import SearchHit, SearchResponse, api_json
@@ -170,6 +183,7 @@ def ask(
 
     svc = open_service(settings)
     warnings = reading(settings, doc_warnings, doc or [], svc.stored_among, svc.list_documents, settings.data_dir)
+    warnings += site_warnings(source, svc.sites, settings.data_dir)
     skipped: list[int] = []
     answered = 0
     for q in _stdin_questions(skipped) if many else [question]:

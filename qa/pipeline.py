@@ -248,6 +248,9 @@ class QAService:
     def stored_among(self, ids: list[str]) -> set[str]:
         return self.store.stored_among(ids)
 
+    def sites(self) -> list[str]:
+        return self.store.sites()
+
     def health(self) -> dict:
         # a model in a local folder is named by the folder alone: /health is open, the server's paths are not its business
         return {**self.store.counts(), "embedder": _shown_model(self.embedder.identity), "reader": _shown_model(self.reader.name)}

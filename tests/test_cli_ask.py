@@ -299,6 +299,37 @@ def test_the_api_warns_of_a_document_filter_naming_no_document(seed_index, base_
     assert cli.exit_code == 0 and [w["did_you_mean"] for w in json.loads(cli.stdout)["warnings"]] == [doc_id]
 
 
+def test_a_source_filter_on_a_site_no_document_is_on_is_said(seed_index, base_settings):
+    """A service filtering on a site none of the documents is on ("numerama" for numerama.com, another
+    team's site) got an empty result and no word of why, where a mistyped document id is warned of:
+    the API and the CLI say so the same way, with the stored site likely meant; a site the documents
+    are on, given as a domain or a URL, gets no warning."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    def warning(field, value, site, meant):
+        return {"field": field, "value": value, "message": f"no document is on the site {site!r} or its subdomains: this filter matches nothing", "did_you_mean": meant}
+
+    settings = base_settings.model_copy(update={"data_dir": seed_index, "api_key": None, "read_key": None, "cors_origins": []})
+    with TestClient(create_app(settings)) as client:
+        posted = client.post("/search", json={"query": "Netflix séries", "filters": {"source": "numerama"}})
+        assert posted.status_code == 200 and posted.json()["results"] == [], posted.text
+        assert posted.json()["warnings"] == [warning("filters.source", "numerama", "numerama", "numerama.com")]
+        got = client.get("/search", params={"q": "Netflix séries", "source": "https://www.numerama.co/"})
+        assert got.json()["warnings"] == [warning("source", "https://www.numerama.co/", "numerama.co", "numerama.com")], got.text
+        asked = client.post("/ask", json={"question": "Que veut concurrencer Amazon ?", "filters": {"source": "lemonde.fr", "document_ids": ["nope"]}})
+        assert [(w["field"], w["did_you_mean"]) for w in asked.json()["warnings"]] == [("filters.document_ids", None), ("filters.source", None)], asked.text
+        for source in ("numerama.com", "https://www.numerama.com/pop-culture/x.html", "NUMERAMA.COM"):
+            r = client.get("/search", params={"q": "Netflix séries", "source": source})
+            assert r.json()["results"] and r.json()["warnings"] == [], r.text
+    cli = _run(["search", "Netflix séries", "--source", "numerama", "--json"], seed_index)
+    assert cli.exit_code == 0 and json.loads(cli.stdout)["warnings"] == [warning("--source", "numerama", "numerama", "numerama.com")]
+    assert cli.stderr.strip() == f"warning: --source 'numerama': no document in {seed_index} is on that site; did you mean 'numerama.com'?"
+    cli = _run(["ask", "Que veut concurrencer Amazon ?", "--source", "lemonde.fr", "--json"], seed_index)
+    assert cli.exit_code == 0 and [w["field"] for w in json.loads(cli.stdout)["warnings"]] == ["--source"], cli.stdout
+
+
 def test_ask_takes_the_filters_of_search_and_of_the_api(seed_index):
     """/ask takes filters; `qa ask` had none (`--doc` was a usage error): the same options as
     `qa search`, checked by the same rules before the models load."""

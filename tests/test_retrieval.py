@@ -245,3 +245,16 @@ def test_hybrid_results_do_not_depend_on_top_k(seed_store):
         long = [(r.chunk_id, round(r.score, 9)) for r in seed_store.search(question, top_k=20)]
         assert long[:3] == short, question
         assert all(0.0 <= s <= 1.0 for _, s in long)
+
+
+def test_meant_site_names_the_stored_site_a_source_filter_likely_means():
+    from index.retrieval import meant_site, on_site
+
+    sites = ["support.exemple.fr", "intranet.exemple.fr", "numerama.com"]
+    assert meant_site("intranet", sites) == "intranet.exemple.fr"  # the site's first label
+    assert meant_site("exemple", sites) == "exemple.fr"  # a parent domain: the shortest holding it
+    assert meant_site("exmple.fr", sites) == "exemple.fr"  # a typo
+    assert meant_site("numerama.co", sites) == "numerama.com"
+    assert meant_site("lemonde.fr", sites) is None and meant_site("fr", []) is None and meant_site(None, sites) is None
+    assert on_site("support.exemple.fr", "exemple.fr") and on_site("exemple.fr", "exemple.fr")
+    assert not on_site("notexemple.fr", "exemple.fr") and not on_site("exemple.fr", None)
