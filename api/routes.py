@@ -184,7 +184,7 @@ async def page(rt: Rt) -> HTMLResponse:
 
 
 @router.head("/health", include_in_schema=False)  # uptime probes
-@router.get("/health", response_model=HealthResponse, tags=["service"], responses=_errors(503))
+@router.get("/health", response_model=HealthResponse, tags=["service"], responses=_errors(500, 503))
 async def health(svc: Service, rt: Rt) -> HealthResponse:
     """Liveness: the models and the index are loaded; index size and model identities."""
     h = await run_in_threadpool(rt.refresh_gauges, svc)
@@ -196,7 +196,7 @@ async def health(svc: Service, rt: Rt) -> HealthResponse:
 
 @router.get(
     "/metrics", tags=["service"], dependencies=READ, response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}, **_errors(401, 403)},
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}, **_errors(401, 403, 500, 503)},
 )
 async def prometheus_metrics(svc: Service, rt: Rt) -> Response:
     """Prometheus metrics: requests and latency per route template, index size."""
@@ -365,7 +365,7 @@ async def add_document_files(
     return await _added(svc, rt, docs)
 
 
-@router.get("/documents", response_model=DocumentPage, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 503))
+@router.get("/documents", response_model=DocumentPage, tags=["documents"], dependencies=READ, responses=_errors(401, 403, 500, 503))
 async def list_documents(
     svc: Service,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Documents to skip.", json_schema_extra={"format": "int64"})] = 0,
@@ -379,7 +379,7 @@ async def list_documents(
 
 @router.get(
     "/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"], dependencies=READ,
-    responses={**_errors(401, 403, 404, 503), 307: {"description": "`/documents/` (no id): redirected to `/documents`, the list"}},
+    responses={**_errors(401, 403, 404, 500, 503), 307: {"description": "`/documents/` (no id): redirected to `/documents`, the list"}},
 )
 async def get_document(doc_id: Annotated[str, PathParam(max_length=MAX_ID_CHARS)], svc: Service, request: Request) -> Any:
     """One document with its full text (answer and passage offsets point into ``text``). An id with

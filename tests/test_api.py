@@ -158,6 +158,19 @@ def test_openapi_schema_is_complete(client):
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
 
 
+def test_openapi_schema_documents_the_errors_every_route_can_answer(client):
+    """Any route can answer a 500 (an unhandled error, with its request id) and a 503 (the service not
+    loaded yet, shutting down, a damaged index): a client generated from the schema must know their
+    body. GET /documents, GET /documents/{id}, /health and /metrics left some out."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            for code in ("500", "503"):
+                assert code in op["responses"], (method, path, code)
+                ref = op["responses"][code]["content"]["application/json"]["schema"]["$ref"]
+                assert ref.endswith("/ErrorResponse"), (method, path, code)
+
+
 def test_openapi_schema_serves_generated_clients(client):
     """What client generators read: operation ids that make method names, 64-bit chunk ids, dates
     as the strings the server takes, and the limits it enforces."""
