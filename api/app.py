@@ -169,6 +169,21 @@ def binary_files(node: Any) -> None:
             binary_files(value)
 
 
+def json_body_problem(body: bytes) -> str | None:
+    """What is wrong with a request body that is not JSON (the middleware has checked it is UTF-8),
+    in the words `qa index` uses for a JSON file: line, column and, for a trailing comma or single
+    quotes, what to change. None if it parses (FastAPI's own message is kept)."""
+    from index.file_errors import json_syntax
+
+    try:
+        json.loads(body.decode("utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        return json_syntax(exc, line=True)
+    except ValueError:
+        return None
+    return None
+
+
 def create_app(settings: Settings | None = None, service: "QAService | None" = None, index_checked: bool = False) -> FastAPI:
     """App factory. With ``service=None`` the models are loaded once, in the lifespan, after a check
     of every page of the index unless ``index_checked``. A setting that cannot be used is a
@@ -265,6 +280,9 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
         # FastAPI's 422, but a large offending value is not sent back whole (a 2 MB body would
         # come back as a 2 MB answer)
         errors = [{**e, "input": echoed_input(e["input"])} if "input" in e else e for e in jsonable_encoder(exc.errors())]
+        for e in errors:  # a body that is not JSON: where, and the usual fix (a trailing comma), as `qa index` says of a file
+            if e.get("type") == "json_invalid":
+                e["msg"] = json_body_problem(await request.body()) or e["msg"]
         root = REQUEST_MODELS.get(getattr(request.scope.get("endpoint"), "__name__", None))
         for e in errors:  # an unknown field: which one was meant ("after" for "published_after"), as `qa eval` says
             meant = meant_field(root, e["loc"]) if root is not None and e.get("type") == "extra_forbidden" and e.get("loc") else None

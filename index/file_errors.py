@@ -15,11 +15,12 @@ def not_utf8(data: bytes, at: int) -> str:
     return f"not UTF-8 text (byte {at} is 0x{data[at]:02x}): save the file as UTF-8"
 
 
-def json_syntax(exc: json.JSONDecodeError) -> str:
-    """The message for a JSON syntax error, with its column and, for the two mistakes people make
-    most when writing JSON by hand, what to change: a comma before a closing brace or bracket, and
-    single quotes (Python's ``repr`` of a dict)."""
-    message = f"invalid JSON: {exc.msg} (column {exc.colno})"
+def json_syntax(exc: json.JSONDecodeError, line: bool = False) -> str:
+    """The message for a JSON syntax error, with its column (and ``line``, for a request body: a file's
+    message names its line already) and, for the two mistakes people make most when writing JSON by
+    hand, what to change: a comma before a closing brace or bracket, and single quotes (Python's
+    ``repr`` of a dict)."""
+    message = f"invalid JSON: {exc.msg} ({f'line {exc.lineno}, ' if line else ''}column {exc.colno})"
     text, pos = exc.doc, exc.pos
     after = text[pos:].lstrip()[:1]
     if text[:pos].rstrip().endswith(",") and after in ("}", "]"):

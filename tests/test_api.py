@@ -343,6 +343,13 @@ def test_malformed_bodies(client, api_settings, service):
     assert r.status_code == 400 and "UTF-8" in r.json()["detail"]
     r = client.post("/ask", content=b'{"question": ', headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+    # a hand-written body's usual slips are named with what to change, as `qa index` names them in a file
+    r = client.post("/extract", content='{"question": "Où ?",\n "context": "Le siège est à Lyon.",\n}'.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid", r.text
+    assert r.json()["detail"][0]["msg"] == ("invalid JSON: Expecting property name enclosed in double quotes (line 3, column 1): "
+                                           "remove the comma before '}' (JSON allows no trailing comma)")
+    r = client.post("/search", content=b"{'query': 'Netflix'}", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["msg"].endswith('write names and strings in double quotes ("), not single quotes'), r.text
     # curl -d without -H sends a form; a body without a Content-Type is not read as JSON either
     r = client.post("/ask", content=b"question=Qui", headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 415 and "Content-Type: application/json" in r.json()["detail"]
