@@ -249,7 +249,8 @@ class DocumentIn(_Strict):
     FIELD_HINTS = {"date": "published", "published_at": "published", "publication_date": "published", "created": "published",
                    "body": "text", "content": "text", "link": "url", "name": "title", "meta": "metadata"}
     id: str | None = Field(None, json_schema_extra={"maxLength": MAX_ID_CHARS}, description="Stable id (at most 256 characters, no control characters; the same rule as `qa index`), stored in Unicode NFC (accents sent decomposed are composed: one id however they were typed); when absent, the first 16 hex digits of the SHA-1 of the text.")
-    title: str = Field(..., max_length=1_000)
+    # optional, as in a JSON or JSONL record `qa index` reads: an untitled document is shown by its id
+    title: str | None = Field(None, max_length=1_000, description="One line (line breaks and tabs become spaces); when absent, the document is untitled, as a JSON record without one.")
     text: str = Field(..., min_length=1)
     url: str | None = Field(None, max_length=2_000)
     published: str | None = Field(None, description='ISO date, possibly partial: "2017", "2017-10" or "2017-10-27"; an ISO datetime keeps its date.', examples=["2017-10-27"])
@@ -265,10 +266,10 @@ class DocumentIn(_Strict):
 
     @field_validator("title")
     @classmethod
-    def _title(cls, v: str) -> str:
+    def _title(cls, v: str | None) -> str | None:
         # one line, as `qa index` makes it: line breaks and tabs (scraped titles have them) become
         # spaces; other control characters (ESC, BEL) are no part of a title
-        if control_problem(v) is None:
+        if v is None or control_problem(v) is None:
             return v
         problem = control_problem("".join(" " if ch.isspace() else ch for ch in v))
         _refused_if("title", f"{problem}: a title is text, without escape sequences" if problem else None, v)

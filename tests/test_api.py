@@ -997,6 +997,21 @@ def test_a_title_is_one_line(client):
             client.delete(f"/documents/{doc_id}")
 
 
+def test_a_document_without_a_title_is_taken_as_qa_index_takes_a_record_without_one(client):
+    # `qa index` and POST /documents/files index a JSON record without a title; POST /documents refused it (422 "Field required")
+    r = client.post("/documents", json={"documents": [{"id": "sans-titre", "text": "Le badge perdu se remplace à l'accueil."}]})
+    assert r.status_code == 200, r.text
+    try:
+        got = client.get("/documents/sans-titre").json()
+        assert got["title"] is None and got["text"] == "Le badge perdu se remplace à l'accueil."
+        listed = client.get("/documents", params={"q": "sans-titre"}).json()["items"]
+        assert [(d["id"], d["title"]) for d in listed] == [("sans-titre", None)]
+        hits = client.post("/search", json={"query": "badge perdu accueil", "filters": {"document_ids": ["sans-titre"]}}).json()["results"]
+        assert hits and hits[0]["title"] is None
+    finally:
+        client.delete("/documents/sans-titre")
+
+
 def test_a_repeated_id_is_named_where_it_repeats(client):
     for docs, hint in (([{"id": "x", "title": "T", "text": "Un."}, {"id": "x", "title": "T", "text": "Deux."}], False),
                        ([{"title": "T", "text": "Même."}, {"title": "U", "text": "Même."}], True)):
