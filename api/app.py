@@ -338,7 +338,9 @@ def create_app(settings: Settings | None = None, service: "QAService | None" = N
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            # a browser shows a cross-origin script only the safelisted headers and these: the wait a 503 asks for too
+            expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(RequestMiddleware, metrics=runtime.metrics, routes=routes)
     app.add_middleware(StartupProblemReport)

@@ -1466,6 +1466,9 @@ def test_cors_is_off_by_default_and_configurable(client, api_settings, service):
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://news.example.org"
         r = c.get("/health", headers={"Origin": "https://news.example.org"})
         assert r.headers["access-control-allow-origin"] == "https://news.example.org"
+        # a page of that origin reads the request id, and a busy server's Retry-After (not a safelisted header)
+        exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+        assert {"x-request-id", "retry-after"} <= exposed, exposed
         r = c.get("/health", headers={"Origin": "https://evil.example.com"})
         assert "access-control-allow-origin" not in r.headers
         # HEAD is answered wherever GET is: a browser's HEAD with a key is preflighted and allowed
