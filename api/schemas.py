@@ -378,6 +378,9 @@ class FilterWarning(BaseModel):
     """Something in the request that was taken but most likely not meant: the response is still the
     one asked for (other ids may be right)."""
 
+    # always sent: required in the schema, not optional to a generated client (a default would make it so)
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     field: str = Field(..., description='Where it was sent: "filters.document_ids" or "filters.source" (POST), "document_id" or "source" (GET /search).')
     value: str = Field(..., description="The value as sent.")
     message: str
@@ -416,6 +419,9 @@ class CitationOut(BaseModel):
 
 
 class AnswerOut(BaseModel):
+    # always sent: required in the schema, not optional to a generated client (a default would make it so)
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     text: str = Field(..., description="The answer; equals the document text [start:end].")
     score: float = Field(..., description="Confidence 0..1.")
     document_id: str
@@ -443,6 +449,9 @@ class AnswerOut(BaseModel):
 
 
 class AskResponse(BaseModel):
+    # always sent: required in the schema, not optional to a generated client (a default would make it so)
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     question: str
     answers: list[AnswerOut] = Field(..., description="Best first; empty when no credible answer was found.")
     no_answer: bool
@@ -459,6 +468,9 @@ class AskResponse(BaseModel):
 
 
 class SearchResponse(BaseModel):
+    # always sent: required in the schema, not optional to a generated client (a default would make it so)
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     query: str
     results: list[SearchHit]
     took_ms: TookMs

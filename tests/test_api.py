@@ -193,6 +193,21 @@ def test_openapi_schema_serves_generated_clients(client):
     assert schemas["DocumentIn"]["properties"]["id"]["maxLength"] == 256
 
 
+def test_openapi_response_fields_always_sent_are_required(client):
+    """A client generator makes a field that is not required optional (nullable, or absent): every
+    field of a response is always sent, so each is required; only an error's request_id may be absent
+    (a 404 has none). `warnings`, `citations` and `did_you_mean` were not."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    outputs = ("AskResponse", "AnswerOut", "CitationOut", "SearchResponse", "SearchHit", "FilterWarning", "ExtractResponse",
+               "ExtractedAnswerOut", "DocumentsAdded", "AddedDocument", "DocumentPage", "DocumentInfoOut", "DocumentOut",
+               "DeleteResponse", "HealthResponse")
+    for name in outputs:
+        assert set(schemas[name]["properties"]) == set(schemas[name].get("required", [])), name
+    assert schemas["ErrorResponse"]["required"] == ["detail"]
+    r = client.post("/search", json={"query": "Netflix", "top_k": 1})
+    assert r.status_code == 200 and r.json()["warnings"] == []
+
+
 def test_openapi_security_follows_the_configured_keys(api_settings, service):
     """Operations whose key is not set take requests without one: their security is optional."""
     optional, required = [{}, {"HTTPBearer": []}], [{"HTTPBearer": []}]
