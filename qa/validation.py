@@ -69,10 +69,13 @@ def filter_ids(document_ids: list[str]) -> list[str]:
 
 def unknown_document_ids(document_ids: list[str], stored_among: Callable[[list[str]], set[str]]) -> list[str]:
     """The ids of ``document_ids`` (checked already) that a filter on them matches no document by
-    (none of their ``filter_ids`` forms is stored), each once, in the order given."""
+    (none of their ``filter_ids`` forms is stored), each once, in the order given: " x " and "x",
+    one id to the filter, are one (the first as sent)."""
     ids = list(dict.fromkeys(document_ids))
     found = stored_among(filter_ids(ids))
-    return [doc_id for doc_id in ids if not found.intersection(filter_ids([doc_id]))]
+    unknown = [doc_id for doc_id in ids if not found.intersection(filter_ids([doc_id]))]
+    seen: set[str] = set()
+    return [doc_id for doc_id in unknown if not (clean_id(doc_id) in seen or seen.add(clean_id(doc_id)))]
 
 
 def filters_of(document_ids: list[str] | None, source: str | None, after: date | None, before: date | None) -> Filters | None:

@@ -13,7 +13,7 @@ from api.schemas import DocumentIn, FiltersIn, SearchQuery, SearchRequest
 from index.ingest import record_to_document
 from index.text import text_problem
 from qa.cli_ask import check_filters, check_text
-from qa.validation import date_bound, empty_period, filter_id_problem, filters_of, source_problem
+from qa.validation import date_bound, empty_period, filter_id_problem, filters_of, source_problem, unknown_document_ids
 
 
 def _cli_takes(fn, *args) -> bool:
@@ -155,3 +155,12 @@ def test_documents_are_stored_alike_from_a_file_or_over_http(record):
     from_file = record_to_document(record, "default")
     over_http = DocumentIn(title="T", **record)
     assert (from_file.id, from_file.url, from_file.published) == (over_http.id or "default", over_http.url, over_http.published)
+
+
+def test_an_unknown_filter_id_sent_with_and_without_spaces_is_one_warning():
+    # " x " is "x" to the filter: one id matching nothing, warned of once (the first as sent)
+    stored = {"note-1"}
+    assert unknown_document_ids(["x", " x ", "note-1", "y", "x "], lambda ids: stored & set(ids)) == ["x", "y"]
+    assert unknown_document_ids([" x ", "x"], lambda ids: stored & set(ids)) == [" x "]
+    # an id an earlier version stored with its spaces: " z " finds it, "z" alone does not
+    assert unknown_document_ids([" z ", "z"], lambda ids: {" z "} & set(ids)) == ["z"]
