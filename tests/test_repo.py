@@ -45,6 +45,35 @@ def test_dockerfile_matches_readme():
     assert "0.0.0.0" in docker and "8000" in docker
 
 
+
+def test_the_image_can_be_built_without_the_sample_articles():
+    """A team serving its own documents builds with SAMPLE_ARTICLES=false: the index folder is made
+    empty (owned by the image's user, as with the articles) and no article is indexed; by default
+    the image indexes them, as the README's run command does. No Docker engine runs here: the RUN
+    step's shell is run with `qa` and `pip` as the only commands it cannot run here, and /app
+    moved to a temporary folder."""
+    docker = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^ARG SAMPLE_ARTICLES=true$", docker, re.M)
+    run = next(m.group(1) for m in re.finditer(r"^RUN (.+?)(?<!\\)\n", docker, re.S | re.M) if "qa index data/articles" in m.group(1))
+    import os
+    import tempfile
+
+    for sample, indexed in (("true", True), ("false", False)):
+        with tempfile.TemporaryDirectory() as tmp:
+            bin_dir, app = Path(tmp) / "bin", Path(tmp) / "app"
+            bin_dir.mkdir()
+            for name in ("qa", "pip"):  # record what they are asked, nothing more
+                (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {tmp}/calls\n')
+                (bin_dir / name).chmod(0o755)
+            (app / "models").mkdir(parents=True)
+            script = run.replace("\\\n", " ").replace("/app/", f"{app}/").replace("chown -R 10001:0", "true")
+            env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SAMPLE_ARTICLES": sample}
+            proc = subprocess.run(["sh", "-ec", script], cwd=tmp, env=env, capture_output=True, text=True)
+            assert proc.returncode == 0, proc.stderr
+            calls = (Path(tmp) / "calls").read_text().splitlines()
+            assert ("qa index data/articles" in calls) is indexed, calls
+            assert (app / "var").is_dir(), "the index folder exists for chown and the server to write"
+
 def _readme_section(title: str) -> str:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     m = re.search(rf"^## {re.escape(title)}\n(.+?)(?=^## )", text, re.S | re.M)
