@@ -965,7 +965,6 @@ def test_document_lifecycle(client):
         ([], "documents"),
         ([{"title": "T"}], "text"),
         ([{"title": "T", "text": "  "}], "text"),
-        ([{"text": "Un texte."}], "title"),
         ([{"title": "T", "text": "Un texte.", "published": "2017-13"}], "published"),
         ([{"title": "T", "text": "Un texte.", "published": "le 3 mars"}], "published"),
         ([{"title": "T", "text": "Un texte.", "published": "2017 et 2018"}], "published"),
