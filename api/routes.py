@@ -47,6 +47,7 @@ from api.schemas import (
     SearchQuery,
     SearchRequest,
     SearchResponse,
+    date_warnings,
     document_not_found,
     filter_warnings,
     similar_document,
@@ -233,37 +234,45 @@ async def ask(body: AskRequest, svc: Service, rt: Rt, request: Request) -> Any:
         log.info("/ask: the client went away before its answer was ready")
         return Response(status_code=499)  # as /extract: nobody receives it, metrics count it
     (rt.metrics.answered if result.answers else rt.metrics.no_answer).inc()
-    warnings = await _filter_warnings(svc, body.filters, "filters.document_ids", "filters.source")
+    warnings = await _filter_warnings(svc, body.filters, POST_FIELDS)
     return AskResponse.from_result(result, warnings).model_copy(update={"question": body.question})
 
 
-async def _filter_warnings(svc: Any, filters: FiltersIn | None, ids_field: str, source_field: str) -> list:
-    """Warnings for the filter ids and the source that match no stored document; ``*_field``: where each was sent."""
+POST_FIELDS = ("filters.document_ids", "filters.source", "filters.published_after", "filters.published_before")
+GET_FIELDS = ("document_id", "source", "published_after", "published_before")
+
+
+async def _filter_warnings(svc: Any, filters: FiltersIn | None, fields: tuple[str, str, str, str]) -> list:
+    """Warnings for the filter ids, the source and the dates that match no stored document; ``fields``:
+    where each was sent (ids, source, after, before)."""
     if filters is None:
         return []
-    warnings = source_warnings(filters.source, source_field, svc.sites)  # the snapshot in memory: no query
+    ids_field, source_field, after_field, before_field = fields
+    # the snapshot in memory: no query
+    warnings = source_warnings(filters.source, source_field, svc.sites)
+    warnings += date_warnings(filters.published_after, filters.published_before, (after_field, before_field), svc.dates_kept)
     if filters.document_ids:
         warnings = await run_in_threadpool(filter_warnings, filters.document_ids, ids_field, svc.stored_among, svc.list_documents) + warnings
     return warnings
 
 
-async def _search(svc: Any, rt: Runtime, query: str, top_k: int, mode: str | None, filters: FiltersIn | None, fields: tuple[str, str]) -> SearchResponse:
+async def _search(svc: Any, rt: Runtime, query: str, top_k: int, mode: str | None, filters: FiltersIn | None, fields: tuple[str, str, str, str]) -> SearchResponse:
     t0 = time.perf_counter()
     results = await rt.model_threads(svc.search, query, top_k, mode, to_filters(filters))
-    warnings = await _filter_warnings(svc, filters, *fields)
+    warnings = await _filter_warnings(svc, filters, fields)
     return SearchResponse(query=query, results=[SearchHit.from_result(r) for r in results], took_ms=(time.perf_counter() - t0) * 1000, warnings=warnings)
 
 
 @router.post("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))
 async def search(body: SearchRequest, svc: Service, rt: Rt) -> SearchResponse:
     """Semantic (dense), lexical (BM25) or hybrid passage search."""
-    return await _search(svc, rt, body.query, body.top_k or DEFAULT_SEARCH_TOP_K, body.mode, body.filters, ("filters.document_ids", "filters.source"))
+    return await _search(svc, rt, body.query, body.top_k or DEFAULT_SEARCH_TOP_K, body.mode, body.filters, POST_FIELDS)
 
 
 @router.get("/search", response_model=SearchResponse, tags=["search"], dependencies=READ, responses=_errors(401, 403, 500, 503))
 async def search_get(params: Annotated[SearchQuery, Query()], svc: Service, rt: Rt) -> SearchResponse:
     """Same as ``POST /search``, for quick calls: ``/search?q=...&top_k=5``."""
-    return await _search(svc, rt, params.q, params.top_k, params.mode, params.filters(), ("document_id", "source"))
+    return await _search(svc, rt, params.q, params.top_k, params.mode, params.filters(), GET_FIELDS)
 
 
 @router.post("/extract", response_model=ExtractResponse, tags=["qa"], dependencies=READ, responses=_errors(400, 401, 403, 408, 413, 415, 500, 503))

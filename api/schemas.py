@@ -371,6 +371,27 @@ def source_warnings(source: str | None, field: str, sites: typing.Callable[[], l
                           did_you_mean=meant_site(want, stored))]
 
 
+def date_warnings(after: date | None, before: date | None, fields: tuple[str, str],
+                  dates_kept: typing.Callable[[date | None, date | None], tuple[bool, date | None, date | None, int]]) -> list["FilterWarning"]:
+    """A warning when a date range keeps no document, naming the bound at fault (``fields``: where
+    each was sent) and the dates the documents have: an empty answer alone would not say that the
+    documents end in 2024, or that undated ones are never kept by a date filter."""
+    if after is None and before is None:
+        return []
+    kept, first, last, undated = dates_kept(after, before)
+    if kept:
+        return []
+    if after is not None and (last is None or after > last or before is None):
+        field, value = fields[0], after
+    else:
+        field, value = fields[1], before
+    span = f"dated documents run from {first.isoformat()} to {last.isoformat()}" if first and last else "no document has a date"
+    if undated:
+        span += f"; {undated} undated document{'s are' if undated > 1 else ' is'} never kept by a date filter"
+    period = f"from {after.isoformat() if after else 'any date'} to {before.isoformat() if before else 'any date'}"
+    return [FilterWarning(field=field, value=value.isoformat(), message=f"no document is dated {period}: this filter matches nothing ({span})")]
+
+
 # --- responses ------------------------------------------------------------------------------
 
 
@@ -381,8 +402,8 @@ class FilterWarning(BaseModel):
     # always sent: required in the schema, not optional to a generated client (a default would make it so)
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
-    field: str = Field(..., description='Where it was sent: "filters.document_ids" or "filters.source" (POST), "document_id" or "source" (GET /search).')
-    value: str = Field(..., description="The value as sent.")
+    field: str = Field(..., description='Where it was sent: "filters.document_ids", "filters.source", "filters.published_after" or "filters.published_before" (POST), "document_id", "source", "published_after" or "published_before" (GET /search).')
+    value: str = Field(..., description="The value as sent (a date: the day it was read as, 2030-01-01 for 2030).")
     message: str
     did_you_mean: str | None = Field(None, description="The stored id it most likely means (another case or accents, or a file's name given for its id), or for a source the stored site (`intranet.exemple.fr` for `intranet`), if any.")
 
@@ -457,7 +478,7 @@ class AskResponse(BaseModel):
     no_answer: bool
     passages: list[SearchHit] = Field(..., description="The passages that were read.")
     took_ms: TookMs
-    warnings: list[FilterWarning] = Field(default_factory=list, description="Filter ids, or a source, that match no document (empty when there are none).")
+    warnings: list[FilterWarning] = Field(default_factory=list, description="Filters that match no document: ids, a source, a date range (empty when there are none).")
 
     @classmethod
     def from_result(cls, result: Any, warnings: list[FilterWarning] = ()) -> "AskResponse":
@@ -474,7 +495,7 @@ class SearchResponse(BaseModel):
     query: str
     results: list[SearchHit]
     took_ms: TookMs
-    warnings: list[FilterWarning] = Field(default_factory=list, description="Filter ids, or a source, that match no document (empty when there are none).")
+    warnings: list[FilterWarning] = Field(default_factory=list, description="Filters that match no document: ids, a source, a date range (empty when there are none).")
 
 
 class ExtractedAnswerOut(BaseModel):

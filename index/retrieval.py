@@ -159,6 +159,19 @@ class DocTable:
         return mask
 
 
+def dates_kept(docs: DocTable, after: date | None, before: date | None) -> tuple[bool, date | None, date | None, int]:
+    """What a date filter from ``after`` to ``before`` makes of ``docs``: whether it keeps any, the
+    first and last days documents are dated with (None when none is), and how many are undated (a
+    date filter never keeps them)."""
+    dated = docs.lo != NO_DATE
+    undated = int((~dated).sum())
+    if not dated.any():
+        return False, None, None, undated
+    kept = docs.allowed(Filters(published_after=after, published_before=before))
+    first, last = date.fromordinal(int(docs.lo[dated].min())), date.fromordinal(int(docs.hi[dated].max()))
+    return bool(kept is None or kept.any()), first, last, undated
+
+
 def _ordinal(d) -> int:
     if isinstance(d, str):
         d = date.fromisoformat(d[:10])

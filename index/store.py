@@ -570,6 +570,12 @@ class IndexStore:
         """Which of these exact ids are stored (a filter on any other matches nothing)."""
         return stored_among(self._rconn(), ids)
 
+    def dates_kept(self, after, before) -> tuple[bool, object, object, int]:
+        """``index.retrieval.dates_kept`` of the documents searched (the snapshot in memory, no query)."""
+        from index.retrieval import dates_kept
+
+        return dates_kept(self._snap.docs, after, before) if self._snap else (False, None, None, 0)
+
     def sites(self) -> list[str]:
         """The sites of the documents searched (``index.retrieval.normalize_domain`` of their URLs): what
         a source filter can match, read from the snapshot searches use (no query)."""

@@ -87,6 +87,18 @@ def site_warnings(source: str | None, sites: Callable[[], list[str]], data_dir: 
     return warnings
 
 
+
+def period_warnings(filters, dates_kept: Callable, data_dir: Path) -> list:
+    """The API's warning (``api.schemas.date_warnings``) for --after/--before that keep no document,
+    also printed on stderr."""
+    from api.schemas import date_warnings
+
+    after, before = (filters.published_after, filters.published_before) if filters is not None else (None, None)
+    warnings = date_warnings(after, before, ("--after", "--before"), dates_kept)
+    for w in warnings:
+        typer.echo(f"warning: {w.field} {w.value}: {w.message} in {data_dir}", err=True)
+    return warnings
+
 def search(
     query: str,
     top_k: int = typer.Option(DEFAULT_SEARCH_TOP_K, "--top-k", min=1, max=MAX_TOP_K, help=f"Passages to show ({DEFAULT_SEARCH_TOP_K}, as GET /search)"),
@@ -108,7 +120,8 @@ def search(
     warnings = reading(settings, doc_warnings, doc or [], store.stored_among, store.list_documents, settings.data_dir)
     t0 = time.perf_counter()
     results = reading(settings, store.search, query, top_k=top_k, mode=mode, filters=filters)
-    warnings += site_warnings(source, store.sites, settings.data_dir)  # the sites of the snapshot searched
+    warnings += site_warnings(source, store.sites, settings.data_dir)  # the sites and dates of the snapshot searched
+    warnings += period_warnings(filters, store.dates_kept, settings.data_dir)
     took = (time.perf_counter() - t0) * 1000
     if as_json:  # exactly what GET /search answers
         from api.schemas import SearchHit, SearchResponse, api_json
@@ -184,6 +197,7 @@ def ask(
     svc = open_service(settings)
     warnings = reading(settings, doc_warnings, doc or [], svc.stored_among, svc.list_documents, settings.data_dir)
     warnings += site_warnings(source, svc.sites, settings.data_dir)
+    warnings += period_warnings(filters, svc.dates_kept, settings.data_dir)
     skipped: list[int] = []
     answered = 0
     for q in _stdin_questions(skipped) if many else [question]:

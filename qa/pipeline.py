@@ -251,6 +251,9 @@ class QAService:
     def sites(self) -> list[str]:
         return self.store.sites()
 
+    def dates_kept(self, after, before):
+        return self.store.dates_kept(after, before)
+
     def health(self) -> dict:
         # a model in a local folder is named by the folder alone: /health is open, the server's paths are not its business
         return {**self.store.counts(), "embedder": _shown_model(self.embedder.identity), "reader": _shown_model(self.reader.name)}

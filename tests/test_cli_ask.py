@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -328,6 +329,33 @@ def test_a_source_filter_on_a_site_no_document_is_on_is_said(seed_index, base_se
     assert cli.stderr.strip() == f"warning: --source 'numerama': no document in {seed_index} is on that site; did you mean 'numerama.com'?"
     cli = _run(["ask", "Que veut concurrencer Amazon ?", "--source", "lemonde.fr", "--json"], seed_index)
     assert cli.exit_code == 0 and [w["field"] for w in json.loads(cli.stdout)["warnings"]] == ["--source"], cli.stdout
+
+
+def test_a_date_range_no_document_is_dated_in_is_said(seed_index, base_settings):
+    """A date range past the documents' dates (a client's default "last 30 days" on an archive) gave
+    an empty answer and no word of why: the warning names the bound at fault and the dates the
+    documents have; a range that keeps some gets none."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    settings = base_settings.model_copy(update={"data_dir": seed_index, "api_key": None, "read_key": None, "cors_origins": []})
+    with TestClient(create_app(settings)) as client:
+        posted = client.post("/search", json={"query": "Netflix séries", "filters": {"published_after": "2100"}})
+        assert posted.status_code == 200 and posted.json()["results"] == [], posted.text
+        [w] = posted.json()["warnings"]
+        assert (w["field"], w["value"], w["did_you_mean"]) == ("filters.published_after", "2100-01-01", None)
+        assert re.fullmatch(r"no document is dated from 2100-01-01 to any date: this filter matches nothing \(dated documents run from "
+                            r"20\d\d-\d\d-\d\d to 20\d\d-\d\d-\d\d(; \d+ undated documents? (are|is) never kept by a date filter)?\)", w["message"]), w
+        got = client.get("/search", params={"q": "Netflix séries", "published_before": "1990-06"})
+        assert [(w["field"], w["value"]) for w in got.json()["warnings"]] == [("published_before", "1990-06-30")], got.text
+        asked = client.post("/ask", json={"question": "Que veut concurrencer Amazon ?", "filters": {"published_after": "1990", "published_before": "1991"}})
+        assert [w["field"] for w in asked.json()["warnings"]] == ["filters.published_before"], asked.text
+        kept = client.post("/search", json={"query": "Netflix séries", "filters": {"published_after": "2000", "published_before": "2100"}})
+        assert kept.json()["results"] and kept.json()["warnings"] == [], kept.text
+    cli = _run(["search", "Netflix séries", "--after", "2100", "--json"], seed_index)
+    assert cli.exit_code == 0 and [w["field"] for w in json.loads(cli.stdout)["warnings"]] == ["--after"], cli.stdout
+    assert cli.stderr.startswith("warning: --after 2100-01-01: no document is dated from 2100-01-01 to any date"), cli.stderr
 
 
 def test_ask_takes_the_filters_of_search_and_of_the_api(seed_index):

@@ -258,3 +258,13 @@ def test_meant_site_names_the_stored_site_a_source_filter_likely_means():
     assert meant_site("lemonde.fr", sites) is None and meant_site("fr", []) is None and meant_site(None, sites) is None
     assert on_site("support.exemple.fr", "exemple.fr") and on_site("exemple.fr", "exemple.fr")
     assert not on_site("notexemple.fr", "exemple.fr") and not on_site("exemple.fr", None)
+
+
+def test_dates_kept_says_whether_a_date_range_keeps_a_document_and_what_dates_there_are():
+    from index.retrieval import dates_kept
+
+    docs = DocTable.build([("a", None, "2021-01-15"), ("b", None, "2024-05"), ("c", None, None)])
+    assert dates_kept(docs, date(2030, 1, 1), None) == (False, date(2021, 1, 15), date(2024, 5, 31), 1)
+    assert dates_kept(docs, date(2024, 5, 20), None)[0]  # a partial date overlaps the range: kept
+    assert not dates_kept(docs, date(2022, 1, 1), date(2023, 12, 31))[0]  # a gap between the dates
+    assert dates_kept(DocTable.build([("c", None, None)]), None, date(2020, 1, 1)) == (False, None, None, 1)
