@@ -87,7 +87,6 @@ def site_warnings(source: str | None, sites: Callable[[], list[str]], data_dir: 
     return warnings
 
 
-
 def period_warnings(filters, dates_kept: Callable, data_dir: Path) -> list:
     """The API's warning (``api.schemas.date_warnings``) for --after/--before that keep no document,
     also printed on stderr."""
@@ -98,6 +97,7 @@ def period_warnings(filters, dates_kept: Callable, data_dir: Path) -> list:
     for w in warnings:
         typer.echo(f"warning: {w.field} {w.value}: {w.message} in {data_dir}", err=True)
     return warnings
+
 
 def search(
     query: str,
