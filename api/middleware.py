@@ -129,6 +129,15 @@ def path_problem(path: str, raw_path: bytes | None = None) -> str | None:
     return None
 
 
+def method_not_allowed(method: str, path: str, allowed: list[str]) -> str:
+    """A 405's detail: the methods the path takes (as its ``Allow`` header), and for the ``PUT`` or
+    ``PATCH`` that REST clients send to change a document, how documents are replaced here."""
+    detail = f"{method} is not allowed on {path}: it takes {', '.join(allowed)}"
+    if path.startswith("/documents") and method in ("PUT", "PATCH"):
+        detail += "; to add or replace a document, POST /documents with its id (a document sent again under its id replaces it)"
+    return detail
+
+
 class PathMiddleware:
     """Answers 404 for paths no resource can have (``path_problem``), answers HEAD wherever GET is
     answered (FastAPI's routes take only the methods they name, and monitors and link checkers send
@@ -169,12 +178,20 @@ class PathMiddleware:
             scope["method"] = "GET"
             send = _without_body(send)
 
+        detail: list[bytes] = []  # the 405's own body, once its start is sent
+
         async def send_allow(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 405:
                 allowed = self._allowed(scope)
                 if allowed:
-                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
-                    message = {**message, "headers": headers + [(b"allow", ", ".join(allowed).encode())]}
+                    drop = (b"allow", b"content-length") if scope["method"] != "HEAD" else (b"allow",)
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in drop] + [(b"allow", ", ".join(allowed).encode())]
+                    if scope["method"] != "HEAD":
+                        detail.append(json_body({"detail": method_not_allowed(scope["method"], scope.get("path", ""), allowed)}))
+                        headers.append((b"content-length", str(len(detail[0])).encode()))
+                    message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and detail:
+                message = {**message, "body": detail.pop(), "more_body": False}
             await send(message)
 
         await self.app(scope, receive, send_allow)

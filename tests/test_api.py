@@ -913,6 +913,14 @@ def test_405_lists_every_method_the_path_takes(client):
     for path, allowed in (("/search", "GET, HEAD, POST"), ("/documents", "GET, HEAD, POST"), ("/documents/x", "DELETE, GET, HEAD"), ("/ask", "POST")):
         r = client.request("PUT", path)
         assert r.status_code == 405 and r.headers["allow"] == allowed, (path, r.headers.get("allow"))
+        # the body says it too (it was a bare "Method Not Allowed"), and how a document is replaced here
+        replace = "; to add or replace a document, POST /documents with its id (a document sent again under its id replaces it)"
+        assert r.json() == {"detail": f"PUT is not allowed on {path}: it takes {allowed}{replace if path.startswith('/documents') else ''}"}, r.text
+        assert int(r.headers["content-length"]) == len(r.content)
+    r = client.patch("/documents/x", json={"title": "t"})
+    assert r.status_code == 405 and "POST /documents with its id" in r.json()["detail"]
+    r = client.delete("/ask")
+    assert r.json() == {"detail": "DELETE is not allowed on /ask: it takes POST"}
 
 
 def test_head_is_answered_wherever_get_is(api_settings, service):
