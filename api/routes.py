@@ -69,7 +69,7 @@ PAGE_CSP = (
 )
 
 ERR = {
-    400: {"model": ErrorResponse, "description": "Body is not UTF-8 JSON"},
+    400: {"model": ErrorResponse, "description": "Body is not UTF-8 text (JSON that does not parse is a 422 naming its line and column)"},
     401: {"model": ErrorResponse, "description": "Missing API key (Authorization: Bearer <key>)"},
     403: {"model": ErrorResponse, "description": "Wrong API key"},
     404: {"model": ErrorResponse, "description": "Unknown document"},
