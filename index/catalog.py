@@ -433,9 +433,6 @@ class DocumentCatalog:
     def source_files(self) -> list[tuple[str, str]]:
         return source_files(self._conn) if self._conn else []
 
-    def stored_among(self, ids: Iterable[str]) -> set[str]:
-        return stored_among(self._conn, ids) if self._conn else set()
-
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
